@@ -1,0 +1,157 @@
+"""`tessera` command line: one short function per command, each one call into the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tessera.errors import TesseraError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Tessera: index a corpus, search it, evaluate it.")
+out = Console()
+err = Console(stderr=True)
+_state = {"debug": False}
+MULTI_VALUE_OPTIONS = ("--metrics",)
+
+
+def _parse_params(items: list[str]) -> dict[str, float]:
+    params: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            params[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise TesseraError(f"expected NAME=NUMBER, got '{item}'", field="param")
+    return params
+
+
+def _hits_table(hits, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("rank", "doc id", "score", "text"):
+        table.add_column(column, overflow="fold")
+    for hit in hits:
+        snippet = " ".join(filter(None, [hit.title, hit.text]))[:160]
+        table.add_row(str(hit.rank), hit.doc_id, f"{hit.score:.4f}", snippet)
+    return table
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def index(
+    corpus: Annotated[str, typer.Argument(help="BEIR folder, .jsonl, .tsv, folder of .txt, or ir_datasets id.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
+    encoder: Annotated[str, typer.Option(help="bm25[:k1=..,b=..] | minilm | PATH | hub name.")] = "minilm",
+    index_factory: Annotated[str, typer.Option("--index", help="faiss factory string.")] = "Flat",
+    batch_size: Annotated[int, typer.Option(help="Documents per checkpointed batch.")] = 256,
+    param: Annotated[list[str], typer.Option(help="Search parameter stored in the manifest, "
+                                             "e.g. nprobe=16.")] = [],  # noqa: B006
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing index.")] = False,
+) -> None:
+    """Index a corpus (resumes an interrupted build of the same arguments)."""
+    from tessera.indexing.builder import build_index
+
+    path = build_index(corpus, output, encoder=encoder, factory=index_factory, batch_size=batch_size,
+                       search_params=_parse_params(param), overwrite=overwrite)
+    out.print(f"index written to {path}")
+
+
+@app.command()
+def search(
+    index_dir: Annotated[Path, typer.Argument(help="Index directory.")],
+    query: Annotated[str, typer.Argument(help="Query text.")],
+    k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
+) -> None:
+    """Search an index and print the top hits."""
+    from tessera.retrieval.index import Index
+
+    hits = Index.load(index_dir).search(query, k=k, with_text=True)
+    if as_json:
+        print(json.dumps([asdict(hit) for hit in hits], indent=2))
+    else:
+        out.print(_hits_table(hits, f"{index_dir}: {query}"))
+
+
+@app.command(name="eval")
+def eval_(
+    index_dirs: Annotated[list[Path], typer.Argument(help="One or more index directories (fused).")],
+    dataset: Annotated[str, typer.Option(help="ir_datasets id or BEIR folder.")],
+    split: Annotated[str, typer.Option(help="Qrels split of a BEIR folder (or ID/SPLIT).")] = "test",
+    metrics: Annotated[list[str], typer.Option(help="ir_measures metrics.")] = [],  # noqa: B006
+    fusion: Annotated[str, typer.Option(help="How several indexes are fused.")] = "rrf",
+    depth: Annotated[int, typer.Option(help="Hits retrieved per query and index.")] = 1000,
+    run: Annotated[Path | None, typer.Option(help="Write the (fused) TREC run here.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write metrics as JSON here.")] = None,
+) -> None:
+    """Evaluate one index, or several fused, on judged queries."""
+    from tessera.eval.evaluate import DEFAULT_METRICS, evaluate
+
+    names = [m for item in metrics for m in item.replace(",", " ").split()] or list(DEFAULT_METRICS)
+    result = evaluate(index_dirs, dataset, split=split, metrics=names, fusion=fusion, depth=depth,
+                      run_path=run, json_path=json_path)
+    table = Table(title=f"{result.dataset} ({len(index_dirs)} index{'es' if len(index_dirs) > 1 else ''})")
+    table.add_column("system")
+    for name in names:
+        table.add_column(name, justify="right")
+    for system, values in [*result.inputs.items(), (f"{fusion} fusion" if result.inputs else
+                                                     str(index_dirs[0]), result.metrics)]:
+        table.add_row(system, *(f"{values[name]:.4f}" for name in names))
+    out.print(table)
+
+
+@app.command()
+def quickstart(
+    query: Annotated[str, typer.Argument(help="Query for the sample index.")] = "",
+    k: Annotated[int, typer.Option("-k")] = 5,
+) -> None:
+    """Index the bundled sample with the bundled MiniLM and search it (no network needed)."""
+    from tessera.quickstart import DEFAULT_QUERY
+    from tessera.quickstart import quickstart as run_quickstart
+
+    path, hits = run_quickstart(query or DEFAULT_QUERY, k=k)
+    out.print(_hits_table(hits, f"{path}: {query or DEFAULT_QUERY}"))
+
+
+def _expand_multi_value(argv: list[str]) -> list[str]:
+    """Let `--metrics nDCG@10 R@100` take several values, as the docs promise."""
+    expanded: list[str] = []
+    taking: str | None = None
+    for arg in argv:
+        if arg.startswith("-"):
+            taking = arg if arg in MULTI_VALUE_OPTIONS else None
+            if taking is None:
+                expanded.append(arg)
+            continue
+        if taking:
+            expanded += [taking, arg]
+        else:
+            expanded.append(arg)
+    return expanded
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit."""
+    try:
+        app(args=_expand_multi_value(sys.argv[1:]), prog_name="tessera")
+    except TesseraError as exc:
+        if _state["debug"]:
+            raise
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted: run the same command again to resume")
+        sys.exit(130)

@@ -1,0 +1,42 @@
+"""Settings read from the environment, in one place.
+
+| variable | default | meaning |
+|---|---|---|
+| `TESSERA_DATA_DIR` | `../shared/data` beside the current directory if it exists, else `~/.tessera/data` | local copies of test collections, one sub-folder per collection |
+| `TESSERA_CACHE_DIR` | `~/.cache/tessera` | caches (ir_datasets home, scratch) |
+| `TESSERA_JVM_HEAP` | `4g` | `-Xmx` for the Lucene JVM behind pyserini |
+| `HF_HUB_OFFLINE` | `1` unless set | never reach the Hugging Face hub unless the user asks for it |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    """Folder with one sub-folder per local collection (cranfield/, cisi/, ...)."""
+    env = os.environ.get("TESSERA_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    beside = Path.cwd().parent / "shared" / "data"
+    if beside.is_dir():
+        return beside
+    return Path.home() / ".tessera" / "data"
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("TESSERA_CACHE_DIR")
+    path = Path(env).expanduser() if env else Path.home() / ".cache" / "tessera"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def jvm_heap() -> str:
+    return os.environ.get("TESSERA_JVM_HEAP", "4g")
+
+
+def apply_offline_defaults() -> None:
+    """Default to offline hub access; a user with a network may set HF_HUB_OFFLINE=0."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

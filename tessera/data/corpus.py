@@ -1,0 +1,89 @@
+"""Resolve what the user names as a corpus into one streaming source of `Document`s.
+
+A corpus is a BEIR folder (corpus.jsonl), a JSONL file, a TSV file, a folder of .txt
+files, or an ir_datasets id (read offline from `TESSERA_DATA_DIR`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tessera.data import irds
+from tessera.data.document import Document
+from tessera.data.readers import read_jsonl, read_tsv, read_txt_folder
+from tessera.errors import CorpusError, DatasetError
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A named, re-iterable stream of documents."""
+
+    name: str
+    kind: str
+    _open: Callable[[], Iterator[Document]]
+    size_hint: int | None = None
+
+    def __iter__(self) -> Iterator[Document]:
+        return self._open()
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the input of a build, so a resumed build never mixes two corpora."""
+        path = Path(self.name)
+        stamp = f"{self.kind}:{self.name}"
+        if path.exists():
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            stamp += "".join(f"|{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+        return hashlib.sha256(stamp.encode()).hexdigest()[:16]
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+def _irds_documents(dataset_id: str) -> Iterator[Document]:
+    dataset = irds.load(dataset_id)
+    if not dataset.has_docs():
+        raise DatasetError(f"ir_datasets id '{dataset_id}' has no documents", field="corpus")
+    try:
+        for doc in dataset.docs_iter():
+            title = getattr(doc, "title", "") or ""
+            text = doc.text if hasattr(doc, "text") else doc.default_text()
+            yield Document(id=doc.doc_id, text=text, title=title)
+    except (OSError, ConnectionError, RuntimeError) as exc:
+        raise DatasetError(
+            f"ir_datasets could not read '{dataset_id}' offline ({type(exc).__name__}: {exc}); "
+            f"put its original files in TESSERA_DATA_DIR/{dataset_id.split('/')[0]}/",
+            field="corpus",
+        ) from None
+
+
+def open_corpus(spec: str | Path) -> Corpus:
+    """Turn a path or an ir_datasets id into a `Corpus`; unknown specs raise a clear error."""
+    text = str(spec)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        beir = path / "corpus.jsonl"
+        if beir.is_file():
+            return Corpus(str(path), "beir", lambda: read_jsonl(beir), _count_lines(beir))
+        if not any(path.rglob("*.txt")):
+            raise CorpusError("folder has neither corpus.jsonl nor .txt files", file=path)
+        return Corpus(str(path), "txt", lambda: read_txt_folder(path))
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix in (".jsonl", ".json"):
+            return Corpus(str(path), "jsonl", lambda: read_jsonl(path), _count_lines(path))
+        if suffix in (".tsv", ".tab"):
+            return Corpus(str(path), "tsv", lambda: read_tsv(path), _count_lines(path))
+        raise CorpusError("unknown corpus format: expected .jsonl, .tsv, a folder or a dataset id", file=path)
+    if irds.is_known(text):
+        dataset = irds.load(text)
+        count = dataset.docs_count() if dataset.has_docs() else None
+        return Corpus(text, "ir_datasets", lambda: _irds_documents(text), count)
+    raise CorpusError(
+        f"'{text}' is neither an existing file or folder nor a known ir_datasets id", field="corpus"
+    )

@@ -1,0 +1,92 @@
+"""Evaluation datasets: queries and relevance judgments from ir_datasets or a BEIR folder."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from tessera import config
+from tessera.data import irds
+from tessera.data.readers import read_jsonl
+from tessera.errors import DatasetError
+
+Qrels = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class EvalDataset:
+    """Judged queries only: queries without judgments cannot be scored."""
+
+    name: str
+    queries: dict[str, str]
+    qrels: Qrels
+
+
+def _read_beir_qrels(path: Path) -> Qrels:
+    qrels: Qrels = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = csv.reader(handle, delimiter="\t")
+        for number, row in enumerate(rows, start=1):
+            if number == 1 and row and row[0] == "query-id":
+                continue
+            if len(row) != 3:
+                raise DatasetError(f"expected query-id, corpus-id, score; got {len(row)} columns",
+                                   file=path, line=number)
+            try:
+                grade = int(float(row[2]))
+            except ValueError:
+                raise DatasetError(f"score '{row[2]}' is not a number", file=path, line=number,
+                                   field="score") from None
+            qrels.setdefault(row[0], {})[row[1]] = grade
+    return qrels
+
+
+def _from_beir_folder(folder: Path, split: str) -> EvalDataset:
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        splits = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+        raise DatasetError(f"no split '{split}' (available: {', '.join(splits) or 'none'})",
+                           file=qrels_path, field="split")
+    qrels = _read_beir_qrels(qrels_path)
+    queries = {doc.id: doc.text for doc in read_jsonl(folder / "queries.jsonl") if doc.id in qrels}
+    missing = sorted(set(qrels) - set(queries))
+    if missing:
+        raise DatasetError(f"{len(missing)} judged queries are absent, e.g. '{missing[0]}'",
+                           file=folder / "queries.jsonl", field="_id")
+    return EvalDataset(f"{folder.name}/{split}", queries, qrels)
+
+
+def _from_ir_datasets(dataset_id: str) -> EvalDataset:
+    dataset = irds.load(dataset_id)
+    if not (dataset.has_queries() and dataset.has_qrels()):
+        raise DatasetError(f"ir_datasets id '{dataset_id}' has no queries or no qrels", field="dataset")
+    qrels: Qrels = {}
+    for qrel in dataset.qrels_iter():
+        qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = qrel.relevance
+    queries = {q.query_id: q.default_text() for q in dataset.queries_iter() if q.query_id in qrels}
+    return EvalDataset(dataset_id, queries, qrels)
+
+
+def _is_beir_folder(path: Path) -> bool:
+    return (path / "queries.jsonl").is_file() and (path / "qrels").is_dir()
+
+
+def load_eval_dataset(spec: str | Path, split: str = "test") -> EvalDataset:
+    """Resolve `spec`: a BEIR folder (+ split), an ir_datasets id (`ID/SPLIT` when that exists),
+    or a BEIR folder in TESSERA_DATA_DIR (`NAME` or `beir/NAME[/SPLIT]`)."""
+    text = str(spec)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not _is_beir_folder(path):
+            raise DatasetError("not a BEIR folder (needs queries.jsonl and qrels/)", file=path)
+        return _from_beir_folder(path, split)
+    local = config.data_dir()
+    parts = text.split("/")
+    if parts[0] == "beir" and len(parts) >= 2 and _is_beir_folder(local / parts[1]):
+        return _from_beir_folder(local / parts[1], parts[2] if len(parts) > 2 else split)
+    if _is_beir_folder(local / text):
+        return _from_beir_folder(local / text, split)
+    if irds.is_known(f"{text}/{split}"):
+        return _from_ir_datasets(f"{text}/{split}")
+    return _from_ir_datasets(text)

@@ -1,0 +1,20 @@
+"""The one record every reader yields and every index stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    id: str
+    text: str
+    title: str = ""
+    # Where the record came from, so later stages (duplicate ids, encoding) can name it.
+    file: str | None = None
+    line: int | None = None
+
+    @property
+    def contents(self) -> str:
+        """What encoders see: title and body, the way BEIR and pyserini users index them."""
+        return f"{self.title} {self.text}" if self.title else self.text

@@ -1,0 +1,108 @@
+"""Streaming readers for every corpus format Tessera accepts.
+
+Each reader yields `Document`s one at a time (a corpus is never held in memory) and
+raises `CorpusError` naming the file, the line and the field of the first bad record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from tessera.data.document import Document
+from tessera.errors import CorpusError
+
+ID_FIELDS = ("_id", "id", "docid", "doc_id")
+TEXT_FIELDS = ("text", "contents")
+
+
+def _decode(raw: bytes, path: Path, line: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(
+            f"not valid UTF-8 (byte {exc.start} of the line: {raw[exc.start:exc.start + 4]!r})",
+            file=path,
+            line=line,
+        ) from None
+
+
+def _string_field(record: dict, names: tuple[str, ...], path: Path, line: int, required: bool) -> str:
+    for name in names:
+        if name in record:
+            value = record[name]
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise CorpusError(
+                    f"must be a string, got {type(value).__name__}", file=path, line=line, field=name
+                )
+            return str(value)
+    if required:
+        raise CorpusError(
+            f"missing (expected one of {', '.join(names)})", file=path, line=line, field=names[0]
+        )
+    return ""
+
+
+def read_jsonl(path: Path) -> Iterator[Document]:
+    """JSON Lines with `_id`/`id`, optional `title`, and `text` (or pyserini's `contents`)."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = _decode(raw, path, number).strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CorpusError(
+                    f"malformed JSON at column {exc.colno}: {exc.msg}", file=path, line=number
+                ) from None
+            if not isinstance(record, dict):
+                raise CorpusError(
+                    f"expected a JSON object, got {type(record).__name__}", file=path, line=number
+                )
+            doc_id = _string_field(record, ID_FIELDS, path, number, required=True)
+            if not doc_id.strip():
+                raise CorpusError("is empty", file=path, line=number, field="_id")
+            text = _string_field(record, TEXT_FIELDS, path, number, required=True)
+            title = _string_field(record, ("title",), path, number, required=False)
+            yield Document(id=doc_id, text=text, title=title, file=str(path), line=number)
+
+
+def read_tsv(path: Path) -> Iterator[Document]:
+    """`id<TAB>text` (MS MARCO style) or `id<TAB>title<TAB>text`; a header row `id ...` is skipped."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = _decode(raw, path, number).rstrip("\r\n")
+            if not line.strip():
+                continue
+            columns = line.split("\t")
+            if number == 1 and columns[0].lower() in ID_FIELDS:
+                continue
+            if len(columns) == 2:
+                doc_id, title, text = columns[0], "", columns[1]
+            elif len(columns) == 3:
+                doc_id, title, text = columns
+            else:
+                raise CorpusError(
+                    f"expected 2 or 3 tab-separated columns (id, [title,] text), got {len(columns)}",
+                    file=path,
+                    line=number,
+                    field="text" if len(columns) == 1 else None,
+                )
+            if not doc_id.strip():
+                raise CorpusError("is empty", file=path, line=number, field="id")
+            yield Document(id=doc_id, text=text, title=title, file=str(path), line=number)
+
+
+def read_txt_folder(root: Path) -> Iterator[Document]:
+    """One document per `.txt` file (recursive, sorted); the id is the path without `.txt`."""
+    for path in sorted(root.rglob("*.txt")):
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise CorpusError(f"not valid UTF-8 at byte {exc.start}", file=path, line=line) from None
+        doc_id = path.relative_to(root).with_suffix("").as_posix()
+        yield Document(id=doc_id, text=text.strip(), file=str(path), line=1)

@@ -1,0 +1,74 @@
+"""`tessera eval` as one Python call: retrieve, fuse, score with ir_measures, write reports."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ir_measures
+
+from tessera.data.datasets import EvalDataset, load_eval_dataset
+from tessera.errors import TesseraError
+from tessera.eval.runs import retrieve, write_trec
+from tessera.retrieval.fusion import Run, reciprocal_rank_fusion
+from tessera.retrieval.index import Index
+
+DEFAULT_METRICS = ("nDCG@10", "R@100", "RR@10", "AP")
+FUSIONS = ("rrf",)
+
+
+def parse_metrics(names: Sequence[str]) -> list:
+    measures = []
+    for name in names:
+        try:
+            measures.append(ir_measures.parse_measure(name))
+        except (ValueError, NameError, SyntaxError, TypeError):
+            raise TesseraError(f"unknown ir_measures metric '{name}'", field="metrics") from None
+    return measures
+
+
+def score(run: Run, dataset: EvalDataset, metrics: Sequence[str] = DEFAULT_METRICS) -> dict[str, float]:
+    """Mean of each metric over the judged queries (ir_measures' defaults)."""
+    scores = {qid: {hit.doc_id: hit.score for hit in hits} for qid, hits in run.items()}
+    values = ir_measures.calc_aggregate(parse_metrics(metrics), dataset.qrels, scores)
+    return {str(measure): float(value) for measure, value in values.items()}
+
+
+@dataclass
+class Evaluation:
+    dataset: str
+    metrics: dict[str, float]
+    inputs: dict[str, dict[str, float]] = field(default_factory=dict)
+    run: Run = field(default_factory=dict, repr=False)
+
+
+def evaluate(
+    indexes: Sequence[str | Path],
+    dataset: str | Path | EvalDataset,
+    split: str = "test",
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    fusion: str = "rrf",
+    depth: int = 1000,
+    rrf_k: int = 60,
+    run_path: str | Path | None = None,
+    json_path: str | Path | None = None,
+    show_progress: bool = True,
+) -> Evaluation:
+    """Score one index, or several fused into one run, on a dataset's judged queries."""
+    if not indexes:
+        raise TesseraError("at least one index directory is needed", field="indexes")
+    if fusion not in FUSIONS:
+        raise TesseraError(f"unknown fusion '{fusion}' (known: {', '.join(FUSIONS)})", field="fusion")
+    data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
+    parse_metrics(metrics)
+    runs = {str(path): retrieve(Index.load(path), data, depth, show_progress) for path in indexes}
+    inputs = {name: score(run, data, metrics) for name, run in runs.items()} if len(runs) > 1 else {}
+    final = reciprocal_rank_fusion(list(runs.values()), k=rrf_k, depth=depth, top=depth)
+    result = Evaluation(data.name, score(final, data, metrics), inputs, final)
+    if run_path:
+        write_trec(final, run_path)
+    if json_path:
+        Path(json_path).write_text(json.dumps(result.metrics, indent=2) + "\n")
+    return result

@@ -1,0 +1,79 @@
+"""SQLite document store: raw title and text by id, and the ordinal every backend uses."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from tessera.data.document import Document
+from tessera.errors import CorpusError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    ordinal INTEGER PRIMARY KEY,   -- position in the build order = the faiss label
+    id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    source TEXT                    -- file:line the record came from, for error messages
+)
+"""
+
+
+class DocStore:
+    FILE = "docstore.sqlite"
+
+    def __init__(self, path: Path, readonly: bool = False):
+        self.path = path
+        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        self.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        if not readonly:
+            self.db.execute("PRAGMA journal_mode=DELETE")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute(SCHEMA)
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
+
+    def add(self, start: int, documents: Sequence[Document]) -> None:
+        """Insert one batch in one transaction; a duplicate id names both records."""
+        with self.db:
+            for offset, doc in enumerate(documents):
+                source = f"{doc.file}:{doc.line}" if doc.file else None
+                try:
+                    self.db.execute(
+                        "INSERT INTO docs (ordinal, id, title, text, source) VALUES (?, ?, ?, ?, ?)",
+                        (start + offset, doc.id, doc.title, doc.text, source),
+                    )
+                except sqlite3.IntegrityError:
+                    first = self.db.execute("SELECT source FROM docs WHERE id = ?", (doc.id,)).fetchone()
+                    seen = f" (first at {first[0]})" if first and first[0] else ""
+                    raise CorpusError(f"duplicate document id '{doc.id}'{seen}",
+                                      file=doc.file, line=doc.line, field="_id") from None
+
+    def truncate(self, count: int) -> None:
+        """Drop rows past `count`: a resumed build rewinds to its last checkpoint."""
+        with self.db:
+            self.db.execute("DELETE FROM docs WHERE ordinal >= ?", (count,))
+
+    def ids(self) -> Iterator[str]:
+        for (doc_id,) in self.db.execute("SELECT id FROM docs ORDER BY ordinal"):
+            yield doc_id
+
+    def documents(self) -> Iterator[Document]:
+        for doc_id, title, text in self.db.execute("SELECT id, title, text FROM docs ORDER BY ordinal"):
+            yield Document(id=doc_id, title=title, text=text)
+
+    def get(self, ids: Iterable[str]) -> dict[str, Document]:
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, Document] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT id, title, text FROM docs WHERE id IN ({marks})", chunk)
+            for doc_id, title, text in rows:
+                found[doc_id] = Document(id=doc_id, title=title, text=text)
+        return found
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,99 @@
+"""Vector indexes of any faiss factory string; on a GPU whenever faiss sees one.
+
+The same code path serves CPU-only and GPU machines: with `faiss.get_num_gpus() > 0` the
+index is trained and filled on the GPU(s), saved from a CPU copy, and searched on the GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from tessera.errors import EncoderError, TesseraError
+
+log = logging.getLogger(__name__)
+
+METRICS = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
+TRAIN_SAMPLE = 262_144  # rows sampled to train quantizers; plenty for k-means with <= 65k centroids
+ADD_CHUNK = 65_536
+
+
+def gpu_count() -> int:
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+def _to_gpu(index: faiss.Index) -> faiss.Index | None:
+    """A GPU clone of `index`, or None when there is no GPU or faiss has no GPU version of it."""
+    if gpu_count() == 0:
+        return None
+    try:
+        return faiss.index_cpu_to_all_gpus(index)
+    except (RuntimeError, AttributeError) as exc:  # e.g. HNSW has no GPU implementation
+        log.info("faiss index stays on the CPU: %s", exc)
+        return None
+
+
+def apply_search_params(index: faiss.Index, params: dict[str, float]) -> None:
+    """Set nprobe, efSearch, ... through faiss' own ParameterSpace (works on wrapped indexes)."""
+    space = faiss.GpuParameterSpace() if gpu_count() and "Gpu" in type(index).__name__ else faiss.ParameterSpace()
+    for name, value in params.items():
+        try:
+            space.set_index_parameter(index, name, value)
+        except RuntimeError as exc:
+            raise TesseraError(f"search parameter '{name}' does not apply to this index: {exc}",
+                               field="search_params") from None
+
+
+def build_faiss_index(vectors: np.ndarray, factory: str, metric: str = "ip", seed: int = 0) -> faiss.Index:
+    """Create, train on a sample when needed, and fill a faiss index; returns a CPU index."""
+    count, dim = vectors.shape
+    try:
+        index = faiss.index_factory(dim, factory, METRICS[metric])
+    except RuntimeError as exc:
+        raise TesseraError(f"faiss cannot build '{factory}': {str(exc).strip().splitlines()[-1]}",
+                           field="index") from None
+    working = _to_gpu(index) or index
+    if not working.is_trained:
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(count, size=min(count, TRAIN_SAMPLE), replace=False))
+        try:
+            working.train(np.ascontiguousarray(vectors[rows], dtype=np.float32))
+        except RuntimeError as exc:
+            raise TesseraError(
+                f"faiss could not train '{factory}' on {len(rows)} vectors: "
+                f"{str(exc).strip().splitlines()[-1]}", field="index") from None
+    for start in range(0, count, ADD_CHUNK):
+        working.add(np.ascontiguousarray(vectors[start : start + ADD_CHUNK], dtype=np.float32))
+    return faiss.index_gpu_to_cpu(working) if working is not index else index
+
+
+class FaissBackend:
+    """A faiss index on disk as `vectors.faiss`; labels are docstore ordinals."""
+
+    FILE = "vectors.faiss"
+    supports_remove = False
+
+    def __init__(self, index: faiss.Index, search_params: dict[str, float] | None = None):
+        self.dim = index.d
+        gpu = _to_gpu(index)
+        self.on_gpu = gpu is not None
+        self.index = gpu or index
+        apply_search_params(self.index, search_params or {})
+
+    @classmethod
+    def load(cls, root: Path, search_params: dict[str, float] | None = None) -> FaissBackend:
+        return cls(faiss.read_index(str(root / cls.FILE)), search_params)
+
+    def save(self, root: Path) -> None:
+        index = faiss.index_gpu_to_cpu(self.index) if self.on_gpu else self.index
+        faiss.write_index(index, str(root / self.FILE))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise EncoderError(f"dimension mismatch: index holds {self.dim}-d vectors, "
+                               f"queries are {queries.shape[-1]}-d", field="dim")
+        k = min(k, self.index.ntotal)
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)

@@ -1,0 +1,108 @@
+"""The index directory's table of contents: versioned, checksummed, written last.
+
+A directory is an index only once `manifest.json` is in it, and the manifest is the last
+file written before the directory is renamed into place, so a reader never sees half an index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tessera.errors import IndexFormatError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_tree(root: Path) -> None:
+    """Flush every file and folder under `root` so a rename publishes durable bytes."""
+    for path in sorted(root.rglob("*"), reverse=True):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+@dataclass
+class Manifest:
+    backend: str  # "faiss" or "lucene"
+    encoder: str  # a spec that round-trips through tessera.models.registry
+    doc_count: int
+    corpus: str
+    dim: int = 0
+    metric: str = "ip"
+    factory: str = ""
+    search_params: dict[str, float] = field(default_factory=dict)
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    format_version: int = FORMAT_VERSION
+    files: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def record_files(self, root: Path, exclude: frozenset[str] = frozenset()) -> None:
+        """Checksum every file of the index but the manifest and the build's own bookkeeping."""
+        self.files = {
+            path.relative_to(root).as_posix(): {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            for path in sorted(root.rglob("*"))
+            if path.is_file() and path.name != MANIFEST and path.name not in exclude
+        }
+
+    def write(self, root: Path) -> None:
+        partial = root / f"{MANIFEST}.tmp"
+        partial.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        partial.replace(root / MANIFEST)
+
+    @classmethod
+    def read(cls, root: Path, verify: bool = True) -> Manifest:
+        path = root / MANIFEST
+        if not root.is_dir():
+            raise IndexFormatError("no such index directory", file=root)
+        if not path.is_file():
+            raise IndexFormatError("not an index: manifest.json is missing", file=path)
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise IndexFormatError(f"manifest is not valid JSON: {exc}", file=path) from None
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise IndexFormatError(
+                f"index format {version} is not supported by this Tessera (format {FORMAT_VERSION})",
+                file=path, field="format_version",
+            )
+        try:
+            manifest = cls(**data)
+        except TypeError as exc:
+            raise IndexFormatError(f"manifest has unexpected fields: {exc}", file=path) from None
+        if verify:
+            manifest.verify(root)
+        return manifest
+
+    def verify(self, root: Path) -> None:
+        """Sizes always, checksums too: a truncated or swapped file fails here, not mid-search."""
+        for name, info in self.files.items():
+            path = root / name
+            if not path.is_file():
+                raise IndexFormatError("file listed in the manifest is missing", file=path)
+            size = path.stat().st_size
+            if size != info["bytes"]:
+                raise IndexFormatError(
+                    f"truncated or altered: {size} bytes, manifest says {info['bytes']}", file=path
+                )
+            if sha256_file(path) != info["sha256"]:
+                raise IndexFormatError("checksum does not match the manifest", file=path, field="sha256")

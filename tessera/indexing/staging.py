@@ -1,0 +1,92 @@
+"""Build directories: staged beside the target, checkpointed, published by one rename.
+
+A build works in `DIR.tmp-<pid>`. After every batch it records how many documents are
+durable in `progress.json`; a later build of the same inputs (same fingerprint) adopts a
+staging directory whose owner is dead and continues from there. Publishing renames the
+finished directory onto `DIR`, so `DIR` is always either absent, the old index, or complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tessera.errors import TesseraError
+from tessera.indexing.manifest import fsync_tree
+
+PROGRESS = "progress.json"
+
+
+@dataclass
+class Progress:
+    fingerprint: str
+    done: int = 0
+
+    def save(self, root: Path) -> None:
+        partial = root / f"{PROGRESS}.tmp"
+        with partial.open("w") as handle:
+            json.dump(asdict(self), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(root / PROGRESS)
+
+
+def _owner_alive(staging: Path) -> bool:
+    pid = int(staging.name.rsplit("-", 1)[-1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stage(target: Path, fingerprint: str) -> tuple[Path, Progress]:
+    """A staging directory for `target`: an abandoned one with the same inputs, or a new one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mine = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    for candidate in sorted(target.parent.glob(f"{target.name}.tmp-*")):
+        if not candidate.name.rsplit("-", 1)[-1].isdigit():
+            continue
+        try:
+            progress = Progress(**json.loads((candidate / PROGRESS).read_text()))
+        except (OSError, ValueError, TypeError):
+            continue
+        if progress.fingerprint != fingerprint:
+            continue
+        if _owner_alive(candidate):
+            raise TesseraError("another build of this index is running", file=candidate)
+        if candidate != mine:
+            candidate.rename(mine)
+        return mine, progress
+    if mine.exists():
+        shutil.rmtree(mine)
+    mine.mkdir()
+    progress = Progress(fingerprint)
+    progress.save(mine)
+    return mine, progress
+
+
+def publish(staging: Path, target: Path, overwrite: bool) -> None:
+    """Make the finished build visible at `target` in one rename (replacing an old index)."""
+    (staging / PROGRESS).unlink(missing_ok=True)
+    fsync_tree(staging)
+    if target.exists():
+        if not overwrite:
+            raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+        retired = target.with_name(f"{target.name}.old-{os.getpid()}")
+        target.rename(retired)
+        staging.rename(target)
+        shutil.rmtree(retired)
+    else:
+        staging.rename(target)
+
+
+def discard(staging: Path) -> None:
+    shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,42 @@
+"""Dense dual encoder: any sentence-transformers model, normalized for inner-product search."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from tessera.errors import EncoderError
+
+
+class DenseEncoder:
+    """One vector per text; cosine similarity as inner product of unit vectors."""
+
+    multi_vector = False
+
+    def __init__(self, spec: str, model_path: str | Path, batch_size: int = 64, device: str | None = None):
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # Tessera draws its own progress; one bar per long step
+
+        try:
+            self.model = SentenceTransformer(str(model_path), device=device)
+        except (OSError, ValueError) as exc:
+            raise EncoderError(f"cannot load sentence-transformers model '{model_path}': {exc}",
+                               field="encoder") from None
+        self.spec = spec
+        self.batch_size = batch_size
+        self.dim = int(self.model.get_embedding_dimension())
+
+    def _encode(self, method, texts: Sequence[str]) -> np.ndarray:
+        vectors = method(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                         convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(self.model.encode_query, texts)
+
+    def encode_docs(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(self.model.encode_document, texts)
