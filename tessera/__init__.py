@@ -1,8 +1,8 @@
 """Tessera: from raw text to ranked answers.
 
-    from tessera import build_index, Index, evaluate
-    build_index("cranfield", "indexes/cran-minilm", encoder="minilm")
-    Index.load("indexes/cran-minilm").search("boundary layer transition", k=5)
+from tessera import build_index, Index, evaluate
+build_index("cranfield", "indexes/cran-minilm", encoder="minilm")
+Index.load("indexes/cran-minilm").search("boundary layer transition", k=5)
 """
 
 from __future__ import annotations

@@ -14,10 +14,13 @@ from rich.table import Table
 
 from tessera.errors import TesseraError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Tessera: index a corpus, search it, evaluate it.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Tessera: index a corpus, search it, evaluate it.",
+)
 out = Console()
-err = Console(stderr=True)
 _state = {"debug": False}
 MULTI_VALUE_OPTIONS = ("--metrics",)
 
@@ -52,20 +55,30 @@ def _options(debug: Annotated[bool, typer.Option("--debug", help="Show traceback
 
 @app.command()
 def index(
-    corpus: Annotated[str, typer.Argument(help="BEIR folder, .jsonl, .tsv, folder of .txt, or ir_datasets id.")],
+    corpus: Annotated[
+        str, typer.Argument(help="BEIR folder, .jsonl, .tsv, folder of .txt, or ir_datasets id.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
     encoder: Annotated[str, typer.Option(help="bm25[:k1=..,b=..] | minilm | PATH | hub name.")] = "minilm",
     index_factory: Annotated[str, typer.Option("--index", help="faiss factory string.")] = "Flat",
     batch_size: Annotated[int, typer.Option(help="Documents per checkpointed batch.")] = 256,
-    param: Annotated[list[str], typer.Option(help="Search parameter stored in the manifest, "
-                                             "e.g. nprobe=16.")] = [],  # noqa: B006
+    param: Annotated[
+        list[str], typer.Option(help="Search parameter stored in the manifest, e.g. nprobe=16.")
+    ] = [],  # noqa: B006
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index.")] = False,
 ) -> None:
     """Index a corpus (resumes an interrupted build of the same arguments)."""
     from tessera.indexing.builder import build_index
 
-    path = build_index(corpus, output, encoder=encoder, factory=index_factory, batch_size=batch_size,
-                       search_params=_parse_params(param), overwrite=overwrite)
+    path = build_index(
+        corpus,
+        output,
+        encoder=encoder,
+        factory=index_factory,
+        batch_size=batch_size,
+        search_params=_parse_params(param),
+        overwrite=overwrite,
+    )
     out.print(f"index written to {path}")
 
 
@@ -101,14 +114,24 @@ def eval_(
     from tessera.eval.evaluate import DEFAULT_METRICS, evaluate
 
     names = [m for item in metrics for m in item.replace(",", " ").split()] or list(DEFAULT_METRICS)
-    result = evaluate(index_dirs, dataset, split=split, metrics=names, fusion=fusion, depth=depth,
-                      run_path=run, json_path=json_path)
+    result = evaluate(
+        index_dirs,
+        dataset,
+        split=split,
+        metrics=names,
+        fusion=fusion,
+        depth=depth,
+        run_path=run,
+        json_path=json_path,
+    )
     table = Table(title=f"{result.dataset} ({len(index_dirs)} index{'es' if len(index_dirs) > 1 else ''})")
     table.add_column("system")
     for name in names:
         table.add_column(name, justify="right")
-    for system, values in [*result.inputs.items(), (f"{fusion} fusion" if result.inputs else
-                                                     str(index_dirs[0]), result.metrics)]:
+    for system, values in [
+        *result.inputs.items(),
+        (f"{fusion} fusion" if result.inputs else str(index_dirs[0]), result.metrics),
+    ]:
         table.add_row(system, *(f"{values[name]:.4f}" for name in names))
     out.print(table)
 
@@ -150,8 +173,8 @@ def main() -> None:
     except TesseraError as exc:
         if _state["debug"]:
             raise
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        err.print("interrupted: run the same command again to resume")
+        print("interrupted: run the same command again to resume", file=sys.stderr)
         sys.exit(130)

@@ -2,7 +2,7 @@
 
 | variable | default | meaning |
 |---|---|---|
-| `TESSERA_DATA_DIR` | `../shared/data` beside the current directory if it exists, else `~/.tessera/data` | local copies of test collections, one sub-folder per collection |
+| `TESSERA_DATA_DIR` | `../shared/data` if it exists, else `~/.tessera/data` | collections, a folder each |
 | `TESSERA_CACHE_DIR` | `~/.cache/tessera` | caches (ir_datasets home, scratch) |
 | `TESSERA_JVM_HEAP` | `4g` | `-Xmx` for the Lucene JVM behind pyserini |
 | `HF_HUB_OFFLINE` | `1` unless set | never reach the Hugging Face hub unless the user asks for it |

@@ -14,11 +14,18 @@ SAMPLE = files("tessera.data") / "sample" / "sample.jsonl"
 DEFAULT_QUERY = "how do vaccines train the immune system"
 
 
-def quickstart(query: str = DEFAULT_QUERY, output: str | Path | None = None, k: int = 5,
-               show_progress: bool = True) -> tuple[Path, list[Hit]]:
+def quickstart(
+    query: str = DEFAULT_QUERY, output: str | Path | None = None, k: int = 5, show_progress: bool = True
+) -> tuple[Path, list[Hit]]:
     """Build (or reuse) the sample index and return its path with the hits for `query`."""
     target = Path(output) if output else config.cache_dir() / "quickstart-minilm"
     if not (target / "manifest.json").exists():
-        build_index(Path(str(SAMPLE)), target, encoder="minilm", batch_size=64, overwrite=True,
-                    show_progress=show_progress)
+        build_index(
+            Path(str(SAMPLE)),
+            target,
+            encoder="minilm",
+            batch_size=64,
+            overwrite=True,
+            show_progress=show_progress,
+        )
     return target, Index.load(target).search(query, k=k, with_text=True)

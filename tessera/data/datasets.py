@@ -31,13 +31,15 @@ def _read_beir_qrels(path: Path) -> Qrels:
             if number == 1 and row and row[0] == "query-id":
                 continue
             if len(row) != 3:
-                raise DatasetError(f"expected query-id, corpus-id, score; got {len(row)} columns",
-                                   file=path, line=number)
+                raise DatasetError(
+                    f"expected query-id, corpus-id, score; got {len(row)} columns", file=path, line=number
+                )
             try:
                 grade = int(float(row[2]))
             except ValueError:
-                raise DatasetError(f"score '{row[2]}' is not a number", file=path, line=number,
-                                   field="score") from None
+                raise DatasetError(
+                    f"score '{row[2]}' is not a number", file=path, line=number, field="score"
+                ) from None
             qrels.setdefault(row[0], {})[row[1]] = grade
     return qrels
 
@@ -46,14 +48,18 @@ def _from_beir_folder(folder: Path, split: str) -> EvalDataset:
     qrels_path = folder / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():
         splits = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
-        raise DatasetError(f"no split '{split}' (available: {', '.join(splits) or 'none'})",
-                           file=qrels_path, field="split")
+        raise DatasetError(
+            f"no split '{split}' (available: {', '.join(splits) or 'none'})", file=qrels_path, field="split"
+        )
     qrels = _read_beir_qrels(qrels_path)
     queries = {doc.id: doc.text for doc in read_jsonl(folder / "queries.jsonl") if doc.id in qrels}
     missing = sorted(set(qrels) - set(queries))
     if missing:
-        raise DatasetError(f"{len(missing)} judged queries are absent, e.g. '{missing[0]}'",
-                           file=folder / "queries.jsonl", field="_id")
+        raise DatasetError(
+            f"{len(missing)} judged queries are absent, e.g. '{missing[0]}'",
+            file=folder / "queries.jsonl",
+            field="_id",
+        )
     return EvalDataset(f"{folder.name}/{split}", queries, qrels)
 
 

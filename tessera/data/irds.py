@@ -9,8 +9,10 @@ Its own parsers then read the real files; nothing of its API is imitated.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import sys
 import tarfile
 from collections.abc import Iterator
 from functools import cache
@@ -23,8 +25,13 @@ from tessera.errors import DatasetError
 
 @cache
 def ir_datasets() -> ModuleType:
-    """Import ir_datasets with its home under Tessera's cache (unless the user chose one)."""
-    os.environ.setdefault("IR_DATASETS_HOME", str(config.cache_dir() / "ir_datasets"))
+    """Import ir_datasets with its home under Tessera's cache (unless the user chose one).
+
+    ir_datasets fixes each collection's folder at import, so the home is only chosen when
+    nobody imported it before; `place_local_copies` then asks ir_datasets where it looks.
+    """
+    if "ir_datasets" not in sys.modules:
+        os.environ.setdefault("IR_DATASETS_HOME", str(config.cache_dir() / "ir_datasets"))
     import ir_datasets as package
 
     from tessera.data import glasgow
@@ -62,7 +69,7 @@ def place_local_copies(dataset_id: str) -> None:
     local = config.data_dir() / top
     if not local.is_dir():
         return
-    home = Path(os.environ["IR_DATASETS_HOME"]) / top
+    home = Path(ir_datasets().util.home_path()) / top
     for entry in _downloads(top):
         target = home / entry["cache_path"]
         if target.exists():
@@ -81,8 +88,8 @@ def load(dataset_id: str):
     """`ir_datasets.load` after placing local copies; unknown ids raise `DatasetError`."""
     package = ir_datasets()
     if dataset_id not in package.registry:
-        close = sorted(i for i in package.registry if i.split("/")[0] == dataset_id.split("/")[0])[:8]
-        hint = f" (known ids starting alike: {', '.join(close)})" if close else ""
+        close = difflib.get_close_matches(dataset_id, list(package.registry), n=4, cutoff=0.75)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise DatasetError(f"unknown dataset id '{dataset_id}'{hint}", field="dataset")
     place_local_copies(dataset_id)
     return package.load(dataset_id)

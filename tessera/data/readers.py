@@ -22,7 +22,7 @@ def _decode(raw: bytes, path: Path, line: int) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CorpusError(
-            f"not valid UTF-8 (byte {exc.start} of the line: {raw[exc.start:exc.start + 4]!r})",
+            f"not valid UTF-8 (byte {exc.start} of the line: {raw[exc.start : exc.start + 4]!r})",
             file=path,
             line=line,
         ) from None

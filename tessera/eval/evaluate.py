@@ -32,8 +32,9 @@ def parse_metrics(names: Sequence[str]) -> list:
 def score(run: Run, dataset: EvalDataset, metrics: Sequence[str] = DEFAULT_METRICS) -> dict[str, float]:
     """Mean of each metric over the judged queries (ir_measures' defaults)."""
     scores = {qid: {hit.doc_id: hit.score for hit in hits} for qid, hits in run.items()}
-    values = ir_measures.calc_aggregate(parse_metrics(metrics), dataset.qrels, scores)
-    return {str(measure): float(value) for measure, value in values.items()}
+    measures = parse_metrics(metrics)
+    values = ir_measures.calc_aggregate(measures, dataset.qrels, scores)
+    return {str(measure): float(values[measure]) for measure in measures}
 
 
 @dataclass

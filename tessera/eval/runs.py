@@ -22,8 +22,9 @@ def retrieve(index: Index, dataset: EvalDataset, depth: int = 1000, show_progres
         task = bar.add_task(f"searching {index.root.name}", total=len(qids))
         for start in range(0, len(qids), QUERY_BATCH):
             chunk = qids[start : start + QUERY_BATCH]
-            for qid, hits in zip(chunk, index.batch_search([dataset.queries[q] for q in chunk], depth),
-                                 strict=True):
+            for qid, hits in zip(
+                chunk, index.batch_search([dataset.queries[q] for q in chunk], depth), strict=True
+            ):
                 run[qid] = hits
             bar.update(task, advance=len(chunk))
     return run

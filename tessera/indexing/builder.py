@@ -33,8 +33,13 @@ def _batches(documents: Iterator[Document], size: int) -> Iterator[list[Document
 def _progress_bar(enabled: bool) -> Progress | nullcontext:
     if not enabled:
         return nullcontext()
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    )
 
 
 def _fingerprint(corpus: Corpus, encoder: str, factory: str, batch_size: int) -> str:
@@ -80,8 +85,11 @@ def build_index(
         if model is not None:
             _rewind_vectors(root / PARTIAL_VECTORS, progress.done, model.dim)
         with _progress_bar(show_progress) as bar:
-            task = bar.add_task(f"indexing {source.name}", total=source.size_hint,
-                                completed=progress.done) if bar else None
+            task = (
+                bar.add_task(f"indexing {source.name}", total=source.size_hint, completed=progress.done)
+                if bar
+                else None
+            )
             documents = islice(iter(source), progress.done, None)
             for batch in _batches(documents, batch_size):
                 if model is not None:
@@ -96,16 +104,23 @@ def build_index(
                 if bar:
                     bar.update(task, completed=progress.done)
         if progress.done == 0:
-            raise CorpusError("corpus has no documents", file=source.name if source.kind != "ir_datasets" else None)
-        manifest = Manifest(backend="lucene" if lexical else "faiss", encoder=spec,
-                            doc_count=progress.done, corpus=source.name)
+            raise CorpusError(
+                "corpus has no documents", file=source.name if source.kind != "ir_datasets" else None
+            )
+        manifest = Manifest(
+            backend="lucene" if lexical else "faiss",
+            encoder=spec,
+            doc_count=progress.done,
+            corpus=source.name,
+        )
         if lexical:
             build_lucene_index(store.documents(), root)
         else:
             manifest.dim, manifest.factory = model.dim, factory
             manifest.search_params = dict(search_params or {})
-            vectors = np.memmap(root / PARTIAL_VECTORS, dtype=np.float32, mode="r",
-                                shape=(progress.done, model.dim))
+            vectors = np.memmap(
+                root / PARTIAL_VECTORS, dtype=np.float32, mode="r", shape=(progress.done, model.dim)
+            )
             FaissBackend(build_faiss_index(vectors, factory), manifest.search_params).save(root)
             del vectors
             (root / PARTIAL_VECTORS).unlink()

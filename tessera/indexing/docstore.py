@@ -48,8 +48,9 @@ class DocStore:
                 except sqlite3.IntegrityError:
                     first = self.db.execute("SELECT source FROM docs WHERE id = ?", (doc.id,)).fetchone()
                     seen = f" (first at {first[0]})" if first and first[0] else ""
-                    raise CorpusError(f"duplicate document id '{doc.id}'{seen}",
-                                      file=doc.file, line=doc.line, field="_id") from None
+                    raise CorpusError(
+                        f"duplicate document id '{doc.id}'{seen}", file=doc.file, line=doc.line, field="_id"
+                    ) from None
 
     def truncate(self, count: int) -> None:
         """Drop rows past `count`: a resumed build rewinds to its last checkpoint."""

@@ -83,7 +83,8 @@ class Manifest:
         if version != FORMAT_VERSION:
             raise IndexFormatError(
                 f"index format {version} is not supported by this Tessera (format {FORMAT_VERSION})",
-                file=path, field="format_version",
+                file=path,
+                field="format_version",
             )
         try:
             manifest = cls(**data)

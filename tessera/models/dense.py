@@ -24,15 +24,21 @@ class DenseEncoder:
         try:
             self.model = SentenceTransformer(str(model_path), device=device)
         except (OSError, ValueError) as exc:
-            raise EncoderError(f"cannot load sentence-transformers model '{model_path}': {exc}",
-                               field="encoder") from None
+            raise EncoderError(
+                f"cannot load sentence-transformers model '{model_path}': {exc}", field="encoder"
+            ) from None
         self.spec = spec
         self.batch_size = batch_size
         self.dim = int(self.model.get_embedding_dimension())
 
     def _encode(self, method, texts: Sequence[str]) -> np.ndarray:
-        vectors = method(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                         convert_to_numpy=True, show_progress_bar=False)
+        vectors = method(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:

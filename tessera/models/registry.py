@@ -29,7 +29,9 @@ def parse_bm25(spec: str) -> BM25:
         try:
             values[key.strip()] = float(value)
         except ValueError:
-            raise EncoderError(f"BM25 parameter '{key}' is not a number: '{value}'", field="encoder") from None
+            raise EncoderError(
+                f"BM25 parameter '{key}' is not a number: '{value}'", field="encoder"
+            ) from None
     return BM25(**values)
 
 
@@ -62,6 +64,7 @@ def load_encoder(spec: str) -> Encoder:
         return DenseEncoder(canonical_spec(spec), path)
     if "/" not in spec:
         known = ", ".join(["bm25", *BUNDLED])
-        raise EncoderError(f"unknown encoder '{spec}': not a folder, a hub name, or one of {known}",
-                           field="encoder")
+        raise EncoderError(
+            f"unknown encoder '{spec}': not a folder, a hub name, or one of {known}", field="encoder"
+        )
     return DenseEncoder(spec, spec)

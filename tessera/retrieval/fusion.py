@@ -15,12 +15,19 @@ def reciprocal_rank_fusion(runs: list[Run], k: int = 60, depth: int = 1000, top:
     from pyserini.trectools import TrecRun
 
     trec_runs = [
-        TrecRun.from_list([(qid, "Q0", hit.doc_id, hit.rank, hit.score, "tessera")
-                           for qid, hits in run.items() for hit in hits])
+        TrecRun.from_list(
+            [
+                (qid, "Q0", hit.doc_id, hit.rank, hit.score, "tessera")
+                for qid, hits in run.items()
+                for hit in hits
+            ]
+        )
         for run in runs
     ]
     fused = pyserini_rrf(trec_runs, rrf_k=k, depth=depth, k=top)
     out: Run = {qid: [] for run in runs for qid in run}
-    for topic, docid, rank, score in fused.run_data[["topic", "docid", "rank", "score"]].itertuples(index=False):
+    for topic, docid, rank, score in fused.run_data[["topic", "docid", "rank", "score"]].itertuples(
+        index=False
+    ):
         out[str(topic)].append(Hit(str(docid), float(score), int(rank)))
     return out

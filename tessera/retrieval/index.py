@@ -18,8 +18,13 @@ from tessera.retrieval.hits import Hit
 class Index:
     """Open with `Index.load(path)`; then `search(query)` or `batch_search(queries)`."""
 
-    def __init__(self, root: Path, manifest: Manifest, encoder: Encoder | None = None,
-                 search_params: dict[str, float] | None = None):
+    def __init__(
+        self,
+        root: Path,
+        manifest: Manifest,
+        encoder: Encoder | None = None,
+        search_params: dict[str, float] | None = None,
+    ):
         self.root = root
         self.manifest = manifest
         self.docstore = DocStore(root / DocStore.FILE, readonly=True)
@@ -28,27 +33,39 @@ class Index:
             self.backend = LuceneBackend(root, parse_bm25(manifest.encoder))
             return
         if manifest.backend != "faiss":
-            raise IndexFormatError(f"unknown backend '{manifest.backend}'", file=root / "manifest.json",
-                                   field="backend")
+            raise IndexFormatError(
+                f"unknown backend '{manifest.backend}'", file=root / "manifest.json", field="backend"
+            )
         self.encoder = encoder or load_encoder(manifest.encoder)
         if self.encoder.dim != manifest.dim:
-            raise EncoderError(f"dimension mismatch: index holds {manifest.dim}-d vectors, encoder "
-                               f"'{self.encoder.spec}' makes {self.encoder.dim}-d vectors",
-                               file=root / "manifest.json", field="dim")
+            raise EncoderError(
+                f"dimension mismatch: index holds {manifest.dim}-d vectors, encoder "
+                f"'{self.encoder.spec}' makes {self.encoder.dim}-d vectors",
+                file=root / "manifest.json",
+                field="dim",
+            )
         params = {**manifest.search_params, **(search_params or {})}
         self.backend = FaissBackend.load(root, params)
         if self.backend.dim != manifest.dim or self.backend.index.ntotal != manifest.doc_count:
             raise IndexFormatError(
                 f"vectors.faiss holds {self.backend.index.ntotal} {self.backend.dim}-d vectors; "
-                f"manifest says {manifest.doc_count} {manifest.dim}-d", file=root / FaissBackend.FILE)
+                f"manifest says {manifest.doc_count} {manifest.dim}-d",
+                file=root / FaissBackend.FILE,
+            )
         self.doc_ids = (root / "docids.txt").read_text(encoding="utf-8").splitlines()
         if len(self.doc_ids) != manifest.doc_count:
-            raise IndexFormatError(f"{len(self.doc_ids)} ids for {manifest.doc_count} documents",
-                                   file=root / "docids.txt")
+            raise IndexFormatError(
+                f"{len(self.doc_ids)} ids for {manifest.doc_count} documents", file=root / "docids.txt"
+            )
 
     @classmethod
-    def load(cls, path: str | Path, encoder: Encoder | None = None, verify: bool = True,
-             search_params: dict[str, float] | None = None) -> Index:
+    def load(
+        cls,
+        path: str | Path,
+        encoder: Encoder | None = None,
+        verify: bool = True,
+        search_params: dict[str, float] | None = None,
+    ) -> Index:
         """Open an index directory; `verify` checks every file against the manifest's checksums."""
         root = Path(path).expanduser().resolve()
         return cls(root, Manifest.read(root, verify=verify), encoder, search_params)
@@ -68,12 +85,20 @@ class Index:
             ranked = self.backend.search(queries, k)
         else:
             scores, labels = self.backend.search(self.encoder.encode_queries(queries), k)
-            ranked = [[(self.doc_ids[label], float(score)) for score, label in zip(row_s, row_l, strict=True)
-                       if label >= 0] for row_s, row_l in zip(scores, labels, strict=True)]
+            ranked = [
+                [
+                    (self.doc_ids[label], float(score))
+                    for score, label in zip(row_s, row_l, strict=True)
+                    if label >= 0
+                ]
+                for row_s, row_l in zip(scores, labels, strict=True)
+            ]
         texts = self.docstore.get(d for row in ranked for d, _ in row) if with_text else {}
         return [
-            [Hit(doc_id, score, rank, *((texts[doc_id].title, texts[doc_id].text) if with_text else ()))
-             for rank, (doc_id, score) in enumerate(row, start=1)]
+            [
+                Hit(doc_id, score, rank, *((texts[doc_id].title, texts[doc_id].text) if with_text else ()))
+                for rank, (doc_id, score) in enumerate(row, start=1)
+            ]
             for row in ranked
         ]
 

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tessera.data.datasets import load_eval_dataset
+from tessera.data.irds import load
+from tessera.errors import DatasetError
+
+
+def test_cranfield_reads_offline_through_ir_datasets(data_dir: Path) -> None:
+    dataset = load("cranfield")
+    assert dataset.docs_count() == 1400
+    assert sum(1 for _ in dataset.queries_iter()) == 225
+    qrels = list(dataset.qrels_iter())
+    assert len(qrels) == 1837
+    # ir_datasets keeps Cranfield's codes as grades (its docs call 4 the complete answer).
+    assert {q.relevance for q in qrels} == {-1, 1, 2, 3, 4}
+
+
+def test_eval_dataset_from_ir_datasets_keeps_judged_queries(data_dir: Path) -> None:
+    dataset = load_eval_dataset("cranfield")
+    assert dataset.name == "cranfield"
+    assert len(dataset.queries) == len(dataset.qrels) == 225
+    assert dataset.queries["1"].startswith("what similarity laws must be obeyed")
+
+
+def test_beir_folder_split(data_dir: Path) -> None:
+    test = load_eval_dataset(data_dir / "cranfield-beir", split="test")
+    train = load_eval_dataset(data_dir / "cranfield-beir", split="train")
+    assert (len(test.queries), len(train.queries)) == (114, 111)
+    assert not set(test.queries) & set(train.queries)
+    with pytest.raises(DatasetError, match="no split 'dev'") as info:
+        load_eval_dataset(data_dir / "cranfield-beir", split="dev")
+    assert info.value.field == "split"
+
+
+def test_beir_name_in_data_dir_needs_no_corpus(data_dir: Path) -> None:
+    scifact = load_eval_dataset("beir/scifact/test")
+    assert (len(scifact.queries), sum(len(v) for v in scifact.qrels.values())) == (300, 339)
+    assert load_eval_dataset("cisi-beir").name == "cisi-beir/test"
+
+
+def test_unknown_dataset_id_is_a_clear_error(data_dir: Path) -> None:
+    with pytest.raises(DatasetError, match=r"unknown dataset id 'cranfeld' \(did you mean cranfield\?\)"):
+        load_eval_dataset("cranfeld")
+    with pytest.raises(DatasetError, match="unknown dataset id 'beir/nosuch'$") as info:
+        load_eval_dataset("beir/nosuch")
+    assert info.value.field == "dataset"

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tessera.data.corpus import open_corpus
+from tessera.data.readers import read_jsonl, read_tsv, read_txt_folder
+from tessera.errors import CorpusError
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def test_jsonl_reads_beir_corpus_exactly(data_dir: Path) -> None:
+    docs = list(read_jsonl(data_dir / "cranfield-beir" / "corpus.jsonl"))
+    assert len(docs) == 1400
+    assert docs[0].id == "1"
+    assert docs[0].title.startswith("experimental investigation of the aerodynamics of a")
+    assert docs[0].line == 1 and docs[-1].line == 1400
+
+
+def test_jsonl_accepts_id_and_contents_aliases(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.jsonl", '{"id": 7, "contents": "seven"}\n\n{"_id": "b", "text": "bee"}\n')
+    docs = list(read_jsonl(path))
+    assert [(d.id, d.text, d.line) for d in docs] == [("7", "seven", 1), ("b", "bee", 3)]
+
+
+def test_malformed_jsonl_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.jsonl", '{"_id": "a", "text": "ok"}\n{"_id": "b", "text": "broken\n')
+    with pytest.raises(CorpusError) as info:
+        list(read_jsonl(path))
+    assert info.value.file == str(path) and info.value.line == 2
+    assert "malformed JSON" in str(info.value)
+
+
+def test_missing_text_field_names_the_field(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.jsonl", '{"_id": "a", "text": "ok"}\n{"_id": "b", "title": "no body"}\n')
+    with pytest.raises(CorpusError) as info:
+        list(read_jsonl(path))
+    assert (info.value.line, info.value.field) == (2, "text")
+    assert str(info.value).startswith(f"{path}:2, field 'text'")
+
+
+def test_non_string_field_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.jsonl", '{"_id": "a", "text": ["list"]}\n')
+    with pytest.raises(CorpusError, match="must be a string") as info:
+        list(read_jsonl(path))
+    assert info.value.field == "text"
+
+
+def test_non_utf8_bytes_name_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.jsonl", b'{"_id": "a", "text": "ok"}\n{"_id": "b", "text": "caf\xe9"}\n')
+    with pytest.raises(CorpusError, match="not valid UTF-8") as info:
+        list(read_jsonl(path))
+    assert info.value.line == 2
+
+
+def test_tsv_two_and_three_columns_and_header(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.tsv", "id\ttext\nd1\tfirst doc\nd2\tTitle\tsecond doc\n")
+    docs = list(read_tsv(path))
+    assert [(d.id, d.title, d.text) for d in docs] == [("d1", "", "first doc"), ("d2", "Title", "second doc")]
+    bad = write(tmp_path / "bad.tsv", "d1\tok\nd2\n")
+    with pytest.raises(CorpusError, match="tab-separated") as info:
+        list(read_tsv(bad))
+    assert info.value.line == 2
+
+
+def test_txt_folder_ids_are_relative_paths(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "a.txt", "alpha\n")
+    write(tmp_path / "sub" / "b.txt", "beta")
+    write(tmp_path / "ignored.md", "not a txt")
+    assert [(d.id, d.text) for d in read_txt_folder(tmp_path)] == [("a", "alpha"), ("sub/b", "beta")]
+    write(tmp_path / "sub" / "c.txt", b"line one\nbad \xff byte")
+    with pytest.raises(CorpusError) as info:
+        list(read_txt_folder(tmp_path))
+    assert info.value.line == 2 and info.value.file.endswith("c.txt")
+
+
+def test_open_corpus_dispatches_every_format(tmp_path: Path, data_dir: Path) -> None:
+    assert open_corpus(data_dir / "cranfield-beir").kind == "beir"
+    assert open_corpus(data_dir / "cranfield-beir" / "corpus.jsonl").size_hint == 1400
+    cran = open_corpus("cranfield")
+    assert (cran.kind, cran.size_hint) == ("ir_datasets", 1400)
+    first = next(iter(cran))
+    assert first.id == "1" and first.contents.startswith(first.title + " ")
+    write(tmp_path / "x.txt", "hello")
+    assert open_corpus(tmp_path).kind == "txt"
+    with pytest.raises(CorpusError, match="neither an existing file"):
+        open_corpus("no/such/dataset-id")
+    with pytest.raises(CorpusError, match="unknown corpus format"):
+        open_corpus(write(tmp_path / "c.csv", "a,b"))
+
+
+def test_fingerprint_changes_when_the_file_changes(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.jsonl", json.dumps({"_id": "a", "text": "x"}) + "\n")
+    before = open_corpus(path).fingerprint
+    write(path, json.dumps({"_id": "a", "text": "xy"}) + "\n")
+    assert open_corpus(path).fingerprint != before

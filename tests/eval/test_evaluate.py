@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import ir_measures
+import pytest
+
+from tessera.data.datasets import load_eval_dataset
+from tessera.data.irds import load
+from tessera.errors import TesseraError
+from tessera.eval.evaluate import evaluate, score
+from tessera.eval.runs import read_trec
+from tessera.indexing.jvm import pyserini
+
+# Measured here with pyserini, faiss and sentence-transformers used directly on ir_datasets'
+# Cranfield (all 225 queries, its grades, title + text, depth 1000); Tessera must reproduce them.
+REFERENCE = {
+    "bm25": {"nDCG@10": 0.322, "R@100": 0.722},
+    "minilm": {"nDCG@10": 0.354, "R@100": 0.772},
+    "rrf": {"nDCG@10": 0.376, "R@100": 0.790},
+}
+
+
+@pytest.fixture(scope="module")
+def cranfield_runs(cranfield_bm25: Path, cranfield_dense: Path) -> dict:
+    return {
+        "bm25": evaluate([cranfield_bm25], "cranfield", show_progress=False),
+        "minilm": evaluate([cranfield_dense], "cranfield", show_progress=False),
+        "rrf": evaluate([cranfield_bm25, cranfield_dense], "cranfield", show_progress=False),
+    }
+
+
+@pytest.mark.parametrize("system", ["bm25", "minilm", "rrf"])
+def test_reference_figures_are_reproduced(cranfield_runs: dict, system: str) -> None:
+    result = cranfield_runs[system]
+    assert result.dataset == "cranfield"
+    for metric, expected in REFERENCE[system].items():
+        assert result.metrics[metric] == pytest.approx(expected, abs=0.005), metric
+
+
+def test_bm25_equals_pyserini_used_directly(cranfield_runs: dict, tmp_path: Path) -> None:
+    pyserini()
+    from jnius import autoclass
+    from pyserini.search.lucene import LuceneSearcher
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    with (docs / "cranfield.jsonl").open("w") as handle:
+        for doc in load("cranfield").docs_iter():
+            handle.write(json.dumps({"id": doc.doc_id, "contents": doc.default_text()}) + "\n")
+    autoclass("io.anserini.index.IndexCollection").main(
+        [
+            "-collection",
+            "JsonCollection",
+            "-input",
+            str(docs),
+            "-index",
+            str(tmp_path / "lucene"),
+            "-generator",
+            "DefaultLuceneDocumentGenerator",
+            "-threads",
+            "1",
+        ]
+    )
+    searcher = LuceneSearcher(str(tmp_path / "lucene"))
+    searcher.set_bm25(0.9, 0.4)
+    dataset = load_eval_dataset("cranfield")
+    qids = list(dataset.queries)
+    direct = searcher.batch_search([dataset.queries[q] for q in qids], qids, k=1000, threads=1)
+
+    tessera_run = cranfield_runs["bm25"].run
+    for qid in qids:
+        assert [(h.docid, round(h.score, 4)) for h in direct[qid]] == [
+            (h.doc_id, round(h.score, 4)) for h in tessera_run[qid]
+        ], qid
+    direct_scores = {q: {h.docid: h.score for h in hits} for q, hits in direct.items()}
+    ndcg = ir_measures.calc_aggregate([ir_measures.nDCG @ 10], dataset.qrels, direct_scores)
+    assert round(ndcg[ir_measures.nDCG @ 10], 4) == round(cranfield_runs["bm25"].metrics["nDCG@10"], 4)
+
+
+def test_hybrid_beats_both_inputs_on_cranfield_test(
+    cranfield_bm25: Path, cranfield_dense: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    result = evaluate(
+        [cranfield_bm25, cranfield_dense],
+        data_dir / "cranfield-beir",
+        split="test",
+        run_path=tmp_path / "run.trec",
+        json_path=tmp_path / "m.json",
+        show_progress=False,
+    )
+    assert result.dataset == "cranfield-beir/test"
+    for metric in ("nDCG@10", "R@100"):
+        best_input = max(values[metric] for values in result.inputs.values())
+        assert result.metrics[metric] >= best_input, metric
+    written = json.loads((tmp_path / "m.json").read_text())
+    assert set(written) == {"nDCG@10", "R@100", "RR@10", "AP"}
+    assert written["nDCG@10"] == pytest.approx(result.metrics["nDCG@10"])
+    run = read_trec(tmp_path / "run.trec")
+    assert set(run) == set(result.run) and len(run) == 114
+    assert all(len(hits) <= 1000 for hits in run.values())
+    # The run file alone reproduces the metrics (6-decimal scores keep the order).
+    dataset = load_eval_dataset(data_dir / "cranfield-beir", split="test")
+    assert score(run, dataset)["nDCG@10"] == pytest.approx(result.metrics["nDCG@10"], abs=1e-6)
+
+
+def test_unknown_metric_and_fusion(cranfield_bm25: Path) -> None:
+    with pytest.raises(TesseraError, match="unknown ir_measures metric 'nDCG@x'"):
+        evaluate([cranfield_bm25], "cranfield", metrics=["nDCG@x"], show_progress=False)
+    with pytest.raises(TesseraError, match="unknown fusion 'comb'"):
+        evaluate([cranfield_bm25], "cranfield", fusion="comb", show_progress=False)

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from tessera.errors import EncoderError, TesseraError
+from tessera.indexing.faiss_backend import FaissBackend, build_faiss_index, gpu_count
+
+
+@pytest.fixture(scope="module")
+def vectors() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    data = rng.standard_normal((4000, 64)).astype(np.float32)
+    return data / np.linalg.norm(data, axis=1, keepdims=True)
+
+
+def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    return np.argsort(-(queries @ vectors.T), axis=1, kind="stable")[:, :k]
+
+
+@pytest.mark.parametrize(
+    ("factory", "params", "min_recall"),
+    [
+        ("Flat", {}, 1.0),
+        ("HNSW32", {"efSearch": 128}, 0.95),
+        ("IVF16,Flat", {"nprobe": 16}, 1.0),
+        ("PQ16", {}, 0.3),
+        ("OPQ8,IVF16,PQ8", {"nprobe": 16}, 0.2),
+    ],
+)
+def test_factory_kinds_build_save_load_search(tmp_path: Path, vectors, factory, params, min_recall) -> None:
+    backend = FaissBackend(build_faiss_index(vectors, factory), params)
+    backend.save(tmp_path)
+    loaded = FaissBackend.load(tmp_path, params)
+    queries = vectors[:50]
+    _, labels = loaded.search(queries, 10)
+    truth = exact_top(vectors, queries, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(labels, truth, strict=True)])
+    assert recall >= min_recall
+    assert loaded.index.ntotal == len(vectors)
+
+
+def test_search_params_reach_the_index(vectors) -> None:
+    backend = FaissBackend(build_faiss_index(vectors, "IVF16,Flat"), {"nprobe": 5})
+    assert faiss.extract_index_ivf(backend.index).nprobe == 5
+    with pytest.raises(TesseraError, match="'efSearch' does not apply"):
+        FaissBackend(build_faiss_index(vectors, "IVF16,Flat"), {"efSearch": 5})
+
+
+def test_dimension_mismatch_on_search(vectors) -> None:
+    backend = FaissBackend(build_faiss_index(vectors, "Flat"))
+    with pytest.raises(EncoderError, match="dimension mismatch: index holds 64-d vectors, queries are 32-d"):
+        backend.search(vectors[:2, :32], 5)
+
+
+def test_untrainable_factory_is_a_clear_error(vectors) -> None:
+    with pytest.raises(TesseraError, match="could not train 'IVF8192,Flat'"):
+        build_faiss_index(vectors[:100], "IVF8192,Flat")
+
+
+@pytest.mark.gpu
+def test_gpu_search_matches_cpu(vectors) -> None:
+    assert gpu_count() > 0
+    cpu = build_faiss_index(vectors, "Flat")
+    backend = FaissBackend(cpu)
+    assert backend.on_gpu
+    gpu_scores, gpu_labels = backend.search(vectors[:20], 10)
+    cpu_scores, cpu_labels = cpu.search(vectors[:20], 10)
+    np.testing.assert_array_equal(gpu_labels, cpu_labels)
+    np.testing.assert_allclose(gpu_scores, cpu_scores, atol=1e-4)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from tessera.errors import EncoderError, IndexFormatError
+from tessera.models.registry import load_encoder
+from tessera.retrieval.index import Index
+
+
+def test_dense_flat_equals_brute_force_numpy(cranfield_dense: Path) -> None:
+    index = Index.load(cranfield_dense)
+    stored = faiss.read_index(str(cranfield_dense / "vectors.faiss"))
+    doc_vectors = stored.reconstruct_n(0, stored.ntotal)
+    encoder = load_encoder("minilm")
+    # The stored vectors are the documents' embeddings, unit length (inner product = cosine).
+    first = encoder.encode_docs([index.document(index.doc_ids[0]).contents])[0]
+    np.testing.assert_allclose(doc_vectors[0], first, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(doc_vectors, axis=1), 1.0, atol=1e-5)
+
+    queries = [
+        "what similarity laws must be obeyed when constructing aeroelastic models",
+        "boundary layer transition on a flat plate",
+        "heat transfer at hypersonic speeds",
+    ]
+    scores = encoder.encode_queries(queries) @ doc_vectors.T
+    for query, row, hits in zip(queries, scores, index.batch_search(queries, k=20), strict=True):
+        order = np.argsort(-row, kind="stable")[:20]
+        assert [hit.doc_id for hit in hits] == [index.doc_ids[i] for i in order], query
+        np.testing.assert_allclose([hit.score for hit in hits], row[order], rtol=1e-5, atol=1e-5)
+        assert [hit.rank for hit in hits] == list(range(1, 21))
+
+
+def test_search_returns_text_on_request(cranfield_bm25: Path) -> None:
+    index = Index.load(cranfield_bm25)
+    hits = index.search("boundary layer transition", k=3, with_text=True)
+    assert len(hits) == 3 and hits[0].score >= hits[1].score >= hits[2].score
+    assert "boundary" in (hits[0].title + hits[0].text).lower()
+    assert index.search("boundary layer transition", k=3)[0].text is None
+
+
+class WrongDimEncoder:
+    spec, dim, multi_vector = "test-128", 128, False
+
+    def encode_queries(self, texts):
+        return np.zeros((len(texts), 128), np.float32)
+
+    encode_docs = encode_queries
+
+
+def test_encoder_dimension_mismatch(cranfield_dense: Path) -> None:
+    with pytest.raises(EncoderError, match="dimension mismatch: index holds 384-d vectors") as info:
+        Index.load(cranfield_dense, encoder=WrongDimEncoder())
+    assert info.value.field == "dim"
+
+
+def test_manifest_that_lies_about_the_dimension(cranfield_dense: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(cranfield_dense, tmp_path / "copy"))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "dim": 128}))
+    with pytest.raises(EncoderError, match="dimension mismatch"):
+        Index.load(copy)
+
+
+def test_truncated_vectors_file_fails_on_load(cranfield_dense: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(cranfield_dense, tmp_path / "copy"))
+    vectors = copy / "vectors.faiss"
+    vectors.write_bytes(vectors.read_bytes()[: vectors.stat().st_size // 2])
+    with pytest.raises(IndexFormatError, match="truncated") as info:
+        Index.load(copy)
+    assert info.value.file == str(vectors)
