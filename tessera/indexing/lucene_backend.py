@@ -44,6 +44,8 @@ class LuceneBackend:
 
     def search(self, queries: list[str], k: int) -> list[list[tuple[str, float]]]:
         """Ranked (doc id, score) lists, one per query, in query order."""
+        if len(queries) == 1:  # a thread pool costs more than it saves for one query
+            return [[(hit.docid, float(hit.score)) for hit in self.searcher.search(queries[0], k=k)]]
         qids = [str(i) for i in range(len(queries))]
         threads = max(1, min(8, os.cpu_count() or 1))
         results = self.searcher.batch_search(queries, qids, k=k, threads=threads)

@@ -51,6 +51,8 @@ class Manifest:
     metric: str = "ip"
     factory: str = ""
     search_params: dict[str, float] = field(default_factory=dict)
+    # A query encoder trained with the index (JPQ), as a folder inside the index directory.
+    query_encoder: str = ""
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     format_version: int = FORMAT_VERSION
     files: dict[str, dict[str, object]] = field(default_factory=dict)

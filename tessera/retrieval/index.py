@@ -36,7 +36,8 @@ class Index:
             raise IndexFormatError(
                 f"unknown backend '{manifest.backend}'", file=root / "manifest.json", field="backend"
             )
-        self.encoder = encoder or load_encoder(manifest.encoder)
+        query_spec = str(root / manifest.query_encoder) if manifest.query_encoder else manifest.encoder
+        self.encoder = encoder or load_encoder(query_spec)
         if self.encoder.dim != manifest.dim:
             raise EncoderError(
                 f"dimension mismatch: index holds {manifest.dim}-d vectors, encoder "

@@ -48,3 +48,21 @@ def test_unknown_dataset_id_is_a_clear_error(data_dir: Path) -> None:
     with pytest.raises(DatasetError, match="unknown dataset id 'beir/nosuch'$") as info:
         load_eval_dataset("beir/nosuch")
     assert info.value.field == "dataset"
+
+
+def test_loose_files_are_packed_into_the_archive_ir_datasets_expects(data_dir, tmp_path, monkeypatch) -> None:
+    import tarfile
+
+    from tessera.data.irds import place_local_copies
+
+    local = tmp_path / "data" / "cranfield"
+    local.mkdir(parents=True)
+    for name in ("cran.all.1400", "cran.qry", "cranqrel"):
+        (local / name).symlink_to(data_dir / "cranfield" / name)
+    monkeypatch.setenv("TESSERA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("IR_DATASETS_HOME", str(tmp_path / "home"))
+    place_local_copies("cranfield")
+    with tarfile.open(tmp_path / "home" / "cranfield" / "cran.tar.gz") as archive:
+        assert sorted(archive.getnames()) == ["cran.all.1400", "cran.qry", "cranqrel"]
+        packed = archive.extractfile("cranqrel").read()
+    assert packed == (data_dir / "cranfield" / "cranqrel").read_bytes()
