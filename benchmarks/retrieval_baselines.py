@@ -122,7 +122,8 @@ def bench(collection: str, work: Path, console: Console) -> None:
                                  None, None),
     }
     table = Table(title=f"{collection}: {len(dataset.queries)} judged queries, depth {DEPTH}")
-    for column in ["system", *METRICS, "nDCG@10 ratio", "build s", "build ratio", "ms/query", "latency ratio"]:
+    columns = ["system", *METRICS, "nDCG@10 ratio", "build s", "build ratio", "ms/query", "latency ratio"]
+    for column in columns:
         table.add_column(column, justify="left" if column == "system" else "right")
 
     def fmt(value: float | None, pattern: str = "{:.1f}") -> str:
