@@ -60,8 +60,19 @@ def anchor_bm25(collection: str, work: Path, dataset) -> tuple[dict, float, floa
             for doc in load(collection).docs_iter():
                 handle.write(json.dumps({"id": doc.doc_id, "contents": doc.default_text()}) + "\n")
         autoclass("io.anserini.index.IndexCollection").main(
-            ["-collection", "JsonCollection", "-input", str(docs), "-index", str(work / "anchor-lucene"),
-             "-generator", "DefaultLuceneDocumentGenerator", "-threads", "1"])
+            [
+                "-collection",
+                "JsonCollection",
+                "-input",
+                str(docs),
+                "-index",
+                str(work / "anchor-lucene"),
+                "-generator",
+                "DefaultLuceneDocumentGenerator",
+                "-threads",
+                "1",
+            ]
+        )
 
     _, build_s = timed(build)
     searcher = LuceneSearcher(str(work / "anchor-lucene"))
@@ -81,8 +92,11 @@ def anchor_dense(collection: str, dataset) -> tuple[dict, float, float]:
     model = SentenceTransformer(str(bundled_path("minilm")))
     docs = list(load(collection).docs_iter())
     ids = [d.doc_id for d in docs]
-    vectors, build_s = timed(lambda: model.encode([d.default_text() for d in docs], batch_size=64,
-                                                  normalize_embeddings=True, convert_to_numpy=True))
+    vectors, build_s = timed(
+        lambda: model.encode(
+            [d.default_text() for d in docs], batch_size=64, normalize_embeddings=True, convert_to_numpy=True
+        )
+    )
     qids = list(dataset.queries)
     queries = model.encode([dataset.queries[q] for q in qids], normalize_embeddings=True)
     scores = queries @ vectors.T
@@ -104,8 +118,9 @@ def bench(collection: str, work: Path, console: Console) -> None:
     rows: list[tuple[str, dict, float | None, float | None]] = []
     tessera_runs = {}
     for name, encoder in (("bm25", "bm25"), ("minilm", "minilm")):
-        path, build_s = timed(lambda e=encoder, n=name: build_index(collection, work / n, encoder=e,
-                                                                    show_progress=False))
+        path, build_s = timed(
+            lambda e=encoder, n=name: build_index(collection, work / n, encoder=e, show_progress=False)
+        )
         index = Index.load(path)
         tessera_runs[name] = retrieve(index, dataset, DEPTH, show_progress=False)
         latency = per_query_ms(lambda q, i=index: i.search(q, k=10), list(dataset.queries.values()))
@@ -117,9 +132,12 @@ def bench(collection: str, work: Path, console: Console) -> None:
     anchors = {
         "Tessera bm25": ("pyserini direct", bm25_run, bm25_build, bm25_latency),
         "Tessera minilm": ("sentence-transformers + numpy", dense_run, dense_build, dense_latency),
-        "Tessera hybrid (RRF)": ("pyserini RRF of the two anchors",
-                                 reciprocal_rank_fusion([bm25_run, dense_run], k=60, depth=DEPTH, top=DEPTH),
-                                 None, None),
+        "Tessera hybrid (RRF)": (
+            "pyserini RRF of the two anchors",
+            reciprocal_rank_fusion([bm25_run, dense_run], k=60, depth=DEPTH, top=DEPTH),
+            None,
+            None,
+        ),
     }
     table = Table(title=f"{collection}: {len(dataset.queries)} judged queries, depth {DEPTH}")
     columns = ["system", *METRICS, "nDCG@10 ratio", "build s", "build ratio", "ms/query", "latency ratio"]
@@ -132,13 +150,25 @@ def bench(collection: str, work: Path, console: Console) -> None:
     for name, run, build_s, latency in rows:
         anchor_name, anchor_run, anchor_build, anchor_latency = anchors[name]
         ours, theirs = score(run, dataset, METRICS), score(anchor_run, dataset, METRICS)
-        table.add_row(f"  {anchor_name}", *(f"{theirs[m]:.4f}" for m in METRICS), "1.000",
-                      fmt(anchor_build), "1.00", fmt(anchor_latency), "1.00")
+        table.add_row(
+            f"  {anchor_name}",
+            *(f"{theirs[m]:.4f}" for m in METRICS),
+            "1.000",
+            fmt(anchor_build),
+            "1.00",
+            fmt(anchor_latency),
+            "1.00",
+        )
         ratio = lambda a, b: None if a is None or b is None else a / b  # noqa: E731
-        table.add_row(name, *(f"{ours[m]:.4f}" for m in METRICS),
-                      f"{ours['nDCG@10'] / theirs['nDCG@10']:.3f}", fmt(build_s),
-                      fmt(ratio(build_s, anchor_build), "{:.2f}"), fmt(latency),
-                      fmt(ratio(latency, anchor_latency), "{:.2f}"))
+        table.add_row(
+            name,
+            *(f"{ours[m]:.4f}" for m in METRICS),
+            f"{ours['nDCG@10'] / theirs['nDCG@10']:.3f}",
+            fmt(build_s),
+            fmt(ratio(build_s, anchor_build), "{:.2f}"),
+            fmt(latency),
+            fmt(ratio(latency, anchor_latency), "{:.2f}"),
+        )
     console.print(table)
 
 

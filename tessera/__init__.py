@@ -21,6 +21,7 @@ _API = {
     "load_eval_dataset": "tessera.data.datasets",
     "load_encoder": "tessera.models.registry",
     "reciprocal_rank_fusion": "tessera.retrieval.fusion",
+    "hybrid_search": "tessera.retrieval.fusion",
     "quickstart": "tessera.quickstart",
     "TesseraError": "tessera.errors",
 }

@@ -170,7 +170,7 @@ def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
     try:
         app(args=_expand_multi_value(sys.argv[1:]), prog_name="tessera")
-    except TesseraError as exc:
+    except (TesseraError, OSError) as exc:  # OSError: unwritable output, full disk, ...
         if _state["debug"]:
             raise
         print(f"error: {exc}", file=sys.stderr)

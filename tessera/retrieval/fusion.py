@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from tessera.retrieval.hits import Hit
+
+if TYPE_CHECKING:
+    from tessera.retrieval.index import Index
 
 Run = dict[str, list[Hit]]  # query id -> ranked hits
 
@@ -31,3 +37,13 @@ def reciprocal_rank_fusion(runs: list[Run], k: int = 60, depth: int = 1000, top:
     ):
         out[str(topic)].append(Hit(str(docid), float(score), int(rank)))
     return out
+
+
+def hybrid_search(
+    indexes: Sequence[Index], queries: Sequence[str], k: int = 10, depth: int = 1000, rrf_k: int = 60
+) -> list[list[Hit]]:
+    """Search several indexes (e.g. BM25 + dense) and fuse each query's hits by RRF."""
+    keys = [str(i) for i in range(len(queries))]
+    runs = [dict(zip(keys, index.batch_search(queries, depth), strict=True)) for index in indexes]
+    fused = reciprocal_rank_fusion(runs, k=rrf_k, depth=depth, top=k)
+    return [fused[key] for key in keys]

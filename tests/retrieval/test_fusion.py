@@ -28,3 +28,18 @@ def test_rrf_depth_and_queries_missing_from_one_run() -> None:
         ("c", pytest.approx(1 / 61)),
     ]
     assert [h.doc_id for h in fused["r"]] == ["x"]
+
+
+def test_hybrid_search_fuses_two_real_indexes(cranfield_bm25, cranfield_dense) -> None:
+    from tessera.retrieval.fusion import hybrid_search
+    from tessera.retrieval.index import Index
+
+    bm25, dense = Index.load(cranfield_bm25), Index.load(cranfield_dense)
+    query = "what similarity laws must be obeyed when constructing aeroelastic models"
+    hits = hybrid_search([bm25, dense], [query], k=5)[0]
+    lexical = {h.doc_id: h.rank for h in bm25.search(query, k=1000)}
+    semantic = {h.doc_id: h.rank for h in dense.search(query, k=1000)}
+    expected = {d: sum(1 / (60 + r[d]) for r in (lexical, semantic) if d in r) for d in {*lexical, *semantic}}
+    best = sorted(expected, key=lambda d: (-expected[d], d))[:5]
+    assert [h.doc_id for h in hits] == best
+    assert [h.score for h in hits] == pytest.approx([expected[d] for d in best])

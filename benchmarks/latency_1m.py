@@ -1,0 +1,99 @@
+"""Question: how fast are Tessera's vector backends at one million 384-d vectors?
+
+    python benchmarks/latency_1m.py [--count 1000000] [--queries 200]
+
+Synthetic clustered vectors (a mixture of 1,000 Gaussians, unit-normalised, like sentence
+embeddings) so that IVF partitions mean something. Each backend is built by Tessera's own code
+and queried one query at a time (k=10); the table gives ms/query, the speed-up over exact flat
+search, bytes per vector, and recall@10 of the exact top 10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from tessera.indexing.faiss_backend import FaissBackend, build_faiss_index
+
+DIM = 384
+
+
+def clustered(count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((1000, DIM)).astype(np.float32)
+    data = np.empty((count, DIM), np.float32)
+    for start in range(0, count, 100_000):
+        rows = min(100_000, count - start)
+        data[start : start + rows] = centers[rng.integers(0, 1000, rows)] + 0.6 * rng.standard_normal(
+            (rows, DIM), dtype=np.float32
+        )
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    return data
+
+
+def per_query(backend, queries: np.ndarray, k: int = 10) -> tuple[float, np.ndarray]:
+    backend.search(queries[:5], k)  # warm-up
+    labels = []
+    start = time.perf_counter()
+    for row in queries:
+        labels.append(backend.search(row[None, :], k)[1][0])
+    return 1000 * (time.perf_counter() - start) / len(queries), np.array(labels)
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, truth, strict=True)]))
+
+
+def backends(vectors: np.ndarray):
+    """(name, bytes per vector, builder) for every backend compared."""
+    yield "Flat (fp32, exact)", DIM * 4, lambda: FaissBackend(build_faiss_index(vectors, "Flat"))
+    yield (
+        "IVF4096,PQ48 nprobe=16",
+        48,
+        lambda: FaissBackend(build_faiss_index(vectors, "IVF4096,PQ48"), {"nprobe": 16}),
+    )
+    yield (
+        "HNSW32 efSearch=64",
+        DIM * 4 + 32 * 2 * 4,
+        lambda: FaissBackend(build_faiss_index(vectors, "HNSW32"), {"efSearch": 64}),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    console = Console(width=140)
+    vectors = clustered(args.count, seed=0)
+    queries = clustered(args.queries, seed=1)
+    table = Table(title=f"{args.count:,} x {DIM}-d vectors, {args.queries} single queries, k=10")
+    for column in ("backend", "bytes/vector", "build s", "ms/query", "speed-up vs flat", "recall@10"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    flat_ms, truth = None, None
+    for name, size, build in backends(vectors):
+        start = time.perf_counter()
+        backend = build()
+        build_s = time.perf_counter() - start
+        ms, labels = per_query(backend, queries)
+        if flat_ms is None:
+            flat_ms, truth = ms, labels
+        table.add_row(
+            name,
+            str(size),
+            f"{build_s:.1f}",
+            f"{ms:.2f}",
+            f"{flat_ms / ms:.1f}x",
+            f"{recall(labels, truth):.3f}",
+        )
+        console.log(f"{name}: {ms:.2f} ms/query")
+        del backend
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
