@@ -25,16 +25,17 @@ _state = {"debug": False}
 MULTI_VALUE_OPTIONS = ("--metrics",)
 
 
-def _parse_params(items: list[str]) -> dict[str, float]:
-    params: dict[str, float] = {}
+def _parse_params(items: list[str]) -> dict[str, float | str]:
+    """`nprobe=16` -> {"nprobe": 16.0}; non-numbers stay strings (`mode=sdc`)."""
+    params: dict[str, float | str] = {}
     for item in items:
         name, sep, value = item.partition("=")
+        if not (sep and name and value):
+            raise TesseraError(f"expected NAME=VALUE, got '{item}'", field="param")
         try:
             params[name] = float(value)
         except ValueError:
-            sep = ""
-        if not sep:
-            raise TesseraError(f"expected NAME=NUMBER, got '{item}'", field="param")
+            params[name] = value
     return params
 
 
@@ -60,7 +61,9 @@ def index(
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
     encoder: Annotated[str, typer.Option(help="bm25[:k1=..,b=..] | minilm | PATH | hub name.")] = "minilm",
-    index_factory: Annotated[str, typer.Option("--index", help="faiss factory string.")] = "Flat",
+    index_factory: Annotated[
+        str, typer.Option("--index", help="faiss factory string, binary or bebr:BITS.")
+    ] = "Flat",
     batch_size: Annotated[int, typer.Option(help="Documents per checkpointed batch.")] = 256,
     param: Annotated[
         list[str], typer.Option(help="Search parameter stored in the manifest, e.g. nprobe=16.")
@@ -79,6 +82,21 @@ def index(
         search_params=_parse_params(param),
         overwrite=overwrite,
     )
+    out.print(f"index written to {path}")
+
+
+@app.command()
+def reindex(
+    source: Annotated[Path, typer.Argument(help="An exact (Flat or HNSW) dense index.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
+    index_factory: Annotated[str, typer.Option("--index", help="faiss factory string, binary or bebr:BITS.")],
+    param: Annotated[list[str], typer.Option(help="Search parameter, e.g. nprobe=16.")] = [],  # noqa: B006
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing index.")] = False,
+) -> None:
+    """Rebuild an index with another vector backend from its stored vectors (no re-encoding)."""
+    from tessera.indexing.reindex import reindex as run_reindex
+
+    path = run_reindex(source, output, index_factory, _parse_params(param), overwrite=overwrite)
     out.print(f"index written to {path}")
 
 
@@ -134,6 +152,35 @@ def eval_(
     ]:
         table.add_row(system, *(f"{values[name]:.4f}" for name in names))
     out.print(table)
+
+
+train_app = typer.Typer(no_args_is_help=True, help="Train encoders and compressed indexes.")
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("jpq")
+def train_jpq(
+    index_dir: Annotated[Path, typer.Option("--index", help="A PQ{m} or OPQ{m},PQ{m} dense index.")],
+    dataset: Annotated[str, typer.Option(help="ir_datasets id or BEIR folder with training qrels.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
+    split: Annotated[str, typer.Option(help="Qrels split to train on.")] = "train",
+    epochs: Annotated[int, typer.Option()] = 4,
+    title_pairs: Annotated[bool, typer.Option(help="Add (title -> document) pairs from the corpus.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """JPQ: train the query encoder and the PQ centroids jointly; document codes stay fixed."""
+    from tessera.training.jpq import train_jpq as run_jpq
+
+    path = run_jpq(
+        index_dir,
+        dataset,
+        output,
+        split=split,
+        epochs=epochs,
+        use_title_pairs=title_pairs,
+        overwrite=overwrite,
+    )
+    out.print(f"JPQ index written to {path}")
 
 
 @app.command()

@@ -16,8 +16,8 @@ from tessera.data.corpus import Corpus, open_corpus
 from tessera.data.document import Document
 from tessera.errors import CorpusError, TesseraError
 from tessera.indexing import staging
+from tessera.indexing.backends import Params, build_vector_backend, kind_of, validate_factory
 from tessera.indexing.docstore import DocStore
-from tessera.indexing.faiss_backend import FaissBackend, build_faiss_index
 from tessera.indexing.lucene_backend import build_lucene_index
 from tessera.indexing.manifest import FORMAT_VERSION, Manifest
 from tessera.models.registry import canonical_spec, is_lexical, load_encoder
@@ -60,7 +60,7 @@ def build_index(
     encoder: str = "minilm",
     factory: str = "Flat",
     batch_size: int = 256,
-    search_params: dict[str, float] | None = None,
+    search_params: Params | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
 ) -> Path:
@@ -78,6 +78,8 @@ def build_index(
     spec = canonical_spec(encoder)
     lexical = is_lexical(spec)
     model = None if lexical else load_encoder(spec)
+    if model is not None:
+        validate_factory(factory, model.dim)
     root, progress = staging.stage(target, _fingerprint(source, spec, factory, batch_size))
     store = DocStore(root / DocStore.FILE)
     try:
@@ -108,7 +110,7 @@ def build_index(
                 "corpus has no documents", file=source.name if source.kind != "ir_datasets" else None
             )
         manifest = Manifest(
-            backend="lucene" if lexical else "faiss",
+            backend="lucene" if lexical else kind_of(factory),
             encoder=spec,
             doc_count=progress.done,
             corpus=source.name,
@@ -121,7 +123,7 @@ def build_index(
             vectors = np.memmap(
                 root / PARTIAL_VECTORS, dtype=np.float32, mode="r", shape=(progress.done, model.dim)
             )
-            FaissBackend(build_faiss_index(vectors, factory), manifest.search_params).save(root)
+            build_vector_backend(vectors, factory, manifest.search_params, show_progress).save(root)
             del vectors
             (root / PARTIAL_VECTORS).unlink()
             with (root / "docids.txt").open("w", encoding="utf-8") as handle:

@@ -99,6 +99,20 @@ class FaissBackend:
         self.index = gpu or index
         apply_search_params(self.index, search_params or {})
 
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def exact_vectors(self) -> np.ndarray:
+        """The stored float vectors, for indexes that keep them exactly (Flat, HNSW-Flat)."""
+        index = faiss.index_gpu_to_cpu(self.index) if self.on_gpu else self.index
+        if not isinstance(index, (faiss.IndexFlat, faiss.IndexHNSWFlat)):
+            raise TesseraError(
+                f"{type(index).__name__} does not keep exact vectors; reindex from a Flat or HNSW index",
+                field="index",
+            )
+        return index.reconstruct_n(0, index.ntotal)
+
     @classmethod
     def load(cls, root: Path, search_params: dict[str, float] | None = None) -> FaissBackend:
         return cls(faiss.read_index(str(root / cls.FILE)), search_params)

@@ -41,6 +41,10 @@ def fsync_tree(root: Path) -> None:
             os.close(descriptor)
 
 
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 @dataclass
 class Manifest:
     backend: str  # "faiss" or "lucene"
@@ -53,7 +57,7 @@ class Manifest:
     search_params: dict[str, float] = field(default_factory=dict)
     # A query encoder trained with the index (JPQ), as a folder inside the index directory.
     query_encoder: str = ""
-    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    created_at: str = field(default_factory=utc_now)
     format_version: int = FORMAT_VERSION
     files: dict[str, dict[str, object]] = field(default_factory=dict)
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tessera.errors import EncoderError, IndexFormatError
+from tessera.indexing.backends import Params, open_vector_backend
 from tessera.indexing.docstore import DocStore
-from tessera.indexing.faiss_backend import FaissBackend
 from tessera.indexing.lucene_backend import LuceneBackend
 from tessera.indexing.manifest import Manifest
 from tessera.models.encoder import Encoder
@@ -23,7 +23,7 @@ class Index:
         root: Path,
         manifest: Manifest,
         encoder: Encoder | None = None,
-        search_params: dict[str, float] | None = None,
+        search_params: Params | None = None,
     ):
         self.root = root
         self.manifest = manifest
@@ -32,10 +32,6 @@ class Index:
             self.encoder = None
             self.backend = LuceneBackend(root, parse_bm25(manifest.encoder))
             return
-        if manifest.backend != "faiss":
-            raise IndexFormatError(
-                f"unknown backend '{manifest.backend}'", file=root / "manifest.json", field="backend"
-            )
         query_spec = str(root / manifest.query_encoder) if manifest.query_encoder else manifest.encoder
         self.encoder = encoder or load_encoder(query_spec)
         if self.encoder.dim != manifest.dim:
@@ -46,12 +42,12 @@ class Index:
                 field="dim",
             )
         params = {**manifest.search_params, **(search_params or {})}
-        self.backend = FaissBackend.load(root, params)
-        if self.backend.dim != manifest.dim or self.backend.index.ntotal != manifest.doc_count:
+        self.backend = open_vector_backend(root, manifest, params)
+        if self.backend.dim != manifest.dim or self.backend.ntotal != manifest.doc_count:
             raise IndexFormatError(
-                f"vectors.faiss holds {self.backend.index.ntotal} {self.backend.dim}-d vectors; "
+                f"the {manifest.backend} backend holds {self.backend.ntotal} {self.backend.dim}-d vectors; "
                 f"manifest says {manifest.doc_count} {manifest.dim}-d",
-                file=root / FaissBackend.FILE,
+                file=root / "manifest.json",
             )
         self.doc_ids = (root / "docids.txt").read_text(encoding="utf-8").splitlines()
         if len(self.doc_ids) != manifest.doc_count:
@@ -65,7 +61,7 @@ class Index:
         path: str | Path,
         encoder: Encoder | None = None,
         verify: bool = True,
-        search_params: dict[str, float] | None = None,
+        search_params: Params | None = None,
     ) -> Index:
         """Open an index directory; `verify` checks every file against the manifest's checksums."""
         root = Path(path).expanduser().resolve()

@@ -1,0 +1,110 @@
+"""Which backend serves which index: one table for the builder, `reindex` and `Index.load`.
+
+A factory string picks the kind when building: `binary` (sign bits, Hamming), `bebr:BITS`
+(recurrent binarization, 1-4 bits per dimension) or any faiss factory string. The manifest's
+`backend` field picks it again when loading.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+from tessera.errors import IndexFormatError, TesseraError
+from tessera.indexing.faiss_backend import FaissBackend, build_faiss_index
+from tessera.indexing.manifest import Manifest
+
+Params = dict[str, float | str]
+
+
+class VectorBackend(Protocol):
+    dim: int
+    ntotal: int
+    on_gpu: bool
+    supports_remove: bool
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def save(self, root: Path) -> None: ...
+
+
+def kind_of(factory: str) -> str:
+    """The manifest's `backend` for a factory string."""
+    if factory == "binary":
+        return "binary"
+    if factory.startswith("bebr:"):
+        return "bebr"
+    return "faiss"
+
+
+def validate_factory(factory: str, dim: int) -> None:
+    """Reject a bad factory string before the corpus is encoded, not hours later."""
+    kind = kind_of(factory)
+    if kind == "bebr":
+        bebr_bits(factory)
+    elif kind == "faiss":
+        try:
+            faiss.index_factory(dim, factory)
+        except RuntimeError as exc:
+            raise TesseraError(
+                f"faiss cannot build '{factory}': {str(exc).strip().splitlines()[-1]}", field="index"
+            ) from None
+    if kind != "faiss" and dim % 8:
+        raise TesseraError(f"binary codes need a dimension divisible by 8, not {dim}", field="index")
+
+
+def build_vector_backend(
+    vectors: np.ndarray, factory: str, params: Params, show_progress: bool = True
+) -> VectorBackend:
+    """Train (when the kind needs it) and fill a backend from document vectors."""
+    kind = kind_of(factory)
+    if kind == "faiss":
+        return FaissBackend(build_faiss_index(vectors, factory), params)
+    from tessera.indexing.binary_backend import BebrBackend, SignBinaryBackend
+
+    if kind == "binary":
+        return SignBinaryBackend.build(vectors)
+    # Fitting the binarizer is unsupervised, like training a faiss quantizer, so indexing runs
+    # it (the one import of training/ from indexing/; `tessera train bebr` reuses the same fit).
+    from tessera.training.bebr import train_binarizer
+
+    binarizer, _ = train_binarizer(
+        np.asarray(vectors, dtype=np.float32), bebr_bits(factory), show_progress=show_progress
+    )
+    return BebrBackend.build(binarizer, vectors, **_bebr_search(params))
+
+
+def bebr_bits(factory: str) -> int:
+    _, _, bits = factory.partition(":")
+    if bits not in ("1", "2", "3", "4"):
+        raise TesseraError(f"'{factory}': BEBR takes 1 to 4 bits per dimension, e.g. bebr:2", field="index")
+    return int(bits)
+
+
+def _bebr_search(params: Params) -> dict:
+    """Search options of a BEBR index: mode=sdc|hamming, rescore=N (hamming only)."""
+    unknown = set(params) - {"mode", "rescore"}
+    if unknown:
+        raise TesseraError(
+            f"BEBR indexes take mode and rescore, not {', '.join(sorted(unknown))}", field="search_params"
+        )
+    return {"mode": str(params.get("mode", "sdc")), "rescore": int(params.get("rescore", 0))}
+
+
+def open_vector_backend(root: Path, manifest: Manifest, params: Params) -> VectorBackend:
+    if manifest.backend == "faiss":
+        return FaissBackend.load(root, params)
+    if manifest.backend == "binary":
+        from tessera.indexing.binary_backend import SignBinaryBackend
+
+        return SignBinaryBackend.load(root)
+    if manifest.backend == "bebr":
+        from tessera.indexing.binary_backend import BebrBackend
+
+        return BebrBackend.load(root, **_bebr_search(params))
+    raise IndexFormatError(
+        f"unknown backend '{manifest.backend}'", file=root / "manifest.json", field="backend"
+    )
