@@ -11,23 +11,41 @@ from conftest import run_cli
 from tessera.indexing.manifest import Manifest
 
 
-@pytest.mark.parametrize(("factory", "params", "backend", "files"), [
-    ("binary", [], "binary", {"codes.faiss"}),
-    ("bebr:2", ["--param", "mode=sdc"], "bebr", {"codes.faiss", "binarizer.safetensors", "binarizer.json"}),
-    ("IVF16,PQ24", ["--param", "nprobe=8"], "faiss", {"vectors.faiss"}),
-])
-def test_kind_through_the_cli(cranfield_dense: Path, data_dir: Path, tmp_path: Path, factory, params,
-                              backend, files) -> None:
+@pytest.mark.parametrize(
+    ("factory", "params", "backend", "files"),
+    [
+        ("binary", [], "binary", {"codes.faiss"}),
+        (
+            "bebr:2",
+            ["--param", "mode=sdc"],
+            "bebr",
+            {"codes.faiss", "binarizer.safetensors", "binarizer.json"},
+        ),
+        ("IVF16,PQ24", ["--param", "nprobe=8"], "faiss", {"vectors.faiss"}),
+    ],
+)
+def test_kind_through_the_cli(
+    cranfield_dense: Path, data_dir: Path, tmp_path: Path, factory, params, backend, files
+) -> None:
     out = tmp_path / "idx"
     run_cli("reindex", str(cranfield_dense), "-o", str(out), "--index", factory, *params)
     manifest = Manifest.read(out)
     assert (manifest.backend, manifest.factory, manifest.doc_count) == (backend, factory, 1400)
     assert files <= set(manifest.files) and "vectors.faiss" not in set(manifest.files) - files
-    hits = json.loads(run_cli("search", str(out), "heat transfer in hypersonic flow", "-k", "5",
-                              "--json").stdout)
+    hits = json.loads(
+        run_cli("search", str(out), "heat transfer in hypersonic flow", "-k", "5", "--json").stdout
+    )
     assert [h["rank"] for h in hits] == [1, 2, 3, 4, 5]
-    run_cli("eval", str(out), "--dataset", str(data_dir / "cranfield-beir"), "--metrics", "nDCG@10",
-            "--json", str(tmp_path / "m.json"))
+    run_cli(
+        "eval",
+        str(out),
+        "--dataset",
+        str(data_dir / "cranfield-beir"),
+        "--metrics",
+        "nDCG@10",
+        "--json",
+        str(tmp_path / "m.json"),
+    )
     assert 0.2 < json.loads((tmp_path / "m.json").read_text())["nDCG@10"] < 0.4
 
 
@@ -45,7 +63,8 @@ def test_bebr_search_mode_can_change_at_load(cranfield_dense: Path, tmp_path: Pa
 
 
 def test_bad_bebr_spec_fails_before_encoding(tmp_path: Path, data_dir: Path) -> None:
-    result = run_cli("index", str(data_dir / "cranfield-beir"), "-o", str(tmp_path / "i"), "--index", "bebr:9",
-                     check=False)
+    result = run_cli(
+        "index", str(data_dir / "cranfield-beir"), "-o", str(tmp_path / "i"), "--index", "bebr:9", check=False
+    )
     assert result.returncode == 1 and "BEBR takes 1 to 4 bits" in result.stderr
     assert not list(tmp_path.iterdir())
