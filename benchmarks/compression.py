@@ -43,8 +43,10 @@ KINDS = [
     ("binary (sign)", "binary", {}, 48),
     *[(f"BEBR {u} bit SDC", f"bebr:{u}", {"mode": "sdc"}, 48 * u) for u in (1, 2, 4)],
     *[(f"BEBR {u} bit Hamming", f"bebr:{u}", {"mode": "hamming"}, 48 * u) for u in (1, 2, 4)],
-    *[(f"BEBR {u} bit Hamming+rescore100", f"bebr:{u}", {"mode": "hamming", "rescore": 100}, 48 * u)
-      for u in (1, 2, 4)],
+    *[
+        (f"BEBR {u} bit Hamming+rescore100", f"bebr:{u}", {"mode": "hamming", "rescore": 100}, 48 * u)
+        for u in (1, 2, 4)
+    ],
 ]
 JPQ = [("JPQ48", "OPQ48+PQ48", 48), ("JPQ24", "OPQ24+PQ24", 24)]
 
@@ -74,8 +76,9 @@ def bench(name: str, work: Path, console: Console) -> list[tuple[str, int, float
     for label, factory, params, size in KINDS:
         if factory not in built:
             start = time.perf_counter()
-            built[factory] = reindex(flat, work / factory.replace(",", "_").replace(":", "_"), factory,
-                                     params, show_progress=False)
+            built[factory] = reindex(
+                flat, work / factory.replace(",", "_").replace(":", "_"), factory, params, show_progress=False
+            )
             console.log(f"{name}: built {factory} in {time.perf_counter() - start:.1f} s")
         metrics, ms = measure(built[factory], test, params)
         rows.append((label, size, metrics, ms, None))
@@ -87,30 +90,60 @@ def bench(name: str, work: Path, console: Console) -> list[tuple[str, int, float
         metrics, ms = measure(trained, test)
         rows.append((label, size, metrics, ms, seconds))
     table = Table(title=f"{name}: test split, {len(test.queries)} queries never trained on")
-    for column in ("index", "bytes/vec", "compression", *METRICS, "nDCG@10 / flat", "R@100 / flat",
-                   "backend ms/q", "train s"):
+    for column in (
+        "index",
+        "bytes/vec",
+        "compression",
+        *METRICS,
+        "nDCG@10 / flat",
+        "R@100 / flat",
+        "backend ms/q",
+        "train s",
+    ):
         table.add_column(column, justify="left" if column == "index" else "right")
     for label, size, metrics, ms, seconds in rows:
-        table.add_row(label, str(size), f"{DIM * 4 / size:.0f}x", *(f"{metrics[m]:.4f}" for m in METRICS),
-                      f"{metrics['nDCG@10'] / flat_metrics['nDCG@10']:.3f}",
-                      f"{metrics['R@100'] / flat_metrics['R@100']:.3f}", f"{ms:.3f}",
-                      "-" if seconds is None else f"{seconds:.0f}")
+        table.add_row(
+            label,
+            str(size),
+            f"{DIM * 4 / size:.0f}x",
+            *(f"{metrics[m]:.4f}" for m in METRICS),
+            f"{metrics['nDCG@10'] / flat_metrics['nDCG@10']:.3f}",
+            f"{metrics['R@100'] / flat_metrics['R@100']:.3f}",
+            f"{ms:.3f}",
+            "-" if seconds is None else f"{seconds:.0f}",
+        )
     console.print(table)
-    return [(label, size, metrics["nDCG@10"] / flat_metrics["nDCG@10"]) for label, size, metrics, _, _ in rows]
+    base = flat_metrics["nDCG@10"]
+    return [(label, size, metrics["nDCG@10"] / base) for label, size, metrics, _, _ in rows]
 
 
 def plot(results: dict[str, list[tuple[str, int, float]]], path: Path) -> None:
     figure, axes = plt.subplots(1, len(results), figsize=(7 * len(results), 5), squeeze=False)
     for axis, (name, rows) in zip(axes[0], results.items(), strict=True):
-        for family, marker in (("Flat", "s"), ("PQ", "o"), ("IVF", "v"), ("JPQ", "*"), ("binary", "x"),
-                               ("BEBR", "D")):
-            points = [(size, ratio, label) for label, size, ratio in rows if label.startswith(family)
-                      or (family == "PQ" and label.startswith("OPQ"))]
+        for family, marker in (
+            ("Flat", "s"),
+            ("PQ", "o"),
+            ("IVF", "v"),
+            ("JPQ", "*"),
+            ("binary", "x"),
+            ("BEBR", "D"),
+        ):
+            points = [
+                (size, ratio, label)
+                for label, size, ratio in rows
+                if label.startswith(family) or (family == "PQ" and label.startswith("OPQ"))
+            ]
             if points:
-                axis.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, label=family, s=60)
+                sizes, ratios = [p[0] for p in points], [p[1] for p in points]
+                axis.scatter(sizes, ratios, marker=marker, label=family, s=60)
                 for size, ratio, label in points:
-                    axis.annotate(label.replace(" (anchor)", ""), (size, ratio), fontsize=7,
-                                  xytext=(4, 2), textcoords="offset points")
+                    axis.annotate(
+                        label.replace(" (anchor)", ""),
+                        (size, ratio),
+                        fontsize=7,
+                        xytext=(4, 2),
+                        textcoords="offset points",
+                    )
         axis.set_xscale("log")
         axis.set_xlabel("bytes per vector (log)")
         axis.set_ylabel("nDCG@10 / flat")
