@@ -164,7 +164,7 @@ def train_jpq(
     dataset: Annotated[str, typer.Option(help="ir_datasets id or BEIR folder with training qrels.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
     split: Annotated[str, typer.Option(help="Qrels split to train on.")] = "train",
-    epochs: Annotated[int, typer.Option()] = 4,
+    epochs: Annotated[int, typer.Option()] = 10,
     title_pairs: Annotated[bool, typer.Option(help="Add (title -> document) pairs from the corpus.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:

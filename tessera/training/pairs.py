@@ -1,0 +1,49 @@
+"""Training pairs for query-side fine-tuning: (query text, positive document id).
+
+Two sources: judged queries (supervised) and document titles (self-supervised, no
+judgments needed). Both are plain lists so any trainer can group, shuffle or mix them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tessera.data.datasets import EvalDataset
+from tessera.data.document import Document
+from tessera.errors import DatasetError
+
+
+def qrels_pairs(dataset: EvalDataset) -> list[tuple[str, str]]:
+    """One pair per judgment with grade > 0, in the dataset's order (stable for seeding)."""
+    pairs: list[tuple[str, str]] = []
+    for query_id, judged in dataset.qrels.items():
+        relevant = [doc_id for doc_id, grade in judged.items() if grade > 0]
+        if relevant and query_id not in dataset.queries:
+            raise DatasetError(f"judged query '{query_id}' has no text", file=dataset.name, field="queries")
+        pairs.extend((dataset.queries[query_id], doc_id) for doc_id in relevant)
+    return pairs
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def title_pairs(documents: Iterable[Document]) -> list[tuple[str, str]]:
+    """A document's title as a query for that document.
+
+    Whitespace is collapsed (Cranfield titles wrap lines). A document is skipped when its
+    title is empty, or when the title is all there is: a body that only repeats the title
+    (Cranfield's bodies start with it verbatim) leaves nothing for the title to point at.
+    Bodies that start with the title are otherwise kept: the title is still a short query
+    for a longer text, which is what the query encoder needs to learn.
+    """
+    pairs: list[tuple[str, str]] = []
+    for doc in documents:
+        title = _squash(doc.title)
+        if not title:
+            continue
+        body = _squash(doc.text)
+        rest = body[len(title) :] if body.startswith(title) else body
+        if rest.strip():
+            pairs.append((title, doc.id))
+    return pairs
