@@ -12,6 +12,7 @@ search, bytes per vector, and recall@10 of the exact top 10. BEBR binarizers are
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import numpy as np
@@ -67,7 +68,7 @@ def backends(vectors: np.ndarray):
     yield "binary sign, Hamming", DIM // 8, lambda: SignBinaryBackend.build(vectors)
     sample = vectors[:: max(1, len(vectors) // 50_000)]
     for bits in (1, 2):
-        fit = lambda b=bits: train_binarizer(sample, b, show_progress=False)[0]  # noqa: E731
+        fit = functools.cache(lambda b=bits: train_binarizer(sample, b, show_progress=False)[0])
         sdc = lambda f=fit: BebrBackend.build(f(), vectors, mode="sdc")  # noqa: E731
         yield f"BEBR {bits} bit, SDC", DIM * bits // 8, sdc
         yield (

@@ -183,6 +183,27 @@ def train_jpq(
     out.print(f"JPQ index written to {path}")
 
 
+@train_app.command("bebr")
+def train_bebr(
+    index_dir: Annotated[Path, typer.Option("--index", help="A bebr:BITS index.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
+    bits: Annotated[int | None, typer.Option(help="Bits per dimension (default: the index's).")] = None,
+    compatible: Annotated[
+        bool,
+        typer.Option(
+            help="Train a successor compatible with the old codes; "
+            "documents keep their codes, queries use the new binarizer."
+        ),
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Retrain a BEBR index's binarizer (no labels), or train a compatible successor."""
+    from tessera.training.bebr_index import retrain_bebr_index
+
+    path = retrain_bebr_index(index_dir, output, bits=bits, compatible=compatible, overwrite=overwrite)
+    out.print(f"BEBR index written to {path}")
+
+
 @app.command()
 def quickstart(
     query: Annotated[str, typer.Argument(help="Query for the sample index.")] = "",

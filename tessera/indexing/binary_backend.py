@@ -184,7 +184,16 @@ class BebrBackend:
     FILE = CODES
     supports_remove = False
 
-    def __init__(self, binarizer: RecurrentBinarizer, codes: np.ndarray, mode: str = "sdc", rescore: int = 0):
+    QUERY_BINARIZER = "query_binarizer"  # folder: a compatibly trained successor that encodes queries
+
+    def __init__(
+        self,
+        binarizer: RecurrentBinarizer,
+        codes: np.ndarray,
+        mode: str = "sdc",
+        rescore: int = 0,
+        query_binarizer: RecurrentBinarizer | None = None,
+    ):
         if mode not in MODES:
             raise TesseraError(f"unknown search mode '{mode}' (known: {', '.join(MODES)})", field="mode")
         if rescore < 0 or (rescore and mode != "hamming"):
@@ -197,6 +206,7 @@ class BebrBackend:
                 field="codes",
             )
         self.binarizer = binarizer.eval()
+        self.query_binarizer = query_binarizer.eval() if query_binarizer is not None else None
         self.codes = np.ascontiguousarray(codes)
         self.dim = binarizer.dim
         self.mode = mode
@@ -221,7 +231,9 @@ class BebrBackend:
 
     @classmethod
     def load(cls, root: Path, mode: str = "sdc", rescore: int = 0) -> BebrBackend:
-        return cls(RecurrentBinarizer.load(root), read_codes(root), mode, rescore)
+        successor = root / cls.QUERY_BINARIZER
+        queries = RecurrentBinarizer.load(successor) if successor.is_dir() else None
+        return cls(RecurrentBinarizer.load(root), read_codes(root), mode, rescore, queries)
 
     @property
     def ntotal(self) -> int:
@@ -230,9 +242,13 @@ class BebrBackend:
     def save(self, root: Path) -> None:
         write_codes(root, self.codes)
         self.binarizer.save(root)
+        if self.query_binarizer is not None:
+            (root / self.QUERY_BINARIZER).mkdir(exist_ok=True)
+            self.query_binarizer.save(root / self.QUERY_BINARIZER)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.search_codes(self.binarizer.encode(_check_queries(queries, self.dim)), k)
+        encoder = self.query_binarizer or self.binarizer
+        return self.search_codes(encoder.encode(_check_queries(queries, self.dim)), k)
 
     def search_codes(self, query_codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Search with queries already binarized, e.g. by a newer, compatibly trained binarizer."""

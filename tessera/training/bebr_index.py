@@ -1,0 +1,92 @@
+"""`tessera train bebr`: retrain the binarizer of a BEBR index, or train a compatible successor.
+
+A BEBR index keeps no float vectors, so the documents are re-encoded from the doc store.
+- plain retraining writes new codes for every document;
+- `compatible=True` trains the successor against the old binarizer (BEBR's compatible
+  training) and keeps the old document codes: only queries use the new binarizer, so an
+  upgraded model serves the existing index without re-indexing its documents.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from rich.progress import Progress
+
+from tessera.errors import TesseraError
+from tessera.indexing import staging
+from tessera.indexing.binary_backend import BebrBackend
+from tessera.indexing.docstore import DocStore
+from tessera.indexing.manifest import Manifest, utc_now
+from tessera.models.registry import load_encoder
+from tessera.training.bebr import train_binarizer
+
+BATCH = 256
+
+
+def _document_vectors(root: Path, manifest: Manifest, show_progress: bool) -> np.ndarray:
+    encoder = load_encoder(manifest.encoder)
+    store = DocStore(root / DocStore.FILE, readonly=True)
+    chunks, batch = [], []
+    with Progress(disable=not show_progress) as bar:
+        task = bar.add_task("re-encoding documents", total=manifest.doc_count)
+        for doc in store.documents():
+            batch.append(doc.contents)
+            if len(batch) == BATCH:
+                chunks.append(encoder.encode_docs(batch))
+                bar.update(task, advance=len(batch))
+                batch = []
+        if batch:
+            chunks.append(encoder.encode_docs(batch))
+            bar.update(task, advance=len(batch))
+    store.close()
+    return np.concatenate(chunks)
+
+
+def retrain_bebr_index(
+    index_dir: str | Path,
+    output: str | Path,
+    bits: int | None = None,
+    compatible: bool = False,
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> Path:
+    """Write `output`: the index of `index_dir` with a retrained (or successor) binarizer."""
+    source = Path(index_dir).expanduser().resolve()
+    target = Path(output).expanduser().resolve()
+    if target.exists() and not overwrite:
+        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+    manifest = Manifest.read(source)
+    if manifest.backend != "bebr":
+        raise TesseraError(f"not a BEBR index (backend '{manifest.backend}')", file=source, field="backend")
+    old = BebrBackend.load(source)
+    bits = bits or old.binarizer.bits
+    if compatible and bits != old.binarizer.bits:
+        raise TesseraError("a compatible successor keeps the old number of bits", field="bits")
+    vectors = _document_vectors(source, manifest, show_progress)
+    new, _ = train_binarizer(
+        vectors, bits, previous=old.binarizer if compatible else None, show_progress=show_progress
+    )
+    root = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    staging.discard(root)
+    root.mkdir(parents=True)
+    try:
+        for name in (DocStore.FILE, "docids.txt"):
+            shutil.copy2(source / name, root / name)
+        if compatible:
+            backend = BebrBackend(old.binarizer, old.codes, query_binarizer=new)
+        else:
+            backend = BebrBackend.build(new, vectors)
+        backend.save(root)
+        updated = replace(manifest, factory=f"bebr:{bits}", files={}, created_at=utc_now())
+        updated.record_files(root)
+        updated.write(root)
+        staging.publish(root, target, overwrite)
+    except BaseException:
+        staging.discard(root)
+        raise
+    return target

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from tessera.errors import TesseraError
+from tessera.indexing.builder import build_index
+from tessera.indexing.manifest import Manifest
+from tessera.retrieval.index import Index
+
+
+@pytest.fixture(scope="module")
+def bebr_index(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("bebr")
+    corpus = work / "subset.jsonl"
+    lines = (data_dir / "cranfield-beir" / "corpus.jsonl").read_text().splitlines()[:300]
+    corpus.write_text("\n".join(lines))
+    return build_index(corpus, work / "bebr1", encoder="minilm", factory="bebr:1", show_progress=False)
+
+
+def test_compatible_successor_keeps_document_codes(bebr_index: Path, tmp_path: Path) -> None:
+    out = tmp_path / "successor"
+    run_cli("train", "bebr", "--index", str(bebr_index), "-o", str(out), "--compatible")
+    old, new = Manifest.read(bebr_index), Manifest.read(out)
+    assert new.files["codes.faiss"] == old.files["codes.faiss"]  # no document re-indexed
+    assert new.files["binarizer.safetensors"] == old.files["binarizer.safetensors"]
+    assert "query_binarizer/binarizer.safetensors" in new.files
+    query = "supersonic flow over a wedge"
+    before = {h.doc_id for h in Index.load(bebr_index).search(query, k=10)}
+    after = {h.doc_id for h in Index.load(out).search(query, k=10)}
+    assert len(before & after) >= 4  # new query codes still land among the old documents
+
+
+def test_plain_retraining_writes_new_codes(bebr_index: Path, tmp_path: Path) -> None:
+    from tessera.training.bebr_index import retrain_bebr_index
+
+    out = retrain_bebr_index(bebr_index, tmp_path / "two-bits", bits=2, show_progress=False)
+    manifest = Manifest.read(out)
+    assert manifest.factory == "bebr:2" and manifest.doc_count == 300
+    assert manifest.files["codes.faiss"]["bytes"] > Manifest.read(bebr_index).files["codes.faiss"]["bytes"]
+    assert len(Index.load(out).search("shock waves", k=5)) == 5
+    with pytest.raises(TesseraError, match="keeps the old number of bits"):
+        retrain_bebr_index(bebr_index, tmp_path / "x", bits=2, compatible=True, show_progress=False)
