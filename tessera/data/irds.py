@@ -57,7 +57,7 @@ def _downloads(top: str) -> Iterator[dict]:
 
 def _pack_members(archive: Path, members: list[Path]) -> None:
     partial = archive.with_name(archive.name + f".tmp-{os.getpid()}")
-    with tarfile.open(partial, "w:gz") as tar:
+    with tarfile.open(partial, "w:gz", dereference=True) as tar:  # members are files, never links
         for member in members:
             tar.add(member, arcname=member.name)
     partial.replace(archive)
