@@ -5,12 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
-from contextlib import nullcontext
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tessera.data.corpus import Corpus, open_corpus
 from tessera.data.document import Document
@@ -21,6 +19,7 @@ from tessera.indexing.docstore import DocStore
 from tessera.indexing.lucene_backend import build_lucene_index
 from tessera.indexing.manifest import FORMAT_VERSION, Manifest
 from tessera.models.registry import canonical_spec, is_lexical, load_encoder
+from tessera.progress import progress_bar
 
 PARTIAL_VECTORS = "vectors.f32.partial"
 
@@ -28,18 +27,6 @@ PARTIAL_VECTORS = "vectors.f32.partial"
 def _batches(documents: Iterator[Document], size: int) -> Iterator[list[Document]]:
     while batch := list(islice(documents, size)):
         yield batch
-
-
-def _progress_bar(enabled: bool) -> Progress | nullcontext:
-    if not enabled:
-        return nullcontext()
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-    )
 
 
 def _fingerprint(corpus: Corpus, encoder: str, factory: str, batch_size: int) -> str:
@@ -86,7 +73,7 @@ def build_index(
         store.truncate(progress.done)
         if model is not None:
             _rewind_vectors(root / PARTIAL_VECTORS, progress.done, model.dim)
-        with _progress_bar(show_progress) as bar:
+        with progress_bar(show_progress) as bar:
             task = (
                 bar.add_task(f"indexing {source.name}", total=source.size_hint, completed=progress.done)
                 if bar

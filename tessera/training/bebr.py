@@ -22,15 +22,15 @@ old codes of the same batch with the same similarity objective.
 from __future__ import annotations
 
 import copy
-from contextlib import nullcontext
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import TextColumn
 from torch import nn
 
 from tessera.errors import TesseraError
 from tessera.models.bebr import RecurrentBinarizer
+from tessera.progress import progress_bar
 
 TEMPERATURE = 0.05  # cosine gaps between near neighbours are a few hundredths
 ITQ_ROWS = 65_536  # rows that fit the rotation; plenty for a d x d orthogonal matrix
@@ -141,13 +141,6 @@ def _check(embeddings: np.ndarray, bits: int, previous: RecurrentBinarizer | Non
         )
 
 
-def _progress(enabled: bool) -> Progress | nullcontext:
-    if not enabled:
-        return nullcontext()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    return Progress(*columns, TextColumn("loss {task.fields[loss]:.4f}"), transient=True)
-
-
 def train_binarizer(
     embeddings: np.ndarray,
     bits: int,
@@ -182,7 +175,7 @@ def train_binarizer(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
     losses: list[float] = []
     model.train()
-    with _progress(show_progress) as bar:
+    with progress_bar(show_progress, TextColumn("loss {task.fields[loss]:.4f}"), transient=True) as bar:
         task = bar.add_task("training binarizer", total=epochs, loss=float("nan")) if bar else None
         for _ in range(epochs):
             total = 0.0

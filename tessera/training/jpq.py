@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +30,6 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.errors import TesseraError
@@ -41,6 +39,7 @@ from tessera.indexing.faiss_backend import FaissBackend
 from tessera.indexing.manifest import MANIFEST, Manifest
 from tessera.models.bundled import BUNDLED, bundled_path
 from tessera.models.dense import DenseEncoder
+from tessera.progress import progress_bar
 from tessera.training.pairs import qrels_pairs, title_pairs
 
 if TYPE_CHECKING:
@@ -258,12 +257,6 @@ def _lambda_weights(scores: torch.Tensor, valid: torch.Tensor, is_positive: torc
     return delta * pairs
 
 
-def _progress(enabled: bool) -> Progress | nullcontext:
-    if not enabled:
-        return nullcontext()
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-
-
 def _load_query_model(root: Path, manifest: Manifest) -> SentenceTransformer:
     """A fresh trainable copy of the index's query encoder (a previous JPQ encoder if there is one)."""
     if manifest.query_encoder:
@@ -362,7 +355,7 @@ def train_jpq(
     )
     trainer.model.train()
     steps = -(-len(queries) // batch_size)
-    with _progress(show_progress) as bar:
+    with progress_bar(show_progress) as bar:
         epoch_task = bar.add_task("JPQ epochs", total=epochs) if bar else None
         step_task = bar.add_task("steps", total=steps) if bar else None
         for epoch in range(epochs):
