@@ -204,6 +204,109 @@ def train_bebr(
     out.print(f"BEBR index written to {path}")
 
 
+TrainDataset = Annotated[str, typer.Option(help="ir_datasets id or BEIR folder (qrels + corpus).")]
+TrainOutput = Annotated[Path, typer.Option("-o", "--output", help="Model folder to create.")]
+TrainSplit = Annotated[str, typer.Option(help="Qrels split whose judged queries train.")]
+TrainCorpus = Annotated[str | None, typer.Option(help="Corpus to use instead of the dataset's own.")]
+TrainPairs = Annotated[str, typer.Option(help="Pair sources, comma-separated: qrels, titles, crop.")]
+TrainNegatives = Annotated[
+    str, typer.Option(help="Negatives from: bm25[:k1=..,b=..] | minilm (cached index) | INDEX_DIR | none.")
+]
+TrainSkip = Annotated[int, typer.Option(help="Top ranks skipped before the negative window.")]
+TrainDepth = Annotated[int, typer.Option(help="Ranks in the negative window.")]
+TrainLoss = Annotated[str, typer.Option(help="mnrl, or cached (GradCache: big batches, bounded memory).")]
+TrainMiniBatch = Annotated[int, typer.Option(help="Rows per forward pass of the cached loss.")]
+TrainEpochs = Annotated[float, typer.Option()]
+TrainMaxSteps = Annotated[int | None, typer.Option(help="Stop after this many steps (overrides epochs).")]
+TrainBatch = Annotated[int, typer.Option(help="Rows per batch (in-batch negatives).")]
+TrainLr = Annotated[float | None, typer.Option("--lr", help="Learning rate (dense 2e-5, multi-vector 5e-5).")]
+TrainScale = Annotated[float | None, typer.Option(help="1/temperature (dense and xtr 20, colbert 1).")]
+TrainMaxLength = Annotated[int, typer.Option(help="Tokens per document.")]
+TrainSeed = Annotated[int, typer.Option()]
+TrainSaveSteps = Annotated[int, typer.Option(help="Steps between resumable checkpoints.")]
+TrainOverwrite = Annotated[bool, typer.Option(help="Replace an existing output.")]
+
+
+def _train_options(params: dict, *taken: str) -> dict:
+    """A train command's parameters as `TrainOptions` fields (`--lr` is `learning_rate`)."""
+    options = {k: v for k, v in params.items() if k not in ("dataset", "output", "base", "lr", *taken)}
+    return {**options, "learning_rate": params["lr"]}
+
+
+@train_app.command("dense")
+def train_dense(
+    dataset: TrainDataset,
+    output: TrainOutput,
+    base: Annotated[str, typer.Option(help="minilm | sentence-transformers folder | hub name.")] = "minilm",
+    split: TrainSplit = "train",
+    corpus: TrainCorpus = None,
+    pairs: TrainPairs = "qrels,titles",
+    negatives: TrainNegatives = "bm25",
+    negative_skip: TrainSkip = 0,
+    negative_depth: TrainDepth = 30,
+    loss: TrainLoss = "mnrl",
+    mini_batch_size: TrainMiniBatch = 16,
+    epochs: TrainEpochs = 1.0,
+    max_steps: TrainMaxSteps = None,
+    batch_size: TrainBatch = 32,
+    lr: TrainLr = None,
+    scale: TrainScale = None,
+    max_length: TrainMaxLength = 256,
+    seed: TrainSeed = 0,
+    save_steps: TrainSaveSteps = 100,
+    overwrite: TrainOverwrite = False,
+) -> None:
+    """Fine-tune a dense encoder (resumes an interrupted run of the same command)."""
+    options = _train_options(locals())
+    from tessera.training.dense import train_dense as run_dense
+
+    path = run_dense(dataset, output, base=base, **options)
+    out.print(f"dense encoder written to {path} (use --encoder {path})")
+
+
+def _multivector_command(scoring: str):
+    def command(
+        dataset: TrainDataset,
+        output: TrainOutput,
+        base: Annotated[
+            str, typer.Option(help="minilm | backbone folder | multi-vector folder to train on.")
+        ] = "minilm",
+        top_k: Annotated[int, typer.Option(help="XTR only: token matches kept per query token.")] = 256,
+        split: TrainSplit = "train",
+        corpus: TrainCorpus = None,
+        pairs: TrainPairs = "qrels,titles",
+        negatives: TrainNegatives = "bm25",
+        negative_skip: TrainSkip = 0,
+        negative_depth: TrainDepth = 30,
+        loss: TrainLoss = "mnrl",
+        mini_batch_size: TrainMiniBatch = 16,
+        epochs: TrainEpochs = 1.0,
+        max_steps: TrainMaxSteps = None,
+        batch_size: TrainBatch = 32,
+        lr: TrainLr = None,
+        scale: TrainScale = None,
+        max_length: TrainMaxLength = 256,
+        seed: TrainSeed = 0,
+        save_steps: TrainSaveSteps = 100,
+        overwrite: TrainOverwrite = False,
+    ) -> None:
+        options = _train_options(locals(), "scoring", "top_k")
+        from tessera.training.multivector import train_multivector
+
+        path = train_multivector(dataset, output, scoring=scoring, base=base, top_k=top_k, **options)
+        out.print(f"{scoring} encoder written to {path} (use --encoder {scoring}:{path})")
+
+    command.__doc__ = (
+        f"Train {'a ColBERT (MaxSim)' if scoring == 'colbert' else 'an XTR (top-k token retrieval)'} "
+        "multi-vector encoder (resumes an interrupted run of the same command)."
+    )
+    return command
+
+
+train_app.command("colbert")(_multivector_command("colbert"))
+train_app.command("xtr")(_multivector_command("xtr"))
+
+
 @app.command()
 def quickstart(
     query: Annotated[str, typer.Argument(help="Query for the sample index.")] = "",

@@ -28,22 +28,26 @@ def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
+def title_body(doc: Document) -> tuple[str, str] | None:
+    """(title, body without the title) of a document, or None when either is empty.
+
+    Whitespace is collapsed (Cranfield titles wrap lines). Bodies that start with the title
+    verbatim (as Cranfield's do) lose that prefix; a body that only repeats the title leaves
+    nothing for the title to point at.
+    """
+    title = _squash(doc.title)
+    if not title:
+        return None
+    body = _squash(doc.text)
+    rest = (body[len(title) :] if body.startswith(title) else body).strip()
+    return (title, rest) if rest else None
+
+
 def title_pairs(documents: Iterable[Document]) -> list[tuple[str, str]]:
     """A document's title as a query for that document.
 
-    Whitespace is collapsed (Cranfield titles wrap lines). A document is skipped when its
-    title is empty, or when the title is all there is: a body that only repeats the title
-    (Cranfield's bodies start with it verbatim) leaves nothing for the title to point at.
+    A document is skipped when its title is empty or is all there is (see `title_body`).
     Bodies that start with the title are otherwise kept: the title is still a short query
     for a longer text, which is what the query encoder needs to learn.
     """
-    pairs: list[tuple[str, str]] = []
-    for doc in documents:
-        title = _squash(doc.title)
-        if not title:
-            continue
-        body = _squash(doc.text)
-        rest = body[len(title) :] if body.startswith(title) else body
-        if rest.strip():
-            pairs.append((title, doc.id))
-    return pairs
+    return [(pair[0], doc.id) for doc in documents if (pair := title_body(doc))]

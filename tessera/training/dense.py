@@ -1,0 +1,72 @@
+"""Fine-tune a dense (one vector per text) encoder with sentence-transformers' own trainer.
+
+`MultipleNegativesRankingLoss` (InfoNCE over cosine similarities: the other rows' positives
+and negatives are each query's in-batch negatives) or its cached variant (GradCache), on
+(query, positive, hard negative) rows from `runner.py`. The result is a plain
+sentence-transformers folder: `tessera index CORPUS --encoder OUT` uses it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tessera.errors import EncoderError
+from tessera.training.bases import model_type, resolve_base
+from tessera.training.runner import Recipe, TrainOptions, run_training
+
+LEARNING_RATE = 2e-5  # the pre-trained model is already good; small steps keep it so
+SCALE = 20.0  # 1 / temperature for cosine scores in [-1, 1] (sentence-transformers' default)
+
+
+def _load(source: str, max_length: int):
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        model = SentenceTransformer(source)
+    except (OSError, ValueError) as exc:
+        raise EncoderError(f"cannot load base model '{source}': {exc}", field="base") from None
+    model.max_seq_length = min(model.max_seq_length or max_length, max_length)
+    return model
+
+
+def _loss(model, options: TrainOptions, scale: float):
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    if options.loss == "cached":
+        return CachedMultipleNegativesRankingLoss(model, scale=scale, mini_batch_size=options.mini_batch_size)
+    return MultipleNegativesRankingLoss(model, scale=scale)
+
+
+def _classes() -> tuple[type, type]:
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    return SentenceTransformerTrainingArguments, SentenceTransformerTrainer
+
+
+def train_dense(
+    dataset: str | Path, output: str | Path, *, base: str | Path | None = None, **options: Any
+) -> Path:
+    """Fine-tune `base` (default: the bundled MiniLM) on `dataset` and write the model to `output`.
+
+    `options` are `TrainOptions` fields (split, pairs, negatives, epochs, batch_size, ...).
+    Running it again after an interruption resumes from the last checkpoint.
+    """
+    settings = TrainOptions(**options)  # bad options fail before the heavy imports
+    source = resolve_base(base)
+    if model_type(source) == "MultiVectorEncoder":
+        raise EncoderError(f"'{source}' is a multi-vector model: train it with colbert or xtr", field="base")
+    recipe = Recipe(
+        kind="dense",
+        base=source,
+        learning_rate=LEARNING_RATE,
+        scale=SCALE,
+        settings={},
+        make_model=lambda: _load(source, settings.max_length),
+        make_loss=_loss,
+        classes=_classes,
+    )
+    return run_training(dataset, output, recipe, settings)

@@ -1,0 +1,301 @@
+"""The one training path of every contrastive encoder (dense, ColBERT, XTR).
+
+dataset + corpus -> examples (qrels / titles / crops) -> mined hard negatives ->
+(anchor, positive[, negative]) rows -> a sentence-transformers trainer -> a model folder.
+
+A run works in `OUT.tmp-train/`, beside the output: the rows it trains on
+(`examples.jsonl`), what they were made from (`prepared.json`), and the trainer's
+checkpoints. Running the same command again resumes from the last checkpoint with the
+same rows; different options are refused rather than mixed into old checkpoints. The
+model is saved into `OUT.tmp-<pid>` and renamed onto `OUT`, so `OUT` is absent or complete.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from tessera import config
+from tessera.data.corpus import Corpus
+from tessera.data.datasets import EvalDataset, load_eval_dataset
+from tessera.errors import TesseraError
+from tessera.indexing import staging
+from tessera.indexing.manifest import utc_now
+from tessera.training.examples import build_examples, dataset_corpus, parse_sources
+from tessera.training.negatives import check_negatives, document_texts, mine_negatives, negatives_index
+
+PREPARED, EXAMPLES, RECORD = "prepared.json", "examples.jsonl", "training.json"
+Rows = list[dict[str, str]]
+LOSSES = ("mnrl", "cached")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Options every contrastive trainer shares; defaults suit a Cranfield-size collection."""
+
+    split: str = "train"
+    corpus: str | None = None  # default: the dataset's own documents
+    pairs: str | Sequence[str] = ("qrels", "titles")  # some of qrels, titles, crop
+    negatives: str = "bm25"  # bm25[:k1=..,b=..] | minilm | an index directory | none
+    negative_skip: int = 0  # ranks skipped above the negative window
+    negative_depth: int = 30  # ranks in the window
+    loss: str = "mnrl"  # or "cached" (GradCache: large batches in bounded memory)
+    mini_batch_size: int = 16  # rows per forward pass of the cached loss
+    epochs: float = 1.0
+    max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
+    batch_size: int = 32
+    learning_rate: float | None = None  # default: the trainer kind's
+    warmup: float = 0.1  # fraction of the steps with a rising learning rate
+    scale: float | None = None  # 1 / temperature of the loss; default: the trainer kind's
+    max_length: int = 256  # tokens per document
+    seed: int = 0
+    save_steps: int = 100
+    logging_steps: int = 10
+    overwrite: bool = False
+    show_progress: bool = True
+    callbacks: Sequence[Any] = field(default=(), compare=False)  # extra transformers TrainerCallbacks
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+@dataclass
+class Recipe:
+    """What one kind of encoder adds to the shared path."""
+
+    kind: str  # dense | colbert | xtr
+    base: str  # the starting model, resolved (part of the fingerprint)
+    learning_rate: float
+    scale: float
+    settings: dict[str, Any]  # other values that change the result (e.g. XTR's top_k)
+    make_model: Callable[[], Any]
+    make_loss: Callable[[Any, TrainOptions, float], Any]  # (model, options, scale) -> loss
+    classes: Callable[[], tuple[type, type]]  # (training arguments, trainer), imported when training
+    extra_args: dict[str, Any] = field(default_factory=dict)
+
+
+def _validate(options: TrainOptions) -> None:
+    parse_sources(options.pairs)
+    if options.loss not in LOSSES:
+        raise TesseraError(f"unknown loss '{options.loss}' (expected {' or '.join(LOSSES)})", field="loss")
+    for name in ("batch_size", "mini_batch_size", "max_length", "save_steps", "logging_steps"):
+        if getattr(options, name) < 1:
+            raise TesseraError("must be at least 1", field=name)
+    if options.epochs <= 0 or (options.max_steps is not None and options.max_steps < 1):
+        raise TesseraError("epochs must be > 0 and max_steps >= 1", field="epochs")
+    if options.learning_rate is not None and options.learning_rate <= 0:
+        raise TesseraError("must be positive", field="learning_rate")
+
+
+@contextmanager
+def _locked(work: Path) -> Iterator[None]:
+    work.mkdir(parents=True, exist_ok=True)
+    with (work / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TesseraError("another training of this output is running", file=work) from None
+        yield
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)
+
+
+def _make_rows(
+    options: TrainOptions, corpus: Corpus, data: EvalDataset | None
+) -> tuple[Rows, dict[str, int]]:
+    examples, counts = build_examples(parse_sources(options.pairs), corpus, data, seed=options.seed)
+    index_path = negatives_index(options.negatives, corpus, options.show_progress)
+    if index_path is None:
+        return [{"anchor": e.query, "positive": e.positive} for e in examples], counts
+    from tessera.retrieval.index import Index
+
+    index = Index.load(index_path)
+    chosen = mine_negatives(
+        index,
+        examples,
+        skip=options.negative_skip,
+        depth=options.negative_depth,
+        seed=options.seed,
+        show_progress=options.show_progress,
+    )
+    texts = document_texts(index, chosen)
+    rows = [
+        {"anchor": e.query, "positive": e.positive, "negative": texts[doc_id]}
+        for e, doc_id in zip(examples, chosen, strict=True)
+        if doc_id in texts
+    ]
+    counts["without_negative"] = len(examples) - len(rows)
+    if not rows:
+        raise TesseraError("no example has an allowed negative in its window", field="negatives")
+    return rows, counts
+
+
+def _prepare(
+    work: Path, fingerprint: dict[str, Any], make: Callable[[], tuple[Rows, dict[str, int]]]
+) -> tuple[Rows, dict[str, int]]:
+    """The rows of this run: read back when resuming the same run, else made and recorded."""
+    prepared = work / PREPARED
+    if prepared.is_file():
+        record = json.loads(prepared.read_text(encoding="utf-8"))
+        if record["fingerprint"] != fingerprint:
+            changed = sorted(k for k in fingerprint if record["fingerprint"].get(k) != fingerprint[k])
+            raise TesseraError(
+                f"holds checkpoints of a training with other settings ({', '.join(changed)}); "
+                "rerun with the same options to resume, or delete this folder to start over",
+                file=work,
+            )
+        with (work / EXAMPLES).open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle], record["counts"]
+    for stale in work.iterdir():  # a run cut off before its rows were recorded
+        if stale.name != ".lock":
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    rows, counts = make()
+    _write_atomic(work / EXAMPLES, "".join(json.dumps(row) + "\n" for row in rows))
+    _write_atomic(prepared, json.dumps({"fingerprint": fingerprint, "counts": counts}, indent=2))
+    return rows, counts
+
+
+def _document_prompts(model, columns: Sequence[str]) -> dict[str, str]:
+    """The model's own query/document prompts per column (ColBERT markers), as encode_* adds them."""
+    prompts = getattr(model, "prompts", None) or {}
+    wanted = {column: prompts.get("query" if column == "anchor" else "document") for column in columns}
+    return {column: prompt for column, prompt in wanted.items() if prompt}
+
+
+def _fingerprint(dataset: str | Path, recipe: Recipe, options: TrainOptions, corpus: Corpus) -> dict:
+    """Everything that decides what a run learns: a resumed run must match it exactly."""
+    path = Path(str(dataset)).expanduser()
+    return {
+        **{f.name: getattr(options, f.name) for f in fields(options) if f.name not in _RUN_ONLY},
+        "kind": recipe.kind,
+        "base": recipe.base,
+        **recipe.settings,
+        "dataset": str(path.resolve()) if path.exists() else str(dataset),
+        "corpus": f"{corpus.name}:{corpus.fingerprint}",
+        "pairs": list(parse_sources(options.pairs)),
+    }
+
+
+def _trainer(recipe: Recipe, options: TrainOptions, rows: Rows, work: Path, losses):
+    """The sentence-transformers trainer of `recipe`'s model, checkpointing into `work`."""
+    import torch
+    from datasets import Dataset
+    from sentence_transformers.base.sampler import BatchSamplers
+    from transformers.trainer_callback import PrinterCallback
+
+    from tessera.training.callbacks import RichProgress
+
+    args_class, trainer_class = recipe.classes()
+    model = recipe.make_model()
+    args = args_class(
+        output_dir=str(work),
+        num_train_epochs=options.epochs,
+        max_steps=options.max_steps or -1,
+        per_device_train_batch_size=options.batch_size,
+        learning_rate=options.learning_rate or recipe.learning_rate,
+        warmup_steps=options.warmup,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,  # a query's other positives are no in-batch negatives
+        prompts=_document_prompts(model, list(rows[0])),
+        save_strategy="steps",
+        save_steps=options.save_steps,
+        save_total_limit=2,
+        logging_steps=options.logging_steps,
+        report_to="none",
+        disable_tqdm=True,
+        seed=options.seed,
+        data_seed=options.seed,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        **recipe.extra_args,
+    )
+    callbacks = [losses, *options.callbacks]
+    if options.show_progress:
+        callbacks.append(RichProgress(f"training {recipe.kind}"))
+    trainer = trainer_class(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        loss=recipe.make_loss(model, options, options.scale or recipe.scale),
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def run_training(dataset: str | Path, output: str | Path, recipe: Recipe, options: TrainOptions) -> Path:
+    """Train `recipe`'s model on `dataset` and publish it at `output` (see the module docstring)."""
+    config.apply_offline_defaults()
+    target = Path(output).expanduser().resolve()
+    if target.exists() and not options.overwrite:
+        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+    check_negatives(options.negatives)
+    corpus = dataset_corpus(dataset, options.split, options.corpus)
+    # Judgments are read even when resuming: a bad dataset or split fails before anything slow.
+    data = load_eval_dataset(dataset, options.split) if "qrels" in parse_sources(options.pairs) else None
+    from transformers.trainer_utils import get_last_checkpoint
+    from transformers.utils import logging as hf_logging
+
+    from tessera.training.callbacks import LossLog, RichProgress
+
+    hf_logging.disable_progress_bar()  # one bar (ours), not one per load and save
+    fingerprint = _fingerprint(dataset, recipe, options, corpus)
+    work = target.with_name(f"{target.name}.tmp-train")
+    with _locked(work):
+        try:
+            rows, counts = _prepare(work, fingerprint, lambda: _make_rows(options, corpus, data))
+        except BaseException:
+            if not (work / PREPARED).exists():  # nothing worth resuming
+                shutil.rmtree(work, ignore_errors=True)
+            raise
+        losses = LossLog()
+        trainer = _trainer(recipe, options, rows, work, losses)
+        try:
+            trainer.train(resume_from_checkpoint=get_last_checkpoint(str(work)))
+        finally:  # an interrupted run keeps its checkpoints; the terminal gets its cursor back
+            for callback in trainer.callback_handler.callbacks:
+                if isinstance(callback, RichProgress):
+                    callback.close()
+        record = {
+            "kind": recipe.kind,
+            "created_at": utc_now(),
+            "settings": {
+                **fingerprint,
+                "scale": options.scale or recipe.scale,
+                "learning_rate": trainer.args.learning_rate,
+            },
+            "examples": counts,
+            "rows": len(rows),
+            "steps": trainer.state.global_step,
+            "losses": losses.losses,
+        }
+        _publish(trainer.model, record, target, options.overwrite)
+        shutil.rmtree(work)
+    return target
+
+
+_RUN_ONLY = {"epochs", "max_steps", "save_steps", "logging_steps", "overwrite", "show_progress", "callbacks"}
+
+
+def _publish(model, record: dict[str, Any], target: Path, overwrite: bool) -> None:
+    stage = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    staging.discard(stage)
+    try:
+        model.save_pretrained(str(stage))
+        (stage / RECORD).write_text(json.dumps(record, indent=2), encoding="utf-8")
+        staging.publish(stage, target, overwrite)
+    except BaseException:
+        staging.discard(stage)
+        raise

@@ -1,0 +1,178 @@
+"""Dense, ColBERT and XTR training: tiny real runs that learn, save, load, resume; the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from transformers import TrainerCallback
+
+from tessera.errors import TesseraError
+from tessera.training.dense import train_dense
+from tessera.training.multivector import train_multivector
+
+# One batch of 8 rows, seen again at every step: its loss must fall.
+TINY = {"max_length": 32, "batch_size": 8, "show_progress": False, "save_steps": 100}
+LEARN = {**TINY, "pairs": "qrels", "negatives": "none", "max_steps": 4, "warmup": 0.0, "logging_steps": 1}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One torch thread, here and in CLI subprocesses: on a small shared machine two threads
+    spinning against other processes make these tiny steps several times slower."""
+    import torch
+
+    threads, saved = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    yield
+    torch.set_num_threads(threads)
+    if saved is None:
+        os.environ.pop("OMP_NUM_THREADS")
+    else:
+        os.environ["OMP_NUM_THREADS"] = saved
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BEIR folder: 8 Cranfield training queries, one relevant document each, 8 other documents."""
+    source = Path(os.environ["TESSERA_DATA_DIR"]) / "cranfield-beir"
+    if not (source / "corpus.jsonl").is_file():
+        pytest.skip(f"cranfield-beir not found in {source.parent}")
+    root = tmp_path_factory.mktemp("tiny")
+    lines = (source / "qrels" / "train.tsv").read_text().splitlines()[1:]
+    pairs: dict[str, str] = {}
+    for query, doc, grade in (line.split("\t") for line in lines):
+        if int(grade) > 0 and query not in pairs and doc not in pairs.values() and len(pairs) < 8:
+            pairs[query] = doc
+    docs = [json.loads(line) for line in (source / "corpus.jsonl").open()]
+    kept = [d for d in docs if d["_id"] in pairs.values()] + [d for d in docs[:40] if d["text"]][:8]
+    with (root / "corpus.jsonl").open("w") as sink:
+        for doc in kept:
+            sink.write(json.dumps({**doc, "text": " ".join(doc["text"].split()[:60])}) + "\n")
+    queries = [json.loads(line) for line in (source / "queries.jsonl").open()]
+    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries if q["_id"] in pairs))
+    (root / "qrels").mkdir()
+    rows = "".join(f"{query}\t{doc}\t1\n" for query, doc in pairs.items())
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    return root
+
+
+def _losses(output: Path) -> list[float]:
+    return [loss for _, loss in json.loads((output / "training.json").read_text())["losses"]]
+
+
+def test_dense_training_lowers_the_loss_and_saves_a_model(tiny: Path, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    output = train_dense(tiny, tmp_path / "dense", learning_rate=1e-4, **LEARN)
+    losses = _losses(output)
+    assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
+    assert not (tmp_path / "dense.tmp-train").exists()
+    model = SentenceTransformer(str(output))
+    assert model.encode(["shock waves"]).shape == (1, 384) and model.max_seq_length == 32
+    with pytest.raises(TesseraError, match="already exists"):
+        train_dense(tiny, output, **LEARN)
+
+
+class _Interrupt(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == 2:
+            raise KeyboardInterrupt  # as Ctrl-C right after the second checkpoint
+
+
+class _Steps(TrainerCallback):
+    def __init__(self) -> None:
+        self.began_at: int | None = None
+        self.steps: list[int] = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.began_at = state.global_step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append(state.global_step)
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path / "cache"))
+    run = {**TINY, "pairs": "qrels,titles", "negatives": "bm25", "batch_size": 4, "max_steps": 3}
+    run["save_steps"] = 1
+    output, work = tmp_path / "dense", tmp_path / "dense.tmp-train"
+    with pytest.raises(KeyboardInterrupt):
+        train_dense(tiny, output, callbacks=[_Interrupt()], **run)
+    assert not output.exists() and (work / "checkpoint-2").is_dir()
+    assert list((tmp_path / "cache" / "negatives").glob("*-bm25*"))  # the BM25 index, built once
+    rows = [json.loads(line) for line in (work / "examples.jsonl").open()]
+    assert rows and all(row["negative"] not in (row["positive"],) for row in rows)
+
+    with pytest.raises(TesseraError, match=r"other settings \(seed\)"):
+        train_dense(tiny, output, **{**run, "seed": 1})
+
+    steps = _Steps()
+    train_dense(tiny, output, callbacks=[steps], **run)
+    assert steps.began_at == 2 and steps.steps == [3]  # resumed, not started over
+    assert not work.exists()
+    record = json.loads((output / "training.json").read_text())
+    assert record["steps"] == 3 and record["examples"]["qrels"] == 8 and record["rows"] == len(rows)
+
+
+def test_colbert_then_xtr_on_top_learn_and_load(tiny: Path, tmp_path: Path) -> None:
+    from sentence_transformers import MultiVectorEncoder
+
+    colbert = train_multivector(tiny, tmp_path / "colbert", scoring="colbert", learning_rate=1e-4, **LEARN)
+    losses = _losses(colbert)
+    assert losses[-1] < 0.7 * losses[0]
+    model = MultiVectorEncoder(str(colbert))
+    assert model.encode_query(["shock waves"])[0].shape == (32, 128)
+
+    xtr = train_multivector(
+        tiny, tmp_path / "xtr", scoring="xtr", base=colbert, top_k=64, learning_rate=1e-4, **LEARN
+    )
+    losses = _losses(xtr)
+    assert losses[-1] < 0.7 * losses[0]
+    record = json.loads((xtr / "training.json").read_text())["settings"]
+    assert record["top_k"] == 64 and record["base"] == str(colbert) and record["kind"] == "xtr"
+    document = MultiVectorEncoder(str(xtr)).encode_document(["the flow about a blunt body ."])[0]
+    assert document.shape[1] == 128 and 5 <= document.shape[0] <= 12  # punctuation is masked
+
+
+def test_cli_train_index_eval(tiny: Path, tmp_path: Path) -> None:
+    model, index = tmp_path / "model", tmp_path / "index"
+    result = run_cli(
+        "train", "dense", "--dataset", str(tiny), "-o", str(model), "--pairs", "qrels,titles,crop",
+        "--negatives", "none", "--max-steps", "2", "--batch-size", "8", "--max-length", "32",
+    )  # fmt: skip
+    assert "--encoder" in result.stdout and model.is_dir()
+    run_cli("index", str(tiny), "-o", str(index), "--encoder", str(model))
+    metrics_file = tmp_path / "m.json"
+    run_cli("eval", str(index), "--dataset", str(tiny), "--split", "train", "--json", str(metrics_file))
+    metrics = json.loads(metrics_file.read_text())
+    assert 0.5 < metrics["nDCG@10"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "no-such-collection"], "no-such-collection"),
+        (["--split", "dev"], "no split 'dev'"),
+        (["--pairs", "qrels,clicks"], "unknown pair source 'clicks'"),
+        (["--negatives", "elastic"], "field 'negatives'"),
+        (["--loss", "triplet"], "unknown loss 'triplet'"),
+        (["--base", "no-such-model"], "field 'base'"),
+    ],
+)
+def test_cli_bad_input_exits_1_with_one_line(
+    tiny: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    command = ["train", "dense", "--dataset", str(tiny), "-o", str(tmp_path / "m"), *args]
+    result = run_cli(*command, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())  # no half-made output or work folder

@@ -1,0 +1,94 @@
+"""Training examples and hard negatives on real Cranfield: crops, sources, the rank window."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tessera.data.corpus import open_corpus
+from tessera.data.datasets import load_eval_dataset
+from tessera.data.document import Document
+from tessera.errors import TesseraError
+from tessera.retrieval.index import Index
+from tessera.training.crops import crop_pairs
+from tessera.training.examples import build_examples, dataset_corpus, parse_sources
+from tessera.training.negatives import check_negatives, mine_negatives
+
+
+@pytest.fixture(scope="module")
+def cranfield_docs() -> list[Document]:
+    folder = Path(os.environ["TESSERA_DATA_DIR"]) / "cranfield-beir"
+    if not (folder / "corpus.jsonl").is_file():
+        pytest.skip(f"cranfield-beir not found in {folder.parent}")
+    return list(open_corpus(folder))
+
+
+def test_crops_are_seeded_spans_of_their_own_document(cranfield_docs: list[Document]) -> None:
+    docs = cranfield_docs[:200]
+    crops = crop_pairs(docs, seed=7)
+    assert crops == crop_pairs(docs, seed=7)
+    assert crops != crop_pairs(docs, seed=8)
+    assert len(crops) >= 195  # only near-empty documents give none
+    by_id = {doc.id: " ".join(doc.text.split()) for doc in docs}
+    for crop in crops:
+        words = len(by_id[crop.doc_id].split())
+        for span in (crop.query, crop.positive):
+            assert span in by_id[crop.doc_id]
+            assert 5 <= len(span.split()) <= max(5, round(0.5 * words))
+    # A document's crops depend on the seed and its id only, not on the other documents.
+    assert crop_pairs(list(reversed(docs[:50])), seed=7)[::-1] == crops[:50]
+
+
+def test_pair_sources_parse_and_refuse_unknown_names() -> None:
+    assert parse_sources("qrels, crop,qrels") == ("qrels", "crop")
+    assert parse_sources(["titles"]) == ("titles",)
+    with pytest.raises(TesseraError, match="unknown pair source 'clicks'") as error:
+        parse_sources("qrels,clicks")
+    assert error.value.field == "pairs"
+    with pytest.raises(TesseraError, match="no pair source"):
+        parse_sources("")
+    with pytest.raises(TesseraError, match="field 'negatives'"):
+        check_negatives("elasticsearch")
+
+
+def test_examples_of_every_source_on_cranfield(cranfield_docs: list[Document]) -> None:
+    folder = Path(os.environ["TESSERA_DATA_DIR"]) / "cranfield-beir"
+    train = load_eval_dataset(folder, "train")
+    corpus = dataset_corpus(folder, "train")
+    examples, counts = build_examples(("qrels", "titles", "crop"), corpus, train, seed=0)
+    judged = sum(1 for grades in train.qrels.values() for grade in grades.values() if grade > 0)
+    assert counts == {"qrels_missing": 0, "qrels": judged, "titles": 1398, "crop": 1398}
+    assert len(examples) == judged + 2 * 1398
+    first = examples[0]
+    relevant = {d for d, g in train.qrels[next(iter(train.qrels))].items() if g > 0}
+    assert first.source == "qrels" and first.exclude == frozenset(relevant)
+    titles = [e for e in examples if e.source == "titles"]
+    assert all(len(e.exclude) == 1 for e in titles)
+    assert sum(e.positive.startswith(e.query) for e in titles) == 1  # one body repeats its title twice
+
+
+def test_mined_negatives_are_never_judged_relevant(cranfield_bm25: Path) -> None:
+    """All 225 judged Cranfield queries (ir_datasets qrels) plus title pairs, BM25 top 30."""
+    data = load_eval_dataset("cranfield")
+    examples, _ = build_examples(("qrels", "titles"), open_corpus("cranfield"), data)
+    index = Index.load(cranfield_bm25)
+    chosen = mine_negatives(index, examples, skip=0, depth=30, seed=3, show_progress=False)
+    assert chosen == mine_negatives(index, examples, skip=0, depth=30, seed=3, show_progress=False)
+    relevant = {
+        data.queries[q]: {d for d, grade in grades.items() if grade > 0} for q, grades in data.qrels.items()
+    }
+    for example, negative in zip(examples, chosen, strict=True):
+        assert negative is not None and negative not in example.exclude
+        if example.source == "qrels":
+            assert negative not in relevant[example.query]
+    # The exclusion mattered: BM25 ranks judged-relevant documents inside the window.
+    queries = list(relevant)
+    top = index.batch_search(queries, 30)
+    assert sum(hit.doc_id in relevant[q] for q, hits in zip(queries, top, strict=True) for hit in hits) > 100
+    # Skipping the top ranks moves the window down.
+    skipped = mine_negatives(index, examples[:50], skip=10, depth=5, seed=3, show_progress=False)
+    for example, negative in zip(examples[:50], skipped, strict=True):
+        ranks = [hit.doc_id for hit in index.search(example.query, 60)]
+        assert 10 <= ranks.index(negative) < 10 + 5 + len(example.exclude)
