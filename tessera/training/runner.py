@@ -25,7 +25,7 @@ from typing import Any
 from tessera import config
 from tessera.data.corpus import Corpus
 from tessera.data.datasets import EvalDataset, load_eval_dataset
-from tessera.errors import TesseraError
+from tessera.errors import DatasetError, TesseraError
 from tessera.indexing import staging
 from tessera.indexing.manifest import utc_now
 from tessera.training.examples import build_examples, dataset_corpus, parse_sources
@@ -245,6 +245,12 @@ def run_training(dataset: str | Path, output: str | Path, recipe: Recipe, option
     corpus = dataset_corpus(dataset, options.split, options.corpus)
     # Judgments are read even when resuming: a bad dataset or split fails before anything slow.
     data = load_eval_dataset(dataset, options.split) if "qrels" in parse_sources(options.pairs) else None
+    if data is not None and not data.name.endswith(f"/{options.split}"):
+        raise DatasetError(
+            f"'{dataset}' has no '{options.split}' split (its qrels judge every query, test queries "
+            "included); name one: ID/SPLIT, or a BEIR folder with qrels/SPLIT.tsv",
+            field="split",
+        )
     from transformers.trainer_utils import get_last_checkpoint
     from transformers.utils import logging as hf_logging
 

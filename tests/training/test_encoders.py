@@ -161,6 +161,7 @@ def test_cli_train_index_eval(tiny: Path, tmp_path: Path) -> None:
     [
         (["--dataset", "no-such-collection"], "no-such-collection"),
         (["--split", "dev"], "no split 'dev'"),
+        (["--dataset", "cranfield"], "no 'train' split"),  # ir_datasets' qrels hold the test queries
         (["--pairs", "qrels,clicks"], "unknown pair source 'clicks'"),
         (["--negatives", "elastic"], "field 'negatives'"),
         (["--loss", "triplet"], "unknown loss 'triplet'"),
