@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tessera.errors import TesseraError
-from tessera.indexing.manifest import fsync_tree
+from tessera.indexing.manifest import Manifest, fsync_tree, utc_now
 
 PROGRESS = "progress.json"
 
@@ -90,3 +91,41 @@ def publish(staging: Path, target: Path, overwrite: bool) -> None:
 
 def discard(staging: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def new_target(output: str | Path, overwrite: bool) -> Path:
+    """The resolved target directory; refuse to replace an existing one unless asked."""
+    target = Path(output).expanduser().resolve()
+    if target.exists() and not overwrite:
+        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+    return target
+
+
+def write_derived(
+    source: Path,
+    target: Path,
+    copy: Iterable[str],
+    fill: Callable[[Path], Manifest],
+    overwrite: bool = False,
+) -> Path:
+    """Publish an index derived from `source` (reindexed, retrained) at `target`.
+
+    The files named in `copy` come over unchanged; `fill(root)` writes the rest into the
+    staging directory and returns the new manifest, whose checksums are recorded here. Any
+    failure, an interrupt included, leaves `target` as it was.
+    """
+    root = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    discard(root)
+    root.mkdir(parents=True)
+    try:
+        for name in copy:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, root / name)
+        manifest = replace(fill(root), files={}, created_at=utc_now())
+        manifest.record_files(root)
+        manifest.write(root)
+        publish(root, target, overwrite)
+    except BaseException:
+        discard(root)
+        raise
+    return target

@@ -160,8 +160,10 @@ def train_binarizer(
     are the same items as the old binarizer saw them (an older encoder version); by default the
     embedding space is unchanged and `embeddings` serve for both. Deterministic for a seed on a
     given machine and torch thread count (thread count changes float summation order)."""
-    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-    old = embeddings if previous_embeddings is None else np.ascontiguousarray(previous_embeddings, np.float32)
+    # Writable, contiguous float32 (torch cannot wrap a read-only memmap); copies only if needed.
+    writable = ["C", "W"]
+    embeddings = np.require(embeddings, np.float32, writable)
+    old = embeddings if previous_embeddings is None else np.require(previous_embeddings, np.float32, writable)
     _check(embeddings, bits, previous, old)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)

@@ -9,8 +9,6 @@ A BEBR index keeps no float vectors, so the documents are re-encoded from the do
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from tessera.errors import TesseraError
 from tessera.indexing import staging
 from tessera.indexing.binary_backend import BebrBackend
 from tessera.indexing.docstore import DocStore
-from tessera.indexing.manifest import Manifest, utc_now
+from tessera.indexing.manifest import Manifest
 from tessera.models.registry import load_encoder
 from tessera.training.bebr import train_binarizer
 
@@ -57,9 +55,7 @@ def retrain_bebr_index(
 ) -> Path:
     """Write `output`: the index of `index_dir` with a retrained (or successor) binarizer."""
     source = Path(index_dir).expanduser().resolve()
-    target = Path(output).expanduser().resolve()
-    if target.exists() and not overwrite:
-        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+    target = staging.new_target(output, overwrite)
     manifest = Manifest.read(source)
     if manifest.backend != "bebr":
         raise TesseraError(f"not a BEBR index (backend '{manifest.backend}')", file=source, field="backend")
@@ -71,22 +67,13 @@ def retrain_bebr_index(
     new, _ = train_binarizer(
         vectors, bits, previous=old.binarizer if compatible else None, show_progress=show_progress
     )
-    root = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    staging.discard(root)
-    root.mkdir(parents=True)
-    try:
-        for name in (DocStore.FILE, "docids.txt"):
-            shutil.copy2(source / name, root / name)
+
+    def fill(root: Path) -> Manifest:
         if compatible:
             backend = BebrBackend(old.binarizer, old.codes, query_binarizer=new)
         else:
             backend = BebrBackend.build(new, vectors)
         backend.save(root)
-        updated = replace(manifest, factory=f"bebr:{bits}", files={}, created_at=utc_now())
-        updated.record_files(root)
-        updated.write(root)
-        staging.publish(root, target, overwrite)
-    except BaseException:
-        staging.discard(root)
-        raise
-    return target
+        return replace(manifest, factory=f"bebr:{bits}")
+
+    return staging.write_derived(source, target, (DocStore.FILE, "docids.txt"), fill, overwrite)

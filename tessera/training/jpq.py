@@ -19,11 +19,8 @@ The result is a new index directory holding the trained centroids and the query 
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -285,29 +282,21 @@ def _training_pairs(
 def _write_output(
     source: Path, manifest: Manifest, trainer: JPQTrainer, target: Path, overwrite: bool
 ) -> None:
-    """Copy the source index, swap in the new centroids and encoder, publish by one rename."""
-    root = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    staging.discard(root)
-    root.mkdir(parents=True)
-    try:
-        replaced = {FaissBackend.FILE}
-        old_encoder = f"{manifest.query_encoder}/" if manifest.query_encoder else None
-        for name in manifest.files:
-            if name in replaced or (old_encoder and name.startswith(old_encoder)):
-                continue
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source / name, root / name)
+    """The source index with the trained centroids and query encoder swapped in."""
+    old_encoder = f"{manifest.query_encoder}/" if manifest.query_encoder else None
+    copy = [
+        name
+        for name in manifest.files
+        if name != FaissBackend.FILE and not (old_encoder and name.startswith(old_encoder))
+    ]
+
+    def fill(root: Path) -> Manifest:
         trainer.sync_centroids()
         faiss.write_index(trainer.index.index, str(root / FaissBackend.FILE))
         trainer.model.save(str(root / ENCODER_DIR))
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        result = replace(manifest, query_encoder=ENCODER_DIR, created_at=now, files={})
-        result.record_files(root)
-        result.write(root)
-        staging.publish(root, target, overwrite)
-    except BaseException:
-        staging.discard(root)
-        raise
+        return replace(manifest, query_encoder=ENCODER_DIR)
+
+    staging.write_derived(source, target, copy, fill, overwrite)
 
 
 def train_jpq(
@@ -332,9 +321,7 @@ def train_jpq(
     The source index is only read; `output` gets its documents, codes and ids unchanged.
     """
     source = Path(index_dir).expanduser().resolve()
-    target = Path(output).expanduser().resolve()
-    if target.exists() and not overwrite:
-        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+    target = staging.new_target(output, overwrite)
     for name, value in (("epochs", epochs), ("negatives", negatives), ("batch_size", batch_size)):
         if value < 1:
             raise TesseraError("must be at least 1", field=name)
