@@ -60,7 +60,9 @@ def index(
         str, typer.Argument(help="BEIR folder, .jsonl, .tsv, folder of .txt, or ir_datasets id.")
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
-    encoder: Annotated[str, typer.Option(help="bm25[:k1=..,b=..] | minilm | PATH | hub name.")] = "minilm",
+    encoder: Annotated[
+        str, typer.Option(help="bm25[:k1=..,b=..] | minilm | PATH | hub name | colbert:PATH | xtr:PATH.")
+    ] = "minilm",
     index_factory: Annotated[
         str, typer.Option("--index", help="faiss factory string, binary or bebr:BITS.")
     ] = "Flat",
@@ -69,6 +71,10 @@ def index(
         list[str], typer.Option(help="Search parameter stored in the manifest, e.g. nprobe=16.")
     ] = [],  # noqa: B006
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index.")] = False,
+    doc_vectors: Annotated[
+        str,
+        typer.Option(help="Token indexes: stored document vectors, float16 or residual:BITS (ColBERTv2)."),
+    ] = "float16",
 ) -> None:
     """Index a corpus (resumes an interrupted build of the same arguments)."""
     from tessera.indexing.builder import build_index
@@ -81,6 +87,7 @@ def index(
         batch_size=batch_size,
         search_params=_parse_params(param),
         overwrite=overwrite,
+        doc_vectors=doc_vectors,
     )
     out.print(f"index written to {path}")
 
@@ -106,11 +113,14 @@ def search(
     query: Annotated[str, typer.Argument(help="Query text.")],
     k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
+    param: Annotated[
+        list[str], typer.Option(help="Search parameter over the stored ones, e.g. nprobe=16, mode=xtr.")
+    ] = [],  # noqa: B006
 ) -> None:
     """Search an index and print the top hits."""
     from tessera.retrieval.index import Index
 
-    hits = Index.load(index_dir).search(query, k=k, with_text=True)
+    hits = Index.load(index_dir, search_params=_parse_params(param)).search(query, k=k, with_text=True)
     if as_json:
         print(json.dumps([asdict(hit) for hit in hits], indent=2))
     else:
@@ -127,6 +137,9 @@ def eval_(
     depth: Annotated[int, typer.Option(help="Hits retrieved per query and index.")] = 1000,
     run: Annotated[Path | None, typer.Option(help="Write the (fused) TREC run here.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write metrics as JSON here.")] = None,
+    param: Annotated[
+        list[str], typer.Option(help="Search parameter for every index, e.g. mode=xtr, k_prime=1000.")
+    ] = [],  # noqa: B006
 ) -> None:
     """Evaluate one index, or several fused, on judged queries."""
     from tessera.eval.evaluate import DEFAULT_METRICS, evaluate
@@ -141,6 +154,7 @@ def eval_(
         depth=depth,
         run_path=run,
         json_path=json_path,
+        search_params=_parse_params(param),
     )
     table = Table(title=f"{result.dataset} ({len(index_dirs)} index{'es' if len(index_dirs) > 1 else ''})")
     table.add_column("system")

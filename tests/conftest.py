@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -65,3 +66,46 @@ def cranfield_bm25(indexes: Path) -> Path:
 def cranfield_dense(indexes: Path) -> Path:
     run_cli("index", "cranfield", "-o", str(indexes / "cran-minilm"), "--encoder", "minilm")
     return indexes / "cran-minilm"
+
+
+TOKEN_DOCS = 150  # Cranfield documents in the shared token index (~25 s to encode on 2 CPU cores)
+
+
+@pytest.fixture(scope="session")
+def token_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A multi-vector model on the bundled MiniLM with its seeded, untrained projection."""
+    from tessera.models.bundled import bundled_path
+    from tessera.models.multivector import new_multivector_model
+
+    path = tmp_path_factory.mktemp("models") / "colbert-minilm"
+    new_multivector_model(bundled_path("minilm")).save(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def cranfield_head(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BEIR folder: the first TOKEN_DOCS Cranfield documents, the test queries judged on them."""
+    source = data_dir / "cranfield-beir"
+    folder = tmp_path_factory.mktemp("corpora") / "cranfield-head"
+    (folder / "qrels").mkdir(parents=True)
+    lines = (source / "corpus.jsonl").read_text().splitlines()[:TOKEN_DOCS]
+    (folder / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    kept = {json.loads(line)["_id"] for line in lines}
+    header, *rows = (source / "qrels" / "test.tsv").read_text().splitlines()
+    rows = [row for row in rows if row.split("\t")[1] in kept]
+    (folder / "qrels" / "test.tsv").write_text("\n".join([header, *rows]) + "\n")
+    judged = {row.split("\t")[0] for row in rows}
+    queries = [
+        q for q in (source / "queries.jsonl").read_text().splitlines() if json.loads(q)["_id"] in judged
+    ]
+    (folder / "queries.jsonl").write_text("\n".join(queries) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def cranfield_tokens(indexes: Path, token_model: Path, cranfield_head: Path) -> Path:
+    """A Flat token index (colbert:) of `cranfield_head`, built through the CLI."""
+    out = indexes / "cran-tokens"
+    corpus = cranfield_head / "corpus.jsonl"
+    run_cli("index", str(corpus), "-o", str(out), "--encoder", f"colbert:{token_model}")
+    return out

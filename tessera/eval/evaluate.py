@@ -56,15 +56,22 @@ def evaluate(
     run_path: str | Path | None = None,
     json_path: str | Path | None = None,
     show_progress: bool = True,
+    search_params: dict[str, float | str] | None = None,
 ) -> Evaluation:
-    """Score one index, or several fused into one run, on a dataset's judged queries."""
+    """Score one index, or several fused into one run, on a dataset's judged queries.
+
+    `search_params` override each index's stored ones (e.g. nprobe, or mode/k_prime of a token index).
+    """
     if not indexes:
         raise TesseraError("at least one index directory is needed", field="indexes")
     if fusion not in FUSIONS:
         raise TesseraError(f"unknown fusion '{fusion}' (known: {', '.join(FUSIONS)})", field="fusion")
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     parse_metrics(metrics)
-    runs = {str(path): retrieve(Index.load(path), data, depth, show_progress) for path in indexes}
+    runs = {
+        str(path): retrieve(Index.load(path, search_params=search_params), data, depth, show_progress)
+        for path in indexes
+    }
     inputs = {name: score(run, data, metrics) for name, run in runs.items()} if len(runs) > 1 else {}
     final = reciprocal_rank_fusion(list(runs.values()), k=rrf_k, depth=depth, top=depth)
     result = Evaluation(data.name, score(final, data, metrics), inputs, final)

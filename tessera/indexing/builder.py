@@ -18,6 +18,8 @@ from tessera.indexing.backends import Params, build_vector_backend, kind_of, val
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.lucene_backend import build_lucene_index
 from tessera.indexing.manifest import FORMAT_VERSION, Manifest
+from tessera.indexing.token_backend import DEFAULT_K_PRIME, TokenSink
+from tessera.models.encoder import Encoder
 from tessera.models.registry import canonical_spec, is_lexical, load_encoder
 from tessera.progress import progress_bar
 
@@ -34,11 +36,42 @@ def _fingerprint(corpus: Corpus, encoder: str, factory: str, batch_size: int) ->
     return hashlib.sha256(stamp.encode()).hexdigest()[:16]
 
 
-def _rewind_vectors(path: Path, done: int, dim: int) -> None:
-    """Drop vectors written after the last checkpoint (a batch that was cut off)."""
-    if path.exists():
-        with path.open("r+b") as handle:
-            handle.truncate(done * dim * 4)
+class DenseSink:
+    """One vector per document, appended to one float32 file; a resume truncates it."""
+
+    def __init__(self, dim: int, factory: str, params: Params, show_progress: bool):
+        validate_factory(factory, dim)
+        self.dim, self.factory, self.params, self.show_progress = dim, factory, params, show_progress
+        self.kind = kind_of(factory)
+
+    def rewind(self, root: Path, done: int) -> None:
+        """Drop vectors written after the last checkpoint (a batch that was cut off)."""
+        if (root / PARTIAL_VECTORS).exists():
+            with (root / PARTIAL_VECTORS).open("r+b") as handle:
+                handle.truncate(done * self.dim * 4)
+
+    def append(self, root: Path, vectors: np.ndarray) -> None:
+        with (root / PARTIAL_VECTORS).open("ab") as handle:
+            handle.write(vectors.astype(np.float32, copy=False).tobytes())
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def finish(self, root: Path, count: int) -> None:
+        vectors = np.memmap(root / PARTIAL_VECTORS, dtype=np.float32, mode="r", shape=(count, self.dim))
+        build_vector_backend(vectors, self.factory, self.params, self.show_progress).save(root)
+        del vectors
+        (root / PARTIAL_VECTORS).unlink()
+
+
+def _sink(model: Encoder, factory: str, params: Params, doc_vectors: str, show_progress: bool):
+    """Where a batch's vectors go: one per document (dense) or one per token (multi-vector)."""
+    if getattr(model, "multi_vector", False):
+        return TokenSink(model.dim, factory, params, doc_vectors)
+    if doc_vectors != "float16":
+        raise TesseraError(
+            "only multi-vector (token) indexes store document token vectors", field="doc_vectors"
+        )
+    return DenseSink(model.dim, factory, params, show_progress)
 
 
 def build_index(
@@ -50,29 +83,34 @@ def build_index(
     search_params: Params | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
+    doc_vectors: str = "float16",
 ) -> Path:
     """Index `corpus` into the directory `output` and return its path.
 
     Interrupted builds resume from the last completed batch when run again with the same
     arguments; bad input removes the staging directory and raises a `TesseraError`.
+    `doc_vectors` (token indexes only): `float16` or `residual:BITS` storage for ColBERT MaxSim.
     """
-    target = Path(output).expanduser().resolve()
-    if target.exists() and not overwrite:
-        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+    target = staging.new_target(output, overwrite)
     if batch_size < 1:
         raise TesseraError("must be at least 1", field="batch_size")
     source = open_corpus(corpus)
     spec = canonical_spec(encoder)
     lexical = is_lexical(spec)
     model = None if lexical else load_encoder(spec)
-    if model is not None:
-        validate_factory(factory, model.dim)
-    root, progress = staging.stage(target, _fingerprint(source, spec, factory, batch_size))
+    params = dict(search_params or {})
+    if getattr(model, "multi_vector", False):
+        params = {"k_prime": DEFAULT_K_PRIME, **params}
+        factory_key = f"{factory}|{doc_vectors}"
+    else:
+        factory_key = factory
+    sink = None if model is None else _sink(model, factory, params, doc_vectors, show_progress)
+    root, progress = staging.stage(target, _fingerprint(source, spec, factory_key, batch_size))
     store = DocStore(root / DocStore.FILE)
     try:
         store.truncate(progress.done)
-        if model is not None:
-            _rewind_vectors(root / PARTIAL_VECTORS, progress.done, model.dim)
+        if sink is not None:
+            sink.rewind(root, progress.done)
         with progress_bar(show_progress) as bar:
             task = (
                 bar.add_task(f"indexing {source.name}", total=source.size_hint, completed=progress.done)
@@ -81,12 +119,8 @@ def build_index(
             )
             documents = islice(iter(source), progress.done, None)
             for batch in _batches(documents, batch_size):
-                if model is not None:
-                    vectors = model.encode_docs([doc.contents for doc in batch])
-                    with (root / PARTIAL_VECTORS).open("ab") as handle:
-                        handle.write(vectors.astype(np.float32, copy=False).tobytes())
-                        handle.flush()
-                        os.fsync(handle.fileno())
+                if sink is not None:
+                    sink.append(root, model.encode_docs([doc.contents for doc in batch]))
                 store.add(progress.done, batch)
                 progress.done += len(batch)
                 progress.save(root)
@@ -97,22 +131,16 @@ def build_index(
                 "corpus has no documents", file=source.name if source.kind != "ir_datasets" else None
             )
         manifest = Manifest(
-            backend="lucene" if lexical else kind_of(factory),
+            backend="lucene" if sink is None else sink.kind,
             encoder=spec,
             doc_count=progress.done,
             corpus=source.name,
         )
-        if lexical:
+        if sink is None:
             build_lucene_index(store.documents(), root)
         else:
-            manifest.dim, manifest.factory = model.dim, factory
-            manifest.search_params = dict(search_params or {})
-            vectors = np.memmap(
-                root / PARTIAL_VECTORS, dtype=np.float32, mode="r", shape=(progress.done, model.dim)
-            )
-            build_vector_backend(vectors, factory, manifest.search_params, show_progress).save(root)
-            del vectors
-            (root / PARTIAL_VECTORS).unlink()
+            manifest.dim, manifest.factory, manifest.search_params = model.dim, factory, params
+            sink.finish(root, progress.done)
             with (root / "docids.txt").open("w", encoding="utf-8") as handle:
                 handle.writelines(f"{doc_id}\n" for doc_id in store.ids())
         store.close()

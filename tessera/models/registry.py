@@ -6,10 +6,13 @@
 | `minilm` | the bundled all-MiniLM-L6-v2 (no network needed) |
 | `PATH` | a sentence-transformers folder |
 | `ORG/NAME` | a hub model (needs network and `HF_HUB_OFFLINE=0`) |
+| `colbert:PATH` | a multi-vector model folder; the index scores with ColBERT MaxSim |
+| `xtr:PATH` | the same kind of folder; the index scores with XTR (retrieved tokens only) |
 """
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from tessera import config
 from tessera.errors import EncoderError
 from tessera.models.bundled import BUNDLED, bundled_path
 from tessera.models.encoder import BM25, Encoder
+from tessera.models.multivector import parse_multivector_spec
 
 
 def parse_bm25(spec: str) -> BM25:
@@ -45,18 +49,48 @@ def canonical_spec(spec: str) -> str:
         return parse_bm25(spec).spec
     if spec in BUNDLED:
         return spec
+    multi = parse_multivector_spec(spec)
+    if multi is not None:
+        scoring, folder = multi
+        return f"{scoring}:{Path(folder).expanduser().resolve()}"
     path = Path(spec).expanduser()
     return str(path.resolve()) if path.exists() else spec
 
 
+def _multivector_folder(spec: str, folder: str) -> Path:
+    """The model folder of a `colbert:`/`xtr:` spec, refused early when it cannot be one."""
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise EncoderError(f"'{spec}': no such model folder '{path}'", file=path, field="encoder")
+    config_file = path / "config_sentence_transformers.json"
+    try:
+        kind = json.loads(config_file.read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        kind = None
+    if kind != "MultiVectorEncoder":
+        raise EncoderError(
+            f"'{spec}': {path} is not a saved multi-vector model "
+            f"(config_sentence_transformers.json says model_type {kind!r}, expected 'MultiVectorEncoder')",
+            file=config_file,
+            field="encoder",
+        )
+    return path
+
+
 @cache
 def load_encoder(spec: str) -> Encoder:
-    """Load (once per process) the dense encoder a spec names."""
+    """Load (once per process) the dense or multi-vector encoder a spec names."""
     from tessera.models.dense import DenseEncoder
 
     config.apply_offline_defaults()
     if is_lexical(spec):
         raise EncoderError("bm25 is a lexical model, not a vector encoder", field="encoder")
+    multi = parse_multivector_spec(spec)
+    if multi is not None:
+        from tessera.models.multivector import MultiVectorTextEncoder
+
+        scoring, folder = multi
+        return MultiVectorTextEncoder(canonical_spec(spec), _multivector_folder(spec, folder), scoring)
     if spec in BUNDLED:
         return DenseEncoder(spec, bundled_path(spec))
     path = Path(spec).expanduser()

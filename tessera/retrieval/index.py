@@ -33,7 +33,17 @@ class Index:
             self.backend = LuceneBackend(root, parse_bm25(manifest.encoder))
             return
         query_spec = str(root / manifest.query_encoder) if manifest.query_encoder else manifest.encoder
+        if manifest.query_encoder and manifest.backend == "tokens":
+            query_spec = f"colbert:{query_spec}"  # a multi-vector folder; the prefix only names the kind
         self.encoder = encoder or load_encoder(query_spec)
+        tokens = manifest.backend == "tokens"
+        if getattr(self.encoder, "multi_vector", False) != tokens:
+            raise EncoderError(
+                f"encoder '{self.encoder.spec}' makes "
+                f"{'token' if not tokens else 'single'} vectors; this is a {manifest.backend} index",
+                file=root / "manifest.json",
+                field="encoder",
+            )
         if self.encoder.dim != manifest.dim:
             raise EncoderError(
                 f"dimension mismatch: index holds {manifest.dim}-d vectors, encoder "
@@ -42,7 +52,12 @@ class Index:
                 field="dim",
             )
         params = {**manifest.search_params, **(search_params or {})}
-        self.backend = open_vector_backend(root, manifest, params)
+        if tokens:
+            from tessera.retrieval.late_interaction import open_late_interaction
+
+            self.backend = open_late_interaction(root, manifest, params)
+        else:
+            self.backend = open_vector_backend(root, manifest, params)
         if self.backend.dim != manifest.dim or self.backend.ntotal != manifest.doc_count:
             raise IndexFormatError(
                 f"the {manifest.backend} backend holds {self.backend.ntotal} {self.backend.dim}-d vectors; "
