@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from tessera.errors import CorpusError, IndexFormatError, TesseraError
 from tessera.indexing.backends import Params, kind_of
-from tessera.indexing.faiss_backend import FaissBackend, build_faiss_index
+from tessera.indexing.faiss_backend import FaissBackend, apply_search_params, build_faiss_index
 from tessera.indexing.residual import build_stored_tokens, load_stored_tokens, parse_doc_vectors
 from tessera.models.multivector import SCORINGS
 
@@ -142,6 +143,7 @@ class TokenBackend:
 
     def __init__(self, root: Path, faiss_params: Params | None = None):
         self.faiss = TokenFaiss.load(root, faiss_params)
+        self.faiss_params = dict(faiss_params or {})
         self.token_docs = _load_array(root / TOKEN_DOCS, np.int32)
         self.offsets = _load_array(root / OFFSETS, np.int64)
         self.stored = load_stored_tokens(root)
@@ -154,6 +156,7 @@ class TokenBackend:
         if len(set(counts.values())) != 1 or np.any(np.diff(self.offsets) < 0):
             raise IndexFormatError(f"token files disagree on the token count: {counts}", file=root)
         self.dim, self.on_gpu = self.faiss.dim, self.faiss.on_gpu
+        self._cpu: TokenFaiss | None = None
 
     @property
     def doc_count(self) -> int:
@@ -166,10 +169,12 @@ class TokenBackend:
     def search_tokens(self, queries: np.ndarray, k_prime: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-`k_prime` document tokens per query token: (scores, token positions; -1 = none)."""
         if self.on_gpu and min(k_prime, self.token_count) > GPU_MAX_K:
-            raise TesseraError(
-                f"k_prime {k_prime} exceeds the {GPU_MAX_K} neighbours faiss returns on a GPU",
-                field="k_prime",
-            )
+            # faiss' GPU search stops at 2048 neighbours; larger k' runs on a CPU copy, made once.
+            if self._cpu is None:
+                self._cpu = faiss.index_gpu_to_cpu(self.faiss.index)
+                apply_search_params(self._cpu, self.faiss_params)
+            queries = np.ascontiguousarray(queries, dtype=np.float32)
+            return self._cpu.search(queries, min(k_prime, self.token_count))
         return self.faiss.search(queries, k_prime)
 
     def docs_of(self, positions: np.ndarray) -> np.ndarray:

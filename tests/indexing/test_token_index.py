@@ -204,3 +204,16 @@ def test_inconsistent_token_files_fail_on_load(cranfield_tokens: Path, tmp_path:
 def test_reindex_refuses_a_token_index(cranfield_tokens: Path, tmp_path: Path) -> None:
     with pytest.raises(TesseraError, match="reindex takes single-vector indexes"):
         reindex(cranfield_tokens, tmp_path / "out", "IVF16,PQ16")
+
+
+def test_k_prime_beyond_the_gpu_limit_searches_a_cpu_copy(cranfield_tokens: Path) -> None:
+    # faiss on a GPU returns at most 2048 neighbours; the backend then searches a CPU copy.
+    # Pretending the index is on a GPU exercises that branch on any machine.
+    backend = TokenBackend(cranfield_tokens)
+    queries = np.load(cranfield_tokens / "token_vectors.npy", allow_pickle=False)[:4].astype(np.float32)
+    expected = backend.search_tokens(queries, 3000)
+    backend.on_gpu = True
+    scores, positions = backend.search_tokens(queries, 3000)
+    assert backend._cpu is not None and positions.shape == (4, 3000)
+    np.testing.assert_array_equal(positions, expected[1])
+    np.testing.assert_allclose(scores, expected[0])
