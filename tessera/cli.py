@@ -267,7 +267,7 @@ def train_dense(
     scale: TrainScale = None,
     max_length: TrainMaxLength = 256,
     seed: TrainSeed = 0,
-    save_steps: TrainSaveSteps = 100,
+    save_steps: TrainSaveSteps = 20,
     overwrite: TrainOverwrite = False,
 ) -> None:
     """Fine-tune a dense encoder (resumes an interrupted run of the same command)."""
@@ -301,7 +301,7 @@ def _multivector_command(scoring: str):
         scale: TrainScale = None,
         max_length: TrainMaxLength = 256,
         seed: TrainSeed = 0,
-        save_steps: TrainSaveSteps = 100,
+        save_steps: TrainSaveSteps = 20,
         overwrite: TrainOverwrite = False,
     ) -> None:
         options = _train_options(locals(), "scoring", "top_k")
