@@ -6,7 +6,8 @@ Synthetic clustered vectors (a mixture of 1,000 Gaussians, unit-normalised, like
 embeddings) so that IVF partitions mean something. Each backend is built by Tessera's own code
 and queried one query at a time (k=10); the table gives ms/query, the speed-up over exact flat
 search, bytes per vector, and recall@10 of the exact top 10. BEBR binarizers are trained on a
-50k sample (task-agnostic, no labels), then encode all vectors.
+20k sample for 15 epochs (task-agnostic, no labels; brief, since this table is about speed:
+docs/results.md has their quality on real collections), then encode all vectors.
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ def backends(vectors: np.ndarray):
         lambda: FaissBackend(build_faiss_index(vectors, "HNSW32"), {"efSearch": 64}),
     )
     yield "binary sign, Hamming", DIM // 8, lambda: SignBinaryBackend.build(vectors)
-    sample = vectors[:: max(1, len(vectors) // 50_000)]
+    sample = vectors[:: max(1, len(vectors) // 20_000)]
     for bits in (1, 2):
-        fit = functools.cache(lambda b=bits: train_binarizer(sample, b, show_progress=False)[0])
+        fit = functools.cache(lambda b=bits: train_binarizer(sample, b, epochs=15, show_progress=False)[0])
         sdc = lambda f=fit: BebrBackend.build(f(), vectors, mode="sdc")  # noqa: E731
         yield f"BEBR {bits} bit, SDC", DIM * bits // 8, sdc
         yield (

@@ -1,0 +1,213 @@
+"""Question: do encoders trained on a collection's own training queries beat the untrained
+anchors, and what do ColBERT and XTR late interaction cost?
+
+    python benchmarks/trained_encoders.py [--collections cranfield-beir cisi-beir] [--work DIR]
+
+For each BEIR folder in TESSERA_DATA_DIR: BM25, the bundled MiniLM (Flat) and their RRF hybrid
+(the anchor every ratio is taken against); MiniLM fine-tuned with `train dense` on each pair
+source (judged `train` queries, titles, Contriever crops), ColBERT and XTR trained with `train
+colbert|xtr`, each indexed and evaluated on the `test` split (queries never trained on); the
+RRF of the best trained model with BM25. Models and indexes are kept in --work, so a rerun
+only evaluates.
+
+The scoring-stage table runs ColBERT's exact MaxSim and XTR's imputation over the very same
+token-retrieval candidates of every test query and reports wall time and multiply-adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tessera import config
+from tessera.data.datasets import load_eval_dataset
+from tessera.eval.evaluate import score
+from tessera.eval.runs import retrieve
+from tessera.indexing.builder import build_index
+from tessera.retrieval.fusion import reciprocal_rank_fusion
+from tessera.retrieval.index import Index
+from tessera.retrieval.late_interaction import colbert_rerank, xtr_score
+from tessera.training.dense import train_dense
+from tessera.training.multivector import train_multivector
+
+METRICS = ["nDCG@10", "R@100"]
+DEPTH = 1000
+DENSE_SOURCES = ["qrels,titles", "qrels", "qrels,crop", "titles,crop"]  # first: also ColBERT's and XTR's
+K_PRIMES = (100, 400, 1000, 4000)
+
+
+def directory_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def once(path: Path, make) -> tuple[Path, float]:
+    """Build `path` with `make(path)` unless a previous run left it; (path, minutes it took)."""
+    record = path.with_name(f"{path.name}.minutes")
+    if not path.exists():
+        start = time.perf_counter()
+        make(path)
+        record.write_text(f"{(time.perf_counter() - start) / 60:.2f}")
+    return path, float(record.read_text()) if record.exists() else 0.0
+
+
+def scoring_cost(index: Index, queries: list[str], k_prime: int) -> dict[str, float]:
+    """ColBERT MaxSim vs XTR imputation over the same candidates: seconds and multiply-adds."""
+    search = index.backend
+    colbert_s = xtr_s = 0.0
+    colbert_madds = xtr_ops = candidate_count = 0
+    for query in index.encoder.encode_queries(queries):
+        hits = search.retrieve_tokens([query], k_prime)[0]
+        candidates = hits.candidates()
+        candidate_count += len(candidates)
+        start = time.perf_counter()
+        colbert_rerank(query, candidates, search.tokens)
+        colbert_s += time.perf_counter() - start
+        start = time.perf_counter()
+        xtr_score(hits.scores, hits.doc_ids)
+        xtr_s += time.perf_counter() - start
+        _, lengths = search.tokens.doc_tokens(candidates)
+        colbert_madds += len(query) * int(lengths.sum()) * query.shape[1]
+        xtr_ops += hits.scores.size  # one max/compare per retrieved token score
+    return {
+        "candidates": candidate_count / len(queries),
+        "colbert_ms": 1000 * colbert_s / len(queries),
+        "xtr_ms": 1000 * xtr_s / len(queries),
+        "colbert_madds": colbert_madds / len(queries),
+        "xtr_ops": xtr_ops / len(queries),
+    }
+
+
+def bench(
+    collection: str, work: Path, console: Console, epochs: float, late_epochs: float, dense_sources: list[str]
+) -> None:
+    folder = config.data_dir() / collection
+    test = load_eval_dataset(folder, "test")
+    work = work / collection
+    work.mkdir(parents=True, exist_ok=True)
+    rows: list[tuple[str, dict, float | None, float]] = []  # name, run, index MB, train minutes
+
+    def evaluate(name: str, index_dir: Path, minutes: float, params: dict | None = None) -> dict:
+        run = retrieve(Index.load(index_dir, search_params=params), test, DEPTH, show_progress=False)
+        rows.append((name, run, directory_mb(index_dir), minutes))
+        console.log(f"{collection} {name}: {score(run, test, METRICS)}")
+        return run
+
+    def index_of(name: str, encoder: str, factory: str = "Flat") -> Path:
+        return once(
+            work / f"index-{name}",
+            lambda p: build_index(folder, p, encoder=encoder, factory=factory, show_progress=False),
+        )[0]
+
+    bm25 = evaluate("BM25", index_of("bm25", "bm25"), 0.0)
+    minilm = evaluate("MiniLM flat (untrained)", index_of("minilm", "minilm"), 0.0)
+    hybrid = reciprocal_rank_fusion([bm25, minilm], depth=DEPTH, top=DEPTH)
+    rows.append(("RRF(BM25, MiniLM)  [anchor]", hybrid, None, 0.0))
+    # Train first (the slow part, each model kept in --work), then index and evaluate.
+    models: dict[str, tuple[Path, float]] = {}
+    for i, sources in enumerate(dense_sources):
+        models[f"dense {sources}"] = once(
+            work / f"dense-{sources}",
+            lambda p, s=sources: train_dense(folder, p, pairs=s.split(","), epochs=epochs),
+        )
+        if i == 0:
+            pairs = sources.split(",")
+            for scoring in ("colbert", "xtr"):
+                models[scoring] = once(
+                    work / f"{scoring}-model",
+                    lambda p, s=scoring, chosen=pairs: train_multivector(
+                        folder, p, scoring=s, pairs=chosen, epochs=late_epochs
+                    ),
+                )
+    trained: dict[str, dict] = {}
+    for sources in dense_sources:
+        model, minutes = models[f"dense {sources}"]
+        name = f"MiniLM fine-tuned ({sources})"
+        trained[name] = evaluate(name, index_of(f"dense-{sources}", str(model)), minutes)
+    for scoring in ("colbert", "xtr"):
+        model, minutes = models[scoring]
+        index_dir = index_of(scoring, f"{scoring}:{model}")
+        if scoring == "colbert":
+            trained["ColBERT"] = evaluate("ColBERT (MaxSim)", index_dir, minutes)
+            continue
+        for k_prime in K_PRIMES:
+            name = f"XTR k'={k_prime}"
+            trained[name] = evaluate(name, index_dir, minutes, {"mode": "xtr", "k_prime": k_prime})
+        evaluate("XTR model, ColBERT MaxSim", index_dir, minutes, {"mode": "colbert"})
+    anchor = score(hybrid, test, METRICS)
+    best = max(trained, key=lambda n: score(trained[n], test, METRICS)["nDCG@10"])
+    rows.append(
+        (
+            f"RRF(BM25, {best})",
+            reciprocal_rank_fusion([bm25, trained[best]], depth=DEPTH, top=DEPTH),
+            None,
+            0.0,
+        )
+    )
+
+    table = Table(title=f"{collection}: {len(test.queries)} test queries (never trained on), depth {DEPTH}")
+    for column in ("system", *METRICS, "nDCG@10 / anchor", "R@100 / anchor", "index MB", "train min"):
+        table.add_column(column, justify="left" if column == "system" else "right")
+    for name, run, size, minutes in rows:
+        values = score(run, test, METRICS)
+        table.add_row(
+            name,
+            *(f"{values[m]:.4f}" for m in METRICS),
+            f"{values['nDCG@10'] / anchor['nDCG@10']:.3f}",
+            f"{values['R@100'] / anchor['R@100']:.3f}",
+            "-" if size is None else f"{size:.1f}",
+            f"{minutes:.1f}" if minutes else "-",
+        )
+    console.print(table)
+
+    cost = Table(title=f"{collection}: scoring stage over the same candidates (XTR model's token index)")
+    for column in (
+        "k'",
+        "candidates",
+        "ColBERT ms/query",
+        "XTR ms/query",
+        "time ratio",
+        "ColBERT madds",
+        "XTR ops",
+        "op ratio",
+    ):
+        cost.add_column(column, justify="right")
+    index = Index.load(work / "index-xtr")
+    queries = list(test.queries.values())
+    for k_prime in K_PRIMES:
+        c = scoring_cost(index, queries, k_prime)
+        cost.add_row(
+            str(k_prime),
+            f"{c['candidates']:.0f}",
+            f"{c['colbert_ms']:.2f}",
+            f"{c['xtr_ms']:.3f}",
+            f"{c['colbert_ms'] / c['xtr_ms']:.0f}x",
+            f"{c['colbert_madds']:.3g}",
+            f"{c['xtr_ops']:.3g}",
+            f"{c['colbert_madds'] / c['xtr_ops']:.0f}x",
+        )
+    console.print(cost)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir"])
+    parser.add_argument("--work", type=Path, default=config.cache_dir() / "bench-trained")
+    parser.add_argument("--epochs", type=float, default=1.0, help="dense fine-tuning epochs")
+    parser.add_argument("--late-epochs", type=float, default=1.0, help="ColBERT and XTR training epochs")
+    parser.add_argument("--dense-pairs", nargs="+", default=DENSE_SOURCES, help="pair sources per model")
+    parser.add_argument("--fresh", action="store_true", help="retrain and reindex everything")
+    args = parser.parse_args()
+    if args.fresh:
+        shutil.rmtree(args.work, ignore_errors=True)
+    console = Console(width=150)
+    for collection in args.collections:
+        bench(collection, args.work, console, args.epochs, args.late_epochs, args.dense_pairs)
+
+
+if __name__ == "__main__":
+    main()
