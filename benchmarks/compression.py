@@ -4,7 +4,8 @@
 
 For each BEIR folder in TESSERA_DATA_DIR: one MiniLM Flat index (the anchor), then every other
 kind rebuilt from its vectors with `reindex` (no re-encoding); JPQ trained on the `train` split
-from the OPQ index of the same size; all evaluated on the `test` split (queries never trained on).
+from the OPQ index of the same size (once more with title -> body pairs added); all evaluated on
+the `test` split (queries never trained on).
 Latency is the backend alone (query vectors precomputed), one query at a time, k=10.
 """
 
@@ -48,7 +49,12 @@ KINDS = [
         for u in (1, 2, 4)
     ],
 ]
-JPQ = [("JPQ48", "OPQ48+PQ48", 48), ("JPQ24", "OPQ24+PQ24", 24)]
+# (label, starting index, bytes per vector, also train on title -> body pairs)
+JPQ = [
+    ("JPQ48", "OPQ48+PQ48", 48, False),
+    ("JPQ24", "OPQ24+PQ24", 24, False),
+    ("JPQ48 + title pairs", "OPQ48+PQ48", 48, True),
+]
 
 
 def backend_ms(index: Index, queries: list[str]) -> float:
@@ -82,10 +88,12 @@ def bench(name: str, work: Path, console: Console) -> list[tuple[str, int, float
             console.log(f"{name}: built {factory} in {time.perf_counter() - start:.1f} s")
         metrics, ms = measure(built[factory], test, params)
         rows.append((label, size, metrics, ms, None))
-    for label, base, size in JPQ:
+    for label, base, size, titles in JPQ:
         factory = next(f for lab, f, _, _ in KINDS if lab == base)
         start = time.perf_counter()
-        trained = train_jpq(built[factory], folder, work / label, split="train", show_progress=False)
+        trained = train_jpq(
+            built[factory], folder, work / label, split="train", use_title_pairs=titles, show_progress=False
+        )
         seconds = time.perf_counter() - start
         metrics, ms = measure(trained, test)
         rows.append((label, size, metrics, ms, seconds))
