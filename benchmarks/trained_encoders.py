@@ -7,8 +7,9 @@ For each BEIR folder in TESSERA_DATA_DIR: BM25, the bundled MiniLM (Flat) and th
 (the anchor every ratio is taken against); MiniLM fine-tuned with `train dense` on each pair
 source (judged `train` queries, titles, Contriever crops), ColBERT and XTR trained with `train
 colbert|xtr`, each indexed and evaluated on the `test` split (queries never trained on); the
-RRF of the best trained model with BM25. Models and indexes are kept in --work, so a rerun
-only evaluates.
+RRF of the best trained models with BM25. For comparison, JPQ (issue 4): the MiniLM query
+encoder trained alone against fixed OPQ48 document codes, on the same judged queries + titles.
+Models and indexes are kept in --work, so a rerun only evaluates.
 
 The scoring-stage table runs ColBERT's exact MaxSim and XTR's imputation over the very same
 token-retrieval candidates of every test query and reports wall time and multiply-adds.
@@ -29,10 +30,12 @@ from tessera.data.datasets import load_eval_dataset
 from tessera.eval.evaluate import score
 from tessera.eval.runs import retrieve
 from tessera.indexing.builder import build_index
+from tessera.indexing.reindex import reindex
 from tessera.retrieval.fusion import reciprocal_rank_fusion
 from tessera.retrieval.index import Index
 from tessera.retrieval.late_interaction import colbert_rerank, xtr_score
 from tessera.training.dense import train_dense
+from tessera.training.jpq import train_jpq
 from tessera.training.multivector import train_multivector
 
 METRICS = ["nDCG@10", "R@100"]
@@ -83,7 +86,13 @@ def scoring_cost(index: Index, queries: list[str], k_prime: int) -> dict[str, fl
 
 
 def bench(
-    collection: str, work: Path, console: Console, epochs: float, late_epochs: float, dense_sources: list[str]
+    collection: str,
+    work: Path,
+    console: Console,
+    epochs: float,
+    late_epochs: float,
+    dense_sources: list[str],
+    with_jpq: bool,
 ) -> None:
     folder = config.data_dir() / collection
     test = load_eval_dataset(folder, "test")
@@ -104,15 +113,19 @@ def bench(
         )[0]
 
     bm25 = evaluate("BM25", index_of("bm25", "bm25"), 0.0)
-    minilm = evaluate("MiniLM flat (untrained)", index_of("minilm", "minilm"), 0.0)
+    minilm_dir = index_of("minilm", "minilm")
+    minilm = evaluate("MiniLM flat (untrained)", minilm_dir, 0.0)
     hybrid = reciprocal_rank_fusion([bm25, minilm], depth=DEPTH, top=DEPTH)
     rows.append(("RRF(BM25, MiniLM)  [anchor]", hybrid, None, 0.0))
     # Train first (the slow part, each model kept in --work), then index and evaluate.
     models: dict[str, tuple[Path, float]] = {}
-    for i, sources in enumerate(dense_sources):
-        models[f"dense {sources}"] = once(
-            work / f"dense-{sources}",
-            lambda p, s=sources: train_dense(folder, p, pairs=s.split(","), epochs=epochs),
+    for i, variant in enumerate(dense_sources):
+        sources, _, variant_epochs = variant.partition("@")
+        models[f"dense {variant}"] = once(
+            work / f"dense-{variant}",
+            lambda p, s=sources, e=float(variant_epochs or epochs): train_dense(
+                folder, p, pairs=s.split(","), epochs=e
+            ),
         )
         if i == 0:
             pairs = sources.split(",")
@@ -124,10 +137,22 @@ def bench(
                     ),
                 )
     trained: dict[str, dict] = {}
-    for sources in dense_sources:
-        model, minutes = models[f"dense {sources}"]
-        name = f"MiniLM fine-tuned ({sources})"
-        trained[name] = evaluate(name, index_of(f"dense-{sources}", str(model)), minutes)
+    for variant in dense_sources:
+        model, minutes = models[f"dense {variant}"]
+        sources, _, variant_epochs = variant.partition("@")
+        name = f"MiniLM fine-tuned ({sources}, {float(variant_epochs or epochs):g} ep)"
+        trained[name] = evaluate(name, index_of(f"dense-{variant}", str(model)), minutes)
+    if with_jpq:  # issue 4's JPQ: the query encoder trained alone against fixed OPQ48 document codes
+        opq = once(work / "index-opq48", lambda p: reindex(minilm_dir, p, "OPQ48,PQ48", show_progress=False))[
+            0
+        ]
+        jpq, minutes = once(
+            work / "index-jpq48-titles",
+            lambda p: train_jpq(opq, folder, p, split="train", use_title_pairs=True, show_progress=False),
+        )
+        trained["JPQ48 (qrels,titles)"] = evaluate(
+            "JPQ48 query encoder (qrels,titles), 48 B/doc", jpq, minutes
+        )
     for scoring in ("colbert", "xtr"):
         model, minutes = models[scoring]
         index_dir = index_of(scoring, f"{scoring}:{model}")
@@ -139,15 +164,15 @@ def bench(
             trained[name] = evaluate(name, index_dir, minutes, {"mode": "xtr", "k_prime": k_prime})
         evaluate("XTR model, ColBERT MaxSim", index_dir, minutes, {"mode": "colbert"})
     anchor = score(hybrid, test, METRICS)
-    best = max(trained, key=lambda n: score(trained[n], test, METRICS)["nDCG@10"])
-    rows.append(
-        (
-            f"RRF(BM25, {best})",
-            reciprocal_rank_fusion([bm25, trained[best]], depth=DEPTH, top=DEPTH),
-            None,
-            0.0,
-        )
-    )
+
+    def ndcg(name: str) -> float:
+        return score(trained[name], test, METRICS)["nDCG@10"]
+
+    best = max(trained, key=ndcg)
+    best_encoder = max((name for name in trained if not name.startswith("JPQ")), key=ndcg)
+    for name in dict.fromkeys([best, best_encoder]):
+        fused = reciprocal_rank_fusion([bm25, trained[name]], depth=DEPTH, top=DEPTH)
+        rows.append((f"RRF(BM25, {name})", fused, None, 0.0))
 
     table = Table(title=f"{collection}: {len(test.queries)} test queries (never trained on), depth {DEPTH}")
     for column in ("system", *METRICS, "nDCG@10 / anchor", "R@100 / anchor", "index MB", "train min"):
@@ -199,14 +224,19 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "bench-trained")
     parser.add_argument("--epochs", type=float, default=1.0, help="dense fine-tuning epochs")
     parser.add_argument("--late-epochs", type=float, default=1.0, help="ColBERT and XTR training epochs")
-    parser.add_argument("--dense-pairs", nargs="+", default=DENSE_SOURCES, help="pair sources per model")
+    parser.add_argument(
+        "--dense-pairs", nargs="+", default=DENSE_SOURCES, help="pair sources per model, SOURCES[@EPOCHS]"
+    )
+    parser.add_argument("--no-jpq", action="store_true", help="leave out the JPQ comparison rows")
     parser.add_argument("--fresh", action="store_true", help="retrain and reindex everything")
     args = parser.parse_args()
     if args.fresh:
         shutil.rmtree(args.work, ignore_errors=True)
     console = Console(width=150)
     for collection in args.collections:
-        bench(collection, args.work, console, args.epochs, args.late_epochs, args.dense_pairs)
+        bench(
+            collection, args.work, console, args.epochs, args.late_epochs, args.dense_pairs, not args.no_jpq
+        )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from dataclasses import asdict
@@ -236,22 +237,18 @@ TrainBatch = Annotated[int, typer.Option(help="Rows per batch (in-batch negative
 TrainLr = Annotated[float | None, typer.Option("--lr", help="Learning rate (dense 2e-5, multi-vector 5e-5).")]
 TrainScale = Annotated[float | None, typer.Option(help="1/temperature (dense and xtr 20, colbert 1).")]
 TrainMaxLength = Annotated[int, typer.Option(help="Tokens per document.")]
+TrainPrecision = Annotated[
+    str, typer.Option(help="auto (bf16 where the CPU/GPU has native bf16, else fp32) | bf16 | fp32.")
+]
 TrainSeed = Annotated[int, typer.Option()]
 TrainSaveSteps = Annotated[int, typer.Option(help="Steps between resumable checkpoints.")]
 TrainOverwrite = Annotated[bool, typer.Option(help="Replace an existing output.")]
 
 
-def _train_options(params: dict, *taken: str) -> dict:
-    """A train command's parameters as `TrainOptions` fields (`--lr` is `learning_rate`)."""
-    options = {k: v for k, v in params.items() if k not in ("dataset", "output", "base", "lr", *taken)}
-    return {**options, "learning_rate": params["lr"]}
-
-
-@train_app.command("dense")
-def train_dense(
+def _encoder_training_options(
     dataset: TrainDataset,
     output: TrainOutput,
-    base: Annotated[str, typer.Option(help="minilm | sentence-transformers folder | hub name.")] = "minilm",
+    base: Annotated[str, typer.Option(help="minilm | a model folder or hub name to start from.")] = "minilm",
     split: TrainSplit = "train",
     corpus: TrainCorpus = None,
     pairs: TrainPairs = "qrels,titles",
@@ -266,59 +263,52 @@ def train_dense(
     lr: TrainLr = None,
     scale: TrainScale = None,
     max_length: TrainMaxLength = 256,
+    precision: TrainPrecision = "auto",
     seed: TrainSeed = 0,
     save_steps: TrainSaveSteps = 20,
     overwrite: TrainOverwrite = False,
 ) -> None:
-    """Fine-tune a dense encoder (resumes an interrupted run of the same command)."""
-    options = _train_options(locals())
-    from tessera.training.dense import train_dense as run_dense
-
-    path = run_dense(dataset, output, base=base, **options)
-    out.print(f"dense encoder written to {path} (use --encoder {path})")
+    """The options `train dense|colbert|xtr` share: only its signature is used."""
 
 
-def _multivector_command(scoring: str):
-    def command(
-        dataset: TrainDataset,
-        output: TrainOutput,
-        base: Annotated[
-            str, typer.Option(help="minilm | backbone folder | multi-vector folder to train on.")
-        ] = "minilm",
-        top_k: Annotated[int, typer.Option(help="XTR only: token matches kept per query token.")] = 256,
-        split: TrainSplit = "train",
-        corpus: TrainCorpus = None,
-        pairs: TrainPairs = "qrels,titles",
-        negatives: TrainNegatives = "bm25",
-        negative_skip: TrainSkip = 0,
-        negative_depth: TrainDepth = 30,
-        loss: TrainLoss = "mnrl",
-        mini_batch_size: TrainMiniBatch = 16,
-        epochs: TrainEpochs = 1.0,
-        max_steps: TrainMaxSteps = None,
-        batch_size: TrainBatch = 32,
-        lr: TrainLr = None,
-        scale: TrainScale = None,
-        max_length: TrainMaxLength = 256,
-        seed: TrainSeed = 0,
-        save_steps: TrainSaveSteps = 20,
-        overwrite: TrainOverwrite = False,
-    ) -> None:
-        options = _train_options(locals(), "scoring", "top_k")
-        from tessera.training.multivector import train_multivector
+_XTR_TOP_K = inspect.Parameter(
+    "top_k",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    default=256,
+    annotation=Annotated[int, typer.Option(help="Token matches kept per query token in the XTR loss.")],
+)
+_ENCODER_DOCS = {
+    "dense": "Fine-tune a dense encoder",
+    "colbert": "Train a ColBERT (MaxSim) multi-vector encoder",
+    "xtr": "Train an XTR (top-k token retrieval) multi-vector encoder",
+}
 
-        path = train_multivector(dataset, output, scoring=scoring, base=base, top_k=top_k, **options)
-        out.print(f"{scoring} encoder written to {path} (use --encoder {scoring}:{path})")
 
-    command.__doc__ = (
-        f"Train {'a ColBERT (MaxSim)' if scoring == 'colbert' else 'an XTR (top-k token retrieval)'} "
-        "multi-vector encoder (resumes an interrupted run of the same command)."
-    )
+def _encoder_training_command(kind: str):
+    """`train KIND`: one call into tessera.training; the CLI options are `TrainOptions` fields."""
+
+    def command(**params) -> None:
+        dataset, output, base = params.pop("dataset"), params.pop("output"), params.pop("base")
+        params["learning_rate"] = params.pop("lr")
+        if kind == "dense":
+            from tessera.training.dense import train_dense
+
+            path, spec = train_dense(dataset, output, base=base, **params), "{}"
+        else:
+            from tessera.training.multivector import train_multivector
+
+            path = train_multivector(dataset, output, scoring=kind, base=base, **params)
+            spec = kind + ":{}"
+        out.print(f"{kind} encoder written to {path} (use --encoder {spec.format(path)})")
+
+    shared = list(inspect.signature(_encoder_training_options, eval_str=True).parameters.values())
+    command.__signature__ = inspect.Signature(shared + ([_XTR_TOP_K] if kind == "xtr" else []))
+    command.__doc__ = f"{_ENCODER_DOCS[kind]} (resumes an interrupted run of the same command)."
     return command
 
 
-train_app.command("colbert")(_multivector_command("colbert"))
-train_app.command("xtr")(_multivector_command("xtr"))
+for _kind in _ENCODER_DOCS:
+    train_app.command(_kind)(_encoder_training_command(_kind))
 
 
 @app.command()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,27 @@ def run_cli(*args: str, check: bool = True, cwd: Path | None = None) -> subproce
     if check and result.returncode != 0:
         raise AssertionError(f"tessera {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result
+
+
+def kill_then_resume(args: list[str], output: Path, after: int, total: int) -> int:
+    """`tessera ARGS -o OUTPUT`, SIGKILLed once its progress file counts `after` documents, then
+    run again to completion. Returns how many documents the killed run had committed."""
+    command = [sys.executable, "-c", "from tessera.cli import main; main()", *args, "-o", str(output)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = output.with_name(f"{output.name}.tmp-{process.pid}") / "progress.json"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if progress.exists() and json.loads(progress.read_text())["done"] >= after:
+            break
+        assert process.poll() is None, "indexing finished before it could be killed"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = json.loads(progress.read_text())["done"]
+    assert after <= done < total and not output.exists()
+    resumed = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    assert resumed.returncode == 0, resumed.stderr
+    return done
 
 
 @pytest.fixture(scope="session")

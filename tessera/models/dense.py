@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tessera.errors import EncoderError
+from tessera.models.loading import load_sentence_transformers
 
 
 class DenseEncoder:
@@ -17,16 +17,10 @@ class DenseEncoder:
 
     def __init__(self, spec: str, model_path: str | Path, batch_size: int = 64, device: str | None = None):
         from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # Tessera draws its own progress; one bar per long step
-
-        try:
-            self.model = SentenceTransformer(str(model_path), device=device)
-        except (OSError, ValueError) as exc:
-            raise EncoderError(
-                f"cannot load sentence-transformers model '{model_path}': {exc}", field="encoder"
-            ) from None
+        self.model = load_sentence_transformers(
+            SentenceTransformer, model_path, device, "sentence-transformers model"
+        )
         self.spec = spec
         self.batch_size = batch_size
         self.dim = int(self.model.get_embedding_dimension())

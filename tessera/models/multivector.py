@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from tessera.errors import EncoderError
+from tessera.models.loading import load_sentence_transformers
 
 if TYPE_CHECKING:
     from sentence_transformers import MultiVectorEncoder
@@ -110,15 +111,8 @@ class MultiVectorTextEncoder:
         device: str | None = None,
     ):
         from sentence_transformers import MultiVectorEncoder
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
-        try:
-            self.model = MultiVectorEncoder(str(model_path), device=device)
-        except (OSError, ValueError) as exc:
-            raise EncoderError(
-                f"cannot load multi-vector model '{model_path}': {exc}", field="encoder"
-            ) from None
+        self.model = load_sentence_transformers(MultiVectorEncoder, model_path, device, "multi-vector model")
         self.spec = spec
         self.scoring = scoring
         self.batch_size = batch_size

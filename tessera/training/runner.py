@@ -34,6 +34,7 @@ from tessera.training.negatives import check_negatives, document_texts, mine_neg
 PREPARED, EXAMPLES, RECORD = "prepared.json", "examples.jsonl", "training.json"
 Rows = list[dict[str, str]]
 LOSSES = ("mnrl", "cached")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class TrainOptions:
     warmup: float = 0.1  # fraction of the steps with a rising learning rate
     scale: float | None = None  # 1 / temperature of the loss; default: the trainer kind's
     max_length: int = 256  # tokens per document
+    precision: str = "auto"  # bf16 autocast where the hardware multiplies bf16 natively, else fp32
     seed: int = 0
     save_steps: int = 20  # a checkpoint every ~10 CPU minutes at the default batch size
     logging_steps: int = 10
@@ -92,6 +94,21 @@ def _validate(options: TrainOptions) -> None:
         raise TesseraError("epochs must be > 0 and max_steps >= 1", field="epochs")
     if options.learning_rate is not None and options.learning_rate <= 0:
         raise TesseraError("must be positive", field="learning_rate")
+    if options.precision not in PRECISIONS:
+        raise TesseraError(f"unknown precision (expected one of {', '.join(PRECISIONS)})", field="precision")
+
+
+def use_bf16(precision: str) -> bool:
+    """Whether to train under bf16 autocast: asked for, or `auto` on hardware with native bf16
+    (CUDA that supports it; CPUs with AVX512-BF16/AMX, where bf16 matmuls run ~4x faster).
+    Weights and optimizer state stay fp32 either way."""
+    import torch
+
+    if precision != "auto":
+        return precision == "bf16"
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 @contextmanager
@@ -201,6 +218,7 @@ def _trainer(recipe: Recipe, options: TrainOptions, rows: Rows, work: Path, loss
 
     args_class, trainer_class = recipe.classes()
     model = recipe.make_model()
+    bf16 = use_bf16(options.precision)
     args = args_class(
         output_dir=str(work),
         num_train_epochs=options.epochs,
@@ -219,6 +237,8 @@ def _trainer(recipe: Recipe, options: TrainOptions, rows: Rows, work: Path, loss
         seed=options.seed,
         data_seed=options.seed,
         dataloader_pin_memory=torch.cuda.is_available(),
+        bf16=bf16,
+        use_cpu=bf16 and not torch.cuda.is_available(),  # transformers' switch for CPU autocast
         **recipe.extra_args,
     )
     callbacks = [losses, *options.callbacks]
@@ -281,6 +301,7 @@ def run_training(dataset: str | Path, output: str | Path, recipe: Recipe, option
                 **fingerprint,
                 "scale": options.scale or recipe.scale,
                 "learning_rate": trainer.args.learning_rate,
+                "bf16": trainer.args.bf16,
             },
             "examples": counts,
             "rows": len(rows),

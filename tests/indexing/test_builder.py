@@ -1,15 +1,10 @@
 from __future__ import annotations
 
-import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import kill_then_resume
 
 from tessera.errors import CorpusError, TesseraError
 from tessera.indexing.builder import build_index
@@ -100,32 +95,8 @@ def _rows(index: Path) -> list[tuple]:
 def test_resume_after_kill_gives_the_identical_index(tmp_path: Path, data_dir: Path) -> None:
     corpus = cranfield_subset(data_dir, tmp_path, 240)
     args = ["index", str(corpus), "--encoder", "minilm", "--batch-size", "16"]
-    code = "from tessera.cli import main; main()"
     killed = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, *args, "-o", str(killed)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    progress = tmp_path / f"killed.tmp-{process.pid}" / "progress.json"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if progress.exists() and json.loads(progress.read_text())["done"] >= 64:
-            break
-        assert process.poll() is None, "indexing finished before it could be killed"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    done = json.loads(progress.read_text())["done"]
-    assert 64 <= done < 240 and not killed.exists()
-
-    resumed = subprocess.run(
-        [sys.executable, "-c", code, *args, "-o", str(killed)],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    kill_then_resume(args, killed, after=64, total=240)
     clean = build_index(corpus, tmp_path / "clean", encoder="minilm", batch_size=16, show_progress=False)
 
     assert leftovers(killed) == ["killed"]

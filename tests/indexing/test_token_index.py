@@ -6,14 +6,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import kill_then_resume
 
 from tessera.errors import EncoderError, IndexFormatError, TesseraError
 from tessera.indexing.builder import build_index
@@ -138,28 +135,8 @@ def test_resume_after_kill_gives_the_identical_index(token_model: Path, cranfiel
     corpus.write_text("\n".join((cranfield_head / "corpus.jsonl").read_text().splitlines()[:48]) + "\n")
     encoder = f"colbert:{token_model}"
     args = ["index", str(corpus), "--encoder", encoder, "--batch-size", "4", "--index", "IVF8,Flat"]
-    code = "from tessera.cli import main; main()"
     killed = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, *args, "-o", str(killed)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    progress = tmp_path / f"killed.tmp-{process.pid}" / "progress.json"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if progress.exists() and json.loads(progress.read_text())["done"] >= 12:
-            break
-        assert process.poll() is None, "indexing finished before it could be killed"
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert 12 <= json.loads(progress.read_text())["done"] < 48 and not killed.exists()
-
-    resumed = subprocess.run(
-        [sys.executable, "-c", code, *args, "-o", str(killed)], capture_output=True, text=True
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    kill_then_resume(args, killed, after=12, total=48)
     clean = build_index(
         corpus, tmp_path / "clean", encoder=encoder, factory="IVF8,Flat", batch_size=4, show_progress=False
     )

@@ -156,6 +156,21 @@ def test_cli_train_index_eval(tiny: Path, tmp_path: Path) -> None:
     assert 0.5 < metrics["nDCG@10"] <= 1.0
 
 
+def test_cli_train_xtr_takes_top_k_and_precision(tiny: Path, tmp_path: Path) -> None:
+    model = tmp_path / "xtr"
+    result = run_cli(
+        "train", "xtr", "--dataset", str(tiny), "-o", str(model), "--pairs", "qrels", "--negatives", "none",
+        "--max-steps", "1", "--batch-size", "8", "--max-length", "32", "--top-k", "16", "--precision", "fp32",
+    )  # fmt: skip
+    assert f"--encoder xtr:{model}" in " ".join(result.stdout.split())
+    settings = json.loads((model / "training.json").read_text())["settings"]
+    assert settings["top_k"] == 16 and settings["precision"] == "fp32" and settings["bf16"] is False
+    refused = run_cli(
+        "train", "colbert", "--dataset", str(tiny), "-o", str(tmp_path / "c"), "--top-k", "16", check=False
+    )
+    assert refused.returncode != 0 and "top-k" in refused.stderr  # XTR's option only
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -165,6 +180,7 @@ def test_cli_train_index_eval(tiny: Path, tmp_path: Path) -> None:
         (["--pairs", "qrels,clicks"], "unknown pair source 'clicks'"),
         (["--negatives", "elastic"], "field 'negatives'"),
         (["--loss", "triplet"], "unknown loss 'triplet'"),
+        (["--precision", "fp16"], "field 'precision'"),
         (["--base", "no-such-model"], "field 'base'"),
     ],
 )
