@@ -85,6 +85,12 @@ def scoring_cost(index: Index, queries: list[str], k_prime: int) -> dict[str, fl
     }
 
 
+def parse_variant(variant: str, epochs: float) -> tuple[str, float, float | None]:
+    """`SOURCES[@EPOCHS[@LR]]` -> (sources, epochs, learning rate or None for the default)."""
+    sources, *rest = variant.split("@")
+    return sources, float(rest[0]) if rest else epochs, float(rest[1]) if len(rest) > 1 else None
+
+
 def bench(
     collection: str,
     work: Path,
@@ -120,11 +126,11 @@ def bench(
     # Train first (the slow part, each model kept in --work), then index and evaluate.
     models: dict[str, tuple[Path, float]] = {}
     for i, variant in enumerate(dense_sources):
-        sources, _, variant_epochs = variant.partition("@")
+        sources, variant_epochs, lr = parse_variant(variant, epochs)
         models[f"dense {variant}"] = once(
             work / f"dense-{variant}",
-            lambda p, s=sources, e=float(variant_epochs or epochs): train_dense(
-                folder, p, pairs=s.split(","), epochs=e
+            lambda p, s=sources, e=variant_epochs, lr=lr: train_dense(
+                folder, p, pairs=s.split(","), epochs=e, learning_rate=lr
             ),
         )
         if i == 0:
@@ -139,13 +145,13 @@ def bench(
     trained: dict[str, dict] = {}
     for variant in dense_sources:
         model, minutes = models[f"dense {variant}"]
-        sources, _, variant_epochs = variant.partition("@")
-        name = f"MiniLM fine-tuned ({sources}, {float(variant_epochs or epochs):g} ep)"
+        sources, variant_epochs, lr = parse_variant(variant, epochs)
+        name = f"MiniLM fine-tuned ({sources}, {variant_epochs:g} ep{f', lr {lr:g}' if lr else ''})"
         trained[name] = evaluate(name, index_of(f"dense-{variant}", str(model)), minutes)
     if with_jpq:  # issue 4's JPQ: the query encoder trained alone against fixed OPQ48 document codes
-        opq = once(work / "index-opq48", lambda p: reindex(minilm_dir, p, "OPQ48,PQ48", show_progress=False))[
-            0
-        ]
+        opq, _ = once(
+            work / "index-opq48", lambda p: reindex(minilm_dir, p, "OPQ48,PQ48", show_progress=False)
+        )
         jpq, minutes = once(
             work / "index-jpq48-titles",
             lambda p: train_jpq(opq, folder, p, split="train", use_title_pairs=True, show_progress=False),
@@ -225,7 +231,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0, help="dense fine-tuning epochs")
     parser.add_argument("--late-epochs", type=float, default=1.0, help="ColBERT and XTR training epochs")
     parser.add_argument(
-        "--dense-pairs", nargs="+", default=DENSE_SOURCES, help="pair sources per model, SOURCES[@EPOCHS]"
+        "--dense-pairs", nargs="+", default=DENSE_SOURCES, help="one model per value: SOURCES[@EPOCHS[@LR]]"
     )
     parser.add_argument("--no-jpq", action="store_true", help="leave out the JPQ comparison rows")
     parser.add_argument("--fresh", action="store_true", help="retrain and reindex everything")
