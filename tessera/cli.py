@@ -293,13 +293,13 @@ def _encoder_training_command(kind: str):
         if kind == "dense":
             from tessera.training.dense import train_dense
 
-            path, spec = train_dense(dataset, output, base=base, **params), "{}"
+            path = train_dense(dataset, output, base=base, **params)
         else:
             from tessera.training.multivector import train_multivector
 
             path = train_multivector(dataset, output, scoring=kind, base=base, **params)
-            spec = kind + ":{}"
-        out.print(f"{kind} encoder written to {path} (use --encoder {spec.format(path)})")
+        spec = str(path) if kind == "dense" else f"{kind}:{path}"
+        out.print(f"{kind} encoder written to {path} (use --encoder {spec})")
 
     shared = list(inspect.signature(_encoder_training_options, eval_str=True).parameters.values())
     command.__signature__ = inspect.Signature(shared + ([_XTR_TOP_K] if kind == "xtr" else []))
