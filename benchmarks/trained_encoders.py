@@ -5,10 +5,12 @@ anchors, and what do ColBERT and XTR late interaction cost?
 
 For each BEIR folder in TESSERA_DATA_DIR: BM25, the bundled MiniLM (Flat) and their RRF hybrid
 (the anchor every ratio is taken against); MiniLM fine-tuned with `train dense` on each pair
-source (judged `train` queries, titles, Contriever crops), ColBERT and XTR trained with `train
-colbert|xtr`, each indexed and evaluated on the `test` split (queries never trained on); the
-RRF of the best trained models with BM25. For comparison, JPQ (issue 4): the MiniLM query
-encoder trained alone against fixed OPQ48 document codes, on the same judged queries + titles.
+source (judged `train` queries, titles, Contriever crops) or, for a `query:` variant, only its
+query tower (`train dense --freeze-documents`); ColBERT and XTR trained with `train
+colbert|xtr` on `--late-pairs` (default: the first variant's); each indexed and evaluated on
+the `test` split (queries never trained on); the RRF of the best trained models with BM25. For
+comparison, JPQ (issue 4): the MiniLM query encoder trained alone against fixed OPQ48 document
+codes, on the same judged queries + titles.
 Models and indexes are kept in --work, so a rerun only evaluates.
 
 The scoring-stage table runs ColBERT's exact MaxSim and XTR's imputation over the very same
@@ -85,10 +87,19 @@ def scoring_cost(index: Index, queries: list[str], k_prime: int) -> dict[str, fl
     }
 
 
-def parse_variant(variant: str, epochs: float) -> tuple[str, float, float | None]:
-    """`SOURCES[@EPOCHS[@LR]]` -> (sources, epochs, learning rate or None for the default)."""
-    sources, *rest = variant.split("@")
-    return sources, float(rest[0]) if rest else epochs, float(rest[1]) if len(rest) > 1 else None
+def parse_variant(variant: str, epochs: float) -> tuple[str, float, float | None, bool]:
+    """`[query:]SOURCES[@EPOCHS[@LR]]` -> (sources, epochs, learning rate or None for the
+    default, whether only a query tower trains: `train dense --freeze-documents`)."""
+    spec, *rest = variant.split("@")
+    query_only = spec.startswith("query:")
+    sources = spec.removeprefix("query:")
+    return sources, float(rest[0]) if rest else epochs, float(rest[1]) if len(rest) > 1 else None, query_only
+
+
+def variant_name(variant: str, epochs: float) -> str:
+    sources, variant_epochs, lr, query_only = parse_variant(variant, epochs)
+    what = "MiniLM query tower, documents frozen" if query_only else "MiniLM fine-tuned"
+    return f"{what} ({sources}, {variant_epochs:g} ep{f', lr {lr:g}' if lr else ''})"
 
 
 def bench(
@@ -98,6 +109,7 @@ def bench(
     epochs: float,
     late_epochs: float,
     dense_sources: list[str],
+    late_pairs: str | None,
     with_jpq: bool,
 ) -> None:
     folder = config.data_dir() / collection
@@ -126,15 +138,15 @@ def bench(
     # Train first (the slow part, each model kept in --work), then index and evaluate.
     models: dict[str, tuple[Path, float]] = {}
     for i, variant in enumerate(dense_sources):
-        sources, variant_epochs, lr = parse_variant(variant, epochs)
+        sources, variant_epochs, lr, query_only = parse_variant(variant, epochs)
         models[f"dense {variant}"] = once(
             work / f"dense-{variant}",
-            lambda p, s=sources, e=variant_epochs, lr=lr: train_dense(
-                folder, p, pairs=s.split(","), epochs=e, learning_rate=lr
+            lambda p, s=sources, e=variant_epochs, lr=lr, q=query_only: train_dense(
+                folder, p, pairs=s.split(","), epochs=e, learning_rate=lr, freeze_documents=q
             ),
         )
         if i == 0:
-            pairs = sources.split(",")
+            pairs = (late_pairs or sources).split(",")
             for scoring in ("colbert", "xtr"):
                 models[scoring] = once(
                     work / f"{scoring}-model",
@@ -145,8 +157,7 @@ def bench(
     trained: dict[str, dict] = {}
     for variant in dense_sources:
         model, minutes = models[f"dense {variant}"]
-        sources, variant_epochs, lr = parse_variant(variant, epochs)
-        name = f"MiniLM fine-tuned ({sources}, {variant_epochs:g} ep{f', lr {lr:g}' if lr else ''})"
+        name = variant_name(variant, epochs)
         trained[name] = evaluate(name, index_of(f"dense-{variant}", str(model)), minutes)
     if with_jpq:  # issue 4's JPQ: the query encoder trained alone against fixed OPQ48 document codes
         opq, _ = once(
@@ -231,8 +242,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0, help="dense fine-tuning epochs")
     parser.add_argument("--late-epochs", type=float, default=1.0, help="ColBERT and XTR training epochs")
     parser.add_argument(
-        "--dense-pairs", nargs="+", default=DENSE_SOURCES, help="one model per value: SOURCES[@EPOCHS[@LR]]"
+        "--dense-pairs",
+        nargs="+",
+        default=DENSE_SOURCES,
+        help="one model per value: [query:]SOURCES[@EPOCHS[@LR]] (query: trains a query tower only)",
     )
+    parser.add_argument("--late-pairs", help="ColBERT's and XTR's pair sources (default: the first one's)")
     parser.add_argument("--no-jpq", action="store_true", help="leave out the JPQ comparison rows")
     parser.add_argument("--fresh", action="store_true", help="retrain and reindex everything")
     args = parser.parse_args()
@@ -241,7 +256,14 @@ def main() -> None:
     console = Console(width=150)
     for collection in args.collections:
         bench(
-            collection, args.work, console, args.epochs, args.late_epochs, args.dense_pairs, not args.no_jpq
+            collection,
+            args.work,
+            console,
+            args.epochs,
+            args.late_epochs,
+            args.dense_pairs,
+            args.late_pairs,
+            not args.no_jpq,
         )
 
 

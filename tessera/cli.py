@@ -277,6 +277,16 @@ _XTR_TOP_K = inspect.Parameter(
     default=256,
     annotation=Annotated[int, typer.Option(help="Token matches kept per query token in the XTR loss.")],
 )
+_DENSE_FREEZE = inspect.Parameter(
+    "freeze_documents",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    default=False,
+    annotation=Annotated[
+        bool,
+        typer.Option(help="Train a query tower only; documents keep the base model's embeddings."),
+    ],
+)
+_KIND_OPTIONS = {"dense": [_DENSE_FREEZE], "colbert": [], "xtr": [_XTR_TOP_K]}
 _ENCODER_DOCS = {
     "dense": "Fine-tune a dense encoder",
     "colbert": "Train a ColBERT (MaxSim) multi-vector encoder",
@@ -302,7 +312,7 @@ def _encoder_training_command(kind: str):
         out.print(f"{kind} encoder written to {path} (use --encoder {spec})")
 
     shared = list(inspect.signature(_encoder_training_options, eval_str=True).parameters.values())
-    command.__signature__ = inspect.Signature(shared + ([_XTR_TOP_K] if kind == "xtr" else []))
+    command.__signature__ = inspect.Signature(shared + _KIND_OPTIONS[kind])
     command.__doc__ = f"{_ENCODER_DOCS[kind]} (resumes an interrupted run of the same command)."
     return command
 

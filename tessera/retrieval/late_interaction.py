@@ -87,14 +87,21 @@ def xtr_score(
     """
     if k_prime is not None:
         token_scores, token_doc_ids = token_scores[:, :k_prime], token_doc_ids[:, :k_prime]
-    valid = token_doc_ids >= 0
-    docs, column = _dense_columns(token_doc_ids[valid])
-    best = np.full((len(token_scores), len(docs)), -np.inf, dtype=np.float32)
-    np.maximum.at(best, (np.nonzero(valid)[0], column), token_scores[valid])
+    n, k = token_scores.shape
+    rows, doc_ids, scores = np.repeat(np.arange(n), k), token_doc_ids.ravel(), token_scores.ravel()
     # m_i: the lowest score query token i kept (its k'-th), imputed where it reached no token of d.
-    lowest = np.where(valid, token_scores, np.inf).min(axis=1)
-    lowest = np.where(np.isfinite(lowest), lowest, 0.0).astype(np.float32)
-    filled = np.where(np.isneginf(best), lowest[:, None], best)
+    if (valid := doc_ids >= 0).all():
+        lowest = token_scores.min(axis=1)
+    else:
+        rows, doc_ids, scores = rows[valid], doc_ids[valid], scores[valid]
+        lowest = np.where(valid.reshape(n, k), token_scores, np.inf).min(axis=1)
+        lowest[np.isinf(lowest)] = 0.0
+    docs, column = _dense_columns(doc_ids)
+    # One flat table (query token, candidate): a 1-d ufunc.at is numpy's fast path.
+    best = np.full(n * len(docs), -np.inf, dtype=np.float32)
+    np.maximum.at(best, rows * len(docs) + column, scores)
+    # A retrieved score is never below its token's m_i, so the max fills only the misses.
+    filled = np.maximum(best.reshape(n, len(docs)), lowest.astype(np.float32)[:, None])
     return docs, filled.mean(axis=0)
 
 

@@ -4,6 +4,11 @@
 and negatives are each query's in-batch negatives) or its cached variant (GradCache), on
 (query, positive, hard negative) rows from `runner.py`. The result is a plain
 sentence-transformers folder: `tessera index CORPUS --encoder OUT` uses it.
+
+With `freeze_documents`, only a query tower learns: the model becomes a sentence-transformers
+`Router` whose document route is the base model, frozen. Documents keep the base model's
+embeddings (an index built with the base stays valid) and each step backpropagates through the
+short queries only, as JPQ trains its query encoder against fixed document codes.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ LEARNING_RATE = 2e-5  # the pre-trained model is already good; small steps keep 
 SCALE = 20.0  # 1 / temperature for cosine scores in [-1, 1] (sentence-transformers' default)
 
 
+COLUMN_ROUTES = {"anchor": "query", "positive": "document", "negative": "document"}
+
+
 def _load(source: str, max_length: int):
     from sentence_transformers import SentenceTransformer
 
@@ -27,6 +35,24 @@ def _load(source: str, max_length: int):
     except (OSError, ValueError) as exc:
         raise EncoderError(f"cannot load base model '{source}': {exc}", field="base") from None
     model.max_seq_length = min(model.max_seq_length or max_length, max_length)
+    return model
+
+
+def _query_tower(source: str, max_length: int):
+    """`source` twice behind a Router: a trainable query route, a frozen document route."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Router
+
+    query, document = _load(source, max_length), _load(source, max_length)
+    if any(isinstance(module, Router) for module in query.children()):
+        raise EncoderError(
+            f"'{source}' already routes queries and documents apart; train it without --freeze-documents",
+            field="base",
+        )
+    document.requires_grad_(False)
+    router = Router.for_query_document(list(query.children()), list(document.children()))
+    model = SentenceTransformer(modules=[router], similarity_fn_name=query.similarity_fn_name)
+    model.max_seq_length = query.max_seq_length
     return model
 
 
@@ -48,11 +74,17 @@ def _classes() -> tuple[type, type]:
 
 
 def train_dense(
-    dataset: str | Path, output: str | Path, *, base: str | Path | None = None, **options: Any
+    dataset: str | Path,
+    output: str | Path,
+    *,
+    base: str | Path | None = None,
+    freeze_documents: bool = False,
+    **options: Any,
 ) -> Path:
     """Fine-tune `base` (default: the bundled MiniLM) on `dataset` and write the model to `output`.
 
     `options` are `TrainOptions` fields (split, pairs, negatives, epochs, batch_size, ...).
+    `freeze_documents` trains a query tower only (see the module docstring).
     Running it again after an interruption resumes from the last checkpoint.
     """
     settings = TrainOptions(**options)  # bad options fail before the heavy imports
@@ -64,9 +96,10 @@ def train_dense(
         base=source,
         learning_rate=LEARNING_RATE,
         scale=SCALE,
-        settings={},
-        make_model=lambda: _load(source, settings.max_length),
+        settings={"freeze_documents": True} if freeze_documents else {},
+        make_model=lambda: (_query_tower if freeze_documents else _load)(source, settings.max_length),
         make_loss=_loss,
         classes=_classes,
+        extra_args={"router_mapping": COLUMN_ROUTES} if freeze_documents else {},
     )
     return run_training(dataset, output, recipe, settings)

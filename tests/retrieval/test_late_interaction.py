@@ -71,30 +71,33 @@ def test_maxsim_gives_empty_documents_zero() -> None:
     np.testing.assert_allclose(maxsim(query, tokens, np.array([0, 2, 0, 1])), [0.0, 1.5, 0.0, 1.0])
 
 
-def test_xtr_imputation_by_hand() -> None:
+@pytest.mark.parametrize("offset", [0, 10**9])  # ids close together, and far apart (sorted path)
+def test_xtr_imputation_by_hand(offset: int) -> None:
     # Two query tokens, k' = 3. Rows: retrieved scores (best first) and their documents.
     scores = np.array([[0.9, 0.8, 0.5], [0.7, 0.6, 0.2]], dtype=np.float32)
-    docs = np.array([[3, 1, 3], [1, 2, 1]])
+    docs = np.array([[3, 1, 3], [1, 2, 1]]) + offset
     ids, values = xtr_score(scores, docs)
     # m_1 = 0.5 and m_2 = 0.2 (each row's k'-th score).
     # doc 1: q1 max(0.8) = 0.8, q2 max(0.7, 0.2) = 0.7        -> (0.8 + 0.7) / 2 = 0.75
     # doc 2: q1 retrieved none -> m_1 = 0.5, q2 0.6            -> (0.5 + 0.6) / 2 = 0.55
     # doc 3: q1 max(0.9, 0.5) = 0.9, q2 retrieved none -> 0.2  -> (0.9 + 0.2) / 2 = 0.55
-    assert ids.tolist() == [1, 2, 3]
+    assert (ids - offset).tolist() == [1, 2, 3]
     np.testing.assert_allclose(values, [0.75, 0.55, 0.55], atol=1e-6)
     # Scored at k' = 2: m_1 = 0.8, m_2 = 0.6; doc 3 = (0.9 + 0.6) / 2, doc 1 = (0.8 + 0.7) / 2,
     # doc 2 = (0.8 + 0.6) / 2.
     ids, values = xtr_score(scores, docs, k_prime=2)
-    assert ids.tolist() == [1, 2, 3]
+    assert (ids - offset).tolist() == [1, 2, 3]
     np.testing.assert_allclose(values, [0.75, 0.70, 0.75], atol=1e-6)
 
 
 def test_xtr_ignores_missing_results() -> None:
-    # faiss pads with -1 when an index holds fewer than k' tokens; m_i is the lowest real score.
-    scores = np.array([[0.9, 0.4, -3.4e38]], dtype=np.float32)
-    ids, values = xtr_score(scores, np.array([[5, 6, -1]]))
+    # faiss pads with -1 when an index holds fewer than k' tokens; m_i is the lowest real score,
+    # and a query token that retrieved nothing adds 0 (it bounds nothing).
+    pad = -3.4e38
+    scores = np.array([[0.9, 0.4, pad], [pad, pad, pad]], dtype=np.float32)
+    ids, values = xtr_score(scores, np.array([[5, 6, -1], [-1, -1, -1]]))
     assert ids.tolist() == [5, 6]
-    np.testing.assert_allclose(values, [0.9, 0.4], atol=1e-6)
+    np.testing.assert_allclose(values, [0.45, 0.2], atol=1e-6)
 
 
 def stored_maxsim_ranking(index_dir: Path, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -79,6 +79,23 @@ def test_dense_training_lowers_the_loss_and_saves_a_model(tiny: Path, tmp_path: 
         train_dense(tiny, output, **LEARN)
 
 
+def test_frozen_documents_train_the_query_tower_only(tiny: Path, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from tessera.models.bundled import bundled_path
+
+    output = train_dense(tiny, tmp_path / "query", freeze_documents=True, learning_rate=1e-4, **LEARN)
+    losses = _losses(output)
+    assert losses[-1] < 0.7 * losses[0]
+    assert json.loads((output / "training.json").read_text())["settings"]["freeze_documents"] is True
+    trained, base = SentenceTransformer(str(output)), SentenceTransformer(str(bundled_path("minilm")))
+    text = ["the flow about a blunt body at hypersonic speeds"]
+    # Documents embed exactly as the base model embeds them; queries moved.
+    assert abs(trained.encode_document(text) - base.encode_document(text)).max() < 1e-5
+    assert abs(trained.encode_query(text) - base.encode_query(text)).max() > 1e-3
+    assert trained.get_embedding_dimension() == 384
+
+
 class _Interrupt(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if state.global_step == 2:
@@ -147,8 +164,10 @@ def test_cli_train_index_eval(tiny: Path, tmp_path: Path) -> None:
     result = run_cli(
         "train", "dense", "--dataset", str(tiny), "-o", str(model), "--pairs", "qrels,titles,crop",
         "--negatives", "none", "--max-steps", "2", "--batch-size", "8", "--max-length", "32",
+        "--freeze-documents",
     )  # fmt: skip
     assert "--encoder" in result.stdout and model.is_dir()
+    assert json.loads((model / "training.json").read_text())["settings"]["freeze_documents"] is True
     run_cli("index", str(tiny), "-o", str(index), "--encoder", str(model))
     metrics_file = tmp_path / "m.json"
     run_cli("eval", str(index), "--dataset", str(tiny), "--split", "train", "--json", str(metrics_file))
@@ -169,6 +188,10 @@ def test_cli_train_xtr_takes_top_k_and_precision(tiny: Path, tmp_path: Path) -> 
         "train", "colbert", "--dataset", str(tiny), "-o", str(tmp_path / "c"), "--top-k", "16", check=False
     )
     assert refused.returncode != 0 and "top-k" in refused.stderr  # XTR's option only
+    refused = run_cli(
+        "train", "xtr", "--dataset", str(tiny), "-o", str(tmp_path / "x"), "--freeze-documents", check=False
+    )
+    assert refused.returncode != 0 and "freeze-documents" in refused.stderr  # dense only
 
 
 @pytest.mark.parametrize(
