@@ -96,6 +96,13 @@ def parse_variant(variant: str, epochs: float) -> tuple[str, float, float | None
     return sources, float(rest[0]) if rest else epochs, float(rest[1]) if len(rest) > 1 else None, query_only
 
 
+def variant_key(variant: str, epochs: float) -> str:
+    """The variant with every default filled in: names its model in --work, so a run with other
+    epochs or learning rate trains anew instead of reusing a model trained otherwise."""
+    sources, variant_epochs, lr, query_only = parse_variant(variant, epochs)
+    return f"{'query:' if query_only else ''}{sources}@{variant_epochs:g}{f'@{lr:g}' if lr else ''}"
+
+
 def variant_name(variant: str, epochs: float) -> str:
     sources, variant_epochs, lr, query_only = parse_variant(variant, epochs)
     what = "MiniLM query tower, documents frozen" if query_only else "MiniLM fine-tuned"
@@ -140,7 +147,7 @@ def bench(
     for i, variant in enumerate(dense_sources):
         sources, variant_epochs, lr, query_only = parse_variant(variant, epochs)
         models[f"dense {variant}"] = once(
-            work / f"dense-{variant}",
+            work / f"dense-{variant_key(variant, epochs)}",
             lambda p, s=sources, e=variant_epochs, lr=lr, q=query_only: train_dense(
                 folder, p, pairs=s.split(","), epochs=e, learning_rate=lr, freeze_documents=q
             ),
@@ -149,7 +156,7 @@ def bench(
             pairs = (late_pairs or sources).split(",")
             for scoring in ("colbert", "xtr"):
                 models[scoring] = once(
-                    work / f"{scoring}-model",
+                    work / f"{scoring}-{','.join(pairs)}@{late_epochs:g}",
                     lambda p, s=scoring, chosen=pairs: train_multivector(
                         folder, p, scoring=s, pairs=chosen, epochs=late_epochs
                     ),
@@ -158,7 +165,7 @@ def bench(
     for variant in dense_sources:
         model, minutes = models[f"dense {variant}"]
         name = variant_name(variant, epochs)
-        trained[name] = evaluate(name, index_of(f"dense-{variant}", str(model)), minutes)
+        trained[name] = evaluate(name, index_of(model.name, str(model)), minutes)
     if with_jpq:  # issue 4's JPQ: the query encoder trained alone against fixed OPQ48 document codes
         opq, _ = once(
             work / "index-opq48", lambda p: reindex(minilm_dir, p, "OPQ48,PQ48", show_progress=False)
@@ -172,7 +179,7 @@ def bench(
         )
     for scoring in ("colbert", "xtr"):
         model, minutes = models[scoring]
-        index_dir = index_of(scoring, f"{scoring}:{model}")
+        index_dir = index_of(model.name, f"{scoring}:{model}")
         if scoring == "colbert":
             trained["ColBERT"] = evaluate("ColBERT (MaxSim)", index_dir, minutes)
             continue
@@ -218,7 +225,7 @@ def bench(
         "op ratio",
     ):
         cost.add_column(column, justify="right")
-    index = Index.load(work / "index-xtr")
+    index = Index.load(work / f"index-{models['xtr'][0].name}")
     queries = list(test.queries.values())
     for k_prime in K_PRIMES:
         c = scoring_cost(index, queries, k_prime)

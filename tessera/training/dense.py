@@ -7,8 +7,9 @@ sentence-transformers folder: `tessera index CORPUS --encoder OUT` uses it.
 
 With `freeze_documents`, only a query tower learns: the model becomes a sentence-transformers
 `Router` whose document route is the base model, frozen. Documents keep the base model's
-embeddings (an index built with the base stays valid) and each step backpropagates through the
-short queries only, as JPQ trains its query encoder against fixed document codes.
+embeddings and each step backpropagates through the short queries only, as JPQ trains its
+query encoder against fixed document codes; with few judged queries this adapts the query side
+without pulling the document space apart.
 """
 
 from __future__ import annotations
