@@ -31,3 +31,15 @@ def model_type(base: str) -> str | None:
     except (OSError, ValueError):
         return None
     return info.get("model_type") if isinstance(info, dict) else None
+
+
+def routes_apart(base: str) -> bool:
+    """Whether a sentence-transformers folder sends queries and documents through a `Router`
+    (as `train dense --freeze-documents` writes), read from its modules.json."""
+    try:
+        modules = json.loads((Path(base) / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(modules, list) and any(
+        isinstance(m, dict) and str(m.get("type", "")).endswith(".Router") for m in modules
+    )

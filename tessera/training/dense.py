@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tessera.errors import EncoderError
-from tessera.training.bases import model_type, resolve_base
+from tessera.training.bases import model_type, resolve_base, routes_apart
 from tessera.training.runner import Recipe, TrainOptions, run_training
 
 LEARNING_RATE = 2e-5  # the pre-trained model is already good; small steps keep it so
@@ -45,11 +45,6 @@ def _query_tower(source: str, max_length: int):
     from sentence_transformers.base.modules import Router
 
     query, document = _load(source, max_length), _load(source, max_length)
-    if any(isinstance(module, Router) for module in query.children()):
-        raise EncoderError(
-            f"'{source}' already routes queries and documents apart; train it without --freeze-documents",
-            field="base",
-        )
     document.requires_grad_(False)
     router = Router.for_query_document(list(query.children()), list(document.children()))
     model = SentenceTransformer(modules=[router], similarity_fn_name=query.similarity_fn_name)
@@ -92,6 +87,11 @@ def train_dense(
     source = resolve_base(base)
     if model_type(source) == "MultiVectorEncoder":
         raise EncoderError(f"'{source}' is a multi-vector model: train it with colbert or xtr", field="base")
+    routed = routes_apart(source)  # a query tower trained before: both routes train on
+    if routed and freeze_documents:
+        raise EncoderError(
+            f"'{source}' already has a query tower; continue it without --freeze-documents", field="base"
+        )
     recipe = Recipe(
         kind="dense",
         base=source,
@@ -101,6 +101,6 @@ def train_dense(
         make_model=lambda: (_query_tower if freeze_documents else _load)(source, settings.max_length),
         make_loss=_loss,
         classes=_classes,
-        extra_args={"router_mapping": COLUMN_ROUTES} if freeze_documents else {},
+        extra_args={"router_mapping": COLUMN_ROUTES} if freeze_documents or routed else {},
     )
     return run_training(dataset, output, recipe, settings)

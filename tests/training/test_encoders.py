@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 from transformers import TrainerCallback
 
-from tessera.errors import TesseraError
+from tessera.errors import EncoderError, TesseraError
 from tessera.training.dense import train_dense
 from tessera.training.multivector import train_multivector
 
@@ -94,6 +94,14 @@ def test_frozen_documents_train_the_query_tower_only(tiny: Path, tmp_path: Path)
     assert abs(trained.encode_document(text) - base.encode_document(text)).max() < 1e-5
     assert abs(trained.encode_query(text) - base.encode_query(text)).max() > 1e-3
     assert trained.get_embedding_dimension() == 384
+
+    with pytest.raises(EncoderError, match="already has a query tower"):
+        train_dense(tiny, tmp_path / "again", base=output, freeze_documents=True, **LEARN)
+    assert not list(tmp_path.glob("again*"))
+    # Without the flag, both routes of that model train on.
+    again = train_dense(tiny, tmp_path / "again", base=output, **{**LEARN, "max_steps": 1})
+    moved = SentenceTransformer(str(again)).encode_document(text)
+    assert abs(moved - base.encode_document(text)).max() > 1e-4
 
 
 class _Interrupt(TrainerCallback):
