@@ -23,9 +23,7 @@ from tessera.training.runner import Recipe, TrainOptions, run_training
 
 LEARNING_RATE = 2e-5  # the pre-trained model is already good; small steps keep it so
 SCALE = 20.0  # 1 / temperature for cosine scores in [-1, 1] (sentence-transformers' default)
-
-
-COLUMN_ROUTES = {"anchor": "query", "positive": "document", "negative": "document"}
+COLUMN_ROUTES = {"anchor": "query", "positive": "document", "negative": "document"}  # Router routes
 
 
 def _load(source: str, max_length: int):
