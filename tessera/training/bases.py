@@ -24,22 +24,24 @@ def resolve_base(base: str | Path | None) -> str:
     )
 
 
-def model_type(base: str) -> str | None:
-    """'SentenceTransformer', 'MultiVectorEncoder', ... as a sentence-transformers folder records it."""
+def _folder_json(base: str, name: str) -> object:
+    """A JSON file of a sentence-transformers folder, or None (no folder, a hub name, bad JSON)."""
     try:
-        info = json.loads((Path(base) / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+        return json.loads((Path(base) / name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def model_type(base: str) -> str | None:
+    """'SentenceTransformer', 'MultiVectorEncoder', ... as a sentence-transformers folder records it."""
+    info = _folder_json(base, "config_sentence_transformers.json")
     return info.get("model_type") if isinstance(info, dict) else None
 
 
 def routes_apart(base: str) -> bool:
     """Whether a sentence-transformers folder sends queries and documents through a `Router`
     (as `train dense --freeze-documents` writes), read from its modules.json."""
-    try:
-        modules = json.loads((Path(base) / "modules.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
+    modules = _folder_json(base, "modules.json")
     return isinstance(modules, list) and any(
         isinstance(m, dict) and str(m.get("type", "")).endswith(".Router") for m in modules
     )

@@ -14,6 +14,7 @@ without pulling the document space apart.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,8 @@ def _query_tower(source: str, max_length: int):
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules import Router
 
-    query, document = _load(source, max_length), _load(source, max_length)
-    document.requires_grad_(False)
+    query = _load(source, max_length)
+    document = copy.deepcopy(query).requires_grad_(False)  # one read of the base, two towers
     router = Router.for_query_document(list(query.children()), list(document.children()))
     model = SentenceTransformer(modules=[router], similarity_fn_name=query.similarity_fn_name)
     model.max_seq_length = query.max_seq_length
