@@ -51,3 +51,7 @@ class DatasetError(TesseraError):
 
 class EncoderError(TesseraError):
     """An encoder spec cannot be resolved or does not match an index."""
+
+
+class GeneratorError(TesseraError):
+    """A generator spec cannot be resolved, or its LLM endpoint is down or answers an error."""

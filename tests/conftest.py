@@ -132,3 +132,37 @@ def cranfield_tokens(indexes: Path, token_model: Path, cranfield_head: Path) -> 
     corpus = cranfield_head / "corpus.jsonl"
     run_cli("index", str(corpus), "-o", str(out), "--encoder", f"colbert:{token_model}")
     return out
+
+
+@pytest.fixture(scope="session")
+def cranfield_docs(data_dir: Path) -> dict[str, dict]:
+    """Cranfield's BEIR corpus by id."""
+    lines = (data_dir / "cranfield-beir" / "corpus.jsonl").read_text().splitlines()
+    return {doc["_id"]: doc for doc in map(json.loads, lines)}
+
+
+@pytest.fixture(scope="session")
+def rag_tools():
+    """What compressors work with: the bundled LLM's tokenizer and the bundled MiniLM."""
+    from tessera.models.registry import load_encoder
+    from tessera.rag.compressors import Tools
+    from tessera.rag.tokens import token_counter
+
+    minilm = load_encoder("minilm")
+    return Tools(token_counter(), minilm.encode_docs, minilm.encode_queries)
+
+
+@pytest.fixture(scope="session")
+def passages_of(cranfield_docs: dict[str, dict]):
+    """Cranfield documents as retrieved passages, ranked in the given order."""
+
+    from tessera.rag.passages import Passage
+    from tessera.retrieval.hits import Hit
+
+    def make(ids: list[str]) -> list[Passage]:
+        return [
+            Passage.from_hit(Hit(i, 1.0 / rank, rank, cranfield_docs[i]["title"], cranfield_docs[i]["text"]))
+            for rank, i in enumerate(ids, 1)
+        ]
+
+    return make

@@ -1,0 +1,165 @@
+"""Question: how many prompt tokens does each context compressor save, and what does it keep?
+
+    python benchmarks/rag.py [--collections cranfield-beir cisi-beir] [--queries 40] \
+        [--semantic-queries 20] [--answer-queries 8] [--plot docs/rag.png]
+
+For each BEIR folder in TESSERA_DATA_DIR: a MiniLM Flat index; the first `--queries` judged test
+queries; top k=10 passages. Each compressor at its default settings, beside the truncation
+baseline cut to the same tokens per query (the `truncation_*` columns of `tessera eval-rag`).
+Tokens are SmolLM2's. CRAG's k is also fixed at 1-4 to show what the silhouette choice buys.
+TCRA-semantic runs on `--semantic-queries` (it embeds every word deletion). Answer agreement
+(MiniLM cosine between the answers from the compressed and the plain prompt, SmolLM2 greedy, 64
+tokens) on the first `--answer-queries` queries. Standard errors are over queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from tessera import config  # noqa: E402
+from tessera.indexing.builder import build_index  # noqa: E402
+from tessera.rag.evaluate import evaluate_rag  # noqa: E402
+from tessera.rag.generators import open_generator  # noqa: E402
+from tessera.retrieval.index import Index  # noqa: E402
+
+# (label, compressor, options)
+METHODS = [
+    ("plain (no compression)", "none", {}),
+    ("CRAG (silhouette k)", "crag", {}),
+    *[(f"CRAG k={k}", "crag", {"clusters": k}) for k in (1, 2, 3, 4)],
+    ("TCRA summary", "tcra-summary", {}),
+    ("TCRA semantic", "tcra-semantic", {}),
+]
+
+
+def stderr(values: list[float]) -> float:
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
+def per_query_retention(rows: list[dict], kept: str) -> list[float]:
+    return [r[kept] / r["relevant_in_top_k"] for r in rows if r["relevant_in_top_k"]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir"])
+    parser.add_argument("--queries", type=int, default=40)
+    parser.add_argument("--semantic-queries", type=int, default=20)
+    parser.add_argument("--answer-queries", type=int, default=8)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tessera-rag-bench")
+    parser.add_argument("--plot", type=Path, default=None)
+    args = parser.parse_args()
+    console = Console(width=220)
+    generator = open_generator("local") if args.answer_queries else None
+    points: dict[str, list[tuple[float, float, str]]] = {}
+    for collection in args.collections:
+        folder = config.data_dir() / collection
+        index_dir = args.work / f"{collection}-minilm"
+        if not index_dir.exists():
+            build_index(str(folder), index_dir, encoder="minilm")
+        index = Index.load(index_dir)
+        table = Table(title=f"{collection} test, k={args.k}: compressed vs truncated to the same tokens")
+        for column in (
+            "method",
+            "queries",
+            "token ratio",
+            "retention",
+            "± se",
+            "truncation",
+            "ratio",
+            "semantic ret.",
+            "truncation",
+            "ratio",
+            "ms/query",
+            "answer agreement",
+        ):
+            table.add_column(column, justify="right" if column != "method" else "left")
+        for label, compress, options in METHODS:
+            queries = args.semantic_queries if compress == "tcra-semantic" else args.queries
+            result = evaluate_rag(
+                index,
+                folder,
+                "test",
+                k=args.k,
+                compress=compress,
+                compressor_options=options,
+                max_queries=queries,
+                show_progress=True,
+            )
+            agreement = ""
+            if generator is not None and not options and compress != "none":
+                answered = evaluate_rag(
+                    index,
+                    folder,
+                    "test",
+                    k=args.k,
+                    compress=compress,
+                    generator=generator,
+                    max_queries=args.answer_queries,
+                    max_new_tokens=64,
+                    show_progress=True,
+                )
+                agreement = f"{answered['answer_agreement']:.3f} (n={args.answer_queries})"
+            rows = result["queries"]
+            kept = per_query_retention(rows, "kept")
+            table.add_row(
+                label,
+                str(len(rows)),
+                f"{result['token_ratio']:.3f}",
+                f"{result['retention']:.3f}",
+                f"{stderr(kept):.3f}",
+                f"{result['truncation_retention']:.3f}",
+                f"{result['retention'] / result['truncation_retention']:.3f}x",
+                f"{result['semantic_retention']:.3f}",
+                f"{result['truncation_semantic_retention']:.3f}",
+                f"{result['semantic_retention'] / result['truncation_semantic_retention']:.3f}x",
+                f"{result['compress_ms']:.0f}",
+                agreement,
+            )
+            points.setdefault(label, []).append((result["token_ratio"], result["retention"], collection))
+            points.setdefault(f"truncation at {label}'s tokens", []).append(
+                (result["truncation_token_ratio"], result["truncation_retention"], collection)
+            )
+        console.print(table)
+    if args.plot:
+        plot(points, args.plot)
+        console.print(f"plot written to {args.plot}")
+
+
+def plot(points: dict[str, list[tuple[float, float, str]]], path: Path) -> None:
+    figure, axis = plt.subplots(figsize=(7, 5))
+    for label, values in points.items():
+        if "k=" in label:
+            continue
+        truncation = label.startswith("truncation")
+        axis.scatter(
+            [v[0] for v in values],
+            [v[1] for v in values],
+            marker="x" if truncation else "o",
+            label=label,
+            alpha=0.6 if truncation else 1.0,
+        )
+        for ratio, retention, collection in values:
+            axis.annotate(collection.split("-")[0], (ratio, retention), fontsize=7)
+    axis.set_xlabel("prompt tokens / plain RAG prompt tokens")
+    axis.set_ylabel("retention (relevant passages kept, TF-IDF terms)")
+    axis.set_title("Context compression: CRAG / TCRA vs truncation at the same tokens")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""`tessera` command line: one module per command group, each command one call into the Python API."""
+
+from __future__ import annotations
+
+import sys
+
+from tessera.cli import evaluation, index, rag, search, train  # noqa: F401  (each module registers its commands)
+from tessera.cli.app import MULTI_VALUE_OPTIONS, app, state
+from tessera.errors import TesseraError
+
+__all__ = ["app", "main"]
+
+
+def _expand_multi_value(argv: list[str]) -> list[str]:
+    """Let `--metrics nDCG@10 R@100` take several values, as the docs promise."""
+    expanded: list[str] = []
+    taking: str | None = None
+    for arg in argv:
+        if arg.startswith("-"):
+            taking = arg if arg in MULTI_VALUE_OPTIONS else None
+            if taking is None:
+                expanded.append(arg)
+            continue
+        if taking:
+            expanded += [taking, arg]
+        else:
+            expanded.append(arg)
+    return expanded
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit."""
+    try:
+        app(args=_expand_multi_value(sys.argv[1:]), prog_name="tessera")
+    except (TesseraError, OSError) as exc:  # OSError: unwritable output, full disk, ...
+        if state["debug"]:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,50 @@
+"""The Typer app, its console and the helpers every command module shares."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tessera.errors import TesseraError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Tessera: index a corpus, search it, answer from it, evaluate it.",
+)
+out = Console()
+state = {"debug": False}
+MULTI_VALUE_OPTIONS = ("--metrics",)
+
+
+def parse_params(items: list[str]) -> dict[str, float | str]:
+    """`nprobe=16` -> {"nprobe": 16.0}; non-numbers stay strings (`mode=sdc`)."""
+    params: dict[str, float | str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not (sep and name and value):
+            raise TesseraError(f"expected NAME=VALUE, got '{item}'", field="param")
+        try:
+            params[name] = float(value)
+        except ValueError:
+            params[name] = value
+    return params
+
+
+def hits_table(hits, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("rank", "doc id", "score", "text"):
+        table.add_column(column, overflow="fold")
+    for hit in hits:
+        snippet = " ".join(filter(None, [hit.title, hit.text]))[:160]
+        table.add_row(str(hit.rank), hit.doc_id, f"{hit.score:.4f}", snippet)
+    return table
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+    state["debug"] = debug

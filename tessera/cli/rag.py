@@ -1,0 +1,142 @@
+"""`tessera rag` and `tessera eval-rag`: answer from an index, and measure context compression."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tessera.cli.app import app, out, parse_params
+
+Compress = Annotated[str, typer.Option(help="none | truncation | crag | tcra-summary | tcra-semantic.")]
+Budget = Annotated[
+    int | None, typer.Option(help="Context tokens after compression (default: the method's own).")
+]
+Order = Annotated[str, typer.Option(help="Where the best passages sit: rank | reverse | sandwich.")]
+K = Annotated[int, typer.Option("-k", help="Passages retrieved.")]
+Option = Annotated[
+    list[str], typer.Option(help="Compressor option, e.g. ratio=0.4, floor=0.85, summarizer=generator.")
+]
+MaxNewTokens = Annotated[int, typer.Option(help="Answer length cap in tokens.")]
+
+
+def _options(items: list[str]) -> dict[str, float | str]:
+    """Compressor options; whole numbers become ints (max_clusters=4)."""
+    return {
+        key: int(v) if isinstance(v, float) and v.is_integer() else v
+        for key, v in parse_params(items).items()
+    }
+
+
+@app.command()
+def rag(
+    index_dir: Annotated[Path, typer.Argument(help="Index directory.")],
+    question: Annotated[str, typer.Argument(help="The question.")],
+    k: K = 10,
+    compress: Compress = "none",
+    budget: Budget = None,
+    order: Order = "rank",
+    generator: Annotated[
+        str, typer.Option(help="local | local:MODEL | http(s)://HOST/v1[#MODEL] | none.")
+    ] = "local",
+    max_new_tokens: MaxNewTokens = 256,
+    option: Option = [],  # noqa: B006
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of streaming.")
+    ] = False,
+) -> None:
+    """Answer a question: retrieve, compress the context, generate (streamed)."""
+    from tessera.rag.generators import open_generator
+    from tessera.rag.pipeline import prepare, stream_answer
+
+    llm = open_generator(generator)
+    prompt = prepare(index_dir, question, k, compress, budget, order, llm, _options(option))
+    if as_json:
+        answer = llm.generate(prompt.messages, max_new_tokens=max_new_tokens) if llm else None
+        print(
+            json.dumps(
+                {
+                    "question": question,
+                    "answer": answer,
+                    "sources": prompt.sources,
+                    "context": [{"text": b.text, "sources": list(b.sources)} for b in prompt.blocks],
+                    "plain_tokens": prompt.plain_tokens,
+                    "prompt_tokens": prompt.prompt_tokens,
+                },
+                indent=2,
+            )
+        )
+        return
+    for source in prompt.sources:
+        title = " ".join((source["title"] or "").split())
+        out.print(f"[{source['rank']}] {source['doc_id']}  {title}".rstrip(), highlight=False, soft_wrap=True)
+    ratio = prompt.prompt_tokens / prompt.plain_tokens
+    out.print(
+        f"prompt tokens: {prompt.plain_tokens} plain, {prompt.prompt_tokens} after '{compress}' "
+        f"({ratio:.0%})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if llm is None:
+        return
+    for piece in stream_answer(prompt, llm, max_new_tokens):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
+@app.command("eval-rag")
+def eval_rag(
+    index_dir: Annotated[Path, typer.Argument(help="Index directory.")],
+    dataset: Annotated[str, typer.Option(help="ir_datasets id or BEIR folder.")],
+    compress: Compress = "crag",
+    split: Annotated[str, typer.Option(help="Qrels split.")] = "test",
+    k: K = 10,
+    budget: Budget = None,
+    order: Order = "rank",
+    generator: Annotated[
+        str, typer.Option(help="none | local | local:MODEL | URL (adds answer agreement).")
+    ] = "none",
+    max_queries: Annotated[int | None, typer.Option(help="Only the first N judged queries.")] = None,
+    max_new_tokens: MaxNewTokens = 128,
+    option: Option = [],  # noqa: B006
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the summary and per-query rows here.")
+    ] = None,
+) -> None:
+    """Measure a compressor over judged queries: token ratio, retention, the truncation baseline."""
+    from tessera.rag.evaluate import evaluate_rag
+
+    result = evaluate_rag(
+        index_dir,
+        dataset,
+        split=split,
+        k=k,
+        compress=compress,
+        budget=budget,
+        order=order,
+        generator=generator,
+        max_queries=max_queries,
+        max_new_tokens=max_new_tokens,
+        compressor_options=_options(option),
+        json_path=json_path,
+    )
+    table = Table(title=f"{result['dataset']}: {compress} over {result['query_count']} queries")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name in (
+        "token_ratio",
+        "retention",
+        "semantic_retention",
+        "truncation_retention",
+        "truncation_semantic_retention",
+        "answer_agreement",
+        "compress_ms",
+    ):
+        if result[name] is not None:
+            table.add_row(name, f"{result[name]:.4f}")
+    out.print(table)

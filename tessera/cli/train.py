@@ -1,0 +1,162 @@
+"""`tessera train ...`: encoders (dense, ColBERT, XTR) and compressed indexes (JPQ, BEBR)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tessera.cli.app import app, out
+
+train_app = typer.Typer(no_args_is_help=True, help="Train encoders and compressed indexes.")
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("jpq")
+def train_jpq(
+    index_dir: Annotated[Path, typer.Option("--index", help="A PQ{m} or OPQ{m},PQ{m} dense index.")],
+    dataset: Annotated[str, typer.Option(help="ir_datasets id or BEIR folder with training qrels.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
+    split: Annotated[str, typer.Option(help="Qrels split to train on.")] = "train",
+    epochs: Annotated[int, typer.Option()] = 10,
+    title_pairs: Annotated[bool, typer.Option(help="Add (title -> document) pairs from the corpus.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """JPQ: train the query encoder and the PQ centroids jointly; document codes stay fixed."""
+    from tessera.training.jpq import train_jpq as run_jpq
+
+    path = run_jpq(
+        index_dir,
+        dataset,
+        output,
+        split=split,
+        epochs=epochs,
+        use_title_pairs=title_pairs,
+        overwrite=overwrite,
+    )
+    out.print(f"JPQ index written to {path}")
+
+
+@train_app.command("bebr")
+def train_bebr(
+    index_dir: Annotated[Path, typer.Option("--index", help="A bebr:BITS index.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
+    bits: Annotated[int | None, typer.Option(help="Bits per dimension (default: the index's).")] = None,
+    compatible: Annotated[
+        bool,
+        typer.Option(
+            help="Train a successor compatible with the old codes; "
+            "documents keep their codes, queries use the new binarizer."
+        ),
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Retrain a BEBR index's binarizer (no labels), or train a compatible successor."""
+    from tessera.training.bebr_index import retrain_bebr_index
+
+    path = retrain_bebr_index(index_dir, output, bits=bits, compatible=compatible, overwrite=overwrite)
+    out.print(f"BEBR index written to {path}")
+
+
+TrainDataset = Annotated[str, typer.Option(help="ir_datasets id or BEIR folder (qrels + corpus).")]
+TrainOutput = Annotated[Path, typer.Option("-o", "--output", help="Model folder to create.")]
+TrainSplit = Annotated[str, typer.Option(help="Qrels split whose judged queries train.")]
+TrainCorpus = Annotated[str | None, typer.Option(help="Corpus to use instead of the dataset's own.")]
+TrainPairs = Annotated[str, typer.Option(help="Pair sources, comma-separated: qrels, titles, crop.")]
+TrainNegatives = Annotated[
+    str, typer.Option(help="Negatives from: bm25[:k1=..,b=..] | minilm (cached index) | INDEX_DIR | none.")
+]
+TrainSkip = Annotated[int, typer.Option(help="Top ranks skipped before the negative window.")]
+TrainDepth = Annotated[int, typer.Option(help="Ranks in the negative window.")]
+TrainLoss = Annotated[str, typer.Option(help="mnrl, or cached (GradCache: big batches, bounded memory).")]
+TrainMiniBatch = Annotated[int, typer.Option(help="Rows per forward pass of the cached loss.")]
+TrainEpochs = Annotated[float, typer.Option()]
+TrainMaxSteps = Annotated[int | None, typer.Option(help="Stop after this many steps (overrides epochs).")]
+TrainBatch = Annotated[int, typer.Option(help="Rows per batch (in-batch negatives).")]
+TrainLr = Annotated[float | None, typer.Option("--lr", help="Learning rate (dense 2e-5, multi-vector 5e-5).")]
+TrainScale = Annotated[float | None, typer.Option(help="1/temperature (dense and xtr 20, colbert 1).")]
+TrainMaxLength = Annotated[int, typer.Option(help="Tokens per document.")]
+TrainPrecision = Annotated[
+    str, typer.Option(help="auto (bf16 where the CPU/GPU has native bf16, else fp32) | bf16 | fp32.")
+]
+TrainSeed = Annotated[int, typer.Option()]
+TrainSaveSteps = Annotated[int, typer.Option(help="Steps between resumable checkpoints.")]
+TrainOverwrite = Annotated[bool, typer.Option(help="Replace an existing output.")]
+
+
+def _encoder_training_options(
+    dataset: TrainDataset,
+    output: TrainOutput,
+    base: Annotated[str, typer.Option(help="minilm | a model folder or hub name to start from.")] = "minilm",
+    split: TrainSplit = "train",
+    corpus: TrainCorpus = None,
+    pairs: TrainPairs = "qrels,titles",
+    negatives: TrainNegatives = "bm25",
+    negative_skip: TrainSkip = 0,
+    negative_depth: TrainDepth = 30,
+    loss: TrainLoss = "mnrl",
+    mini_batch_size: TrainMiniBatch = 16,
+    epochs: TrainEpochs = 1.0,
+    max_steps: TrainMaxSteps = None,
+    batch_size: TrainBatch = 32,
+    lr: TrainLr = None,
+    scale: TrainScale = None,
+    max_length: TrainMaxLength = 256,
+    precision: TrainPrecision = "auto",
+    seed: TrainSeed = 0,
+    save_steps: TrainSaveSteps = 20,
+    overwrite: TrainOverwrite = False,
+) -> None:
+    """The options `train dense|colbert|xtr` share: only its signature is used."""
+
+
+_XTR_TOP_K = inspect.Parameter(
+    "top_k",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    default=256,
+    annotation=Annotated[int, typer.Option(help="Token matches kept per query token in the XTR loss.")],
+)
+_DENSE_FREEZE = inspect.Parameter(
+    "freeze_documents",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    default=False,
+    annotation=Annotated[
+        bool,
+        typer.Option(help="Train a query tower only; documents keep the base model's embeddings."),
+    ],
+)
+_KIND_OPTIONS = {"dense": [_DENSE_FREEZE], "colbert": [], "xtr": [_XTR_TOP_K]}
+_ENCODER_DOCS = {
+    "dense": "Fine-tune a dense encoder",
+    "colbert": "Train a ColBERT (MaxSim) multi-vector encoder",
+    "xtr": "Train an XTR (top-k token retrieval) multi-vector encoder",
+}
+
+
+def _encoder_training_command(kind: str):
+    """`train KIND`: one call into tessera.training; the CLI options are `TrainOptions` fields."""
+
+    def command(**params) -> None:
+        dataset, output, base = params.pop("dataset"), params.pop("output"), params.pop("base")
+        params["learning_rate"] = params.pop("lr")
+        if kind == "dense":
+            from tessera.training.dense import train_dense
+
+            path = train_dense(dataset, output, base=base, **params)
+        else:
+            from tessera.training.multivector import train_multivector
+
+            path = train_multivector(dataset, output, scoring=kind, base=base, **params)
+        spec = str(path) if kind == "dense" else f"{kind}:{path}"
+        out.print(f"{kind} encoder written to {path} (use --encoder {spec})")
+
+    shared = list(inspect.signature(_encoder_training_options, eval_str=True).parameters.values())
+    command.__signature__ = inspect.Signature(shared + _KIND_OPTIONS[kind])
+    command.__doc__ = f"{_ENCODER_DOCS[kind]} (resumes an interrupted run of the same command)."
+    return command
+
+
+for _kind in _ENCODER_DOCS:
+    train_app.command(_kind)(_encoder_training_command(_kind))

@@ -1,0 +1,45 @@
+"""The compressor contract and the tools every compressor shares."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from tessera.rag.passages import Block, Passage
+from tessera.rag.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    from tessera.rag.generators import Generator
+
+Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> unit vectors, one row each
+
+
+@dataclass
+class Tools:
+    """What compressors work with: one tokenizer for budgets, one sentence embedder, maybe an LLM."""
+
+    tokens: TokenCounter
+    embed_docs: Embed
+    embed_queries: Embed
+    generator: Generator | None = None
+
+
+class Compressor(Protocol):
+    """Turns the retrieved passages (best first) into fewer context tokens, blocks best first.
+
+    `budget` caps the context tokens (the blocks' text, in `tools.tokens`); None lets the method
+    use its own default."""
+
+    name: str
+
+    def compress(self, question: str, passages: Sequence[Passage], budget: int | None) -> list[Block]: ...
+
+
+def shares(total: int, weights: Sequence[float]) -> list[int]:
+    """Split a token budget in proportion to weights (at least 1 each, sum <= total when possible)."""
+    mass = float(sum(weights)) or 1.0
+    return [max(1, math.floor(total * w / mass)) for w in weights]

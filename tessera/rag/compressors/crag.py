@@ -1,0 +1,110 @@
+"""CRAG (Clustered Retrieval-Augmented Generation, Akesson & Santos 2024): cluster the retrieved
+passages, summarise each cluster, prompt from the summaries.
+
+The paper leaves its clustering and prompt unpublished; here:
+- passages are embedded with the index's dense encoder (bundled MiniLM for BM25 or token indexes),
+- clustered by faiss spherical k-means, k in 2..`max_clusters` chosen by the best mean silhouette
+  (cosine; scikit-learn), one cluster when there are fewer than three passages or no split has a
+  positive silhouette, i.e. when the passages are not grouped at all,
+- each cluster summarised within a share of the budget proportional to its passages' tokens:
+  extractively (`summaries.extractive_summary`) by default, or by the generator (`summarizer="generator"`),
+- the budget defaults to `ratio` (0.5) of the plain context's tokens.
+`clusters=K` fixes k instead (benchmarks/rag.py compares fixed k with the silhouette choice).
+Blocks come out in the order of each cluster's best-ranked passage; each names all its passages.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from tessera.rag.compressors.base import Tools, shares
+from tessera.rag.compressors.summaries import check_summarizer, summarize
+from tessera.rag.passages import Block, Passage
+
+
+def kmeans_labels(vectors: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """faiss spherical k-means; labels renumbered 0..k'-1 (an empty centroid drops out)."""
+    import faiss
+
+    kmeans = faiss.Kmeans(
+        vectors.shape[1],
+        k,
+        niter=25,
+        nredo=10,
+        seed=seed,
+        spherical=True,
+        min_points_per_centroid=1,
+        verbose=False,
+    )
+    kmeans.train(np.ascontiguousarray(vectors, dtype=np.float32))
+    _, labels = kmeans.index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)
+    _, renumbered = np.unique(labels[:, 0], return_inverse=True)
+    return renumbered
+
+
+def choose_clusters(vectors: np.ndarray, max_clusters: int = 8, seed: int = 0) -> tuple[np.ndarray, float]:
+    """Labels of the k with the best silhouette, and that silhouette (0.0 for one cluster)."""
+    from sklearn.metrics import silhouette_score
+
+    n = len(vectors)
+    best_labels, best_score = np.zeros(n, dtype=np.int64), 0.0
+    for k in range(2, min(max_clusters, n - 1) + 1):
+        labels = kmeans_labels(vectors, k, seed)
+        if len(set(labels.tolist())) < 2:
+            continue
+        score = float(silhouette_score(vectors, labels, metric="cosine"))
+        if score > best_score:
+            best_labels, best_score = labels, score
+    return best_labels, best_score
+
+
+class CragCompressor:
+    name = "crag"
+
+    def __init__(
+        self,
+        tools: Tools,
+        ratio: float = 0.5,
+        max_clusters: int = 8,
+        summarizer: str = "extractive",
+        seed: int = 0,
+        clusters: int | None = None,
+    ):
+        check_summarizer(tools, summarizer)
+        self.tools, self.ratio, self.max_clusters, self.fixed_k = tools, ratio, max_clusters, clusters
+        self.summarizer, self.seed = summarizer, seed
+        self.last_silhouette = 0.0
+
+    def clusters(self, passages: Sequence[Passage]) -> list[list[int]]:
+        """Passage positions per cluster, clusters in the order of their best-ranked passage."""
+        if len(passages) < 3 or self.fixed_k == 1:
+            return [list(range(len(passages)))] if passages else []
+        vectors = self.tools.embed_docs([p.full_text for p in passages])
+        if self.fixed_k is None:
+            labels, self.last_silhouette = choose_clusters(vectors, self.max_clusters, self.seed)
+        else:
+            labels = kmeans_labels(vectors, min(self.fixed_k, len(passages)), self.seed)
+        groups: dict[int, list[int]] = {}
+        for position, label in enumerate(labels.tolist()):
+            groups.setdefault(label, []).append(position)
+        return sorted(groups.values(), key=min)
+
+    def compress(self, question: str, passages: Sequence[Passage], budget: int | None) -> list[Block]:
+        if not passages:
+            return []
+        lengths = [self.tools.tokens.count(p.full_text) for p in passages]
+        if budget is None:
+            budget = math.ceil(self.ratio * sum(lengths))
+        groups = self.clusters(passages)
+        question_vector = self.tools.embed_queries([question])[0]
+        blocks = []
+        for group, group_budget in zip(
+            groups, shares(budget, [sum(lengths[i] for i in g) for g in groups]), strict=True
+        ):
+            members = [passages[i] for i in group]
+            text = summarize(self.tools, question, question_vector, members, group_budget, self.summarizer)
+            blocks.append(Block(text, tuple(p.doc_id for p in members)))
+        return blocks

@@ -1,0 +1,118 @@
+"""Summaries of a group of passages within a token budget, for CRAG (one per cluster) and
+TCRA's summarisation step (one per passage).
+
+`extractive` (default) stands in for the papers' abstractive models (TCRA fine-tuned T5; no such
+weights are available offline): a sentence scores by cosine to the group's centroid (what the
+group is about) plus cosine to the question (what the user asked). Every passage first gets its
+best sentence, so no passage vanishes from the context; the rest of the budget goes to the highest
+scores, skipping near-duplicates (cosine > `redundancy` to a chosen sentence). Chosen sentences
+keep their passages' order and their order within each passage.
+`generator` asks the RAG generator for the summary and cuts it to the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tessera.errors import TesseraError
+from tessera.rag.compressors.base import Tools
+from tessera.rag.passages import Passage, split_sentences
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    passage: int  # position of its passage in the group
+    position: int  # position within the passage
+    text: str
+
+
+def group_sentences(passages: Sequence[Passage]) -> list[Sentence]:
+    return [
+        Sentence(index, position, text)
+        for index, passage in enumerate(passages)
+        for position, text in enumerate(split_sentences(passage.full_text))
+    ]
+
+
+def extractive_summary(
+    tools: Tools,
+    question_vector: np.ndarray,
+    passages: Sequence[Passage],
+    budget: int,
+    redundancy: float = 0.9,
+) -> str:
+    """At most `budget` tokens of the passages' own sentences (one sentence cut if nothing fits)."""
+    sentences = group_sentences(passages)
+    if not sentences:
+        return ""
+    vectors = tools.embed_docs([s.text for s in sentences])
+    centroid = vectors.mean(axis=0)
+    centroid /= np.linalg.norm(centroid) or 1.0
+    scores = vectors @ centroid + vectors @ question_vector
+    lengths = [tools.tokens.count(s.text) + 1 for s in sentences]  # +1: the joining space
+
+    best_per_passage: dict[int, int] = {}
+    for i, sentence in enumerate(sentences):
+        if sentence.passage not in best_per_passage or scores[i] > scores[best_per_passage[sentence.passage]]:
+            best_per_passage[sentence.passage] = i
+    firsts = sorted(best_per_passage.values(), key=lambda i: -scores[i])
+    rest = [i for i in np.argsort(-scores, kind="stable") if i not in best_per_passage.values()]
+
+    chosen: list[int] = []
+    used = 0
+    for i in [*firsts, *rest]:
+        if used + lengths[i] > budget:
+            continue
+        if chosen and i not in firsts and float(np.max(vectors[chosen] @ vectors[i])) > redundancy:
+            continue
+        chosen.append(i)
+        used += lengths[i]
+    if not chosen:  # even the best sentence is longer than the budget
+        return tools.tokens.truncate(sentences[firsts[0]].text, budget)
+    chosen.sort(key=lambda i: (sentences[i].passage, sentences[i].position))
+    return " ".join(sentences[i].text for i in chosen)
+
+
+def generated_summary(tools: Tools, question: str, passages: Sequence[Passage], budget: int) -> str:
+    """The generator's summary, cut to the budget."""
+    joined = "\n\n".join(p.full_text for p in passages)
+    words = max(1, int(budget * 0.7))  # English runs about 1.3 tokens per word
+    messages = [
+        {
+            "role": "user",
+            "content": f"Summarise these passages in at most {words} words, keeping every fact that bears "
+            f"on the question.\n\nQuestion: {question}\n\n{joined}",
+        }
+    ]
+    return tools.tokens.truncate(tools.generator.generate(messages, max_new_tokens=budget).strip(), budget)
+
+
+SUMMARIZERS = ("extractive", "generator")
+
+
+def check_summarizer(tools: Tools, summarizer: str) -> None:
+    if summarizer not in SUMMARIZERS:
+        raise TesseraError(
+            f"unknown summarizer '{summarizer}' ({', '.join(SUMMARIZERS)})", field="summarizer"
+        )
+    if summarizer == "generator" and tools.generator is None:
+        raise TesseraError(
+            "summarizer 'generator' needs a generator (--generator local|URL)", field="generator"
+        )
+
+
+def summarize(
+    tools: Tools,
+    question: str,
+    question_vector: np.ndarray,
+    passages: Sequence[Passage],
+    budget: int,
+    how: str,
+) -> str:
+    """One summary of `passages` in at most `budget` tokens, by the `how` summarizer."""
+    if how == "generator":
+        return generated_summary(tools, question, passages, budget)
+    return extractive_summary(tools, question_vector, passages, budget)

@@ -1,0 +1,93 @@
+"""TCRA-LLM's semantic compression (Liu et al. 2023): delete the words that carry the least meaning.
+
+Per passage, in rounds: every deletable word is scored by how far its removal moves its
+sentence's embedding (1 - cosine between the sentence with and without it; sentence-level
+variants keep the cost linear in passage length), and the lowest-scoring `step` share of the
+remaining deletable words is deleted. A round is accepted only while the whole passage's
+embedding keeps cosine >= `floor` to the original and the passage is above its share of the
+budget (a round deletes no more words than the tokens still over budget); a round that crosses
+the floor is retried with half as many deletions, down to one word.
+Numbers and ids (any word with a digit, or an all-capital token such as "NACA") are never deleted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from tessera.rag.compressors.base import Tools, shares
+from tessera.rag.passages import Block, Passage, split_sentences
+
+_PROTECTED = re.compile(r"\d|^[^a-z]*[A-Z]{2,}[^a-z]*$")
+
+
+def is_protected(word: str) -> bool:
+    """Numbers and ids survive compression."""
+    return bool(_PROTECTED.search(word))
+
+
+class TcraSemanticCompressor:
+    name = "tcra-semantic"
+
+    def __init__(self, tools: Tools, floor: float = 0.9, step: float = 0.5, max_rounds: int = 4):
+        self.tools, self.floor, self.step, self.max_rounds = tools, floor, step, max_rounds
+
+    def compress(self, question: str, passages: Sequence[Passage], budget: int | None) -> list[Block]:
+        if not passages:
+            return []
+        lengths = [self.tools.tokens.count(p.full_text) for p in passages]
+        targets = [0] * len(passages) if budget is None else shares(budget, lengths)
+        return [
+            Block(self.compress_text(p.full_text, target), (p.doc_id,))
+            for p, target in zip(passages, targets, strict=True)
+        ]
+
+    def compress_text(self, text: str, target_tokens: int = 0) -> str:
+        """Delete words until `target_tokens` or the similarity floor, whichever comes first."""
+        sentences = [s.split() for s in split_sentences(text)]
+        original = self.tools.embed_docs([text])[0]
+        for _ in range(self.max_rounds):
+            excess = self.tools.tokens.count(_join(sentences)) - target_tokens
+            if excess <= 0:
+                break
+            ranked = self._least_meaningful(sentences)
+            if not ranked:
+                break
+            # A word is at least one token: deleting `excess` words never overshoots by much.
+            count = max(1, min(int(len(ranked) * self.step), excess))
+            while count >= 1:
+                candidate = _delete(sentences, ranked[:count])
+                if float(self.tools.embed_docs([_join(candidate)])[0] @ original) >= self.floor:
+                    sentences = candidate
+                    break
+                count //= 2
+            if count < 1:  # even one word crosses the floor
+                break
+        return _join(sentences)
+
+    def _least_meaningful(self, sentences: list[list[str]]) -> list[tuple[int, int]]:
+        """Deletable (sentence, word) positions, least meaning lost first."""
+        positions = [
+            (s, w)
+            for s, words in enumerate(sentences)
+            if len(words) > 1
+            for w, word in enumerate(words)
+            if not is_protected(word)
+        ]
+        if not positions:
+            return []
+        variants = [" ".join(sentences[s][:w] + sentences[s][w + 1 :]) for s, w in positions]
+        whole = self.tools.embed_docs([" ".join(words) for words in sentences])
+        moved = 1.0 - np.einsum("ij,ij->i", self.tools.embed_docs(variants), whole[[s for s, _ in positions]])
+        return [positions[i] for i in np.argsort(moved, kind="stable")]
+
+
+def _delete(sentences: list[list[str]], positions: Sequence[tuple[int, int]]) -> list[list[str]]:
+    drop = set(positions)
+    return [[w for j, w in enumerate(words) if (i, j) not in drop] for i, words in enumerate(sentences)]
+
+
+def _join(sentences: list[list[str]]) -> str:
+    return " ".join(" ".join(words) for words in sentences if words)

@@ -1,0 +1,37 @@
+"""TCRA-LLM's summarisation compression (Liu et al. 2023): each retrieved passage is summarised on
+its own, then the summaries form the context.
+
+The paper fine-tuned T5 for this; no T5 weights are available offline, so the summary is extractive
+by default (the passage's sentences nearest its own centroid and the question, `summaries.py`)
+or the generator's (`summarizer="generator"`). Each passage gets a share of the budget
+proportional to its tokens; the budget defaults to `ratio` (0.5) of the plain context.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from tessera.rag.compressors.base import Tools, shares
+from tessera.rag.compressors.summaries import check_summarizer, summarize
+from tessera.rag.passages import Block, Passage
+
+
+class TcraSummaryCompressor:
+    name = "tcra-summary"
+
+    def __init__(self, tools: Tools, ratio: float = 0.5, summarizer: str = "extractive"):
+        check_summarizer(tools, summarizer)
+        self.tools, self.ratio, self.summarizer = tools, ratio, summarizer
+
+    def compress(self, question: str, passages: Sequence[Passage], budget: int | None) -> list[Block]:
+        if not passages:
+            return []
+        lengths = [self.tools.tokens.count(p.full_text) for p in passages]
+        if budget is None:
+            budget = math.ceil(self.ratio * sum(lengths))
+        question_vector = self.tools.embed_queries([question])[0]
+        return [
+            Block(summarize(self.tools, question, question_vector, [p], share, self.summarizer), (p.doc_id,))
+            for p, share in zip(passages, shares(budget, lengths), strict=True)
+        ]

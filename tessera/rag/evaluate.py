@@ -1,0 +1,156 @@
+"""`tessera eval-rag`: compression measured over a dataset's judged queries.
+
+Per query: the plain prompt (top k passages), the compressed one, and the truncation baseline cut
+to the compressed context's tokens; JSON top level `token_ratio` (compressed / plain prompt
+tokens, mean over queries), `retention`, `semantic_retention` (over queries with a judged-relevant
+passage in the top k, micro-averaged over those passages; `retention.py` defines both),
+`truncation_retention` and `truncation_semantic_retention`, and with a generator
+`answer_agreement` (mean MiniLM cosine between the answers from the compressed and plain prompts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import Progress
+
+from tessera.data.datasets import EvalDataset, load_eval_dataset
+from tessera.models.registry import load_encoder
+from tessera.rag.compressors.truncation import TruncationCompressor
+from tessera.rag.generators import Generator, open_generator
+from tessera.rag.passages import context_text, passage_blocks
+from tessera.rag.pipeline import compression_tools, open_index, prepare
+from tessera.rag.prompt import build_messages, order_blocks
+from tessera.rag.retention import TermRetention, content_terms, semantic_kept
+from tessera.retrieval.index import Index
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def evaluate_rag(
+    index: Index | str | Path,
+    dataset: str | Path | EvalDataset,
+    split: str = "test",
+    k: int = 10,
+    compress: str = "crag",
+    budget: int | None = None,
+    order: str = "rank",
+    generator: Generator | str | None = None,
+    max_queries: int | None = None,
+    max_new_tokens: int = 128,
+    compressor_options: dict[str, Any] | None = None,
+    json_path: str | Path | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Compress every judged query's context and measure what it kept (see the module doc)."""
+    index = open_index(index)
+    data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
+    generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
+    tools = compression_tools(index, generator)
+    truncation = TruncationCompressor(tools)
+    minilm = load_encoder("minilm").encode_docs
+    terms = TermRetention(doc.title + "\n" + doc.text for doc in index.docstore.documents())
+    qids = list(data.queries)[:max_queries]
+    rows = []
+    with Progress(transient=True, disable=not show_progress) as bar:
+        task = bar.add_task(f"eval-rag {compress}", total=len(qids))
+        for qid in qids:
+            question = data.queries[qid]
+            prompt = prepare(index, question, k, compress, budget, order, generator, compressor_options)
+            context = context_text(prompt.blocks)
+            cut = truncation.compress(question, prompt.passages, tools.tokens.count(context))
+            cut_context = context_text(cut)
+            relevant = [p.full_text for p in prompt.passages if data.qrels[qid].get(p.doc_id, 0) > 0]
+            context_terms, cut_terms = set(content_terms(context)), set(content_terms(cut_context))
+            row = {
+                "query_id": qid,
+                "plain_tokens": prompt.plain_tokens,
+                "prompt_tokens": prompt.prompt_tokens,
+                "truncation_tokens": tools.tokens.count_messages(
+                    build_messages(question, order_blocks(cut, order))
+                ),
+                "relevant_in_top_k": len(relevant),
+                "kept": sum(terms.kept(p, context_terms) for p in relevant),
+                "semantic_kept": sum(semantic_kept(minilm, relevant, context)),
+                "truncation_kept": sum(terms.kept(p, cut_terms) for p in relevant),
+                "truncation_semantic_kept": sum(semantic_kept(minilm, relevant, cut_context)),
+                "compress_ms": 1000 * prompt.timings["compress_s"],
+                "blocks": len(prompt.blocks),
+            }
+            if generator is not None:
+                plain_messages = build_messages(
+                    question, order_blocks(passage_blocks(prompt.passages), order)
+                )
+                started = time.perf_counter()
+                compressed_answer = generator.generate(prompt.messages, max_new_tokens=max_new_tokens)
+                row["generate_ms"] = 1000 * (time.perf_counter() - started)
+                plain_answer = _plain_answer(generator, plain_messages, max_new_tokens)
+                vectors = minilm([compressed_answer or " ", plain_answer or " "])
+                row.update(
+                    answer=compressed_answer,
+                    plain_answer=plain_answer,
+                    answer_agreement=float(vectors[0] @ vectors[1]),
+                )
+            rows.append(row)
+            bar.update(task, advance=1)
+    summary = summarize_rows(rows)
+    summary.update(
+        dataset=data.name,
+        index=str(index.root),
+        compress=compress,
+        k=k,
+        budget=budget,
+        order=order,
+        generator=getattr(generator, "name", None),
+        queries=rows,
+    )
+    if json_path:
+        path = Path(json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        partial.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        partial.replace(path)
+    return summary
+
+
+_PLAIN_ANSWERS: dict[tuple[str, str, int], str] = {}
+
+
+def _plain_answer(generator: Generator, messages: list, max_new_tokens: int) -> str:
+    """Greedy answers to the plain prompt are the same for every compressor: generate each once."""
+    key = (generator.name, json.dumps(messages), max_new_tokens)
+    if key not in _PLAIN_ANSWERS:
+        _PLAIN_ANSWERS[key] = generator.generate(messages, max_new_tokens=max_new_tokens)
+    return _PLAIN_ANSWERS[key]
+
+
+def summarize_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON top level: ratios averaged over queries, retention over relevant passages."""
+    judged = [r for r in rows if r["relevant_in_top_k"]]
+    relevant = sum(r["relevant_in_top_k"] for r in judged)
+
+    def share(key: str) -> float | None:
+        return sum(r[key] for r in judged) / relevant if relevant else None
+
+    agreement = [r["answer_agreement"] for r in rows if "answer_agreement" in r]
+    return {
+        "token_ratio": _mean([r["prompt_tokens"] / r["plain_tokens"] for r in rows]),
+        "truncation_token_ratio": _mean([r["truncation_tokens"] / r["plain_tokens"] for r in rows]),
+        "retention": share("kept"),
+        "semantic_retention": share("semantic_kept"),
+        "truncation_retention": share("truncation_kept"),
+        "truncation_semantic_retention": share("truncation_semantic_kept"),
+        "answer_agreement": _mean(agreement),
+        "compress_ms": _mean([r["compress_ms"] for r in rows]),
+        "query_count": len(rows),
+        "judged_query_count": len(judged),
+        "relevant_passages": relevant,
+    }

@@ -1,0 +1,278 @@
+"""Generators: the LLM at the end of the RAG pipeline, local or behind an OpenAI-compatible URL.
+
+| spec | generator |
+|---|---|
+| `none` | no generator (the pipeline stops at the prompt) |
+| `local`, `local:MODEL` | `LocalGenerator`: a Hugging Face causal LM (`smollm2`, a folder, `org/name`) |
+| `http(s)://HOST[:PORT][/PATH][#MODEL]` | `OpenAIGenerator`: llama.cpp server, vLLM, Ollama, ... |
+
+Both decode greedily (temperature 0) so answers are reproducible and comparable across methods.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from tessera.errors import EncoderError, GeneratorError
+from tessera.models.causal_lm import DEFAULT_LLM, load_causal_lm
+from tessera.rag.tokens import TokenCounter, token_counter
+
+Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
+
+
+class Generator(Protocol):
+    """What the pipeline needs from an LLM: a name, its token counter, and text for a chat."""
+
+    name: str
+    tokens: TokenCounter
+
+    def stream(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]: ...
+
+    def generate(self, messages: Sequence[Message], max_new_tokens: int = 256) -> str: ...
+
+
+def open_generator(spec: str | None) -> Generator | None:
+    """The generator a spec names (see the module table); None for `none`."""
+    if spec is None or spec == "none":
+        return None
+    if spec.lower().startswith(("http://", "https://")):
+        return OpenAIGenerator(spec)
+    if spec == "local" or (spec.startswith("local:") and spec != "local:"):
+        try:
+            return LocalGenerator(spec.removeprefix("local").removeprefix(":") or DEFAULT_LLM)
+        except EncoderError as exc:  # the user typed a generator spec, so name that field
+            raise GeneratorError(exc.message, field="generator") from None
+    raise GeneratorError(
+        f"unknown generator '{spec}': use none, local, local:MODEL or http(s)://HOST/v1[#MODEL]",
+        field="generator",
+    )
+
+
+class LocalGenerator:
+    """A chat LLM run in-process by transformers; greedy, so the same prompt gives the same answer."""
+
+    def __init__(self, model: str = DEFAULT_LLM, repetition_penalty: float = 1.1, device: str | None = None):
+        self.model_spec = model
+        self.name = f"local:{model}"
+        self.tokens = token_counter(model)
+        self.repetition_penalty = repetition_penalty  # keeps a 135M model from looping
+        self.device = device
+        if not getattr(self.tokens.tokenizer, "chat_template", None):
+            raise GeneratorError(
+                f"LLM '{model}' has no chat template; use an instruction-tuned model", field="generator"
+            )
+
+    @property
+    def model(self) -> Any:
+        """Loaded on first use (cached per process): building prompts needs only the tokenizer."""
+        return load_causal_lm(self.model_spec, self.device)
+
+    def encode(self, messages: Sequence[Message]) -> Any:
+        """The model's input for a chat: the chat template with the assistant turn opened."""
+        return self.tokens.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, return_dict=True, return_tensors="pt"
+        ).to(self.model.device)
+
+    def _generate_kwargs(self, messages: Sequence[Message], max_new_tokens: int) -> dict[str, Any]:
+        return {
+            **self.encode(messages),
+            "max_new_tokens": max_new_tokens,
+            "do_sample": False,
+            "repetition_penalty": self.repetition_penalty,
+            "pad_token_id": self.tokens.tokenizer.pad_token_id,
+        }
+
+    def generate(self, messages: Sequence[Message], max_new_tokens: int = 256) -> str:
+        kwargs = self._generate_kwargs(messages, max_new_tokens)
+        output = self.model.generate(**kwargs)
+        prompt_length = kwargs["input_ids"].shape[1]
+        return self.tokens.tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)
+
+    def stream(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]:
+        """Text pieces as they are decoded; `generate` runs in a thread feeding a streamer.
+
+        Closing the iterator early stops the decoding at the next token; an error in the thread
+        is raised here.
+        """
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        stop = threading.Event()
+
+        class _StopWhenClosed(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), stop.is_set(), device=input_ids.device)
+
+        streamer = TextIteratorStreamer(self.tokens.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = self._generate_kwargs(messages, max_new_tokens)
+        kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_StopWhenClosed()]))
+        failures: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self.model.generate(**kwargs)
+            except BaseException as exc:  # re-raised in the consumer's thread
+                failures.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, name="tessera-generate", daemon=True)
+        thread.start()
+        try:
+            yield from (piece for piece in streamer if piece)
+        finally:
+            stop.set()
+            thread.join()
+        if failures:
+            raise failures[0]
+
+
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})  # busy, overloaded or restarting
+
+
+def normalize_base_url(url: str) -> str:
+    """The API root of an OpenAI-compatible server: `/v1` is appended unless the path ends in it.
+
+    `http://host:8080`, `http://host:8080/` and `http://host:8080/v1/` all give
+    `http://host:8080/v1`; `http://host/proxy` gives `http://host/proxy/v1`.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or parts.query:
+        raise GeneratorError(f"not an http(s) base URL: '{url}'", field="generator")
+    path = parts.path.rstrip("/")
+    if not path.endswith("/v1"):
+        path += "/v1"
+    return f"{parts.scheme.lower()}://{parts.netloc}{path}"
+
+
+class OpenAIGenerator:
+    """Any OpenAI-compatible chat endpoint (`POST {base}/chat/completions`), temperature 0.
+
+    `url` may carry the model as a fragment (`http://host:8080/v1#qwen2.5`; default `default`,
+    which single-model servers such as llama.cpp ignore). `Authorization: Bearer $OPENAI_API_KEY`
+    is sent when that variable is set. Connection errors, timeouts and HTTP 408/429/500/502/503/504 are
+    retried `retries` times, waiting `backoff`, 2x`backoff`, ... seconds.
+
+    Token counts (budgets, ratios) use the bundled LLM's tokenizer: the endpoint's tokenizer is
+    not visible from here, so counts are approximate for its model but comparable across methods.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        model: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 2,
+        backoff: float = 0.5,
+        api_key: str | None = None,
+    ):
+        base, _, fragment = url.partition("#")
+        self.base_url = normalize_base_url(base)
+        self.model = model or fragment or "default"
+        self.name = f"{self.base_url}#{self.model}"
+        self.tokens = token_counter()
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+
+    def generate(self, messages: Sequence[Message], max_new_tokens: int = 256) -> str:
+        with self._post(messages, max_new_tokens, stream=False) as response:
+            return self._content(self._read(response.read))
+
+    def stream(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]:
+        """`choices[0].delta.content` of each server-sent event until `data: [DONE]`.
+
+        A server that ignores `stream` and answers one JSON body yields its content whole.
+        """
+        with self._post(messages, max_new_tokens, stream=True) as response:
+            if response.headers.get_content_type() == "application/json":
+                yield self._content(self._read(response.read))
+                return
+            while line := self._read(response.readline):
+                data = line.decode("utf-8").strip()
+                if not data.startswith("data:"):
+                    continue  # blank separators, comments, `event:` lines
+                data = data.removeprefix("data:").strip()
+                if data == "[DONE]":
+                    return
+                try:
+                    event = json.loads(data)
+                    if event.get("error"):
+                        raise self._error(f"answered an error: {_snippet(data)}")
+                    choices = event.get("choices") or [{}]
+                    piece = (choices[0].get("delta") or {}).get("content")
+                except (ValueError, AttributeError, TypeError):
+                    raise self._error(f"sent an unexpected event: {_snippet(data)}") from None
+                if piece:
+                    yield piece
+
+    def _content(self, body: bytes) -> str:
+        """The answer in a non-streamed chat completion."""
+        try:
+            return json.loads(body)["choices"][0]["message"]["content"] or ""
+        except (ValueError, LookupError, TypeError):
+            raise self._error(f"answered an unexpected body: {_snippet(body)}") from None
+
+    def _post(self, messages: Sequence[Message], max_new_tokens: int, stream: bool) -> Any:
+        """The open HTTP response, after retrying what a busy or restarting server may recover from."""
+        payload = {
+            "model": self.model,
+            "messages": list(messages),
+            "max_tokens": max_new_tokens,
+            "temperature": 0,
+            "stream": stream,
+        }
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        request = urllib.request.Request(
+            f"{self.base_url}/chat/completions", json.dumps(payload).encode(), headers, method="POST"
+        )
+        tries = self.retries + 1
+        for attempt in range(tries):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                return urllib.request.urlopen(request, timeout=self.timeout)
+            except urllib.error.HTTPError as exc:
+                with exc:
+                    cause = f"HTTP {exc.code}: {_snippet(exc.read())}"
+                if exc.code not in RETRY_STATUS:
+                    raise self._error(f"answered {cause}") from None
+                failure = f"failed after {tries} tries: {cause}"
+            except (urllib.error.URLError, OSError) as exc:
+                failure = f"unreachable after {tries} tries: {self._cause(exc)}"
+        raise self._error(failure)
+
+    def _read(self, read: Any) -> bytes:
+        """One read of an open response; a server that stalls or drops mid-answer is not retried."""
+        try:
+            return read()
+        except OSError as exc:
+            raise self._error(f"stopped answering: {self._cause(exc)}") from None
+
+    def _cause(self, exc: OSError) -> str:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, TimeoutError):
+            return f"no answer within {self.timeout:g} s"
+        if isinstance(reason, ConnectionRefusedError):
+            return "connection refused"
+        return str(reason) or type(reason).__name__
+
+    def _error(self, what: str) -> GeneratorError:
+        return GeneratorError(f"LLM endpoint {self.base_url} {what}")
+
+
+def _snippet(body: bytes | str, limit: int = 300) -> str:
+    """The start of a server's answer, on one line, for an error message."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."

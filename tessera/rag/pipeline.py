@@ -1,0 +1,126 @@
+"""retrieve -> compress -> generate, as one call: `tessera.rag.answer(index, question, ...)`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tessera.errors import TesseraError
+from tessera.models.causal_lm import DEFAULT_LLM
+from tessera.rag.compressors import Tools, make_compressor
+from tessera.rag.generators import Generator, open_generator
+from tessera.rag.passages import Block, Passage, passage_blocks
+from tessera.rag.prompt import build_messages, order_blocks
+from tessera.rag.tokens import Message, token_counter
+from tessera.retrieval.index import Index
+
+
+@dataclass
+class RagPrompt:
+    """Everything about one question's prompt, before generation."""
+
+    question: str
+    passages: list[Passage]
+    blocks: list[Block]
+    messages: list[Message]
+    plain_tokens: int  # prompt tokens of the uncompressed context
+    prompt_tokens: int  # prompt tokens after compression
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        return [
+            {"doc_id": p.doc_id, "title": p.title, "rank": p.rank, "score": p.score} for p in self.passages
+        ]
+
+
+@dataclass
+class RagAnswer:
+    prompt: RagPrompt
+    answer: str | None  # None without a generator
+
+
+def open_index(index: Index | str | Path) -> Index:
+    return index if isinstance(index, Index) else Index.load(index)
+
+
+def compression_tools(index: Index, generator: Generator | None) -> Tools:
+    """Budgets in the generator's tokens (the bundled LLM's without one); passages embedded by the
+    index's own dense encoder, or by the bundled MiniLM for BM25 and token indexes."""
+    from tessera.models.registry import load_encoder
+
+    encoder = index.encoder
+    if encoder is None or getattr(encoder, "multi_vector", False):
+        encoder = load_encoder("minilm")
+    tokens = generator.tokens if generator is not None else token_counter(DEFAULT_LLM)
+    return Tools(tokens, encoder.encode_docs, encoder.encode_queries, generator)
+
+
+def prepare(
+    index: Index | str | Path,
+    question: str,
+    k: int = 10,
+    compress: str = "none",
+    budget: int | None = None,
+    order: str = "rank",
+    generator: Generator | str | None = None,
+    compressor_options: dict[str, Any] | None = None,
+) -> RagPrompt:
+    """Retrieve `k` passages, compress them, and build the chat prompt."""
+    if not question.strip():
+        raise TesseraError("the question is empty", field="question")
+    if k < 1:
+        raise TesseraError(f"k must be at least 1, got {k}", field="k")
+    if budget is not None and budget < 1:
+        raise TesseraError(f"budget must be at least 1 token, got {budget}", field="budget")
+    index = open_index(index)
+    generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
+    tools = compression_tools(index, generator)
+    compressor = make_compressor(compress, tools, **(compressor_options or {}))
+
+    started = time.perf_counter()
+    passages = [Passage.from_hit(hit) for hit in index.search(question, k=k, with_text=True)]
+    retrieved = time.perf_counter()
+    plain = passage_blocks(passages)
+    blocks = plain if compressor is None else compressor.compress(question, passages, budget)
+    compressed = time.perf_counter()
+    messages = build_messages(question, order_blocks(blocks, order))
+    return RagPrompt(
+        question,
+        passages,
+        blocks,
+        messages,
+        plain_tokens=tools.tokens.count_messages(build_messages(question, order_blocks(plain, order))),
+        prompt_tokens=tools.tokens.count_messages(messages),
+        timings={"retrieve_s": retrieved - started, "compress_s": compressed - retrieved},
+    )
+
+
+def answer(
+    index: Index | str | Path,
+    question: str,
+    k: int = 10,
+    compress: str = "none",
+    budget: int | None = None,
+    order: str = "rank",
+    generator: Generator | str | None = "local",
+    max_new_tokens: int = 256,
+    compressor_options: dict[str, Any] | None = None,
+) -> RagAnswer:
+    """Answer a question from an index: retrieve, compress, generate (no generator: prompt only)."""
+    generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
+    prompt = prepare(index, question, k, compress, budget, order, generator, compressor_options)
+    if generator is None:
+        return RagAnswer(prompt, None)
+    started = time.perf_counter()
+    text = generator.generate(prompt.messages, max_new_tokens=max_new_tokens)
+    prompt.timings["generate_s"] = time.perf_counter() - started
+    return RagAnswer(prompt, text)
+
+
+def stream_answer(prompt: RagPrompt, generator: Generator, max_new_tokens: int = 256) -> Iterator[str]:
+    """The answer to a prepared prompt, piece by piece."""
+    yield from generator.stream(prompt.messages, max_new_tokens=max_new_tokens)

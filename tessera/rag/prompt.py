@@ -1,0 +1,48 @@
+"""The RAG prompt: where each context block sits, and the chat messages around it.
+
+`order` follows "Long-Context LLMs Meet RAG" (Jin et al., 2024): LLMs attend best to the start
+and the end of a long context, so besides rank order (best first) the best blocks can go last,
+nearest the question (`reverse`), or at both ends with the weakest in the middle (`sandwich`:
+1st, 3rd, 5th, ..., 6th, 4th, 2nd).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from tessera.errors import TesseraError
+from tessera.rag.passages import Block
+from tessera.rag.tokens import Message
+
+ORDERS = ("rank", "reverse", "sandwich")
+SYSTEM = (
+    "You answer questions from the numbered context passages. Use only facts stated in them, "
+    "cite passages as [n], and say so when the context does not contain the answer."
+)
+T = TypeVar("T")
+
+
+def order_blocks(blocks: Sequence[T], order: str = "rank") -> list[T]:
+    """Blocks given best first, placed as `order` says."""
+    blocks = list(blocks)
+    if order == "rank":
+        return blocks
+    if order == "reverse":
+        return blocks[::-1]
+    if order == "sandwich":
+        return blocks[0::2] + blocks[1::2][::-1]
+    raise TesseraError(f"unknown order '{order}' (expected one of {', '.join(ORDERS)})", field="order")
+
+
+def render_context(blocks: Sequence[Block]) -> str:
+    """Numbered blocks, each with the ids it came from."""
+    return "\n\n".join(
+        f"[{number}] (doc {', '.join(block.sources)}) {block.text}" for number, block in enumerate(blocks, 1)
+    )
+
+
+def build_messages(question: str, blocks: Sequence[Block]) -> list[Message]:
+    """System instruction, then the context and the question in one user turn."""
+    user = f"Context:\n{render_context(blocks)}\n\nQuestion: {question}\nAnswer:"
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]

@@ -1,0 +1,132 @@
+"""Compressors on real Cranfield passages: budgets, coverage, floors, numbers kept."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from tessera.errors import TesseraError
+from tessera.rag.compressors import make_compressor
+from tessera.rag.compressors.crag import CragCompressor
+from tessera.rag.compressors.tcra_semantic import TcraSemanticCompressor, is_protected
+from tessera.rag.passages import context_text, split_sentences
+
+# Judged-relevant documents of two unrelated Cranfield queries: heat conduction in composite
+# slabs (query 3) and aeroelastic models of heated aircraft (query 1).
+SLABS = ["5", "6", "90", "91"]
+AEROELASTIC = ["12", "13", "14", "15", "51"]
+QUESTION = "what problems of heat conduction in composite slabs have been solved so far ."
+
+
+@pytest.fixture(scope="module")
+def passages(passages_of):
+    return passages_of([SLABS[0], AEROELASTIC[0], SLABS[1], AEROELASTIC[1], *SLABS[2:], *AEROELASTIC[2:]])
+
+
+def tokens_of(rag_tools, blocks) -> int:
+    return sum(rag_tools.tokens.count(block.text) for block in blocks)
+
+
+def test_truncation_keeps_the_best_passages_first_up_to_the_budget(rag_tools, passages):
+    truncation = make_compressor("truncation", rag_tools)
+    first_two = sum(rag_tools.tokens.count(p.full_text) for p in passages[:2])
+    blocks = truncation.compress(QUESTION, passages, first_two + 10)
+    assert [b.sources for b in blocks] == [(p.doc_id,) for p in passages[:3]]
+    assert [b.text for b in blocks[:2]] == [p.full_text for p in passages[:2]]
+    assert passages[2].full_text.startswith(blocks[2].text) and rag_tools.tokens.count(blocks[2].text) == 10
+    assert truncation.compress(QUESTION, passages, None) == truncation.compress(QUESTION, passages, 10**6)
+
+
+def test_crag_clusters_cover_every_passage_exactly_once(rag_tools, passages):
+    crag = CragCompressor(rag_tools)
+    groups = crag.clusters(passages)
+    assert sorted(i for group in groups for i in group) == list(range(len(passages)))
+    blocks = crag.compress(QUESTION, passages, None)
+    sources = [doc for block in blocks for doc in block.sources]
+    assert sorted(sources) == sorted(p.doc_id for p in passages)
+    assert blocks[0].sources[0] == passages[0].doc_id  # the cluster of the best passage comes first
+
+
+def test_crag_separates_two_topics(rag_tools, passages):
+    crag = CragCompressor(rag_tools)
+    groups = [{passages[i].doc_id for i in group} for group in crag.clusters(passages)]
+    assert set(SLABS) in groups and crag.last_silhouette > 0
+
+
+def test_crag_summaries_stay_within_the_budget_and_quote_the_passages(rag_tools, passages):
+    plain = sum(rag_tools.tokens.count(p.full_text) for p in passages)
+    for budget in (plain // 2, plain // 4):
+        blocks = CragCompressor(rag_tools).compress(QUESTION, passages, budget)
+        assert tokens_of(rag_tools, blocks) <= budget
+        sentences = {s for p in passages for s in split_sentences(p.full_text)}
+        for block in blocks:
+            assert all(s in sentences for s in split_sentences(block.text))
+
+
+def test_tcra_summary_summarises_each_passage_on_its_own(rag_tools, passages):
+    plain = sum(rag_tools.tokens.count(p.full_text) for p in passages)
+    blocks = make_compressor("tcra-summary", rag_tools).compress(QUESTION, passages, None)
+    assert [b.sources for b in blocks] == [(p.doc_id,) for p in passages]
+    assert tokens_of(rag_tools, blocks) <= plain / 2 + len(passages)
+    for block, passage in zip(blocks, passages, strict=True):
+        assert block.text and set(split_sentences(block.text)) <= set(split_sentences(passage.full_text))
+
+
+def test_summarizer_generator_needs_a_generator(rag_tools):
+    with pytest.raises(TesseraError, match="needs a generator"):
+        make_compressor("crag", rag_tools, summarizer="generator")
+    with pytest.raises(TesseraError, match="unknown compressor 'zip'"):
+        make_compressor("zip", rag_tools)
+
+
+def test_protected_words_are_numbers_and_ids():
+    assert all(map(is_protected, ["2.5", "1954", "NACA", "(NACA)", "x-15", "M=3"]))
+    assert not any(map(is_protected, ["the", "Wing", "layer", "A"]))
+
+
+@pytest.fixture(scope="module")
+def numeric_passage(cranfield_docs, passages_of):
+    """The first short Cranfield document with at least three numbers in it."""
+    doc_id = next(
+        i
+        for i, d in cranfield_docs.items()
+        if sum(map(is_protected, d["text"].split())) >= 3 and len(d["text"].split()) < 120
+    )
+    return passages_of([doc_id])[0]
+
+
+def test_semantic_compression_holds_its_floor_and_keeps_numbers(rag_tools, numeric_passage):
+    text = numeric_passage.full_text
+    original = rag_tools.embed_docs([text])[0]
+    for floor in (0.9,):
+        compressed = TcraSemanticCompressor(rag_tools, floor=floor).compress_text(text)
+        assert rag_tools.tokens.count(compressed) < rag_tools.tokens.count(text)
+        assert float(rag_tools.embed_docs([compressed])[0] @ original) >= floor
+        numbers = [w for w in text.split() if is_protected(w)]
+        assert [w for w in compressed.split() if is_protected(w)] == numbers
+        assert _is_subsequence(compressed.split(), text.split())
+
+
+def test_semantic_compression_never_exceeds_a_reachable_budget(rag_tools, passages):
+    plain = [rag_tools.tokens.count(p.full_text) for p in passages[:3]]
+    budget = int(sum(plain) * 0.8)
+    semantic = TcraSemanticCompressor(rag_tools, floor=0.5)
+    blocks = semantic.compress(QUESTION, passages[:3], budget)
+    assert tokens_of(rag_tools, blocks) <= budget
+    assert tokens_of(rag_tools, blocks) >= budget * 0.85  # it stops at the budget, not far below it
+    for block, passage in zip(blocks, passages[:3], strict=True):
+        similarity = rag_tools.embed_docs([block.text, passage.full_text])
+        assert float(np.dot(*similarity)) >= 0.5
+
+
+def _is_subsequence(short: list[str], long: list[str]) -> bool:
+    words = iter(long)
+    return all(any(w == x for x in words) for w in short)
+
+
+def test_context_text_joins_blocks(rag_tools, passages):
+    blocks = make_compressor("truncation", rag_tools).compress(QUESTION, passages[:2], None)
+    assert context_text(blocks) == passages[0].full_text + "\n" + passages[1].full_text
+    assert re.search(r"\S", context_text(blocks))

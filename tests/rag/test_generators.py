@@ -1,0 +1,180 @@
+"""Generators against a stub OpenAI-compatible server on 127.0.0.1, and the bundled SmolLM2 for real."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tessera.errors import GeneratorError
+from tessera.rag.generators import LocalGenerator, OpenAIGenerator, normalize_base_url, open_generator
+
+QUESTION = [
+    {"role": "system", "content": "Answer in one short sentence."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+PIECES = ["The capital", " of France", " is Paris."]
+
+
+class StubServer(ThreadingHTTPServer):
+    """Answers chat completions like an OpenAI-compatible server; scripted failures first."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), StubHandler)
+        self.requests: list[dict[str, Any]] = []
+        self.failures: list[int] = []  # HTTP statuses to answer before succeeding
+        self.delay = 0.0
+        self.ignore_stream = False  # answer one JSON body even when asked to stream
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class StubHandler(BaseHTTPRequestHandler):
+    server: StubServer
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        time.sleep(self.server.delay)
+        try:
+            if self.server.failures:
+                self._send(self.server.failures.pop(0), "application/json", b'{"error": {"message": "boom"}}')
+            elif body["stream"] and not self.server.ignore_stream:
+                events = [{"choices": [{"delta": {"role": "assistant"}}]}]
+                events += [{"choices": [{"delta": {"content": piece}}]} for piece in PIECES]
+                sse = "".join(f"data: {json.dumps(event)}\n\n" for event in events) + "data: [DONE]\n\n"
+                self._send(200, "text/event-stream", sse.encode())
+            else:
+                answer = {"choices": [{"message": {"role": "assistant", "content": "".join(PIECES)}}]}
+                self._send(200, "application/json", json.dumps(answer).encode())
+        except OSError:  # the client gave up (timeout test)
+            pass
+
+    def _send(self, status: int, content_type: str, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def stub() -> Iterator[StubServer]:
+    server = StubServer()
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_generate_sends_the_chat_and_returns_the_content(stub, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    llm = open_generator(f"{stub.url}#tiny-model")
+    assert llm.name == f"{stub.url}/v1#tiny-model"
+    assert llm.generate(QUESTION, max_new_tokens=7) == "The capital of France is Paris."
+    [request] = stub.requests
+    assert request["path"] == "/v1/chat/completions"
+    assert request["headers"]["Authorization"] == "Bearer sk-test"
+    assert request["body"] == {
+        "model": "tiny-model",
+        "messages": QUESTION,
+        "max_tokens": 7,
+        "temperature": 0,
+        "stream": False,
+    }
+
+
+def test_stream_yields_the_server_sent_pieces_in_order(stub, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    llm = OpenAIGenerator(stub.url + "/v1/")
+    assert list(llm.stream(QUESTION)) == PIECES
+    [request] = stub.requests
+    assert request["body"]["stream"] is True and request["body"]["model"] == "default"
+    assert "Authorization" not in request["headers"]
+
+
+def test_stream_from_a_server_that_ignores_stream_yields_the_whole_answer(stub):
+    stub.ignore_stream = True
+    assert list(OpenAIGenerator(stub.url).stream(QUESTION)) == ["".join(PIECES)]
+
+
+def test_a_server_error_is_retried(stub):
+    stub.failures = [500]
+    llm = OpenAIGenerator(stub.url, backoff=0.01)
+    assert llm.generate(QUESTION) == "The capital of France is Paris."
+    assert len(stub.requests) == 2
+
+
+def test_a_client_error_is_not_retried_and_shows_the_server_message(stub):
+    stub.failures = [400]
+    with pytest.raises(GeneratorError, match=r"answered HTTP 400: .*boom"):
+        OpenAIGenerator(stub.url, backoff=0.01).generate(QUESTION)
+    assert len(stub.requests) == 1
+
+
+def test_a_server_that_is_down_fails_fast_naming_the_url():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    llm = OpenAIGenerator(f"http://127.0.0.1:{port}", timeout=2, retries=2, backoff=0.01)
+    started = time.perf_counter()
+    with pytest.raises(GeneratorError) as caught:
+        llm.generate(QUESTION)
+    assert time.perf_counter() - started < 5
+    assert str(caught.value) == (
+        f"LLM endpoint http://127.0.0.1:{port}/v1 unreachable after 3 tries: connection refused"
+    )
+
+
+def test_a_server_slower_than_the_timeout_fails(stub):
+    stub.delay = 1.5
+    llm = OpenAIGenerator(stub.url, timeout=0.3, retries=1, backoff=0.01)
+    with pytest.raises(GeneratorError, match=r"unreachable after 2 tries: no answer within 0.3 s"):
+        llm.generate(QUESTION)
+    assert len(stub.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("http://localhost:8080", "http://localhost:8080/v1"),
+        ("http://localhost:8080/", "http://localhost:8080/v1"),
+        ("http://localhost:8080/v1", "http://localhost:8080/v1"),
+        ("HTTPS://api.example.com/v1/", "https://api.example.com/v1"),
+        ("http://gateway/ollama", "http://gateway/ollama/v1"),
+    ],
+)
+def test_base_url_gets_v1_unless_it_ends_in_it(url, base):
+    assert normalize_base_url(url) == base
+
+
+def test_specs():
+    assert open_generator(None) is None
+    assert open_generator("none") is None
+    for bad in ("gpt4", "local:", "ftp://host/v1", "http://"):
+        with pytest.raises(GeneratorError, match="field 'generator'"):
+            open_generator(bad)
+
+
+def test_local_smollm2_answers_and_streams_the_same_text():
+    llm = open_generator("local")
+    assert isinstance(llm, LocalGenerator) and llm.name == "local:smollm2"
+    answer = llm.generate(QUESTION, max_new_tokens=24)
+    assert "Paris" in answer
+    pieces = list(llm.stream(QUESTION, max_new_tokens=24))
+    assert len(pieces) > 1 and "".join(pieces) == answer
+    assert llm.tokens.count_messages(QUESTION) == llm.encode(QUESTION)["input_ids"].shape[1]

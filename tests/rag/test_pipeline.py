@@ -1,0 +1,60 @@
+"""`tessera.rag.prepare` / `answer` over a real Cranfield index."""
+
+from __future__ import annotations
+
+import pytest
+
+from tessera.errors import TesseraError
+from tessera.rag import answer, prepare
+from tessera.rag.passages import passage_blocks
+from tessera.rag.prompt import build_messages
+from tessera.rag.tokens import token_counter
+from tessera.retrieval.index import Index
+
+QUESTION = (
+    "what similarity laws must be obeyed when constructing aeroelastic models of heated high speed aircraft"
+)
+
+
+@pytest.fixture(scope="module")
+def index(cranfield_dense) -> Index:
+    return Index.load(cranfield_dense)
+
+
+def test_plain_prompt_holds_the_top_k_passages_in_rank_order(index):
+    prompt = prepare(index, QUESTION, k=5)
+    hits = index.search(QUESTION, k=5, with_text=True)
+    assert [s["doc_id"] for s in prompt.sources] == [h.doc_id for h in hits]
+    assert [b.sources for b in prompt.blocks] == [(h.doc_id,) for h in hits]
+    assert prompt.messages == build_messages(QUESTION, passage_blocks(prompt.passages))
+    assert prompt.prompt_tokens == prompt.plain_tokens == token_counter().count_messages(prompt.messages)
+
+
+def test_compression_cuts_prompt_tokens_and_order_moves_blocks(index):
+    crag = prepare(index, QUESTION, k=10, compress="crag")
+    assert crag.prompt_tokens < 0.65 * crag.plain_tokens
+    reverse = prepare(index, QUESTION, k=10, compress="truncation", budget=300, order="reverse")
+    best = reverse.passages[0].doc_id
+    assert f"(doc {best})" in reverse.messages[1]["content"].split("\n\n")[-2]  # best block last
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"k": 0}, "k must be at least 1"),
+        ({"question": "  "}, "question is empty"),
+        ({"budget": 0}, "budget must be at least 1"),
+        ({"compress": "gzip"}, "unknown compressor"),
+        ({"order": "middle"}, "unknown order"),
+    ],
+)
+def test_bad_arguments_are_refused(index, options, message):
+    arguments = {"question": QUESTION, **options}
+    with pytest.raises(TesseraError, match=message):
+        prepare(index, **arguments)
+
+
+def test_local_generator_answers_from_compressed_context(index):
+    result = answer(index, QUESTION, k=5, compress="crag", generator="local", max_new_tokens=48)
+    assert result.answer and len(result.answer.split()) >= 3
+    assert result.prompt.timings["generate_s"] > 0

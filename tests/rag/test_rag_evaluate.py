@@ -1,0 +1,100 @@
+"""`evaluate_rag`: token ratio and retention as defined in tessera/rag/retention.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tessera.models.registry import load_encoder
+from tessera.rag import evaluate_rag
+from tessera.rag.evaluate import summarize_rows
+from tessera.rag.retention import TermRetention, content_terms, semantic_kept
+
+
+def test_content_terms_are_stemmed_without_stopwords():
+    assert content_terms("The boundary layers were transitioning at Mach 2.5") == [
+        "boundari",
+        "layer",
+        "transit",
+        "mach",
+        "2.5",
+    ]
+
+
+def test_term_retention_keeps_a_passage_with_half_its_top_terms():
+    corpus = ["heat conduction in slabs", "boundary layer on wings", "shock waves in nozzles", "heat flux"]
+    terms = TermRetention(corpus)
+    passage = "transient heat conduction into a double layer slab with a linear heat input"
+    top = terms.top_terms(passage)
+    assert top[0] == "heat" and len(top) == 8  # 8 distinct content terms, most frequent first
+    assert terms.kept(passage, set(top[:4])) and not terms.kept(passage, set(top[:3]))
+    assert not terms.kept(passage, set())
+
+
+def test_semantic_retention_needs_a_close_sentence():
+    embed = load_encoder("minilm").encode_docs
+    passage = "the boundary layer on a flat plate becomes turbulent at high reynolds numbers ."
+    assert semantic_kept(embed, [passage], "unrelated text about cooking . " + passage) == [True]
+    assert semantic_kept(embed, [passage], "the recipe needs two eggs and some flour .") == [False]
+    assert semantic_kept(embed, [passage], "") == [False]
+
+
+def test_summary_micro_averages_over_relevant_passages():
+    rows = [
+        {
+            "plain_tokens": 100,
+            "prompt_tokens": 50,
+            "truncation_tokens": 50,
+            "relevant_in_top_k": 3,
+            "kept": 3,
+            "semantic_kept": 2,
+            "truncation_kept": 1,
+            "truncation_semantic_kept": 1,
+            "compress_ms": 2.0,
+        },
+        {
+            "plain_tokens": 200,
+            "prompt_tokens": 50,
+            "truncation_tokens": 52,
+            "relevant_in_top_k": 1,
+            "kept": 0,
+            "semantic_kept": 0,
+            "truncation_kept": 1,
+            "truncation_semantic_kept": 1,
+            "compress_ms": 4.0,
+        },
+        {
+            "plain_tokens": 100,
+            "prompt_tokens": 100,
+            "truncation_tokens": 100,
+            "relevant_in_top_k": 0,
+            "kept": 0,
+            "semantic_kept": 0,
+            "truncation_kept": 0,
+            "truncation_semantic_kept": 0,
+            "compress_ms": 0.0,
+        },
+    ]
+    summary = summarize_rows(rows)
+    assert summary["token_ratio"] == pytest.approx((0.5 + 0.25 + 1.0) / 3)
+    assert summary["retention"] == pytest.approx(3 / 4) and summary["semantic_retention"] == pytest.approx(
+        2 / 4
+    )
+    assert summary["truncation_retention"] == pytest.approx(2 / 4)
+    assert summary["judged_query_count"] == 2 and summary["relevant_passages"] == 4
+    assert summary["answer_agreement"] is None
+
+
+def test_evaluate_rag_on_cranfield_queries(cranfield_dense, tmp_path):
+    out = tmp_path / "crag.json"
+    result = evaluate_rag(
+        cranfield_dense, "cranfield", compress="crag", max_queries=4, json_path=out, show_progress=False
+    )
+    assert json.loads(out.read_text())["token_ratio"] == pytest.approx(result["token_ratio"])
+    assert result["query_count"] == 4 and result["judged_query_count"] >= 3
+    assert 0.3 < result["token_ratio"] < 0.65
+    for name in ("retention", "semantic_retention", "truncation_retention"):
+        assert 0.0 <= result[name] <= 1.0
+    for row in result["queries"]:  # the baseline is cut to the compressed context's tokens
+        assert abs(row["truncation_tokens"] - row["prompt_tokens"]) <= 0.1 * row["prompt_tokens"]
