@@ -8,6 +8,7 @@
 | `ORG/NAME` | a hub model (needs network and `HF_HUB_OFFLINE=0`) |
 | `colbert:PATH` | a multi-vector model folder; the index scores with ColBERT MaxSim |
 | `xtr:PATH` | the same kind of folder; the index scores with XTR (retrieved tokens only) |
+| `llm:MODEL[+tp][,OPTION=..]` | a decoder-only LLM: PromptEOL, Token Prepending, mean pooling (`llm.py`) |
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tessera import config
 from tessera.errors import EncoderError
 from tessera.models.bundled import BUNDLED, bundled_path
 from tessera.models.encoder import BM25, Encoder
+from tessera.models.llm import is_llm_spec, parse_llm_spec
 from tessera.models.multivector import parse_multivector_spec
 
 
@@ -49,6 +51,8 @@ def canonical_spec(spec: str) -> str:
         return parse_bm25(spec).spec
     if spec in BUNDLED:
         return spec
+    if is_llm_spec(spec):
+        return parse_llm_spec(spec).spec
     multi = parse_multivector_spec(spec)
     if multi is not None:
         scoring, folder = multi
@@ -85,6 +89,10 @@ def load_encoder(spec: str) -> Encoder:
     config.apply_offline_defaults()
     if is_lexical(spec):
         raise EncoderError("bm25 is a lexical model, not a vector encoder", field="encoder")
+    if is_llm_spec(spec):
+        from tessera.models.llm import LLMEncoder
+
+        return LLMEncoder(parse_llm_spec(spec))
     multi = parse_multivector_spec(spec)
     if multi is not None:
         from tessera.models.multivector import MultiVectorTextEncoder
