@@ -1,21 +1,26 @@
 """Question: how many prompt tokens does each context compressor save, and what does it keep?
 
-    python benchmarks/rag.py [--collections cranfield-beir cisi-beir] [--queries 40] \
-        [--semantic-queries 20] [--answer-queries 8] [--plot docs/rag.png]
+    python benchmarks/rag.py [--collections cranfield-beir cisi-beir] [--queries 24] \
+        [--semantic-queries 8] [--answer-queries 4] [--plot docs/rag.png]
 
 For each BEIR folder in TESSERA_DATA_DIR: a MiniLM Flat index; the first `--queries` judged test
 queries; top k=10 passages. Each compressor at its default settings, beside the truncation
 baseline cut to the same tokens per query (the `truncation_*` columns of `tessera eval-rag`).
-Tokens are SmolLM2's. CRAG's k is also fixed at 1-4 to show what the silhouette choice buys.
-TCRA-semantic runs on `--semantic-queries` (it embeds every word deletion). Answer agreement
-(MiniLM cosine between the answers from the compressed and the plain prompt, SmolLM2 greedy, 64
-tokens) on the first `--answer-queries` queries. Standard errors are over queries.
+Tokens are SmolLM2's. Each measurement is saved under `--work`/results, so an interrupted run
+resumes and collections can run in separate processes (then one run over all of them prints every
+table and the plot from the saved results). CRAG's k is also fixed at 1 and 2 to show what the
+silhouette choice buys. TCRA-semantic runs on `--semantic-queries` (it embeds every word
+deletion). Answer agreement (MiniLM cosine between the answers from the compressed and the plain
+prompt, SmolLM2 greedy, 64 tokens) on the first `--answer-queries` queries. Standard errors are
+over queries.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -36,7 +41,7 @@ from tessera.retrieval.index import Index  # noqa: E402
 METHODS = [
     ("plain (no compression)", "none", {}),
     ("CRAG (silhouette k)", "crag", {}),
-    *[(f"CRAG k={k}", "crag", {"clusters": k}) for k in (1, 2, 3, 4)],
+    *[(f"CRAG k={k}", "crag", {"clusters": k}) for k in (1, 2)],
     ("TCRA summary", "tcra-summary", {}),
     ("TCRA semantic", "tcra-semantic", {}),
 ]
@@ -46,6 +51,16 @@ def stderr(values: list[float]) -> float:
     return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
 
 
+def cached(path: Path, measure) -> dict:
+    """A measurement saved once: an interrupted run resumes; delete --work/results to measure again."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = measure()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return result
+
+
 def per_query_retention(rows: list[dict], kept: str) -> list[float]:
     return [r[kept] / r["relevant_in_top_k"] for r in rows if r["relevant_in_top_k"]]
 
@@ -53,9 +68,9 @@ def per_query_retention(rows: list[dict], kept: str) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir"])
-    parser.add_argument("--queries", type=int, default=40)
-    parser.add_argument("--semantic-queries", type=int, default=20)
-    parser.add_argument("--answer-queries", type=int, default=8)
+    parser.add_argument("--queries", type=int, default=24)
+    parser.add_argument("--semantic-queries", type=int, default=8)
+    parser.add_argument("--answer-queries", type=int, default=4)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tessera-rag-bench")
     parser.add_argument("--plot", type=Path, default=None)
@@ -87,29 +102,21 @@ def main() -> None:
             table.add_column(column, justify="right" if column != "method" else "left")
         for label, compress, options in METHODS:
             queries = args.semantic_queries if compress == "tcra-semantic" else args.queries
-            result = evaluate_rag(
-                index,
-                folder,
-                "test",
-                k=args.k,
-                compress=compress,
-                compressor_options=options,
-                max_queries=queries,
-                show_progress=True,
-            )
+            saved = args.work / "results" / collection
+            common = {"dataset": folder, "split": "test", "k": args.k, "compress": compress}
+            measure = partial(evaluate_rag, index, **common, compressor_options=options, max_queries=queries)
+            result = cached(saved / f"{label}.q{queries}.json", measure)
             agreement = ""
             if generator is not None and not options and compress != "none":
-                answered = evaluate_rag(
+                measure = partial(
+                    evaluate_rag,
                     index,
-                    folder,
-                    "test",
-                    k=args.k,
-                    compress=compress,
+                    **common,
                     generator=generator,
                     max_queries=args.answer_queries,
                     max_new_tokens=64,
-                    show_progress=True,
                 )
+                answered = cached(saved / f"{label}.answers{args.answer_queries}.json", measure)
                 agreement = f"{answered['answer_agreement']:.3f} (n={args.answer_queries})"
             rows = result["queries"]
             kept = per_query_retention(rows, "kept")

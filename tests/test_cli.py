@@ -58,6 +58,13 @@ def test_cli_errors_are_one_line_and_non_zero(tmp_path: Path, data_dir: Path) ->
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
+def test_search_refuses_k_below_one(cranfield_bm25: Path, cranfield_dense: Path) -> None:
+    for index in (cranfield_bm25, cranfield_dense):
+        result = run_cli("search", str(index), "boundary layer", "-k", "0", check=False)
+        assert result.returncode == 1 and "field 'k': k must be at least 1, got 0" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_quickstart_runs_offline(tmp_path: Path) -> None:
     result = run_cli("quickstart", "immune memory after vaccination", "-k", "2")
     assert "Vaccination" in result.stdout or "Immune memory" in result.stdout

@@ -23,9 +23,7 @@ from urllib.parse import urlsplit
 
 from tessera.errors import EncoderError, GeneratorError
 from tessera.models.causal_lm import DEFAULT_LLM, load_causal_lm
-from tessera.rag.tokens import TokenCounter, token_counter
-
-Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
+from tessera.rag.tokens import Message, TokenCounter, token_counter
 
 
 class Generator(Protocol):

@@ -72,8 +72,6 @@ def prepare(
     """Retrieve `k` passages, compress them, and build the chat prompt."""
     if not question.strip():
         raise TesseraError("the question is empty", field="question")
-    if k < 1:
-        raise TesseraError(f"k must be at least 1, got {k}", field="k")
     if budget is not None and budget < 1:
         raise TesseraError(f"budget must be at least 1 token, got {budget}", field="budget")
     index = open_index(index)
@@ -102,17 +100,15 @@ def prepare(
 def answer(
     index: Index | str | Path,
     question: str,
-    k: int = 10,
-    compress: str = "none",
-    budget: int | None = None,
-    order: str = "rank",
     generator: Generator | str | None = "local",
     max_new_tokens: int = 256,
-    compressor_options: dict[str, Any] | None = None,
+    **options: Any,
 ) -> RagAnswer:
-    """Answer a question from an index: retrieve, compress, generate (no generator: prompt only)."""
+    """Answer a question from an index: retrieve, compress, generate (no generator: prompt only).
+
+    `options` are `prepare`'s: k, compress, budget, order, compressor_options."""
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
-    prompt = prepare(index, question, k, compress, budget, order, generator, compressor_options)
+    prompt = prepare(index, question, generator=generator, **options)
     if generator is None:
         return RagAnswer(prompt, None)
     started = time.perf_counter()

@@ -11,7 +11,7 @@ from functools import cache
 
 from tessera.models.causal_lm import DEFAULT_LLM, load_tokenizer
 
-Message = dict[str, str]
+Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
 
 
 class TokenCounter:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from tessera.errors import EncoderError, IndexFormatError
+from tessera.errors import EncoderError, IndexFormatError, TesseraError
 from tessera.indexing.backends import Params, open_vector_backend
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.lucene_backend import LuceneBackend
@@ -90,6 +90,8 @@ class Index:
 
     def batch_search(self, queries: Sequence[str], k: int = 10, with_text: bool = False) -> list[list[Hit]]:
         """Top-k hits per query, best first."""
+        if k < 1:
+            raise TesseraError(f"k must be at least 1, got {k}", field="k")
         queries = list(queries)
         if not queries:
             return []

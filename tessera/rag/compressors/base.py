@@ -43,3 +43,13 @@ def shares(total: int, weights: Sequence[float]) -> list[int]:
     """Split a token budget in proportion to weights (at least 1 each, sum <= total when possible)."""
     mass = float(sum(weights)) or 1.0
     return [max(1, math.floor(total * w / mass)) for w in weights]
+
+
+def budget_and_lengths(
+    tools: Tools, passages: Sequence[Passage], budget: int | None, ratio: float | None
+) -> tuple[int | None, list[int]]:
+    """Each passage's tokens, and the budget: the given one, else `ratio` of the passages' tokens."""
+    lengths = [tools.tokens.count(p.full_text) for p in passages]
+    if budget is None and ratio is not None:
+        budget = math.ceil(ratio * sum(lengths))
+    return budget, lengths

@@ -15,12 +15,11 @@ Blocks come out in the order of each cluster's best-ranked passage; each names a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from tessera.rag.compressors.base import Tools, shares
+from tessera.rag.compressors.base import Tools, budget_and_lengths, shares
 from tessera.rag.compressors.summaries import check_summarizer, summarize
 from tessera.rag.passages import Block, Passage
 
@@ -95,9 +94,7 @@ class CragCompressor:
     def compress(self, question: str, passages: Sequence[Passage], budget: int | None) -> list[Block]:
         if not passages:
             return []
-        lengths = [self.tools.tokens.count(p.full_text) for p in passages]
-        if budget is None:
-            budget = math.ceil(self.ratio * sum(lengths))
+        budget, lengths = budget_and_lengths(self.tools, passages, budget, self.ratio)
         groups = self.clusters(passages)
         question_vector = self.tools.embed_queries([question])[0]
         blocks = []

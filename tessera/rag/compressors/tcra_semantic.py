@@ -6,7 +6,8 @@ variants keep the cost linear in passage length), and the lowest-scoring `step` 
 remaining deletable words is deleted. A round is accepted only while the whole passage's
 embedding keeps cosine >= `floor` to the original and the passage is above its share of the
 budget (a round deletes no more words than the tokens still over budget); a round that crosses
-the floor is retried with half as many deletions, down to one word.
+the floor is retried with half as many deletions, down to one word. Without a budget the target
+is `ratio` (0.75) of the passage's tokens; `ratio=None` deletes until the floor (or `max_rounds`).
 Numbers and ids (any word with a digit, or an all-capital token such as "NACA") are never deleted.
 """
 
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tessera.rag.compressors.base import Tools, shares
+from tessera.rag.compressors.base import Tools, budget_and_lengths, shares
 from tessera.rag.passages import Block, Passage, split_sentences
 
 _PROTECTED = re.compile(r"\d|^[^a-z]*[A-Z]{2,}[^a-z]*$")
@@ -31,13 +32,21 @@ def is_protected(word: str) -> bool:
 class TcraSemanticCompressor:
     name = "tcra-semantic"
 
-    def __init__(self, tools: Tools, floor: float = 0.9, step: float = 0.5, max_rounds: int = 4):
-        self.tools, self.floor, self.step, self.max_rounds = tools, floor, step, max_rounds
+    def __init__(
+        self,
+        tools: Tools,
+        floor: float = 0.9,
+        ratio: float | None = 0.75,
+        step: float = 0.5,
+        max_rounds: int = 4,
+    ):
+        self.tools, self.floor, self.ratio = tools, floor, ratio
+        self.step, self.max_rounds = step, max_rounds
 
     def compress(self, question: str, passages: Sequence[Passage], budget: int | None) -> list[Block]:
         if not passages:
             return []
-        lengths = [self.tools.tokens.count(p.full_text) for p in passages]
+        budget, lengths = budget_and_lengths(self.tools, passages, budget, self.ratio)
         targets = [0] * len(passages) if budget is None else shares(budget, lengths)
         return [
             Block(self.compress_text(p.full_text, target), (p.doc_id,))

@@ -9,10 +9,9 @@ proportional to its tokens; the budget defaults to `ratio` (0.5) of the plain co
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
-from tessera.rag.compressors.base import Tools, shares
+from tessera.rag.compressors.base import Tools, budget_and_lengths, shares
 from tessera.rag.compressors.summaries import check_summarizer, summarize
 from tessera.rag.passages import Block, Passage
 
@@ -27,9 +26,7 @@ class TcraSummaryCompressor:
     def compress(self, question: str, passages: Sequence[Passage], budget: int | None) -> list[Block]:
         if not passages:
             return []
-        lengths = [self.tools.tokens.count(p.full_text) for p in passages]
-        if budget is None:
-            budget = math.ceil(self.ratio * sum(lengths))
+        budget, lengths = budget_and_lengths(self.tools, passages, budget, self.ratio)
         question_vector = self.tools.embed_queries([question])[0]
         return [
             Block(summarize(self.tools, question, question_vector, [p], share, self.summarizer), (p.doc_id,))
