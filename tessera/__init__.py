@@ -7,8 +7,7 @@ Index.load("indexes/cran-minilm").search("boundary layer transition", k=5)
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from tessera.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -27,9 +26,4 @@ _API = {
 }
 __all__ = sorted(_API)
 
-
-def __getattr__(name: str) -> Any:
-    """Import the API lazily: `import tessera` stays fast; torch loads only when encoding."""
-    if name in _API:
-        return getattr(import_module(_API[name]), name)
-    raise AttributeError(f"module 'tessera' has no attribute {name!r}")
+__getattr__ = lazy_exports("tessera", _API)

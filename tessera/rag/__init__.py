@@ -6,8 +6,7 @@ answer("indexes/cran-minilm", "what is a boundary layer?", compress="crag").answ
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from tessera.lazy import lazy_exports
 
 _API = {
     "answer": "tessera.rag.pipeline",
@@ -17,9 +16,4 @@ _API = {
 }
 __all__ = sorted(_API)
 
-
-def __getattr__(name: str) -> Any:
-    """Import lazily: `import tessera.rag` must not load torch."""
-    if name in _API:
-        return getattr(import_module(_API[name]), name)
-    raise AttributeError(f"module 'tessera.rag' has no attribute {name!r}")
+__getattr__ = lazy_exports("tessera.rag", _API)

@@ -69,6 +69,7 @@ def evaluate_rag(
             cut = truncation.compress(question, prompt.passages, tools.tokens.count(context))
             cut_context = context_text(cut)
             relevant = [p.full_text for p in prompt.passages if data.qrels[qid].get(p.doc_id, 0) > 0]
+            relevant_vectors = minilm(relevant) if relevant else np.empty((0, 0))  # once, for both contexts
             context_terms, cut_terms = set(content_terms(context)), set(content_terms(cut_context))
             row = {
                 "query_id": qid,
@@ -79,9 +80,9 @@ def evaluate_rag(
                 ),
                 "relevant_in_top_k": len(relevant),
                 "kept": sum(terms.kept(p, context_terms) for p in relevant),
-                "semantic_kept": sum(semantic_kept(minilm, relevant, context)),
+                "semantic_kept": sum(semantic_kept(minilm, relevant_vectors, context)),
                 "truncation_kept": sum(terms.kept(p, cut_terms) for p in relevant),
-                "truncation_semantic_kept": sum(semantic_kept(minilm, relevant, cut_context)),
+                "truncation_semantic_kept": sum(semantic_kept(minilm, relevant_vectors, cut_context)),
                 "compress_ms": 1000 * prompt.timings["compress_s"],
                 "blocks": len(prompt.blocks),
             }

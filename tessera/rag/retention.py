@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import cache
 
 import numpy as np
@@ -70,13 +70,13 @@ class TermRetention:
 
 
 def semantic_kept(
-    embed, passages: Sequence[str], context: str, threshold: float = SEMANTIC_THRESHOLD
+    embed, passage_vectors: np.ndarray, context: str, threshold: float = SEMANTIC_THRESHOLD
 ) -> list[bool]:
-    """Per passage: does any sentence of the context reach `threshold` cosine to it?"""
+    """Per passage (given as its MiniLM vector): does any context sentence reach `threshold` cosine?"""
     sentences = split_sentences(context)
-    if not passages:
+    if len(passage_vectors) == 0:
         return []
     if not sentences:
-        return [False] * len(passages)
-    similarity = np.asarray(embed(list(passages))) @ np.asarray(embed(sentences)).T
+        return [False] * len(passage_vectors)
+    similarity = np.asarray(passage_vectors) @ np.asarray(embed(sentences)).T
     return [bool(v >= threshold) for v in similarity.max(axis=1)]

@@ -35,9 +35,10 @@ def test_term_retention_keeps_a_passage_with_half_its_top_terms():
 def test_semantic_retention_needs_a_close_sentence():
     embed = load_encoder("minilm").encode_docs
     passage = "the boundary layer on a flat plate becomes turbulent at high reynolds numbers ."
-    assert semantic_kept(embed, [passage], "unrelated text about cooking . " + passage) == [True]
-    assert semantic_kept(embed, [passage], "the recipe needs two eggs and some flour .") == [False]
-    assert semantic_kept(embed, [passage], "") == [False]
+    vectors = embed([passage])
+    assert semantic_kept(embed, vectors, "unrelated text about cooking . " + passage) == [True]
+    assert semantic_kept(embed, vectors, "the recipe needs two eggs and some flour .") == [False]
+    assert semantic_kept(embed, vectors, "") == [False]
 
 
 def test_summary_micro_averages_over_relevant_passages():

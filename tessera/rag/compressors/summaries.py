@@ -58,15 +58,16 @@ def extractive_summary(
     for i, sentence in enumerate(sentences):
         if sentence.passage not in best_per_passage or scores[i] > scores[best_per_passage[sentence.passage]]:
             best_per_passage[sentence.passage] = i
-    firsts = sorted(best_per_passage.values(), key=lambda i: -scores[i])
-    rest = [i for i in np.argsort(-scores, kind="stable") if i not in best_per_passage.values()]
+    first = set(best_per_passage.values())
+    firsts = sorted(first, key=lambda i: -scores[i])
+    rest = [i for i in np.argsort(-scores, kind="stable") if i not in first]
 
     chosen: list[int] = []
     used = 0
     for i in [*firsts, *rest]:
         if used + lengths[i] > budget:
             continue
-        if chosen and i not in firsts and float(np.max(vectors[chosen] @ vectors[i])) > redundancy:
+        if chosen and i not in first and float(np.max(vectors[chosen] @ vectors[i])) > redundancy:
             continue
         chosen.append(i)
         used += lengths[i]
