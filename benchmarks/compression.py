@@ -92,7 +92,12 @@ def bench(name: str, work: Path, console: Console) -> list[tuple[str, int, float
         factory = next(f for lab, f, _, _ in KINDS if lab == base)
         start = time.perf_counter()
         trained = train_jpq(
-            built[factory], folder, work / label, split="train", use_title_pairs=titles, show_progress=False
+            built[factory],
+            folder,
+            work / label,
+            split="train",
+            pairs="qrels,titles" if titles else "qrels",
+            show_progress=False,
         )
         seconds = time.perf_counter() - start
         metrics, ms = measure(trained, test)

@@ -177,7 +177,7 @@ def bench(
         )
         jpq, minutes = once(
             work / "index-jpq48-titles",
-            lambda p: train_jpq(opq, folder, p, split="train", use_title_pairs=True, show_progress=False),
+            lambda p: train_jpq(opq, folder, p, split="train", pairs="qrels,titles", show_progress=False),
         )
         trained["JPQ48 (qrels,titles)"] = evaluate(
             "JPQ48 query encoder (qrels,titles), 48 B/doc", jpq, minutes

@@ -55,3 +55,18 @@ class EncoderError(TesseraError):
 
 class GeneratorError(TesseraError):
     """A generator spec cannot be resolved, or its LLM endpoint is down or answers an error."""
+
+
+class TesseraWarning(UserWarning):
+    """Something a user should know that does not stop the run (a pair source that gives
+    nothing on this corpus); located like an error."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(str(TesseraError(message, file=file, line=line, field=field)))

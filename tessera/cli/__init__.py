@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
-from tessera.cli import evaluation, index, rag, search, train  # noqa: F401  (each module registers its commands)
+from tessera.cli import data, evaluation, index, rag, search, train  # noqa: F401  (each module registers its commands)
 from tessera.cli.app import MULTI_VALUE_OPTIONS, app, state
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, TesseraWarning
 
 __all__ = ["app", "main"]
 
@@ -28,8 +29,20 @@ def _expand_multi_value(argv: list[str]) -> list[str]:
     return expanded
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Tessera's own warnings as one `warning:` line; anything else as Python shows it."""
+    if issubclass(category, TesseraWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
+    warnings.showwarning = _show_warning
     try:
         app(args=_expand_multi_value(sys.argv[1:]), prog_name="tessera")
     except (TesseraError, OSError) as exc:  # OSError: unwritable output, full disk, ...

@@ -21,7 +21,13 @@ def train_jpq(
     output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
     split: Annotated[str, typer.Option(help="Qrels split to train on.")] = "train",
     epochs: Annotated[int, typer.Option()] = 10,
-    title_pairs: Annotated[bool, typer.Option(help="Add (title -> document) pairs from the corpus.")] = False,
+    pairs: Annotated[
+        str, typer.Option(help="Pair sources, comma-separated: qrels, titles, crop, ict, synthetic.")
+    ] = "qrels",
+    synthetic: Annotated[
+        str, typer.Option(help="The synthetic source's generator (local, URL) or a synth-queries file.")
+    ] = "local",
+    synthetic_docs: Annotated[int, typer.Option(help="Documents the synthetic source asks; 0: all.")] = 1000,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """JPQ: train the query encoder and the PQ centroids jointly; document codes stay fixed."""
@@ -33,7 +39,9 @@ def train_jpq(
         output,
         split=split,
         epochs=epochs,
-        use_title_pairs=title_pairs,
+        pairs=pairs,
+        synthetic=synthetic,
+        synthetic_docs=synthetic_docs or None,
         overwrite=overwrite,
     )
     out.print(f"JPQ index written to {path}")
@@ -64,7 +72,24 @@ TrainDataset = Annotated[str, typer.Option(help="ir_datasets id or BEIR folder (
 TrainOutput = Annotated[Path, typer.Option("-o", "--output", help="Model folder to create.")]
 TrainSplit = Annotated[str, typer.Option(help="Qrels split whose judged queries train.")]
 TrainCorpus = Annotated[str | None, typer.Option(help="Corpus to use instead of the dataset's own.")]
-TrainPairs = Annotated[str, typer.Option(help="Pair sources, comma-separated: qrels, titles, crop.")]
+TrainPairs = Annotated[
+    str,
+    typer.Option(
+        help="Pair sources, comma-separated: qrels, titles, crop, ict, synthetic "
+        "(a source that gives nothing on this corpus is skipped with a warning)."
+    ),
+]
+TrainSynthetic = Annotated[
+    str,
+    typer.Option(help="The synthetic source's generator: local | local:MODEL | URL | a synth-queries file."),
+]
+TrainSyntheticDocs = Annotated[int, typer.Option(help="Documents the synthetic source asks; 0: all.")]
+TrainSyntheticTopK = Annotated[
+    int, typer.Option(help="Round trip: keep a synthetic query if its document is in the filter's top k.")
+]
+TrainSyntheticFilter = Annotated[
+    str, typer.Option(help="Round-trip retriever: bm25 | minilm | INDEX_DIR | none.")
+]
 TrainNegatives = Annotated[
     str, typer.Option(help="Negatives from: bm25[:k1=..,b=..] | minilm (cached index) | INDEX_DIR | none.")
 ]
@@ -93,6 +118,10 @@ def _encoder_training_options(
     split: TrainSplit = "train",
     corpus: TrainCorpus = None,
     pairs: TrainPairs = "qrels,titles",
+    synthetic: TrainSynthetic = "local",
+    synthetic_docs: TrainSyntheticDocs = 1000,
+    synthetic_top_k: TrainSyntheticTopK = 10,
+    synthetic_filter: TrainSyntheticFilter = "bm25",
     negatives: TrainNegatives = "bm25",
     negative_skip: TrainSkip = 0,
     negative_depth: TrainDepth = 30,
@@ -141,6 +170,7 @@ def _encoder_training_command(kind: str):
     def command(**params) -> None:
         dataset, output, base = params.pop("dataset"), params.pop("output"), params.pop("base")
         params["learning_rate"] = params.pop("lr")
+        params["synthetic_docs"] = params["synthetic_docs"] or None
         if kind == "dense":
             from tessera.training.dense import train_dense
 

@@ -36,6 +36,8 @@ class Generator(Protocol):
 
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 256) -> str: ...
 
+    def generate_batch(self, chats: Sequence[Sequence[Message]], max_new_tokens: int = 256) -> list[str]: ...
+
 
 def open_generator(spec: str | None) -> Generator | None:
     """The generator a spec names (see the module table); None for `none`."""
@@ -93,6 +95,28 @@ class LocalGenerator:
         output = self.model.generate(**kwargs)
         prompt_length = kwargs["input_ids"].shape[1]
         return self.tokens.tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)
+
+    def generate_batch(self, chats: Sequence[Sequence[Message]], max_new_tokens: int = 256) -> list[str]:
+        """Answers to many chats in one left-padded forward per token: on a CPU, 8-16 short
+        generations cost little more than one, which is what bulk jobs (synthetic queries) need."""
+        if not chats:
+            return []
+        tokenizer = self.tokens.tokenizer
+        texts = [
+            tokenizer.apply_chat_template(list(c), add_generation_prompt=True, tokenize=False) for c in chats
+        ]
+        inputs = tokenizer(
+            texts, padding=True, padding_side="left", add_special_tokens=False, return_tensors="pt"
+        ).to(self.model.device)
+        output = self.model.generate(
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            repetition_penalty=self.repetition_penalty,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        prompt_length = inputs["input_ids"].shape[1]
+        return tokenizer.batch_decode(output[:, prompt_length:], skip_special_tokens=True)
 
     def stream(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]:
         """Text pieces as they are decoded; `generate` runs in a thread feeding a streamer.
@@ -184,6 +208,10 @@ class OpenAIGenerator:
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 256) -> str:
         with self._post(messages, max_new_tokens, stream=False) as response:
             return self._content(self._read(response.read))
+
+    def generate_batch(self, chats: Sequence[Sequence[Message]], max_new_tokens: int = 256) -> list[str]:
+        """One request per chat, in order (the server batches concurrent requests itself)."""
+        return [self.generate(chat, max_new_tokens) for chat in chats]
 
     def stream(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]:
         """`choices[0].delta.content` of each server-sent event until `data: [DONE]`.

@@ -1,13 +1,19 @@
 """Training examples for contrastive encoders: (query text, positive text, documents to avoid).
 
-Three pair sources, chosen by name: `qrels` (the judged queries of a split), `titles`
-(a document's title as the query for its body) and `crop` (two random spans of a document,
-see `crops.py`). Each example remembers which documents must never be its negative: every
-judged-relevant document of its query, or the document its pair was cut from.
+Pair sources, chosen by name: `qrels` (the judged queries of a split), `titles` (a document's
+title as the query for its body), `crop` (two random spans of a document, `crops.py`), `ict`
+(a sentence as the query for the rest of its document, `cloze.py`) and `synthetic` (an LLM's
+query for a document, filtered by round trip, `synthetic.py`). Only `qrels` needs judgments.
+Each example remembers which documents must never be its negative: every judged-relevant
+document of its query, or the document its pair was made from.
+
+A source that gives nothing on a corpus (titles on a corpus without titles) is skipped with a
+warning, so one recipe runs on every corpus; only when every source is empty is it an error.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +21,15 @@ from pathlib import Path
 from tessera import config
 from tessera.data import irds
 from tessera.data.corpus import Corpus, open_corpus
-from tessera.data.datasets import EvalDataset
+from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.data.document import Document
-from tessera.errors import TesseraError
+from tessera.errors import DatasetError, TesseraError, TesseraWarning
+from tessera.training.cloze import cloze_pairs
 from tessera.training.crops import crop_pairs
 from tessera.training.pairs import qrels_pairs, title_body
+from tessera.training.synthetic import SyntheticSettings, synthetic_queries
 
-PAIR_SOURCES = ("qrels", "titles", "crop")
+PAIR_SOURCES = ("qrels", "titles", "crop", "ict", "synthetic")
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class TrainExample:
     positive: str
     exclude: frozenset[str]  # document ids never to be drawn as this example's negative
     source: str  # one of PAIR_SOURCES
+    doc_id: str  # the document the positive is (or was cut from)
 
 
 def parse_sources(sources: str | Iterable[str]) -> tuple[str, ...]:
@@ -67,6 +76,23 @@ def dataset_corpus(dataset: str | Path, split: str, corpus: str | Path | None = 
     return open_corpus(text)
 
 
+def judged_split(dataset: str | Path | EvalDataset, split: str, sources: Sequence[str]) -> EvalDataset | None:
+    """The split's judgments: needed by `qrels`; for `synthetic` without `qrels` they only give
+    few-shot examples, so a dataset without that split means zero-shot instead of an error
+    (and the test queries of a dataset without splits are never used as examples)."""
+    if isinstance(dataset, EvalDataset):
+        return dataset
+    if "qrels" in sources:
+        return load_eval_dataset(dataset, split)
+    if "synthetic" not in sources:
+        return None
+    try:
+        data = load_eval_dataset(dataset, split)
+    except DatasetError:
+        return None
+    return data if data.name.endswith(f"/{split}") else None
+
+
 def _qrels_examples(data: EvalDataset, texts: dict[str, str]) -> tuple[list[TrainExample], int]:
     """One example per judged-relevant document; (examples, pairs whose document is missing)."""
     pairs = qrels_pairs(data)
@@ -74,22 +100,61 @@ def _qrels_examples(data: EvalDataset, texts: dict[str, str]) -> tuple[list[Trai
     for query, doc_id in pairs:
         relevant.setdefault(query, set()).add(doc_id)  # merged by text: same text, same avoid-list
     examples = [
-        TrainExample(query, texts[doc_id], frozenset(relevant[query]), "qrels")
+        TrainExample(query, texts[doc_id], frozenset(relevant[query]), "qrels", doc_id)
         for query, doc_id in pairs
         if doc_id in texts
     ]
     return examples, len(pairs) - len(examples)
 
 
+def _source_examples(
+    source: str,
+    corpus: Corpus,
+    documents: list[Document],
+    data: EvalDataset | None,
+    texts: dict[str, str],
+    seed: int,
+    synthetic: SyntheticSettings,
+    show_progress: bool,
+) -> tuple[list[TrainExample], dict[str, int]]:
+    """The examples of one self-supervised source, and extra counts worth recording."""
+    if source == "titles":
+        found = [
+            TrainExample(pair[0], pair[1], frozenset([doc.id]), source, doc.id)
+            for doc in documents
+            if (pair := title_body(doc))
+        ]
+        return found, {}
+    if source == "crop":
+        crops = crop_pairs(documents, seed=seed)
+        return [TrainExample(c.query, c.positive, frozenset([c.doc_id]), source, c.doc_id) for c in crops], {}
+    if source == "ict":
+        pairs = cloze_pairs(documents, seed=seed)
+        return [TrainExample(p.query, p.positive, frozenset([p.doc_id]), source, p.doc_id) for p in pairs], {}
+    kept, generated = synthetic_queries(corpus, documents, data, texts, synthetic, show_progress)
+    by_id = {doc.id: doc.contents for doc in documents}
+    found = [TrainExample(q.query, by_id[q.doc_id], frozenset([q.doc_id]), source, q.doc_id) for q in kept]
+    return found, {"synthetic_generated": generated}
+
+
 def build_examples(
-    sources: Sequence[str], corpus: Corpus, data: EvalDataset | None, seed: int = 0
+    sources: Sequence[str],
+    corpus: Corpus,
+    data: EvalDataset | None,
+    seed: int = 0,
+    synthetic: SyntheticSettings | None = None,
+    show_progress: bool = True,
 ) -> tuple[list[TrainExample], dict[str, int]]:
     """Examples of every source, in source order, and how many each source gave.
 
-    The corpus is read once; only the positives' texts are kept unless a self-supervised
-    source needs every document. Judged documents missing from the corpus are skipped
-    (counted as `qrels_missing`); a source that gives nothing is an error.
+    The corpus is read once; only the judged documents' texts are kept unless a
+    self-supervised source needs every document. Judged documents missing from the corpus
+    are skipped (counted as `qrels_missing`). A source that gives nothing warns and is
+    skipped; nothing at all is an error. `data` is also where `synthetic` takes its few-shot
+    examples from, so it may be given without the `qrels` source.
     """
+    if "qrels" in sources and data is None:
+        raise TesseraError("the qrels source needs a dataset with judgments", field="pairs")
     wanted = {doc_id for judged in data.qrels.values() for doc_id in judged} if data else set()
     everything = any(source != "qrels" for source in sources)
     documents: list[Document] = []
@@ -103,23 +168,28 @@ def build_examples(
     counts: dict[str, int] = {}
     for source in sources:
         if source == "qrels":
-            if data is None:
-                raise TesseraError("the qrels source needs a dataset with judgments", field="pairs")
             found, counts["qrels_missing"] = _qrels_examples(data, texts)
-        elif source == "titles":
-            found = [
-                TrainExample(pair[0], pair[1], frozenset([doc.id]), "titles")
-                for doc in documents
-                if (pair := title_body(doc))
-            ]
         else:
-            found = [
-                TrainExample(crop.query, crop.positive, frozenset([crop.doc_id]), "crop")
-                for crop in crop_pairs(documents, seed=seed)
-            ]
+            settings = synthetic or SyntheticSettings()
+            found, extra = _source_examples(
+                source,
+                corpus,
+                documents,
+                data,
+                texts,
+                seed,
+                settings,
+                show_progress,
+            )
+            counts.update(extra)
+        counts[source] = len(found)
         if not found:
             where = data.name if source == "qrels" and data else corpus.name
-            raise TesseraError(f"pair source '{source}' gives no training pair", file=where, field="pairs")
-        counts[source] = len(found)
+            message = f"pair source '{source}' gives no training pair; skipped"
+            warnings.warn(TesseraWarning(message, file=where, field="pairs"), stacklevel=2)
         examples += found
+    if not examples:
+        raise TesseraError(
+            f"no pair source gives a training pair ({', '.join(sources)})", file=corpus.name, field="pairs"
+        )
     return examples, counts

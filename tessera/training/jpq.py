@@ -19,16 +19,18 @@ The result is a new index directory holding the trained centroids and the query 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
 import torch
 
-from tessera.data.datasets import EvalDataset, load_eval_dataset
+from tessera.data.corpus import Corpus
+from tessera.data.datasets import EvalDataset
+from tessera.data.document import Document
 from tessera.errors import TesseraError
 from tessera.indexing import staging
 from tessera.indexing.docstore import DocStore
@@ -37,7 +39,8 @@ from tessera.indexing.manifest import MANIFEST, Manifest
 from tessera.models.bundled import BUNDLED, bundled_path
 from tessera.models.dense import DenseEncoder
 from tessera.progress import progress_bar
-from tessera.training.pairs import qrels_pairs, title_pairs
+from tessera.training.examples import build_examples, dataset_corpus, judged_split, parse_sources
+from tessera.training.synthetic import SyntheticSettings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -265,18 +268,37 @@ def _load_query_model(root: Path, manifest: Manifest) -> SentenceTransformer:
     return DenseEncoder(manifest.encoder, path).model
 
 
-def _training_pairs(
-    dataset: EvalDataset | str | Path, split: str, root: Path, use_title_pairs: bool
-) -> list[tuple[str, str]]:
-    data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
-    pairs = qrels_pairs(data)
-    if use_title_pairs:
+def _index_corpus(root: Path) -> Corpus:
+    """The index's own documents (its doc store) as a corpus for the self-supervised sources."""
+
+    def documents() -> Iterator[Document]:
         store = DocStore(root / DocStore.FILE, readonly=True)
         try:
-            pairs += title_pairs(store.documents())
+            yield from store.documents()
         finally:
             store.close()
-    return pairs
+
+    return Corpus(str(root / DocStore.FILE), "docstore", documents)
+
+
+def _training_pairs(
+    dataset: EvalDataset | str | Path,
+    split: str,
+    root: Path,
+    sources: Sequence[str],
+    seed: int,
+    **synthetic: Any,
+) -> list[tuple[str, str]]:
+    """(query, document id) pairs of the pair sources, as the dense trainers get them.
+
+    Self-supervised sources read the dataset's own corpus, as `train dense` does (so both share
+    one synthetic-query cache), or the index's doc store when `dataset` is an `EvalDataset`.
+    """
+    data = judged_split(dataset, split, sources)
+    settings = SyntheticSettings(**synthetic)
+    corpus = _index_corpus(root) if isinstance(dataset, EvalDataset) else dataset_corpus(dataset, split)
+    examples, _ = build_examples(sources, corpus, data, seed, settings, show_progress=False)
+    return [(example.query, example.doc_id) for example in examples]
 
 
 def _write_output(
@@ -310,12 +332,14 @@ def train_jpq(
     lr_centroids: float = 1e-4,
     negatives: int = 100,
     batch_size: int = 16,
-    use_title_pairs: bool = False,
+    pairs: str | Sequence[str] = "qrels",
+    synthetic: str = "local",
+    synthetic_docs: int | None = 1000,
     seed: int = 0,
     overwrite: bool = False,
     show_progress: bool = True,
 ) -> Path:
-    """Train JPQ on `dataset`'s judged queries (plus title pairs) and write the index `output`.
+    """Train JPQ on the pair sources (`qrels` by default; see `examples.py`), write `output`.
 
     `dataset` is an `EvalDataset` or anything `load_eval_dataset` resolves (with `split`).
     The source index is only read; `output` gets its documents, codes and ids unchanged.
@@ -328,7 +352,9 @@ def train_jpq(
     manifest = Manifest.read(source)
     index = load_pq_index(source, manifest)
     doc_ids = (source / "docids.txt").read_text(encoding="utf-8").splitlines()
-    queries = group_pairs(_training_pairs(dataset, split, source, use_title_pairs), doc_ids)
+    synthetic_settings = {"generator": synthetic, "max_docs": synthetic_docs}
+    found = _training_pairs(dataset, split, source, parse_sources(pairs), seed, **synthetic_settings)
+    queries = group_pairs(found, doc_ids)
     if not queries:
         raise TesseraError("no training pair names a document of this index", file=source, field="dataset")
     torch.manual_seed(seed)

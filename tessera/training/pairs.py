@@ -1,12 +1,10 @@
 """Training pairs for query-side fine-tuning: (query text, positive document id).
 
-Two sources: judged queries (supervised) and document titles (self-supervised, no
-judgments needed). Both are plain lists so any trainer can group, shuffle or mix them.
+Judged queries (supervised) and a document's title split from its body (self-supervised);
+`examples.py` turns them into training examples beside the other sources.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from tessera.data.datasets import EvalDataset
 from tessera.data.document import Document
@@ -41,13 +39,3 @@ def title_body(doc: Document) -> tuple[str, str] | None:
     body = _squash(doc.text)
     rest = (body[len(title) :] if body.startswith(title) else body).strip()
     return (title, rest) if rest else None
-
-
-def title_pairs(documents: Iterable[Document]) -> list[tuple[str, str]]:
-    """A document's title as a query for that document.
-
-    A document is skipped when its title is empty or is all there is (see `title_body`).
-    Bodies that start with the title are otherwise kept: the title is still a short query
-    for a longer text, which is what the query encoder needs to learn.
-    """
-    return [(pair[0], doc.id) for doc in documents if (pair := title_body(doc))]

@@ -24,12 +24,13 @@ from typing import Any
 
 from tessera import config
 from tessera.data.corpus import Corpus
-from tessera.data.datasets import EvalDataset, load_eval_dataset
+from tessera.data.datasets import EvalDataset
 from tessera.errors import DatasetError, TesseraError
 from tessera.indexing import staging
 from tessera.indexing.manifest import utc_now
-from tessera.training.examples import build_examples, dataset_corpus, parse_sources
+from tessera.training.examples import build_examples, dataset_corpus, judged_split, parse_sources
 from tessera.training.negatives import check_negatives, document_texts, mine_negatives, negatives_index
+from tessera.training.synthetic import SyntheticSettings
 
 PREPARED, EXAMPLES, RECORD = "prepared.json", "examples.jsonl", "training.json"
 Rows = list[dict[str, str]]
@@ -43,7 +44,11 @@ class TrainOptions:
 
     split: str = "train"
     corpus: str | None = None  # default: the dataset's own documents
-    pairs: str | Sequence[str] = ("qrels", "titles")  # some of qrels, titles, crop
+    pairs: str | Sequence[str] = ("qrels", "titles")  # some of qrels, titles, crop, ict, synthetic
+    synthetic: str = "local"  # the synthetic source's generator spec, or a synth-queries file
+    synthetic_docs: int | None = 1000  # documents the synthetic source asks (a fixed hash sample)
+    synthetic_top_k: int = 10  # round trip: a query's document must be in the filter's top k
+    synthetic_filter: str = "bm25"  # the round-trip retriever (as `negatives`), or none
     negatives: str = "bm25"  # bm25[:k1=..,b=..] | minilm | an index directory | none
     negative_skip: int = 0  # ranks skipped above the negative window
     negative_depth: int = 30  # ranks in the window
@@ -87,9 +92,13 @@ def _validate(options: TrainOptions) -> None:
     parse_sources(options.pairs)
     if options.loss not in LOSSES:
         raise TesseraError(f"unknown loss '{options.loss}' (expected {' or '.join(LOSSES)})", field="loss")
-    for name in ("batch_size", "mini_batch_size", "max_length", "save_steps", "logging_steps"):
+    positive = ("batch_size", "mini_batch_size", "max_length", "save_steps", "logging_steps")
+    positive += ("synthetic_top_k",)
+    for name in positive:
         if getattr(options, name) < 1:
             raise TesseraError("must be at least 1", field=name)
+    if options.synthetic_docs is not None and options.synthetic_docs < 1:
+        raise TesseraError("must be at least 1 (or None for every document)", field="synthetic_docs")
     if options.epochs <= 0 or (options.max_steps is not None and options.max_steps < 1):
         raise TesseraError("epochs must be > 0 and max_steps >= 1", field="epochs")
     if options.learning_rate is not None and options.learning_rate <= 0:
@@ -134,7 +143,11 @@ def _write_atomic(path: Path, text: str) -> None:
 def _make_rows(
     options: TrainOptions, corpus: Corpus, data: EvalDataset | None
 ) -> tuple[Rows, dict[str, int]]:
-    examples, counts = build_examples(parse_sources(options.pairs), corpus, data, seed=options.seed)
+    synthetic = SyntheticSettings(
+        options.synthetic, options.synthetic_docs, options.synthetic_top_k, options.synthetic_filter
+    )
+    sources = parse_sources(options.pairs)
+    examples, counts = build_examples(sources, corpus, data, options.seed, synthetic, options.show_progress)
     index_path = negatives_index(options.negatives, corpus, options.show_progress)
     if index_path is None:
         return [{"anchor": e.query, "positive": e.positive} for e in examples], counts
@@ -262,9 +275,11 @@ def run_training(dataset: str | Path, output: str | Path, recipe: Recipe, option
     if target.exists() and not options.overwrite:
         raise TesseraError("already exists (use --overwrite to replace it)", file=target)
     check_negatives(options.negatives)
+    if "synthetic" in parse_sources(options.pairs):
+        check_negatives(options.synthetic_filter)
     corpus = dataset_corpus(dataset, options.split, options.corpus)
     # Judgments are read even when resuming: a bad dataset or split fails before anything slow.
-    data = load_eval_dataset(dataset, options.split) if "qrels" in parse_sources(options.pairs) else None
+    data = judged_split(dataset, options.split, parse_sources(options.pairs))
     if data is not None and not data.name.endswith(f"/{options.split}"):
         raise DatasetError(
             f"'{dataset}' has no '{options.split}' split (its qrels judge every query, test queries "

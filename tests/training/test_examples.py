@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,11 +11,12 @@ import pytest
 from tessera.data.corpus import open_corpus
 from tessera.data.datasets import load_eval_dataset
 from tessera.data.document import Document
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, TesseraWarning
 from tessera.retrieval.index import Index
 from tessera.training.crops import crop_pairs
 from tessera.training.examples import build_examples, dataset_corpus, parse_sources
 from tessera.training.negatives import check_negatives, mine_negatives
+from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +94,42 @@ def test_mined_negatives_are_never_judged_relevant(cranfield_bm25: Path) -> None
     for example, negative in zip(examples[:50], skipped, strict=True):
         ranks = [hit.doc_id for hit in index.search(example.query, 60)]
         assert 10 <= ranks.index(negative) < 10 + 5 + len(example.exclude)
+
+
+def test_a_source_with_nothing_warns_and_only_an_empty_total_fails(data_dir: Path, tmp_path: Path) -> None:
+    """A corpus without titles: the titles source is skipped with a warning, the others train."""
+    untitled = tmp_path / "untitled.jsonl"
+    with (data_dir / "medline-beir" / "corpus.jsonl").open(encoding="utf-8") as source:
+        rows = [json.loads(next(source)) for _ in range(40)]
+    untitled.write_text("".join(json.dumps({"_id": r["_id"], "text": r["text"]}) + "\n" for r in rows))
+    corpus = open_corpus(untitled)
+    with pytest.warns(TesseraWarning, match="pair source 'titles' gives no training pair; skipped"):
+        examples, counts = build_examples(("titles", "ict", "crop"), corpus, None, seed=0)
+    assert counts["titles"] == 0 and counts["ict"] > 30 and counts["crop"] == 40
+    assert {e.source for e in examples} == {"ict", "crop"}
+    assert all(e.exclude == frozenset([e.doc_id]) for e in examples)
+    with (
+        pytest.warns(TesseraWarning),
+        pytest.raises(TesseraError, match="no pair source gives a training pair"),
+    ):
+        build_examples(("titles",), corpus, None)
+
+
+def test_default_recipe_trains_on_a_corpus_without_titles(data_dir: Path, tmp_path: Path) -> None:
+    """`train dense` with its default pairs (qrels, titles) on MEDLINE stripped of its titles."""
+    folder = tmp_path / "medline-untitled"
+    (folder / "qrels").mkdir(parents=True)
+    source = data_dir / "medline-beir"
+    with (source / "corpus.jsonl").open(encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle]
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": r["_id"], "text": r["text"]}) + "\n" for r in rows)
+    )
+    (folder / "queries.jsonl").write_text((source / "queries.jsonl").read_text())
+    (folder / "qrels" / "train.tsv").write_text((source / "qrels" / "train.tsv").read_text())
+    args = ("--max-steps", "1", "--batch-size", "8", "--save-steps", "100")
+    result = run_cli("train", "dense", "--dataset", str(folder), "-o", str(tmp_path / "model"), *args)
+    assert "warning:" in result.stderr and "pair source 'titles' gives no training pair" in result.stderr
+    assert "Traceback" not in result.stderr
+    record = json.loads((tmp_path / "model" / "training.json").read_text())
+    assert record["examples"]["titles"] == 0 and record["examples"]["qrels"] > 0 and record["steps"] == 1

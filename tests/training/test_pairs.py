@@ -11,7 +11,7 @@ from tessera.data.corpus import open_corpus
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.data.document import Document
 from tessera.errors import DatasetError
-from tessera.training.pairs import qrels_pairs, title_pairs
+from tessera.training.pairs import qrels_pairs, title_body
 
 
 def test_qrels_pairs_keep_positive_grades_in_order() -> None:
@@ -29,7 +29,7 @@ def test_qrels_pairs_name_a_judged_query_without_text() -> None:
         qrels_pairs(dataset)
 
 
-def test_title_pairs_skip_empty_and_title_only_documents() -> None:
+def test_title_body_skips_empty_and_title_only_documents() -> None:
     docs = [
         Document(
             "a", "wing in a\nslipstream .\n  an experimental study of a wing", title="wing in a\nslipstream ."
@@ -39,7 +39,8 @@ def test_title_pairs_skip_empty_and_title_only_documents() -> None:
         Document("d", "a body that does not repeat it", title="boundary layers"),
         Document("e", "text", title="   "),
     ]
-    assert title_pairs(docs) == [("wing in a slipstream .", "a"), ("boundary layers", "d")]
+    found = [(pair[0], doc.id) for doc in docs if (pair := title_body(doc))]
+    assert found == [("wing in a slipstream .", "a"), ("boundary layers", "d")]
 
 
 def test_cranfield_pairs() -> None:
@@ -50,6 +51,6 @@ def test_cranfield_pairs() -> None:
     pairs = qrels_pairs(train)
     assert len(pairs) == sum(1 for judged in train.qrels.values() for g in judged.values() if g > 0)
     assert {text for text, _ in pairs} <= set(train.queries.values())
-    titles = title_pairs(open_corpus(folder))
+    titles = [pair for doc in open_corpus(folder) if (pair := title_body(doc))]
     assert len(titles) == 1398  # two Cranfield documents have neither title nor text
-    assert all("\n" not in text for text, _ in titles)
+    assert all("\n" not in title for title, _ in titles)

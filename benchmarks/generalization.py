@@ -1,0 +1,301 @@
+"""Do the learned components hold on collections their defaults were not chosen on?
+
+Question (issue 11): with the README's defaults, does every trained system beat its untrained
+baseline on the test queries of collections nobody tuned on, and by more than the noise?
+
+Collections come in two sets: `--choose` (defaults may be picked on them) and `--confirm`
+(only reported). A collection is a BEIR folder name in TESSERA_DATA_DIR or an ir_datasets id
+with qrels (e.g. `glasgow/lisa`), which is written once as a BEIR folder with hash-split
+train/test queries by `tessera.data.beir_writer` (the same rule the shared copies use).
+
+Per collection and seed, on the `test` queries (never trained on): BM25, MiniLM flat, their
+RRF (the anchor of the trained dense rows), OPQ48/OPQ24, JPQ48/JPQ24 trained on each pair
+recipe, BEBR 1/2-bit, a query tower (`train dense --freeze-documents`) per pair recipe and
+each of those fused with BM25. nDCG@10 is given with its standard error across queries; every
+ratio's baseline is in the same table. Results are saved under `--work/results` as they come:
+rerunning skips what is done, so an interrupted run resumes.
+
+    TESSERA_DATA_DIR=../shared/data python benchmarks/generalization.py \\
+        --choose cranfield-beir cisi-beir --confirm medline-beir glasgow/lisa --work /tmp/gen
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import ir_measures
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from tessera import config
+from tessera.data.beir_writer import write_beir
+from tessera.data.datasets import EvalDataset, load_eval_dataset
+from tessera.eval.runs import retrieve
+from tessera.indexing.builder import build_index
+from tessera.indexing.reindex import reindex
+from tessera.retrieval.fusion import reciprocal_rank_fusion
+from tessera.retrieval.index import Index
+from tessera.training.dense import train_dense
+from tessera.training.jpq import train_jpq
+
+METRIC = ir_measures.parse_measure("nDCG@10")
+COMPRESSED = {
+    "OPQ48": ("OPQ48,PQ48", {}),
+    "OPQ24": ("OPQ24,PQ24", {}),
+    "BEBR1": ("bebr:1", {}),
+    "BEBR2": ("bebr:2", {}),
+}
+
+
+def collection_folder(name: str, work: Path) -> Path:
+    """A BEIR folder for `name`: one in the data directory, or one written from an ir_datasets id."""
+    local = config.data_dir() / name
+    if (local / "corpus.jsonl").is_file():
+        return local
+    target = work / "data" / name.replace("/", "-")
+    return target if target.is_dir() else write_beir(name, target, show_progress=False)
+
+
+def per_query(run, test: EvalDataset) -> dict[str, float]:
+    """nDCG@10 of every judged test query (0 for a query the run has no hit for)."""
+    scores = {qid: {hit.doc_id: hit.score for hit in hits} for qid, hits in run.items()}
+    found = {m.query_id: m.value for m in ir_measures.iter_calc([METRIC], test.qrels, scores)}
+    return {qid: found.get(qid, 0.0) for qid in test.qrels}
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    return mean, math.sqrt(var / n)
+
+
+class Bench:
+    """One collection's systems; every result is a JSON file, so nothing is measured twice."""
+
+    def __init__(self, name: str, work: Path, args: argparse.Namespace, console: Console):
+        self.name, self.args, self.console = name, args, console
+        self.folder = collection_folder(name, work)
+        self.work = work / name.replace("/", "-")
+        self.results = self.work / "results"
+        self.results.mkdir(parents=True, exist_ok=True)
+        self.test = load_eval_dataset(self.folder, "test")
+        self.runs: dict[str, dict] = {}
+
+    def index(self, label: str, make) -> Path:
+        path = self.work / label
+        if not path.is_dir():
+            start = time.perf_counter()
+            make(path)
+            self.console.log(f"{self.name}: {escape(label)} built in {time.perf_counter() - start:.0f} s")
+        return path
+
+    def measure(self, system: str, path: Path | None = None, make_run=None) -> dict[str, float]:
+        """Per-query nDCG@10 of a system, computed once and saved; `path` is its index."""
+        if path is not None:
+            self.paths[system] = path
+        saved = self.results / f"{system}.json"
+        if saved.is_file():
+            return json.loads(saved.read_text())
+        start = time.perf_counter()
+        scores = per_query(make_run() if make_run else self.run(system), self.test)
+        saved.write_text(json.dumps(scores))
+        seconds = time.perf_counter() - start
+        mean = mean_se(list(scores.values()))[0]
+        self.console.log(f"{self.name}: {escape(system)} {mean:.4f} ({seconds:.0f} s)")
+        return scores
+
+    def run(self, system: str):
+        """The system's run over the test queries, retrieved on first need (fusions need runs)."""
+        if system not in self.runs:
+            index = Index.load(self.paths[system])
+            self.runs[system] = retrieve(index, self.test, 1000, show_progress=False)
+        return self.runs[system]
+
+    def fused(self, first: str, second: str) -> tuple[str, dict[str, float]]:
+        system = f"RRF({first}, {second})"
+        return system, self.measure(
+            system, make_run=lambda: reciprocal_rank_fusion([self.run(first), self.run(second)])
+        )
+
+    def trained_dense(self, label: str, pairs: str, seed: int, freeze: bool) -> Path:
+        a = self.args
+        model = self.index(
+            f"model_{label}".replace(" ", "_"),
+            lambda p: train_dense(
+                self.folder,
+                p,
+                pairs=pairs,
+                seed=seed,
+                epochs=a.epochs,
+                learning_rate=a.lr if freeze else None,
+                freeze_documents=freeze,
+                synthetic_docs=a.synthetic_docs,
+                show_progress=False,
+            ),
+        )
+        return self.index(
+            f"index_{label}".replace(" ", "_"),
+            lambda p: build_index(self.folder, p, encoder=str(model), show_progress=False),
+        )
+
+    def all(self) -> dict[str, dict[str, float]]:
+        a = self.args
+        out: dict[str, dict[str, float]] = {}
+        bm25 = self.index("bm25", lambda p: build_index(self.folder, p, encoder="bm25", show_progress=False))
+        flat = self.index(
+            "flat", lambda p: build_index(self.folder, p, encoder="minilm", show_progress=False)
+        )
+        out["BM25"] = self.measure("BM25", bm25)
+        out["MiniLM flat"] = self.measure("MiniLM flat", flat)
+        name, out[name] = self.fused("BM25", "MiniLM flat")
+        built: dict[str, Path] = {}
+        if not a.no_compressed:
+            for label, (factory, params) in COMPRESSED.items():
+                built[label] = self.index(
+                    label, lambda p, f=factory, q=params: reindex(flat, p, f, q, show_progress=False)
+                )
+                out[label] = self.measure(label, built[label])
+        for seed in range(a.seeds):
+            for pairs in a.jpq_pairs if built else ():
+                for m, base in (("48", "OPQ48"), ("24", "OPQ24")):
+                    label = f"JPQ{m} [{pairs}] s{seed}"
+                    path = self.index(
+                        label.replace(" ", "_"),
+                        lambda p, b=base, pr=pairs, s=seed: train_jpq(
+                            built[b],
+                            self.folder,
+                            p,
+                            pairs=pr,
+                            seed=s,
+                            synthetic_docs=a.synthetic_docs,
+                            show_progress=False,
+                        ),
+                    )
+                    out[label] = self.measure(label, path)
+            for kind, recipes in (("query tower", a.tower_pairs), ("dense", a.dense_pairs)):
+                for pairs in recipes:
+                    label = f"{kind} [{pairs}] s{seed}"
+                    out[label] = self.measure(
+                        label, self.trained_dense(label, pairs, seed, kind == "query tower")
+                    )
+                    name, out[name] = self.fused("BM25", label)
+        return out
+
+
+def summarize(scores: dict[str, float]) -> tuple[float, float]:
+    return mean_se(list(scores.values()))
+
+
+def report(name: str, results: dict[str, dict[str, float]], console: Console) -> None:
+    flat = summarize(results["MiniLM flat"])[0]
+    anchor = summarize(results["RRF(BM25, MiniLM flat)"])[0]
+    table = Table(title=f"{name}: nDCG@10 on {len(results['BM25'])} test queries (never trained on)")
+    for column in ("system", "nDCG@10", "± SE", "/ MiniLM flat", "/ RRF anchor"):
+        table.add_column(column, justify="left" if column == "system" else "right")
+    for system, scores in results.items():
+        mean, se = summarize(scores)
+        table.add_row(
+            escape(system), f"{mean:.4f}", f"{se:.4f}", f"{mean / flat:.3f}", f"{mean / anchor:.3f}"
+        )
+    console.print(table)
+
+
+def recipe(system: str) -> str:
+    """A system's name without its seed (`query tower [qrels] s2` -> `query tower [qrels]`)."""
+    return re.sub(r" s\d+(?=\)|$)", "", system)
+
+
+def overview(
+    sets: dict[str, dict[str, dict[str, dict[str, float]]]], console: Console, plot: Path | None
+) -> None:
+    """Mean ratio to MiniLM flat and to the RRF anchor per recipe and collection, seeds averaged
+    (with their spread), and the mean over each set of collections."""
+    names = [name for group in sets.values() for name in group]
+    table = Table(title="nDCG@10 / RRF(BM25, MiniLM flat) per collection (seed mean; min-max over seeds)")
+    table.add_column("recipe")
+    for group, collections in sets.items():
+        for name in collections:
+            table.add_column(f"{name} ({group})", justify="right")
+        table.add_column(f"mean {group}", justify="right")
+    recipes = list(dict.fromkeys(recipe(s) for group in sets.values() for res in group.values() for s in res))
+    ratios: dict[str, dict[str, float]] = {}
+    for rec in recipes:
+        cells = []
+        for collections in sets.values():
+            found = []
+            for name, results in collections.items():
+                anchor = summarize(results["RRF(BM25, MiniLM flat)"])[0]
+                seeds = [summarize(v)[0] / anchor for s, v in results.items() if recipe(s) == rec]
+                if not seeds:
+                    cells.append("-")
+                    continue
+                mean = sum(seeds) / len(seeds)
+                ratios.setdefault(rec, {})[name] = mean
+                found.append(mean)
+                spread = f" ({min(seeds):.3f}-{max(seeds):.3f})" if len(seeds) > 1 else ""
+                cells.append(f"{mean:.3f}{spread}")
+            cells.append(f"{sum(found) / len(found):.3f}" if found else "-")
+        table.add_row(escape(rec), *cells)
+    console.print(table)
+    if plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        shown = [rec for rec in recipes if len(ratios.get(rec, {})) == len(names)]
+        fig, ax = plt.subplots(figsize=(10, 0.35 * len(shown) + 1.5))
+        height = 0.8 / len(names)
+        for i, name in enumerate(names):
+            ax.barh(
+                [j + i * height for j in range(len(shown))],
+                [ratios[r][name] for r in shown],
+                height,
+                label=name,
+            )
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_yticks([j + 0.4 - height / 2 for j in range(len(shown))], shown, fontsize=8)
+        ax.set_xlabel("nDCG@10 / RRF(BM25, MiniLM flat), test queries")
+        ax.legend(fontsize=8)
+        ax.invert_yaxis()
+        fig.tight_layout()
+        fig.savefig(plot, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--choose", nargs="*", default=["cranfield-beir", "cisi-beir"])
+    parser.add_argument("--confirm", nargs="*", default=["medline-beir", "glasgow/lisa"])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/tessera-generalization"))
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--tower-pairs", nargs="*", default=["qrels,titles", "qrels,ict", "qrels,synthetic"])
+    parser.add_argument("--jpq-pairs", nargs="*", default=["qrels", "qrels,synthetic"])
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--synthetic-docs", type=int, default=300)
+    parser.add_argument("--dense-pairs", nargs="*", default=[], help="Full fine-tuning recipes (lr 2e-5).")
+    parser.add_argument("--no-compressed", action="store_true", help="Skip OPQ, JPQ and BEBR.")
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of the per-collection ratios.")
+    args = parser.parse_args()
+    console = Console(width=160)
+    config.apply_offline_defaults()
+    sets: dict[str, dict] = {"choice": {}, "confirmation": {}}
+    for group, names in (("choice", args.choose), ("confirmation", args.confirm)):
+        for name in names:
+            console.rule(f"{name} ({group} set)")
+            sets[group][name] = Bench(name, args.work, args, console).all()
+            report(name, sets[group][name], console)
+    overview(sets, console, args.plot)
+
+
+if __name__ == "__main__":
+    main()

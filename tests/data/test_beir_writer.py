@@ -1,0 +1,37 @@
+"""BEIR folders with hash splits, written by the package: MEDLINE matches the shared copy byte for byte."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tessera.data.beir_writer import query_split, write_beir
+from tessera.data.datasets import load_eval_dataset
+from tessera.errors import DatasetError, TesseraError
+from tests.conftest import run_cli
+
+FILES = ("corpus.jsonl", "queries.jsonl", "qrels/all.tsv", "qrels/train.tsv", "qrels/test.tsv")
+
+
+def test_medline_written_here_equals_the_shared_beir_copy(data_dir: Path, tmp_path: Path) -> None:
+    written = write_beir("glasgow/medline", tmp_path / "medline", show_progress=False)
+    for name in FILES:
+        assert (written / name).read_bytes() == (data_dir / "medline-beir" / name).read_bytes(), name
+
+
+def test_lisa_gets_disjoint_train_and_test_queries(data_dir: Path, tmp_path: Path) -> None:
+    output = tmp_path / "lisa"
+    result = run_cli("data", "beir", "glasgow/lisa", "-o", str(output))
+    assert "qrels/train.tsv" in result.stdout
+    train, test = load_eval_dataset(output, "train"), load_eval_dataset(output, "test")
+    everything = load_eval_dataset(output, "all")
+    assert not set(train.queries) & set(test.queries)
+    assert set(train.queries) | set(test.queries) == set(everything.queries) == set(everything.qrels)
+    assert len(train.queries) == 23 and len(test.queries) == 12
+    assert all(query_split(q) == "train" for q in train.queries)
+    with pytest.raises(TesseraError, match="already exists"):
+        write_beir("glasgow/lisa", output, show_progress=False)
+    with pytest.raises(DatasetError, match="field 'dataset'"):
+        write_beir("no/such-dataset", tmp_path / "x", show_progress=False)
+    assert not (tmp_path / "x").exists()
