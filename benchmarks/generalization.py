@@ -87,22 +87,25 @@ class Bench:
         self.results.mkdir(parents=True, exist_ok=True)
         self.test = load_eval_dataset(self.folder, "test")
         self.runs: dict[str, dict] = {}
+        self.paths: dict[str, Path] = {}
 
     def index(self, label: str, make) -> Path:
         path = self.work / label
-        if not path.is_dir():
+        if not path.is_dir() and not self.args.saved_only:
             start = time.perf_counter()
             make(path)
             self.console.log(f"{self.name}: {escape(label)} built in {time.perf_counter() - start:.0f} s")
         return path
 
-    def measure(self, system: str, path: Path | None = None, make_run=None) -> dict[str, float]:
+    def measure(self, system: str, path: Path | None = None, make_run=None) -> dict[str, float] | None:
         """Per-query nDCG@10 of a system, computed once and saved; `path` is its index."""
         if path is not None:
             self.paths[system] = path
         saved = self.results / f"{system}.json"
         if saved.is_file():
             return json.loads(saved.read_text())
+        if self.args.saved_only:
+            return None
         start = time.perf_counter()
         scores = per_query(make_run() if make_run else self.run(system), self.test)
         saved.write_text(json.dumps(scores))
@@ -186,7 +189,7 @@ class Bench:
                         label, self.trained_dense(label, pairs, seed, kind == "query tower")
                     )
                     name, out[name] = self.fused("BM25", label)
-        return out
+        return {system: scores for system, scores in out.items() if scores is not None}
 
 
 def summarize(scores: dict[str, float]) -> tuple[float, float]:
@@ -197,13 +200,15 @@ def report(name: str, results: dict[str, dict[str, float]], console: Console) ->
     flat = summarize(results["MiniLM flat"])[0]
     anchor = summarize(results["RRF(BM25, MiniLM flat)"])[0]
     table = Table(title=f"{name}: nDCG@10 on {len(results['BM25'])} test queries (never trained on)")
-    for column in ("system", "nDCG@10", "± SE", "/ MiniLM flat", "/ RRF anchor"):
+    columns = ("system", "nDCG@10", "± SE", "/ MiniLM flat", "/ RRF anchor", "Δ anchor ± paired SE")
+    for column in columns:
         table.add_column(column, justify="left" if column == "system" else "right")
+    anchor_scores = results["RRF(BM25, MiniLM flat)"]
     for system, scores in results.items():
         mean, se = summarize(scores)
-        table.add_row(
-            escape(system), f"{mean:.4f}", f"{se:.4f}", f"{mean / flat:.3f}", f"{mean / anchor:.3f}"
-        )
+        delta, delta_se = mean_se([scores[q] - anchor_scores[q] for q in anchor_scores])
+        ratios = f"{mean / flat:.3f}", f"{mean / anchor:.3f}", f"{delta:+.4f} ± {delta_se:.4f}"
+        table.add_row(escape(system), f"{mean:.4f}", f"{se:.4f}", *ratios)
     console.print(table)
 
 
@@ -284,6 +289,7 @@ def main() -> None:
     parser.add_argument("--synthetic-docs", type=int, default=300)
     parser.add_argument("--dense-pairs", nargs="*", default=[], help="Full fine-tuning recipes (lr 2e-5).")
     parser.add_argument("--no-compressed", action="store_true", help="Skip OPQ, JPQ and BEBR.")
+    parser.add_argument("--saved-only", action="store_true", help="Report what is saved; train nothing.")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the per-collection ratios.")
     args = parser.parse_args()
     console = Console(width=160)

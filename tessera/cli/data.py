@@ -39,7 +39,7 @@ def synth_queries(
     ] = "local",
     max_docs: Annotated[
         int, typer.Option(help="Documents to ask (a fixed hash-ordered sample); 0: all.")
-    ] = 1000,
+    ] = 300,
     dataset: Annotated[
         str | None, typer.Option(help="Dataset whose judged training queries are the few-shot examples.")
     ] = None,

@@ -23,11 +23,11 @@ def train_jpq(
     epochs: Annotated[int, typer.Option()] = 10,
     pairs: Annotated[
         str, typer.Option(help="Pair sources, comma-separated: qrels, titles, crop, ict, synthetic.")
-    ] = "qrels",
+    ] = "qrels,synthetic",
     synthetic: Annotated[
         str, typer.Option(help="The synthetic source's generator (local, URL) or a synth-queries file.")
     ] = "local",
-    synthetic_docs: Annotated[int, typer.Option(help="Documents the synthetic source asks; 0: all.")] = 1000,
+    synthetic_docs: Annotated[int, typer.Option(help="Documents the synthetic source asks; 0: all.")] = 300,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """JPQ: train the query encoder and the PQ centroids jointly; document codes stay fixed."""
@@ -119,7 +119,7 @@ def _encoder_training_options(
     corpus: TrainCorpus = None,
     pairs: TrainPairs = "qrels,titles",
     synthetic: TrainSynthetic = "local",
-    synthetic_docs: TrainSyntheticDocs = 1000,
+    synthetic_docs: TrainSyntheticDocs = 300,
     synthetic_top_k: TrainSyntheticTopK = 10,
     synthetic_filter: TrainSyntheticFilter = "bm25",
     negatives: TrainNegatives = "bm25",

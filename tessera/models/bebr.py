@@ -137,7 +137,8 @@ class RecurrentBinarizer(nn.Module):
         """Packed codes uint8 [n, u*d/8] in the bit order the module docstring describes."""
         x = self._check_vectors(x)
         with torch.no_grad():
-            signs, _ = self(torch.from_numpy(x))
+            # torch cannot wrap a read-only array (vectors mapped from an index file): copy those only
+            signs, _ = self(torch.as_tensor(np.array(x, copy=not x.flags.writeable)))
         bits = (signs > 0).numpy().reshape(len(x), self.dim * self.bits)
         return np.packbits(bits, axis=1, bitorder="little")
 

@@ -46,7 +46,7 @@ class TrainOptions:
     corpus: str | None = None  # default: the dataset's own documents
     pairs: str | Sequence[str] = ("qrels", "titles")  # some of qrels, titles, crop, ict, synthetic
     synthetic: str = "local"  # the synthetic source's generator spec, or a synth-queries file
-    synthetic_docs: int | None = 1000  # documents the synthetic source asks (a fixed hash sample)
+    synthetic_docs: int | None = 300  # documents the synthetic source asks (a fixed hash sample)
     synthetic_top_k: int = 10  # round trip: a query's document must be in the filter's top k
     synthetic_filter: str = "bm25"  # the round-trip retriever (as `negatives`), or none
     negatives: str = "bm25"  # bm25[:k1=..,b=..] | minilm | an index directory | none

@@ -230,7 +230,7 @@ class SyntheticSettings:
     """How the synthetic pair source makes its queries (TrainOptions carries these)."""
 
     generator: str = "local"  # a generator spec (local, local:MODEL, URL) or a synth-queries file
-    max_docs: int | None = 1000  # documents asked (a hash-ordered sample); None: every document
+    max_docs: int | None = 300  # documents asked (a hash-ordered sample; the measured default); None: all
     top_k: int = 10  # round-trip: the document must be in the filter's top k for its query
     filter: str = "bm25"  # bm25[:k1=..,b=..] | minilm | INDEX_DIR | none
     batch_size: int = 16

@@ -184,7 +184,9 @@ def test_output_index_loads_and_searches_with_the_trained_encoder(
     opq_index: Path, cranfield: Path, tmp_path: Path
 ) -> None:
     outputs = [
-        train_jpq(opq_index, cranfield, tmp_path / f"jpq{n}", epochs=1, show_progress=False, **TRAIN)
+        train_jpq(
+            opq_index, cranfield, tmp_path / f"jpq{n}", epochs=1, pairs="qrels", show_progress=False, **TRAIN
+        )
         for n in (1, 2)
     ]
     out = outputs[0]
