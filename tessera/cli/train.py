@@ -23,7 +23,7 @@ def train_jpq(
     epochs: Annotated[int, typer.Option()] = 10,
     pairs: Annotated[
         str, typer.Option(help="Pair sources, comma-separated: qrels, titles, crop, ict, synthetic.")
-    ] = "qrels,synthetic",
+    ] = "qrels",
     synthetic: Annotated[
         str, typer.Option(help="The synthetic source's generator (local, URL) or a synth-queries file.")
     ] = "local",

@@ -332,7 +332,7 @@ def train_jpq(
     lr_centroids: float = 1e-4,
     negatives: int = 100,
     batch_size: int = 16,
-    pairs: str | Sequence[str] = "qrels,synthetic",
+    pairs: str | Sequence[str] = "qrels",
     synthetic: str = "local",
     synthetic_docs: int | None = 300,
     seed: int = 0,
@@ -341,9 +341,9 @@ def train_jpq(
 ) -> Path:
     """Train JPQ on the pair sources and write the index `output`.
 
-    The default, judged queries plus synthetic queries for 300 documents (`examples.py`), was
-    chosen on Cranfield and CISI (docs/results.md, section 7): better than judged queries alone
-    at 48 and 24 bytes on both.
+    The default is judged queries alone. Adding synthetic queries (`pairs="qrels,synthetic"`)
+    gained on Cranfield and CISI but by less than the noise, and lost on MEDLINE
+    (docs/results.md, section 7), so it stays an option rather than an LLM run by default.
 
     `dataset` is an `EvalDataset` or anything `load_eval_dataset` resolves (with `split`).
     The source index is only read; `output` gets its documents, codes and ids unchanged.
