@@ -27,14 +27,14 @@ class TesseraError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = ""
-        if self.file is not None:
-            where = self.file
-            if self.line is not None:
-                where += f":{self.line}"
-        parts = [p for p in (where, f"field '{self.field}'" if self.field else "") if p]
-        prefix = ", ".join(parts)
-        return f"{prefix}: {self.message}" if prefix else self.message
+        return located(self.message, self.file, self.line, self.field)
+
+
+def located(message: str, file: str | Path | None, line: int | None, field: str | None) -> str:
+    """`FILE:LINE, field 'FIELD': message`, with whatever parts are known."""
+    where = "" if file is None else str(file) + (f":{line}" if line is not None else "")
+    prefix = ", ".join(p for p in (where, f"field '{field}'" if field else "") if p)
+    return f"{prefix}: {message}" if prefix else message
 
 
 class CorpusError(TesseraError):
@@ -61,12 +61,5 @@ class TesseraWarning(UserWarning):
     """Something a user should know that does not stop the run (a pair source that gives
     nothing on this corpus); located like an error."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        file: str | Path | None = None,
-        line: int | None = None,
-        field: str | None = None,
-    ) -> None:
-        super().__init__(str(TesseraError(message, file=file, line=line, field=field)))
+    def __init__(self, message: str, *, file: str | Path | None = None, field: str | None = None) -> None:
+        super().__init__(located(message, file, None, field))

@@ -35,6 +35,16 @@ class Progress:
         partial.replace(root / PROGRESS)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """`path` holds the old text or all of `text`, never part of it (write, fsync, rename)."""
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)
+
+
 def _owner_alive(staging: Path) -> bool:
     pid = int(staging.name.rsplit("-", 1)[-1])
     if pid == os.getpid():

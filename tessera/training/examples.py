@@ -166,20 +166,13 @@ def build_examples(
             documents.append(doc)
     examples: list[TrainExample] = []
     counts: dict[str, int] = {}
+    settings = synthetic or SyntheticSettings()
     for source in sources:
         if source == "qrels":
             found, counts["qrels_missing"] = _qrels_examples(data, texts)
         else:
-            settings = synthetic or SyntheticSettings()
             found, extra = _source_examples(
-                source,
-                corpus,
-                documents,
-                data,
-                texts,
-                seed,
-                settings,
-                show_progress,
+                source, corpus, documents, data, texts, seed, settings, show_progress
             )
             counts.update(extra)
         counts[source] = len(found)

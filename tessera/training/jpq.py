@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
@@ -287,7 +287,7 @@ def _training_pairs(
     root: Path,
     sources: Sequence[str],
     seed: int,
-    **synthetic: Any,
+    synthetic: SyntheticSettings,
 ) -> list[tuple[str, str]]:
     """(query, document id) pairs of the pair sources, as the dense trainers get them.
 
@@ -295,9 +295,8 @@ def _training_pairs(
     one synthetic-query cache), or the index's doc store when `dataset` is an `EvalDataset`.
     """
     data = judged_split(dataset, split, sources)
-    settings = SyntheticSettings(**synthetic)
     corpus = _index_corpus(root) if isinstance(dataset, EvalDataset) else dataset_corpus(dataset, split)
-    examples, _ = build_examples(sources, corpus, data, seed, settings, show_progress=False)
+    examples, _ = build_examples(sources, corpus, data, seed, synthetic, show_progress=False)
     return [(example.query, example.doc_id) for example in examples]
 
 
@@ -356,8 +355,8 @@ def train_jpq(
     manifest = Manifest.read(source)
     index = load_pq_index(source, manifest)
     doc_ids = (source / "docids.txt").read_text(encoding="utf-8").splitlines()
-    synthetic_settings = {"generator": synthetic, "max_docs": synthetic_docs}
-    found = _training_pairs(dataset, split, source, parse_sources(pairs), seed, **synthetic_settings)
+    settings = SyntheticSettings(generator=synthetic, max_docs=synthetic_docs)
+    found = _training_pairs(dataset, split, source, parse_sources(pairs), seed, settings)
     queries = group_pairs(found, doc_ids)
     if not queries:
         raise TesseraError("no training pair names a document of this index", file=source, field="dataset")

@@ -131,15 +131,6 @@ def _locked(work: Path) -> Iterator[None]:
         yield
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
-
-
 def _make_rows(
     options: TrainOptions, corpus: Corpus, data: EvalDataset | None
 ) -> tuple[Rows, dict[str, int]]:
@@ -194,8 +185,8 @@ def _prepare(
         if stale.name != ".lock":
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     rows, counts = make()
-    _write_atomic(work / EXAMPLES, "".join(json.dumps(row) + "\n" for row in rows))
-    _write_atomic(prepared, json.dumps({"fingerprint": fingerprint, "counts": counts}, indent=2))
+    staging.write_text_atomic(work / EXAMPLES, "".join(json.dumps(row) + "\n" for row in rows))
+    staging.write_text_atomic(prepared, json.dumps({"fingerprint": fingerprint, "counts": counts}, indent=2))
     return rows, counts
 
 

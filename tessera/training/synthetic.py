@@ -31,6 +31,7 @@ from tessera.data.corpus import Corpus
 from tessera.data.datasets import EvalDataset
 from tessera.data.document import Document
 from tessera.errors import DatasetError, TesseraError
+from tessera.indexing import staging
 from tessera.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -311,10 +312,7 @@ def write_query_file(
         corpus, documents, data, texts, settings or SyntheticSettings(), show_progress
     )
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps({"doc_id": q.doc_id, "query": q.query}) + "\n" for q in kept)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(target)
+    staging.write_text_atomic(
+        target, "".join(json.dumps({"doc_id": q.doc_id, "query": q.query}) + "\n" for q in kept)
+    )
     return target, len(kept), generated
