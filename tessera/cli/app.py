@@ -40,7 +40,7 @@ def hits_table(hits, title: str) -> Table:
     for column in ("rank", "doc id", "score", "text"):
         table.add_column(column, overflow="fold")
     for hit in hits:
-        snippet = " ".join(filter(None, [hit.title, hit.text]))[:160]
+        snippet = " ".join(filter(None, [hit.title, hit.passage or hit.text]))[:160]
         table.add_row(str(hit.rank), hit.doc_id, f"{hit.score:.4f}", snippet)
     return table
 

@@ -64,3 +64,93 @@ def synth_queries(
     out.print(
         f"{kept} of {generated} generated queries kept (round trip: {filter} top {top_k}); written to {path}"
     )
+
+
+def _minilm_token_counter():
+    """Counts tokens of the bundled MiniLM's wordpiece tokenizer (no special tokens); the
+    tokenizer loads on the first call, so bad arguments fail before it does."""
+    tokenizer = None
+
+    def count(text: str) -> int:
+        nonlocal tokenizer
+        if tokenizer is None:
+            import transformers
+
+            from tessera.models.bundled import bundled_path
+
+            tokenizer = transformers.AutoTokenizer.from_pretrained(bundled_path("minilm"))
+            tokenizer.model_max_length = 1 << 30  # counting only: no "longer than 512" warning
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return count
+
+
+@data_app.command("longdoc")
+def longdoc(
+    folder: Annotated[
+        str, typer.Argument(help="Judged BEIR folder (or NAME / NAME-beir in TESSERA_DATA_DIR).")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="BEIR folder to create.")],
+    tokens: Annotated[
+        int, typer.Option("--tokens", help="Length of a long document, in MiniLM wordpiece tokens.")
+    ],
+    mode: Annotated[
+        str, typer.Option(help="mix: pack documents together; needle: one judged document among fillers.")
+    ] = "mix",
+    docs: Annotated[int, typer.Option(help="Write at most this many long documents (0: all).")] = 0,
+    distractors: Annotated[
+        int, typer.Option(help="needle: filler-only long documents (-1: about the filler pool once).")
+    ] = -1,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice (same seed, same bytes).")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Build a long-document task from real judgments, as a BEIR folder with the source's splits.
+
+    Every judgment is carried exactly (mix: a long document's grade is the highest grade of
+    its members; needle: each long document holds one judged document). `members.tsv` says
+    where each document lies, `lost.tsv` lists judgments that could not be carried.
+    """
+    from tessera.data.longdoc import build_longdoc
+
+    stats = build_longdoc(
+        folder,
+        output,
+        tokens=tokens,
+        count_tokens=_minilm_token_counter(),
+        mode=mode,
+        docs=docs if docs != 0 else None,
+        distractors=None if distractors == -1 else distractors,
+        seed=seed,
+        overwrite=overwrite,
+        counter_name="minilm wordpiece (bundled), no special tokens",
+    )
+    for line in stats.lines():
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+@data_app.command("loco")
+def loco(
+    queries: Annotated[
+        Path, typer.Argument(help="LoCoV1-Queries export: JSONL or Parquet file, or a folder of them.")
+    ],
+    documents: Annotated[
+        Path, typer.Argument(help="LoCoV1-Documents export: JSONL or Parquet file, or a folder of them.")
+    ],
+    task: Annotated[
+        str, typer.Option("--task", help="Value of the `dataset` column (e.g. qasper_abstract).")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="BEIR folder to create.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Write one LoCoV1 task (hazyresearch/LoCoV1-Queries and -Documents, exported locally) as a
+    BEIR folder: all queries in the test split, grade 1 for each answer pid."""
+    from tessera.data.loco import write_loco
+
+    stats = write_loco(queries, documents, task, output, overwrite=overwrite)
+    out.print(
+        f"LoCoV1 {stats.task}: {stats.documents} documents, {stats.queries} queries "
+        f"({stats.judged_queries} judged, {stats.judgments} judgments); written to {stats.output}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

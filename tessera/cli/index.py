@@ -31,6 +31,13 @@ def index(
         str,
         typer.Option(help="Token indexes: stored document vectors, float16 or residual:BITS (ColBERTv2)."),
     ] = "float16",
+    chunk: Annotated[
+        str | None,
+        typer.Option(
+            help="TOKENS[:OVERLAP]: index passages of at most TOKENS encoder tokens; a document scores "
+            "as its best passage (MaxP)."
+        ),
+    ] = None,
 ) -> None:
     """Index a corpus (resumes an interrupted build of the same arguments)."""
     from tessera.indexing.builder import build_index
@@ -44,6 +51,7 @@ def index(
         search_params=parse_params(param),
         overwrite=overwrite,
         doc_vectors=doc_vectors,
+        chunk=chunk,
     )
     out.print(f"index written to {path}")
 

@@ -6,20 +6,20 @@ train split that never touches the test queries. The split is by a hash of the q
 were written with, so a collection split here and one split there agree query for query,
 and adding queries never moves an existing one.
 
-The folder is written beside the target and renamed onto it: it is absent or complete.
+The folder is written beside the target and renamed onto it (`tessera.data.beir_folder`): it
+is absent or complete.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from pathlib import Path
 
+from tessera.data.beir_folder import durable_open, new_target, publish_folder, write_qrels
 from tessera.data.corpus import open_corpus
 from tessera.data.datasets import Qrels
 from tessera.errors import DatasetError, TesseraError
-from tessera.indexing import staging
 from tessera.progress import progress_bar
 
 SPLITS = ("train", "test")
@@ -28,14 +28,6 @@ SPLITS = ("train", "test")
 def query_split(query_id: str) -> str:
     """`train` or `test` for a query id (see the module docstring)."""
     return "train" if int(hashlib.sha256(query_id.encode()).hexdigest(), 16) % 2 == 1 else "test"
-
-
-def _write_qrels(path: Path, qrels: Qrels) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        rows = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        rows.writerow(["query-id", "corpus-id", "score"])
-        for query_id, judged in qrels.items():
-            rows.writerows([query_id, doc_id, grade] for doc_id, grade in judged.items())
 
 
 def _read_source(source: str) -> tuple[dict[str, str], Qrels]:
@@ -59,18 +51,13 @@ def write_beir(
 ) -> Path:
     """Write `source` (an ir_datasets id with docs, queries and qrels) as a BEIR folder with
     `qrels/all.tsv`, `train.tsv` and `test.tsv`; return its path."""
-    target = staging.new_target(output, overwrite)
+    target = new_target(output, overwrite)
     queries, qrels = _read_source(source)
     corpus = open_corpus(source)
-    stage = target.with_name(f"{target.name}.tmp-beir")
-    staging.discard(stage)
-    try:
-        (stage / "qrels").mkdir(parents=True)
+
+    def write(stage: Path) -> None:
         doc_ids: set[str] = set()
-        with (
-            (stage / "corpus.jsonl").open("w", encoding="utf-8") as handle,
-            progress_bar(show_progress) as bar,
-        ):
+        with durable_open(stage / "corpus.jsonl") as handle, progress_bar(show_progress) as bar:
             task = bar.add_task(f"writing {source}", total=corpus.size_hint) if bar else None
             for doc in corpus:
                 handle.write(json.dumps({"_id": doc.id, "title": doc.title, "text": doc.text}) + "\n")
@@ -80,15 +67,13 @@ def write_beir(
         missing = sorted({d for judged in qrels.values() for d in judged} - doc_ids)
         if missing:
             raise TesseraError(f"{len(missing)} judged documents are not in the corpus, e.g. '{missing[0]}'")
-        with (stage / "queries.jsonl").open("w", encoding="utf-8") as handle:
+        with durable_open(stage / "queries.jsonl") as handle:
             handle.writelines(json.dumps({"_id": qid, "text": text}) + "\n" for qid, text in queries.items())
-        _write_qrels(stage / "qrels" / "all.tsv", qrels)
+        write_qrels(stage / "qrels" / "all.tsv", qrels)
         for split in SPLITS:
-            _write_qrels(
+            write_qrels(
                 stage / "qrels" / f"{split}.tsv", {q: j for q, j in qrels.items() if query_split(q) == split}
             )
-        staging.publish(stage, target, overwrite)
-    except BaseException:
-        staging.discard(stage)
-        raise
+
+    publish_folder(write, target, overwrite, "beir")
     return target

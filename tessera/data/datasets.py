@@ -23,7 +23,8 @@ class EvalDataset:
     qrels: Qrels
 
 
-def _read_beir_qrels(path: Path) -> Qrels:
+def read_beir_qrels(path: Path) -> Qrels:
+    """Judgments of a BEIR qrels file (`query-id corpus-id score`, header optional)."""
     qrels: Qrels = {}
     with path.open(newline="", encoding="utf-8") as handle:
         rows = csv.reader(handle, delimiter="\t")
@@ -51,7 +52,7 @@ def _from_beir_folder(folder: Path, split: str) -> EvalDataset:
         raise DatasetError(
             f"no split '{split}' (available: {', '.join(splits) or 'none'})", file=qrels_path, field="split"
         )
-    qrels = _read_beir_qrels(qrels_path)
+    qrels = read_beir_qrels(qrels_path)
     queries = {doc.id: doc.text for doc in read_jsonl(folder / "queries.jsonl") if doc.id in qrels}
     missing = sorted(set(qrels) - set(queries))
     if missing:

@@ -15,6 +15,7 @@ from tessera.data.document import Document
 from tessera.errors import CorpusError, TesseraError
 from tessera.indexing import staging
 from tessera.indexing.backends import Params, build_vector_backend, kind_of, validate_factory
+from tessera.indexing.chunking import Chunking, PassageMap, PassageSplitter, passage_text
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.lucene_backend import build_lucene_index
 from tessera.indexing.manifest import FORMAT_VERSION, Manifest
@@ -63,6 +64,20 @@ class DenseSink:
         (root / PARTIAL_VECTORS).unlink()
 
 
+def _splitter(model: Encoder | None, chunk: str | Chunking | None) -> PassageSplitter | None:
+    """The passage splitter of a chunked build: single-vector encoders with a tokenizer only."""
+    if chunk is None:
+        return None
+    chunking = chunk if isinstance(chunk, Chunking) else Chunking.parse(chunk)
+    if model is None or getattr(model, "multi_vector", False) or not hasattr(model, "tokenizer"):
+        what = "bm25" if model is None else model.spec
+        raise TesseraError(
+            f"--chunk needs a single-vector sentence-transformers encoder; '{what}' is not one",
+            field="chunk",
+        )
+    return PassageSplitter(chunking, model.tokenizer, model.max_tokens)
+
+
 def _sink(model: Encoder, factory: str, params: Params, doc_vectors: str, show_progress: bool):
     """Where a batch's vectors go: one per document (dense) or one per token (multi-vector)."""
     if getattr(model, "multi_vector", False):
@@ -84,12 +99,15 @@ def build_index(
     overwrite: bool = False,
     show_progress: bool = True,
     doc_vectors: str = "float16",
+    chunk: str | Chunking | None = None,
 ) -> Path:
     """Index `corpus` into the directory `output` and return its path.
 
     Interrupted builds resume from the last completed batch when run again with the same
     arguments; bad input removes the staging directory and raises a `TesseraError`.
     `doc_vectors` (token indexes only): `float16` or `residual:BITS` storage for ColBERT MaxSim.
+    `chunk` (`TOKENS[:OVERLAP]`, dense encoders): one vector per passage; search scores a
+    document by its best passage (MaxP) and names that passage in the hit.
     """
     target = staging.new_target(output, overwrite)
     if batch_size < 1:
@@ -104,23 +122,37 @@ def build_index(
         factory_key = f"{factory}|{doc_vectors}"
     else:
         factory_key = factory
+    splitter = _splitter(model, chunk)
+    if splitter is not None:
+        factory_key = f"{factory}|chunk={splitter.chunking.spec}"
     sink = None if model is None else _sink(model, factory, params, doc_vectors, show_progress)
     root, progress = staging.stage(target, _fingerprint(source, spec, factory_key, batch_size))
     store = DocStore(root / DocStore.FILE)
     try:
         store.truncate(progress.done)
+        passages = PassageMap(root) if splitter else None
+        rows = passages.rewind(progress.done) if passages else progress.done
         if sink is not None:
-            sink.rewind(root, progress.done)
+            sink.rewind(root, rows)
+        what = f" in passages of {splitter.chunking.tokens} tokens" if splitter else ""
         with progress_bar(show_progress) as bar:
             task = (
-                bar.add_task(f"indexing {source.name}", total=source.size_hint, completed=progress.done)
+                bar.add_task(f"indexing {source.name}{what}", total=source.size_hint, completed=progress.done)
                 if bar
                 else None
             )
             documents = islice(iter(source), progress.done, None)
             for batch in _batches(documents, batch_size):
-                if sink is not None:
+                if passages is not None:
+                    spans = splitter.spans(batch)
+                    pairs = zip(batch, spans, strict=True)
+                    texts = [passage_text(doc, *span) for doc, row in pairs for span in row]
+                    sink.append(root, model.encode_docs(texts))
+                    passages.append(progress.done, spans)
+                    rows += len(texts)
+                elif sink is not None:
                     sink.append(root, model.encode_docs([doc.contents for doc in batch]))
+                    rows += len(batch)
                 store.add(progress.done, batch)
                 progress.done += len(batch)
                 progress.save(root)
@@ -140,7 +172,13 @@ def build_index(
             build_lucene_index(store.documents(), root)
         else:
             manifest.dim, manifest.factory, manifest.search_params = model.dim, factory, params
-            sink.finish(root, progress.done)
+            sink.finish(root, rows)
+            if passages is not None:
+                manifest.chunking = {
+                    "tokens": splitter.chunking.tokens,
+                    "overlap": splitter.chunking.overlap,
+                    "passages": passages.finish(),
+                }
             with (root / "docids.txt").open("w", encoding="utf-8") as handle:
                 handle.writelines(f"{doc_id}\n" for doc_id in store.ids())
         store.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,20 +26,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fsync_tree(root: Path) -> None:
-    """Flush every file and folder under `root` so a rename publishes durable bytes."""
-    for path in sorted(root.rglob("*"), reverse=True):
-        if path.is_file():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
-    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -57,6 +42,8 @@ class Manifest:
     search_params: dict[str, float] = field(default_factory=dict)
     # A query encoder trained with the index (JPQ), as a folder inside the index directory.
     query_encoder: str = ""
+    # Chunked indexes (`index --chunk`): {"tokens", "overlap", "passages"}; vectors are passages.
+    chunking: dict[str, int] = field(default_factory=dict)
     created_at: str = field(default_factory=utc_now)
     format_version: int = FORMAT_VERSION
     files: dict[str, dict[str, object]] = field(default_factory=dict)

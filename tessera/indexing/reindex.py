@@ -12,6 +12,7 @@ from pathlib import Path
 from tessera.errors import TesseraError
 from tessera.indexing import staging
 from tessera.indexing.backends import Params, build_vector_backend, kind_of
+from tessera.indexing.chunking import PASSAGES
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.faiss_backend import FaissBackend
 from tessera.indexing.manifest import Manifest
@@ -49,4 +50,5 @@ def reindex(
             manifest, backend=kind_of(factory), factory=factory, search_params=params, query_encoder=""
         )
 
-    return staging.write_derived(src, target, (DocStore.FILE, "docids.txt"), fill, overwrite)
+    copied = (DocStore.FILE, "docids.txt", *((PASSAGES,) if manifest.chunking else ()))
+    return staging.write_derived(src, target, copied, fill, overwrite)

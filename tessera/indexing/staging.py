@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from tessera.durable import fsync_tree
 from tessera.errors import TesseraError
-from tessera.indexing.manifest import Manifest, fsync_tree, utc_now
+from tessera.indexing.manifest import Manifest, utc_now
 
 PROGRESS = "progress.json"
 

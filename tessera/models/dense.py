@@ -25,6 +25,16 @@ class DenseEncoder:
         self.batch_size = batch_size
         self.dim = int(self.model.get_embedding_dimension())
 
+    @property
+    def tokenizer(self):
+        """The Hugging Face tokenizer, for cutting long documents into passages that fit."""
+        return self.model.tokenizer
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest input (special tokens included) the model reads before truncating."""
+        return int(self.model.max_seq_length)
+
     def _encode(self, method, texts: Sequence[str]) -> np.ndarray:
         vectors = method(
             list(texts),

@@ -9,6 +9,7 @@
 | `colbert:PATH` | a multi-vector model folder; the index scores with ColBERT MaxSim |
 | `xtr:PATH` | the same kind of folder; the index scores with XTR (retrieved tokens only) |
 | `llm:MODEL[+tp][,OPTION=..]` | a decoder-only LLM: PromptEOL, Token Prepending, mean pooling (`llm.py`) |
+| `m2:PATH` | a saved M2-BERT (Monarch Mixer) folder; documents read up to 32k tokens (`m2/`) |
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ def is_lexical(spec: str) -> bool:
     return spec == "bm25" or spec.startswith("bm25:")
 
 
+M2_PREFIX = "m2:"
+
+
+def _m2_folder(spec: str) -> str:
+    folder = spec[len(M2_PREFIX) :]
+    if not folder:
+        raise EncoderError(f"'{spec}' names no model folder (expected m2:PATH)", field="encoder")
+    return folder
+
+
 def canonical_spec(spec: str) -> str:
     """The spec as the manifest stores it: BM25 with explicit parameters, paths absolute."""
     if is_lexical(spec):
@@ -53,6 +64,8 @@ def canonical_spec(spec: str) -> str:
         return spec
     if is_llm_spec(spec):
         return parse_llm_spec(spec).spec
+    if spec.startswith(M2_PREFIX):
+        return M2_PREFIX + str(Path(_m2_folder(spec)).expanduser().resolve())
     multi = parse_multivector_spec(spec)
     if multi is not None:
         scoring, folder = multi
@@ -93,6 +106,10 @@ def load_encoder(spec: str) -> Encoder:
         from tessera.models.llm import LLMEncoder
 
         return LLMEncoder(parse_llm_spec(spec))
+    if spec.startswith(M2_PREFIX):
+        from tessera.models.m2.encoder import M2Encoder
+
+        return M2Encoder(canonical_spec(spec), _m2_folder(spec))
     multi = parse_multivector_spec(spec)
     if multi is not None:
         from tessera.models.multivector import MultiVectorTextEncoder

@@ -12,3 +12,6 @@ class Hit:
     rank: int
     title: str | None = None
     text: str | None = None
+    # Chunked indexes: the best passage's character offsets in `text`, and (with text) its text.
+    offsets: tuple[int, int] | None = None
+    passage: str | None = None

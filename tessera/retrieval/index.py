@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from tessera.data.document import Document
 from tessera.errors import EncoderError, IndexFormatError, TesseraError
 from tessera.indexing.backends import Params, open_vector_backend
+from tessera.indexing.chunking import load_passages
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.lucene_backend import LuceneBackend
 from tessera.indexing.manifest import Manifest
 from tessera.models.encoder import Encoder
 from tessera.models.registry import load_encoder, parse_bm25
 from tessera.retrieval.hits import Hit
+from tessera.retrieval.maxp import maxp_search
+
+Span = tuple[int, int]
 
 
 class Index:
@@ -28,6 +33,7 @@ class Index:
         self.root = root
         self.manifest = manifest
         self.docstore = DocStore(root / DocStore.FILE, readonly=True)
+        self.passages = None
         if manifest.backend == "lucene":
             self.encoder = None
             self.backend = LuceneBackend(root, parse_bm25(manifest.encoder))
@@ -58,12 +64,14 @@ class Index:
             self.backend = open_late_interaction(root, manifest, params)
         else:
             self.backend = open_vector_backend(root, manifest, params)
-        if self.backend.dim != manifest.dim or self.backend.ntotal != manifest.doc_count:
+        vectors = manifest.chunking.get("passages", manifest.doc_count)
+        if self.backend.dim != manifest.dim or self.backend.ntotal != vectors:
             raise IndexFormatError(
                 f"the {manifest.backend} backend holds {self.backend.ntotal} {self.backend.dim}-d vectors; "
-                f"manifest says {manifest.doc_count} {manifest.dim}-d",
+                f"manifest says {vectors} {manifest.dim}-d",
                 file=root / "manifest.json",
             )
+        self.passages = load_passages(root, vectors, manifest.doc_count) if manifest.chunking else None
         self.doc_ids = (root / "docids.txt").read_text(encoding="utf-8").splitlines()
         if len(self.doc_ids) != manifest.doc_count:
             raise IndexFormatError(
@@ -95,8 +103,11 @@ class Index:
         queries = list(queries)
         if not queries:
             return []
+        spans: list[list[Span | None]] = [[None] * k for _ in queries]
         if self.encoder is None:
             ranked = self.backend.search(queries, k)
+        elif self.passages is not None:
+            ranked, spans = self._maxp(queries, k)
         else:
             scores, labels = self.backend.search(self.encoder.encode_queries(queries), k)
             ranked = [
@@ -110,11 +121,25 @@ class Index:
         texts = self.docstore.get(d for row in ranked for d, _ in row) if with_text else {}
         return [
             [
-                Hit(doc_id, score, rank, *((texts[doc_id].title, texts[doc_id].text) if with_text else ()))
-                for rank, (doc_id, score) in enumerate(row, start=1)
+                self._hit(doc_id, score, rank, span, texts.get(doc_id))
+                for rank, ((doc_id, score), span) in enumerate(zip(row, row_spans, strict=False), start=1)
             ]
-            for row in ranked
+            for row, row_spans in zip(ranked, spans, strict=True)
         ]
+
+    def _maxp(self, queries: list[str], k: int) -> tuple[list[list[tuple[str, float]]], list[list[Span]]]:
+        """Documents by their best passage, with that passage's offsets."""
+        found = maxp_search(self.backend.search, self.encoder.encode_queries(queries), self.passages[:, 0], k)
+        ranked = [[(self.doc_ids[doc], score) for doc, score, _ in row] for row in found]
+        spans = [[tuple(int(x) for x in self.passages[label, 1:]) for _, _, label in row] for row in found]
+        return ranked, spans
+
+    @staticmethod
+    def _hit(doc_id: str, score: float, rank: int, span: Span | None, doc: Document | None) -> Hit:
+        if doc is None:
+            return Hit(doc_id, score, rank, offsets=span)
+        passage = doc.text[span[0] : span[1]] if span else None
+        return Hit(doc_id, score, rank, doc.title, doc.text, span, passage)
 
     def document(self, doc_id: str):
         """The raw stored document, or None."""

@@ -18,6 +18,7 @@ from rich.progress import Progress
 from tessera.errors import TesseraError
 from tessera.indexing import staging
 from tessera.indexing.binary_backend import BebrBackend
+from tessera.indexing.chunking import refuse_chunked
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.manifest import Manifest
 from tessera.models.registry import load_encoder
@@ -59,6 +60,7 @@ def retrain_bebr_index(
     manifest = Manifest.read(source)
     if manifest.backend != "bebr":
         raise TesseraError(f"not a BEBR index (backend '{manifest.backend}')", file=source, field="backend")
+    refuse_chunked(manifest, source, "train bebr")
     old = BebrBackend.load(source)
     bits = bits or old.binarizer.bits
     if compatible and bits != old.binarizer.bits:

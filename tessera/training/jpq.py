@@ -33,6 +33,7 @@ from tessera.data.datasets import EvalDataset
 from tessera.data.document import Document
 from tessera.errors import TesseraError
 from tessera.indexing import staging
+from tessera.indexing.chunking import refuse_chunked
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.faiss_backend import FaissBackend
 from tessera.indexing.manifest import MANIFEST, Manifest
@@ -93,6 +94,7 @@ def _unsupported(path: Path, what: str) -> TesseraError:
 
 def load_pq_index(root: Path, manifest: Manifest) -> PQIndex:
     """Open `vectors.faiss` of a PQ or OPQ+PQ inner-product index; anything else is refused."""
+    refuse_chunked(manifest, root, "train jpq")
     if manifest.backend != "faiss":
         raise _unsupported(root / MANIFEST, f"a {manifest.backend} index")
     if manifest.metric != "ip":

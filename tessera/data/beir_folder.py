@@ -1,0 +1,78 @@
+"""Writing BEIR folders durably: the one place tessera/data writes them.
+
+A folder is written into a staging folder beside its target, fsynced, and renamed onto the
+target, so the target is absent, the old folder, or complete. Files are UTF-8 with `\\n`
+line ends; TSV rows are tab-separated.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from tessera.data.datasets import Qrels
+from tessera.durable import fsync_tree
+from tessera.errors import TesseraError
+
+QRELS_HEADER = ("query-id", "corpus-id", "score")
+
+
+@contextmanager
+def durable_open(path: Path) -> Iterator[IO[str]]:
+    """Open `path` for writing text; flushed and fsynced when the block ends without an error."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def tsv_writer(handle: IO[str]):
+    """A csv writer of tab-separated rows ending in `\\n`."""
+    return csv.writer(handle, delimiter="\t", lineterminator="\n")
+
+
+def write_qrels(path: Path, qrels: Qrels) -> None:
+    """Write `qrels` as a BEIR qrels file (header `query-id corpus-id score`), in dict order."""
+    with durable_open(path) as handle:
+        rows = tsv_writer(handle)
+        rows.writerow(QRELS_HEADER)
+        for query_id, judged in qrels.items():
+            rows.writerows([query_id, doc_id, grade] for doc_id, grade in judged.items())
+
+
+def new_target(output: str | Path, overwrite: bool) -> Path:
+    """The resolved target folder; refuse an existing one unless `overwrite`."""
+    target = Path(output).expanduser().resolve()
+    if target.exists() and not overwrite:
+        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+    return target
+
+
+def publish_folder(write: Callable[[Path], None], target: Path, overwrite: bool, tag: str) -> None:
+    """Run `write(stage)` in a staging folder beside `target` (`qrels/` already made; `tag`
+    names the stage), fsync it and rename it onto `target`, replacing an old folder only with
+    `overwrite`. The stage is removed on any failure."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = target.with_name(f"{target.name}.tmp-{tag}-{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        (stage / "qrels").mkdir(parents=True)
+        write(stage)
+        fsync_tree(stage)
+        if target.exists():
+            if not overwrite:
+                raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+            retired = target.with_name(f"{target.name}.old-{os.getpid()}")
+            target.rename(retired)
+            stage.rename(target)
+            shutil.rmtree(retired)
+        else:
+            stage.rename(target)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

@@ -1,0 +1,151 @@
+"""`index --chunk`: passages that fit the encoder, MaxP search, resume, reindex, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import kill_then_resume, run_cli
+
+from tessera.data.document import Document
+from tessera.errors import IndexFormatError, TesseraError
+from tessera.indexing.builder import build_index
+from tessera.indexing.chunking import Chunking, PassageSplitter, passage_text
+from tessera.indexing.docstore import DocStore
+from tessera.indexing.manifest import Manifest
+from tessera.indexing.reindex import reindex
+from tessera.models.registry import load_encoder
+from tessera.retrieval.index import Index
+
+CHUNK = "48:8"
+QUERIES = [
+    "what similarity laws must be obeyed when constructing aeroelastic models",
+    "boundary layer transition at supersonic speeds",
+    "heat transfer to a blunt body in hypersonic flow",
+]
+
+
+@pytest.fixture(scope="module")
+def chunked(cranfield_head: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("chunked") / "cran-chunked"
+    run_cli("index", str(cranfield_head / "corpus.jsonl"), "-o", str(out), "--chunk", CHUNK)
+    return out
+
+
+def test_parse_and_refuse_bad_chunk_specs() -> None:
+    assert Chunking.parse("256") == Chunking(256, 0)
+    assert Chunking.parse("256:32").spec == "256:32"
+    for bad, message in (("abc", "TOKENS or TOKENS:OVERLAP"), ("4", "at least 8"), ("64:40", "under half")):
+        with pytest.raises(TesseraError, match=message):
+            Chunking.parse(bad)
+    minilm = load_encoder("minilm")
+    with pytest.raises(TesseraError, match="exceed the encoder's input of 256 tokens"):
+        PassageSplitter(Chunking(512), minilm.tokenizer, minilm.max_tokens)
+
+
+def test_passages_fit_the_window_cover_the_text_and_overlap(cranfield_docs: dict[str, dict]) -> None:
+    minilm = load_encoder("minilm")
+    tokenizer = minilm.tokenizer
+    splitter = PassageSplitter(Chunking(48, 8), tokenizer, minilm.max_tokens)
+    docs = [Document(i, d["text"], d["title"]) for i, d in list(cranfield_docs.items())[:60]]
+    docs.append(Document("empty", "", "a title only"))
+    spans = splitter.spans(docs)
+    assert spans[-1] == [(0, 0)]
+    multi = 0
+    for doc, row in zip(docs[:-1], spans[:-1], strict=True):
+        for start, end in row:
+            assert len(tokenizer(passage_text(doc, start, end))["input_ids"]) <= 48
+        body = tokenizer(doc.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        assert row[0][0] == body[0][0] and row[-1][1] == body[-1][1]  # the whole body, nothing lost
+        starts = [next(i for i, o in enumerate(body) if o[0] == s) for s, _ in row]
+        ends = [next(i for i, o in enumerate(body) if o[1] == e) for _, e in row]
+        for a_end, b_start in zip(ends[:-1], starts[1:], strict=True):
+            assert 8 <= a_end + 1 - b_start <= 16  # about OVERLAP wordpieces, whole words
+        multi += len(row) > 1
+    assert multi > 30
+
+
+def test_maxp_equals_brute_force_max_over_passages(chunked: Path) -> None:
+    manifest = Manifest.read(chunked)
+    assert manifest.chunking["tokens"] == 48 and manifest.chunking["overlap"] == 8
+    rows = np.load(chunked / "passages.npy")
+    assert manifest.chunking["passages"] == len(rows) > manifest.doc_count == 150
+    store = DocStore(chunked / DocStore.FILE, readonly=True)
+    docs = list(store.documents())
+    store.close()
+    minilm = load_encoder("minilm")
+    passage_vectors = minilm.encode_docs([passage_text(docs[d], s, e) for d, s, e in rows])
+    index = Index.load(chunked)
+    for k in (10, 150):  # 150: every document, which needs the search to widen past the first fetch
+        found = index.batch_search(QUERIES, k=k, with_text=True)
+        for query, hits in zip(minilm.encode_queries(QUERIES), found, strict=True):
+            scores = passage_vectors @ query
+            best = np.full(len(docs), -np.inf)
+            np.maximum.at(best, rows[:, 0], scores)
+            order = np.argsort(-best, kind="stable")[:k]
+            assert [h.doc_id for h in hits] == [docs[i].id for i in order]
+            np.testing.assert_allclose([h.score for h in hits], best[order], atol=1e-5)
+            top = hits[0]
+            doc_rows = np.flatnonzero(rows[:, 0] == order[0])
+            label = doc_rows[np.argmax(scores[doc_rows])]
+            assert top.offsets == tuple(rows[label, 1:]) and top.passage == top.text[slice(*top.offsets)]
+
+
+def test_eval_and_fusion_take_a_chunked_index(chunked: Path, cranfield_head: Path, tmp_path: Path) -> None:
+    bm25 = tmp_path / "bm25"
+    run_cli("index", str(cranfield_head / "corpus.jsonl"), "-o", str(bm25), "--encoder", "bm25")
+    alone, fused = tmp_path / "alone.json", tmp_path / "fused.json"
+    common = ["--dataset", str(cranfield_head), "--split", "test", "--metrics", "nDCG@10"]
+    run_cli("eval", str(chunked), *common, "--json", str(alone), "--run", str(tmp_path / "run.trec"))
+    run_cli("eval", str(chunked), str(bm25), *common, "--json", str(fused))
+    assert json.loads(alone.read_text())["nDCG@10"] > 0.3
+    assert json.loads(fused.read_text())["nDCG@10"] > 0.3
+    first = (tmp_path / "run.trec").read_text().splitlines()[0].split()
+    assert first[2] in {doc.doc_id for doc in Index.load(chunked).search("x", k=150)}
+
+
+def test_interrupted_chunked_build_resumes_to_the_same_index(
+    chunked: Path, cranfield_head: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "resumed"
+    args = ["index", str(cranfield_head / "corpus.jsonl"), "--chunk", CHUNK, "--batch-size", "10"]
+    kill_then_resume(args, out, after=30, total=150)
+    assert np.array_equal(np.load(out / "passages.npy"), np.load(chunked / "passages.npy"))
+    resumed, whole = Index.load(out), Index.load(chunked)
+    for a, b in zip(resumed.batch_search(QUERIES, k=10), whole.batch_search(QUERIES, k=10), strict=True):
+        assert [h.doc_id for h in a] == [h.doc_id for h in b]
+        np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
+
+
+def test_reindex_keeps_the_passage_map(chunked: Path, tmp_path: Path) -> None:
+    out = reindex(chunked, tmp_path / "hnsw", "HNSW32", {"efSearch": 512}, show_progress=False)
+    assert Manifest.read(out).chunking == Manifest.read(chunked).chunking
+    exact = [h.doc_id for h in Index.load(chunked).search(QUERIES[0], k=10)]
+    assert len(set(exact) & {h.doc_id for h in Index.load(out).search(QUERIES[0], k=10)}) >= 9
+
+
+def test_chunking_refusals(chunked: Path, cranfield_head: Path, tmp_path: Path) -> None:
+    corpus = str(cranfield_head / "corpus.jsonl")
+    with pytest.raises(TesseraError, match="'bm25' is not one"):
+        build_index(corpus, tmp_path / "bm25", encoder="bm25", chunk="64", show_progress=False)
+    result = run_cli("index", corpus, "-o", str(tmp_path / "x"), "--chunk", "64:40", check=False)
+    assert result.returncode != 0 and "chunk" in result.stderr and "under half" in result.stderr
+    pq = reindex(chunked, tmp_path / "pq", "PQ16", show_progress=False)
+    from tessera.training.jpq import load_pq_index
+
+    with pytest.raises(TesseraError, match="holds passages"):
+        load_pq_index(pq, Manifest.read(pq))
+    assert not (tmp_path / "bm25").exists() and not (tmp_path / "x").exists()
+
+
+def test_a_damaged_passage_map_is_refused(chunked: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(chunked, copy)
+    rows = np.load(copy / "passages.npy")
+    np.save(copy / "passages.npy", rows[:-1])
+    with pytest.raises(IndexFormatError, match="passage map has shape"):
+        Index.load(copy, verify=False)
