@@ -1,4 +1,4 @@
-"""`tessera train ...`: encoders (dense, ColBERT, XTR) and compressed indexes (JPQ, BEBR)."""
+"""`tessera train ...`: encoders (dense, ColBERT, XTR, M2) and compressed indexes (JPQ, BEBR)."""
 
 from __future__ import annotations
 
@@ -190,3 +190,60 @@ def _encoder_training_command(kind: str):
 
 for _kind in _ENCODER_DOCS:
     train_app.command(_kind)(_encoder_training_command(_kind))
+
+
+@train_app.command("m2")
+def train_m2(
+    dataset: TrainDataset,
+    output: TrainOutput,
+    stage: Annotated[
+        str, typer.Option(help="both | distill (stage 1: MiniLM distillation) | finetune (stage 2).")
+    ] = "both",
+    base: Annotated[
+        str | None, typer.Option(help="M2 folder to start from (stage 1 starts fresh without one).")
+    ] = None,
+    layers: Annotated[int, typer.Option(help="Layers of a fresh model (384 wide, Monarch MLP).")] = 6,
+    max_length: Annotated[int, typer.Option(help="Tokens per sequence (up to 32768).")] = 2048,
+    distill_epochs: Annotated[float, typer.Option(help="Stage 1 passes over its rows.")] = 1.0,
+    distill_docs: Annotated[
+        int, typer.Option(help="Stage 1 documents (plus half as many long concatenations).")
+    ] = 384,
+    split: TrainSplit = "train",
+    corpus: TrainCorpus = None,
+    pairs: TrainPairs = "qrels,titles",
+    negatives: TrainNegatives = "bm25",
+    epochs: TrainEpochs = 1.0,
+    max_steps: TrainMaxSteps = None,
+    batch_size: Annotated[int, typer.Option(help="Stage 2 queries per batch (the paper: 1).")] = 1,
+    lr: Annotated[float | None, typer.Option("--lr", help="Stage 2 learning rate (5e-5).")] = None,
+    precision: TrainPrecision = "auto",
+    seed: TrainSeed = 0,
+    save_steps: TrainSaveSteps = 20,
+    overwrite: TrainOverwrite = False,
+) -> None:
+    """Train an M2-BERT long-context retriever: distil MiniLM, then fine-tune on pairs (resumable)."""
+    from tessera.training.m2 import train_m2 as run_m2
+
+    path = run_m2(
+        dataset,
+        output,
+        stage=stage,
+        base=base,
+        layers=layers,
+        distill_epochs=distill_epochs,
+        distill_docs=distill_docs,
+        max_length=max_length,
+        split=split,
+        corpus=corpus,
+        pairs=pairs,
+        negatives=negatives,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        learning_rate=lr,
+        precision=precision,
+        seed=seed,
+        save_steps=save_steps,
+        overwrite=overwrite,
+    )
+    out.print(f"M2 encoder written to {path} (use --encoder m2:{path})")

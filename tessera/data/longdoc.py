@@ -88,15 +88,16 @@ def member_text(title: str, text: str) -> str:
 
 
 def resolve_folder(spec: str | Path) -> Path:
-    """A folder path, or `NAME` / `NAME-beir` in TESSERA_DATA_DIR."""
+    """A folder path, or `NAME-beir` / `NAME` in TESSERA_DATA_DIR (the BEIR copy first: the
+    shared data keeps a collection's originals in `NAME` and its BEIR copy in `NAME-beir`)."""
     path = Path(spec).expanduser()
     if path.is_dir():
         return path
     if path.exists():
         raise DatasetError("is a file, expected a BEIR folder", file=path, field="folder")
-    for name in (str(spec), f"{spec}-beir"):
+    for name in (f"{spec}-beir", str(spec)):
         local = config.data_dir() / name
-        if local.is_dir() and not Path(spec).is_absolute():
+        if (local / "corpus.jsonl").is_file() and not Path(spec).is_absolute():
             return local
     raise DatasetError("no such folder (nor in TESSERA_DATA_DIR)", file=path, field="folder")
 

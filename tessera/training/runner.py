@@ -77,7 +77,7 @@ class TrainOptions:
 class Recipe:
     """What one kind of encoder adds to the shared path."""
 
-    kind: str  # dense | colbert | xtr
+    kind: str  # dense | colbert | xtr | m2 | m2-distill
     base: str  # the starting model, resolved (part of the fingerprint)
     learning_rate: float
     scale: float
@@ -85,7 +85,10 @@ class Recipe:
     make_model: Callable[[], Any]
     make_loss: Callable[[Any, TrainOptions, float], Any]  # (model, options, scale) -> loss
     classes: Callable[[], tuple[type, type]]  # (training arguments, trainer), imported when training
-    extra_args: dict[str, Any] = field(default_factory=dict)
+    extra_args: dict[str, Any] = field(default_factory=dict)  # training arguments over the shared ones
+    # Rows that are not (query, positive[, negative]) pairs (M2 distillation): (options, corpus) ->
+    # (rows, counts). Such a recipe reads no judgments.
+    make_rows: Callable[[TrainOptions, Corpus], tuple[Rows, dict[str, int]]] | None = None
 
 
 def _validate(options: TrainOptions) -> None:
@@ -223,6 +226,10 @@ def _trainer(recipe: Recipe, options: TrainOptions, rows: Rows, work: Path, loss
     args_class, trainer_class = recipe.classes()
     model = recipe.make_model()
     bf16 = use_bf16(options.precision)
+    shared = {
+        "batch_sampler": BatchSamplers.NO_DUPLICATES,  # a query's other positives are no in-batch negatives
+        "prompts": _document_prompts(model, list(rows[0])),
+    }
     args = args_class(
         output_dir=str(work),
         num_train_epochs=options.epochs,
@@ -230,8 +237,6 @@ def _trainer(recipe: Recipe, options: TrainOptions, rows: Rows, work: Path, loss
         per_device_train_batch_size=options.batch_size,
         learning_rate=options.learning_rate or recipe.learning_rate,
         warmup_steps=options.warmup,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,  # a query's other positives are no in-batch negatives
-        prompts=_document_prompts(model, list(rows[0])),
         save_strategy="steps",
         save_steps=options.save_steps,
         save_total_limit=2,
@@ -243,7 +248,7 @@ def _trainer(recipe: Recipe, options: TrainOptions, rows: Rows, work: Path, loss
         dataloader_pin_memory=torch.cuda.is_available(),
         bf16=bf16,
         use_cpu=bf16 and not torch.cuda.is_available(),  # transformers' switch for CPU autocast
-        **recipe.extra_args,
+        **{**shared, **recipe.extra_args},
     )
     callbacks = [losses, *options.callbacks]
     if options.show_progress:
@@ -270,7 +275,7 @@ def run_training(dataset: str | Path, output: str | Path, recipe: Recipe, option
         check_negatives(options.synthetic_filter)
     corpus = dataset_corpus(dataset, options.split, options.corpus)
     # Judgments are read even when resuming: a bad dataset or split fails before anything slow.
-    data = judged_split(dataset, options.split, parse_sources(options.pairs))
+    data = None if recipe.make_rows else judged_split(dataset, options.split, parse_sources(options.pairs))
     if data is not None and not data.name.endswith(f"/{options.split}"):
         raise DatasetError(
             f"'{dataset}' has no '{options.split}' split (its qrels judge every query, test queries "
@@ -287,7 +292,12 @@ def run_training(dataset: str | Path, output: str | Path, recipe: Recipe, option
     work = target.with_name(f"{target.name}.tmp-train")
     with _locked(work):
         try:
-            rows, counts = _prepare(work, fingerprint, lambda: _make_rows(options, corpus, data))
+            make = (
+                (lambda: recipe.make_rows(options, corpus))
+                if recipe.make_rows
+                else (lambda: _make_rows(options, corpus, data))
+            )
+            rows, counts = _prepare(work, fingerprint, make)
         except BaseException:
             if not (work / PREPARED).exists():  # nothing worth resuming
                 shutil.rmtree(work, ignore_errors=True)

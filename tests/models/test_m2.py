@@ -345,3 +345,24 @@ def test_training_step_reaches_the_filters_and_runs_under_bf16_autocast() -> Non
     ):
         assert param.grad is not None and param.grad.abs().sum() > 0
     assert len(mixer._fft_cache) == 0
+
+
+def test_a_published_folder_converts_to_an_m2_encoder_folder(tmp_path: Path) -> None:
+    from tessera.models.m2.checkpoint import convert_published
+    from tessera.models.registry import load_encoder
+
+    model = tiny_model(seed=5, pooler="mean", use_position_embeddings=True, max_length=512)
+    published = tmp_path / "published"
+    published.mkdir()
+    save_file(to_published_state_dict(model), str(published / "model.safetensors"))
+    config = {"hidden_size": 32, "num_hidden_layers": 2, "long_conv_l_max": 512, "hyena_filter_order": 8}
+    config |= {"use_positional_encodings": True, "max_position_embeddings": 512, "pool_all": True}
+    (published / "config.json").write_text(json.dumps(config))
+    folder = convert_published(published, tmp_path / "converted")
+    encoder = load_encoder(f"m2:{folder}")
+    assert encoder.dim == 32 and encoder.max_tokens == 512
+    features = encoder.model.tokenize([SHORT])
+    with torch.no_grad():
+        hidden = model(features["input_ids"], features["attention_mask"])
+        expected = torch.nn.functional.normalize(model.pooler(hidden, features["attention_mask"]), dim=-1)
+    np.testing.assert_allclose(encoder.encode_docs([SHORT]), expected.numpy(), atol=1e-5)

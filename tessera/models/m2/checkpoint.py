@@ -142,3 +142,25 @@ def load_published_folder(folder: str | Path, **overrides: Any) -> M2Model:
         )
     config = config_from_published(json.loads((folder / "config.json").read_text()), **overrides)
     return load_published_state_dict(load_file(str(weights)), config)
+
+
+def convert_published(folder: str | Path, output: str | Path) -> Path:
+    """A published checkpoint folder as a Tessera M2 folder (`--encoder m2:OUTPUT`).
+
+    The tokenizer is the folder's own when it has one, else the bundled MiniLM's (BERT's
+    uncased 30,522-wordpiece vocabulary, the one the published models use). Documents are
+    then read whole, up to the checkpoint's `long_conv_l_max`."""
+    from tessera.models.m2.model import build_sentence_transformer
+
+    folder = Path(folder)
+    published = load_published_folder(folder)
+    own_tokenizer = any((folder / name).exists() for name in ("tokenizer.json", "vocab.txt"))
+    model = build_sentence_transformer(
+        published.config,
+        max_seq_length=published.config.max_length,
+        tokenizer_path=folder if own_tokenizer else None,
+    )
+    _m2_model(model).load_state_dict(published.state_dict())
+    output = Path(output)
+    model.save(str(output))
+    return output

@@ -1,9 +1,9 @@
 """The M2 model as a Tessera encoder: a saved M2 sentence-transformers folder, read in full.
 
-Documents are encoded with the model's own `max_seq_length` (up to 32k tokens), so one
-vector covers a whole long document. sentence-transformers sorts texts by length before
-batching, and the mixer masks padding, so batching neither wastes much compute nor changes
-a text's vector.
+Documents are encoded in full up to the architecture's `max_length` (32k tokens by default,
+not the shorter length a model was trained at), so one vector covers a whole long document.
+sentence-transformers sorts texts by length before batching, and the mixer masks padding,
+so batching neither wastes much compute nor changes a text's vector.
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ class M2Encoder(DenseEncoder):
     def __init__(self, spec: str, folder: str | Path, batch_size: int = 8, device: str | None = None):
         check_m2_folder(spec, folder)
         self.model = load_m2_sentence_transformer(folder, device)
+        # Whole documents, up to the architecture's length (32k by default), whatever length
+        # the model was trained at: reading a long document in one piece is M2's point.
+        self.model.max_seq_length = self.model[0].config.max_length
         self.spec = spec
         self.batch_size = batch_size
         self.dim = int(self.model.get_embedding_dimension())

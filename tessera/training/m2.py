@@ -1,0 +1,231 @@
+"""`tessera train m2`: an M2-BERT retriever trained here, on 2 CPU cores, in two stages.
+
+Stage 1, distillation (`distill`). A fresh M2 model (MiniLM's word embeddings, everything
+else random) learns to reproduce the bundled MiniLM's sentence embeddings: of single corpus
+documents (short sequences), and of long sequences made by concatenating random documents up
+to `max_length` tokens, whose target is the normalised mean of their members' MiniLM vectors
+(a long document "means" what its parts mean). The loss is MSE to the teacher vectors
+(sentence-transformers' MSELoss). Why distillation and not masked-language modelling: MLM
+from scratch needs far more compute than a CPU has before its embeddings are of any use for
+retrieval, while distillation trains the pooled embedding itself, in the space of a model
+that already retrieves well, at every length the mixer must learn to handle.
+
+Stage 2, retrieval fine-tuning (`finetune`), as the M2-BERT paper's released code does it:
+one query per batch by default, and for each (query, positive, negative) the loss
+`(cos(q, d+) - 1)^2 + (cos(q, d-) - 0)^2`: no in-batch softmax, so a batch of one works and
+memory stays that of a few long documents. Pairs and hard negatives come from the training
+machinery every trainer shares (qrels, titles, synthetic queries, ...; BM25 negatives), from
+the split's training queries only.
+
+Both stages run on the shared runner (`runner.py`): resumable checkpoints, progress, bf16
+autocast where the CPU has it, atomic publication. `stage="both"` keeps stage 1's model
+beside the output as `OUT.distilled` and starts stage 2 from it (a rerun reuses it).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tessera.data.corpus import Corpus
+from tessera.errors import EncoderError, TesseraError
+from tessera.training.runner import Recipe, Rows, TrainOptions, run_training
+
+STAGES = ("both", "distill", "finetune")
+DISTILL_LEARNING_RATE = 2e-4  # a mostly random model: larger steps than fine-tuning
+FINETUNE_LEARNING_RATE = 5e-5
+# One sequence per step: batching a 200-token document with a 2,000-token concatenation pads
+# it tenfold; measured, batches of 8 cost 2x more time per token than batches of 1.
+DISTILL_BATCH = 1
+LONG_ROWS_PER_DOC = 0.5  # long concatenations per short (one-document) distillation row
+PICKS = 64  # random draws to fill one long row
+DISTILL_DOCS = 384  # documents sampled for stage 1 (~10 CPU minutes at 2048 tokens, 6 layers)
+
+
+class CosineMSELoss(nn.Module):
+    """The M2-BERT retrieval loss: squared distance of cos(q, d) to 1 (positive) or 0 (negatives)."""
+
+    def __init__(self, model: Any):
+        super().__init__()
+        self.model = model
+
+    def forward(self, sentence_features: Iterable[dict[str, torch.Tensor]], labels: Any) -> torch.Tensor:
+        query, *documents = [self.model(features)["sentence_embedding"] for features in sentence_features]
+        query = nn.functional.normalize(query.float(), dim=-1)
+        loss = query.new_zeros(())
+        for position, document in enumerate(documents):
+            cosine = (query * nn.functional.normalize(document.float(), dim=-1)).sum(-1)
+            loss = loss + ((cosine - (1.0 if position == 0 else 0.0)) ** 2).mean()
+        return loss
+
+
+def distillation_rows(
+    corpus: Corpus, max_length: int, seed: int, docs: int = DISTILL_DOCS
+) -> tuple[Rows, dict[str, int]]:
+    """Short rows (`docs` sampled documents) and about half as many long rows (two or more
+    distinct sampled documents concatenated to a length drawn uniformly between a quarter of
+    `max_length` tokens and all of it, never past it), each with its MiniLM target vector."""
+    from tessera.models.registry import load_encoder
+
+    rng = random.Random(seed)
+    documents = [doc.contents for doc in corpus if doc.contents.strip()]
+    if not documents:
+        raise TesseraError("the corpus has no text to distil from", field="corpus")
+    rng.shuffle(documents)
+    documents = documents[:docs]
+    teacher = load_encoder("minilm")
+    targets = teacher.encode_docs(documents)
+    counter = copy.deepcopy(teacher.tokenizer.backend_tokenizer)  # counts only: no truncation
+    counter.no_truncation()
+    counter.no_padding()
+    lengths = [len(e.ids) for e in counter.encode_batch(documents, add_special_tokens=False)]
+    rows: Rows = [
+        {"text": text, "label": target.tolist()} for text, target in zip(documents, targets, strict=True)
+    ]
+    long_rows = round(len(documents) * LONG_ROWS_PER_DOC)
+    room = max_length - 2  # [CLS] and [SEP]
+    made = 0
+    for _ in range(long_rows):
+        budget = rng.randint(max(max_length // 4, 1), room)
+        members: list[int] = []
+        used = 0
+        for _ in range(PICKS):  # random documents that fit, until the drawn length is reached
+            member = rng.randrange(len(documents))
+            if member not in members and used + lengths[member] <= room:
+                members.append(member)
+                used += lengths[member]
+                if used >= budget:
+                    break
+        if len(members) < 2:
+            continue
+        mean = targets[members].mean(axis=0)
+        rows.append(
+            {
+                "text": "\n\n".join(documents[m] for m in members),
+                "label": (mean / max(float(np.linalg.norm(mean)), 1e-12)).tolist(),
+            }
+        )
+        made += 1
+    rng.shuffle(rows)
+    return rows, {"short": len(documents), "long": made}
+
+
+def _fresh_model(max_length: int, layers: int):
+    from tessera.models.m2 import M2Config, build_sentence_transformer, init_from_minilm
+
+    model = build_sentence_transformer(M2Config(layers=layers), max_seq_length=max_length)
+    init_from_minilm(model)
+    return model
+
+
+def _m2_folder(base: str | Path, max_length: int):
+    from tessera.models.m2 import load_m2_sentence_transformer
+
+    model = load_m2_sentence_transformer(base)
+    model.max_seq_length = max_length
+    return model
+
+
+def _classes() -> tuple[type, type]:
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    return SentenceTransformerTrainingArguments, SentenceTransformerTrainer
+
+
+def _mse(model: Any, options: TrainOptions, scale: float):
+    from sentence_transformers.sentence_transformer.losses import MSELoss
+
+    return MSELoss(model)
+
+
+def _plain_batches() -> dict[str, Any]:
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    return {"batch_sampler": BatchSamplers.BATCH_SAMPLER}
+
+
+def train_m2(
+    dataset: str | Path,
+    output: str | Path,
+    *,
+    stage: str = "both",
+    base: str | Path | None = None,
+    layers: int = 6,
+    distill_epochs: float = 1.0,
+    distill_docs: int = DISTILL_DOCS,
+    **options: Any,
+) -> Path:
+    """Train an M2-BERT retriever on `dataset` and write it to `output` (see the module docstring).
+
+    `base`: an M2 folder to start from (stage 2 alone needs one; stage 1 starts fresh without).
+    `options` are `TrainOptions` fields for stage 2 (and `max_length`, `seed`, `precision`,
+    `corpus`, `overwrite` for both); defaults: batch size 1, max_length 2048, lr 5e-5.
+    """
+    if stage not in STAGES:
+        raise TesseraError(f"unknown stage '{stage}' (expected one of {', '.join(STAGES)})", field="stage")
+    if stage == "finetune" and base is None:
+        raise EncoderError("stage 2 alone starts from a trained M2 folder: give --base", field="base")
+    settings = TrainOptions(**{"batch_size": 1, "max_length": 2048, **options})
+    target = Path(output).expanduser().resolve()
+    if stage == "distill":
+        return _distill(dataset, target, base, layers, (distill_epochs, distill_docs), settings)
+    start = base
+    if stage == "both":
+        start = target.with_name(f"{target.name}.distilled")
+        if not start.exists():
+            _distill(dataset, start, base, layers, (distill_epochs, distill_docs), settings)
+    recipe = Recipe(
+        kind="m2",
+        base=str(Path(start).expanduser().resolve()),
+        learning_rate=FINETUNE_LEARNING_RATE,
+        scale=1.0,
+        settings={},
+        make_model=lambda: _m2_folder(start, settings.max_length),
+        make_loss=lambda model, opts, scale: CosineMSELoss(model),
+        classes=_classes,
+    )
+    return run_training(dataset, target, recipe, settings)
+
+
+def _distill(
+    dataset: str | Path,
+    target: Path,
+    base: str | Path | None,
+    layers: int,
+    size: tuple[float, int],
+    settings: TrainOptions,
+) -> Path:
+    """Stage 1 into `target` (see the module docstring); `size`: (epochs, documents)."""
+    from dataclasses import replace
+
+    stage_options = replace(
+        settings,
+        epochs=size[0],
+        batch_size=DISTILL_BATCH,
+        learning_rate=settings.learning_rate if base is not None else DISTILL_LEARNING_RATE,
+        pairs=("qrels",),
+        negatives="none",
+        max_steps=None,
+    )
+    recipe = Recipe(
+        kind="m2-distill",
+        base=str(base) if base else f"fresh M2 ({layers} layers) on MiniLM embeddings",
+        learning_rate=DISTILL_LEARNING_RATE,
+        scale=1.0,
+        settings={"layers": layers, "distill_docs": size[1]},
+        make_model=lambda: (
+            _m2_folder(base, settings.max_length) if base else _fresh_model(settings.max_length, layers)
+        ),
+        make_loss=_mse,
+        classes=_classes,
+        extra_args=_plain_batches(),
+        make_rows=lambda opts, corpus: distillation_rows(corpus, opts.max_length, opts.seed, size[1]),
+    )
+    return run_training(dataset, target, recipe, stage_options)

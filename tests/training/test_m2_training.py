@@ -1,0 +1,136 @@
+"""`train m2`: the M2-BERT retrieval loss, distillation rows, and both stages through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+
+from tessera.data.corpus import open_corpus
+from tessera.errors import EncoderError, TesseraError
+from tessera.models.m2 import M2Config, build_sentence_transformer
+from tessera.training.m2 import CosineMSELoss, distillation_rows, train_m2
+
+TINY = {"hidden": 32, "layers": 1, "monarch_blocks": 4, "max_length": 512, "filter_order": 8}
+
+
+@pytest.fixture(scope="module")
+def small_split(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """150 Cranfield documents with the train and test judgments that fall on them."""
+    source = data_dir / "cranfield-beir"
+    folder = tmp_path_factory.mktemp("corpora") / "cranfield-small"
+    (folder / "qrels").mkdir(parents=True)
+    lines = (source / "corpus.jsonl").read_text().splitlines()[:150]
+    (folder / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    kept = {json.loads(line)["_id"] for line in lines}
+    judged: set[str] = set()
+    for split in ("train", "test"):
+        header, *rows = (source / "qrels" / f"{split}.tsv").read_text().splitlines()
+        rows = [row for row in rows if row.split("\t")[1] in kept]
+        judged |= {row.split("\t")[0] for row in rows}
+        (folder / "qrels" / f"{split}.tsv").write_text("\n".join([header, *rows]) + "\n")
+    queries = [
+        q for q in (source / "queries.jsonl").read_text().splitlines() if json.loads(q)["_id"] in judged
+    ]
+    (folder / "queries.jsonl").write_text("\n".join(queries) + "\n")
+    return folder
+
+
+def _features(model, texts: list[str]) -> dict[str, torch.Tensor]:
+    return model.preprocess(texts)
+
+
+def test_cosine_mse_loss_is_the_m2_formula() -> None:
+    torch.manual_seed(0)
+    model = build_sentence_transformer(M2Config(**TINY), max_seq_length=64)
+    texts = (["what is a shock wave", "what is lift"], ["shock waves in air", "lift of wings"])
+    negatives = ["the history of ballooning", "boundary layers in water"]
+    loss = CosineMSELoss(model)([_features(model, list(t)) for t in (*texts, negatives)], None)
+    with torch.no_grad():
+        q, p, n = (model.encode(list(t), convert_to_tensor=True) for t in (*texts, negatives))
+    cos = torch.nn.functional.cosine_similarity
+    expected = ((cos(q, p) - 1) ** 2).mean() + (cos(q, n) ** 2).mean()
+    assert float(loss.detach()) == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_a_training_step_lowers_the_loss() -> None:
+    torch.manual_seed(0)
+    model = build_sentence_transformer(M2Config(**TINY), max_seq_length=64)
+    loss_fn = CosineMSELoss(model)
+    batch = [["pressure distribution on a cone"], ["the pressure on cones in supersonic flow"], ["birds"]]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        optimizer.zero_grad()
+        loss = loss_fn([_features(model, t) for t in batch], None)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_distillation_rows_short_and_long_with_minilm_targets(small_split: Path) -> None:
+    from tessera.models.registry import load_encoder
+
+    corpus = open_corpus(small_split)
+    rows, counts = distillation_rows(corpus, max_length=1024, seed=3, docs=40)
+    assert counts["short"] == 40 and 18 <= counts["long"] <= 20 and len(rows) == 40 + counts["long"]
+    again, _ = distillation_rows(corpus, max_length=1024, seed=3, docs=40)
+    assert again == rows
+    texts = {doc.contents for doc in corpus}
+    short = [row for row in rows if row["text"] in texts]
+    long = [row for row in rows if row["text"] not in texts]
+    assert len(short) == 40 and len(long) == counts["long"]
+    minilm = load_encoder("minilm")
+    np.testing.assert_allclose(
+        minilm.encode_docs([row["text"] for row in short[:5]]), [row["label"] for row in short[:5]], atol=1e-5
+    )
+    sizes = [len(minilm.tokenizer(row["text"])["input_ids"]) for row in long]
+    assert max(sizes) <= 1024 and sum(sizes) / len(sizes) > 512  # drawn between 256 and 1024
+    for row in long:
+        assert np.linalg.norm(row["label"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_train_m2_both_stages_then_index_and_search(small_split: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m2"
+    common = ["--layers", "1", "--max-length", "1024", "--distill-docs", "16", "--max-steps", "3"]
+    result = run_cli("train", "m2", "--dataset", str(small_split), "-o", str(out), *common)
+    assert "m2:" in result.stdout
+    distilled = json.loads((tmp_path / "m2.distilled" / "training.json").read_text())
+    record = json.loads((out / "training.json").read_text())
+    examples = distilled["examples"]
+    assert distilled["kind"] == "m2-distill" and examples["short"] == 16 and 6 <= examples["long"] <= 8
+    assert distilled["steps"] == examples["short"] + examples["long"]  # one sequence per step
+    assert record["kind"] == "m2" and record["steps"] == 3 and record["settings"]["split"] == "train"
+    assert record["settings"]["base"] == str((tmp_path / "m2.distilled").resolve())
+    index = tmp_path / "index"
+    run_cli("index", str(small_split / "corpus.jsonl"), "-o", str(index), "--encoder", f"m2:{out}")
+    hits = json.loads(run_cli("search", str(index), "shock waves", "--json", "-k", "3").stdout)
+    assert len(hits) == 3
+    from tessera.models.registry import load_encoder
+
+    assert load_encoder(f"m2:{out}").max_tokens == 32768  # whole documents, not the training length
+
+
+def test_train_m2_refusals(small_split: Path, tmp_path: Path) -> None:
+    with pytest.raises(EncoderError, match="give --base"):
+        train_m2(small_split, tmp_path / "x", stage="finetune")
+    with pytest.raises(TesseraError, match="unknown stage"):
+        train_m2(small_split, tmp_path / "x", stage="pretrain")
+    result = run_cli(
+        "train",
+        "m2",
+        "--dataset",
+        str(small_split),
+        "-o",
+        str(tmp_path / "y"),
+        "--stage",
+        "finetune",
+        check=False,
+    )
+    assert result.returncode != 0 and "base" in result.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
