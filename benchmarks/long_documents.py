@@ -53,7 +53,7 @@ print(json.dumps({"seconds": time.perf_counter() - start,
 """
 
 
-def systems(m2: Path | None) -> dict[str, tuple[str, str]]:
+def systems(m2: Path | None, distilled: Path | None = None) -> dict[str, tuple[str, str]]:
     """name -> (encoder spec, chunk)"""
     found = {
         "BM25": ("bm25", ""),
@@ -62,6 +62,8 @@ def systems(m2: Path | None) -> dict[str, tuple[str, str]]:
     }
     if m2 is not None:
         found["M2"] = (f"m2:{m2.resolve()}", "")
+    if distilled is not None:
+        found["M2 stage 1 only"] = (f"m2:{distilled.resolve()}", "")
     return found
 
 
@@ -111,6 +113,47 @@ def measure(task: Path, name: str, spec: str, chunk: str, work: Path, console: C
     saved.write_text(json.dumps(result))
     ndcg = mean_se(list(per_query["nDCG@10"].values()))[0]
     console.log(f"{task.name}: {name} nDCG@10 {ndcg:.4f}, {result['seconds_per_doc']:.2f} s/doc")
+    return result
+
+
+def saved_results(task: Path, work: Path) -> dict[str, dict]:
+    """Every system's saved result for `task`, in the table's order."""
+    names = systems(Path("m2"), Path("m2-distilled"))
+    folder = work / "results" / task.name
+    return {
+        name: json.loads((folder / f"{name.replace(' ', '_')}.json").read_text())
+        for name in names
+        if (folder / f"{name.replace(' ', '_')}.json").is_file()
+    }
+
+
+def random_order(task: Path, work: Path, shuffles: int = 100) -> dict:
+    """The chance level: per-query nDCG@10 and R@100 of random rankings, averaged over shuffles."""
+    import random
+
+    saved = work / "results" / task.name / "random.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())
+    test = load_eval_dataset(task, "test")
+    ids = [json.loads(line)["_id"] for line in (task / "corpus.jsonl").open(encoding="utf-8")]
+    rng = random.Random(0)
+    per_query = {str(m): dict.fromkeys(test.qrels, 0.0) for m in METRICS}
+    for _ in range(shuffles):
+        run = {}
+        for qid in test.qrels:
+            order = rng.sample(ids, min(100, len(ids)))
+            run[qid] = {doc: float(100 - rank) for rank, doc in enumerate(order)}
+        for found in ir_measures.iter_calc(METRICS, test.qrels, run):
+            per_query[str(found.measure)][found.query_id] += found.value / shuffles
+    result = {
+        "per_query": per_query,
+        "docs": len(ids),
+        "seconds": 0.0,
+        "peak_mb": 0.0,
+        "seconds_per_doc": 0.0,
+    }
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(result))
     return result
 
 
@@ -171,6 +214,9 @@ def plot(results: dict[str, dict[str, dict]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     collections = sorted({task.split("-")[0] for task in results})
+    everyone = list(dict.fromkeys(name for found in results.values() for name in found))
+    colors = {name: f"C{i}" for i, name in enumerate(everyone)}  # one colour per system everywhere
+    colors["random order"] = "gray"
     modes = ("mix", "needle")
     figure, axes = plt.subplots(len(collections), 2, figsize=(10, 3.6 * len(collections)), squeeze=False)
     for row, collection in enumerate(collections):
@@ -179,8 +225,7 @@ def plot(results: dict[str, dict[str, dict]], path: Path) -> None:
             tasks = sorted(
                 (int(t.rsplit("-", 1)[1]), t) for t in results if t.startswith(f"{collection}-{mode}-")
             )
-            names = sorted({n for _, t in tasks for n in results[t]})
-            for name in names:
+            for name in everyone:
                 points = [
                     (length, *mean_se(list(results[t][name]["per_query"]["nDCG@10"].values())))
                     for length, t in tasks
@@ -188,14 +233,22 @@ def plot(results: dict[str, dict[str, dict]], path: Path) -> None:
                 ]
                 if points:
                     xs, ys, ses = zip(*points, strict=True)
-                    axis.errorbar(xs, ys, yerr=ses, marker="o", capsize=3, label=name)
+                    style = {"linestyle": "--"} if name == "random order" else {}
+                    axis.errorbar(
+                        xs, ys, yerr=ses, marker="o", capsize=3, label=name, color=colors[name], **style
+                    )
             axis.set_xscale("log", base=2)
             axis.set_title(f"{collection} {mode}")
             axis.set_xlabel("document length (tokens)")
             axis.set_ylabel("nDCG@10 (test)")
             axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    figure.tight_layout()
+    handles = {
+        label: handle
+        for axis in axes.flat
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True)
+    }
+    figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8)
+    figure.tight_layout(rect=(0, 0.05, 1, 1))
     figure.savefig(path, dpi=120)
 
 
@@ -204,15 +257,21 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--m2", type=Path, help="An M2 model folder (tessera train m2); omit to skip M2.")
+    parser.add_argument(
+        "--m2-distilled", type=Path, help="The stage-1 model (OUT.distilled), to show what stage 2 adds."
+    )
     parser.add_argument("--collections", nargs="+", default=["cranfield", "cisi"])
     parser.add_argument("--modes", nargs="+", default=["mix", "needle"])
     parser.add_argument("--lengths", nargs="+", type=int, default=[2048, 8192, 32768])
-    parser.add_argument("--systems", nargs="+", help="Subset of system names to run.")
+    parser.add_argument("--systems", nargs="+", help="Subset of system names to run (and report).")
+    parser.add_argument(
+        "--saved-only", action="store_true", help="Report every saved result; build nothing new."
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/long"))
     parser.add_argument("--plot", type=Path, help="Write nDCG@10 against length (PNG) here.")
     args = parser.parse_args()
-    console = Console()
-    chosen = systems(args.m2)
+    console = Console(width=200)
+    chosen = systems(args.m2, args.m2_distilled)
     if args.systems:
         chosen = {name: chosen[name] for name in args.systems}
     results: dict[str, dict[str, dict]] = {}
@@ -220,7 +279,11 @@ def main() -> None:
         for mode in args.modes:
             for tokens in args.lengths:
                 task = task_folder(collection, mode, tokens, args.work)
-                results[task.name] = {
+                results[task.name] = {"random order": random_order(task, args.work)}
+                if args.saved_only:
+                    results[task.name] |= saved_results(task, args.work)
+                    continue
+                results[task.name] |= {
                     name: measure(task, name, spec, chunk, args.work, console)
                     for name, (spec, chunk) in chosen.items()
                 }

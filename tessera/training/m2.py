@@ -19,7 +19,8 @@ the split's training queries only.
 
 Both stages run on the shared runner (`runner.py`): resumable checkpoints, progress, bf16
 autocast where the CPU has it, atomic publication. `stage="both"` keeps stage 1's model
-beside the output as `OUT.distilled` and starts stage 2 from it (a rerun reuses it).
+beside the output as `OUT.distilled` and starts stage 2 from it (a rerun reuses it, unless
+it overwrites).
 """
 
 from __future__ import annotations
@@ -174,12 +175,14 @@ def train_m2(
         raise EncoderError("stage 2 alone starts from a trained M2 folder: give --base", field="base")
     settings = TrainOptions(**{"batch_size": 1, "max_length": 2048, **options})
     target = Path(output).expanduser().resolve()
+    if target.exists() and not settings.overwrite:  # before an hour of stage 1, not after
+        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
     if stage == "distill":
         return _distill(dataset, target, base, layers, (distill_epochs, distill_docs), settings)
     start = base
     if stage == "both":
         start = target.with_name(f"{target.name}.distilled")
-        if not start.exists():
+        if settings.overwrite or not start.exists():
             _distill(dataset, start, base, layers, (distill_epochs, distill_docs), settings)
     recipe = Recipe(
         kind="m2",

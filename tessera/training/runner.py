@@ -134,6 +134,21 @@ def _locked(work: Path) -> Iterator[None]:
         yield
 
 
+def last_complete_checkpoint(work: Path) -> str | None:
+    """The newest checkpoint the trainer finished writing (its `trainer_state.json`, written
+    last, is there); a checkpoint cut off mid-write by a kill is deleted, not resumed from."""
+    found = sorted(
+        (int(path.name.rsplit("-", 1)[1]), path)
+        for path in work.glob("checkpoint-*")
+        if path.is_dir() and path.name.rsplit("-", 1)[1].isdigit()
+    )
+    for _, path in reversed(found):
+        if (path / "trainer_state.json").is_file():
+            return str(path)
+        shutil.rmtree(path)
+    return None
+
+
 def _make_rows(
     options: TrainOptions, corpus: Corpus, data: EvalDataset | None
 ) -> tuple[Rows, dict[str, int]]:
@@ -282,7 +297,6 @@ def run_training(dataset: str | Path, output: str | Path, recipe: Recipe, option
             "included); name one: ID/SPLIT, or a BEIR folder with qrels/SPLIT.tsv",
             field="split",
         )
-    from transformers.trainer_utils import get_last_checkpoint
     from transformers.utils import logging as hf_logging
 
     from tessera.training.callbacks import LossLog, RichProgress
@@ -305,7 +319,7 @@ def run_training(dataset: str | Path, output: str | Path, recipe: Recipe, option
         losses = LossLog()
         trainer = _trainer(recipe, options, rows, work, losses)
         try:
-            trainer.train(resume_from_checkpoint=get_last_checkpoint(str(work)))
+            trainer.train(resume_from_checkpoint=last_complete_checkpoint(work))
         finally:  # an interrupted run keeps its checkpoints; the terminal gets its cursor back
             for callback in trainer.callback_handler.callbacks:
                 if isinstance(callback, RichProgress):

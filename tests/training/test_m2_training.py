@@ -69,7 +69,7 @@ def test_a_training_step_lowers_the_loss() -> None:
         loss = loss_fn([_features(model, t) for t in batch], None)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -119,6 +119,9 @@ def test_train_m2_both_stages_then_index_and_search(small_split: Path, tmp_path:
 def test_train_m2_refusals(small_split: Path, tmp_path: Path) -> None:
     with pytest.raises(EncoderError, match="give --base"):
         train_m2(small_split, tmp_path / "x", stage="finetune")
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(TesseraError, match="already exists"):  # refused before stage 1 runs
+        train_m2(small_split, tmp_path / "taken")
     with pytest.raises(TesseraError, match="unknown stage"):
         train_m2(small_split, tmp_path / "x", stage="pretrain")
     result = run_cli(
@@ -134,3 +137,4 @@ def test_train_m2_refusals(small_split: Path, tmp_path: Path) -> None:
     )
     assert result.returncode != 0 and "base" in result.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert not (tmp_path / "taken.distilled").exists()
