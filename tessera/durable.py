@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+
+from tessera.errors import TesseraError
 
 
 def fsync_tree(root: Path) -> None:
@@ -18,3 +21,26 @@ def fsync_tree(root: Path) -> None:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+
+
+def publish_dir(stage: Path, target: Path, overwrite: bool) -> None:
+    """Flush `stage` and rename it onto `target` (an existing `target` only with `overwrite`,
+    swapped by two renames), so `target` is always absent, the old folder, or complete."""
+    fsync_tree(stage)
+    if target.exists():
+        if not overwrite:
+            raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+        retired = target.with_name(f"{target.name}.old-{os.getpid()}")
+        target.rename(retired)
+        stage.rename(target)
+        shutil.rmtree(retired)
+    else:
+        stage.rename(target)
+
+
+def new_target(output: str | Path, overwrite: bool) -> Path:
+    """The resolved target folder; an existing one is refused unless `overwrite`."""
+    target = Path(output).expanduser().resolve()
+    if target.exists() and not overwrite:
+        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+    return target

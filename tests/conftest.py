@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -51,6 +52,21 @@ def run_cli(*args: str, check: bool = True, cwd: Path | None = None) -> subproce
     if check and result.returncode != 0:
         raise AssertionError(f"tessera {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """A BEIR qrels TSV read independently of tessera's reader (tests compare the two)."""
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(newline="") as handle:
+        for query_id, doc_id, grade in list(csv.reader(handle, delimiter="\t"))[1:]:
+            qrels.setdefault(query_id, {})[doc_id] = int(grade)
+    return qrels
+
+
+def read_corpus(folder: Path) -> dict[str, dict]:
+    """A BEIR folder's corpus.jsonl by id."""
+    lines = (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    return {doc["_id"]: doc for doc in map(json.loads, lines)}
 
 
 def kill_then_resume(args: list[str], output: Path, after: int, total: int) -> int:

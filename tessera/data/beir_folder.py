@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from tessera.data.datasets import Qrels
-from tessera.durable import fsync_tree
-from tessera.errors import TesseraError
+from tessera.durable import new_target, publish_dir  # noqa: F401  (new_target: part of this module's API)
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
@@ -45,14 +44,6 @@ def write_qrels(path: Path, qrels: Qrels) -> None:
             rows.writerows([query_id, doc_id, grade] for doc_id, grade in judged.items())
 
 
-def new_target(output: str | Path, overwrite: bool) -> Path:
-    """The resolved target folder; refuse an existing one unless `overwrite`."""
-    target = Path(output).expanduser().resolve()
-    if target.exists() and not overwrite:
-        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
-    return target
-
-
 def publish_folder(write: Callable[[Path], None], target: Path, overwrite: bool, tag: str) -> None:
     """Run `write(stage)` in a staging folder beside `target` (`qrels/` already made; `tag`
     names the stage), fsync it and rename it onto `target`, replacing an old folder only with
@@ -63,16 +54,7 @@ def publish_folder(write: Callable[[Path], None], target: Path, overwrite: bool,
     try:
         (stage / "qrels").mkdir(parents=True)
         write(stage)
-        fsync_tree(stage)
-        if target.exists():
-            if not overwrite:
-                raise TesseraError("already exists (use --overwrite to replace it)", file=target)
-            retired = target.with_name(f"{target.name}.old-{os.getpid()}")
-            target.rename(retired)
-            stage.rename(target)
-            shutil.rmtree(retired)
-        else:
-            stage.rename(target)
+        publish_dir(stage, target, overwrite)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

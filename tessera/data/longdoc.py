@@ -47,7 +47,6 @@ so the target is absent or complete; the same inputs and seed give identical byt
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from collections import deque
@@ -55,106 +54,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tessera import config
 from tessera.data.beir_folder import durable_open, new_target, publish_folder, tsv_writer, write_qrels
-from tessera.data.datasets import Qrels, read_beir_qrels
-from tessera.data.readers import read_jsonl
+from tessera.data.beir_source import BeirSource, read_beir_source
+from tessera.data.datasets import Qrels
 from tessera.errors import DatasetError, TesseraError
 
 MODES = ("mix", "needle")
 SEPARATOR = "\n\n"
 MAX_MISSES = 8
 TokenCounter = Callable[[str], int]
-
-
-# --- reading a judged BEIR folder -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BeirSource:
-    """A judged BEIR folder in memory: member texts and every split's judgments."""
-
-    folder: Path
-    docs: dict[str, str]  # id -> member text, in corpus order
-    queries: dict[str, str]
-    splits: dict[str, Qrels]  # split name (file stem) -> judgments, splits sorted by name
-
-
-def member_text(title: str, text: str) -> str:
-    """The text a document contributes to a long document (see the module docstring)."""
-    if title and not text.startswith(title):
-        return f"{title}\n{text}"
-    return text
-
-
-def resolve_folder(spec: str | Path) -> Path:
-    """A folder path, or `NAME-beir` / `NAME` in TESSERA_DATA_DIR (the BEIR copy first: the
-    shared data keeps a collection's originals in `NAME` and its BEIR copy in `NAME-beir`)."""
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists():
-        raise DatasetError("is a file, expected a BEIR folder", file=path, field="folder")
-    for name in (f"{spec}-beir", str(spec)):
-        local = config.data_dir() / name
-        if (local / "corpus.jsonl").is_file() and not Path(spec).is_absolute():
-            return local
-    raise DatasetError("no such folder (nor in TESSERA_DATA_DIR)", file=path, field="folder")
-
-
-def _first_line(path: Path, column: int, value: str) -> int | None:
-    with path.open(newline="", encoding="utf-8") as handle:
-        for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
-            if len(row) > column and row[column] == value:
-                return number
-    return None
-
-
-def read_beir_source(spec: str | Path) -> BeirSource:
-    """Read a BEIR folder with judgments; every judged query and document must exist."""
-    folder = resolve_folder(spec)
-    for name in ("corpus.jsonl", "queries.jsonl"):
-        if not (folder / name).is_file():
-            raise DatasetError(
-                f"missing: not a BEIR folder (needs corpus.jsonl, queries.jsonl and qrels/*.tsv) in {folder}",
-                file=folder / name,
-                field="folder",
-            )
-    qrels_dir = folder / "qrels"
-    files = sorted(qrels_dir.glob("*.tsv")) if qrels_dir.is_dir() else []
-    if not files:
-        raise DatasetError(
-            "no judgments: expected qrels/train.tsv and qrels/test.tsv", file=qrels_dir, field="qrels"
-        )
-    docs: dict[str, str] = {}
-    for doc in read_jsonl(folder / "corpus.jsonl"):
-        if doc.id in docs:
-            raise DatasetError(
-                f"duplicate document id '{doc.id}'", file=folder / "corpus.jsonl", line=doc.line, field="_id"
-            )
-        docs[doc.id] = member_text(doc.title, doc.text)
-    queries = {doc.id: doc.text for doc in read_jsonl(folder / "queries.jsonl")}
-    splits: dict[str, Qrels] = {}
-    for path in files:
-        qrels = read_beir_qrels(path)
-        for query_id, judged in qrels.items():
-            if query_id not in queries:
-                raise DatasetError(
-                    f"judged query '{query_id}' is not in queries.jsonl",
-                    file=path,
-                    line=_first_line(path, 0, query_id),
-                    field="query-id",
-                )
-            for doc_id in judged:
-                if doc_id not in docs:
-                    raise DatasetError(
-                        f"judged document '{doc_id}' is not in corpus.jsonl",
-                        file=path,
-                        line=_first_line(path, 1, doc_id),
-                        field="corpus-id",
-                    )
-        splits[path.stem] = qrels
-    return BeirSource(folder, docs, queries, splits)
 
 
 # --- planning long documents ----------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from tessera.durable import fsync_tree
+from tessera.durable import new_target, publish_dir  # noqa: F401  (new_target: part of this module's API)
 from tessera.errors import TesseraError
 from tessera.indexing.manifest import Manifest, utc_now
 
@@ -88,28 +88,11 @@ def stage(target: Path, fingerprint: str) -> tuple[Path, Progress]:
 def publish(staging: Path, target: Path, overwrite: bool) -> None:
     """Make the finished build visible at `target` in one rename (replacing an old index)."""
     (staging / PROGRESS).unlink(missing_ok=True)
-    fsync_tree(staging)
-    if target.exists():
-        if not overwrite:
-            raise TesseraError("already exists (use --overwrite to replace it)", file=target)
-        retired = target.with_name(f"{target.name}.old-{os.getpid()}")
-        target.rename(retired)
-        staging.rename(target)
-        shutil.rmtree(retired)
-    else:
-        staging.rename(target)
+    publish_dir(staging, target, overwrite)
 
 
 def discard(staging: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
-
-
-def new_target(output: str | Path, overwrite: bool) -> Path:
-    """The resolved target directory; refuse to replace an existing one unless asked."""
-    target = Path(output).expanduser().resolve()
-    if target.exists() and not overwrite:
-        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
-    return target
 
 
 def write_derived(

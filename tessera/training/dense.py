@@ -20,7 +20,7 @@ from typing import Any
 
 from tessera.errors import EncoderError
 from tessera.training.bases import model_type, resolve_base, routes_apart
-from tessera.training.runner import Recipe, TrainOptions, run_training
+from tessera.training.runner import Recipe, TrainOptions, run_training, sentence_transformer_classes
 
 LEARNING_RATE = 2e-5  # the pre-trained model is already good; small steps keep it so
 SCALE = 20.0  # 1 / temperature for cosine scores in [-1, 1] (sentence-transformers' default)
@@ -62,12 +62,6 @@ def _loss(model, options: TrainOptions, scale: float):
     return MultipleNegativesRankingLoss(model, scale=scale)
 
 
-def _classes() -> tuple[type, type]:
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-
-    return SentenceTransformerTrainingArguments, SentenceTransformerTrainer
-
-
 def train_dense(
     dataset: str | Path,
     output: str | Path,
@@ -99,7 +93,7 @@ def train_dense(
         settings={"freeze_documents": True} if freeze_documents else {},
         make_model=lambda: (_query_tower if freeze_documents else _load)(source, settings.max_length),
         make_loss=_loss,
-        classes=_classes,
+        classes=sentence_transformer_classes,
         extra_args={"router_mapping": COLUMN_ROUTES} if freeze_documents or routed else {},
     )
     return run_training(dataset, output, recipe, settings)

@@ -37,7 +37,7 @@ from torch import nn
 
 from tessera.data.corpus import Corpus
 from tessera.errors import EncoderError, TesseraError
-from tessera.training.runner import Recipe, Rows, TrainOptions, run_training
+from tessera.training.runner import Recipe, Rows, TrainOptions, run_training, sentence_transformer_classes
 
 STAGES = ("both", "distill", "finetune")
 DISTILL_LEARNING_RATE = 2e-4  # a mostly random model: larger steps than fine-tuning
@@ -134,12 +134,6 @@ def _m2_folder(base: str | Path, max_length: int):
     return model
 
 
-def _classes() -> tuple[type, type]:
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-
-    return SentenceTransformerTrainingArguments, SentenceTransformerTrainer
-
-
 def _mse(model: Any, options: TrainOptions, scale: float):
     from sentence_transformers.sentence_transformer.losses import MSELoss
 
@@ -192,7 +186,7 @@ def train_m2(
         settings={},
         make_model=lambda: _m2_folder(start, settings.max_length),
         make_loss=lambda model, opts, scale: CosineMSELoss(model),
-        classes=_classes,
+        classes=sentence_transformer_classes,
     )
     return run_training(dataset, target, recipe, settings)
 
@@ -227,7 +221,7 @@ def _distill(
             _m2_folder(base, settings.max_length) if base else _fresh_model(settings.max_length, layers)
         ),
         make_loss=_mse,
-        classes=_classes,
+        classes=sentence_transformer_classes,
         extra_args=_plain_batches(),
         make_rows=lambda opts, corpus: distillation_rows(corpus, opts.max_length, opts.seed, size[1]),
     )

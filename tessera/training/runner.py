@@ -91,6 +91,13 @@ class Recipe:
     make_rows: Callable[[TrainOptions, Corpus], tuple[Rows, dict[str, int]]] | None = None
 
 
+def sentence_transformer_classes() -> tuple[type, type]:
+    """The single-vector trainer's classes, imported only when a training starts."""
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    return SentenceTransformerTrainingArguments, SentenceTransformerTrainer
+
+
 def _validate(options: TrainOptions) -> None:
     parse_sources(options.pairs)
     if options.loss not in LOSSES:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -11,20 +10,7 @@ import pytest
 from tessera.data.datasets import load_eval_dataset
 from tessera.data.loco import read_loco
 from tessera.errors import DatasetError
-from tests.conftest import run_cli
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    with path.open(newline="") as handle:
-        for query_id, doc_id, grade in list(csv.reader(handle, delimiter="\t"))[1:]:
-            qrels.setdefault(query_id, {})[doc_id] = int(grade)
-    return qrels
-
-
-def read_corpus(folder: Path) -> dict[str, dict]:
-    lines = (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
-    return {doc["_id"]: doc for doc in map(json.loads, lines)}
+from tests.conftest import read_corpus, read_qrels, run_cli
 
 
 def test_a_loco_export_becomes_a_beir_folder(tmp_path: Path) -> None:

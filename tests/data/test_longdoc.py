@@ -13,7 +13,7 @@ import pytest
 from tessera.data.datasets import load_eval_dataset
 from tessera.data.longdoc import build_longdoc
 from tessera.errors import DatasetError, TesseraError
-from tests.conftest import run_cli
+from tests.conftest import read_corpus, read_qrels, run_cli
 
 SPLITS = ("all", "test", "train")
 
@@ -22,22 +22,9 @@ def words(text: str) -> int:
     return len(text.split())
 
 
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    with path.open(newline="") as handle:
-        for query_id, doc_id, grade in list(csv.reader(handle, delimiter="\t"))[1:]:
-            qrels.setdefault(query_id, {})[doc_id] = int(grade)
-    return qrels
-
-
 def read_members(folder: Path) -> list[dict]:
     with (folder / "members.tsv").open(newline="") as handle:
         return list(csv.DictReader(handle, delimiter="\t"))
-
-
-def read_corpus(folder: Path) -> dict[str, dict]:
-    lines = (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
-    return {doc["_id"]: doc for doc in map(json.loads, lines)}
 
 
 def printed_counts(stdout: str) -> tuple[int, dict[str, tuple[int, int, int, int, int]]]:
