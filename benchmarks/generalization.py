@@ -280,7 +280,7 @@ def main() -> None:
     )
     parser.add_argument("--choose", nargs="*", default=["cranfield-beir", "cisi-beir"])
     parser.add_argument("--confirm", nargs="*", default=["medline-beir", "glasgow/lisa"])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/tessera-generalization"))
+    parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "generalization")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--tower-pairs", nargs="*", default=["qrels,titles", "qrels,ict", "qrels,synthetic"])
     parser.add_argument("--jpq-pairs", nargs="*", default=["qrels", "qrels,synthetic"])

@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 LENGTHS = [512, 1024, 2048, 4096, 8192, 16384, 32768]
 MODELS = ["m2", "sdpa", "eager"]
 LABELS = {"m2": "M2-BERT", "sdpa": "Transformer (sdpa)", "eager": "Transformer (eager)"}
@@ -52,8 +54,7 @@ def attention_scores_bytes(length: int) -> int:
 
 # -- worker: one (model, length) in its own process ----------------------------------------------
 def _rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return psutil.Process().memory_info().rss
 
 
 def _maxrss_bytes() -> int:

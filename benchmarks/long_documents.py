@@ -32,6 +32,7 @@ import ir_measures
 from rich.console import Console
 from rich.table import Table
 
+from tessera import config
 from tessera.data.datasets import load_eval_dataset
 from tessera.eval.runs import retrieve
 from tessera.retrieval.index import Index
@@ -267,7 +268,7 @@ def main() -> None:
     parser.add_argument(
         "--saved-only", action="store_true", help="Report every saved result; build nothing new."
     )
-    parser.add_argument("--work", type=Path, default=Path("/tmp/long"))
+    parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "long-documents")
     parser.add_argument("--plot", type=Path, help="Write nDCG@10 against length (PNG) here.")
     args = parser.parse_args()
     console = Console(width=200)
