@@ -50,3 +50,60 @@ def eval_(
     ]:
         table.add_row(system, *(f"{values[name]:.4f}" for name in names))
     out.print(table)
+
+
+@app.command(name="eval-suite")
+def eval_suite(
+    suite: Annotated[str, typer.Argument(help="classic | beir | msmarco-passage | folders:PATH,PATH,...")],
+    system: Annotated[
+        list[str],
+        typer.Option(
+            help="[NAME=]SPEC, repeatable; the first is the significance baseline. SPEC: an --encoder "
+            "spec (optionally SPEC@FACTORY, e.g. minilm@OPQ48,PQ48), index:PATH ({collection} "
+            "replaced), or rrf:A+B fusing other systems by name."
+        ),
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Report directory (created; resumed).")],
+    metrics: Annotated[
+        list[str], typer.Option(help="ir_measures metrics (default: nDCG@10 R@100 RR@10, or the suite's).")
+    ] = [],  # noqa: B006
+    max_docs: Annotated[
+        int | None, typer.Option(help="Sample each corpus to N documents (judged first): smoke runs.")
+    ] = None,
+    depth: Annotated[int, typer.Option(help="Hits retrieved per query.")] = 1000,
+    alpha: Annotated[float, typer.Option(help="Significance level after Holm's correction.")] = 0.05,
+) -> None:
+    """Evaluate systems over a suite of datasets into a report with significance tests and plots."""
+    import shlex
+    import sys
+
+    from tessera.eval.report import metric_table
+    from tessera.eval.suite import run_suite
+
+    names = [m for item in metrics for m in item.replace(",", " ").split()]
+    results = run_suite(
+        suite,
+        system,
+        output,
+        metrics=names or None,
+        max_docs=max_docs,
+        depth=depth,
+        alpha=alpha,
+        command=shlex.join(["tessera", *sys.argv[1:]]),
+        log=out.print,
+    )
+    if not results["metrics"]:
+        out.print("no dataset of the suite could be run here; see the report")
+    else:
+        first = results["metrics"][0]
+        table = Table(title=f"{suite}: {first}")
+        table.add_column("dataset")
+        for name in results["systems"]:
+            table.add_column(name, justify="right")
+        for row, values in metric_table(results, first)[0].items():
+            table.add_row(row, *(f"{values[s]:.4f}" if s in values else "–" for s in results["systems"]))
+        out.print(table)
+    for dataset, info in results["datasets"].items():
+        if info.get("missing"):
+            out.print(f"[yellow]not available[/]: {dataset}: {info['missing']}")
+    out.print(f"report written to {Path(output) / 'report.md'}")

@@ -1,7 +1,7 @@
-"""CISI, MEDLINE and LISA as ir_datasets datasets, read offline from local copies.
+"""CISI, MEDLINE, LISA and CACM as ir_datasets datasets, read offline from local copies.
 
 ir_datasets lacks these Glasgow collections, so `register()` adds `glasgow/cisi`,
-`glasgow/medline` and `glasgow/lisa` to its own registry, built from its own base classes:
+`glasgow/medline`, `glasgow/lisa` and `glasgow/cacm` to its own registry, built from its own base classes:
 everything that takes an ir_datasets id (`ir_datasets.load`, ir_measures, the evaluation code)
 then works on them unchanged. Files are parsed by `tessera.data.smart`; nothing is downloaded.
 """
@@ -49,6 +49,10 @@ LAYOUTS = {
     ),
     "medline": _Layout(
         "MED.ALL", _smart_docs, "MED.QRY", smart.read_smart_queries, "MED.REL", smart.read_medline_qrels
+    ),
+    # CACM as Glasgow distributes it: cacm.all (SMART, .T/.W/.B/.A/.N/.X), query.text, qrels.text.
+    "cacm": _Layout(
+        "cacm.all", _smart_docs, "query.text", smart.read_smart_queries, "qrels.text", smart.read_cacm_qrels
     ),
     "lisa": _Layout(
         smart.LISA_DOC_GLOB,
@@ -175,7 +179,7 @@ _SOURCES: dict[str, _Source] = {}
 
 
 def register(data_dir: Path) -> None:
-    """Register glasgow/cisi, glasgow/medline and glasgow/lisa from `data_dir/<name>/`.
+    """Register glasgow/cisi, glasgow/medline, glasgow/lisa and glasgow/cacm from `data_dir/<name>/`.
 
     Safe to call many times: ir_datasets refuses a second registration of an id, so a repeat call
     only points the already-registered datasets at `data_dir`. Absent folders are not an error

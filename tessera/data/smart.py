@@ -149,6 +149,11 @@ def read_cisi_qrels(path: Path) -> Iterator[tuple[str, str]]:
     return _read_pairs(path, ("query_id", "doc_id", 0.0, 0.0))
 
 
+def read_cacm_qrels(path: Path) -> Iterator[tuple[str, str]]:
+    """CACM qrels.text: `qid docid 0 0`, ids zero-padded; every listed pair is relevant."""
+    return _read_pairs(path, ("query_id", "doc_id", 0.0, 0.0))
+
+
 def read_medline_qrels(path: Path) -> Iterator[tuple[str, str]]:
     """MED.REL: `qid 0 docid 1`; every listed pair is relevant."""
     return _read_pairs(path, ("query_id", 0.0, "doc_id", 1.0))

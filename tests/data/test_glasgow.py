@@ -176,3 +176,31 @@ def test_lisa_text_before_first_header(tmp_path: Path) -> None:
     path.write_text("Document  A1\nT\n")
     with pytest.raises(CorpusError, match="'A1'"):
         list(smart.read_lisa_docs([path]))
+
+
+def test_cacm_layout(tmp_path: Path) -> None:
+    """CACM in Glasgow's layout (no copy is shared here): the fields, zero-padded qrels ids."""
+    folder = tmp_path / "cacm"
+    folder.mkdir()
+    (folder / "cacm.all").write_text(
+        ".I 1\n.T\nPreliminary Report-International Algebraic Language\n.B\nCACM December, 1958\n"
+        ".A\nPerlis, A. J.\n.N\nCA581203 JB March 22, 1978  8:28 PM\n.X\n100\t5\t1\n1\t5\t1\n"
+        ".I 2\n.T\nExtraction of Roots by Repeated Subtractions\n.W\nA method is given.\n.B\nCACM 1958\n"
+    )
+    (folder / "query.text").write_text(
+        ".I 1\n.W\n What articles exist which deal with TSS (Time Sharing System)?\n.N\n 1. Richard Alexander\n"
+    )
+    (folder / "qrels.text").write_text("01 2  0 0\n01 1 0 0\n")
+    try:
+        glasgow.register(tmp_path)
+        cacm = ir_datasets.load("glasgow/cacm")
+        assert [(d.doc_id, d.title, d.text) for d in cacm.docs_iter()] == [
+            ("1", "Preliminary Report-International Algebraic Language", ""),
+            ("2", "Extraction of Roots by Repeated Subtractions", "A method is given."),
+        ]
+        assert [(q.query_id, q.text) for q in cacm.queries_iter()] == [
+            ("1", "What articles exist which deal with TSS (Time Sharing System)?")
+        ]
+        assert [(r.query_id, r.doc_id, r.relevance) for r in cacm.qrels_iter()] == [("1", "2", 1), ("1", "1", 1)]
+    finally:
+        glasgow.register(DATA)

@@ -1,0 +1,63 @@
+"""The suite report's plots: quality per dataset, and quality against bytes and latency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+QUALITY = "quality.png"
+BYTES = "quality_vs_bytes.png"
+LATENCY = "quality_vs_latency.png"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def quality_bars(table: dict[str, dict[str, float]], systems: list[str], metric: str, path: Path) -> None:
+    """Grouped bars: one group per dataset row (and the mean), one bar per system."""
+    plt = _pyplot()
+    rows = list(table)
+    width = 0.8 / max(1, len(systems))
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.1 * len(rows) * max(1, len(systems)) * 0.45 + 2), 4.2))
+    for position, system in enumerate(systems):
+        xs = [row + (position - (len(systems) - 1) / 2) * width for row in range(len(rows))]
+        values = [table[name].get(system, float("nan")) for name in rows]
+        axes.bar(xs, values, width, label=system)
+    axes.set_xticks(range(len(rows)), rows, rotation=30, ha="right", fontsize=8)
+    axes.set_ylabel(metric)
+    axes.set_title(f"{metric} per dataset")
+    axes.legend(fontsize=8)
+    axes.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def quality_against(
+    points: dict[str, tuple[float, float]], xlabel: str, metric: str, title: str, path: Path
+) -> None:
+    """One labelled point per system: (cost, quality); cost on a log axis."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 4.2))
+    for system, (cost, quality) in points.items():
+        axes.scatter([cost], [quality], s=40)
+        axes.annotate(system, (cost, quality), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if points and min(cost for cost, _ in points.values()) > 0:
+        from matplotlib.ticker import FuncFormatter
+
+        axes.set_xscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:g}")  # 20, 30, not 2x10^1
+        axes.xaxis.set_major_formatter(plain)
+        axes.xaxis.set_minor_formatter(plain)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(f"mean {metric}")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,350 @@
+"""`tessera eval-suite`: every (system x dataset) pair of a suite, resumable, into one report.
+
+A thin layer over `build_index`, `retrieve` and `score`: the numbers are the ones `tessera eval`
+gives for the same index and dataset. Each pair's outcome is saved under REPORT_DIR/pairs/ with
+the checksums of what it was computed from (the index manifest, the TREC run, a fusion's input
+runs), so a re-run skips every pair whose inputs are unchanged and an interrupted suite resumes
+at the next pair (an interrupted index build resumes inside `build_index`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import ir_measures
+
+from tessera.data.datasets import EvalDataset, load_eval_dataset
+from tessera.errors import TesseraError
+from tessera.eval.evaluate import parse_metrics, score
+from tessera.eval.runs import read_trec, retrieve, write_trec
+from tessera.eval.sampling import sample_corpus
+from tessera.eval.significance import compare_to_baseline
+from tessera.eval.suites import Collection, QuerySet, resolve_suite
+from tessera.eval.systems import System, parse_systems, slug
+from tessera.indexing.manifest import Manifest, sha256_file
+from tessera.retrieval.fusion import Run, reciprocal_rank_fusion
+from tessera.retrieval.index import Index
+
+SUITE_METRICS = ("nDCG@10", "R@100", "RR@10")
+RRF_K = 60
+Log = Callable[[str], None]
+
+
+def _write_json(path: Path, data: object) -> None:
+    """Atomically: a pair file is either absent or complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tmp")
+    with partial.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def index_bytes(root: Path) -> int:
+    """Bytes of the search structure: every file of the index directory but the document store,
+    which every system holds alike."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.name.startswith("docstore"))
+
+
+def _total(values: Iterable[float | None]) -> float | None:
+    """A sum that is unknown when any part is."""
+    values = list(values)
+    return None if None in values else sum(values)
+
+
+def per_query_scores(run: Run, dataset: EvalDataset, metrics: Sequence[str]) -> dict[str, dict[str, float]]:
+    """{metric: {query id: value}} over every judged query (0 where the run has no score for it)."""
+    scores = {qid: {hit.doc_id: hit.score for hit in hits} for qid, hits in run.items()}
+    values = {name: dict.fromkeys(dataset.qrels, 0.0) for name in metrics}
+    names = {str(measure): name for measure, name in zip(parse_metrics(metrics), metrics, strict=True)}
+    for row in ir_measures.iter_calc(list(parse_metrics(metrics)), dataset.qrels, scores):
+        values[names[str(row.measure)]][row.query_id] = float(row.value)
+    return values
+
+
+@dataclass
+class SuiteRun:
+    """Everything one suite run needs to decide, compute and save a pair."""
+
+    output: Path
+    systems: list[System]
+    metrics: tuple[str, ...] | None  # None: each query set's own, else SUITE_METRICS
+    depth: int
+    max_docs: int | None
+    log: Log
+
+    def metrics_for(self, query_set: QuerySet) -> tuple[str, ...]:
+        return self.metrics or query_set.metrics or SUITE_METRICS
+
+    def pair_path(self, query_set: QuerySet, system: System) -> Path:
+        return self.output / "pairs" / slug(query_set.name) / f"{system.slug}.json"
+
+    def run_path(self, query_set: QuerySet, system: System) -> Path:
+        return self.output / "runs" / slug(query_set.name) / f"{system.slug}.trec"
+
+    # --- indexes ------------------------------------------------------------------------------
+
+    def corpus_for(self, collection: Collection, datasets: dict[str, EvalDataset]) -> tuple[str, str]:
+        """(corpus spec, label): the collection's corpus, or its sample under --max-docs."""
+        if not self.max_docs:
+            return collection.corpus, ""
+        judged = {doc_id for data in datasets.values() for judged in data.qrels.values() for doc_id in judged}
+        target = self.output / "corpora" / f"{collection.name}.max{self.max_docs}.jsonl"
+        path, kept, total = sample_corpus(collection.corpus, judged, self.max_docs, target)
+        return str(path), f"{kept} of {total} documents"
+
+    def index_for(self, system: System, collection: Collection, corpus: str) -> tuple[Path, float | None]:
+        """Build the system's index on the collection (or reuse the one built from the same spec
+        and corpus); (index directory, build seconds; None for an index built elsewhere)."""
+        if system.prebuilt:
+            root = Path(system.index_dir(collection.name)).expanduser()
+            if not (root / "manifest.json").is_file():
+                raise TesseraError(f"no index for collection '{collection.name}'", file=root)
+            return root, None
+        from tessera.indexing.builder import build_index
+
+        suffix = f".max{self.max_docs}" if self.max_docs else ""
+        root = self.output / "indexes" / f"{collection.name}{suffix}" / system.slug
+        record_path = root.with_name(root.name + ".build.json")
+        wanted = {"encoder": system.encoder, "factory": system.factory, "corpus": corpus}
+        record = _read_json(record_path)
+        rebuild = (root / "manifest.json").is_file()
+        same = bool(record) and record.get("key") == wanted
+        if rebuild and same and record.get("manifest_sha256") == sha256_file(root / "manifest.json"):
+            return root, float(record["seconds"])
+        note = " (spec or index changed: rebuilding)" if rebuild else ""
+        self.log(f"indexing {collection.name} with {system.name}{note}")
+        started = time.perf_counter()
+        build_index(corpus, root, encoder=system.encoder, factory=system.factory, overwrite=rebuild)
+        seconds = time.perf_counter() - started
+        record = {"key": wanted, "seconds": seconds, "manifest_sha256": sha256_file(root / "manifest.json")}
+        _write_json(record_path, record)
+        return root, seconds
+
+    # --- pairs --------------------------------------------------------------------------------
+
+    def saved(self, query_set: QuerySet, system: System, key: dict) -> dict | None:
+        """The saved pair when it was computed from exactly these inputs."""
+        pair = _read_json(self.pair_path(query_set, system))
+        run = self.run_path(query_set, system)
+        if not pair or pair.get("key") != key or not run.is_file():
+            return None
+        return pair if pair.get("run_sha256") == sha256_file(run) else None
+
+    def save(
+        self, query_set: QuerySet, system: System, key: dict, run: Run, data: EvalDataset, **extra: object
+    ) -> dict:
+        metrics = self.metrics_for(query_set)
+        run_path = self.run_path(query_set, system)
+        write_trec(run, run_path, tag=system.slug)
+        pair = {
+            "key": key,
+            "metrics": score(run, data, metrics),
+            "per_query": per_query_scores(run, data, metrics),
+            "queries": len(data.queries),
+            "run_sha256": sha256_file(run_path),
+            **extra,
+        }
+        _write_json(self.pair_path(query_set, system), pair)
+        return pair
+
+    def indexed_pair(
+        self, system: System, query_set: QuerySet, data: EvalDataset, root: Path, build_seconds: float | None
+    ) -> tuple[dict, bool]:
+        """(pair, reused) for a system with an index."""
+        manifest_sha = sha256_file(root / "manifest.json")
+        key = {
+            "system": system.spec,
+            "dataset": [query_set.spec, query_set.split],
+            "metrics": list(self.metrics_for(query_set)),
+            "depth": self.depth,
+            "max_docs": self.max_docs,
+            "index_manifest_sha256": manifest_sha,
+        }
+        pair = self.saved(query_set, system, key)
+        if pair is not None:
+            return pair, True
+        index = Index.load(root)
+        started = time.perf_counter()
+        run = retrieve(index, data, self.depth, show_progress=False)
+        seconds = time.perf_counter() - started
+        return self.save(
+            query_set,
+            system,
+            key,
+            run,
+            data,
+            ms_per_query=1000 * seconds / max(1, len(data.queries)),
+            index_bytes=index_bytes(root),
+            doc_count=Manifest.read(root, verify=False).doc_count,
+            build_seconds=build_seconds,
+            index=str(root),
+        ), False
+
+    def fused_pair(
+        self, system: System, query_set: QuerySet, data: EvalDataset, parts: dict[str, dict]
+    ) -> tuple[dict, bool]:
+        """(pair, reused) for an RRF fusion of the parts' saved runs (as `tessera eval A B` fuses)."""
+        by_name = {s.name: s for s in self.systems}
+        key = {
+            "system": system.spec,
+            "dataset": [query_set.spec, query_set.split],
+            "metrics": list(self.metrics_for(query_set)),
+            "depth": self.depth,
+            "max_docs": self.max_docs,
+            "rrf_k": RRF_K,
+            "parts": {name: parts[name]["run_sha256"] for name in system.fuse},
+        }
+        pair = self.saved(query_set, system, key)
+        if pair is not None:
+            return pair, True
+        runs = [read_trec(self.run_path(query_set, by_name[name])) for name in system.fuse]
+        fused = reciprocal_rank_fusion(runs, k=RRF_K, depth=self.depth, top=self.depth)
+        return self.save(
+            query_set,
+            system,
+            key,
+            fused,
+            data,
+            ms_per_query=sum(parts[name]["ms_per_query"] for name in system.fuse),
+            index_bytes=sum(parts[name]["index_bytes"] for name in system.fuse),
+            doc_count=parts[system.fuse[0]]["doc_count"],
+            build_seconds=_total(parts[name]["build_seconds"] for name in system.fuse),
+        ), False
+
+    def collection(self, collection: Collection) -> tuple[dict, dict, dict]:
+        """Pairs of one collection: ({dataset: {system: pair}}, {dataset: {system: why}}, dataset info)."""
+        pairs: dict[str, dict[str, dict]] = {q.name: {} for q in collection.query_sets}
+        missing: dict[str, dict[str, str]] = {q.name: {} for q in collection.query_sets}
+        info = {q.name: {"collection": collection.name, "group": q.group} for q in collection.query_sets}
+        if collection.missing:
+            for query_set in collection.query_sets:
+                info[query_set.name]["missing"] = collection.missing
+            return pairs, missing, info
+        datasets = {q.name: load_eval_dataset(q.spec, q.split) for q in collection.query_sets}
+        corpus, sampled = self.corpus_for(collection, datasets)
+        for query_set in collection.query_sets:
+            info[query_set.name] |= {"queries": len(datasets[query_set.name].queries), "sampled": sampled}
+        for system in self.systems:
+            if system.fuse:
+                continue
+            try:
+                root, build_seconds = self.index_for(system, collection, corpus)
+            except TesseraError as exc:
+                for query_set in collection.query_sets:
+                    missing[query_set.name][system.name] = str(exc)
+                continue
+            for query_set in collection.query_sets:
+                data = datasets[query_set.name]
+                pair, reused = self.indexed_pair(system, query_set, data, root, build_seconds)
+                pairs[query_set.name][system.name] = pair
+                self._report(query_set, system, pair, reused)
+        for system in self.systems:
+            for query_set in collection.query_sets if system.fuse else ():
+                done = pairs[query_set.name]
+                absent = [name for name in system.fuse if name not in done]
+                if absent:
+                    missing[query_set.name][system.name] = f"needs {', '.join(absent)}"
+                    continue
+                pair, reused = self.fused_pair(system, query_set, datasets[query_set.name], done)
+                pairs[query_set.name][system.name] = pair
+                self._report(query_set, system, pair, reused)
+        for query_set in collection.query_sets:
+            info[query_set.name]["docs"] = next(
+                (p["doc_count"] for p in pairs[query_set.name].values() if p.get("doc_count")), None
+            )
+        return pairs, missing, info
+
+    def _report(self, query_set: QuerySet, system: System, pair: dict, reused: bool) -> None:
+        first = self.metrics_for(query_set)[0]
+        state = "saved" if reused else f"{pair['ms_per_query']:.1f} ms/query"
+        self.log(f"{query_set.name} x {system.name}: {first} {pair['metrics'][first]:.4f} ({state})")
+
+
+def run_suite(
+    suite: str,
+    systems: Sequence[str | System],
+    output: str | Path,
+    metrics: Sequence[str] | None = None,
+    max_docs: int | None = None,
+    depth: int = 1000,
+    alpha: float = 0.05,
+    command: str | None = None,
+    log: Log | None = None,
+    plots: bool = True,
+) -> dict:
+    """Run (or resume) a suite and write results.json, report.md and the plots under `output`.
+
+    Returns the results as written to results.json. The first system is the baseline of the
+    significance tests.
+    """
+    from tessera.eval.report import write_report
+
+    parsed = parse_systems(systems)
+    if metrics:
+        parse_metrics(metrics)
+    if max_docs is not None and max_docs < 1:
+        raise TesseraError("must be at least 1", field="max_docs")
+    if depth < 1:
+        raise TesseraError("must be at least 1", field="depth")
+    root = Path(output)
+    chosen = tuple(metrics) if metrics else None
+    runner = SuiteRun(root, parsed, chosen, depth, max_docs, log or (lambda _: None))
+    results: dict = {
+        "suite": suite,
+        "command": command,
+        "baseline": parsed[0].name,
+        "depth": depth,
+        "max_docs": max_docs,
+        "alpha": alpha,
+        "systems": {s.name: {"spec": s.spec, "kind": s.kind} for s in parsed},
+        "datasets": {},
+        "results": {},
+        "per_query": {},
+        "efficiency": {},
+        "unavailable": {},
+    }
+    for collection in resolve_suite(suite):
+        pairs, missing, info = runner.collection(collection)
+        results["datasets"] |= info
+        for dataset, by_system in pairs.items():
+            if not by_system:
+                continue
+            results["results"][dataset] = {name: pair["metrics"] for name, pair in by_system.items()}
+            results["per_query"][dataset] = {name: pair["per_query"] for name, pair in by_system.items()}
+            results["efficiency"][dataset] = {
+                name: {
+                    field: pair[field]
+                    for field in ("index_bytes", "doc_count", "build_seconds", "ms_per_query")
+                }
+                for name, pair in by_system.items()
+            }
+        for dataset, why in missing.items():
+            if why:
+                results["unavailable"][dataset] = why
+    names = sorted({m for by_system in results["results"].values() for v in by_system.values() for m in v})
+    results["metrics"] = (
+        list(metrics)
+        if metrics
+        else [m for m in SUITE_METRICS if m in names] + [m for m in names if m not in SUITE_METRICS]
+    )
+    results["significance"] = compare_to_baseline(
+        results["per_query"], parsed[0].name, results["metrics"], alpha
+    )
+    _write_json(root / "results.json", results)
+    write_report(results, root, with_plots=plots)
+    return results

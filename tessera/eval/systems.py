@@ -1,0 +1,95 @@
+"""The systems an evaluation suite compares, parsed from `[NAME=]SPEC` strings.
+
+Three kinds, one syntax:
+- an encoder spec as `tessera index --encoder` takes it, optionally `SPEC@FACTORY` for the faiss
+  backend (`minilm@OPQ48,PQ48`); the suite builds its index on every collection;
+- `index:PATH`, an index built elsewhere (a trained JPQ index, say), where `{collection}` in PATH
+  is replaced by each collection's name; a collection without one is reported, not dropped;
+- `rrf:A+B[+...]`, reciprocal rank fusion of other systems of the same suite, by name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tessera.errors import TesseraError
+from tessera.models.registry import canonical_spec
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+FUSION_PREFIX = "rrf:"
+PREBUILT_PREFIX = "index:"
+DEFAULT_FACTORY = "Flat"
+
+
+def slug(name: str) -> str:
+    """`name` as a file name: runs of anything but letters, digits, `_.-` become `_`."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    spec: str  # as the user wrote it after NAME=
+    encoder: str = ""
+    factory: str = DEFAULT_FACTORY
+    prebuilt: str = ""  # index directory template ({collection} replaced)
+    fuse: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return "fusion" if self.fuse else "prebuilt" if self.prebuilt else "built"
+
+    @property
+    def slug(self) -> str:
+        """The name as a file name (runs/DATASET/SLUG.trec, indexes/COLLECTION/SLUG)."""
+        return slug(self.name)
+
+    def index_dir(self, collection: str) -> str:
+        return self.prebuilt.replace("{collection}", collection)
+
+
+def parse_system(text: str) -> System:
+    """`[NAME=]SPEC`; NAME defaults to SPEC. Encoder specs are checked now, not mid-suite."""
+    name, spec = text, text
+    head, sep, tail = text.partition("=")
+    if sep and _NAME.fullmatch(head) and tail:
+        name, spec = head, tail
+    if not spec.strip():
+        raise TesseraError(f"empty system spec in '{text}'", field="system")
+    if spec.startswith(FUSION_PREFIX):
+        parts = tuple(part for part in spec[len(FUSION_PREFIX) :].split("+") if part)
+        if len(parts) < 2:
+            raise TesseraError(f"'{text}': a fusion names at least two systems (rrf:A+B)", field="system")
+        return System(name, spec, fuse=parts)
+    if spec.startswith(PREBUILT_PREFIX):
+        return System(name, spec, prebuilt=spec[len(PREBUILT_PREFIX) :])
+    encoder, at, factory = spec.rpartition("@")
+    if not at:
+        encoder, factory = spec, DEFAULT_FACTORY
+    if not encoder or not factory:
+        raise TesseraError(f"'{text}': expected SPEC@FACTORY, e.g. minilm@OPQ48,PQ48", field="system")
+    canonical_spec(encoder)  # raises EncoderError for a malformed spec
+    return System(name, spec, encoder=encoder, factory=factory)
+
+
+def parse_systems(texts: Sequence[str | System]) -> list[System]:
+    """Parse and cross-check: unique names and file names, fusions of defined non-fusion systems."""
+    systems = [item if isinstance(item, System) else parse_system(item) for item in texts]
+    if not systems:
+        raise TesseraError("at least one --system is needed", field="system")
+    by_name = {system.name: system for system in systems}
+    if len(by_name) < len(systems):
+        raise TesseraError("system names must be unique (use NAME=SPEC)", field="system")
+    if len({system.slug for system in systems}) < len(systems):
+        raise TesseraError("two system names map to one file name; rename one", field="system")
+    for system in systems:
+        for part in system.fuse:
+            if part not in by_name:
+                why = f"'{system.name}' fuses '{part}', which no --system defines"
+                raise TesseraError(why, field="system")
+            if by_name[part].fuse:
+                why = f"'{system.name}' fuses the fusion '{part}'; fuse its parts"
+                raise TesseraError(why, field="system")
+    return systems

@@ -1,0 +1,187 @@
+"""`tessera eval-suite`: the classic suite over two small collections, end to end.
+
+Two real collections (Cranfield and MEDLINE, their BEIR copies' test splits) sampled to 400
+documents each keep this under a minute; the numbers must be the ones `evaluate` (what
+`tessera eval` runs) gives on the suite's own indexes, the significance marks ranx's own tests,
+and a second run must rebuild and re-retrieve nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import read_qrels, run_cli
+
+from tessera.eval import suite as suite_module
+from tessera.eval.evaluate import evaluate
+from tessera.eval.suite import run_suite
+
+SYSTEMS = ["bm25", "minilm", "hybrid=rrf:bm25+minilm"]
+DATASETS = {"cranfield-beir/test": "cranfield", "medline-beir/test": "medline"}
+MAX_DOCS = 400
+
+
+@pytest.fixture(scope="module")
+def local_data(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory holding two of the classic collections; the other classic ones are absent."""
+    local = tmp_path_factory.mktemp("data")
+    for name in ("cranfield-beir", "medline-beir"):
+        (local / name).symlink_to(data_dir / name)
+    return local
+
+
+@pytest.fixture(scope="module")
+def suite_dir(local_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    local = local_data
+    output = tmp_path_factory.mktemp("suite") / "report"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TESSERA_DATA_DIR", str(local))
+        run_suite("classic", SYSTEMS, output, max_docs=MAX_DOCS, command="tessera eval-suite classic ...")
+    return output
+
+
+@pytest.fixture(scope="module")
+def results(suite_dir: Path) -> dict:
+    return json.loads((suite_dir / "results.json").read_text())
+
+
+def test_report_files(suite_dir: Path, results: dict) -> None:
+    report = (suite_dir / "report.md").read_text()
+    for dataset in DATASETS:
+        assert f"| {dataset} |" in report
+        for system in ("bm25", "minilm", "hybrid"):
+            assert (suite_dir / "runs" / dataset.replace("/", "_") / f"{system}.trec").stat().st_size > 0
+    assert "SAMPLED" in report and f"sampled: {MAX_DOCS} of 1400 documents" in report
+    assert "## Reproduce" in report and "tessera eval-suite classic" in report
+    for plot in ("quality.png", "quality_vs_bytes.png", "quality_vs_latency.png"):
+        assert (suite_dir / "plots" / plot).read_bytes().startswith(b"\x89PNG")
+    assert results["metrics"] == ["nDCG@10", "R@100", "RR@10"]
+    for dataset in DATASETS:
+        cost = results["efficiency"][dataset]["minilm"]
+        assert cost["doc_count"] == MAX_DOCS
+        assert cost["index_bytes"] / MAX_DOCS == pytest.approx(384 * 4, rel=0.1)  # float32 vectors
+        assert cost["ms_per_query"] > 0 and cost["build_seconds"] > 0
+
+
+def test_missing_datasets_are_rows(suite_dir: Path, results: dict) -> None:
+    report = (suite_dir / "report.md").read_text()
+    for dataset in ("glasgow/cisi", "glasgow/lisa", "glasgow/cacm", "vaswani"):
+        assert "no local copy" in results["datasets"][dataset]["missing"]
+        assert f"| {dataset} | – | – | not available: no local copy" in report
+    assert set(results["results"]) == set(DATASETS)
+
+
+def test_numbers_equal_tessera_eval(data_dir: Path, suite_dir: Path, results: dict) -> None:
+    for dataset, collection in DATASETS.items():
+        indexes = suite_dir / "indexes" / f"{collection}.max{MAX_DOCS}"
+        folder = data_dir / f"{collection}-beir"
+        metrics = results["metrics"]
+        by_hand = {
+            "bm25": evaluate([indexes / "bm25"], folder, metrics=metrics, show_progress=False),
+            "minilm": evaluate([indexes / "minilm"], folder, metrics=metrics, show_progress=False),
+            "hybrid": evaluate(
+                [indexes / "bm25", indexes / "minilm"], folder, metrics=metrics, show_progress=False
+            ),
+        }
+        for system, evaluation in by_hand.items():
+            assert results["results"][dataset][system] == pytest.approx(evaluation.metrics, abs=1e-12), system
+            per_query = results["per_query"][dataset][system]["nDCG@10"]
+            assert len(per_query) == results["datasets"][dataset]["queries"]
+            assert np.mean(list(per_query.values())) == pytest.approx(evaluation.metrics["nDCG@10"], abs=1e-9)
+
+
+def test_significance_agrees_with_ranx(data_dir: Path, suite_dir: Path, results: dict) -> None:
+    from ranx import Qrels, Run, compare
+
+    for dataset, collection in DATASETS.items():
+        qrels = Qrels.from_dict(read_qrels(data_dir / f"{collection}-beir" / "qrels" / "test.tsv"))
+        runs = []
+        for system in ("bm25", "minilm"):
+            run = Run.from_file(
+                str(suite_dir / "runs" / dataset.replace("/", "_") / f"{system}.trec"), kind="trec"
+            )
+            run.name = system
+            runs.append(run)
+        for test in ("t-test", "fisher"):
+            report = compare(qrels, runs, ["ndcg@10"], stat_test="student" if test == "t-test" else "fisher")
+            expected = report.comparisons[("bm25", "minilm")]["ndcg@10"]["p_value"]
+            ours = results["significance"]["nDCG@10"][test][dataset]["minilm"]
+            assert report.results["minilm"]["ndcg@10"] == pytest.approx(
+                results["results"][dataset]["minilm"]["nDCG@10"], abs=1e-6
+            )
+            # Fisher: two independent draws of 1,000 permutations; allow four standard errors.
+            noise = 4 * (2 * expected * (1 - expected) / 1000) ** 0.5 + 0.002
+            assert ours["p"] == pytest.approx(expected, abs=1e-9 if test == "t-test" else noise), test
+            assert ours["p"] <= ours["p_holm"] <= 1.0
+
+
+def test_rerun_builds_and_retrieves_nothing(
+    suite_dir: Path, results: dict, local_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs last in this module: it rewrites one run file to show that checksums decide."""
+    import tessera.indexing.builder as builder
+
+    monkeypatch.setenv("TESSERA_DATA_DIR", str(local_data))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished suite was rebuilt or re-retrieved")
+
+    monkeypatch.setattr(builder, "build_index", refuse)
+    retrieve = suite_module.retrieve
+    monkeypatch.setattr(suite_module, "retrieve", refuse)
+    again = run_suite(
+        "classic", SYSTEMS, suite_dir, max_docs=MAX_DOCS, command="tessera eval-suite classic ..."
+    )
+    assert again["results"] == results["results"]
+    assert again["significance"] == results["significance"]
+
+    # A run file that no longer matches its checksum is retrieved again (and only that pair).
+    calls = []
+    monkeypatch.setattr(suite_module, "retrieve", lambda *a, **k: calls.append(a) or retrieve(*a, **k))
+    run_file = suite_dir / "runs" / "medline-beir_test" / "minilm.trec"
+    run_file.write_text(run_file.read_text().replace(" Q0 ", " Q0  ", 1))
+    fixed = run_suite("classic", SYSTEMS, suite_dir, max_docs=MAX_DOCS)
+    assert len(calls) == 1 and fixed["results"] == results["results"]
+
+
+def test_eval_suite_through_the_cli(cranfield_bm25: Path, data_dir: Path, tmp_path: Path) -> None:
+    output = tmp_path / "report"
+    result = run_cli(
+        "eval-suite",
+        f"folders:{data_dir / 'medline-beir'},{tmp_path / 'absent'}",
+        "--system",
+        "bm25",
+        "--system",
+        f"elsewhere=index:{tmp_path}/{{collection}}/bm25",
+        "--metrics",
+        "nDCG@10",
+        "AP",
+        "-o",
+        str(output),
+    )
+    assert "medline-beir/test" in result.stdout and "not available" in result.stdout
+    results = json.loads((output / "results.json").read_text())
+    assert results["metrics"] == ["nDCG@10", "AP"]
+    assert 0.5 < results["results"]["medline-beir/test"]["bm25"]["nDCG@10"] < 0.8
+    assert (
+        "no index for collection 'medline-beir'" in results["unavailable"]["medline-beir/test"]["elsewhere"]
+    )
+    report = (output / "report.md").read_text()
+    assert "## Pairs not run" in report and "## AP" in report
+
+    bad = run_cli(
+        "eval-suite",
+        "classic",
+        "--system",
+        "bm25",
+        "--system",
+        "h=rrf:bm25+nosuch",
+        "-o",
+        str(output),
+        check=False,
+    )
+    assert bad.returncode == 1 and "fuses 'nosuch', which no --system defines" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -1,0 +1,43 @@
+"""Parsing `--system [NAME=]SPEC` strings: the three kinds, names, and the errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from tessera.errors import TesseraError
+from tessera.eval.systems import parse_system, parse_systems
+
+
+def test_kinds_and_names() -> None:
+    bm25 = parse_system("bm25:k1=1.2,b=0.75")  # '=' inside a spec is not NAME=
+    assert (bm25.name, bm25.encoder, bm25.factory, bm25.kind) == (
+        "bm25:k1=1.2,b=0.75",
+        "bm25:k1=1.2,b=0.75",
+        "Flat",
+        "built",
+    )
+    assert bm25.slug == "bm25_k1_1.2_b_0.75"
+    opq = parse_system("opq=minilm@OPQ48,PQ48")
+    assert (opq.name, opq.encoder, opq.factory) == ("opq", "minilm", "OPQ48,PQ48")
+    jpq = parse_system("jpq=index:/models/{collection}/jpq48")
+    assert (jpq.kind, jpq.index_dir("cisi")) == ("prebuilt", "/models/cisi/jpq48")
+    hybrid = parse_system("hybrid=rrf:bm25+minilm")
+    assert (hybrid.kind, hybrid.fuse) == ("fusion", ("bm25", "minilm"))
+
+
+@pytest.mark.parametrize(
+    ("systems", "message"),
+    [
+        ([], "at least one"),
+        (["a=bm25", "a=minilm"], "unique"),
+        (["/models/x", "_models_x"], "file name"),
+        (["bm25", "h=rrf:bm25+minilm"], "no --system defines"),
+        (["bm25", "minilm", "h=rrf:bm25+minilm", "g=rrf:h+bm25"], "fuses the fusion"),
+        (["h=rrf:bm25"], "at least two"),
+        (["minilm@"], "SPEC@FACTORY"),
+        (["bm25:k1=oops"], "k1"),
+    ],
+)
+def test_errors(systems: list[str], message: str) -> None:
+    with pytest.raises(TesseraError, match=message):
+        parse_systems(systems)
