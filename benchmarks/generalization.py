@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from tessera import config
 from tessera.data.beir_writer import write_beir
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.eval.runs import retrieve
+from tessera.eval.significance import mean_se
 from tessera.indexing.builder import build_index
 from tessera.indexing.reindex import reindex
 from tessera.retrieval.fusion import reciprocal_rank_fusion
@@ -67,13 +67,6 @@ def per_query(run, test: EvalDataset) -> dict[str, float]:
     scores = {qid: {hit.doc_id: hit.score for hit in hits} for qid, hits in run.items()}
     found = {m.query_id: m.value for m in ir_measures.iter_calc([METRIC], test.qrels, scores)}
     return {qid: found.get(qid, 0.0) for qid in test.qrels}
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
-    return mean, math.sqrt(var / n)
 
 
 class Bench:

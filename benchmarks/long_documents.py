@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from rich.table import Table
 from tessera import config
 from tessera.data.datasets import load_eval_dataset
 from tessera.eval.runs import retrieve
+from tessera.eval.significance import mean_se
 from tessera.retrieval.index import Index
 
 NEEDLE_DOCS = {2048: 200, 8192: 60, 32768: 16}
@@ -75,13 +75,6 @@ def task_folder(collection: str, mode: str, tokens: int, work: Path) -> Path:
         command = ["tessera", "data", "longdoc", collection, "--tokens", str(tokens), "--mode", mode]
         subprocess.run([*command, *cap, "-o", str(folder)], check=True, capture_output=True)
     return folder
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
-    return mean, math.sqrt(var / n)
 
 
 def measure(task: Path, name: str, spec: str, chunk: str, work: Path, console: Console) -> dict:

@@ -3,9 +3,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run_cli
-
 from tessera.cli import _expand_multi_value
+from tests.conftest import run_cli
 
 
 def test_index_search_eval_through_the_cli(

@@ -6,9 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import run_cli
-
 from tessera.retrieval.index import Index
+from tests.conftest import run_cli
 
 
 def test_search_and_eval_a_token_index(cranfield_tokens: Path, cranfield_head: Path, tmp_path: Path) -> None:

@@ -56,10 +56,16 @@ def _irds_documents(dataset_id: str) -> Iterator[Document]:
             yield Document(id=doc.doc_id, text=text, title=title)
     except (OSError, ConnectionError, RuntimeError) as exc:
         raise DatasetError(
-            f"ir_datasets could not read '{dataset_id}' offline ({type(exc).__name__}: {exc}); "
+            f"ir_datasets could not read '{dataset_id}' offline ({_short(exc)}); "
             f"put its original files in TESSERA_DATA_DIR/{dataset_id.split('/')[0]}/",
             field="corpus",
         ) from None
+
+
+def _short(exc: BaseException) -> str:
+    """A failed download names its URL, not urllib3's retry chain; anything else as it is."""
+    url = getattr(getattr(exc, "request", None), "url", None)
+    return f"{type(exc).__name__} fetching {url}" if url else f"{type(exc).__name__}: {exc}"
 
 
 def open_corpus(spec: str | Path) -> Corpus:

@@ -38,6 +38,11 @@ def quality_bars(table: dict[str, dict[str, float]], systems: list[str], metric:
     plt.close(figure)
 
 
+def _two_and_five(value: float, _: int) -> str:
+    """Label the 2x and 5x minor ticks of a log axis (20, 50, 200, ...), leave the rest bare."""
+    return f"{value:g}" if f"{value:e}"[0] in "25" else ""
+
+
 def quality_against(
     points: dict[str, tuple[float, float]], xlabel: str, metric: str, title: str, path: Path
 ) -> None:
@@ -51,9 +56,8 @@ def quality_against(
         from matplotlib.ticker import FuncFormatter
 
         axes.set_xscale("log")
-        plain = FuncFormatter(lambda value, _: f"{value:g}")  # 20, 30, not 2x10^1
-        axes.xaxis.set_major_formatter(plain)
-        axes.xaxis.set_minor_formatter(plain)
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 100, not 10^2
+        axes.xaxis.set_minor_formatter(FuncFormatter(_two_and_five))
     axes.set_xlabel(xlabel)
     axes.set_ylabel(f"mean {metric}")
     axes.set_title(title)

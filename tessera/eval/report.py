@@ -106,7 +106,9 @@ def _efficiency_section(results: dict) -> list[str]:
         "## Cost",
         "",
         "Index bytes exclude the document store (the same for every system); a fusion's cost is "
-        "the sum of its parts' (they run one after the other here).",
+        "the sum of its parts' (they run one after the other here). An index trained on another "
+        "system's stored vectors (`reindex`) did not encode the corpus: its build time excludes "
+        "encoding.",
         "",
         "| dataset | system | documents | index MB | bytes/doc | build s | ms/query |",
         "|---|---|---|---|---|---|---|",
@@ -114,6 +116,8 @@ def _efficiency_section(results: dict) -> list[str]:
     for dataset, by_system in results["efficiency"].items():
         for system, cost in by_system.items():
             build = "–" if cost["build_seconds"] is None else f"{cost['build_seconds']:.1f}"
+            if cost.get("vectors_from"):
+                build += f" (from {cost['vectors_from']}'s vectors)"
             per_doc = cost["index_bytes"] / max(1, cost["doc_count"])
             lines.append(
                 f"| {dataset} | {system} | {cost['doc_count']} | {cost['index_bytes'] / 1e6:.2f} | "

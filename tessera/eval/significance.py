@@ -19,6 +19,14 @@ N_PERMUTATIONS = 1000
 SEED = 42
 
 
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and its standard error (sample standard deviation / sqrt n; 0 for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    return mean, math.sqrt(variance / n)
+
+
 def fisher_randomization(baseline: np.ndarray, system: np.ndarray) -> float:
     """Fisher's randomization test as ranx defines it (each query's two scores swapped at random,
     p = the share of permutations whose |mean difference| reaches the observed one), drawn from a

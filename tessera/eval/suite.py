@@ -18,6 +18,7 @@ from pathlib import Path
 
 import ir_measures
 
+from tessera.data.corpus import open_corpus
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.errors import TesseraError
 from tessera.eval.evaluate import parse_metrics, score
@@ -25,8 +26,11 @@ from tessera.eval.runs import read_trec, retrieve, write_trec
 from tessera.eval.sampling import sample_corpus
 from tessera.eval.significance import compare_to_baseline
 from tessera.eval.suites import Collection, QuerySet, resolve_suite
-from tessera.eval.systems import System, parse_systems, slug
+from tessera.eval.systems import DEFAULT_FACTORY, System, parse_systems, slug
+from tessera.indexing.builder import build_index
 from tessera.indexing.manifest import Manifest, sha256_file
+from tessera.indexing.reindex import reindex
+from tessera.models.registry import is_lexical
 from tessera.retrieval.fusion import Run, reciprocal_rank_fusion
 from tessera.retrieval.index import Index
 
@@ -56,8 +60,15 @@ def _read_json(path: Path) -> dict | None:
 
 def index_bytes(root: Path) -> int:
     """Bytes of the search structure: every file of the index directory but the document store,
-    which every system holds alike."""
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.name.startswith("docstore"))
+    which every system holds alike, and a trained query encoder kept inside it (model weights,
+    not a cost per document)."""
+    encoder = Manifest.read(root, verify=False).query_encoder
+    skip = root / encoder if encoder else None
+    return sum(
+        p.stat().st_size
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith("docstore") and not (skip and p.is_relative_to(skip))
+    )
 
 
 def _total(values: Iterable[float | None]) -> float | None:
@@ -107,33 +118,61 @@ class SuiteRun:
         path, kept, total = sample_corpus(collection.corpus, judged, self.max_docs, target)
         return str(path), f"{kept} of {total} documents"
 
-    def index_for(self, system: System, collection: Collection, corpus: str) -> tuple[Path, float | None]:
+    def index_for(self, system: System, collection: Collection, corpus: str) -> tuple[Path, dict]:
         """Build the system's index on the collection (or reuse the one built from the same spec
-        and corpus); (index directory, build seconds; None for an index built elsewhere)."""
+        and corpus); (index directory, {seconds: None for an index built elsewhere, vectors_from})."""
         if system.prebuilt:
             root = Path(system.index_dir(collection.name)).expanduser()
             if not (root / "manifest.json").is_file():
                 raise TesseraError(f"no index for collection '{collection.name}'", file=root)
-            return root, None
-        from tessera.indexing.builder import build_index
-
+            return root, {"seconds": None, "vectors_from": None}
         suffix = f".max{self.max_docs}" if self.max_docs else ""
         root = self.output / "indexes" / f"{collection.name}{suffix}" / system.slug
         record_path = root.with_name(root.name + ".build.json")
-        wanted = {"encoder": system.encoder, "factory": system.factory, "corpus": corpus}
+        fingerprint = open_corpus(corpus).fingerprint  # an edited corpus file is indexed again
+        wanted = {
+            "encoder": system.encoder,
+            "factory": system.factory,
+            "corpus": corpus,
+            "input": fingerprint,
+        }
         record = _read_json(record_path)
         rebuild = (root / "manifest.json").is_file()
         same = bool(record) and record.get("key") == wanted
         if rebuild and same and record.get("manifest_sha256") == sha256_file(root / "manifest.json"):
-            return root, float(record["seconds"])
+            return root, {"seconds": record["seconds"], "vectors_from": record.get("vectors_from")}
         note = " (spec or index changed: rebuilding)" if rebuild else ""
-        self.log(f"indexing {collection.name} with {system.name}{note}")
+        source = self._exact_sibling(system, root, wanted)
         started = time.perf_counter()
-        build_index(corpus, root, encoder=system.encoder, factory=system.factory, overwrite=rebuild)
+        if source is None:
+            self.log(f"indexing {collection.name} with {system.name}{note}")
+            build_index(corpus, root, encoder=system.encoder, factory=system.factory, overwrite=rebuild)
+        else:
+            self.log(f"indexing {collection.name} with {system.name} from {source.name}'s vectors{note}")
+            reindex(source, root, system.factory, overwrite=rebuild)
         seconds = time.perf_counter() - started
-        record = {"key": wanted, "seconds": seconds, "manifest_sha256": sha256_file(root / "manifest.json")}
+        record = {
+            "key": wanted,
+            "seconds": seconds,
+            "manifest_sha256": sha256_file(root / "manifest.json"),
+            "vectors_from": source.name if source else None,
+        }
         _write_json(record_path, record)
-        return root, seconds
+        return root, {"seconds": seconds, "vectors_from": record["vectors_from"]}
+
+    def _exact_sibling(self, system: System, root: Path, wanted: dict) -> Path | None:
+        """A Flat index of the same encoder and corpus already built in this suite: another faiss
+        kind is then trained on its stored vectors (`reindex`) instead of encoding the corpus again."""
+        if system.factory == DEFAULT_FACTORY or is_lexical(system.encoder):
+            return None
+        for other in self.systems:
+            sibling = root.with_name(other.slug)
+            record = _read_json(sibling.with_name(sibling.name + ".build.json"))
+            exact = other.encoder == system.encoder and other.factory == DEFAULT_FACTORY
+            same_input = bool(record) and record["key"] == {**wanted, "factory": DEFAULT_FACTORY}
+            if exact and same_input and (sibling / "manifest.json").is_file():
+                return sibling
+        return None
 
     # --- pairs --------------------------------------------------------------------------------
 
@@ -163,7 +202,7 @@ class SuiteRun:
         return pair
 
     def indexed_pair(
-        self, system: System, query_set: QuerySet, data: EvalDataset, root: Path, build_seconds: float | None
+        self, system: System, query_set: QuerySet, data: EvalDataset, root: Path, build: dict
     ) -> tuple[dict, bool]:
         """(pair, reused) for a system with an index."""
         manifest_sha = sha256_file(root / "manifest.json")
@@ -179,6 +218,8 @@ class SuiteRun:
         if pair is not None:
             return pair, True
         index = Index.load(root)
+        warm_up = [next(iter(data.queries.values()))]
+        index.batch_search(warm_up, self.depth)  # one-time costs (JVM, first call) stay out of ms/query
         started = time.perf_counter()
         run = retrieve(index, data, self.depth, show_progress=False)
         seconds = time.perf_counter() - started
@@ -191,7 +232,8 @@ class SuiteRun:
             ms_per_query=1000 * seconds / max(1, len(data.queries)),
             index_bytes=index_bytes(root),
             doc_count=Manifest.read(root, verify=False).doc_count,
-            build_seconds=build_seconds,
+            build_seconds=build["seconds"],
+            vectors_from=build["vectors_from"],
             index=str(root),
         ), False
 
@@ -239,18 +281,19 @@ class SuiteRun:
         corpus, sampled = self.corpus_for(collection, datasets)
         for query_set in collection.query_sets:
             info[query_set.name] |= {"queries": len(datasets[query_set.name].queries), "sampled": sampled}
-        for system in self.systems:
+        exact_first = sorted(self.systems, key=lambda system: system.factory != DEFAULT_FACTORY)
+        for system in exact_first:  # so that other faiss kinds can reuse a Flat index's vectors
             if system.fuse:
                 continue
             try:
-                root, build_seconds = self.index_for(system, collection, corpus)
+                root, build = self.index_for(system, collection, corpus)
             except TesseraError as exc:
                 for query_set in collection.query_sets:
                     missing[query_set.name][system.name] = str(exc)
                 continue
             for query_set in collection.query_sets:
                 data = datasets[query_set.name]
-                pair, reused = self.indexed_pair(system, query_set, data, root, build_seconds)
+                pair, reused = self.indexed_pair(system, query_set, data, root, build)
                 pairs[query_set.name][system.name] = pair
                 self._report(query_set, system, pair, reused)
         for system in self.systems:
@@ -321,15 +364,16 @@ def run_suite(
     for collection in resolve_suite(suite):
         pairs, missing, info = runner.collection(collection)
         results["datasets"] |= info
-        for dataset, by_system in pairs.items():
-            if not by_system:
+        for dataset, done in pairs.items():
+            if not done:
                 continue
+            by_system = {s.name: done[s.name] for s in parsed if s.name in done}  # the user's order
             results["results"][dataset] = {name: pair["metrics"] for name, pair in by_system.items()}
             results["per_query"][dataset] = {name: pair["per_query"] for name, pair in by_system.items()}
             results["efficiency"][dataset] = {
                 name: {
-                    field: pair[field]
-                    for field in ("index_bytes", "doc_count", "build_seconds", "ms_per_query")
+                    field: pair.get(field)
+                    for field in ("index_bytes", "doc_count", "build_seconds", "ms_per_query", "vectors_from")
                 }
                 for name, pair in by_system.items()
             }

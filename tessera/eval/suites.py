@@ -8,6 +8,7 @@ suite with the reason, so the report shows it instead of silently dropping it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -195,7 +196,7 @@ def probe(collection: Collection) -> Collection:
 
 def resolve_suite(suite: str, data_dir: Path | None = None) -> list[Collection]:
     """The suite's collections, each probed for availability."""
-    data_dir = data_dir or config.data_dir()
+    data_dir = Path(os.path.abspath(data_dir or config.data_dir()))  # the same keys from any cwd
     if suite == "classic":
         collections = classic(data_dir)
     elif suite == "beir":

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tessera.errors import TesseraError
-from tessera.models.registry import canonical_spec
+from tessera.models.bundled import BUNDLED
+from tessera.models.registry import canonical_spec, is_lexical
 
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_NAME = re.compile(r"[^=:/@\\\s]+")  # no spec syntax in a name: `bm25:k1=1.2` is a spec, not NAME=SPEC
 FUSION_PREFIX = "rrf:"
 PREBUILT_PREFIX = "index:"
 DEFAULT_FACTORY = "Flat"
@@ -70,8 +71,23 @@ def parse_system(text: str) -> System:
         encoder, factory = spec, DEFAULT_FACTORY
     if not encoder or not factory:
         raise TesseraError(f"'{text}': expected SPEC@FACTORY, e.g. minilm@OPQ48,PQ48", field="system")
-    canonical_spec(encoder)  # raises EncoderError for a malformed spec
+    _check_encoder(encoder, text)
     return System(name, spec, encoder=encoder, factory=factory)
+
+
+def _check_encoder(encoder: str, text: str) -> None:
+    """Malformed or unknown encoder specs fail now, not after an hour of other systems: a bare
+    word must be a bundled name, a spec with a prefix (bm25:, m2:, ...) must parse, and anything
+    else must be an existing folder or a hub `org/name`."""
+    canonical = canonical_spec(encoder)  # raises EncoderError for a malformed prefixed spec
+    if (
+        canonical == encoder
+        and encoder not in BUNDLED
+        and not is_lexical(encoder)
+        and not re.search(r"[:/]", encoder)
+    ):
+        why = f"'{text}': '{encoder}' is no encoder (a bundled name, bm25, a folder, org/name, or prefix:...)"
+        raise TesseraError(why, field="system")
 
 
 def parse_systems(texts: Sequence[str | System]) -> list[System]:

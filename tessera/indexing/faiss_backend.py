@@ -42,6 +42,9 @@ def apply_search_params(index: faiss.Index, params: dict[str, float]) -> None:
         faiss.GpuParameterSpace() if gpu_count() and "Gpu" in type(index).__name__ else faiss.ParameterSpace()
     )
     for name, value in params.items():
+        if isinstance(value, (str, bool)):  # faiss would raise a TypeError deep inside SWIG
+            why = f"search parameter '{name}' takes a number, got {value!r}"
+            raise TesseraError(why, field="search_params")
         try:
             space.set_index_parameter(index, name, value)
         except RuntimeError as exc:

@@ -188,7 +188,8 @@ def test_cacm_layout(tmp_path: Path) -> None:
         ".I 2\n.T\nExtraction of Roots by Repeated Subtractions\n.W\nA method is given.\n.B\nCACM 1958\n"
     )
     (folder / "query.text").write_text(
-        ".I 1\n.W\n What articles exist which deal with TSS (Time Sharing System)?\n.N\n 1. Richard Alexander\n"
+        ".I 1\n.W\n What articles exist which deal with TSS (Time Sharing System)?\n"
+        ".N\n 1. Richard Alexander\n"
     )
     (folder / "qrels.text").write_text("01 2  0 0\n01 1 0 0\n")
     try:
@@ -201,6 +202,9 @@ def test_cacm_layout(tmp_path: Path) -> None:
         assert [(q.query_id, q.text) for q in cacm.queries_iter()] == [
             ("1", "What articles exist which deal with TSS (Time Sharing System)?")
         ]
-        assert [(r.query_id, r.doc_id, r.relevance) for r in cacm.qrels_iter()] == [("1", "2", 1), ("1", "1", 1)]
+        assert [(r.query_id, r.doc_id, r.relevance) for r in cacm.qrels_iter()] == [
+            ("1", "2", 1),
+            ("1", "1", 1),
+        ]
     finally:
         glasgow.register(DATA)

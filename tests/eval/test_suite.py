@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import read_qrels, run_cli
 
 from tessera.eval import suite as suite_module
 from tessera.eval.evaluate import evaluate
 from tessera.eval.suite import run_suite
+from tests.conftest import read_qrels, run_cli
 
-SYSTEMS = ["bm25", "minilm", "hybrid=rrf:bm25+minilm"]
+SYSTEMS = ["bm25", "pq=minilm@PQ16x4", "minilm", "hybrid=rrf:bm25+minilm"]
 DATASETS = {"cranfield-beir/test": "cranfield", "medline-beir/test": "medline"}
 MAX_DOCS = 400
 
@@ -63,7 +63,9 @@ def test_report_files(suite_dir: Path, results: dict) -> None:
         cost = results["efficiency"][dataset]["minilm"]
         assert cost["doc_count"] == MAX_DOCS
         assert cost["index_bytes"] / MAX_DOCS == pytest.approx(384 * 4, rel=0.1)  # float32 vectors
-        assert cost["ms_per_query"] > 0 and cost["build_seconds"] > 0
+        assert cost["ms_per_query"] > 0 and cost["build_seconds"] > 0 and cost["vectors_from"] is None
+        pq = results["efficiency"][dataset]["pq"]  # listed before minilm, built from its vectors
+        assert pq["vectors_from"] == "minilm" and pq["index_bytes"] < cost["index_bytes"] / 10
 
 
 def test_missing_datasets_are_rows(suite_dir: Path, results: dict) -> None:
@@ -122,14 +124,13 @@ def test_rerun_builds_and_retrieves_nothing(
     suite_dir: Path, results: dict, local_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Runs last in this module: it rewrites one run file to show that checksums decide."""
-    import tessera.indexing.builder as builder
-
     monkeypatch.setenv("TESSERA_DATA_DIR", str(local_data))
 
     def refuse(*args, **kwargs):
         raise AssertionError("a finished suite was rebuilt or re-retrieved")
 
-    monkeypatch.setattr(builder, "build_index", refuse)
+    monkeypatch.setattr(suite_module, "build_index", refuse)
+    monkeypatch.setattr(suite_module, "reindex", refuse)
     retrieve = suite_module.retrieve
     monkeypatch.setattr(suite_module, "retrieve", refuse)
     again = run_suite(

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import read_qrels
 
 from tessera.errors import TesseraError
 from tessera.eval.report import metric_table, table_rows
 from tessera.eval.sampling import sample_corpus
 from tessera.eval.suites import beir, classic, folders, msmarco_passage, resolve_suite
+from tests.conftest import read_qrels
 
 
 def test_classic_prefers_the_beir_test_split(data_dir: Path) -> None:

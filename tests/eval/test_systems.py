@@ -21,6 +21,8 @@ def test_kinds_and_names() -> None:
     assert (opq.name, opq.encoder, opq.factory) == ("opq", "minilm", "OPQ48,PQ48")
     jpq = parse_system("jpq=index:/models/{collection}/jpq48")
     assert (jpq.kind, jpq.index_dir("cisi")) == ("prebuilt", "/models/cisi/jpq48")
+    fused = parse_system("jpq48+bm25=rrf:bm25+jpq48")
+    assert (fused.name, fused.fuse, fused.slug) == ("jpq48+bm25", ("bm25", "jpq48"), "jpq48_bm25")
     hybrid = parse_system("hybrid=rrf:bm25+minilm")
     assert (hybrid.kind, hybrid.fuse) == ("fusion", ("bm25", "minilm"))
 
@@ -30,7 +32,8 @@ def test_kinds_and_names() -> None:
     [
         ([], "at least one"),
         (["a=bm25", "a=minilm"], "unique"),
-        (["/models/x", "_models_x"], "file name"),
+        (["a+b=bm25", "a_b=minilm"], "file name"),
+        (["jpq48"], "'jpq48' is no encoder"),
         (["bm25", "h=rrf:bm25+minilm"], "no --system defines"),
         (["bm25", "minilm", "h=rrf:bm25+minilm", "g=rrf:h+bm25"], "fuses the fusion"),
         (["h=rrf:bm25"], "at least two"),

@@ -4,11 +4,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import kill_then_resume
 
 from tessera.errors import CorpusError, TesseraError
 from tessera.indexing.builder import build_index
 from tessera.indexing.manifest import Manifest
+from tests.conftest import kill_then_resume
 
 
 def corpus_file(tmp_path: Path, lines: list[str], name: str = "c.jsonl") -> Path:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import kill_then_resume, run_cli
 
 from tessera.data.document import Document
 from tessera.errors import IndexFormatError, TesseraError
@@ -18,6 +17,7 @@ from tessera.indexing.manifest import Manifest
 from tessera.indexing.reindex import reindex
 from tessera.models.registry import load_encoder
 from tessera.retrieval.index import Index
+from tests.conftest import kill_then_resume, run_cli
 
 CHUNK = "48:8"
 QUERIES = [

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from tessera.indexing.manifest import Manifest
+from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize(

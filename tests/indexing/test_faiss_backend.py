@@ -48,6 +48,8 @@ def test_search_params_reach_the_index(vectors) -> None:
     assert faiss.extract_index_ivf(backend.index).nprobe == 5
     with pytest.raises(TesseraError, match="'efSearch' does not apply"):
         FaissBackend(build_faiss_index(vectors, "IVF16,Flat"), {"efSearch": 5})
+    with pytest.raises(TesseraError, match="'nprobe' takes a number, got 'x'"):
+        FaissBackend(build_faiss_index(vectors, "IVF16,Flat"), {"nprobe": "x"})
 
 
 def test_dimension_mismatch_on_search(vectors) -> None:

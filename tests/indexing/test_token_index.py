@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import kill_then_resume
 
 from tessera.errors import EncoderError, IndexFormatError, TesseraError
 from tessera.indexing.builder import build_index
@@ -20,6 +19,7 @@ from tessera.indexing.token_backend import TokenBackend, TokenSink
 from tessera.models.registry import canonical_spec, load_encoder
 from tessera.retrieval.index import Index
 from tessera.retrieval.late_interaction import LateInteractionSearch, colbert_rerank
+from tests.conftest import kill_then_resume
 
 QUERIES = ["boundary layer transition on a flat plate", "heat transfer at hypersonic speeds"]
 TOKEN_FILES = ("tokens.faiss", "token_docs.npy", "doc_offsets.npy", "token_vectors.npy")

@@ -3,12 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from tessera.errors import TesseraError
 from tessera.indexing.builder import build_index
 from tessera.indexing.manifest import Manifest
 from tessera.retrieval.index import Index
+from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")

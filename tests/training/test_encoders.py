@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 from transformers import TrainerCallback
 
 from tessera.errors import EncoderError, TesseraError
 from tessera.training.dense import train_dense
 from tessera.training.multivector import train_multivector
+from tests.conftest import run_cli
 
 # One batch of 8 rows, seen again at every step: its loss must fall.
 TINY = {"max_length": 32, "batch_size": 8, "show_progress": False, "save_steps": 100}

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
 
 from tessera.data.corpus import open_corpus
 from tessera.errors import EncoderError, TesseraError
 from tessera.models.m2 import M2Config, build_sentence_transformer
 from tessera.training.m2 import CosineMSELoss, distillation_rows, train_m2
+from tests.conftest import run_cli
 
 TINY = {"hidden": 32, "layers": 1, "monarch_blocks": 4, "max_length": 512, "filter_order": 8}
 
