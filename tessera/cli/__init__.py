@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from tessera.cli import data, evaluation, index, rag, search, train  # noqa: F401  (each module registers its commands)
+from tessera.cli import data, evaluation, index, rag, search, serve, train  # noqa: F401  (each module registers its commands)
 from tessera.cli.app import MULTI_VALUE_OPTIONS, app, state
 from tessera.errors import TesseraError, TesseraWarning
 

@@ -20,6 +20,16 @@ from tessera.retrieval.maxp import maxp_search
 Span = tuple[int, int]
 
 
+def check_search(queries: Sequence[str], k: int) -> None:
+    """The one check of a search request, shared by Python, the CLI and the HTTP service (which
+    runs it before queueing, so one bad query never fails a micro-batch of others)."""
+    if k < 1:
+        raise TesseraError(f"k must be at least 1, got {k}", field="k")
+    empty = next((n for n, q in enumerate(queries, 1) if not q.strip()), None)
+    if empty is not None:
+        raise TesseraError(f"query {empty} of {len(queries)} is empty", field="query")
+
+
 class Index:
     """Open with `Index.load(path)`; then `search(query)` or `batch_search(queries)`."""
 
@@ -98,9 +108,8 @@ class Index:
 
     def batch_search(self, queries: Sequence[str], k: int = 10, with_text: bool = False) -> list[list[Hit]]:
         """Top-k hits per query, best first."""
-        if k < 1:
-            raise TesseraError(f"k must be at least 1, got {k}", field="k")
         queries = list(queries)
+        check_search(queries, k)
         if not queries:
             return []
         spans: list[list[Span | None]] = [[None] * k for _ in queries]

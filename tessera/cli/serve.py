@@ -1,0 +1,62 @@
+"""`tessera serve`: the search and RAG service over one or more indexes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tessera.cli.app import app
+
+
+@app.command()
+def serve(
+    indexes: Annotated[list[str], typer.Argument(help="Index directories, or NAME=DIR.")],
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the service.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Processes, each loading every index.")] = 1,
+    max_k: Annotated[int, typer.Option(help="Largest k (and fusion depth) a request may ask.")] = 1000,
+    max_queries: Annotated[int, typer.Option(help="Queries per POST /v1/search.")] = 256,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body (more: 413).")] = 1 << 20,
+    batch_window_ms: Annotated[
+        float, typer.Option(help="How long a micro-batch waits for more queries after its first.")
+    ] = 2.0,
+    max_batch: Annotated[int, typer.Option(help="Queries per micro-batch (1: one at a time).")] = 64,
+    sub_batch: Annotated[
+        int, typer.Option(help="Queries per encoder call inside a micro-batch, sorted by length.")
+    ] = 8,
+    generator: Annotated[
+        str, typer.Option(help="RAG generator: none (prompt and sources only) | local | local:MODEL | URL.")
+    ] = "none",
+) -> None:
+    """Serve indexes over HTTP: JSON search and RAG API, and a search page at /."""
+    from tessera.errors import TesseraError
+    from tessera.indexing.manifest import Manifest
+    from tessera.serve.server import run
+    from tessera.serve.settings import ServeSettings
+
+    settings = ServeSettings.from_specs(
+        indexes,
+        host=host,
+        port=port,
+        max_k=max_k,
+        max_queries=max_queries,
+        max_body_bytes=max_body_bytes,
+        batch_window_ms=batch_window_ms,
+        max_batch=max_batch,
+        sub_batch=sub_batch,
+        generator=generator,
+    )
+    for path in settings.indexes.values():
+        Manifest.read(Path(path), verify=False)  # a wrong path fails here, in one line, not in a worker
+    for name, value in (
+        ("workers", workers),
+        ("max-k", max_k),
+        ("max-queries", max_queries),
+        ("max-batch", max_batch),
+        ("sub-batch", sub_batch),
+    ):
+        if value < 1:
+            raise TesseraError(f"must be at least 1, got {value}", field=name)
+    run(settings, workers)

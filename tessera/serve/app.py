@@ -1,0 +1,153 @@
+"""The FastAPI app: routes over the Python API (Index, RRF fusion, the RAG pipeline) only.
+
+`create_app(settings)` returns an app whose lifespan starts loading the indexes in the
+background, so `/health` can answer 503 while they load and 200 once they are ready."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from tessera.rag.generators import open_generator
+from tessera.retrieval.hits import Hit
+from tessera.retrieval.index import check_search
+from tessera.serve.errors import ApiError, BodyLimit, install_error_handlers
+from tessera.serve.pool import IndexPool, Loader
+from tessera.serve.rag import RagService
+from tessera.serve.schemas import RagBody, SearchBody, hit_json
+from tessera.serve.settings import ServeSettings
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("tessera.serve")
+
+
+def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
+    """`load(path) -> Index` defaults to `Index.load` (tests pass one that waits, or reuses)."""
+    pool = IndexPool(settings, load) if load else IndexPool(settings)
+    rag = RagService(pool, None)
+
+    async def start() -> None:
+        try:
+            rag.generator = await asyncio.to_thread(open_generator, settings.generator)
+        except Exception as exc:
+            pool.failure = f"generator '{settings.generator}' failed: {exc}"
+            log.error("%s", pool.failure)
+            return
+        await pool.load_all()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.create_task(start())
+        try:
+            yield
+        finally:
+            loading.cancel()
+            await pool.close()
+            rag.close()
+
+    app = FastAPI(title="Tessera", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.state.pool, app.state.rag = pool, rag
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def check_k(k: int, field: str = "k") -> None:
+        if k > settings.max_k:
+            raise ApiError(400, f"field '{field}': at most {settings.max_k}, got {k}")
+
+    def answer(queries: list[str], rows: list[list[Hit]], started: float) -> dict[str, Any]:
+        """Plain JSON types only, returned as a JSONResponse: no response-model pass per request."""
+        return {
+            "results": [
+                {"query": q, "hits": [hit_json(h, q) for h in row]}
+                for q, row in zip(queries, rows, strict=True)
+            ],
+            "took_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "generator": rag.generator_name(), "indexes": pool.summaries()}
+
+    @app.get("/v1/indexes")
+    async def indexes() -> dict[str, Any]:
+        return {"indexes": pool.summaries()}
+
+    @app.get("/v1/search", response_model=None)
+    async def search_one(
+        q: Annotated[str, Query(description="Query text.")],
+        k: int = 10,
+        index: str | None = None,
+        text: bool = True,
+    ) -> JSONResponse:
+        started = time.perf_counter()
+        check_search([q], k)
+        check_k(k)
+        served = pool.get(index)
+        rows = await pool.search(served.name, [q], k, text)
+        return JSONResponse({"index": served.name, "k": k, **answer([q], rows, started)})
+
+    @app.post("/v1/search", response_model=None)
+    async def search_many(body: SearchBody) -> JSONResponse:
+        started = time.perf_counter()
+        if len(body.queries) > settings.max_queries:
+            raise ApiError(413, f"{len(body.queries)} queries; at most {settings.max_queries} per request")
+        check_search(body.queries, body.k)
+        check_k(body.k)
+        if body.index and body.indexes:
+            raise ApiError(400, "give index or indexes, not both")
+        names = body.indexes or [pool.get(body.index).name]
+        if len(set(names)) != len(names):
+            raise ApiError(400, "field 'indexes': an index named twice")
+        if len(names) > 1:
+            if body.doc_ids is not None:
+                raise ApiError(400, "field 'doc_ids': restricting a fused search is not supported")
+            check_k(body.depth, "depth")
+            depth = max(body.depth, body.k)
+            rows = await pool.fused(names, body.queries, body.k, depth, body.rrf_k, body.text, body.params)
+            return JSONResponse(
+                {"indexes": names, "k": body.k, "fused": "rrf", **answer(body.queries, rows, started)}
+            )
+        if body.doc_ids is not None:
+            unknown = set(body.doc_ids) - set(await pool.documents(names[0], body.doc_ids))
+            if unknown:
+                raise ApiError(400, f"field 'doc_ids': unknown ids {', '.join(sorted(unknown)[:5])}")
+            rows = await pool.restricted(
+                names[0], body.queries, body.k, set(body.doc_ids), body.text, body.params
+            )
+        else:
+            rows = await pool.search(names[0], body.queries, body.k, body.text, body.params)
+        return JSONResponse({"index": names[0], "k": body.k, **answer(body.queries, rows, started)})
+
+    @app.get("/v1/doc/{doc_id:path}")
+    async def document(doc_id: str, index: str | None = None) -> dict[str, Any]:
+        served = pool.get(index)
+        doc = (await pool.documents(served.name, [doc_id])).get(doc_id)
+        if doc is None:
+            raise ApiError(404, f"no document '{doc_id}' in index '{served.name}'")
+        return {"index": served.name, "doc_id": doc.id, "title": doc.title, "text": doc.text}
+
+    @app.post("/v1/rag", response_model=None)
+    async def rag_answer(body: RagBody) -> Response:
+        check_k(body.k)
+        return await rag.answer(body)
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of the settings in the environment: what each `--workers` process builds."""
+    return create_app(ServeSettings.from_env())

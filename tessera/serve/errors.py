@@ -1,0 +1,103 @@
+"""Every failure as `{"error": "..."}` with a status a client can act on, never a traceback.
+
+400 bad parameter (TesseraError from the shared validation, pydantic's), 404 unknown document or
+route, 413 oversized request, 503 loading or overloaded, 500 (logged here) for bugs."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tessera.errors import TesseraError
+from tessera.serve.batching import Overloaded
+
+log = logging.getLogger("tessera.serve")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for problem in exc.errors():
+        where = ".".join(str(p) for p in problem.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"field '{where}': {problem.get('msg', 'invalid')}" if where else problem.get("msg", ""))
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error(exc.status, exc.message)
+
+    async def tessera_error(_: Request, exc: TesseraError) -> JSONResponse:
+        return error(400, str(exc))
+
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error(400, _validation_message(exc))
+
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail))
+
+    async def overloaded(_: Request, exc: Overloaded) -> JSONResponse:
+        return error(503, f"overloaded: {exc}; retry shortly")
+
+    async def bug(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return error(500, f"internal error ({type(exc).__name__}); see the server log")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(TesseraError, tessera_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Overloaded, overloaded)
+    app.add_exception_handler(Exception, bug)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from inside the body stream; an HTTPException so FastAPI's body parsing passes it on
+    (it turns any other exception there into a 400)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a body over `limit` bytes with 413, by its Content-Length before
+    reading anything, or while it streams in when there is none."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await error(413, f"request body over {self.limit} bytes")(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise BodyTooLarge(f"request body over {self.limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)

@@ -1,0 +1,192 @@
+"""The served indexes: each with its own thread, micro-batcher and search-parameter variants.
+
+Every call into an `Index` runs on that index's single thread: the event loop never waits on an
+encoder, and the doc store and Lucene's JVM are only ever used from one thread at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from tessera.retrieval.fusion import reciprocal_rank_fusion
+from tessera.retrieval.hits import Hit
+from tessera.retrieval.index import Index
+from tessera.serve.batching import MicroBatcher
+from tessera.serve.errors import ApiError
+from tessera.serve.settings import ServeSettings
+
+log = logging.getLogger("tessera.serve")
+Loader = Callable[[Path], Index]
+MAX_VARIANTS = 4  # re-opened copies per index for per-request search parameters
+
+
+@dataclass
+class Served:
+    name: str
+    path: Path
+    index: Index
+    executor: ThreadPoolExecutor
+    batcher: MicroBatcher
+    variants: OrderedDict[tuple, MicroBatcher] = field(default_factory=OrderedDict)
+
+    def summary(self) -> dict[str, Any]:
+        m = self.index.manifest
+        return {
+            "name": self.name,
+            "backend": m.backend,
+            "encoder": m.encoder,
+            "factory": m.factory,
+            "dim": m.dim,
+            "documents": len(self.index),
+            "search_params": m.search_params,
+            "chunked": bool(m.chunking),
+            "created_at": m.created_at,
+        }
+
+
+class IndexPool:
+    """Loaded once (`load_all`, from the lifespan); until then `ready` is False."""
+
+    def __init__(self, settings: ServeSettings, load: Loader = Index.load) -> None:
+        self.settings = settings
+        self.load = load
+        self.served: dict[str, Served] = {}
+        self.ready = False
+        self.failure: str | None = None
+
+    async def load_all(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            for name, path in self.settings.indexes.items():
+                executor = ThreadPoolExecutor(1, thread_name_prefix=f"index-{name}")
+                index = await loop.run_in_executor(executor, self.load, Path(path))
+                self.served[name] = Served(name, Path(path), index, executor, self._batcher(index, executor))
+                log.info("loaded index '%s' (%d documents)", name, len(index))
+        except Exception as exc:  # the service stays up and says why in /health
+            self.failure = f"loading failed: {exc}"
+            log.error("%s", self.failure)
+            return
+        self.ready = True
+
+    def _batcher(self, index: Index, executor: ThreadPoolExecutor) -> MicroBatcher:
+        s = self.settings
+        return MicroBatcher(
+            index.batch_search, executor, s.batch_window_ms / 1000, s.max_batch, s.queue_limit, s.sub_batch
+        )
+
+    def get(self, name: str | None) -> Served:
+        if not self.ready:
+            raise ApiError(503, self.failure or "indexes are still loading")
+        if name is None:
+            return next(iter(self.served.values()))
+        if name not in self.served:
+            raise ApiError(400, f"unknown index '{name}': serving {', '.join(self.served)}")
+        return self.served[name]
+
+    async def run(self, served: Served, fn: Callable, *args: Any) -> Any:
+        """`fn(*args)` on the index's own thread."""
+        return await asyncio.get_running_loop().run_in_executor(served.executor, partial(fn, *args))
+
+    async def _variant(self, served: Served, params: dict[str, float | str]) -> MicroBatcher:
+        """A batcher over the index re-opened with these search parameters (cached, a few per index)."""
+        if not params:
+            return served.batcher
+        key = tuple(sorted(params.items()))
+        if key not in served.variants:
+            opened = await self.run(
+                served, Index.load, served.path, served.index.encoder, False, dict(params)
+            )
+            served.variants[key] = self._batcher(opened, served.executor)
+            if len(served.variants) > MAX_VARIANTS:
+                await served.variants.popitem(last=False)[1].close()
+        served.variants.move_to_end(key)
+        return served.variants[key]
+
+    async def search(
+        self,
+        name: str | None,
+        queries: list[str],
+        k: int,
+        with_text: bool = False,
+        params: dict[str, float | str] | None = None,
+    ) -> list[list[Hit]]:
+        served = self.get(name)
+        return await (await self._variant(served, params or {})).search(queries, k, with_text)
+
+    async def restricted(
+        self,
+        name: str | None,
+        queries: list[str],
+        k: int,
+        doc_ids: set[str],
+        with_text: bool = False,
+        params: dict[str, float | str] | None = None,
+    ) -> list[list[Hit]]:
+        """Top k among `doc_ids`: search deeper (x4 each round) until k of them are found or the
+        whole index is ranked, so the answer is exact."""
+        total = len(self.get(name).index)
+        found: list[list[Hit]] = [[] for _ in queries]
+        todo = list(range(len(queries)))
+        depth = min(total, max(10 * k, 100))
+        while todo:
+            rows = await self.search(name, [queries[i] for i in todo], depth, with_text, params)
+            for i, row in zip(todo, rows, strict=True):
+                kept = [hit for hit in row if hit.doc_id in doc_ids][:k]
+                found[i] = [replace(hit, rank=rank) for rank, hit in enumerate(kept, 1)]
+            if depth >= total:
+                break
+            todo = [i for i in todo if len(found[i]) < min(k, len(doc_ids))]
+            depth = min(total, depth * 4)
+        return found
+
+    async def fused(
+        self,
+        names: list[str],
+        queries: list[str],
+        k: int,
+        depth: int,
+        rrf_k: int = 60,
+        with_text: bool = False,
+        params: dict[str, float | str] | None = None,
+    ) -> list[list[Hit]]:
+        """RRF over several indexes, as `retrieval.fusion.hybrid_search` computes it; each index's
+        part micro-batched with its other traffic, all indexes searched at once."""
+        for name in names:
+            self.get(name)
+        parts = await asyncio.gather(*(self.search(n, queries, depth, False, params) for n in names))
+        keys = [str(i) for i in range(len(queries))]
+        runs = [dict(zip(keys, rows, strict=True)) for rows in parts]
+        first = self.served[names[0]]
+        fused = await self.run(first, partial(reciprocal_rank_fusion, runs, k=rrf_k, depth=depth, top=k))
+        rows = [fused[key] for key in keys]
+        return await self.with_text(names[0], rows) if with_text else rows
+
+    async def with_text(self, name: str, rows: list[list[Hit]]) -> list[list[Hit]]:
+        """Hits given their stored title and text (fused hits come without)."""
+        served = self.get(name)
+        docs = await self.run(served, served.index.docstore.get, [h.doc_id for row in rows for h in row])
+        return [
+            [replace(h, title=d.title, text=d.text) if (d := docs.get(h.doc_id)) else h for h in row]
+            for row in rows
+        ]
+
+    async def documents(self, name: str | None, ids: list[str]) -> dict:
+        served = self.get(name)
+        return await self.run(served, served.index.docstore.get, ids)
+
+    def summaries(self) -> list[dict[str, Any]]:
+        self.get(None)
+        return [s.summary() for s in self.served.values()]
+
+    async def close(self) -> None:
+        for served in self.served.values():
+            for batcher in [served.batcher, *served.variants.values()]:
+                await batcher.close()
+            served.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,111 @@
+"""`POST /v1/rag`: the RAG pipeline (tessera.rag.pipeline) as JSON or a `text/event-stream`.
+
+Retrieval and compression run on the index's thread, generation on a thread of its own, so a
+long answer never holds up searches. Stream events: `sources` (the retrieved passages and token
+counts), `token` (`{"text": ...}` per piece), then `done` (`{"answer": ...}`) or `error`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from tessera.rag.generators import Generator
+from tessera.rag.pipeline import RagPrompt, prepare
+from tessera.retrieval.index import check_search
+from tessera.serve.pool import IndexPool
+from tessera.serve.schemas import RagBody
+
+_END = object()
+
+
+def _summary(prompt: RagPrompt) -> dict[str, Any]:
+    return {
+        "query": prompt.question,
+        "sources": prompt.sources,
+        "context": [{"text": b.text, "sources": list(b.sources)} for b in prompt.blocks],
+        "plain_tokens": prompt.plain_tokens,
+        "prompt_tokens": prompt.prompt_tokens,
+        "timings": prompt.timings,
+    }
+
+
+def _event(name: str, data: Any) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+class RagService:
+    def __init__(self, pool: IndexPool, generator: Generator | None) -> None:
+        self.pool = pool
+        self.generator = generator
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="generator")
+
+    async def answer(self, body: RagBody) -> JSONResponse | StreamingResponse:
+        check_search([body.query], body.k)
+        served = self.pool.get(body.index)
+        prompt: RagPrompt = await self.pool.run(
+            served,
+            prepare,
+            served.index,
+            body.query,
+            body.k,
+            body.compress,
+            body.budget,
+            body.order,
+            self.generator,
+        )
+        if body.stream:
+            return StreamingResponse(
+                self._stream(prompt, body.max_new_tokens), media_type="text/event-stream"
+            )
+        text = None
+        if self.generator is not None:
+            loop = asyncio.get_running_loop()
+            text = await loop.run_in_executor(
+                self.executor,
+                lambda: self.generator.generate(prompt.messages, max_new_tokens=body.max_new_tokens),
+            )
+        return JSONResponse({**_summary(prompt), "answer": text, "generator": self.generator_name()})
+
+    def generator_name(self) -> str | None:
+        return self.generator.name if self.generator is not None else None
+
+    async def _stream(self, prompt: RagPrompt, max_new_tokens: int) -> AsyncIterator[bytes]:
+        yield _event("sources", {**_summary(prompt), "generator": self.generator_name()})
+        if self.generator is None:
+            yield _event("done", {"answer": None})
+            return
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()  # set when the client goes away: generation stops early
+
+        def produce() -> None:
+            try:
+                for piece in self.generator.stream(prompt.messages, max_new_tokens=max_new_tokens):
+                    if stop.is_set():
+                        break
+                    loop.call_soon_threadsafe(pieces.put_nowait, piece)
+            except Exception as exc:  # reported to the client as an event, not a broken stream
+                loop.call_soon_threadsafe(pieces.put_nowait, exc)
+            loop.call_soon_threadsafe(pieces.put_nowait, _END)
+
+        loop.run_in_executor(self.executor, produce)
+        answer: list[str] = []
+        try:
+            while (piece := await pieces.get()) is not _END:
+                if isinstance(piece, Exception):
+                    yield _event("error", {"error": str(piece)})
+                    return
+                answer.append(piece)
+                yield _event("token", {"text": piece})
+            yield _event("done", {"answer": "".join(answer)})
+        finally:
+            stop.set()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,49 @@
+"""Request bodies and the hit shape of the JSON API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tessera.retrieval.hits import Hit
+from tessera.serve.snippets import snippet
+
+
+class SearchBody(BaseModel):
+    """`POST /v1/search`: several queries at once; `indexes` (two or more) fuses them by RRF."""
+
+    model_config = ConfigDict(extra="forbid")
+    queries: list[str] = Field(min_length=1)
+    k: int = 10
+    index: str | None = None
+    indexes: list[str] | None = None
+    params: dict[str, float | str] = Field(default_factory=dict)  # search parameters, e.g. nprobe
+    doc_ids: list[str] | None = None  # rank only these documents
+    depth: int = 100  # fused search: hits taken from each index
+    rrf_k: int = 60
+    text: bool = True  # titles and snippets; False: ids and scores only
+
+
+class RagBody(BaseModel):
+    """`POST /v1/rag`: the RAG pipeline's options (tessera.rag.prepare)."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: str
+    k: int = 10
+    index: str | None = None
+    compress: str = "none"
+    budget: int | None = None
+    order: str = "rank"
+    stream: bool = False
+    max_new_tokens: int = Field(default=256, ge=1, le=4096)
+
+
+def hit_json(hit: Hit, query: str) -> dict[str, Any]:
+    """One hit: id, score and rank always; title and a snippet (of the best passage in a chunked
+    index) when the text was fetched."""
+    out: dict[str, Any] = {"doc_id": hit.doc_id, "score": hit.score, "rank": hit.rank}
+    if hit.text is not None:
+        out["title"] = hit.title or ""
+        out["snippet"] = snippet(hit.passage or hit.text, query)
+    return out

@@ -1,0 +1,199 @@
+// The search page: plain DOM, no framework, no network asset. Text from the server is always
+// inserted as text nodes (never as HTML), so documents cannot inject markup.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const WORD = /[\p{L}\p{N}_]+/gu;
+
+function terms(query) {
+  return [...new Set((query.toLowerCase().match(WORD) || []).filter((t) => t.length > 2))];
+}
+
+// `text` with the query's terms (and words they start) wrapped in <mark>.
+function highlighted(text, query) {
+  const span = document.createElement("span");
+  const wanted = terms(query);
+  let last = 0;
+  for (const m of text.matchAll(WORD)) {
+    const word = m[0].toLowerCase();
+    if (!wanted.some((t) => word.startsWith(t))) continue;
+    span.append(text.slice(last, m.index));
+    const mark = document.createElement("mark");
+    mark.textContent = m[0];
+    span.append(mark);
+    last = m.index + m[0].length;
+  }
+  span.append(text.slice(last));
+  return span;
+}
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function showError(message) {
+  $("error").textContent = message || "";
+  $("error").hidden = !message;
+}
+
+async function call(url, options) {
+  const response = await fetch(url, options);
+  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+function chosenIndexes() {
+  return [...document.querySelectorAll("#indexes input:checked")].map((box) => box.value);
+}
+
+async function loadIndexes() {
+  for (;;) {
+    try {
+      const health = await call("/health");
+      const box = $("indexes");
+      health.indexes.forEach((info, i) => {
+        const label = el("label");
+        const input = el("input");
+        input.type = "checkbox";
+        input.value = info.name;
+        input.checked = i === 0;
+        label.append(input, ` ${info.name} `, el("span", "muted", `(${info.encoder}, ${info.documents} docs)`));
+        box.append(label);
+      });
+      $("status").textContent = `ready: ${health.indexes.length} index(es)` +
+        (health.generator ? `, answers by ${health.generator}` : ", answers: prompt and sources only");
+      return;
+    } catch (err) {
+      $("status").textContent = err.message;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
+
+function renderHits(hits, query, index) {
+  const list = $("results");
+  list.replaceChildren();
+  for (const hit of hits) {
+    const item = el("li");
+    const head = el("div", "hit-head");
+    const link = el("a", "hit-title");
+    link.href = `#doc-${encodeURIComponent(hit.doc_id)}`;
+    link.append(highlighted(hit.title || hit.doc_id, query));
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      openDocument(hit.doc_id, index, query);
+    });
+    head.append(el("span", "rank", `${hit.rank}.`), link, el("span", "score", `score ${hit.score.toFixed(4)} · id ${hit.doc_id}`));
+    const snippet = el("p", "snippet");
+    snippet.append(highlighted(hit.snippet || "", query));
+    item.append(head, snippet);
+    list.append(item);
+  }
+  if (!hits.length) list.append(el("li", "muted", "no results"));
+}
+
+async function search(event) {
+  event.preventDefault();
+  const query = $("q").value.trim();
+  const k = Number($("k").value) || 10;
+  const indexes = chosenIndexes();
+  if (!query || !indexes.length) return showError(indexes.length ? "type a query" : "pick an index");
+  showError("");
+  const started = performance.now();
+  try {
+    const body = { queries: [query], k };
+    if (indexes.length > 1) body.indexes = indexes; else body.index = indexes[0];
+    const result = await call("/v1/search", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+    });
+    const total = performance.now() - started;
+    renderHits(result.results[0].hits, query, indexes[0]);
+    $("meta").textContent = `${result.results[0].hits.length} results from ${indexes.join(" + ")}` +
+      `${indexes.length > 1 ? " (RRF)" : ""} · server ${result.took_ms.toFixed(1)} ms · total ${total.toFixed(1)} ms`;
+    history.replaceState(null, "", `?q=${encodeURIComponent(query)}`);
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function openDocument(docId, index, query) {
+  try {
+    const doc = await call(`/v1/doc/${encodeURIComponent(docId)}?index=${encodeURIComponent(index)}`);
+    $("doc-title").replaceChildren(highlighted(doc.title || doc.doc_id, query));
+    $("doc-id").textContent = `${doc.index} · ${doc.doc_id}`;
+    $("doc-text").replaceChildren(highlighted(doc.text, query));
+    $("doc").showModal();
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+// RAG over the first chosen index, streamed (server-sent events read from fetch).
+async function ask() {
+  const query = $("q").value.trim();
+  const index = chosenIndexes()[0];
+  if (!query || !index) return showError("type a question and pick an index");
+  showError("");
+  $("rag").hidden = false;
+  $("answer").textContent = "…";
+  $("sources").replaceChildren();
+  const started = performance.now();
+  try {
+    const response = await fetch("/v1/rag", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query, k: Number($("k").value) || 10, index, stream: true }),
+    });
+    if (!response.ok) throw new Error((await response.json()).error);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    let answer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const name = (block.match(/^event: (.*)$/m) || [])[1];
+        const data = JSON.parse((block.match(/^data: (.*)$/m) || [])[1] || "null");
+        if (name === "sources") {
+          for (const s of data.sources) {
+            const item = el("li");
+            const link = el("a", "hit-title", s.title || s.doc_id);
+            link.href = "#";
+            link.addEventListener("click", (e) => { e.preventDefault(); openDocument(s.doc_id, index, query); });
+            item.append(link, el("span", "score", ` ${s.doc_id}`));
+            $("sources").append(item);
+          }
+          $("answer").textContent = data.generator ? "" :
+            `no generator on this server (start it with --generator local): ${data.prompt_tokens} prompt tokens from these sources`;
+        } else if (name === "token") {
+          answer += data.text;
+          $("answer").textContent = answer;
+        } else if (name === "error") {
+          throw new Error(data.error);
+        }
+      }
+    }
+    $("meta").textContent = `answer in ${(performance.now() - started).toFixed(0)} ms`;
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.key === "/" && document.activeElement !== $("q")) {
+    event.preventDefault();
+    $("q").focus();
+  }
+});
+$("search").addEventListener("submit", search);
+$("ask").addEventListener("click", ask);
+const initial = new URLSearchParams(location.search).get("q");
+if (initial) $("q").value = initial;
+loadIndexes().then(() => { if (initial) $("search").requestSubmit(); });

@@ -1,0 +1,212 @@
+"""The JSON API against the Python API it wraps: same ids and scores; every error as JSON."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tessera.retrieval.fusion import hybrid_search
+from tessera.retrieval.index import Index
+
+QUERIES = ["boundary layer transition", "heat transfer to a blunt body", "supersonic flow over a wing"]
+
+
+def ids_scores(hits) -> list[tuple[str, float]]:
+    return [(h["doc_id"], h["score"]) if isinstance(h, dict) else (h.doc_id, h.score) for h in hits]
+
+
+def test_get_search_equals_index_search(client: TestClient, loaded: dict[str, Index]) -> None:
+    for name, index in loaded.items():
+        got = client.get("/v1/search", params={"q": QUERIES[0], "k": 7, "index": name}).json()
+        assert ids_scores(got["results"][0]["hits"]) == ids_scores(index.search(QUERIES[0], k=7))
+        assert [h["rank"] for h in got["results"][0]["hits"]] == list(range(1, 8))
+
+
+def test_default_index_is_the_first(client: TestClient, loaded: dict[str, Index]) -> None:
+    got = client.get("/v1/search", params={"q": QUERIES[1]}).json()
+    assert got["index"] == "head-minilm"
+    assert ids_scores(got["results"][0]["hits"]) == ids_scores(loaded["head-minilm"].search(QUERIES[1]))
+
+
+def test_post_batch_equals_batch_search(client: TestClient, loaded: dict[str, Index]) -> None:
+    for name, index in loaded.items():
+        got = client.post("/v1/search", json={"queries": QUERIES, "k": 5, "index": name}).json()
+        expected = index.batch_search(QUERIES, k=5)
+        assert [ids_scores(r["hits"]) for r in got["results"]] == [ids_scores(row) for row in expected]
+
+
+def test_fused_equals_hybrid_search(client: TestClient, loaded: dict[str, Index]) -> None:
+    body = {"queries": QUERIES, "k": 10, "indexes": ["head-minilm", "head-bm25"], "depth": 50}
+    got = client.post("/v1/search", json=body).json()
+    expected = hybrid_search([loaded["head-minilm"], loaded["head-bm25"]], QUERIES, k=10, depth=50)
+    assert [ids_scores(r["hits"]) for r in got["results"]] == [ids_scores(row) for row in expected]
+    assert got["results"][0]["hits"][0]["title"]  # fused hits get their text back
+
+
+def test_doc_ids_restrict_exactly(client: TestClient, loaded: dict[str, Index]) -> None:
+    index = loaded["head-minilm"]
+    everything = index.search(QUERIES[0], k=len(index))
+    allowed = [h.doc_id for h in everything[-40:]]  # the worst-ranked documents: found only by widening
+    body = {"queries": [QUERIES[0]], "k": 5, "index": "head-minilm", "doc_ids": allowed}
+    got = client.post("/v1/search", json=body).json()["results"][0]["hits"]
+    assert ids_scores(got) == ids_scores(everything[-40:][:5])
+    assert [h["rank"] for h in got] == [1, 2, 3, 4, 5]
+
+
+def test_text_off_gives_ids_only(client: TestClient) -> None:
+    hit = client.get("/v1/search", params={"q": QUERIES[0], "text": "false"}).json()["results"][0]["hits"][0]
+    assert set(hit) == {"doc_id", "score", "rank"}
+
+
+def test_hits_carry_title_and_highlightable_snippet(client: TestClient) -> None:
+    hit = client.get("/v1/search", params={"q": "boundary layer", "k": 1}).json()["results"][0]["hits"][0]
+    assert hit["title"] and "boundary" in hit["snippet"].lower()
+
+
+def test_document(client: TestClient, loaded: dict[str, Index]) -> None:
+    doc_id = loaded["head-bm25"].search(QUERIES[0], k=1)[0].doc_id
+    got = client.get(f"/v1/doc/{doc_id}", params={"index": "head-bm25"}).json()
+    stored = loaded["head-bm25"].document(doc_id)
+    assert (got["doc_id"], got["title"], got["text"]) == (doc_id, stored.title, stored.text)
+
+
+def test_indexes_and_health(client: TestClient) -> None:
+    listed = client.get("/v1/indexes").json()["indexes"]
+    assert [(i["name"], i["documents"]) for i in listed] == [("head-minilm", 150), ("head-bm25", 150)]
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["indexes"] == listed
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "payload", "status", "says"),
+    [
+        ("get", "/v1/search", {"q": "flow", "k": 0}, 400, "k must be at least 1"),
+        ("get", "/v1/search", {"q": "flow", "k": -3}, 400, "k must be at least 1"),
+        ("get", "/v1/search", {"q": "flow", "k": "ten"}, 400, "field 'k'"),
+        ("get", "/v1/search", {"q": "flow", "k": 5000}, 400, "at most 1000"),
+        ("get", "/v1/search", {"q": "   "}, 400, "empty"),
+        ("get", "/v1/search", {}, 400, "field 'q'"),
+        ("get", "/v1/search", {"q": "flow", "index": "nope"}, 400, "unknown index 'nope'"),
+        ("post", "/v1/search", {"queries": ["flow", ""]}, 400, "query 2 of 2 is empty"),
+        ("post", "/v1/search", {"queries": []}, 400, "field 'queries'"),
+        ("post", "/v1/search", {"queries": ["flow"], "k": 0}, 400, "k must be at least 1"),
+        (
+            "post",
+            "/v1/search",
+            {"queries": ["flow"], "indexes": ["head-minilm", "x"]},
+            400,
+            "unknown index 'x'",
+        ),
+        ("post", "/v1/search", {"queries": ["flow"], "index": "x"}, 400, "unknown index 'x'"),
+        ("post", "/v1/search", {"queries": ["flow"], "doc_ids": ["no-such-doc"]}, 400, "unknown ids"),
+        ("post", "/v1/search", {"queries": ["flow"], "colour": "red"}, 400, "field 'colour'"),
+        ("post", "/v1/search", {"queries": ["flow"], "params": {"nprobe": 4}}, 400, "nprobe"),
+        ("post", "/v1/search", {"queries": ["flow"] * 300}, 413, "at most 256"),
+        ("post", "/v1/rag", {"query": " "}, 400, "empty"),
+        ("post", "/v1/rag", {"query": "flow", "k": 0}, 400, "k must be at least 1"),
+        ("post", "/v1/rag", {"query": "flow", "compress": "zip"}, 400, "zip"),
+        ("get", "/v1/doc/no-such-doc", {}, 404, "no document 'no-such-doc'"),
+        ("get", "/v1/nothing-here", {}, 404, "Not Found"),
+    ],
+)
+def test_errors_are_json(
+    client: TestClient, method: str, url: str, payload: dict, status: int, says: str
+) -> None:
+    response = client.get(url, params=payload) if method == "get" else client.post(url, json=payload)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and says in body["error"]
+    assert "Traceback" not in body["error"]
+
+
+def test_malformed_json_is_400(client: TestClient) -> None:
+    response = client.post("/v1/search", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 400 and set(response.json()) == {"error"}
+
+
+def test_oversized_body_is_413(make_app) -> None:
+    with TestClient(make_app(max_body_bytes=2000)) as c:
+        declared = c.post("/v1/search", json={"queries": ["x" * 3000]})
+        assert declared.status_code == 413 and "over 2000 bytes" in declared.json()["error"]
+        chunks = iter([b'{"queries": ["', b"y" * 3000, b'"]}'])  # no Content-Length: counted as it streams
+        streamed = c.post("/v1/search", content=chunks, headers={"content-type": "application/json"})
+        assert streamed.status_code == 413 and set(streamed.json()) == {"error"}
+
+
+def test_health_is_503_until_loaded(make_app, loaded: dict[str, Index]) -> None:
+    release = threading.Event()
+
+    def slow_load(path):
+        release.wait(30)
+        return loaded["head-minilm"]
+
+    from tessera.serve import ServeSettings, create_app
+
+    app = create_app(ServeSettings(indexes={"head-minilm": "unused"}), load=slow_load)
+    with TestClient(app) as c:
+        before = c.get("/health")
+        assert before.status_code == 503 and before.json() == {"error": "indexes are still loading"}
+        assert c.get("/v1/search", params={"q": "flow"}).status_code == 503
+        release.set()
+        from tests.serve.conftest import wait_ready
+
+        wait_ready(c.get)
+        assert c.get("/health").json()["indexes"][0]["documents"] == 150
+
+
+def test_failed_load_says_why(tmp_path) -> None:
+    from tessera.serve import ServeSettings, create_app
+
+    with TestClient(create_app(ServeSettings(indexes={"gone": str(tmp_path / "gone")}))) as c:
+        for _ in range(200):
+            body = c.get("/health").json()
+            if "failed" in body["error"]:
+                break
+            threading.Event().wait(0.02)
+        assert c.get("/health").status_code == 503 and "no such index directory" in body["error"]
+
+
+def test_rag_json_without_generator(client: TestClient, loaded: dict[str, Index]) -> None:
+    got = client.post("/v1/rag", json={"query": QUERIES[0], "k": 3, "index": "head-minilm"}).json()
+    assert got["answer"] is None and got["generator"] is None
+    assert [s["doc_id"] for s in got["sources"]] == [
+        h.doc_id for h in loaded["head-minilm"].search(QUERIES[0], 3)
+    ]
+    assert got["prompt_tokens"] == got["plain_tokens"] > 0
+
+
+def test_rag_stream_without_generator(client: TestClient) -> None:
+    response = client.post("/v1/rag", json={"query": QUERIES[0], "k": 3, "stream": True})
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [block.split("\n") for block in response.text.strip().split("\n\n")]
+    names = [lines[0].removeprefix("event: ") for lines in events]
+    assert names == ["sources", "done"]
+    assert len(json.loads(events[0][1].removeprefix("data: "))["sources"]) == 3
+
+
+def test_rag_stream_with_a_generator(client: TestClient) -> None:
+    """Token events as the generator yields them (a scripted generator: no LLM in the test)."""
+
+    class Scripted:
+        name = "scripted"
+
+        def __init__(self, tokens) -> None:
+            self.tokens = tokens
+
+        def stream(self, messages, max_new_tokens=256):
+            yield from ["A boundary ", "layer."]
+
+        def generate(self, messages, max_new_tokens=256):
+            return "A boundary layer."
+
+    from tessera.rag.tokens import token_counter
+
+    client.app.state.rag.generator = Scripted(token_counter())
+    streamed = client.post("/v1/rag", json={"query": QUERIES[0], "k": 2, "stream": True}).text
+    assert 'event: token\ndata: {"text": "A boundary "}' in streamed
+    assert 'event: done\ndata: {"answer": "A boundary layer."}' in streamed
+    plain = client.post("/v1/rag", json={"query": QUERIES[0], "k": 2}).json()
+    assert plain["answer"] == "A boundary layer." and plain["generator"] == "scripted"

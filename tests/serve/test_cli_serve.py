@@ -1,0 +1,64 @@
+"""`tessera serve` options, and the one search validation as the CLI shows it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tessera.cli.app import app
+from tessera.errors import TesseraError
+from tessera.serve import ServeSettings
+from tests.conftest import run_cli
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """What `uvicorn.run` was asked to do (nothing is started)."""
+    calls: list[dict] = []
+    monkeypatch.setenv("TESSERA_SERVE_SETTINGS", "{}")  # restored after: `serve` writes it for workers
+    monkeypatch.setattr("uvicorn.run", lambda target, **kwargs: calls.append({"target": target, **kwargs}))
+    return calls
+
+
+def test_binds_loopback_by_default(started: list[dict], serve_indexes: dict[str, Path]) -> None:
+    result = CliRunner().invoke(app, ["serve", str(serve_indexes["head-bm25"])], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert started[0]["host"] == "127.0.0.1" and started[0]["port"] == 8000 and started[0]["workers"] == 1
+    assert ServeSettings().host == "127.0.0.1"
+    settings = ServeSettings.from_env()  # what each worker process builds its app from
+    assert settings.indexes == {"head-bm25": str(serve_indexes["head-bm25"].resolve())}
+
+
+def test_options_reach_the_settings(started: list[dict], serve_indexes: dict[str, Path]) -> None:
+    args = ["serve", f"a={serve_indexes['head-bm25']}", f"b={serve_indexes['head-minilm']}"]
+    args += ["--host", "0.0.0.0", "--port", "9001", "--workers", "2", "--max-k", "50", "--max-batch", "1"]
+    CliRunner().invoke(app, args, catch_exceptions=False)
+    assert (started[0]["host"], started[0]["port"], started[0]["workers"]) == ("0.0.0.0", 9001, 2)
+    settings = ServeSettings.from_env()
+    assert list(settings.indexes) == ["a", "b"] and settings.max_k == 50 and settings.max_batch == 1
+
+
+def test_bad_arguments_fail_before_starting(
+    started: list[dict], serve_indexes: dict[str, Path], tmp_path
+) -> None:
+    runner = CliRunner()
+    with pytest.raises(TesseraError, match="no such index directory"):
+        runner.invoke(app, ["serve", str(tmp_path / "missing")], catch_exceptions=False)
+    same = str(serve_indexes["head-bm25"])
+    with pytest.raises(TesseraError, match="two indexes named"):
+        runner.invoke(app, ["serve", same, same], catch_exceptions=False)
+    with pytest.raises(TesseraError, match="workers"):
+        runner.invoke(app, ["serve", same, "--workers", "0"], catch_exceptions=False)
+    assert not started
+
+
+def test_cli_search_refuses_bad_k_and_empty_query(serve_indexes: dict[str, Path]) -> None:
+    """`search -k 0` ended in a faiss AssertionError traceback: now one line on stderr, exit 1."""
+    index = str(serve_indexes["head-minilm"])
+    result = run_cli("search", index, "layer", "-k", "0", check=False)
+    assert result.returncode == 1 and "k must be at least 1" in result.stderr
+    assert "Traceback" not in result.stderr
+    with pytest.raises(TesseraError, match="query 1 of 1 is empty"):  # same path, in-process
+        CliRunner().invoke(app, ["search", index, "  "], catch_exceptions=False)

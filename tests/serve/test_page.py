@@ -1,0 +1,95 @@
+"""The search page in a real browser: Playwright driving Debian's headless chromium, with no
+network but the app itself (every other request is refused, so a CDN asset would fail the test)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.serve.conftest import live_server
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS_SCREENSHOT = REPO / "docs" / "search_page.png"  # refreshed with TESSERA_UPDATE_SCREENSHOT=1
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium binary (the /usr/bin wrapper script also works), or None."""
+    for candidate in (
+        "/usr/lib/chromium/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no chromium found (Debian: apt-get install chromium; .ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def test_search_page_in_chromium(browser, make_app, loaded, tmp_path: Path) -> None:
+    with live_server(make_app()) as url:
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        foreign: list[str] = []
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+        def only_the_app(route) -> None:
+            if route.request.url.startswith(url):
+                route.continue_()
+            else:
+                foreign.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_the_app)
+        page.goto(url + "/")
+        page.wait_for_selector("#indexes input[value='head-bm25']")
+        assert page.is_checked("#indexes input[value='head-minilm']")
+
+        page.evaluate("document.activeElement.blur()")
+        page.keyboard.press("/")  # keyboard: `/` focuses the query box
+        page.keyboard.type("boundary layer flow")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#results li .hit-title")
+        titles = page.locator("#results li .hit-title")
+        expected = loaded["head-minilm"].search("boundary layer flow", k=10)
+        assert titles.count() == 10
+        assert page.input_value("#q") == "boundary layer flow"
+        first = page.locator("#results li").first.inner_text()
+        assert f"id {expected[0].doc_id}" in first and f"{expected[0].score:.4f}" in first
+        assert page.locator("#results mark").count() > 0  # query terms highlighted
+        assert "server" in page.inner_text("#meta") and "ms" in page.inner_text("#meta")
+
+        page.check("#indexes input[value='head-bm25']")  # two indexes: fused
+        page.click("button[type=submit]")
+        page.wait_for_function("document.querySelector('#meta').textContent.includes('(RRF)')")
+        shot = page.screenshot(path=str(tmp_path / "search_page.png"))  # fused results, highlighted
+        assert shot[:8] == b"\x89PNG\r\n\x1a\n"
+        if os.environ.get("TESSERA_UPDATE_SCREENSHOT") == "1":  # a test run leaves docs/ as it was
+            DOCS_SCREENSHOT.write_bytes(shot)
+
+        titles.first.click()  # the document view
+        page.wait_for_selector("dialog#doc[open]")
+        assert page.inner_text("#doc-text").strip()
+        page.keyboard.press("Escape")
+        page.wait_for_selector("dialog#doc:not([open])", state="attached")
+
+        page.click("#ask")  # RAG: sources (no generator in this server)
+        page.wait_for_selector("#sources li")
+        assert "no generator" in page.inner_text("#answer")
+
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than the screen
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert not foreign and not errors, (foreign, errors)
