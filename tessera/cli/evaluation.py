@@ -96,7 +96,8 @@ def eval_suite(
         out.print("no dataset of the suite could be run here; see the report")
     else:
         first = results["metrics"][0]
-        table = Table(title=f"{suite}: {first}")
+        sampled = f" (SAMPLED: at most {max_docs} documents per corpus)" if max_docs else ""
+        table = Table(title=f"{suite}: {first}{sampled}")
         table.add_column("dataset")
         for name in results["systems"]:
             table.add_column(name, justify="right")

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from tessera.eval import plots
+from tessera.eval.significance import mean_se
 
 MARKS = {"t-test": "†", "fisher": "‡"}
 
@@ -54,8 +55,16 @@ def _mark(results: dict, metric: str, dataset: str, system: str) -> str:
     return f" {arrow}{''.join(MARKS[test] for test, _ in hits)}"
 
 
-def _cell(value: float | None, mark: str = "") -> str:
-    return "–" if value is None else f"{value:.4f}{mark}"
+def _cell(value: float | None, mark: str = "", error: float | None = None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.4f}" + ("" if error is None else f" ±{error:.3f}") + mark
+
+
+def _standard_error(results: dict, dataset: str, system: str, metric: str) -> float | None:
+    """Standard error over the dataset's judged queries (None without per-query scores)."""
+    scores = results["per_query"].get(dataset, {}).get(system, {}).get(metric)
+    return mean_se(list(scores.values()))[1] if scores else None
 
 
 def _metric_section(results: dict, metric: str) -> list[str]:
@@ -73,7 +82,9 @@ def _metric_section(results: dict, metric: str) -> list[str]:
     for row, values in table.items():
         label = row if len(rows[row]) == 1 else f"{row} (mean of {len(rows[row])})"
         cells = [
-            _cell(values.get(s), _mark(results, metric, row, s) if len(rows[row]) == 1 else "")
+            _cell(values.get(s), _mark(results, metric, row, s), _standard_error(results, row, s, metric))
+            if len(rows[row]) == 1
+            else _cell(values.get(s))
             for s in systems
         ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -136,10 +147,12 @@ def _header(results: dict) -> list[str]:
         f"# Evaluation suite `{results['suite']}`",
         "",
         f"Significance against the first system, `{results['baseline']}`: ▲/▼ better/worse, "
-        f"† two-sided paired t-test, ‡ Fisher randomization test (1,000 permutations), each at "
+        "† two-sided paired t-test, ‡ Fisher randomization test (exact up to 16 queries, else "
+        "1,000 seeded permutations), each at "
         f"p ≤ {results['alpha']} after Holm's correction over the {count} (dataset, system) "
-        "comparisons of a metric. Means of groups carry no marks. Numbers are each metric's mean "
-        f"over the judged queries (ir_measures), retrieving {results['depth']} hits per query.",
+        "comparisons of a metric. Numbers are each metric's mean over the judged queries "
+        f"(ir_measures; {results['depth']} hits retrieved per query), ± its standard error over "
+        "those queries; means of groups carry neither ± nor marks.",
         "",
     ]
     if results["max_docs"]:

@@ -44,7 +44,7 @@ def _write_json(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".tmp")
     with partial.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
+        json.dump(data, handle, indent=1)  # insertion order: the suite and system order of the report
         handle.write("\n")
         handle.flush()
         os.fsync(handle.fileno())
@@ -287,7 +287,8 @@ class SuiteRun:
                 continue
             try:
                 root, build = self.index_for(system, collection, corpus)
-            except TesseraError as exc:
+            except TesseraError as exc:  # one system's failure is a row of the report, not the end of it
+                self.log(f"not run: {collection.name} x {system.name}: {exc}")
                 for query_set in collection.query_sets:
                     missing[query_set.name][system.name] = str(exc)
                 continue

@@ -17,18 +17,20 @@ def test_holm_by_hand() -> None:
     assert holm([]) == []
 
 
-def test_randomization_matches_exact_enumeration() -> None:
+def test_randomization_exact_and_sampled() -> None:
     rng = np.random.default_rng(3)
     baseline = rng.random(12)
     system = baseline + rng.normal(0.08, 0.15, 12)
     difference = system - baseline
-    observed = abs(difference.mean())
     signs = np.array(list(itertools.product([-1.0, 1.0], repeat=12)))
-    exact = float((np.abs((signs * difference).mean(axis=1)) >= observed - 1e-12).mean())
-    assert fisher_randomization(baseline, system) == pytest.approx(
-        exact, abs=4 * (exact * (1 - exact) / 1000) ** 0.5
-    )
-    assert fisher_randomization(baseline, system) == fisher_randomization(baseline, system)  # seeded
+    exact = float((np.abs((signs * difference).mean(axis=1)) >= abs(difference.mean()) - 1e-12).mean())
+    assert fisher_randomization(baseline, system) == pytest.approx(exact, abs=1e-12)  # 12 <= 16: every swap
+    sampled = fisher_randomization(baseline, system, exact_up_to=0)  # 1,000 seeded draws
+    assert sampled == pytest.approx(exact, abs=4 * (exact * (1 - exact) / 1000) ** 0.5 + 1 / 1001)
+    assert sampled == fisher_randomization(baseline, system, exact_up_to=0)  # seeded
+    always_better = baseline + 0.1
+    assert fisher_randomization(baseline, always_better, exact_up_to=0) == pytest.approx(1 / 1001)  # never 0
+    assert fisher_randomization(baseline, always_better) == pytest.approx(2 / 2**12)
     assert paired_p_value("fisher", baseline, baseline) == 1.0
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from tessera.eval import suite as suite_module
 from tessera.eval.evaluate import evaluate
+from tessera.eval.report import render
 from tessera.eval.suite import run_suite
 from tests.conftest import read_qrels, run_cli
 
@@ -59,6 +60,8 @@ def test_report_files(suite_dir: Path, results: dict) -> None:
     for plot in ("quality.png", "quality_vs_bytes.png", "quality_vs_latency.png"):
         assert (suite_dir / "plots" / plot).read_bytes().startswith(b"\x89PNG")
     assert results["metrics"] == ["nDCG@10", "R@100", "RR@10"]
+    assert render(results, suite_dir) == report  # the report is a function of results.json alone
+    assert list(results["systems"]) == ["bm25", "pq", "minilm", "hybrid"]
     for dataset in DATASETS:
         cost = results["efficiency"][dataset]["minilm"]
         assert cost["doc_count"] == MAX_DOCS
