@@ -28,6 +28,7 @@ def train_jpq(
         str, typer.Option(help="The synthetic source's generator (local, URL) or a synth-queries file.")
     ] = "local",
     synthetic_docs: Annotated[int, typer.Option(help="Documents the synthetic source asks; 0: all.")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of the pair order and the model's initial state.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """JPQ: train the query encoder and the PQ centroids jointly; document codes stay fixed."""
@@ -42,6 +43,7 @@ def train_jpq(
         pairs=pairs,
         synthetic=synthetic,
         synthetic_docs=synthetic_docs or None,
+        seed=seed,
         overwrite=overwrite,
     )
     out.print(f"JPQ index written to {path}")
