@@ -2,7 +2,7 @@
 32,768 tokens) for the attention-free M2-BERT encoder, against a Transformer encoder of the same size?
 
     python benchmarks/long_context_scaling.py [--lengths 512 1024 ...] [--fft-cache on|off]
-        [--plot docs/long_context_scaling.png] [--out /tmp/scaling.json]
+        [--plot docs/long_context_scaling.png] [--out scaling.json]
 
 Models (CPU, float32, `torch.set_num_threads(2)`):
 - M2: `build_sentence_transformer(M2Config(), max_seq_length=L)` (hidden 384, 6 layers), the whole

@@ -9,6 +9,16 @@ from pathlib import Path
 from tessera.errors import TesseraError
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """`path` holds the old text or all of `text`, never part of it (write, fsync, rename)."""
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)
+
+
 def fsync_tree(root: Path) -> None:
     """Flush every file and folder under `root` so a rename publishes durable bytes."""
     for path in sorted(root.rglob("*"), reverse=True):

@@ -3,9 +3,9 @@ so a report can be re-drawn from a saved run without touching an index."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from tessera.durable import write_text_atomic
 from tessera.eval import plots
 from tessera.eval.significance import mean_se
 
@@ -227,9 +227,5 @@ def render(results: dict, root: Path, with_plots: bool = True) -> str:
 def write_report(results: dict, root: Path, with_plots: bool = True) -> Path:
     """Write REPORT_DIR/report.md (and plots/*.png); returns the report's path."""
     path = root / "report.md"
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text(render(results, root, with_plots), encoding="utf-8")
-    with partial.open("rb") as handle:
-        os.fsync(handle.fileno())
-    partial.replace(path)
+    write_text_atomic(path, render(results, root, with_plots))
     return path

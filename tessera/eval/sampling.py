@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from tessera.data.corpus import open_corpus
+from tessera.durable import write_text_atomic
 
 
 def _rank(doc_id: str) -> int:
@@ -43,14 +43,6 @@ def sample_corpus(corpus: str, judged: Iterable[str], max_docs: int, target: Pat
             heapq.heapreplace(heap, item)
     kept = sorted(heap, key=lambda entry: entry[2])  # corpus order
     target.parent.mkdir(parents=True, exist_ok=True)
-    for path, text in (
-        (target, "".join(json.dumps(entry[3], ensure_ascii=False) + "\n" for entry in kept)),
-        (counts, json.dumps({"kept": len(kept), "total": total}) + "\n"),
-    ):
-        partial = path.with_name(path.name + ".tmp")
-        with partial.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(path)
+    write_text_atomic(target, "".join(json.dumps(entry[3], ensure_ascii=False) + "\n" for entry in kept))
+    write_text_atomic(counts, json.dumps({"kept": len(kept), "total": total}) + "\n")  # last: marks done
     return target, len(kept), total

@@ -10,7 +10,6 @@ at the next pair (an interrupted index build resumes inside `build_index`).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -19,13 +18,14 @@ from pathlib import Path
 import ir_measures
 
 from tessera.data.corpus import open_corpus
-from tessera.data.datasets import EvalDataset, load_eval_dataset
+from tessera.data.datasets import EvalDataset
+from tessera.durable import write_text_atomic
 from tessera.errors import TesseraError
 from tessera.eval.evaluate import parse_metrics, score
 from tessera.eval.runs import read_trec, retrieve, write_trec
 from tessera.eval.sampling import sample_corpus
 from tessera.eval.significance import compare_to_baseline
-from tessera.eval.suites import Collection, QuerySet, resolve_suite
+from tessera.eval.suites import Collection, QuerySet, judged_sets, resolve_suite
 from tessera.eval.systems import DEFAULT_FACTORY, System, parse_systems, slug
 from tessera.indexing.builder import build_index
 from tessera.indexing.manifest import Manifest, sha256_file
@@ -40,15 +40,9 @@ Log = Callable[[str], None]
 
 
 def _write_json(path: Path, data: object) -> None:
-    """Atomically: a pair file is either absent or complete."""
+    """Atomically: a pair file is either absent or complete (insertion order: the report's order)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".tmp")
-    with partial.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1)  # insertion order: the suite and system order of the report
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def _read_json(path: Path) -> dict | None:
@@ -58,11 +52,11 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def index_bytes(root: Path) -> int:
+def index_bytes(root: Path, manifest: Manifest) -> int:
     """Bytes of the search structure: every file of the index directory but the document store,
     which every system holds alike, and a trained query encoder kept inside it (model weights,
     not a cost per document)."""
-    encoder = Manifest.read(root, verify=False).query_encoder
+    encoder = manifest.query_encoder
     skip = root / encoder if encoder else None
     return sum(
         p.stat().st_size
@@ -176,6 +170,17 @@ class SuiteRun:
 
     # --- pairs --------------------------------------------------------------------------------
 
+    def pair_key(self, system: System, query_set: QuerySet, **inputs: object) -> dict:
+        """What a saved pair was computed from; `inputs` names the index or the fused runs."""
+        return {
+            "system": system.spec,
+            "dataset": [query_set.spec, query_set.split],
+            "metrics": list(self.metrics_for(query_set)),
+            "depth": self.depth,
+            "max_docs": self.max_docs,
+            **inputs,
+        }
+
     def saved(self, query_set: QuerySet, system: System, key: dict) -> dict | None:
         """The saved pair when it was computed from exactly these inputs."""
         pair = _read_json(self.pair_path(query_set, system))
@@ -205,15 +210,7 @@ class SuiteRun:
         self, system: System, query_set: QuerySet, data: EvalDataset, root: Path, build: dict
     ) -> tuple[dict, bool]:
         """(pair, reused) for a system with an index."""
-        manifest_sha = sha256_file(root / "manifest.json")
-        key = {
-            "system": system.spec,
-            "dataset": [query_set.spec, query_set.split],
-            "metrics": list(self.metrics_for(query_set)),
-            "depth": self.depth,
-            "max_docs": self.max_docs,
-            "index_manifest_sha256": manifest_sha,
-        }
+        key = self.pair_key(system, query_set, index_manifest_sha256=sha256_file(root / "manifest.json"))
         pair = self.saved(query_set, system, key)
         if pair is not None:
             return pair, True
@@ -230,8 +227,8 @@ class SuiteRun:
             run,
             data,
             ms_per_query=1000 * seconds / max(1, len(data.queries)),
-            index_bytes=index_bytes(root),
-            doc_count=Manifest.read(root, verify=False).doc_count,
+            index_bytes=index_bytes(root, index.manifest),
+            doc_count=index.manifest.doc_count,
             build_seconds=build["seconds"],
             vectors_from=build["vectors_from"],
             index=str(root),
@@ -242,15 +239,8 @@ class SuiteRun:
     ) -> tuple[dict, bool]:
         """(pair, reused) for an RRF fusion of the parts' saved runs (as `tessera eval A B` fuses)."""
         by_name = {s.name: s for s in self.systems}
-        key = {
-            "system": system.spec,
-            "dataset": [query_set.spec, query_set.split],
-            "metrics": list(self.metrics_for(query_set)),
-            "depth": self.depth,
-            "max_docs": self.max_docs,
-            "rrf_k": RRF_K,
-            "parts": {name: parts[name]["run_sha256"] for name in system.fuse},
-        }
+        runs = {name: parts[name]["run_sha256"] for name in system.fuse}
+        key = self.pair_key(system, query_set, rrf_k=RRF_K, parts=runs)
         pair = self.saved(query_set, system, key)
         if pair is not None:
             return pair, True
@@ -273,11 +263,11 @@ class SuiteRun:
         pairs: dict[str, dict[str, dict]] = {q.name: {} for q in collection.query_sets}
         missing: dict[str, dict[str, str]] = {q.name: {} for q in collection.query_sets}
         info = {q.name: {"collection": collection.name, "group": q.group} for q in collection.query_sets}
-        if collection.missing:
+        datasets, why = judged_sets(collection)
+        if why:
             for query_set in collection.query_sets:
-                info[query_set.name]["missing"] = collection.missing
+                info[query_set.name]["missing"] = why
             return pairs, missing, info
-        datasets = {q.name: load_eval_dataset(q.spec, q.split) for q in collection.query_sets}
         corpus, sampled = self.corpus_for(collection, datasets)
         for query_set in collection.query_sets:
             info[query_set.name] |= {"queries": len(datasets[query_set.name].queries), "sampled": sampled}

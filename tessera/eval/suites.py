@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tessera import config
 from tessera.data.corpus import open_corpus
-from tessera.data.datasets import load_eval_dataset
+from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.errors import TesseraError
 
 SUITES = ("classic", "beir", "msmarco-passage", "folders:PATH,PATH,...")
@@ -178,24 +178,21 @@ def _quiet_ir_datasets() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def probe(collection: Collection) -> Collection:
-    """The collection with `missing` set when its corpus or judged queries cannot be read (offline
-    ir_datasets ids fail here, in one short line, instead of mid-suite)."""
+def judged_sets(collection: Collection) -> tuple[dict[str, EvalDataset], str]:
+    """({query set: judged queries}, "") when the collection can be run here, else ({}, why):
+    an offline ir_datasets id fails in one short line instead of mid-suite."""
     if collection.missing:
-        return collection
+        return {}, collection.missing
     try:
         with _quiet_ir_datasets():
             next(iter(open_corpus(collection.corpus)))
-            for query_set in collection.query_sets:
-                load_eval_dataset(query_set.spec, query_set.split)
+            return {q.name: load_eval_dataset(q.spec, q.split) for q in collection.query_sets}, ""
     except (TesseraError, OSError, StopIteration) as exc:
-        why = "empty corpus" if isinstance(exc, StopIteration) else str(exc).splitlines()[0][:300]
-        return replace(collection, missing=why)
-    return collection
+        return {}, "empty corpus" if isinstance(exc, StopIteration) else str(exc).splitlines()[0][:300]
 
 
 def resolve_suite(suite: str, data_dir: Path | None = None) -> list[Collection]:
-    """The suite's collections, each probed for availability."""
+    """The suite's collections (whether each can be run here is found when it is opened)."""
     data_dir = Path(os.path.abspath(data_dir or config.data_dir()))  # the same keys from any cwd
     if suite == "classic":
         collections = classic(data_dir)
@@ -207,4 +204,4 @@ def resolve_suite(suite: str, data_dir: Path | None = None) -> list[Collection]:
         collections = folders(suite[len("folders:") :])
     else:
         raise TesseraError(f"unknown suite '{suite}' (known: {', '.join(SUITES)})", field="suite")
-    return [probe(collection) for collection in collections]
+    return collections

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from tessera.durable import new_target, publish_dir  # noqa: F401  (new_target: part of this module's API)
+from tessera.durable import new_target, publish_dir, write_text_atomic  # noqa: F401  (new_target: part of this module's API)
 from tessera.errors import TesseraError
 from tessera.indexing.manifest import Manifest, utc_now
 
@@ -28,22 +28,7 @@ class Progress:
     done: int = 0
 
     def save(self, root: Path) -> None:
-        partial = root / f"{PROGRESS}.tmp"
-        with partial.open("w") as handle:
-            json.dump(asdict(self), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(root / PROGRESS)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """`path` holds the old text or all of `text`, never part of it (write, fsync, rename)."""
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
+        write_text_atomic(root / PROGRESS, json.dumps(asdict(self)))
 
 
 def _owner_alive(staging: Path) -> bool:

@@ -25,6 +25,7 @@ from typing import Any
 from tessera import config
 from tessera.data.corpus import Corpus
 from tessera.data.datasets import EvalDataset
+from tessera.durable import write_text_atomic
 from tessera.errors import DatasetError, TesseraError
 from tessera.indexing import staging
 from tessera.indexing.manifest import utc_now
@@ -210,8 +211,8 @@ def _prepare(
         if stale.name != ".lock":
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     rows, counts = make()
-    staging.write_text_atomic(work / EXAMPLES, "".join(json.dumps(row) + "\n" for row in rows))
-    staging.write_text_atomic(prepared, json.dumps({"fingerprint": fingerprint, "counts": counts}, indent=2))
+    write_text_atomic(work / EXAMPLES, "".join(json.dumps(row) + "\n" for row in rows))
+    write_text_atomic(prepared, json.dumps({"fingerprint": fingerprint, "counts": counts}, indent=2))
     return rows, counts
 
 

@@ -30,8 +30,8 @@ from tessera import config
 from tessera.data.corpus import Corpus
 from tessera.data.datasets import EvalDataset
 from tessera.data.document import Document
+from tessera.durable import write_text_atomic
 from tessera.errors import DatasetError, TesseraError
-from tessera.indexing import staging
 from tessera.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -312,7 +312,7 @@ def write_query_file(
         corpus, documents, data, texts, settings or SyntheticSettings(), show_progress
     )
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging.write_text_atomic(
+    write_text_atomic(
         target, "".join(json.dumps({"doc_id": q.doc_id, "query": q.query}) + "\n" for q in kept)
     )
     return target, len(kept), generated
