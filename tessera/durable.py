@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -33,13 +35,34 @@ def fsync_tree(root: Path) -> None:
             os.close(descriptor)
 
 
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where
+    the C library or the file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
 def publish_dir(stage: Path, target: Path, overwrite: bool) -> None:
-    """Flush `stage` and rename it onto `target` (an existing `target` only with `overwrite`,
-    swapped by two renames), so `target` is always absent, the old folder, or complete."""
+    """Flush `stage` and rename it onto `target` (an existing `target` only with `overwrite`),
+    so `target` is always absent, the old folder, or complete. An existing `target` is
+    exchanged with `stage` in one step where Linux allows it (readers always find one of the
+    two), else swapped by two renames (absent for a moment; the old folder is `.old-PID`)."""
     fsync_tree(stage)
     if target.exists():
         if not overwrite:
             raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+        if _exchange(stage, target):
+            shutil.rmtree(stage)  # now the old folder
+            return
         retired = target.with_name(f"{target.name}.old-{os.getpid()}")
         target.rename(retired)
         stage.rename(target)

@@ -1,4 +1,4 @@
-"""`tessera index` and `reindex`: build index directories."""
+"""`tessera index`, `reindex`, `add`, `delete`, `compact`: build and update index directories."""
 
 from __future__ import annotations
 
@@ -17,12 +17,19 @@ def index(
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
     encoder: Annotated[
-        str, typer.Option(help="bm25[:k1=..,b=..] | minilm | PATH | hub name | colbert:PATH | xtr:PATH.")
+        str,
+        typer.Option(
+            help="bm25[:k1=..,b=..] | minilm | PATH | hub name | colbert:PATH | xtr:PATH, optionally "
+            "@bf16 | @onnx | @onnx-int8 | @openvino for the runtime."
+        ),
     ] = "minilm",
     index_factory: Annotated[
         str, typer.Option("--index", help="faiss factory string, binary or bebr:BITS.")
     ] = "Flat",
-    batch_size: Annotated[int, typer.Option(help="Documents per checkpointed batch.")] = 256,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Documents per checkpointed batch, encoded longest first [default: 2048]."),
+    ] = None,
     param: Annotated[
         list[str], typer.Option(help="Search parameter stored in the manifest, e.g. nprobe=16.")
     ] = [],  # noqa: B006
@@ -40,14 +47,14 @@ def index(
     ] = None,
 ) -> None:
     """Index a corpus (resumes an interrupted build of the same arguments)."""
-    from tessera.indexing.builder import build_index
+    from tessera.indexing.builder import DEFAULT_BATCH, build_index
 
     path = build_index(
         corpus,
         output,
         encoder=encoder,
         factory=index_factory,
-        batch_size=batch_size,
+        batch_size=DEFAULT_BATCH if batch_size is None else batch_size,
         search_params=parse_params(param),
         overwrite=overwrite,
         doc_vectors=doc_vectors,
@@ -69,3 +76,42 @@ def reindex(
 
     path = run_reindex(source, output, index_factory, parse_params(param), overwrite=overwrite)
     out.print(f"index written to {path}")
+
+
+@app.command()
+def add(
+    index_dir: Annotated[Path, typer.Argument(help="Index directory to add to.")],
+    corpus: Annotated[str, typer.Argument(help="Documents to add (any corpus form); their ids must be new.")],
+    batch_size: Annotated[int, typer.Option(help="Documents encoded at once.")] = 256,
+) -> None:
+    """Add documents to an index (published atomically; token and chunked indexes: rebuild)."""
+    from tessera.indexing.updates import add_documents
+
+    added = add_documents(index_dir, corpus, batch_size=batch_size)
+    out.print(f"added {added} documents to {index_dir}")
+
+
+@app.command()
+def delete(
+    index_dir: Annotated[Path, typer.Argument(help="Index directory to delete from.")],
+    ids: Annotated[list[str] | None, typer.Argument(help="Document ids to delete.")] = None,
+    ids_file: Annotated[Path | None, typer.Option(help="File of document ids, one per line.")] = None,
+) -> None:
+    """Delete documents by id (every id must be in the index; published atomically)."""
+    from tessera.indexing.updates import delete_documents, read_ids_file
+
+    wanted, where = list(ids or []), {}
+    if ids_file is not None:
+        listed, where = read_ids_file(ids_file)
+        wanted += listed
+    deleted = delete_documents(index_dir, wanted, where)
+    out.print(f"deleted {deleted} documents from {index_dir}")
+
+
+@app.command()
+def compact(index_dir: Annotated[Path, typer.Argument(help="Index directory to compact.")]) -> None:
+    """Rewrite an index without the tombstones of deleted documents (HNSW and other kinds without remove)."""
+    from tessera.indexing.updates import compact as run_compact
+
+    dropped = run_compact(index_dir)
+    out.print(f"compacted {index_dir}: {dropped} tombstoned vectors dropped")

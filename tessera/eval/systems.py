@@ -2,7 +2,8 @@
 
 Three kinds, one syntax:
 - an encoder spec as `tessera index --encoder` takes it, optionally `SPEC@FACTORY` for the faiss
-  backend (`minilm@OPQ48,PQ48`); the suite builds its index on every collection;
+  backend (`minilm@OPQ48,PQ48`, `minilm@bf16@OPQ48,PQ48`: a runtime suffix belongs to the
+  encoder); the suite builds its index on every collection;
 - `index:PATH`, an index built elsewhere (a trained JPQ index, say), where `{collection}` in PATH
   is replaced by each collection's name; a collection without one is reported, not dropped;
 - `rrf:A+B[+...]`, reciprocal rank fusion of other systems of the same suite, by name.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from tessera.errors import TesseraError
 from tessera.models.bundled import BUNDLED
 from tessera.models.registry import canonical_spec, is_lexical
+from tessera.models.runtimes import RUNTIMES, split_runtime
 
 _NAME = re.compile(r"[^=:/@\\\s]+")  # no spec syntax in a name: `bm25:k1=1.2` is a spec, not NAME=SPEC
 FUSION_PREFIX = "rrf:"
@@ -67,7 +69,7 @@ def parse_system(text: str) -> System:
     if spec.startswith(PREBUILT_PREFIX):
         return System(name, spec, prebuilt=spec[len(PREBUILT_PREFIX) :])
     encoder, at, factory = spec.rpartition("@")
-    if not at:
+    if not at or factory in RUNTIMES:  # `minilm@bf16` is a runtime, not a faiss factory
         encoder, factory = spec, DEFAULT_FACTORY
     if not encoder or not factory:
         raise TesseraError(f"'{text}': expected SPEC@FACTORY, e.g. minilm@OPQ48,PQ48", field="system")
@@ -79,12 +81,13 @@ def _check_encoder(encoder: str, text: str) -> None:
     """Malformed or unknown encoder specs fail now, not after an hour of other systems: a bare
     word must be a bundled name, a spec with a prefix (bm25:, m2:, ...) must parse, and anything
     else must be an existing folder or a hub `org/name`."""
-    canonical = canonical_spec(encoder)  # raises EncoderError for a malformed prefixed spec
+    canonical_spec(encoder)  # raises EncoderError for a malformed prefixed spec
+    base = split_runtime(encoder)[0]
     if (
-        canonical == encoder
-        and encoder not in BUNDLED
-        and not is_lexical(encoder)
-        and not re.search(r"[:/]", encoder)
+        canonical_spec(base) == base
+        and base not in BUNDLED
+        and not is_lexical(base)
+        and not re.search(r"[:/]", base)
     ):
         why = f"'{text}': '{encoder}' is no encoder (a bundled name, bm25, a folder, org/name, or prefix:...)"
         raise TesseraError(why, field="system")

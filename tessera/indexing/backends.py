@@ -16,6 +16,7 @@ import numpy as np
 from tessera.errors import IndexFormatError, TesseraError
 from tessera.indexing.faiss_backend import FaissBackend, build_faiss_index
 from tessera.indexing.manifest import Manifest
+from tessera.indexing.tuning import tune
 
 Params = dict[str, float | str]
 
@@ -59,10 +60,18 @@ def validate_factory(factory: str, dim: int) -> None:
 def build_vector_backend(
     vectors: np.ndarray, factory: str, params: Params, show_progress: bool = True
 ) -> VectorBackend:
-    """Train (when the kind needs it) and fill a backend from document vectors."""
+    """Train (when the kind needs it) and fill a backend from document vectors.
+
+    The backend's `search_params` are `params` over the tuned defaults of IVF and HNSW
+    indexes, and its `tuning` the record of that measurement (empty for other kinds)."""
     kind = kind_of(factory)
     if kind == "faiss":
-        return FaissBackend(build_faiss_index(vectors, factory), params)
+        index = build_faiss_index(vectors, factory)
+        # IVF/HNSW: the default nprobe/efSearch is measured on this corpus (indexing/tuning.py).
+        tuned, record = tune(index, vectors, params)
+        backend = FaissBackend(index, {**tuned, **params})
+        backend.tuning = record
+        return backend
     from tessera.indexing.binary_backend import BebrBackend, SignBinaryBackend
 
     if kind == "binary":

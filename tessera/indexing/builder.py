@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 
@@ -25,11 +26,35 @@ from tessera.models.registry import canonical_spec, is_lexical, load_encoder
 from tessera.progress import progress_bar
 
 PARTIAL_VECTORS = "vectors.f32.partial"
+ENCODE_SLICE = 256  # texts per encoder call inside a checkpoint batch (the progress bar's step)
+DEFAULT_BATCH = 2048  # documents per checkpoint: sorted by length together, written in one commit
 
 
 def _batches(documents: Iterator[Document], size: int) -> Iterator[list[Document]]:
     while batch := list(islice(documents, size)):
         yield batch
+
+
+def encode_sorted(model: Encoder, texts: list[str], advance: Callable[[int], None]):
+    """Encode a checkpoint batch longest first, `ENCODE_SLICE` texts per call, and return the
+    vectors in input order. Sorting the whole batch (not each call's texts, as the library does)
+    gives each forward pass texts of near-equal length, so little of it is padding; the slices
+    let the progress bar move within a batch."""
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    dense: np.ndarray | None = None
+    tokens: list = [None] * len(texts)
+    for start in range(0, len(order), ENCODE_SLICE):
+        chosen = order[start : start + ENCODE_SLICE]
+        vectors = model.encode_docs([texts[i] for i in chosen])
+        if isinstance(vectors, np.ndarray):
+            if dense is None:
+                dense = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            dense[chosen] = vectors
+        else:
+            for i, matrix in zip(chosen, vectors, strict=True):
+                tokens[i] = matrix
+        advance(len(chosen))
+    return dense if dense is not None else tokens
 
 
 def _fingerprint(corpus: Corpus, encoder: str, factory: str, batch_size: int) -> str:
@@ -57,11 +82,14 @@ class DenseSink:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def finish(self, root: Path, count: int) -> None:
+    def finish(self, root: Path, count: int) -> tuple[Params, dict]:
+        """Build and save the backend; returns its search defaults and their tuning record."""
         vectors = np.memmap(root / PARTIAL_VECTORS, dtype=np.float32, mode="r", shape=(count, self.dim))
-        build_vector_backend(vectors, self.factory, self.params, self.show_progress).save(root)
+        backend = build_vector_backend(vectors, self.factory, self.params, self.show_progress)
+        backend.save(root)
         del vectors
         (root / PARTIAL_VECTORS).unlink()
+        return getattr(backend, "search_params", self.params), getattr(backend, "tuning", {})
 
 
 def _splitter(model: Encoder | None, chunk: str | Chunking | None) -> PassageSplitter | None:
@@ -94,7 +122,7 @@ def build_index(
     output: str | Path,
     encoder: str = "minilm",
     factory: str = "Flat",
-    batch_size: int = 256,
+    batch_size: int = DEFAULT_BATCH,
     search_params: Params | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
@@ -135,29 +163,49 @@ def build_index(
         if sink is not None:
             sink.rewind(root, rows)
         what = f" in passages of {splitter.chunking.tokens} tokens" if splitter else ""
-        with progress_bar(show_progress) as bar:
+        with progress_bar(show_progress) as bar, ThreadPoolExecutor(1) as writer:
             task = (
                 bar.add_task(f"indexing {source.name}{what}", total=source.size_hint, completed=progress.done)
                 if bar
                 else None
             )
-            documents = islice(iter(source), progress.done, None)
-            for batch in _batches(documents, batch_size):
+
+            def advance(documents: float) -> None:
+                if bar:
+                    bar.advance(task, documents)
+
+            def write(start: int, batch: list[Document], vectors, spans) -> None:
+                """One checkpoint: vectors, passages and documents durable, then progress.json."""
+                if sink is not None:
+                    sink.append(root, vectors)
                 if passages is not None:
-                    spans = splitter.spans(batch)
+                    passages.append(start, spans)
+                store.add(start, batch)
+                progress.done = start + len(batch)
+                progress.save(root)
+
+            pending: Future | None = None
+            done = progress.done
+            for batch in _batches(islice(iter(source), progress.done, None), batch_size):
+                spans = splitter.spans(batch) if splitter else None
+                vectors = None
+                if spans is not None:
                     pairs = zip(batch, spans, strict=True)
                     texts = [passage_text(doc, *span) for doc, row in pairs for span in row]
-                    sink.append(root, model.encode_docs(texts))
-                    passages.append(progress.done, spans)
+                    share = len(batch) / max(1, len(texts))  # the bar counts documents, not passages
+                    vectors = encode_sorted(model, texts, lambda n, share=share: advance(n * share))
                     rows += len(texts)
                 elif sink is not None:
-                    sink.append(root, model.encode_docs([doc.contents for doc in batch]))
+                    vectors = encode_sorted(model, [doc.contents for doc in batch], advance)
                     rows += len(batch)
-                store.add(progress.done, batch)
-                progress.done += len(batch)
-                progress.save(root)
-                if bar:
-                    bar.update(task, completed=progress.done)
+                else:
+                    advance(len(batch))
+                if pending is not None:
+                    pending.result()  # checkpoints stay in order; a writer's error surfaces here
+                pending = writer.submit(write, done, batch, vectors, spans)
+                done += len(batch)
+            if pending is not None:
+                pending.result()
         if progress.done == 0:
             raise CorpusError(
                 "corpus has no documents", file=source.name if source.kind != "ir_datasets" else None
@@ -172,7 +220,9 @@ def build_index(
             build_lucene_index(store.documents(), root)
         else:
             manifest.dim, manifest.factory, manifest.search_params = model.dim, factory, params
-            sink.finish(root, rows)
+            tuned = sink.finish(root, rows)
+            if tuned is not None:  # dense: IVF/HNSW defaults tuned on the corpus (indexing/tuning.py)
+                manifest.search_params, manifest.tuning = tuned
             if passages is not None:
                 manifest.chunking = {
                     "tokens": splitter.chunking.tokens,

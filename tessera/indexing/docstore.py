@@ -57,8 +57,35 @@ class DocStore:
         with self.db:
             self.db.execute("DELETE FROM docs WHERE ordinal >= ?", (count,))
 
-    def ids(self) -> Iterator[str]:
-        for (doc_id,) in self.db.execute("SELECT id FROM docs ORDER BY ordinal"):
+    def ordinals(self, ids: Iterable[str]) -> dict[str, int]:
+        """The ordinal (= vector label) of each stored id; ids not stored are left out."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, int] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self.db.execute(f"SELECT id, ordinal FROM docs WHERE id IN ({marks})", chunk))
+        return found
+
+    def delete(self, ordinals: Iterable[int]) -> None:
+        with self.db:
+            self.db.executemany("DELETE FROM docs WHERE ordinal = ?", ((int(o),) for o in ordinals))
+
+    def renumber(self) -> None:
+        """Ordinals 0..n-1 in the stored order, as after a build (labels of a compacted backend)."""
+        with self.db:
+            self.db.execute(SCHEMA.replace("EXISTS docs (", "EXISTS docs_renumbered ("))
+            self.db.execute(
+                "INSERT INTO docs_renumbered SELECT ROW_NUMBER() OVER (ORDER BY ordinal) - 1, "
+                "id, title, text, source FROM docs"
+            )
+            self.db.execute("DROP TABLE docs")
+            self.db.execute("ALTER TABLE docs_renumbered RENAME TO docs")
+        self.db.execute("VACUUM")
+
+    def ids(self, start: int = 0) -> Iterator[str]:
+        """Ids in ordinal order (from ordinal `start`: the documents an update just added)."""
+        for (doc_id,) in self.db.execute("SELECT id FROM docs WHERE ordinal >= ? ORDER BY ordinal", (start,)):
             yield doc_id
 
     def documents(self) -> Iterator[Document]:

@@ -100,7 +100,9 @@ class FaissBackend:
         gpu = _to_gpu(index)
         self.on_gpu = gpu is not None
         self.index = gpu or index
-        apply_search_params(self.index, search_params or {})
+        self.search_params = dict(search_params or {})
+        self.tuning: dict = {}  # set by the builder when the defaults were tuned (indexing/tuning.py)
+        apply_search_params(self.index, self.search_params)
 
     @property
     def ntotal(self) -> int:

@@ -58,3 +58,11 @@ def _quiet_java_logging() -> None:
     lucene = autoclass("java.util.logging.Logger").getLogger("org.apache.lucene")
     lucene.setLevel(autoclass("java.util.logging.Level").WARNING)
     _kept_loggers.append(lucene)
+
+
+def java_class(name: str):
+    """A Java class (Anserini, Lucene, the JDK) through pyjnius, on the JVM `pyserini()` configures."""
+    pyserini()
+    from jnius import autoclass
+
+    return autoclass(name)

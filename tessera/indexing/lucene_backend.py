@@ -1,5 +1,10 @@
-"""BM25 over a Lucene index built and searched by pyserini (Anserini's defaults: Porter
-stemming, English stopwords), so Tessera's BM25 is exactly pyserini's BM25."""
+"""BM25 over a Lucene index built and searched by Anserini (Porter stemming, English stopwords),
+so Tessera's BM25 is exactly pyserini's BM25.
+
+Tessera calls the Java classes pyserini wraps (`SimpleIndexer`, `SimpleSearcher`) directly:
+importing pyserini's Python wrappers (`pyserini.search.lucene`) also imports torch and
+transformers for its neural searchers, about 13 s before a one-shot BM25 query could start.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tessera.data.document import Document
-from tessera.indexing.jvm import pyserini
+from tessera.indexing.jvm import java_class
 from tessera.models.encoder import BM25
 
 FOLDER = "lucene"
@@ -16,18 +21,17 @@ FOLDER = "lucene"
 
 def build_lucene_index(documents: Iterable[Document], root: Path, batch: int = 1000) -> None:
     """Index `contents` (title + text) under the document id; raw text stays in the docstore."""
-    pyserini()
-    from pyserini.index.lucene import LuceneIndexer
-
-    indexer = LuceneIndexer(str(root / FOLDER), threads=max(1, min(4, os.cpu_count() or 1)))
-    pending: list[dict[str, str]] = []
+    threads = max(1, min(4, os.cpu_count() or 1))
+    indexer = java_class("io.anserini.index.SimpleIndexer")(str(root / FOLDER), False, threads)
+    make = java_class("io.anserini.collection.JsonCollection$Document").fromFields
+    pending: list = []
     for doc in documents:
-        pending.append({"id": doc.id, "contents": doc.contents})
+        pending.append(make(doc.id, doc.contents))
         if len(pending) == batch:
-            indexer.add_batch_dict(pending)
+            indexer.addJsonDocuments(pending)
             pending = []
     if pending:
-        indexer.add_batch_dict(pending)
+        indexer.addJsonDocuments(pending)
     indexer.close()
 
 
@@ -36,17 +40,22 @@ class LuceneBackend:
     on_gpu = False
 
     def __init__(self, root: Path, params: BM25):
-        pyserini()
-        from pyserini.search.lucene import LuceneSearcher
-
-        self.searcher = LuceneSearcher(str(root / FOLDER))
-        self.searcher.set_bm25(params.k1, params.b)
+        self.searcher = java_class("io.anserini.search.SimpleSearcher")(str(root / FOLDER))
+        self.searcher.set_bm25(float(params.k1), float(params.b))
 
     def search(self, queries: list[str], k: int) -> list[list[tuple[str, float]]]:
         """Ranked (doc id, score) lists, one per query, in query order."""
         if len(queries) == 1:  # a thread pool costs more than it saves for one query
-            return [[(hit.docid, float(hit.score)) for hit in self.searcher.search(queries[0], k=k)]]
-        qids = [str(i) for i in range(len(queries))]
+            return [[(hit.docid, float(hit.score)) for hit in self.searcher.search(queries[0], int(k))]]
+        array_list = java_class("java.util.ArrayList")
+        texts, qids = array_list(), array_list()
+        for qid, query in enumerate(queries):
+            texts.add(query)
+            qids.add(str(qid))
         threads = max(1, min(8, os.cpu_count() or 1))
-        results = self.searcher.batch_search(queries, qids, k=k, threads=threads)
-        return [[(hit.docid, float(hit.score)) for hit in results.get(qid, [])] for qid in qids]
+        found = self.searcher.batch_search(texts, qids, int(k), threads)
+        results = {entry.getKey(): entry.getValue() for entry in found.entrySet().toArray()}
+        return [
+            [(hit.docid, float(hit.score)) for hit in results.get(str(qid), [])]
+            for qid in range(len(queries))
+        ]

@@ -44,6 +44,11 @@ class Manifest:
     query_encoder: str = ""
     # Chunked indexes (`index --chunk`): {"tokens", "overlap", "passages"}; vectors are passages.
     chunking: dict[str, int] = field(default_factory=dict)
+    # How the default nprobe/efSearch in `search_params` was measured (indexing/tuning.py).
+    tuning: dict[str, object] = field(default_factory=dict)
+    # Labels deleted but still in the vector index (kinds without remove: HNSW); listed in
+    # tombstones.npy, filtered at search time, dropped by `tessera compact` (indexing/updates.py).
+    tombstones: int = 0
     created_at: str = field(default_factory=utc_now)
     format_version: int = FORMAT_VERSION
     files: dict[str, dict[str, object]] = field(default_factory=dict)

@@ -41,13 +41,25 @@ def reindex(
         raise TesseraError(
             f"a {manifest.backend} index keeps no float vectors to reindex", file=src, field="backend"
         )
+    if manifest.tombstones:
+        raise TesseraError(
+            f"has {manifest.tombstones} deleted documents still in its vectors; run `tessera compact` first",
+            file=src,
+            field="tombstones",
+        )
     vectors = FaissBackend.load(src).exact_vectors()
     params = dict(search_params or {})
 
     def fill(root: Path) -> Manifest:
-        build_vector_backend(vectors, factory, params, show_progress).save(root)
+        backend = build_vector_backend(vectors, factory, params, show_progress)
+        backend.save(root)
         return replace(
-            manifest, backend=kind_of(factory), factory=factory, search_params=params, query_encoder=""
+            manifest,
+            backend=kind_of(factory),
+            factory=factory,
+            search_params=getattr(backend, "search_params", params),  # IVF/HNSW: tuned defaults
+            tuning=getattr(backend, "tuning", {}),
+            query_encoder="",
         )
 
     copied = (DocStore.FILE, "docids.txt", *((PASSAGES,) if manifest.chunking else ()))

@@ -8,19 +8,36 @@ from pathlib import Path
 import numpy as np
 
 from tessera.models.loading import load_sentence_transformers
+from tessera.models.runtimes import DEFAULT_RUNTIME, EXPORTED
+from tessera.models.runtimes.apply import apply_runtime
 
 
 class DenseEncoder:
-    """One vector per text; cosine similarity as inner product of unit vectors."""
+    """One vector per text; cosine similarity as inner product of unit vectors.
+
+    `runtime` (`models/runtimes/`) picks the engine the transformer runs on; exported runtimes
+    run on the CPU.
+    """
 
     multi_vector = False
 
-    def __init__(self, spec: str, model_path: str | Path, batch_size: int = 64, device: str | None = None):
+    def __init__(
+        self,
+        spec: str,
+        model_path: str | Path,
+        batch_size: int = 64,
+        device: str | None = None,
+        runtime: str = DEFAULT_RUNTIME,
+    ):
         from sentence_transformers import SentenceTransformer
 
+        if runtime in EXPORTED:
+            device = "cpu"
         self.model = load_sentence_transformers(
             SentenceTransformer, model_path, device, "sentence-transformers model"
         )
+        folder = Path(model_path) if Path(model_path).is_dir() else None
+        self.runtime_context = apply_runtime(self.model, runtime, folder=folder)
         self.spec = spec
         self.batch_size = batch_size
         self.dim = int(self.model.get_embedding_dimension())
@@ -36,14 +53,17 @@ class DenseEncoder:
         return int(self.model.max_seq_length)
 
     def _encode(self, method, texts: Sequence[str]) -> np.ndarray:
-        vectors = method(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self.runtime_context():
+            vectors = method(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_tensor=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(self.model.encode_query, texts)

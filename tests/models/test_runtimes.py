@@ -1,0 +1,166 @@
+"""Encoder runtimes (`SPEC@bf16|onnx|onnx-int8|openvino`): same vectors as fp32 within
+tolerance, the spec round-trips through the manifest, exports are cached, and a missing
+engine is a clear error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tessera.errors import EncoderError
+from tessera.indexing.builder import build_index
+from tessera.indexing.manifest import Manifest
+from tessera.models.bundled import bundled_path
+from tessera.models.dense import DenseEncoder
+from tessera.models.registry import canonical_spec, load_encoder, load_query_encoder
+from tessera.models.runtimes import split_runtime
+from tessera.models.runtimes.light import LightEncoder, light_encoder
+from tessera.retrieval.index import Index
+
+RUNTIMES = ["bf16", "onnx", "onnx-int8", "openvino"]
+
+
+@pytest.fixture(scope="module")
+def cranfield_sample(data_dir: Path) -> tuple[list[str], list[str]]:
+    """120 Cranfield documents (title and text, as the builder joins them) and 20 test queries."""
+    source = data_dir / "cranfield-beir"
+    docs = [json.loads(line) for line in (source / "corpus.jsonl").read_text().splitlines()[:120]]
+    queries = [json.loads(line)["text"] for line in (source / "queries.jsonl").read_text().splitlines()[:20]]
+    return [f"{d['title']}\n{d['text']}".strip() for d in docs], queries
+
+
+@pytest.fixture(scope="module")
+def fp32_vectors(cranfield_sample) -> tuple[np.ndarray, np.ndarray]:
+    docs, queries = cranfield_sample
+    encoder = load_encoder("minilm")
+    return encoder.encode_docs(docs), encoder.encode_queries(queries)
+
+
+def test_runtime_suffix_parses_and_fp32_is_never_written() -> None:
+    assert split_runtime("minilm@onnx-int8") == ("minilm", "onnx-int8")
+    assert split_runtime("minilm") == ("minilm", "fp32")
+    assert split_runtime("some/folder@v2") == ("some/folder@v2", "fp32")  # not a runtime: part of the name
+    assert canonical_spec("minilm@fp32") == "minilm"
+    assert canonical_spec("minilm@bf16") == "minilm@bf16"
+    with pytest.raises(EncoderError, match="names a runtime but no encoder"):
+        split_runtime("@onnx")
+
+
+@pytest.mark.parametrize("spec", ["bm25@onnx", "llm:smollm2@bf16", "m2:/tmp/x@openvino"])
+def test_runtime_refused_where_it_cannot_apply(spec: str) -> None:
+    with pytest.raises(EncoderError, match="apply to sentence-transformers"):
+        canonical_spec(spec)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_runtime_matches_fp32(runtime: str, cranfield_sample, fp32_vectors) -> None:
+    docs, queries = cranfield_sample
+    ref_docs, ref_queries = fp32_vectors
+    encoder = load_encoder(f"minilm@{runtime}")
+    assert encoder.spec == f"minilm@{runtime}"
+    got_docs, got_queries = encoder.encode_docs(docs), encoder.encode_queries(queries)
+    assert got_docs.dtype == np.float32 and got_docs.shape == ref_docs.shape
+    assert (got_docs * ref_docs).sum(1).min() >= 0.99
+    assert (got_queries * ref_queries).sum(1).min() >= 0.99
+    # Rankings: the same best document for nearly every query, the top 10 nearly the same.
+    ref_rank = np.argsort(-(ref_queries @ ref_docs.T), axis=1)[:, :10]
+    got_rank = np.argsort(-(got_queries @ got_docs.T), axis=1)[:, :10]
+    assert (ref_rank[:, 0] == got_rank[:, 0]).mean() >= 0.9
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ref_rank, got_rank, strict=True)])
+    assert overlap >= 0.9
+    if runtime == "onnx":  # float32 on another engine: the same numbers up to rounding
+        np.testing.assert_allclose(got_docs, ref_docs, atol=1e-4)
+        assert (ref_rank == got_rank).all()
+
+
+def test_manifest_round_trips_runtime(cranfield_head: Path, tmp_path: Path) -> None:
+    out = build_index(cranfield_head, tmp_path / "idx", encoder="minilm@onnx-int8", show_progress=False)
+    assert Manifest.read(out).encoder == "minilm@onnx-int8"
+    index = Index.load(out)
+    assert index.encoder.spec == "minilm@onnx-int8"  # queries encoded by the documents' runtime
+    reference = build_index(cranfield_head, tmp_path / "ref", show_progress=False)
+    query = "experimental studies of heat transfer in hypersonic flow"
+    got = [hit.doc_id for hit in index.search(query, k=10)]
+    want = [hit.doc_id for hit in Index.load(reference).search(query, k=10)]
+    assert got[0] == want[0] and len(set(got) & set(want)) >= 8
+
+
+def test_missing_engine_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
+    with pytest.raises(EncoderError, match="runtime 'openvino' needs the package openvino"):
+        DenseEncoder("minilm@openvino", bundled_path("minilm"), runtime="openvino")
+
+
+def test_quantized_export_is_cached_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime.quantization
+    import torch
+
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    DenseEncoder("minilm@onnx-int8", bundled_path("minilm"), runtime="onnx-int8")
+    exports = sorted(p.relative_to(tmp_path) for p in tmp_path.glob("runtimes/*/model.onnx"))
+    assert len(exports) == 2  # the float32 export and its quantized copy
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", refuse)
+    encoder = DenseEncoder("minilm@onnx-int8", bundled_path("minilm"), runtime="onnx-int8")
+    assert encoder.encode_queries(["shock waves"]).shape == (1, 384)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.glob("runtimes/*/model.onnx")) == exports
+
+
+def test_multivector_runs_bf16_only(token_model: Path) -> None:
+    bf16 = load_encoder(f"colbert:{token_model}@bf16")
+    fp32 = load_encoder(f"colbert:{token_model}")
+    text = "the boundary layer of a flat plate in supersonic flow"
+    got, want = bf16.encode_docs([text])[0], fp32.encode_docs([text])[0]
+    assert got.shape == want.shape and got.dtype == np.float32
+    assert (got * want).sum(1).min() >= 0.98
+    with pytest.raises(EncoderError, match="single-vector encoders"):
+        load_encoder(f"colbert:{token_model}@onnx")
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "onnx-int8"])
+def test_light_encoder_equals_full_one(runtime: str, cranfield_sample) -> None:
+    docs, queries = cranfield_sample
+    full = load_encoder(f"minilm@{runtime}")  # makes the export the light encoder reads
+    light = load_query_encoder(f"minilm@{runtime}")
+    assert isinstance(light, LightEncoder) and light.spec == full.spec and light.dim == full.dim
+    np.testing.assert_allclose(light.encode_queries(queries), full.encode_queries(queries), atol=1e-5)
+    np.testing.assert_allclose(light.encode_docs(docs[:30]), full.encode_docs(docs[:30]), atol=1e-4)
+
+
+def test_light_encoder_declines_what_it_cannot_reproduce(tmp_path: Path) -> None:
+    folder = tmp_path / "prompted"
+    folder.mkdir()
+    for item in bundled_path("minilm").iterdir():
+        (folder / item.name).symlink_to(item)
+    (folder / "config_sentence_transformers.json").unlink()
+    (folder / "config_sentence_transformers.json").write_text(json.dumps({"prompts": {"query": "query: "}}))
+    load_encoder("minilm@onnx")
+    assert light_encoder("minilm@onnx", bundled_path("minilm"), "onnx") is not None
+    assert light_encoder("x@onnx", folder, "onnx") is None  # a prompt: sentence-transformers must add it
+    assert light_encoder("minilm@bf16", bundled_path("minilm"), "bf16") is None  # not an export
+
+
+def test_search_of_an_exported_index_imports_no_torch(cranfield_head: Path, tmp_path: Path) -> None:
+    out = build_index(cranfield_head, tmp_path / "idx", encoder="minilm@onnx", show_progress=False)
+    query = "heat transfer to a cylinder in hypersonic flow"
+    want = [hit.doc_id for hit in Index.load(out).search(query, k=5)]
+    script = (
+        "import json, sys\n"
+        "from tessera.retrieval.index import Index\n"
+        f"hits = Index.load({str(out)!r}).search({query!r}, k=5)\n"
+        "loaded = ['torch' in sys.modules, 'transformers' in sys.modules]\n"
+        "print(json.dumps([[h.doc_id for h in hits], *loaded]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    got, torch_loaded, transformers_loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert got == want
+    assert not torch_loaded and not transformers_loaded
