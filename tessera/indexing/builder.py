@@ -30,7 +30,8 @@ ENCODE_SLICE = 256  # texts per encoder call inside a checkpoint batch (the prog
 DEFAULT_BATCH = 2048  # documents per checkpoint: sorted by length together, written in one commit
 
 
-def _batches(documents: Iterator[Document], size: int) -> Iterator[list[Document]]:
+def batches(documents: Iterator[Document], size: int) -> Iterator[list[Document]]:
+    """Consecutive lists of `size` documents (the last may be shorter)."""
     while batch := list(islice(documents, size)):
         yield batch
 
@@ -186,7 +187,7 @@ def build_index(
 
             pending: Future | None = None
             done = progress.done
-            for batch in _batches(islice(iter(source), progress.done, None), batch_size):
+            for batch in batches(islice(iter(source), progress.done, None), batch_size):
                 spans = splitter.spans(batch) if splitter else None
                 vectors = None
                 if spans is not None:

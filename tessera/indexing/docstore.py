@@ -59,13 +59,7 @@ class DocStore:
 
     def ordinals(self, ids: Iterable[str]) -> dict[str, int]:
         """The ordinal (= vector label) of each stored id; ids not stored are left out."""
-        wanted = list(dict.fromkeys(ids))
-        found: dict[str, int] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(self.db.execute(f"SELECT id, ordinal FROM docs WHERE id IN ({marks})", chunk))
-        return found
+        return dict(self._where_ids("id, ordinal", ids))
 
     def delete(self, ordinals: Iterable[int]) -> None:
         with self.db:
@@ -93,15 +87,17 @@ class DocStore:
             yield Document(id=doc_id, title=title, text=text)
 
     def get(self, ids: Iterable[str]) -> dict[str, Document]:
+        rows = self._where_ids("id, title, text", ids)
+        return {doc_id: Document(id=doc_id, title=title, text=text) for doc_id, title, text in rows}
+
+    def _where_ids(self, columns: str, ids: Iterable[str]) -> Iterator[tuple]:
+        """`columns` of the rows whose id is in `ids` (unique), 500 ids per query (SQLite's
+        parameter limit)."""
         wanted = list(dict.fromkeys(ids))
-        found: dict[str, Document] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(f"SELECT id, title, text FROM docs WHERE id IN ({marks})", chunk)
-            for doc_id, title, text in rows:
-                found[doc_id] = Document(id=doc_id, title=title, text=text)
-        return found
+            yield from self.db.execute(f"SELECT {columns} FROM docs WHERE id IN ({marks})", chunk)
 
     def close(self) -> None:
         self.db.close()

@@ -30,7 +30,6 @@ import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from itertools import islice
 from pathlib import Path
 
 import faiss
@@ -39,18 +38,18 @@ import numpy as np
 from tessera.data.corpus import open_corpus
 from tessera.errors import CorpusError, EncoderError, IndexFormatError, TesseraError
 from tessera.indexing import staging
+from tessera.indexing.builder import batches
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.faiss_backend import FaissBackend, build_faiss_index
 from tessera.indexing.lucene_backend import FOLDER as LUCENE
 from tessera.indexing.lucene_backend import build_lucene_index
 from tessera.indexing.manifest import MANIFEST, Manifest
+from tessera.indexing.tombstones import TOMBSTONES, read_tombstones
 from tessera.progress import progress_bar
 
-TOMBSTONES = "tombstones.npy"
 DOCIDS = "docids.txt"
 ADDED = "vectors.add.partial"
 VECTOR_FILES = ("vectors.faiss", "codes.faiss", DOCIDS, TOMBSTONES)  # what an update may rewrite
-WIDEN_LIMIT = 256  # tombstones fetched past k in one search; more than that: widen by rounds
 
 Where = Mapping[str, tuple[str, int]]  # id -> (file, line) it was read from
 
@@ -86,7 +85,9 @@ def add_documents(
         model = None if manifest.backend == "lucene" else _doc_encoder(manifest, encoder, root)
         with progress_bar(show_progress) as bar:
             task = bar.add_task(f"adding {source.name}", total=source.size_hint) if bar else None
-            for batch in _batches(iter(source), batch_size):
+            if batch_size < 1:
+                raise TesseraError("must be at least 1", field="batch_size")
+            for batch in batches(iter(source), batch_size):
                 store.add(labels + added, batch)  # a duplicate id fails here, before encoding
                 if model is not None:
                     _append(stage / ADDED, model.encode_docs([doc.contents for doc in batch]))
@@ -146,7 +147,7 @@ def compact(index: str | Path) -> int:
 
     def update(manifest: Manifest, stage: Path, store: DocStore, labels: int) -> Manifest:
         nonlocal dropped
-        dead = _read_tombstones(root, manifest)
+        dead = read_tombstones(root, manifest)
         dropped = len(dead)
         if dropped:
             live = np.setdiff1d(np.arange(labels, dtype=np.int64), dead)
@@ -167,42 +168,6 @@ def compact(index: str | Path) -> int:
 
     _update(root, update)
     return dropped
-
-
-# ---------------------------------------------------------------------------------------------
-# Search-time filter
-
-
-class Tombstoned:
-    """A vector backend whose deleted labels are skipped: searches deeper, drops them, keeps k."""
-
-    def __init__(self, backend, dead: np.ndarray):
-        self.backend, self.dead = backend, np.asarray(dead, dtype=np.int64)
-        self.dim, self.on_gpu, self.supports_remove = backend.dim, backend.on_gpu, False
-
-    @property
-    def ntotal(self) -> int:
-        return self.backend.ntotal
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        total = self.backend.ntotal
-        k = max(1, min(k, total - len(self.dead)))
-        fetch = min(total, k + min(len(self.dead), max(k, WIDEN_LIMIT)))
-        while True:
-            scores, labels = self.backend.search(queries, fetch)
-            keep = (labels >= 0) & ~np.isin(labels, self.dead)
-            if fetch >= total or (keep.sum(axis=1) >= k).all():
-                break
-            fetch = min(total, fetch * 4)
-        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept first, in rank order
-        kept = np.take_along_axis(keep, order, axis=1)
-        scores = np.where(kept, np.take_along_axis(scores, order, axis=1), -np.inf).astype(np.float32)
-        return scores, np.where(kept, np.take_along_axis(labels, order, axis=1), -1)
-
-
-def with_tombstones(root: Path, manifest: Manifest, backend):
-    """`backend`, filtered when the index has tombstones (used by `Index.load`)."""
-    return Tombstoned(backend, _read_tombstones(root, manifest)) if manifest.tombstones else backend
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,13 +236,6 @@ def _check_updatable(root: Path, manifest: Manifest) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Vectors
-
-
-def _batches(documents: Iterator, size: int) -> Iterator[list]:
-    if size < 1:
-        raise TesseraError("must be at least 1", field="batch_size")
-    while batch := list(islice(documents, size)):
-        yield batch
 
 
 def _append(path: Path, vectors: np.ndarray) -> None:
@@ -359,7 +317,7 @@ def _drop_labels(
                 _renumber_ivf(index, gone)
             faiss.write_index(index, str(stage / FaissBackend.FILE))
     if how is None:  # tombstones: vectors and labels stay, search skips them
-        dead = np.union1d(_read_tombstones(root, manifest), gone)
+        dead = np.union1d(read_tombstones(root, manifest), gone)
         np.save(stage / TOMBSTONES, dead)
         return replace(manifest, doc_count=live_count, tombstones=len(dead))
     store.renumber()
@@ -384,18 +342,6 @@ def _add_vectors(root: Path, stage: Path, manifest: Manifest, vectors: np.ndarra
     index = _read_faiss(root)
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     faiss.write_index(index, str(stage / FaissBackend.FILE))
-
-
-def _read_tombstones(root: Path, manifest: Manifest) -> np.ndarray:
-    if not manifest.tombstones:
-        return np.zeros(0, dtype=np.int64)
-    dead = np.load(root / TOMBSTONES)
-    if dead.dtype != np.int64 or dead.ndim != 1 or len(dead) != manifest.tombstones:
-        raise IndexFormatError(
-            f"holds {dead.shape} {dead.dtype} labels; manifest says {manifest.tombstones} int64",
-            file=root / TOMBSTONES,
-        )
-    return dead
 
 
 def _reconstruct(index: faiss.Index, labels: np.ndarray) -> np.ndarray:
@@ -425,4 +371,4 @@ def _copy_unchanged(root: Path, stage: Path, manifest: Manifest, names: Iterable
             shutil.copy2(root / name, stage / name)
 
 
-__all__ = ["add_documents", "compact", "delete_documents", "read_ids_file", "with_tombstones", "Tombstoned"]
+__all__ = ["add_documents", "compact", "delete_documents", "read_ids_file"]

@@ -12,7 +12,7 @@ from tessera.indexing.chunking import load_passages
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.lucene_backend import LuceneBackend
 from tessera.indexing.manifest import Manifest
-from tessera.indexing.updates import with_tombstones
+from tessera.indexing.tombstones import with_tombstones
 from tessera.models.encoder import Encoder
 from tessera.models.registry import load_query_encoder, parse_bm25
 from tessera.retrieval.hits import Hit
