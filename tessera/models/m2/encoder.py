@@ -8,6 +8,7 @@ so batching neither wastes much compute nor changes a text's vector.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from functools import partial
 from pathlib import Path
@@ -69,6 +70,8 @@ class M2Encoder(DenseEncoder):
         # Whole documents, up to the architecture's length (32k by default), whatever length
         # the model was trained at: reading a long document in one piece is M2's point.
         self.model.max_seq_length = self.model[0].config.max_length
+        # fp32 only: the registry refuses runtimes for m2 (its FFT convolutions need fp32).
+        self.runtime_context = contextlib.nullcontext
         self.spec = spec
         self.batch_size = batch_size
         self.dim = int(self.model.get_embedding_dimension())
