@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from tessera.errors import TesseraError
 from tessera.models.bundled import BUNDLED
 from tessera.models.registry import canonical_spec, is_lexical
-from tessera.models.runtimes import RUNTIMES, split_runtime
+from tessera.models.runtimes import AUTO, RUNTIMES, split_runtime
 
 _NAME = re.compile(r"[^=:/@\\\s]+")  # no spec syntax in a name: `bm25:k1=1.2` is a spec, not NAME=SPEC
 FUSION_PREFIX = "rrf:"
@@ -69,7 +69,7 @@ def parse_system(text: str) -> System:
     if spec.startswith(PREBUILT_PREFIX):
         return System(name, spec, prebuilt=spec[len(PREBUILT_PREFIX) :])
     encoder, at, factory = spec.rpartition("@")
-    if not at or factory in RUNTIMES:  # `minilm@bf16` is a runtime, not a faiss factory
+    if not at or factory in (*RUNTIMES, AUTO):  # `minilm@bf16` is a runtime, not a faiss factory
         encoder, factory = spec, DEFAULT_FACTORY
     if not encoder or not factory:
         raise TesseraError(f"'{text}': expected SPEC@FACTORY, e.g. minilm@OPQ48,PQ48", field="system")

@@ -62,9 +62,8 @@ def _skip_polysemous_training(index: faiss.Index) -> None:
         index.do_polysemous_training = False
 
 
-def build_faiss_index(vectors: np.ndarray, factory: str, metric: str = "ip", seed: int = 0) -> faiss.Index:
-    """Create, train on a sample when needed, and fill a faiss index; returns a CPU index."""
-    count, dim = vectors.shape
+def create_index(dim: int, factory: str, metric: str = "ip") -> faiss.Index:
+    """An empty index of `factory` (polysemous training off), or a clear error."""
     try:
         index = faiss.index_factory(dim, factory, METRICS[metric])
     except RuntimeError as exc:
@@ -72,18 +71,34 @@ def build_faiss_index(vectors: np.ndarray, factory: str, metric: str = "ip", see
             f"faiss cannot build '{factory}': {str(exc).strip().splitlines()[-1]}", field="index"
         ) from None
     _skip_polysemous_training(index)
+    return index
+
+
+def train_index(index: faiss.Index, sample: np.ndarray, factory: str) -> None:
+    """Train `index` (CPU or GPU) on `sample` rows, turning faiss' errors into Tessera's."""
+    try:
+        index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    except RuntimeError as exc:
+        raise TesseraError(
+            f"faiss could not train '{factory}' on {len(sample)} vectors: "
+            f"{str(exc).strip().splitlines()[-1]}",
+            field="index",
+        ) from None
+
+
+def sample_rows(count: int, seed: int = 0) -> np.ndarray:
+    """The sorted row numbers quantizers are trained on: all rows, or TRAIN_SAMPLE seeded ones."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(count, size=min(count, TRAIN_SAMPLE), replace=False))
+
+
+def build_faiss_index(vectors: np.ndarray, factory: str, metric: str = "ip", seed: int = 0) -> faiss.Index:
+    """Create, train on a sample when needed, and fill a faiss index; returns a CPU index."""
+    count, dim = vectors.shape
+    index = create_index(dim, factory, metric)
     working = _to_gpu(index) or index
     if not working.is_trained:
-        rng = np.random.default_rng(seed)
-        rows = np.sort(rng.choice(count, size=min(count, TRAIN_SAMPLE), replace=False))
-        try:
-            working.train(np.ascontiguousarray(vectors[rows], dtype=np.float32))
-        except RuntimeError as exc:
-            raise TesseraError(
-                f"faiss could not train '{factory}' on {len(rows)} vectors: "
-                f"{str(exc).strip().splitlines()[-1]}",
-                field="index",
-            ) from None
+        train_index(working, vectors[sample_rows(count, seed)], factory)
     for start in range(0, count, ADD_CHUNK):
         working.add(np.ascontiguousarray(vectors[start : start + ADD_CHUNK], dtype=np.float32))
     return faiss.index_gpu_to_cpu(working) if working is not index else index

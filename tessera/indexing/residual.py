@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 
 from tessera.errors import IndexFormatError, TesseraError
-from tessera.indexing.faiss_backend import TRAIN_SAMPLE, gpu_count
+from tessera.indexing.faiss_backend import gpu_count, sample_rows
 
 CHUNK = 65_536  # tokens converted per step, so big corpora stream through memory
 
@@ -108,11 +108,7 @@ class ResidualTokens:
     def build(cls, root: Path, vectors: np.ndarray, bits: int, seed: int = 0) -> None:
         """Train centroids and buckets on a sample, then encode every token chunk by chunk."""
         count, dim = vectors.shape
-        rng = np.random.default_rng(seed)
-        sample = np.ascontiguousarray(
-            vectors[np.sort(rng.choice(count, size=min(count, TRAIN_SAMPLE), replace=False))],
-            dtype=np.float32,
-        )
+        sample = np.ascontiguousarray(vectors[sample_rows(count, seed)], dtype=np.float32)
         kmeans = faiss.Kmeans(
             dim, centroid_count(count), niter=20, seed=seed, spherical=True, gpu=gpu_count() > 0
         )

@@ -17,7 +17,11 @@ Labels stay doc-store ordinals and lines of `docids.txt`, as after a build:
   `compact` rebuilds the vector index without them;
 - BM25 (`lucene`) rebuilds its Lucene index from the updated doc store, which gives exactly
   the statistics of a fresh build;
-- token (ColBERT/XTR) and chunked (`--chunk`) indexes are refused: rebuild them.
+- chunked (`--chunk`) indexes split added documents with the index's chunking and append
+  their passages to `passages.npy`; a deletion removes every passage of the document (kinds
+  that cannot remove vectors are rebuilt from the surviving vectors: passage labels cannot
+  carry tombstones, since the document store is renumbered underneath them);
+- token (ColBERT/XTR) indexes are refused: rebuild them.
 Added documents get new labels after the last one; a duplicate id is a `CorpusError` at its
 file and line. IVF centroids and PQ codebooks are not retrained by updates, and tuned search
 parameters are not re-measured: see docs/architecture.md for when to rebuild instead.
@@ -39,6 +43,7 @@ from tessera.data.corpus import open_corpus
 from tessera.errors import CorpusError, EncoderError, IndexFormatError, TesseraError
 from tessera.indexing import staging
 from tessera.indexing.builder import batches
+from tessera.indexing.chunking import PASSAGES, Chunking, PassageSplitter, load_passages, passage_text
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.faiss_backend import FaissBackend, build_faiss_index
 from tessera.indexing.lucene_backend import FOLDER as LUCENE
@@ -49,7 +54,7 @@ from tessera.progress import progress_bar
 
 DOCIDS = "docids.txt"
 ADDED = "vectors.add.partial"
-VECTOR_FILES = ("vectors.faiss", "codes.faiss", DOCIDS, TOMBSTONES)  # what an update may rewrite
+VECTOR_FILES = ("vectors.faiss", "codes.faiss", DOCIDS, TOMBSTONES, PASSAGES)  # what an update may rewrite
 
 Where = Mapping[str, tuple[str, int]]  # id -> (file, line) it was read from
 
@@ -83,13 +88,21 @@ def add_documents(
         nonlocal added
         source = open_corpus(corpus)
         model = None if manifest.backend == "lucene" else _doc_encoder(manifest, encoder, root)
+        splitter = _splitter(manifest, model)
+        spans: list[tuple[int, int, int]] = []  # (document ordinal, start, end) of added passages
         with progress_bar(show_progress) as bar:
             task = bar.add_task(f"adding {source.name}", total=source.size_hint) if bar else None
             if batch_size < 1:
                 raise TesseraError("must be at least 1", field="batch_size")
             for batch in batches(iter(source), batch_size):
                 store.add(labels + added, batch)  # a duplicate id fails here, before encoding
-                if model is not None:
+                if splitter is not None:
+                    cut = splitter.spans(batch)
+                    texts = [passage_text(doc, *span) for doc, row in zip(batch, cut, strict=True) for span in row]
+                    _append(stage / ADDED, model.encode_docs(texts))
+                    first = labels + added
+                    spans += [(first + i, *span) for i, row in enumerate(cut) for span in row]
+                elif model is not None:
                     _append(stage / ADDED, model.encode_docs([doc.contents for doc in batch]))
                 added += len(batch)
                 if bar:
@@ -98,8 +111,12 @@ def add_documents(
             raise CorpusError(
                 "corpus has no documents", file=source.name if source.kind != "ir_datasets" else None
             )
+        if splitter is not None:
+            rows = np.concatenate([_passages(root, manifest), np.asarray(spans, dtype=np.int64)])
+            np.save(stage / PASSAGES, rows)
+            manifest = replace(manifest, chunking={**manifest.chunking, "passages": len(rows)})
         if model is not None:
-            vectors = np.fromfile(stage / ADDED, dtype=np.float32).reshape(added, manifest.dim)
+            vectors = np.fromfile(stage / ADDED, dtype=np.float32).reshape(-1, manifest.dim)
             _add_vectors(root, stage, manifest, vectors)
             (stage / ADDED).unlink()
             _copy_unchanged(root, stage, manifest, (DOCIDS,))
@@ -152,12 +169,7 @@ def compact(index: str | Path) -> int:
         if dropped:
             live = np.setdiff1d(np.arange(labels, dtype=np.int64), dead)
             index = _read_faiss(root)
-            vectors = _reconstruct(index, live)
-            fresh = faiss.index_factory(manifest.dim, manifest.factory, faiss.METRIC_INNER_PRODUCT)
-            if fresh.is_trained:  # nothing learnt from the data (HNSW-Flat): exactly a rebuild
-                rebuilt = build_faiss_index(vectors, manifest.factory)
-            else:  # keep the trained parts (PQ codebooks), refill the graph
-                rebuilt = _refilled(index, vectors)
+            rebuilt = _rebuilt(index, manifest, _reconstruct(index, live))
             FaissBackend(rebuilt, manifest.search_params).save(stage)
             ids = (root / DOCIDS).read_text(encoding="utf-8").splitlines()
             _write_docids(stage, [ids[label] for label in live])
@@ -223,12 +235,6 @@ def _check_updatable(root: Path, manifest: Manifest) -> None:
             "token (ColBERT/XTR) indexes cannot be updated in place; rebuild with `tessera index`",
             file=root,
             field="backend",
-        )
-    if manifest.chunking:
-        raise TesseraError(
-            "chunked (--chunk) indexes cannot be updated in place; rebuild with `tessera index`",
-            file=root,
-            field="chunking",
         )
     if manifest.backend not in ("faiss", "binary", "bebr", "lucene"):
         raise IndexFormatError(f"unknown backend '{manifest.backend}'", file=root / MANIFEST, field="backend")
@@ -297,26 +303,23 @@ def _renumber_ivf(index: faiss.Index, gone: np.ndarray) -> None:
 def _drop_labels(
     root: Path, stage: Path, manifest: Manifest, store: DocStore, gone: np.ndarray, labels: int
 ) -> Manifest:
-    """Remove (and renumber) or tombstone the vectors `gone`; doc store rows are already gone."""
+    """Remove (and renumber) or tombstone the vectors of the documents `gone` (their doc store
+    rows are already gone); in a chunked index, the vectors of all their passages."""
     live_count = manifest.doc_count - len(gone)
     if manifest.backend == "lucene":
         store.renumber()
         return replace(manifest, doc_count=live_count)
     ids = (root / DOCIDS).read_text(encoding="utf-8").splitlines()
-    if manifest.backend in ("binary", "bebr"):
-        from tessera.indexing.binary_backend import read_codes, write_codes
-
-        write_codes(stage, np.delete(read_codes(root), gone, axis=0))
-        how = "shift"
-    else:
-        index = _read_faiss(root)
-        how = _removal(index)
-        if how is not None:
-            index.remove_ids(faiss.IDSelectorBatch(gone))
-            if how == "ivf":
-                _renumber_ivf(index, gone)
-            faiss.write_index(index, str(stage / FaissBackend.FILE))
-    if how is None:  # tombstones: vectors and labels stay, search skips them
+    if manifest.chunking:
+        rows = _passages(root, manifest)
+        dead = np.isin(rows[:, 0], gone)
+        _remove_vectors(root, stage, manifest, np.flatnonzero(dead), rebuild=True)
+        kept = rows[~dead]
+        kept[:, 0] -= np.searchsorted(gone, kept[:, 0])  # documents renumbered as the store is
+        np.save(stage / PASSAGES, kept)
+        manifest = replace(manifest, chunking={**manifest.chunking, "passages": len(kept)})
+    elif not _remove_vectors(root, stage, manifest, gone, rebuild=False):
+        # tombstones: vectors and labels stay, search skips them
         dead = np.union1d(read_tombstones(root, manifest), gone)
         np.save(stage / TOMBSTONES, dead)
         return replace(manifest, doc_count=live_count, tombstones=len(dead))
@@ -324,6 +327,48 @@ def _drop_labels(
     dead = set(gone.tolist())
     _write_docids(stage, [doc_id for label, doc_id in enumerate(ids) if label not in dead])
     return replace(manifest, doc_count=live_count, tombstones=0)
+
+
+def _remove_vectors(root: Path, stage: Path, manifest: Manifest, gone: np.ndarray, rebuild: bool) -> bool:
+    """Remove the vectors labelled `gone` and renumber the survivors 0..n-1 in order. A kind
+    that cannot remove is rebuilt from its surviving vectors when `rebuild`, else left as it
+    is (False: the caller tombstones)."""
+    if manifest.backend in ("binary", "bebr"):
+        from tessera.indexing.binary_backend import read_codes, write_codes
+
+        write_codes(stage, np.delete(read_codes(root), gone, axis=0))
+        return True
+    index = _read_faiss(root)
+    how = _removal(index)
+    if how is None and not rebuild:
+        return False
+    if how is None:
+        index = _rebuilt(index, manifest, _reconstruct(index, np.setdiff1d(np.arange(index.ntotal), gone)))
+    else:
+        index.remove_ids(faiss.IDSelectorBatch(gone))
+        if how == "ivf":
+            _renumber_ivf(index, gone)
+    faiss.write_index(index, str(stage / FaissBackend.FILE))
+    return True
+
+
+def _rebuilt(index: faiss.Index, manifest: Manifest, vectors: np.ndarray) -> faiss.Index:
+    """The index `vectors` would give: a fresh build when the kind learns nothing from the data
+    (HNSW-Flat: exactly a rebuild), else the trained parts (PQ codebooks) refilled."""
+    fresh = faiss.index_factory(manifest.dim, manifest.factory, faiss.METRIC_INNER_PRODUCT)
+    return build_faiss_index(vectors, manifest.factory) if fresh.is_trained else _refilled(index, vectors)
+
+
+def _splitter(manifest: Manifest, model) -> PassageSplitter | None:
+    """The passage splitter a chunked index was built with (same tokenizer, same windows)."""
+    if not manifest.chunking or model is None:
+        return None
+    chunking = Chunking(int(manifest.chunking["tokens"]), int(manifest.chunking["overlap"]))
+    return PassageSplitter(chunking, model.tokenizer, model.max_tokens)
+
+
+def _passages(root: Path, manifest: Manifest) -> np.ndarray:
+    return load_passages(root, int(manifest.chunking["passages"]), manifest.doc_count)
 
 
 def _add_vectors(root: Path, stage: Path, manifest: Manifest, vectors: np.ndarray) -> None:

@@ -25,7 +25,7 @@ from tessera.models.bundled import BUNDLED, bundled_path
 from tessera.models.encoder import BM25, Encoder
 from tessera.models.llm import is_llm_spec, parse_llm_spec
 from tessera.models.multivector import parse_multivector_spec
-from tessera.models.runtimes import DEFAULT_RUNTIME, EXPORTED, split_runtime, with_runtime
+from tessera.models.runtimes import AUTO, DEFAULT_RUNTIME, EXPORTED, split_runtime, with_runtime
 
 
 def parse_bm25(spec: str) -> BM25:
@@ -61,7 +61,10 @@ def _m2_folder(spec: str) -> str:
 def _runtime_of(spec: str) -> tuple[str, str]:
     """(base, runtime), refusing a runtime on encoders that do not run on sentence-transformers."""
     base, runtime = split_runtime(spec)
-    if runtime != DEFAULT_RUNTIME and (is_lexical(base) or is_llm_spec(base) or base.startswith(M2_PREFIX)):
+    fixed = is_lexical(base) or is_llm_spec(base) or base.startswith(M2_PREFIX)
+    if fixed and spec.endswith(f"@{AUTO}"):  # auto: the fastest runtime available, here the only one
+        return base, DEFAULT_RUNTIME
+    if runtime != DEFAULT_RUNTIME and fixed:
         raise EncoderError(
             f"'{spec}': runtimes (@{runtime}) apply to sentence-transformers and multi-vector encoders only",
             field="encoder",

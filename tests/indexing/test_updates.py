@@ -178,6 +178,31 @@ def leftovers(index: Path) -> list[str]:
     return sorted(p.name for p in index.parent.iterdir() if p.name.startswith(index.name))
 
 
+@pytest.mark.parametrize("factory", ["Flat", "HNSW16"])
+def test_chunked_add_then_delete_equals_a_rebuild(factory, corpora, tmp_path) -> None:
+    """Passages of added documents are cut as the build cuts them; a deleted document loses
+    every passage (HNSW, which cannot remove vectors, is rebuilt: no tombstones)."""
+    chunk = "48:8"  # Cranfield abstracts run to a few hundred tokens: several passages each
+    index = build_index(corpora["base"], tmp_path / "idx", factory=factory, chunk=chunk, show_progress=False)
+    rebuilt = build_index(corpora["final"], tmp_path / "final", factory=factory, chunk=chunk, show_progress=False)
+    opened = updated(index, corpora)
+    manifest, expected = Manifest.read(index), Manifest.read(rebuilt)
+    assert manifest.tombstones == 0 and manifest.chunking == expected.chunking
+    assert manifest.chunking["passages"] > 2 * manifest.doc_count
+    np.testing.assert_array_equal(np.load(index / "passages.npy"), np.load(rebuilt / "passages.npy"))
+    params = {"efSearch": 512} if factory != "Flat" else {}
+    fresh = Index.load(index, encoder=opened.encoder, search_params=params)
+    theirs = Index.load(rebuilt, encoder=opened.encoder, search_params=params)
+    ids, scores = results(fresh, corpora["queries"])
+    expected_ids, expected_scores = results(theirs, corpora["queries"])
+    assert ids == expected_ids
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
+    best = fresh.search(corpora["queries"][0], k=1, with_text=True)[0]
+    other = theirs.search(corpora["queries"][0], k=1, with_text=True)[0]
+    assert (best.doc_id, best.offsets, best.passage) == (other.doc_id, other.offsets, other.passage)
+    assert_same_state(index, rebuilt)
+
+
 def test_bad_updates_fail_clearly_and_change_nothing(base_flat, corpora, tmp_path) -> None:
     index = copy_of(base_flat, tmp_path)
     before = (index / "manifest.json").read_bytes()
@@ -211,12 +236,11 @@ def test_bad_updates_fail_clearly_and_change_nothing(base_flat, corpora, tmp_pat
     assert leftovers(index) == ["idx", "idx.lock"]
     assert len(Index.load(index)) == BASE
 
-    for field, value, message in (("chunking", {"tokens": 128}, "chunked"), ("backend", "tokens", "token")):
-        other = copy_of(base_flat, tmp_path, f"refused-{field}")
-        manifest = json.loads((other / "manifest.json").read_text())
-        (other / "manifest.json").write_text(json.dumps({**manifest, field: value}))
-        with pytest.raises(TesseraError, match=f"{message} .*cannot be updated in place; rebuild"):
-            delete_documents(other, ["1"])
+    other = copy_of(base_flat, tmp_path, "refused-tokens")
+    manifest = json.loads((other / "manifest.json").read_text())
+    (other / "manifest.json").write_text(json.dumps({**manifest, "backend": "tokens"}))
+    with pytest.raises(TesseraError, match="token .*cannot be updated in place; rebuild"):
+        delete_documents(other, ["1"])
 
 
 def test_an_interrupted_update_leaves_the_old_index(base_flat, corpora, tmp_path, monkeypatch) -> None:

@@ -51,6 +51,26 @@ def test_runtime_suffix_parses_and_fp32_is_never_written() -> None:
         split_runtime("@onnx")
 
 
+def test_auto_resolves_by_hardware_and_is_stored_resolved(tmp_path: Path) -> None:
+    from tessera.models.runtimes import auto_runtime
+
+    def cpu(flags: str) -> Path:
+        path = tmp_path / f"cpuinfo-{len(flags)}"
+        path.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        return path
+
+    no_gpu = tmp_path / "no-gpus"
+    assert auto_runtime(cpu("fpu sse avx2 avx512f amx_bf16 amx_int8"), no_gpu) == "bf16"
+    assert auto_runtime(cpu("fpu sse avx2 avx512f avx512_bf16"), no_gpu) == "bf16"
+    assert auto_runtime(cpu("fpu sse avx2 avx512f avx512_vnni"), no_gpu) == "fp32"
+    gpus = tmp_path / "gpus"
+    (gpus / "0000:01:00.0").mkdir(parents=True)
+    assert auto_runtime(cpu("fpu sse"), gpus) == "bf16"
+    here = auto_runtime()
+    assert canonical_spec("minilm@auto") == canonical_spec(f"minilm@{here}")
+    assert canonical_spec("bm25@auto") == canonical_spec("bm25")  # nothing to choose: no error
+
+
 @pytest.mark.parametrize("spec", ["bm25@onnx", "llm:smollm2@bf16", "m2:/tmp/x@openvino"])
 def test_runtime_refused_where_it_cannot_apply(spec: str) -> None:
     with pytest.raises(EncoderError, match="apply to sentence-transformers"):
