@@ -40,14 +40,17 @@ def data_dir() -> Path:
     return DATA
 
 
-def run_cli(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the real `tessera` entry point in a subprocess (exit codes and stderr as users see them)."""
+def run_cli(
+    *args: str, check: bool = True, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the real `tessera` entry point in a subprocess (exit codes and stderr as users see
+    them); `env` adds variables to this process's environment."""
     result = subprocess.run(
         [sys.executable, "-c", "from tessera.cli import main; main()", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=os.environ.copy(),
+        env={**os.environ, **(env or {})},
     )
     if check and result.returncode != 0:
         raise AssertionError(f"tessera {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")

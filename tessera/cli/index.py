@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from tessera.cli.app import app, out, parse_params
+from tessera.errors import TesseraError
 
 
 @app.command()
@@ -20,7 +21,7 @@ def index(
         str,
         typer.Option(
             help="bm25[:k1=..,b=..] | minilm | PATH | hub name | colbert:PATH | xtr:PATH, optionally "
-            "@bf16 | @onnx | @onnx-int8 | @openvino for the runtime."
+            "@bf16 | @onnx | @onnx-int8 | @openvino | @auto for the runtime."
         ),
     ] = "minilm",
     index_factory: Annotated[
@@ -45,10 +46,40 @@ def index(
             "as its best passage (MaxP)."
         ),
     ] = None,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray", help="Encode on a Ray cluster (dense encoders; pip install 'tessera\\[dist]')."
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None, typer.Option(help="With --ray: the cluster to join (default: start a local one).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="With --ray: encoder actors (default: one per GPU, else one per CPU).")
+    ] = None,
+    shards: Annotated[
+        int | None,
+        typer.Option(help="With --ray: input shards (default: max(workers, documents / 10000))."),
+    ] = None,
+    layout: Annotated[
+        str,
+        typer.Option(help="With --ray: merged (one index) or sharded (one per shard, Flat/IVF)."),
+    ] = "merged",
 ) -> None:
     """Index a corpus (resumes an interrupted build of the same arguments)."""
     from tessera.indexing.builder import DEFAULT_BATCH, build_index
 
+    if ray or ray_address is not None:
+        path = _index_ray(
+            corpus, output, encoder, index_factory, batch_size, param, overwrite, doc_vectors, chunk,
+            ray_address, workers, shards, layout,
+        )  # fmt: skip
+        out.print(f"index written to {path}")
+        return
+    for name, given in (("--workers", workers), ("--shards", shards), ("--layout", layout != "merged")):
+        if given:
+            raise TesseraError(f"{name} only applies with --ray", field=name.lstrip("-"))
     path = build_index(
         corpus,
         output,
@@ -61,6 +92,47 @@ def index(
         chunk=chunk,
     )
     out.print(f"index written to {path}")
+
+
+def _index_ray(
+    corpus: str,
+    output: Path,
+    encoder: str,
+    factory: str,
+    batch_size: int | None,
+    param: list[str],
+    overwrite: bool,
+    doc_vectors: str,
+    chunk: str | None,
+    address: str | None,
+    workers: int | None,
+    shards: int | None,
+    layout: str,
+) -> Path:
+    """`index --ray`: a thin skin over `build_index_ray`, refusing the single-process options."""
+    from tessera.indexing.distributed import build_index_ray
+
+    for name, given in (
+        ("--chunk", chunk),
+        ("--batch-size", batch_size),
+        ("--doc-vectors", doc_vectors != "float16"),
+    ):
+        if given:
+            raise TesseraError(
+                f"{name} is not supported with --ray; index without --ray", field=name.lstrip("-")
+            )
+    return build_index_ray(
+        corpus,
+        output,
+        encoder,
+        factory,
+        workers=workers,
+        shards=shards,
+        address=address,
+        layout=layout,
+        search_params=parse_params(param),
+        overwrite=overwrite,
+    )
 
 
 @app.command()

@@ -2,7 +2,8 @@
 
 A factory string picks the kind when building: `binary` (sign bits, Hamming), `bebr:BITS`
 (recurrent binarization, 1-4 bits per dimension) or any faiss factory string. The manifest's
-`backend` field picks it again when loading.
+`backend` field picks it again when loading; `sharded` (one faiss index per input shard) is
+only made by distributed builds (indexing/distributed.py).
 """
 
 from __future__ import annotations
@@ -106,6 +107,10 @@ def _bebr_search(params: Params) -> dict:
 def open_vector_backend(root: Path, manifest: Manifest, params: Params) -> VectorBackend:
     if manifest.backend == "faiss":
         return FaissBackend.load(root, params)
+    if manifest.backend == "sharded":
+        from tessera.indexing.sharded_backend import ShardedBackend
+
+        return ShardedBackend.load(root, manifest, params)
     if manifest.backend == "binary":
         from tessera.indexing.binary_backend import SignBinaryBackend
 

@@ -118,6 +118,21 @@ def _sink(model: Encoder, factory: str, params: Params, doc_vectors: str, show_p
     return DenseSink(model.dim, factory, params, show_progress)
 
 
+def write_docids(root: Path, store: DocStore) -> None:
+    """`docids.txt`: the id of every vector label, so search never queries SQLite per hit."""
+    with (root / "docids.txt").open("w", encoding="utf-8") as handle:
+        handle.writelines(f"{doc_id}\n" for doc_id in store.ids())
+
+
+def publish_build(root: Path, target: Path, store: DocStore, manifest: Manifest, overwrite: bool) -> None:
+    """The end of every build (single-process or distributed): close the doc store, checksum
+    every file into the manifest, write it last and rename the staging directory into place."""
+    store.close()
+    manifest.record_files(root, exclude=frozenset({staging.PROGRESS}))
+    manifest.write(root)
+    staging.publish(root, target, overwrite)
+
+
 def build_index(
     corpus: str | Path,
     output: str | Path,
@@ -230,12 +245,8 @@ def build_index(
                     "overlap": splitter.chunking.overlap,
                     "passages": passages.finish(),
                 }
-            with (root / "docids.txt").open("w", encoding="utf-8") as handle:
-                handle.writelines(f"{doc_id}\n" for doc_id in store.ids())
-        store.close()
-        manifest.record_files(root, exclude=frozenset({staging.PROGRESS}))
-        manifest.write(root)
-        staging.publish(root, target, overwrite)
+            write_docids(root, store)
+        publish_build(root, target, store, manifest, overwrite)
     except TesseraError:
         store.close()
         staging.discard(root)

@@ -32,7 +32,7 @@ def utc_now() -> str:
 
 @dataclass
 class Manifest:
-    backend: str  # "faiss" or "lucene"
+    backend: str  # "faiss", "sharded", "binary", "bebr", "tokens" or "lucene"
     encoder: str  # a spec that round-trips through tessera.models.registry
     doc_count: int
     corpus: str
@@ -49,6 +49,10 @@ class Manifest:
     # Labels deleted but still in the vector index (kinds without remove: HNSW); listed in
     # tombstones.npy, filtered at search time, dropped by `tessera compact` (indexing/updates.py).
     tombstones: int = 0
+    # Distributed builds (indexing/distributed.py): every input shard as {"name", "first" (its
+    # first ordinal), "rows", "sha256" (of its float32 vectors)}. Backend "sharded" keeps one
+    # faiss index per shard in shards/NAME.faiss; a merged build keeps the list as provenance.
+    shards: list[dict[str, object]] = field(default_factory=list)
     created_at: str = field(default_factory=utc_now)
     format_version: int = FORMAT_VERSION
     files: dict[str, dict[str, object]] = field(default_factory=dict)

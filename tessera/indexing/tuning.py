@@ -32,6 +32,7 @@ value stays below the target, the tuned value is the smallest reaching 0.95 of t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import faiss
 import numpy as np
@@ -46,6 +47,8 @@ K = 10
 QUERY_COSINE = 0.5  # cosine of a tuning query to the document it is made from
 CHUNK = 65_536  # corpus rows scanned at once for the exact answers (bounded memory)
 NPROBE_LADDER = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+# (parameter, value, queries, k) -> labels: another searcher of the same trained state
+Searcher = Callable[[str, int, np.ndarray, int], np.ndarray]
 EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 4096)
 
 
@@ -97,10 +100,21 @@ def _drop_self(labels: np.ndarray, own: np.ndarray, k: int) -> list[set[int]]:
 
 
 def recall_at(
-    index: faiss.Index, name: str, value: int, queries: np.ndarray, own: np.ndarray, truth
+    index: faiss.Index,
+    name: str,
+    value: int,
+    queries: np.ndarray,
+    own: np.ndarray,
+    truth,
+    search: Searcher | None = None,
 ) -> float:
-    faiss.ParameterSpace().set_index_parameter(index, name, value)
-    _, labels = index.search(queries, K + 1)
+    """Recall@K at `name`=`value`; `search(name, value, queries, k) -> labels` replaces setting
+    and searching `index` itself (a sharded index sets every shard and merges their top k)."""
+    if search is None:
+        faiss.ParameterSpace().set_index_parameter(index, name, value)
+        _, labels = index.search(queries, K + 1)
+    else:
+        labels = search(name, value, queries, K + 1)
     found = _drop_self(labels, own, K)
     return float(np.mean([len(f & t) / len(t) for f, t in zip(found, truth, strict=True) if t]))
 
@@ -112,11 +126,14 @@ def tune(
     target: float = TARGET,
     sample: int = SAMPLE,
     seed: int = 0,
+    search: Searcher | None = None,
 ) -> tuple[dict[str, float], dict]:
     """The tuned default of `index` built from `vectors` (CPU index) and the record of how.
 
     Returns ({} , {}) for kinds with nothing to tune, or when the user gave the parameter.
-    Leaves the index set to the tuned value."""
+    Leaves the index set to the tuned value. `search` (see `recall_at`) measures another
+    searcher of the same trained state instead, e.g. the shards of a sharded index; `index`
+    then only names the parameter and its ladder, and `vectors` may be any row sequence."""
     name = tunable_parameter(index)
     count = len(vectors)
     if name is None or name in (given or {}) or count <= K + 1:
@@ -127,7 +144,7 @@ def tune(
     truth = _drop_self(exact_neighbours(vectors, queries, K + 1), rows, K)
     measured: list[tuple[int, float]] = []
     for value in ladder(index, name):
-        measured.append((value, recall_at(index, name, value, queries, rows, truth)))
+        measured.append((value, recall_at(index, name, value, queries, rows, truth, search)))
         if measured[-1][1] >= target:
             break
     ceiling = max(r for _, r in measured)

@@ -98,7 +98,9 @@ def add_documents(
                 store.add(labels + added, batch)  # a duplicate id fails here, before encoding
                 if splitter is not None:
                     cut = splitter.spans(batch)
-                    texts = [passage_text(doc, *span) for doc, row in zip(batch, cut, strict=True) for span in row]
+                    texts = [
+                        passage_text(doc, *span) for doc, row in zip(batch, cut, strict=True) for span in row
+                    ]
                     _append(stage / ADDED, model.encode_docs(texts))
                     first = labels + added
                     spans += [(first + i, *span) for i, row in enumerate(cut) for span in row]
@@ -233,6 +235,13 @@ def _check_updatable(root: Path, manifest: Manifest) -> None:
     if manifest.backend == "tokens":
         raise TesseraError(
             "token (ColBERT/XTR) indexes cannot be updated in place; rebuild with `tessera index`",
+            file=root,
+            field="backend",
+        )
+    if manifest.backend == "sharded":
+        raise TesseraError(
+            "sharded indexes (index --ray --layout sharded) cannot be updated in place; "
+            "rebuild, or build with --layout merged",
             file=root,
             field="backend",
         )

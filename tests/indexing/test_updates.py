@@ -184,7 +184,9 @@ def test_chunked_add_then_delete_equals_a_rebuild(factory, corpora, tmp_path) ->
     every passage (HNSW, which cannot remove vectors, is rebuilt: no tombstones)."""
     chunk = "48:8"  # Cranfield abstracts run to a few hundred tokens: several passages each
     index = build_index(corpora["base"], tmp_path / "idx", factory=factory, chunk=chunk, show_progress=False)
-    rebuilt = build_index(corpora["final"], tmp_path / "final", factory=factory, chunk=chunk, show_progress=False)
+    rebuilt = build_index(
+        corpora["final"], tmp_path / "final", factory=factory, chunk=chunk, show_progress=False
+    )
     opened = updated(index, corpora)
     manifest, expected = Manifest.read(index), Manifest.read(rebuilt)
     assert manifest.tombstones == 0 and manifest.chunking == expected.chunking

@@ -7,7 +7,7 @@
 | `@onnx` | ONNX Runtime on an ONNX export of the transformer (float32) |
 | `@onnx-int8` | the same export, weights quantized to int8 per channel, activations at run time (VNNI) |
 | `@openvino` | OpenVINO on the same export, at its default CPU precision (bf16 where the CPU has it) |
-| `@auto` | resolved when the spec is read: `bf16` on a CUDA machine or a CPU with AVX512-BF16/AMX, else fp32 |
+| `@auto` | resolved when read: `bf16` on a CUDA machine or an AVX512-BF16/AMX CPU, else fp32 |
 
 Only the transformer's forward changes engine; sentence-transformers keeps tokenization,
 length-sorted batching, prompts, pooling and normalisation, so every runtime sees the same
@@ -37,12 +37,10 @@ def auto_runtime(cpuinfo: Path = Path("/proc/cpuinfo"), gpus: Path = Path("/proc
     if gpus.is_dir() and any(gpus.iterdir()):
         return "bf16"
     try:
-        flags = next(
-            (line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines() if line.startswith("flags")),
-            [],
-        )
+        lines = cpuinfo.read_text().splitlines()
     except OSError:
         return DEFAULT_RUNTIME
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
     return "bf16" if BF16_CPU_FLAGS & set(flags) else DEFAULT_RUNTIME
 
 

@@ -1,0 +1,191 @@
+"""`tessera index --ray`: Ray-encoded indexes equal the single-process build, in both layouts,
+after a killed driver and after a killed worker. One local 2-CPU Ray cluster serves the module."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tessera.errors import TesseraError
+from tessera.indexing.builder import build_index
+from tessera.indexing.distributed import build_index_ray
+from tessera.indexing.manifest import Manifest
+from tessera.indexing.ray_encoding import KILL_HOOK
+from tessera.retrieval.index import Index
+from tests.conftest import run_cli
+
+IVF = "IVF16,Flat"
+SHARDS = 4
+
+
+@pytest.fixture(scope="module")
+def ray_address() -> str:
+    """A local 2-CPU Ray cluster (`ray start --head`: two encoder actors) for the module, stopped
+    at its end. Builds run as `tessera index --ray` subprocesses joining it, so Ray's runtime
+    never loads into the test process (after `ray.shutdown()` its threads crashed later tests)."""
+    pytest.importorskip("ray")
+    ray = str(Path(sys.executable).with_name("ray"))
+    # `ray start` turns token authentication on; a private test cluster does without it, and
+    # the builds (subprocesses, which copy this environment) must agree.
+    saved = {name: os.environ.get(name) for name in ("RAY_USAGE_STATS_ENABLED", "RAY_AUTH_MODE")}
+    os.environ.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
+    start = [ray, "start", "--head", "--num-cpus", "2", "--include-dashboard", "false", "--port", "0"]
+    started = subprocess.run(start, capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr
+    address = re.search(r"--address='([^']+)'", started.stdout + started.stderr)
+    assert address, started.stdout
+    yield address.group(1)
+    subprocess.run([ray, "stop", "--force"], capture_output=True)
+    for name, value in saved.items():
+        os.environ.pop(name) if value is None else os.environ.update({name: value})
+
+
+def build_ray(ray_address: str, corpus: Path, output: Path, *options: str, **env: str) -> Path:
+    """`tessera index CORPUS -o OUTPUT --ray` on the module's cluster; returns OUTPUT."""
+    args = ["index", str(corpus), "-o", str(output), "--ray", "--ray-address", ray_address, *options]
+    run_cli(*args, env=env)
+    return output
+
+
+@pytest.fixture(scope="module")
+def corpus(cranfield_head: Path) -> Path:
+    return cranfield_head / "corpus.jsonl"
+
+
+@pytest.fixture(scope="module")
+def queries(cranfield_head: Path) -> list[str]:
+    lines = (cranfield_head / "queries.jsonl").read_text().splitlines()
+    return [json.loads(line)["text"] for line in lines][:40]
+
+
+@pytest.fixture(scope="module")
+def single(corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Single-process builds by factory, made once."""
+    root, built = tmp_path_factory.mktemp("single"), {}
+
+    def get(factory: str) -> Path:
+        if factory not in built:
+            built[factory] = build_index(corpus, root / factory, factory=factory, show_progress=False)
+        return built[factory]
+
+    return get
+
+
+def results(path: Path, queries: list[str], encoder=None) -> tuple[list[list[str]], np.ndarray, object]:
+    index = Index.load(path, encoder=encoder)
+    hits = index.batch_search(queries, 10)
+    index.close()
+    return (
+        [[h.doc_id for h in row] for row in hits],
+        np.array([[h.score for h in row] for row in hits]),
+        index.encoder,
+    )
+
+
+def assert_same_search(left: Path, right: Path, queries: list[str]) -> None:
+    ids_l, scores_l, encoder = results(left, queries)
+    ids_r, scores_r, _ = results(right, queries, encoder)
+    assert ids_l == ids_r
+    np.testing.assert_allclose(scores_l, scores_r, atol=1e-5)
+
+
+def docs(path: Path) -> list[tuple]:
+    with sqlite3.connect(path / "docstore.sqlite") as db:
+        return db.execute("SELECT ordinal, id, title, text FROM docs ORDER BY ordinal").fetchall()
+
+
+def test_merged_flat_equals_single_process_build(ray_address, corpus, queries, single, tmp_path) -> None:
+    built = build_ray(ray_address, corpus, tmp_path / "ray", "--shards", str(SHARDS))
+    assert_same_search(single("Flat"), built, queries)
+    assert docs(built) == docs(single("Flat"))
+    manifest = Manifest.read(built)
+    assert manifest.backend == "faiss" and [s["rows"] for s in manifest.shards] == [38, 38, 38, 36]
+    assert sorted(manifest.files) == ["docids.txt", "docstore.sqlite", "vectors.faiss"]
+    assert (built / "docids.txt").read_text() == (single("Flat") / "docids.txt").read_text()
+
+
+def test_killed_worker_is_retried_and_ivf_equals_single_process(
+    ray_address, corpus, queries, single, tmp_path
+) -> None:
+    marker = tmp_path / "killed-once"
+    options = ("--index", IVF, "--shards", str(SHARDS))
+    built = build_ray(ray_address, corpus, tmp_path / "ray", *options, **{KILL_HOOK: f"2:{marker}"})
+    assert marker.exists()  # the actor encoding shard 2 did SIGKILL itself
+    assert_same_search(single(IVF), built, queries)
+    merged, alone = Manifest.read(built), Manifest.read(single(IVF))
+    assert merged.search_params == alone.search_params and merged.tuning == alone.tuning
+
+
+@pytest.mark.parametrize("factory", ["Flat", IVF])
+def test_sharded_layout_searches_like_the_merged_one(
+    ray_address, corpus, queries, single, tmp_path, factory
+) -> None:
+    options = ("--index", factory, "--shards", str(SHARDS), "--layout", "sharded")
+    built = build_ray(ray_address, corpus, tmp_path / "ray", *options)
+    manifest = Manifest.read(built)
+    assert manifest.backend == "sharded"
+    assert sorted(manifest.files)[2:] == [f"shards/shard-0000{n}.faiss" for n in range(SHARDS)]
+    assert manifest.search_params == Manifest.read(single(factory)).search_params
+    assert_same_search(single(factory), built, queries)
+    with pytest.raises(TesseraError, match="sharded indexes .*cannot be updated in place"):
+        Index.load(built).delete(["1"])  # updates refuse a sharded index (backend "sharded")
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_from_its_shards(ray_address, corpus, queries, single, tmp_path) -> None:
+    output = tmp_path / "ray"
+    args = ["index", str(corpus), "--ray", "--ray-address", ray_address, "--shards", "6", "-o", str(output)]
+    command = [sys.executable, "-c", "from tessera.cli import main; main()", *args]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = output.with_name(f"{output.name}.tmp-{process.pid}") / "shards"
+    deadline = time.time() + 300
+    while not list(folder.glob("shard-*.f32")):
+        assert process.poll() is None and time.time() < deadline, "the build ended before it could be killed"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    encoded = len(list(folder.glob("shard-*.f32")))
+    assert 1 <= encoded < 6 and not output.exists()
+    resumed = run_cli(*args)
+    assert f"resuming: {encoded} of 6 shards already encoded" in resumed.stderr
+    assert_same_search(single("Flat"), output, queries)
+    assert docs(output) == docs(single("Flat"))
+
+
+def test_lexical_and_token_encoders_are_refused(corpus, tmp_path) -> None:
+    result = run_cli(
+        "index", str(corpus), "-o", str(tmp_path / "x"), "--ray", "--encoder", "bm25", check=False
+    )
+    assert result.returncode != 0 and "--ray builds dense single-vector indexes" in result.stderr
+    with pytest.raises(TesseraError, match="token vectors"):
+        build_index_ray(corpus, tmp_path / "y", encoder="colbert:/nowhere")
+    with pytest.raises(TesseraError, match="layout must be merged or sharded"):
+        build_index_ray(corpus, tmp_path / "z", layout="striped")
+    chunked = run_cli("index", str(corpus), "-o", str(tmp_path / "c"), "--ray", "--chunk", "128", check=False)
+    assert chunked.returncode != 0 and "--chunk is not supported with --ray" in chunked.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_hnsw_sharded_is_refused_before_encoding(ray_address, corpus, tmp_path) -> None:
+    args = ["index", str(corpus), "-o", str(tmp_path / "h"), "--ray", "--ray-address", ray_address]
+    result = run_cli(*args, "--index", "HNSW32", "--layout", "sharded", check=False)
+    assert result.returncode == 1 and "HNSW graphs searched shard by shard" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_ray_says_how_to_install(corpus, tmp_path) -> None:
+    code = "import sys; sys.modules['ray'] = None; from tessera.cli import main; main()"
+    command = [sys.executable, "-c", code, "index", str(corpus), "-o", str(tmp_path / "x"), "--ray"]
+    result = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    assert result.returncode != 0 and "pip install 'tessera[dist]'" in result.stderr
+    assert not any(tmp_path.iterdir())
