@@ -105,8 +105,9 @@ def build_from_shards(
     seed: int = 0,
     advance: Callable[[int], None] | None = None,
 ) -> faiss.Index:
-    """One CPU index of all rows of `files`, equal to `build_faiss_index` on their concatenation,
-    holding only the index and one chunk in memory."""
+    """One CPU index of all rows of `files`, equal to `build_faiss_index` on their concatenation
+    (HNSW: an equally good graph, not the same one, since a graph depends on how rows were
+    batched into `add`), holding only the index and one chunk in memory."""
     return fill(trained_index(files, dim, factory, metric, seed), files, advance)
 
 
@@ -155,8 +156,13 @@ class ShardRows:
         for number in np.unique(shard):
             mine = shard == number
             base = self.starts[number]
-            lo, hi = rows[mine].min(), rows[mine].max() + 1  # one read per shard, then pick
-            out[mine] = read_rows(self.files[number], self.dim, lo - base, hi - base)[rows[mine] - lo]
+            wanted = rows[mine] - base
+            lo, hi = wanted.min(), wanted.max() + 1
+            if hi - lo <= 4 * len(wanted):  # dense: one read, then pick
+                out[mine] = read_rows(self.files[number], self.dim, lo, hi)[wanted - lo]
+            else:  # sparse (a sample across a large shard): row by row, never the whole span
+                path = self.files[number]
+                out[mine] = np.concatenate([read_rows(path, self.dim, r, r + 1) for r in wanted])
         return out
 
     def _span(self, start: int, stop: int) -> np.ndarray:
