@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tessera.indexing.shards import ShardRows
+
 DIM = 384
 SHARD_ROWS = 1_000_000
 GEN_ROWS = 100_000  # rows per `clustered` call (one seed each)
@@ -134,39 +136,19 @@ def queries_for(count: int) -> np.ndarray:
     return np.load(path)
 
 
-class ShardView:
-    """The rows of several shard files as one read-only array-like: `len`, slices (read with
-    offsets, nothing stays mapped) and integer arrays (gathered from per-shard memmaps, which
-    touch only the pages of the rows asked for). Enough for `tuning.tune` and for re-ranking."""
+class ShardView(ShardRows):
+    """`shards.ShardRows` (slices read with offsets, nothing stays mapped: what `tuning.tune`
+    reads) plus `take`, which gathers rows by number from per-shard memmaps, touching only the
+    pages of the rows asked for: the fast gather that re-ranking needs."""
 
     def __init__(self, files: list[Path], dim: int = DIM):
-        from tessera.indexing.shards import shard_rows
-
-        self.files, self.dim = files, dim
-        counts = [shard_rows(f, dim) for f in files]
-        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        super().__init__(files, dim)
+        self.offsets = self.starts
+        counts = np.diff(self.starts)
         self.maps = [
-            np.memmap(f, dtype=np.float32, mode="r", shape=(c, dim))
+            np.memmap(f, dtype=np.float32, mode="r", shape=(int(c), dim))
             for f, c in zip(files, counts, strict=True)
         ]
-        self.shape = (int(self.offsets[-1]), dim)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, key) -> np.ndarray:
-        from tessera.indexing.shards import read_rows
-
-        if isinstance(key, slice):
-            start, stop, step = key.indices(len(self))
-            assert step == 1
-            parts = []
-            for i, path in enumerate(self.files):
-                lo, hi = max(start, self.offsets[i]), min(stop, self.offsets[i + 1])
-                if lo < hi:
-                    parts.append(read_rows(path, self.dim, lo - self.offsets[i], hi - self.offsets[i]))
-            return np.concatenate(parts) if len(parts) != 1 else parts[0]
-        return self.take(np.asarray(key))
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         """Rows by number (-1, faiss' "no result", gives row 0 of its shard: callers mask it)."""
