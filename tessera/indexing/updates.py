@@ -36,7 +36,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from tessera.data.corpus import open_corpus
@@ -45,11 +44,12 @@ from tessera.indexing import staging
 from tessera.indexing.builder import batches
 from tessera.indexing.chunking import PASSAGES, Chunking, PassageSplitter, load_passages, passage_text
 from tessera.indexing.docstore import DocStore
-from tessera.indexing.faiss_backend import FaissBackend, build_faiss_index
+from tessera.indexing.faiss_backend import FaissBackend
 from tessera.indexing.lucene_backend import FOLDER as LUCENE
 from tessera.indexing.lucene_backend import build_lucene_index
 from tessera.indexing.manifest import MANIFEST, Manifest
 from tessera.indexing.tombstones import TOMBSTONES, read_tombstones
+from tessera.indexing.vector_edits import add_vectors, read_faiss, rebuilt, reconstruct, remove_vectors
 from tessera.progress import progress_bar
 
 DOCIDS = "docids.txt"
@@ -119,7 +119,7 @@ def add_documents(
             manifest = replace(manifest, chunking={**manifest.chunking, "passages": len(rows)})
         if model is not None:
             vectors = np.fromfile(stage / ADDED, dtype=np.float32).reshape(-1, manifest.dim)
-            _add_vectors(root, stage, manifest, vectors)
+            add_vectors(root, stage, manifest, vectors)
             (stage / ADDED).unlink()
             _copy_unchanged(root, stage, manifest, (DOCIDS,))
             with (stage / DOCIDS).open("a", encoding="utf-8") as handle:
@@ -170,9 +170,9 @@ def compact(index: str | Path) -> int:
         dropped = len(dead)
         if dropped:
             live = np.setdiff1d(np.arange(labels, dtype=np.int64), dead)
-            index = _read_faiss(root)
-            rebuilt = _rebuilt(index, manifest, _reconstruct(index, live))
-            FaissBackend(rebuilt, manifest.search_params).save(stage)
+            index = read_faiss(root)
+            fresh = rebuilt(index, manifest, reconstruct(index, live))
+            FaissBackend(fresh, manifest.search_params).save(stage)
             ids = (root / DOCIDS).read_text(encoding="utf-8").splitlines()
             _write_docids(stage, [ids[label] for label in live])
             store.renumber()
@@ -272,43 +272,6 @@ def _doc_encoder(manifest: Manifest, given, root: Path):
     return model
 
 
-def _read_faiss(root: Path) -> faiss.Index:
-    return faiss.read_index(str(root / FaissBackend.FILE))
-
-
-def _inner(index: faiss.Index) -> faiss.Index:
-    """Below every IndexPreTransform (OPQ, PCA, L2norm)."""
-    index = faiss.downcast_index(index)
-    while isinstance(index, faiss.IndexPreTransform):
-        index = faiss.downcast_index(index.index)
-    return index
-
-
-def _removal(index: faiss.Index) -> str | None:
-    """How a faiss index forgets vectors: `ivf` (by id, then renumbered), `shift` (flat codes:
-    later vectors move down, which is the renumbering), or None (tombstones)."""
-    inner = _inner(index)
-    if isinstance(inner, faiss.IndexIVF):
-        return "ivf"
-    if isinstance(inner, faiss.IndexFlatCodes):
-        return "shift"
-    return None
-
-
-def _renumber_ivf(index: faiss.Index, gone: np.ndarray) -> None:
-    """After remove_ids: ids in the inverted lists become survivors' ranks (old - deleted below)."""
-    ivf = faiss.extract_index_ivf(index)
-    lists = ivf.invlists
-    for number in range(ivf.nlist):
-        size = lists.list_size(number)
-        if not size:
-            continue
-        ids = faiss.rev_swig_ptr(lists.get_ids(number), size).copy()
-        renumbered = ids - np.searchsorted(gone, ids)
-        codes = lists.get_codes(number)
-        lists.update_entries(number, 0, size, faiss.swig_ptr(renumbered), codes)
-
-
 def _drop_labels(
     root: Path, stage: Path, manifest: Manifest, store: DocStore, gone: np.ndarray, labels: int
 ) -> Manifest:
@@ -322,12 +285,12 @@ def _drop_labels(
     if manifest.chunking:
         rows = _passages(root, manifest)
         dead = np.isin(rows[:, 0], gone)
-        _remove_vectors(root, stage, manifest, np.flatnonzero(dead), rebuild=True)
+        remove_vectors(root, stage, manifest, np.flatnonzero(dead), rebuild=True)
         kept = rows[~dead]
         kept[:, 0] -= np.searchsorted(gone, kept[:, 0])  # documents renumbered as the store is
         np.save(stage / PASSAGES, kept)
         manifest = replace(manifest, chunking={**manifest.chunking, "passages": len(kept)})
-    elif not _remove_vectors(root, stage, manifest, gone, rebuild=False):
+    elif not remove_vectors(root, stage, manifest, gone, rebuild=False):
         # tombstones: vectors and labels stay, search skips them
         dead = np.union1d(read_tombstones(root, manifest), gone)
         np.save(stage / TOMBSTONES, dead)
@@ -336,36 +299,6 @@ def _drop_labels(
     dead = set(gone.tolist())
     _write_docids(stage, [doc_id for label, doc_id in enumerate(ids) if label not in dead])
     return replace(manifest, doc_count=live_count, tombstones=0)
-
-
-def _remove_vectors(root: Path, stage: Path, manifest: Manifest, gone: np.ndarray, rebuild: bool) -> bool:
-    """Remove the vectors labelled `gone` and renumber the survivors 0..n-1 in order. A kind
-    that cannot remove is rebuilt from its surviving vectors when `rebuild`, else left as it
-    is (False: the caller tombstones)."""
-    if manifest.backend in ("binary", "bebr"):
-        from tessera.indexing.binary_backend import read_codes, write_codes
-
-        write_codes(stage, np.delete(read_codes(root), gone, axis=0))
-        return True
-    index = _read_faiss(root)
-    how = _removal(index)
-    if how is None and not rebuild:
-        return False
-    if how is None:
-        index = _rebuilt(index, manifest, _reconstruct(index, np.setdiff1d(np.arange(index.ntotal), gone)))
-    else:
-        index.remove_ids(faiss.IDSelectorBatch(gone))
-        if how == "ivf":
-            _renumber_ivf(index, gone)
-    faiss.write_index(index, str(stage / FaissBackend.FILE))
-    return True
-
-
-def _rebuilt(index: faiss.Index, manifest: Manifest, vectors: np.ndarray) -> faiss.Index:
-    """The index `vectors` would give: a fresh build when the kind learns nothing from the data
-    (HNSW-Flat: exactly a rebuild), else the trained parts (PQ codebooks) refilled."""
-    fresh = faiss.index_factory(manifest.dim, manifest.factory, faiss.METRIC_INNER_PRODUCT)
-    return build_faiss_index(vectors, manifest.factory) if fresh.is_trained else _refilled(index, vectors)
 
 
 def _splitter(manifest: Manifest, model) -> PassageSplitter | None:
@@ -378,39 +311,6 @@ def _splitter(manifest: Manifest, model) -> PassageSplitter | None:
 
 def _passages(root: Path, manifest: Manifest) -> np.ndarray:
     return load_passages(root, int(manifest.chunking["passages"]), manifest.doc_count)
-
-
-def _add_vectors(root: Path, stage: Path, manifest: Manifest, vectors: np.ndarray) -> None:
-    """Append `vectors` with the next labels; tombstones (if any) carry over."""
-    if manifest.backend in ("binary", "bebr"):
-        from tessera.indexing.binary_backend import SignBinaryBackend, read_codes, write_codes
-
-        if manifest.backend == "binary":
-            codes = SignBinaryBackend.binarize(vectors)
-        else:
-            from tessera.models.bebr import RecurrentBinarizer
-
-            codes = RecurrentBinarizer.load(root).eval().encode(vectors)
-        write_codes(stage, np.concatenate([read_codes(root), codes]))
-        return
-    index = _read_faiss(root)
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    faiss.write_index(index, str(stage / FaissBackend.FILE))
-
-
-def _reconstruct(index: faiss.Index, labels: np.ndarray) -> np.ndarray:
-    out = np.empty((len(labels), index.d), dtype=np.float32)
-    for start in range(0, len(labels), 65_536):
-        out[start : start + 65_536] = index.reconstruct_batch(labels[start : start + 65_536])
-    return out
-
-
-def _refilled(index: faiss.Index, vectors: np.ndarray) -> faiss.Index:
-    """A copy of a trained index emptied and filled with `vectors` again."""
-    fresh = faiss.clone_index(index)
-    fresh.reset()
-    fresh.add(vectors)
-    return fresh
 
 
 def _write_docids(stage: Path, ids: Sequence[str]) -> None:
