@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -640,6 +641,18 @@ def plot(results: dict, args) -> None:
     fig.savefig(args.plot, dpi=120)
 
 
+class ShardTimes(logging.Handler):
+    """Collects the (rows, seconds) each Ray actor logs per encoded shard (ray_encoding.py)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.shards: list[tuple[int, float]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("%s: %d rows in %.1f s"):
+            self.shards.append((int(record.args[1]), float(record.args[2])))
+
+
 def ray_part(args, console) -> None:
     try:
         from tessera.indexing.distributed import build_index_ray  # noqa: F401
@@ -648,6 +661,7 @@ def ray_part(args, console) -> None:
         return
     import tempfile
 
+    import torch
     from rich.table import Table
 
     from tessera.indexing.builder import build_index
@@ -656,35 +670,59 @@ def ray_part(args, console) -> None:
     corpus = Path(args.corpus)
     count = sum(1 for _ in corpus.open())
     t = Table(
-        title=f"docs/s building a minilm Flat index of {corpus} ({count:,} docs; 2-core shared machine)"
+        title=f"docs/s building a minilm Flat index of {corpus} ({count:,} docs; {os.cpu_count()} cores)"
     )
-    for c in ("system", "workers", "cores/worker", "s", "docs/s", "x 1 worker"):
+    for c in (
+        "system",
+        "workers",
+        "torch threads each",
+        "s",
+        "docs/s",
+        "x 1 worker",
+        "encode phase docs/s",
+        "x 1 worker ",
+    ):
         t.add_column(c, justify="right")
-    one = None
+    one = one_phase = None
+    timing = ShardTimes()
+    ray_log = logging.getLogger("tessera.indexing.ray_encoding")
+    ray_log.addHandler(timing)
+    ray_log.setLevel(logging.INFO)
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
         runs = [("build_index (one process)", None)] + [("build_index_ray", w) for w in (1, 2)]
         for name, workers in runs:
             out = Path(tmp) / f"{name.split()[0]}-{workers}"
+            timing.shards.clear()
             started = time.perf_counter()
             if workers is None:
                 build_index(corpus, out, encoder="minilm", factory="Flat", show_progress=False)
             else:
+                # one shard per worker, so the encode phase is the slowest shard's time
                 build_index_ray(
-                    corpus, out, encoder="minilm", factory="Flat", workers=workers, show_progress=False
+                    corpus,
+                    out,
+                    encoder="minilm",
+                    factory="Flat",
+                    workers=workers,
+                    shards=workers,
+                    show_progress=False,
                 )
             secs = time.perf_counter() - started
+            phase = count / max(s for _, s in timing.shards) if timing.shards else None
             if workers == 1:
-                one = secs
-            cores = "2 (all)" if workers is None else f"{os.cpu_count() / workers:g}"
+                one, one_phase = secs, phase
             t.add_row(
                 name,
                 str(workers or "-"),
-                cores,
+                str(torch.get_num_threads()) if workers is None else "1",
                 f"{secs:.1f}",
                 f"{count / secs:.1f}",
                 f"{one / secs:.2f}x" if one and workers else "-",
+                f"{phase:.1f}" if phase else "-",
+                f"{phase / one_phase:.2f}x" if phase and one_phase else "-",
             )
-            console.log(f"{name} {workers}: {secs:.1f} s")
+            console.log(f"{name} {workers}: {secs:.1f} s; shards (rows, s): {timing.shards}")
+    ray_log.removeHandler(timing)
     console.print(t)
 
 

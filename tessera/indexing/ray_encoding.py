@@ -17,6 +17,7 @@ import os
 import resource
 import signal
 import sqlite3
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -121,7 +122,13 @@ def encode_shards(
             try:
                 for row in dataset.iter_rows():
                     records[row["name"]] = {k: _plain(row[k]) for k in ("name", "first", "rows", "sha256")}
-                    log.info("%s: %d rows, actor peak RSS %.0f MiB", row["name"], row["rows"], row["rss_mib"])
+                    log.info(
+                        "%s: %d rows in %.1f s, actor peak RSS %.0f MiB",
+                        row["name"],
+                        row["rows"],
+                        row["encode_s"],
+                        row["rss_mib"],
+                    )
                     if bar:
                         bar.advance(task, int(row["rows"]))
             except Exception as exc:  # Ray wraps worker errors in its own types
@@ -144,13 +151,15 @@ class ShardEncoder:
         self.root, self.dim, self.hook = Path(root), dim, hook
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        out: dict[str, list] = {"name": [], "first": [], "rows": [], "sha256": [], "rss_mib": []}
+        out: dict[str, list] = {key: [] for key in ("name", "first", "rows", "sha256", "rss_mib", "encode_s")}
         for name, first, stop in zip(batch["name"], batch["first"], batch["stop"], strict=True):
             shard = Shard(str(name), int(first), int(stop))
+            started = time.perf_counter()
             record = _finished(self.root, shard, self.dim) or self._encode(shard)
             for key in ("name", "first", "rows", "sha256"):
                 out[key].append(record[key])
             out["rss_mib"].append(peak_rss_mib())
+            out["encode_s"].append(time.perf_counter() - started)
         return out
 
     def _encode(self, shard: Shard) -> dict:

@@ -1,7 +1,9 @@
 """Rebuild an index with another vector backend from its stored vectors, without re-encoding.
 
 Encoding is the expensive part of indexing; trying PQ, OPQ, IVF or binary codes on the same
-corpus only needs the float vectors an exact (Flat or HNSW) index already holds.
+corpus only needs the float vectors an exact (Flat or HNSW) index already holds. A token
+(ColBERT/XTR) index takes another faiss kind over the same token vectors; its token maps and
+the stored vectors ColBERT's MaxSim reads come over unchanged.
 """
 
 from __future__ import annotations
@@ -14,8 +16,15 @@ from tessera.indexing import staging
 from tessera.indexing.backends import Params, build_vector_backend, kind_of
 from tessera.indexing.chunking import PASSAGES
 from tessera.indexing.docstore import DocStore
-from tessera.indexing.faiss_backend import FaissBackend
+from tessera.indexing.faiss_backend import FaissBackend, build_faiss_index
 from tessera.indexing.manifest import Manifest
+from tessera.indexing.token_backend import (
+    OFFSETS,
+    TOKEN_DOCS,
+    TokenFaiss,
+    late_params,
+    validate_token_factory,
+)
 
 
 def reindex(
@@ -31,12 +40,7 @@ def reindex(
     target = staging.new_target(output, overwrite)
     manifest = Manifest.read(src)
     if manifest.backend == "tokens":
-        raise TesseraError(
-            "reindex takes single-vector indexes; build a token index with another faiss kind "
-            "with `tessera index --encoder colbert:PATH --index FACTORY`",
-            file=src,
-            field="backend",
-        )
+        return _reindex_tokens(src, target, manifest, factory, dict(search_params or {}), overwrite)
     if manifest.backend != "faiss":
         raise TesseraError(
             f"a {manifest.backend} index keeps no float vectors to reindex", file=src, field="backend"
@@ -63,4 +67,23 @@ def reindex(
         )
 
     copied = (DocStore.FILE, "docids.txt", *((PASSAGES,) if manifest.chunking else ()))
+    return staging.write_derived(src, target, copied, fill, overwrite)
+
+
+def _reindex_tokens(
+    src: Path, target: Path, manifest: Manifest, factory: str, params: Params, overwrite: bool
+) -> Path:
+    """A token index's token vectors under another faiss factory (not tuned: the late
+    interaction's k' decides how deep each query token searches)."""
+    validate_token_factory(factory)
+    _, _, faiss_params = late_params(params)
+    vectors = TokenFaiss.load(src).exact_vectors()
+
+    def fill(root: Path) -> Manifest:
+        TokenFaiss(build_faiss_index(vectors, factory), faiss_params).save(root)
+        kept = {k: v for k, v in manifest.search_params.items() if k in ("mode", "k_prime")}
+        return replace(manifest, factory=factory, search_params={**kept, **params}, tuning={})
+
+    copied = [DocStore.FILE, "docids.txt", TOKEN_DOCS, OFFSETS]
+    copied += [name for name in manifest.files if name not in copied and name != TokenFaiss.FILE]
     return staging.write_derived(src, target, copied, fill, overwrite)

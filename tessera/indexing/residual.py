@@ -86,11 +86,12 @@ def centroid_count(tokens: int) -> int:
 
 
 class ResidualTokens:
-    CENTROIDS, CODES, PACKED, WEIGHTS = (
+    CENTROIDS, CODES, PACKED, WEIGHTS, CUTOFFS = (
         "residual_centroids.npy",
         "residual_codes.npy",
         "residual_packed.npy",
         "residual_weights.npy",
+        "residual_cutoffs.npy",  # bucket boundaries: what encodes tokens added later
     )
 
     def __init__(self, centroids: np.ndarray, codes: np.ndarray, packed: np.ndarray, weights: np.ndarray):
@@ -121,12 +122,37 @@ class ResidualTokens:
         weights = np.quantile(residuals, (np.arange(levels) + 0.5) / levels).astype(np.float32)
         np.save(root / cls.CENTROIDS, kmeans.centroids.astype(np.float32), allow_pickle=False)
         np.save(root / cls.WEIGHTS, weights, allow_pickle=False)
+        np.save(root / cls.CUTOFFS, cutoffs, allow_pickle=False)
         encoded = [
             _encode(np.ascontiguousarray(vectors[s : s + CHUNK], dtype=np.float32), nearest, cutoffs, bits)
             for s in range(0, count, CHUNK)
         ]
         _write_chunks(root / cls.CODES, (count,), np.int32, (codes for codes, _ in encoded))
         _write_chunks(root / cls.PACKED, (count, dim * bits // 8), np.uint8, (p for _, p in encoded))
+
+    @classmethod
+    def encode_more(cls, root: Path, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Centroid ids and packed residuals of new token vectors, with the index's own
+        codebook and buckets (what `build` would have written for them)."""
+        if not (root / cls.CUTOFFS).is_file():
+            raise IndexFormatError(
+                f"built before residual token indexes could take new documents (no {cls.CUTOFFS}); "
+                "rebuild it with `tessera index`",
+                file=root,
+            )
+        centroids = np.asarray(_load(root / cls.CENTROIDS), dtype=np.float32)
+        cutoffs = np.asarray(_load(root / cls.CUTOFFS), dtype=np.float32)
+        nearest = faiss.IndexFlatIP(centroids.shape[1])
+        nearest.add(centroids)
+        bits = int(np.log2(len(cutoffs) + 1))
+        encoded = [
+            _encode(np.ascontiguousarray(vectors[s : s + CHUNK], dtype=np.float32), nearest, cutoffs, bits)
+            for s in range(0, len(vectors), CHUNK)
+        ]
+        width = centroids.shape[1] * bits // 8
+        if not encoded:
+            return np.zeros(0, np.int32), np.zeros((0, width), np.uint8)
+        return np.concatenate([c for c, _ in encoded]), np.concatenate([p for _, p in encoded])
 
     @classmethod
     def load(cls, root: Path) -> ResidualTokens:
@@ -159,6 +185,35 @@ def build_stored_tokens(root: Path, vectors: np.ndarray, bits: int) -> None:
         ResidualTokens.build(root, vectors, bits)
     else:
         Float16Tokens.build(root, vectors)
+
+
+def edit_stored_tokens(
+    root: Path, stage: Path, keep: np.ndarray | None = None, added: np.ndarray | None = None
+) -> None:
+    """Write `root`'s stored token vectors into `stage` without the rows where `keep` is False
+    and with the float32 rows `added` appended, in the representation the index has."""
+    if (root / ResidualTokens.CODES).is_file():
+        codes, packed = (None, None) if added is None else ResidualTokens.encode_more(root, added)
+        _copy_rows(root / ResidualTokens.CODES, stage / ResidualTokens.CODES, keep, codes)
+        _copy_rows(root / ResidualTokens.PACKED, stage / ResidualTokens.PACKED, keep, packed)
+    else:
+        extra = None if added is None else added.astype(np.float16)
+        _copy_rows(root / Float16Tokens.FILE, stage / Float16Tokens.FILE, keep, extra)
+
+
+def _copy_rows(source: Path, target: Path, keep: np.ndarray | None, added: np.ndarray | None) -> None:
+    """An .npy file's rows where `keep`, then `added`, written chunk by chunk."""
+    old = _load(source)
+    kept = len(old) if keep is None else int(np.count_nonzero(keep))
+
+    def chunks():
+        for start in range(0, len(old), CHUNK):
+            rows = np.asarray(old[start : start + CHUNK])
+            yield rows if keep is None else rows[keep[start : start + CHUNK]]
+        if added is not None:
+            yield added
+
+    _write_chunks(target, (kept + (0 if added is None else len(added)), *old.shape[1:]), old.dtype, chunks())
 
 
 def load_stored_tokens(root: Path) -> StoredTokens:

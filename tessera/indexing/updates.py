@@ -21,7 +21,8 @@ Labels stay doc-store ordinals and lines of `docids.txt`, as after a build:
   their passages to `passages.npy`; a deletion removes every passage of the document (kinds
   that cannot remove vectors are rebuilt from the surviving vectors: passage labels cannot
   carry tombstones, since the document store is renumbered underneath them);
-- token (ColBERT/XTR) indexes are refused: rebuild them.
+- token (ColBERT/XTR) indexes append the added documents' token vectors and remove every
+  token of a deleted document (token_edits.py), renumbering the survivors as above.
 Added documents get new labels after the last one; a duplicate id is a `CorpusError` at its
 file and line. IVF centroids and PQ codebooks are not retrained by updates, and tuned search
 parameters are not re-measured: see docs/architecture.md for when to rebuild instead.
@@ -48,13 +49,22 @@ from tessera.indexing.faiss_backend import FaissBackend
 from tessera.indexing.lucene_backend import FOLDER as LUCENE
 from tessera.indexing.lucene_backend import build_lucene_index
 from tessera.indexing.manifest import MANIFEST, Manifest
+from tessera.indexing.token_edits import EDITED as TOKEN_FILES
+from tessera.indexing.token_edits import add_doc_tokens, remove_doc_tokens
 from tessera.indexing.tombstones import TOMBSTONES, read_tombstones
 from tessera.indexing.vector_edits import add_vectors, read_faiss, rebuilt, reconstruct, remove_vectors
 from tessera.progress import progress_bar
 
 DOCIDS = "docids.txt"
 ADDED = "vectors.add.partial"
-VECTOR_FILES = ("vectors.faiss", "codes.faiss", DOCIDS, TOMBSTONES, PASSAGES)  # what an update may rewrite
+VECTOR_FILES = (
+    "vectors.faiss",
+    "codes.faiss",
+    DOCIDS,
+    TOMBSTONES,
+    PASSAGES,
+    *TOKEN_FILES,
+)  # what an update may rewrite
 
 Where = Mapping[str, tuple[str, int]]  # id -> (file, line) it was read from
 
@@ -90,6 +100,7 @@ def add_documents(
         model = None if manifest.backend == "lucene" else _doc_encoder(manifest, encoder, root)
         splitter = _splitter(manifest, model)
         spans: list[tuple[int, int, int]] = []  # (document ordinal, start, end) of added passages
+        lengths: list[int] = []  # token counts of added documents (token indexes)
         with progress_bar(show_progress) as bar:
             task = bar.add_task(f"adding {source.name}", total=source.size_hint) if bar else None
             if batch_size < 1:
@@ -105,7 +116,11 @@ def add_documents(
                     first = labels + added
                     spans += [(first + i, *span) for i, row in enumerate(cut) for span in row]
                 elif model is not None:
-                    _append(stage / ADDED, model.encode_docs([doc.contents for doc in batch]))
+                    encoded = model.encode_docs([doc.contents for doc in batch])
+                    if manifest.backend == "tokens":
+                        lengths += [len(tokens) for tokens in encoded]
+                        encoded = np.concatenate(encoded)
+                    _append(stage / ADDED, encoded)
                 added += len(batch)
                 if bar:
                     bar.update(task, completed=added)
@@ -119,7 +134,10 @@ def add_documents(
             manifest = replace(manifest, chunking={**manifest.chunking, "passages": len(rows)})
         if model is not None:
             vectors = np.fromfile(stage / ADDED, dtype=np.float32).reshape(-1, manifest.dim)
-            add_vectors(root, stage, manifest, vectors)
+            if manifest.backend == "tokens":
+                add_doc_tokens(root, stage, vectors, np.asarray(lengths, dtype=np.int64))
+            else:
+                add_vectors(root, stage, manifest, vectors)
             (stage / ADDED).unlink()
             _copy_unchanged(root, stage, manifest, (DOCIDS,))
             with (stage / DOCIDS).open("a", encoding="utf-8") as handle:
@@ -232,12 +250,6 @@ def _update(root: Path, change) -> None:
 
 
 def _check_updatable(root: Path, manifest: Manifest) -> None:
-    if manifest.backend == "tokens":
-        raise TesseraError(
-            "token (ColBERT/XTR) indexes cannot be updated in place; rebuild with `tessera index`",
-            file=root,
-            field="backend",
-        )
     if manifest.backend == "sharded":
         raise TesseraError(
             "sharded indexes (index --ray --layout sharded) cannot be updated in place; "
@@ -245,7 +257,7 @@ def _check_updatable(root: Path, manifest: Manifest) -> None:
             file=root,
             field="backend",
         )
-    if manifest.backend not in ("faiss", "binary", "bebr", "lucene"):
+    if manifest.backend not in ("faiss", "binary", "bebr", "lucene", "tokens"):
         raise IndexFormatError(f"unknown backend '{manifest.backend}'", file=root / MANIFEST, field="backend")
 
 
@@ -263,9 +275,11 @@ def _doc_encoder(manifest: Manifest, given, root: Path):
     from tessera.models.registry import load_encoder
 
     model = given if given is not None and not manifest.query_encoder else load_encoder(manifest.encoder)
-    if getattr(model, "multi_vector", False) or model.dim != manifest.dim:
+    tokens = manifest.backend == "tokens"
+    if bool(getattr(model, "multi_vector", False)) != tokens or model.dim != manifest.dim:
         raise EncoderError(
-            f"encoder '{model.spec}' does not make the index's {manifest.dim}-d document vectors",
+            f"encoder '{model.spec}' does not make the index's {manifest.dim}-d "
+            f"{'token' if tokens else 'document'} vectors",
             file=root / MANIFEST,
             field="encoder",
         )
@@ -282,7 +296,9 @@ def _drop_labels(
         store.renumber()
         return replace(manifest, doc_count=live_count)
     ids = (root / DOCIDS).read_text(encoding="utf-8").splitlines()
-    if manifest.chunking:
+    if manifest.backend == "tokens":
+        remove_doc_tokens(root, stage, manifest, gone)
+    elif manifest.chunking:
         rows = _passages(root, manifest)
         dead = np.isin(rows[:, 0], gone)
         remove_vectors(root, stage, manifest, np.flatnonzero(dead), rebuild=True)

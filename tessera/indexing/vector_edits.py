@@ -59,17 +59,22 @@ def remove_vectors(root: Path, stage: Path, manifest: Manifest, gone: np.ndarray
         write_codes(stage, np.delete(read_codes(root), gone, axis=0))
         return True
     index = read_faiss(root)
-    how = removal(index)
-    if how is None and not rebuild:
+    if removal(index) is None and not rebuild:
         return False
-    if how is None:
-        index = rebuilt(index, manifest, reconstruct(index, np.setdiff1d(np.arange(index.ntotal), gone)))
-    else:
-        index.remove_ids(faiss.IDSelectorBatch(gone))
-        if how == "ivf":
-            renumber_ivf(index, gone)
-    faiss.write_index(index, str(stage / FaissBackend.FILE))
+    faiss.write_index(without(index, manifest, gone), str(stage / FaissBackend.FILE))
     return True
+
+
+def without(index: faiss.Index, manifest: Manifest, gone: np.ndarray) -> faiss.Index:
+    """`index` less the labels `gone` (sorted), survivors renumbered 0..n-1 in order; a kind
+    that cannot remove vectors is rebuilt from its survivors."""
+    how = removal(index)
+    if how is None:
+        return rebuilt(index, manifest, reconstruct(index, np.setdiff1d(np.arange(index.ntotal), gone)))
+    index.remove_ids(faiss.IDSelectorBatch(gone))
+    if how == "ivf":
+        renumber_ivf(index, gone)
+    return index
 
 
 def rebuilt(index: faiss.Index, manifest: Manifest, vectors: np.ndarray) -> faiss.Index:

@@ -178,9 +178,26 @@ def test_inconsistent_token_files_fail_on_load(cranfield_tokens: Path, tmp_path:
         Index.load(copy, verify=False)
 
 
-def test_reindex_refuses_a_token_index(cranfield_tokens: Path, tmp_path: Path) -> None:
-    with pytest.raises(TesseraError, match="reindex takes single-vector indexes"):
-        reindex(cranfield_tokens, tmp_path / "out", "IVF16,PQ16")
+def test_reindex_puts_the_same_tokens_under_another_faiss_kind(
+    cranfield_tokens: Path, tmp_path: Path
+) -> None:
+    ivf = reindex(cranfield_tokens, tmp_path / "ivf", "IVF16,Flat", {"nprobe": 16}, show_progress=False)
+    manifest = Manifest.read(ivf)
+    assert (manifest.backend, manifest.factory) == ("tokens", "IVF16,Flat")
+    assert manifest.search_params == {"k_prime": 1000, "nprobe": 16}
+    for name in ("token_docs.npy", "doc_offsets.npy", "token_vectors.npy", "docids.txt"):
+        assert (ivf / name).read_bytes() == (cranfield_tokens / name).read_bytes(), name
+    for mode in ("colbert", "xtr"):  # all 16 lists probed: the same answers as Flat
+        ours = Index.load(ivf, search_params={"mode": mode}).batch_search(QUERIES, k=10)
+        flat = Index.load(cranfield_tokens, search_params={"mode": mode}).batch_search(QUERIES, k=10)
+        assert [[h.doc_id for h in row] for row in ours] == [[h.doc_id for h in row] for row in flat]
+        np.testing.assert_allclose(
+            [h.score for row in ours for h in row], [h.score for row in flat for h in row], atol=1e-4
+        )
+    with pytest.raises(TesseraError, match="does not keep exact vectors"):
+        reindex(ivf, tmp_path / "again", "Flat")
+    with pytest.raises(TesseraError, match="token indexes take a faiss factory"):
+        reindex(cranfield_tokens, tmp_path / "binary", "binary")
 
 
 def test_k_prime_beyond_the_gpu_limit_searches_a_cpu_copy(cranfield_tokens: Path) -> None:

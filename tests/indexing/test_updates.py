@@ -238,10 +238,10 @@ def test_bad_updates_fail_clearly_and_change_nothing(base_flat, corpora, tmp_pat
     assert leftovers(index) == ["idx", "idx.lock"]
     assert len(Index.load(index)) == BASE
 
-    other = copy_of(base_flat, tmp_path, "refused-tokens")
+    other = copy_of(base_flat, tmp_path, "refused-sharded")
     manifest = json.loads((other / "manifest.json").read_text())
-    (other / "manifest.json").write_text(json.dumps({**manifest, "backend": "tokens"}))
-    with pytest.raises(TesseraError, match="token .*cannot be updated in place; rebuild"):
+    (other / "manifest.json").write_text(json.dumps({**manifest, "backend": "sharded"}))
+    with pytest.raises(TesseraError, match="sharded indexes .*cannot be updated in place; rebuild"):
         delete_documents(other, ["1"])
 
 
