@@ -52,6 +52,6 @@ def test_token_index_errors_are_one_line(
     result = run_cli("search", str(cranfield_tokens), "q", "--param", "k_prime=many", check=False)
     assert result.returncode == 1 and "k_prime must be a positive whole number" in result.stderr
     result = run_cli(
-        "reindex", str(cranfield_tokens), "-o", str(tmp_path / "r"), "--index", "PQ8", check=False
+        "reindex", str(cranfield_tokens), "-o", str(tmp_path / "r"), "--index", "binary", check=False
     )
-    assert result.returncode == 1 and "reindex takes single-vector indexes" in result.stderr
+    assert result.returncode == 1 and "token indexes take a faiss factory string" in result.stderr

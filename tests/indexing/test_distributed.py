@@ -126,7 +126,8 @@ def test_killed_worker_is_retried_and_ivf_equals_single_process(
     assert merged.search_params == alone.search_params and merged.tuning == alone.tuning
 
 
-@pytest.mark.parametrize("factory", ["Flat", IVF])
+# Flat is the simpler case of the same merge (IVF's lists hold the same rows): slow-marked.
+@pytest.mark.parametrize("factory", [pytest.param("Flat", marks=pytest.mark.slow), IVF])
 def test_sharded_layout_searches_like_the_merged_one(
     ray_address, corpus, queries, single, tmp_path, factory
 ) -> None:

@@ -178,7 +178,8 @@ def leftovers(index: Path) -> list[str]:
     return sorted(p.name for p in index.parent.iterdir() if p.name.startswith(index.name))
 
 
-@pytest.mark.parametrize("factory", ["Flat", "HNSW16"])
+# HNSW's rebuild-from-survivors path also runs in test_token_updates.py (default run).
+@pytest.mark.parametrize("factory", ["Flat", pytest.param("HNSW16", marks=pytest.mark.slow)])
 def test_chunked_add_then_delete_equals_a_rebuild(factory, corpora, tmp_path) -> None:
     """Passages of added documents are cut as the build cuts them; a deleted document loses
     every passage (HNSW, which cannot remove vectors, is rebuilt: no tombstones)."""
