@@ -1,7 +1,7 @@
 """Question: how many prompt tokens does each context compressor save, and what does it keep?
 
     python benchmarks/rag.py [--collections cranfield-beir cisi-beir] [--queries 24] \
-        [--semantic-queries 8] [--answer-queries 4] [--plot docs/rag.png]
+        [--semantic-queries 8] [--answer-queries 4] [--plot docs/rag.png] [--only LABEL ...]
 
 For each BEIR folder in TESSERA_DATA_DIR: a MiniLM Flat index; the first `--queries` judged test
 queries; top k=10 passages. Each compressor at its default settings, beside the truncation
@@ -42,6 +42,7 @@ METHODS = [
     ("plain (no compression)", "none", {}),
     ("CRAG (silhouette k)", "crag", {}),
     *[(f"CRAG k={k}", "crag", {"clusters": k}) for k in (1, 2)],
+    ("CRAG (balanced fill)", "crag", {"fill": "balanced"}),
     ("TCRA summary", "tcra-summary", {}),
     ("TCRA semantic", "tcra-semantic", {}),
 ]
@@ -74,7 +75,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tessera-rag-bench")
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--only", nargs="+", default=None, help="method labels to run (default: all)")
     args = parser.parse_args()
+    methods = [m for m in METHODS if args.only is None or m[0] in args.only]
     console = Console(width=220)
     generator = open_generator("local") if args.answer_queries else None
     points: dict[str, list[tuple[float, float, str]]] = {}
@@ -100,7 +103,7 @@ def main() -> None:
             "answer agreement",
         ):
             table.add_column(column, justify="right" if column != "method" else "left")
-        for label, compress, options in METHODS:
+        for label, compress, options in methods:
             queries = args.semantic_queries if compress == "tcra-semantic" else args.queries
             saved = args.work / "results" / collection
             common = {"dataset": folder, "split": "test", "k": args.k, "compress": compress}

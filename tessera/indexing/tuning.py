@@ -27,6 +27,12 @@ Lossy codes (PQ, SQ4, ...) can put 0.95 out of reach of any nprobe/efSearch: the
 finds what an exhaustive scan of the same codes finds, and no more. When the ladder's top
 value stays below the target, the tuned value is the smallest reaching 0.95 of that ceiling
 (recorded as `ceiling`, with `target_met: false`).
+
+An IVF index with a refinement stage (faiss `IndexRefine`, factory `...,RFlat` or
+`...,Refine(SQ8)`) re-scores k_factor x k candidates with its finer codes, which lifts that
+ceiling. Its k_factor (`k_factor_rf`) is tuned first, at a generous nprobe (REFINE_NPROBE, or
+every list when there are fewer), as the smallest of K_FACTOR_LADDER that reaches the target
+there (the ceiling rule above otherwise); nprobe is then swept as for any IVF index.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ NPROBE_LADDER = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 38
 # (parameter, value, queries, k) -> labels: another searcher of the same trained state
 Searcher = Callable[[str, int, np.ndarray, int], np.ndarray]
 EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 4096)
+K_FACTOR_LADDER = (1, 2, 4, 8, 16, 32, 64)  # IndexRefine: k_factor x k candidates re-scored
+REFINE_NPROBE = 256  # lists probed while k_factor is chosen
 
 
 def tunable_parameter(index: faiss.Index) -> str | None:
@@ -60,6 +68,11 @@ def tunable_parameter(index: faiss.Index) -> str | None:
     while isinstance(inner, faiss.IndexPreTransform):
         inner = faiss.downcast_index(inner.index)
     return "efSearch" if isinstance(inner, faiss.IndexHNSW) else None
+
+
+def has_refine(index: faiss.Index) -> bool:
+    """Whether `index` re-scores its candidates with a refinement index (IndexRefine)."""
+    return isinstance(faiss.downcast_index(index), faiss.IndexRefine)
 
 
 def ladder(index: faiss.Index, name: str) -> list[int]:
@@ -142,19 +155,25 @@ def tune(
     rows = np.sort(rng.choice(count, size=min(count, sample), replace=False))
     queries = perturbed(np.asarray(vectors[rows], dtype=np.float32), rng)
     truth = _drop_self(exact_neighbours(vectors, queries, K + 1), rows, K)
-    measured: list[tuple[int, float]] = []
-    for value in ladder(index, name):
-        measured.append((value, recall_at(index, name, value, queries, rows, truth, search)))
-        if measured[-1][1] >= target:
-            break
-    ceiling = max(r for _, r in measured)
-    goal = target if ceiling >= target else target * ceiling
-    value, reached = next((v, r) for v, r in measured if r >= goal)
+    tuned, record = {}, {}
+    if name == "nprobe" and has_refine(index) and search is None and "k_factor_rf" in (given or {}):
+        faiss.ParameterSpace().set_index_parameter(index, "k_factor_rf", given["k_factor_rf"])
+    elif name == "nprobe" and has_refine(index) and search is None:
+        probe = min(REFINE_NPROBE, ladder(index, name)[-1])
+        faiss.ParameterSpace().set_index_parameter(index, name, probe)
+        k_factors = _sweep(index, "k_factor_rf", K_FACTOR_LADDER, queries, rows, truth, target, None)
+        k_factor, _, _ = _chosen(k_factors, target)
+        faiss.ParameterSpace().set_index_parameter(index, "k_factor_rf", k_factor)
+        tuned = {"k_factor_rf": k_factor}
+        record = {"k_factor_rf_sweep": [[v, round(r, 4)] for v, r in k_factors], "k_factor_nprobe": probe}
+    measured = _sweep(index, name, ladder(index, name), queries, rows, truth, target, search)
+    value, reached, ceiling = _chosen(measured, target)
     try:
         faiss.ParameterSpace().set_index_parameter(index, name, value)
     except RuntimeError as exc:  # pragma: no cover - every value above was just applied
         raise TesseraError(f"cannot set {name}={value}: {exc}", field="search_params") from None
     record = {
+        **record,
         "param": name,
         "value": value,
         "k": K,
@@ -169,4 +188,23 @@ def tune(
     if ceiling < target:
         record["ceiling"] = round(ceiling, 4)
         log.info("%s: recall@%d %.3f at best (lossy codes); tuned to %.3f of it", name, K, ceiling, target)
-    return {name: value}, record
+    return {**tuned, name: value}, record
+
+
+def _sweep(index, name, values, queries, own, truth, target, search) -> list[tuple[int, float]]:
+    """Recall at each value in turn, stopping at the first that reaches `target`."""
+    measured: list[tuple[int, float]] = []
+    for value in values:
+        measured.append((value, recall_at(index, name, value, queries, own, truth, search)))
+        if measured[-1][1] >= target:
+            break
+    return measured
+
+
+def _chosen(measured: list[tuple[int, float]], target: float) -> tuple[int, float, float]:
+    """(value, its recall, the ceiling): the first value reaching the target, or `target` of
+    the best recall when none does."""
+    ceiling = max(r for _, r in measured)
+    goal = target if ceiling >= target else target * ceiling
+    value, reached = next((v, r) for v, r in measured if r >= goal)
+    return value, reached, ceiling

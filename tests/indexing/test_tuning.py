@@ -81,6 +81,32 @@ def test_ivf_pq_tuned_to_its_ceiling_and_ndcg_recovered(cranfield_dense: Path, t
     assert flat - tuned < 0.5 * (flat - before), (flat, before, tuned)
 
 
+def test_refine_index_tunes_its_k_factor_then_nprobe(
+    cranfield_dense: Path, tmp_path: Path, flat_vectors, query_vectors
+) -> None:
+    """IVF64,PQ48,RFlat: the exact re-scoring of k_factor x 10 candidates lifts PQ48's ceiling,
+    so the tuned pair (k_factor_rf, nprobe) reaches the target that IVF64,PQ48 cannot."""
+    out = reindex(cranfield_dense, tmp_path / "refine", "IVF64,PQ48,RFlat", show_progress=False)
+    manifest = Manifest.read(out)
+    tuning = manifest.tuning
+    k_factors = [v for v, _ in tuning["k_factor_rf_sweep"]]
+    assert k_factors[0] == 1 and k_factors[-1] == manifest.search_params["k_factor_rf"] > 1
+    assert all(r < TARGET for _, r in tuning["k_factor_rf_sweep"][:-1])
+    assert tuning["k_factor_nprobe"] == 64  # fewer lists than REFINE_NPROBE: all of them
+    assert tuning["target_met"] and manifest.search_params["nprobe"] == tuning["value"]
+    index = Index.load(out)
+    refine = faiss.downcast_index(index.backend.index)
+    assert refine.k_factor == manifest.search_params["k_factor_rf"]
+    assert recall_vs_exact(index, flat_vectors, query_vectors) >= TARGET
+
+    given = reindex(
+        cranfield_dense, tmp_path / "given", "IVF64,PQ48,RFlat", {"k_factor_rf": 1}, show_progress=False
+    )
+    manifest = Manifest.read(given)
+    assert "k_factor_rf_sweep" not in manifest.tuning and not manifest.tuning["target_met"]
+    assert manifest.search_params["k_factor_rf"] == 1
+
+
 def test_explicit_parameters_override_tuning(cranfield_dense: Path, tmp_path: Path) -> None:
     given = reindex(cranfield_dense, tmp_path / "given", "IVF64,Flat", {"nprobe": 2}, show_progress=False)
     manifest = Manifest.read(given)

@@ -65,6 +65,34 @@ def test_crag_summaries_stay_within_the_budget_and_quote_the_passages(rag_tools,
             assert all(s in sentences for s in split_sentences(block.text))
 
 
+def test_balanced_fill_keeps_a_share_of_every_passage(rag_tools, passages):
+    """One cluster of all nine passages at half their tokens: with balanced shares every
+    passage keeps at least its share less one sentence; filling by score alone starves some."""
+    from tessera.rag.compressors.summaries import extractive_summary
+
+    question_vector = rag_tools.embed_queries([QUESTION])[0]
+    lengths = [rag_tools.tokens.count(p.full_text) for p in passages]
+    budget = sum(lengths) // 2
+    kept = {}
+    for fill in ("balanced", "score"):
+        summary = set(
+            split_sentences(extractive_summary(rag_tools, question_vector, passages, budget, fill=fill))
+        )
+        kept[fill] = [
+            sum(rag_tools.tokens.count(s) + 1 for s in split_sentences(p.full_text) if s in summary)
+            for p in passages
+        ]
+        assert sum(kept[fill]) <= budget
+    for passage, share, got in zip(passages, lengths, kept["balanced"], strict=True):
+        longest = max(rag_tools.tokens.count(s) + 1 for s in split_sentences(passage.full_text))
+        assert got >= share // 2 - longest, passage.doc_id
+    assert min(k / n for k, n in zip(kept["score"], lengths, strict=True)) < min(
+        k / n for k, n in zip(kept["balanced"], lengths, strict=True)
+    )
+    with pytest.raises(TesseraError, match="unknown fill 'even'"):
+        CragCompressor(rag_tools, fill="even")
+
+
 def test_tcra_summary_summarises_each_passage_on_its_own(rag_tools, passages):
     plain = sum(rag_tools.tokens.count(p.full_text) for p in passages)
     blocks = make_compressor("tcra-summary", rag_tools).compress(QUESTION, passages, None)

@@ -7,7 +7,8 @@ The paper leaves its clustering and prompt unpublished; here:
   (cosine; scikit-learn), one cluster when there are fewer than three passages or no split has a
   positive silhouette, i.e. when the passages are not grouped at all,
 - each cluster summarised within a share of the budget proportional to its passages' tokens:
-  extractively (`summaries.extractive_summary`) by default, or by the generator (`summarizer="generator"`),
+  extractively (`summaries.extractive_summary`; `fill="balanced"` gives each passage a share) by
+  default, or by the generator (`summarizer="generator"`),
 - the budget defaults to `ratio` (0.5) of the plain context's tokens.
 `clusters=K` fixes k instead (benchmarks/rag.py compares fixed k with the silhouette choice).
 Blocks come out in the order of each cluster's best-ranked passage; each names all its passages.
@@ -19,8 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tessera.errors import TesseraError
 from tessera.rag.compressors.base import Tools, budget_and_lengths, shares
-from tessera.rag.compressors.summaries import check_summarizer, summarize
+from tessera.rag.compressors.summaries import FILLS, check_summarizer, summarize
 from tessera.rag.passages import Block, Passage
 
 
@@ -71,8 +73,12 @@ class CragCompressor:
         summarizer: str = "extractive",
         seed: int = 0,
         clusters: int | None = None,
+        fill: str = "score",
     ):
         check_summarizer(tools, summarizer)
+        if fill not in FILLS:
+            raise TesseraError(f"unknown fill '{fill}' ({', '.join(FILLS)})", field="fill")
+        self.fill = fill
         self.tools, self.ratio, self.max_clusters, self.fixed_k = tools, ratio, max_clusters, clusters
         self.summarizer, self.seed = summarizer, seed
         self.last_silhouette = 0.0
@@ -102,6 +108,8 @@ class CragCompressor:
             groups, shares(budget, [sum(lengths[i] for i in g) for g in groups]), strict=True
         ):
             members = [passages[i] for i in group]
-            text = summarize(self.tools, question, question_vector, members, group_budget, self.summarizer)
+            text = summarize(
+                self.tools, question, question_vector, members, group_budget, self.summarizer, self.fill
+            )
             blocks.append(Block(text, tuple(p.doc_id for p in members)))
         return blocks
