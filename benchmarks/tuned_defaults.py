@@ -2,7 +2,7 @@
 an approximate index near exact search on real queries, where faiss' own defaults do not?
 
     python benchmarks/tuned_defaults.py --flat cranfield=DIR cisi=DIR ... \
-        [--factories "IVF64,PQ48" "IVF64,Flat" HNSW32] [--split test]
+        [--factories "IVF64,PQ48" "IVF64,Flat" HNSW32 "IVF64,PQ48,RFlat"] [--split test]
 
 Each `NAME=DIR` is a MiniLM Flat index of a collection whose BEIR folder is
 `$TESSERA_DATA_DIR/NAME-beir` (or give `NAME=DIR=DATASET`). Every factory is built from the Flat
@@ -66,9 +66,10 @@ def main() -> None:
                         [path], dataset, metrics=["nDCG@10"], show_progress=False, search_params=params
                     ).metrics["nDCG@10"]
                     cells.append(f"{ndcg:.3f} ({recall_at_10(path, params, queries, truth):.3f})")
-                value = f"{param}={tuning.get('value')}" if param else "-"
+                stored = Manifest.read(path).search_params  # a refine index also tunes k_factor_rf
+                value = ", ".join(f"{k}={v}" for k, v in stored.items() if k in (param, "k_factor_rf")) or "-"
                 table.add_row(name, factory, f"{flat_ndcg:.3f}", *cells, value, f"{seconds:.1f}")
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 if __name__ == "__main__":

@@ -56,8 +56,10 @@ def apply_search_params(index: faiss.Index, params: dict[str, float]) -> None:
 def _skip_polysemous_training(index: faiss.Index) -> None:
     """index_factory turns on polysemous training for PQ (15x slower to train here); it only
     pays off for polysemous Hamming filtering, which Tessera's search does not use."""
-    while isinstance(index, faiss.IndexPreTransform):
-        index = faiss.downcast_index(index.index)
+    while isinstance(index, (faiss.IndexPreTransform, faiss.IndexRefine)):
+        index = faiss.downcast_index(
+            index.index if isinstance(index, faiss.IndexPreTransform) else index.base_index
+        )
     if hasattr(index, "do_polysemous_training"):
         index.do_polysemous_training = False
 
