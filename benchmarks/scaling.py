@@ -21,8 +21,10 @@ rows of the 10M corpus are the 1M corpus. Each size is then:
   "+ rerank k'" searches the codes for k' candidates and re-scores them exactly with their
   float32 rows read from the disk shards (page cache), inside the timed region.
 
-Part B (ray): docs/s of `distributed.build_index_ray` with 1 and 2 workers against the
-single-process `builder.build_index` (minilm, Flat) on a real collection, when that module exists.
+Part B (ray): docs/s of `distributed.build_index_ray` with 1 and 2 workers (one CPU and one
+torch thread each, one shard per worker) against the single-process `builder.build_index`
+(minilm, Flat, torch on every core) on a real collection: end to end, and the encode phase alone
+(the slowest shard's encoding seconds, which each actor logs).
 """
 
 from __future__ import annotations
