@@ -185,3 +185,30 @@ def passages_of(cranfield_docs: dict[str, dict]):
         ]
 
     return make
+
+
+def update_corpora(
+    data_dir: Path, folder: Path, base: int, added: int, added_gone: tuple[int, ...], queries: int
+) -> dict:
+    """Corpora for update tests, from Cranfield's first `base + added` documents. base: the first
+    `base`; more: the next `added`; gone: every tenth base id and the added ones at `added_gone`;
+    final: what remains, in the order an update keeps (base survivors, then added survivors)."""
+    lines = (data_dir / "cranfield-beir" / "corpus.jsonl").read_text().splitlines()[: base + added]
+    ids = [json.loads(line)["_id"] for line in lines]
+    gone = ids[:base:10] + [ids[base + offset] for offset in added_gone]
+    for name, rows in (
+        ("base", lines[:base]),
+        ("more", lines[base:]),
+        ("final", [line for line, i in zip(lines, ids, strict=True) if i not in gone]),
+    ):
+        (folder / f"{name}.jsonl").write_text("\n".join(rows) + "\n")
+    texts = [
+        json.loads(q)["text"]
+        for q in (data_dir / "cranfield-beir" / "queries.jsonl").read_text().splitlines()
+    ]
+    return {
+        "dir": folder,
+        "gone": gone,
+        "queries": texts[:queries],
+        **{n: folder / f"{n}.jsonl" for n in ("base", "more", "final")},
+    }

@@ -18,33 +18,17 @@ from tessera.indexing.residual import ResidualTokens
 from tessera.indexing.token_backend import TokenBackend
 from tessera.indexing.updates import add_documents
 from tessera.retrieval.index import Index
+from tests.conftest import update_corpora
 
 BASE, ADDED = 60, 20  # token encoding is slow on 2 cores: a small corpus
 
 
 @pytest.fixture(scope="module")
 def corpora(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Base: Cranfield's first 60 documents; more: the next 20; gone: 6 base and 2 added ids;
-    final: what remains, in the order an update keeps (base survivors, then added ones)."""
-    folder = tmp_path_factory.mktemp("token-update-corpora")
-    lines = (data_dir / "cranfield-beir" / "corpus.jsonl").read_text().splitlines()[: BASE + ADDED]
-    ids = [json.loads(line)["_id"] for line in lines]
-    gone = ids[:BASE:10] + [ids[BASE + 3], ids[BASE + 11]]
-    for name, rows in (
-        ("base", lines[:BASE]),
-        ("more", lines[BASE:]),
-        ("final", [line for line, i in zip(lines, ids, strict=True) if i not in gone]),
-    ):
-        (folder / f"{name}.jsonl").write_text("\n".join(rows) + "\n")
-    queries = [
-        json.loads(q)["text"]
-        for q in (data_dir / "cranfield-beir" / "queries.jsonl").read_text().splitlines()
-    ]
-    return {
-        "gone": gone,
-        "queries": queries[:20],
-        **{n: folder / f"{n}.jsonl" for n in ("base", "more", "final")},
-    }
+    """Base: Cranfield's first 60 documents; more: the next 20; gone: 6 base and 2 added ids."""
+    return update_corpora(
+        data_dir, tmp_path_factory.mktemp("token-update-corpora"), BASE, ADDED, (3, 11), queries=20
+    )
 
 
 @pytest.fixture(scope="module")

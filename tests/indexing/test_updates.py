@@ -19,35 +19,17 @@ from tessera.indexing.manifest import Manifest
 from tessera.indexing.reindex import reindex
 from tessera.indexing.updates import delete_documents
 from tessera.retrieval.index import Index
-from tests.conftest import run_cli
+from tests.conftest import run_cli, update_corpora
 
 BASE, ADDED = 200, 60
 
 
 @pytest.fixture(scope="module")
 def corpora(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Base: Cranfield's first 200 documents; more: the next 60; gone: 20 base and 2 added ids;
-    final: what remains, in the order an update keeps (base survivors, then added survivors)."""
-    folder = tmp_path_factory.mktemp("update-corpora")
-    lines = (data_dir / "cranfield-beir" / "corpus.jsonl").read_text().splitlines()[: BASE + ADDED]
-    ids = [json.loads(line)["_id"] for line in lines]
-    gone = ids[:BASE:10] + [ids[BASE + 3], ids[BASE + 30]]
-    for name, rows in (
-        ("base", lines[:BASE]),
-        ("more", lines[BASE:]),
-        ("final", [line for line, i in zip(lines, ids, strict=True) if i not in gone]),
-    ):
-        (folder / f"{name}.jsonl").write_text("\n".join(rows) + "\n")
-    queries = [
-        json.loads(q)["text"]
-        for q in (data_dir / "cranfield-beir" / "queries.jsonl").read_text().splitlines()
-    ]
-    return {
-        "dir": folder,
-        "gone": gone,
-        "queries": queries[:25],
-        **{n: folder / f"{n}.jsonl" for n in ("base", "more", "final")},
-    }
+    """Base: Cranfield's first 200 documents; more: the next 60; gone: 20 base and 2 added ids."""
+    return update_corpora(
+        data_dir, tmp_path_factory.mktemp("update-corpora"), BASE, ADDED, (3, 30), queries=25
+    )
 
 
 @pytest.fixture(scope="module")
