@@ -16,7 +16,9 @@ Per collection (ir_datasets ids read offline; every judged query):
   seconds; single-query
   latency of `Index.search` against `LuceneSearcher.search` in this process;
 - cold start: `tessera search DIR "query"` as a fresh process, median of three, for a MiniLM and
-  a BM25 index.
+  a BM25 index, beside the anchor a user's own script pays: a fresh `python` that imports
+  sentence-transformers and faiss, loads the model and the index's faiss file, encodes the query
+  and searches (no doc store, no output).
 Run it on idle cores: every number is a wall-clock time.
 """
 
@@ -151,6 +153,18 @@ def cold_start_s(index: Path) -> float:
     return statistics.median(run_cli(cmd) for _ in range(3))
 
 
+def bare_cold_start_s(index: Path) -> float:
+    """The anchor: sentence-transformers + faiss in a fresh process, the same query and k."""
+    script = (
+        "import faiss\n"
+        "from sentence_transformers import SentenceTransformer\n"
+        f"model = SentenceTransformer({str(bundled_path('minilm'))!r})\n"
+        f"index = faiss.read_index({str(index / 'vectors.faiss')!r})\n"
+        f"index.search(model.encode([{QUERY!r}], normalize_embeddings=True), 3)\n"
+    )
+    return statistics.median(run_cli([sys.executable, "-c", script]) for _ in range(3))
+
+
 def bench(collection: str, runtimes: list[str], work: Path, console: Console) -> dict:
     dataset = load_eval_dataset(collection)
     texts = [doc.contents for doc in open_corpus(collection)]
@@ -163,6 +177,8 @@ def bench(collection: str, runtimes: list[str], work: Path, console: Console) ->
     bm25 = {**bm25_build(collection, work), **bm25_latency(work, list(dataset.queries.values()))}
     cold = {f"{rows[r]['spec']}_s": cold_start_s(work / r) for r in runtimes if r in ("fp32", "onnx-int8")}
     cold["bm25_s"] = cold_start_s(work / "bm25")
+    if "fp32" in runtimes:
+        cold["bare sentence-transformers + faiss_s"] = bare_cold_start_s(work / "fp32")
 
     fp32 = rows.get("fp32", next(iter(rows.values())))
     table = Table(title=f"{collection}: {len(texts)} documents, {len(dataset.queries)} queries")
@@ -184,7 +200,11 @@ def bench(collection: str, runtimes: list[str], work: Path, console: Console) ->
         f"({bm25['tessera_s'] / bm25['pyserini_s']:.2f}x); query: tessera {bm25['tessera_ms']:.2f} ms, "
         f"pyserini {bm25['pyserini_ms']:.2f} ms ({bm25['tessera_ms'] / bm25['pyserini_ms']:.2f}x)"
     )
-    starts = ", ".join(f"{name[:-2]} {seconds:.1f} s" for name, seconds in cold.items())
+    bare = cold.get("bare sentence-transformers + faiss_s")
+    starts = ", ".join(
+        f"{name[:-2]} {seconds:.1f} s" + (f" ({seconds / bare:.2f}x bare)" if bare else "")
+        for name, seconds in cold.items()
+    )
     console.print(f"cold start `tessera search` (median of 3): {starts}")
     return {"documents": len(texts), "anchor_docs_per_s": anchor, "rows": rows, "bm25": bm25, "cold": cold}
 

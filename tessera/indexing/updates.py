@@ -271,10 +271,14 @@ def _append(path: Path, vectors: np.ndarray) -> None:
 
 
 def _doc_encoder(manifest: Manifest, given, root: Path):
-    """The index's document encoder (not a JPQ query encoder): `given` when it is that one."""
+    """The index's document encoder (not a JPQ query encoder): `given` when it is that one and,
+    for a chunked index, has the tokenizer that cuts passages (the query-time light and traced
+    encoders of `models/runtimes` do not)."""
     from tessera.models.registry import load_encoder
 
-    model = given if given is not None and not manifest.query_encoder else load_encoder(manifest.encoder)
+    usable = given is not None and not manifest.query_encoder
+    usable = usable and (not manifest.chunking or hasattr(given, "tokenizer"))
+    model = given if usable else load_encoder(manifest.encoder)
     tokens = manifest.backend == "tokens"
     if bool(getattr(model, "multi_vector", False)) != tokens or model.dim != manifest.dim:
         raise EncoderError(

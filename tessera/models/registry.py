@@ -118,18 +118,31 @@ def _multivector_folder(spec: str, folder: str) -> Path:
 
 @cache
 def load_query_encoder(spec: str) -> Encoder:
-    """The encoder a search needs: for exported runtimes (`@onnx`, ...) the torch-free one of
-    `runtimes/light.py` when it can serve (a one-shot `tessera search` then skips ~10 s of
-    imports), else `load_encoder(spec)`."""
+    """The encoder a search needs, with the fewest imports that give the same vectors: for
+    exported runtimes (`@onnx`, ...) the torch-free one of `runtimes/light.py`, for the default
+    fp32 runtime the cached TorchScript trace of `runtimes/traced.py` (a one-shot `tessera
+    search` then skips sentence-transformers' imports), else `load_encoder(spec)`. Loading the
+    full fp32 encoder here makes the trace, so the next process finds it."""
     base, runtime = _runtime_of(spec)
-    if runtime in EXPORTED and not is_llm_spec(base) and parse_multivector_spec(base) is None:
-        from tessera.models.runtimes.light import light_encoder
+    plain = not is_lexical(base) and not is_llm_spec(base) and not base.startswith(M2_PREFIX)
+    if not plain or parse_multivector_spec(base) is not None or runtime not in (*EXPORTED, DEFAULT_RUNTIME):
+        return load_encoder(spec)
+    folder = bundled_path(base) if base in BUNDLED else Path(base).expanduser()
+    if not folder.is_dir():
+        return load_encoder(spec)
+    if runtime == DEFAULT_RUNTIME:
+        from tessera.models.runtimes.traced import export_traced, traced_encoder
 
-        folder = bundled_path(base) if base in BUNDLED else Path(base).expanduser()
-        light = light_encoder(canonical_spec(spec), folder, runtime) if folder.is_dir() else None
-        if light is not None:
-            return light
-    return load_encoder(spec)
+        traced = traced_encoder(canonical_spec(spec), folder)
+        if traced is not None:
+            return traced
+        encoder = load_encoder(spec)
+        export_traced(encoder.model, folder)
+        return encoder
+    from tessera.models.runtimes.light import light_encoder
+
+    light = light_encoder(canonical_spec(spec), folder, runtime)
+    return light if light is not None else load_encoder(spec)
 
 
 @cache

@@ -184,3 +184,52 @@ def test_search_of_an_exported_index_imports_no_torch(cranfield_head: Path, tmp_
     got, torch_loaded, transformers_loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert got == want
     assert not torch_loaded and not transformers_loaded
+
+
+def test_default_runtime_queries_load_a_trace_with_the_same_vectors(
+    cranfield_sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tessera.models.runtimes.traced import TracedEncoder, traced_encoder
+
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    docs, queries = cranfield_sample
+    full = load_encoder("minilm")
+    assert traced_encoder("minilm", bundled_path("minilm")) is None  # not traced yet
+    assert load_query_encoder.__wrapped__("minilm") is full  # the full encoder, which leaves a trace
+    traced = traced_encoder("minilm", bundled_path("minilm"))
+    assert isinstance(traced, TracedEncoder) and traced.spec == full.spec and traced.dim == full.dim
+    # bitwise equal: same tokens, same batches (padded), same float32 operations
+    assert np.array_equal(traced.encode_queries(queries), full.encode_queries(queries))
+    assert np.array_equal(traced.encode_docs(docs[:70]), full.encode_docs(docs[:70]))
+    assert np.array_equal(traced.encode_queries(queries[:1]), full.encode_queries(queries[:1]))
+
+
+def test_an_inexact_trace_is_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from tessera.models.runtimes.traced import export_traced
+
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(torch, "equal", lambda a, b: False)
+    assert export_traced(load_encoder("minilm").model, bundled_path("minilm")) is None
+    assert not list(tmp_path.glob("runtimes/*/model.pt"))
+
+
+def test_search_of_a_default_index_skips_sentence_transformers(cranfield_head: Path, tmp_path: Path) -> None:
+    from tessera.models.runtimes.traced import export_traced
+
+    out = build_index(cranfield_head, tmp_path / "idx", show_progress=False)
+    query = "heat transfer to a cylinder in hypersonic flow"
+    want = Index.load(out).search(query, k=5)
+    assert export_traced(load_encoder("minilm").model, bundled_path("minilm")) is not None
+    script = (
+        "import json, sys\n"
+        "from tessera.retrieval.index import Index\n"
+        f"hits = Index.load({str(out)!r}).search({query!r}, k=5)\n"
+        "loaded = ['sentence_transformers' in sys.modules, 'transformers' in sys.modules]\n"
+        "print(json.dumps([[[h.doc_id, h.score] for h in hits], *loaded]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    got, st_loaded, transformers_loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert got == [[hit.doc_id, hit.score] for hit in want]
+    assert not st_loaded and not transformers_loaded

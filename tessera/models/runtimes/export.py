@@ -1,4 +1,5 @@
-"""ONNX exports of a sentence-transformers model's transformer, made once and cached.
+"""Exports of a sentence-transformers model's transformer (ONNX, and the TorchScript trace the
+default fp32 runtime's queries load), made once and cached.
 
 sentence-transformers' own `backend="onnx"|"openvino"` goes through optimum-onnx and
 optimum-intel, whose releases pin transformers below 4.58 and 5.6; Tessera runs transformers
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import warnings
 from importlib.metadata import version
@@ -25,6 +27,7 @@ from tessera.durable import publish_dir
 from tessera.errors import EncoderError
 
 MODEL_FILE = "model.onnx"
+TRACED_FILE = "model.pt"  # the fp32 TorchScript trace (`traced.py`)
 INPUTS_FILE = "inputs.json"  # the graph's input names, in order
 OPSET = 17
 OUTPUT = "last_hidden_state"
@@ -34,6 +37,7 @@ SETTINGS = {
     "onnx": "onnx",
     "openvino": "onnx",
     "onnx-int8": "onnx-int8:matmul-const-b,per-channel,qint8,no-down",
+    "fp32": "torchscript-trace",
 }
 
 
@@ -61,8 +65,12 @@ def input_names(transformer: Any) -> list[str]:
     return names
 
 
-def _stamp(settings: str) -> str:
-    return f"{settings}|torch={version('torch')}|onnxruntime={version('onnxruntime')}|opset={OPSET}"
+def _stamp(runtime: str) -> str:
+    """The settings and the versions of what made the export: a new torch or transformers may
+    trace a different graph, a new ONNX Runtime quantize differently."""
+    if runtime == "fp32":
+        return f"{SETTINGS[runtime]}|torch={version('torch')}|transformers={version('transformers')}"
+    return f"{SETTINGS[runtime]}|torch={version('torch')}|onnxruntime={version('onnxruntime')}|opset={OPSET}"
 
 
 def folder_key(folder: Path, runtime: str) -> str | None:
@@ -71,7 +79,7 @@ def folder_key(folder: Path, runtime: str) -> str | None:
     files = sorted(path for pattern in WEIGHT_FILES for path in Path(folder).glob(pattern))
     if not files:
         return None
-    digest = hashlib.sha256(_stamp(SETTINGS[runtime]).encode())
+    digest = hashlib.sha256(_stamp(runtime).encode())
     for path in files:
         digest.update(path.name.encode())
         with path.open("rb") as handle:
@@ -84,28 +92,29 @@ def tensors_key(transformer: Any, runtime: str) -> str:
     """sha256 over every loaded weight tensor (name, shape, bytes) and the export settings."""
     import torch
 
-    digest = hashlib.sha256(_stamp(SETTINGS[runtime]).encode())
+    digest = hashlib.sha256(_stamp(runtime).encode())
     for name, tensor in sorted(transformer.model.state_dict().items()):
         digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:20]
 
 
-def cached_export(key: str | None) -> Path | None:
-    """The export under `runtimes/KEY/`, if it was made."""
+def cached_export(key: str | None, name: str = MODEL_FILE) -> Path | None:
+    """The export `name` under `runtimes/KEY/`, if it was made."""
     if key is None:
         return None
-    path = config.cache_dir() / "runtimes" / key / MODEL_FILE
+    path = config.cache_dir() / "runtimes" / key / name
     return path if path.is_file() and path.with_name(INPUTS_FILE).is_file() else None
 
 
-def _cached(key: str, names: list[str], make) -> Path:
-    """`runtimes/KEY/model.onnx`, made by `make(folder)` in a staging folder and published once,
-    with the input names beside it."""
-    if (path := cached_export(key)) is not None:
+def cached(key: str, names: list[str], make, name: str = MODEL_FILE) -> Path:
+    """`runtimes/KEY/NAME`, made by `make(folder)` in a staging folder of this process and
+    published once, with the input names beside it (two processes making the same export both
+    publish a complete folder; the last one stays)."""
+    if (path := cached_export(key, name)) is not None:
         return path
     folder = config.cache_dir() / "runtimes" / key
-    stage = folder.with_name(f"{key}.tmp")
+    stage = folder.with_name(f"{key}.{os.getpid()}.tmp")
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     try:
@@ -114,7 +123,7 @@ def _cached(key: str, names: list[str], make) -> Path:
         publish_dir(stage, folder, overwrite=True)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return folder / MODEL_FILE
+    return folder / name
 
 
 def export_key(transformer: Any, folder: Path | None, runtime: str) -> str:
@@ -123,11 +132,11 @@ def export_key(transformer: Any, folder: Path | None, runtime: str) -> str:
     return key or tensors_key(transformer, runtime)
 
 
-def export_onnx(transformer: Any, folder: Path | None = None) -> Path:
-    """The float32 ONNX graph of the transformer: inputs by name, batch and length dynamic."""
+def positional_forward(transformer: Any, names: list[str]) -> Any:
+    """The Hugging Face model as a module of positional tensors (in `names` order) returning
+    the last hidden states: the signature both exporters trace."""
     import torch
 
-    names = input_names(transformer)
     hf_model = transformer.model
 
     class Forward(torch.nn.Module):
@@ -138,6 +147,15 @@ def export_onnx(transformer: Any, folder: Path | None = None) -> Path:
         def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
             return self.model(**dict(zip(names, inputs, strict=True)), return_dict=True)[OUTPUT]
 
+    return Forward().eval()
+
+
+def export_onnx(transformer: Any, folder: Path | None = None) -> Path:
+    """The float32 ONNX graph of the transformer: inputs by name, batch and length dynamic."""
+    import torch
+
+    names = input_names(transformer)
+
     def make(stage: Path) -> None:
         texts = ["an example", "a longer example text"]
         sample = transformer.tokenizer(texts, padding=True, return_tensors="pt")
@@ -145,7 +163,7 @@ def export_onnx(transformer: Any, folder: Path | None = None) -> Path:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                Forward().eval(),
+                positional_forward(transformer, names),
                 tuple(sample[name] for name in names),
                 str(stage / MODEL_FILE),
                 input_names=names,
@@ -155,7 +173,7 @@ def export_onnx(transformer: Any, folder: Path | None = None) -> Path:
                 dynamo=False,
             )
 
-    return _cached(export_key(transformer, folder, "onnx"), names, make)
+    return cached(export_key(transformer, folder, "onnx"), names, make)
 
 
 def down_projections(path: Path) -> list[str]:
@@ -201,4 +219,4 @@ def export_onnx_int8(transformer: Any, folder: Path | None = None) -> Path:
         finally:
             root.setLevel(level)
 
-    return _cached(export_key(transformer, folder, "onnx-int8"), input_names(transformer), make)
+    return cached(export_key(transformer, folder, "onnx-int8"), input_names(transformer), make)

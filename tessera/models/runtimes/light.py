@@ -42,7 +42,7 @@ def _pooling(folder: Path, modules: list) -> str | None:
     return mode if mode in ("mean", "cls") else None
 
 
-def _plain_layout(folder: Path) -> tuple[str, int] | None:
+def plain_layout(folder: Path) -> tuple[str, int] | None:
     """(pooling, max_seq_length) when the folder is [Transformer, Pooling, Normalize?] with no
     query prompt; None otherwise."""
     modules = _json(folder / "modules.json")
@@ -76,9 +76,10 @@ class LightEncoder:
         self.pooling, self.dim = pooling, dim
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Longest first in batches, as sentence-transformers does, returned in input order."""
+        """Longest first in batches, returned in input order: the same order and batches as
+        sentence-transformers' encode (its argsort of negated character lengths, ties included)."""
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        order = np.argsort([-len(text) for text in texts])
         for start in range(0, len(order), self.batch_size):
             chosen = order[start : start + self.batch_size]
             vectors[chosen] = self._batch([texts[i] for i in chosen])
@@ -104,23 +105,15 @@ class LightEncoder:
         return pooled / norms
 
 
-def light_encoder(spec: str, folder: Path, runtime: str) -> LightEncoder | None:
-    """The torch-free encoder of `spec`, or None where it cannot serve (see the module doc)."""
-    if runtime not in EXPORTED:
-        return None
-    layout = _plain_layout(folder)
+def texts_tokenizer(folder: Path, max_length: int):
+    """The folder's `tokenizers` tokenizer, truncating and padding as sentence-transformers'
+    call of the Hugging Face one does; None without tokenizer.json or a known pad token."""
     tokenizer_file = folder / "tokenizer.json"
     tokenizer_config = _json(folder / "tokenizer_config.json")
-    if layout is None or not tokenizer_file.is_file():
-        return None
-    path = cached_export(folder_key(folder, runtime))
-    if path is None:
+    if not tokenizer_file.is_file():
         return None
     from tokenizers import Tokenizer
 
-    from tessera.models.runtimes.engines import engine
-
-    pooling, max_length = layout
     tokenizer = Tokenizer.from_file(str(tokenizer_file))
     pad = tokenizer_config.get("pad_token") if isinstance(tokenizer_config, dict) else None
     pad = pad.get("content") if isinstance(pad, dict) else pad
@@ -129,6 +122,23 @@ def light_encoder(spec: str, folder: Path, runtime: str) -> LightEncoder | None:
         return None
     tokenizer.enable_truncation(max_length)
     tokenizer.enable_padding(pad_id=pad_id, pad_token=pad)
+    return tokenizer
+
+
+def light_encoder(spec: str, folder: Path, runtime: str) -> LightEncoder | None:
+    """The torch-free encoder of `spec`, or None where it cannot serve (see the module doc)."""
+    if runtime not in EXPORTED:
+        return None
+    layout = plain_layout(folder)
+    if layout is None:
+        return None
+    path = cached_export(folder_key(folder, runtime))
+    pooling, max_length = layout
+    tokenizer = texts_tokenizer(folder, max_length)
+    if path is None or tokenizer is None:
+        return None
+    from tessera.models.runtimes.engines import engine
+
     input_names = _json(path.with_name(INPUTS_FILE))
     config = _json(folder / "config.json")
     if not isinstance(input_names, list) or not isinstance(config, dict) or "hidden_size" not in config:
