@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,16 +16,19 @@ from tessera.data.corpus import Corpus, open_corpus
 from tessera.data.document import Document
 from tessera.errors import CorpusError, TesseraError
 from tessera.indexing import staging
-from tessera.indexing.backends import Params, build_vector_backend, kind_of, validate_factory
 from tessera.indexing.chunking import Chunking, PassageMap, PassageSplitter, passage_text
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.lucene_backend import build_lucene_index
 from tessera.indexing.manifest import FORMAT_VERSION, Manifest
-from tessera.indexing.token_backend import DEFAULT_K_PRIME, TokenSink
 from tessera.models.encoder import Encoder
 from tessera.models.registry import canonical_spec, is_lexical, load_encoder
 from tessera.progress import progress_bar
 
+if TYPE_CHECKING:
+    from tessera.indexing.backends import Params
+
+# faiss (backends, token_backend) is imported where a vector index is built: a BM25 build
+# never needs it (0.1 s of a 2 s `tessera index --encoder bm25`).
 PARTIAL_VECTORS = "vectors.f32.partial"
 ENCODE_SLICE = 256  # texts per encoder call inside a checkpoint batch (the progress bar's step)
 DEFAULT_BATCH = 2048  # documents per checkpoint: sorted by length together, written in one commit
@@ -67,6 +71,8 @@ class DenseSink:
     """One vector per document, appended to one float32 file; a resume truncates it."""
 
     def __init__(self, dim: int, factory: str, params: Params, show_progress: bool):
+        from tessera.indexing.backends import kind_of, validate_factory
+
         validate_factory(factory, dim)
         self.dim, self.factory, self.params, self.show_progress = dim, factory, params, show_progress
         self.kind = kind_of(factory)
@@ -85,6 +91,8 @@ class DenseSink:
 
     def finish(self, root: Path, count: int) -> tuple[Params, dict]:
         """Build and save the backend; returns its search defaults and their tuning record."""
+        from tessera.indexing.backends import build_vector_backend
+
         vectors = np.memmap(root / PARTIAL_VECTORS, dtype=np.float32, mode="r", shape=(count, self.dim))
         backend = build_vector_backend(vectors, self.factory, self.params, self.show_progress)
         backend.save(root)
@@ -110,6 +118,8 @@ def _splitter(model: Encoder | None, chunk: str | Chunking | None) -> PassageSpl
 def _sink(model: Encoder, factory: str, params: Params, doc_vectors: str, show_progress: bool):
     """Where a batch's vectors go: one per document (dense) or one per token (multi-vector)."""
     if getattr(model, "multi_vector", False):
+        from tessera.indexing.token_backend import TokenSink
+
         return TokenSink(model.dim, factory, params, doc_vectors)
     if doc_vectors != "float16":
         raise TesseraError(
@@ -162,6 +172,8 @@ def build_index(
     model = None if lexical else load_encoder(spec)
     params = dict(search_params or {})
     if getattr(model, "multi_vector", False):
+        from tessera.indexing.token_backend import DEFAULT_K_PRIME
+
         params = {"k_prime": DEFAULT_K_PRIME, **params}
         factory_key = f"{factory}|{doc_vectors}"
     else:
@@ -233,7 +245,7 @@ def build_index(
             corpus=source.name,
         )
         if sink is None:
-            build_lucene_index(store.documents(), root)
+            build_lucene_index(store.documents(), root, len(store))
         else:
             manifest.dim, manifest.factory, manifest.search_params = model.dim, factory, params
             tuned = sink.finish(root, rows)

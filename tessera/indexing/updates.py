@@ -239,7 +239,7 @@ def _update(root: Path, change) -> None:
             try:
                 new = change(manifest, stage, store, manifest.doc_count + manifest.tombstones)
                 if manifest.backend == "lucene":
-                    build_lucene_index(store.documents(), stage)
+                    build_lucene_index(store.documents(), stage, len(store))
             finally:
                 store.close()
             kept = [n for n in VECTOR_FILES if n != TOMBSTONES or new.tombstones]

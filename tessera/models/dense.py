@@ -11,6 +11,11 @@ from tessera.models.loading import load_sentence_transformers
 from tessera.models.runtimes import DEFAULT_RUNTIME, EXPORTED
 from tessera.models.runtimes.apply import apply_runtime
 
+# Texts per forward pass: sentence-transformers' own default. On two AVX512/AMX cores, 64 encoded
+# Cranfield 13% slower in fp32 and 19% slower under bf16 (more padding per pass, larger
+# activations out of cache); the query-time encoders of runtimes/ batch the same way.
+BATCH_SIZE = 32
+
 
 class DenseEncoder:
     """One vector per text; cosine similarity as inner product of unit vectors.
@@ -25,7 +30,7 @@ class DenseEncoder:
         self,
         spec: str,
         model_path: str | Path,
-        batch_size: int = 64,
+        batch_size: int = BATCH_SIZE,
         device: str | None = None,
         runtime: str = DEFAULT_RUNTIME,
     ):

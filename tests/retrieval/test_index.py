@@ -44,6 +44,16 @@ def test_search_returns_text_on_request(cranfield_bm25: Path) -> None:
     assert index.search("boundary layer transition", k=3)[0].text is None
 
 
+def test_a_small_bm25_index_is_one_lucene_segment(cranfield_bm25: Path) -> None:
+    """One writer thread below 100k documents: one segment, searched as fast as pyserini's."""
+    from tessera.indexing.lucene_backend import indexing_threads
+
+    files = (cranfield_bm25 / "lucene").glob("_*")
+    segments = {path.name.split(".")[0].split("_Lucene")[0] for path in files}
+    assert segments == {"_0"}
+    assert indexing_threads(99_999) == 1 and indexing_threads(100_000) >= 1
+
+
 class WrongDimEncoder:
     spec, dim, multi_vector = "test-128", 128, False
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tessera.models.dense import BATCH_SIZE
 from tessera.models.runtimes import EXPORTED
 from tessera.models.runtimes.export import INPUTS_FILE, cached_export, folder_key
 
@@ -69,7 +70,7 @@ class LightEncoder:
     its Hugging Face tokenizer."""
 
     multi_vector = False
-    batch_size = 64
+    batch_size = BATCH_SIZE  # DenseEncoder's: the same batches give the same padding, so the same vectors
 
     def __init__(self, spec: str, run, tokenizer, names: list[str], pooling: str, dim: int):
         self.spec, self.run, self.texts_tokenizer, self.names = spec, run, tokenizer, names
