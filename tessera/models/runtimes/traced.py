@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tessera.errors import EncoderError
 from tessera.models.runtimes.export import (
     INPUTS_FILE,
     TRACED_FILE,
@@ -99,8 +100,11 @@ def export_traced(model: Any, folder: Path) -> Path | None:
         return None
     if (path := cached_export(key, TRACED_FILE)) is not None:
         return path
-    transformer = transformer_module(model)
-    names = input_names(transformer)
+    try:
+        transformer = transformer_module(model)
+        names = input_names(transformer)
+    except EncoderError:  # not a Hugging Face text transformer first: the full encoder serves
+        return None
     forward = positional_forward(transformer, names)
 
     def sample(texts: list[str]) -> tuple:
