@@ -6,7 +6,7 @@
     python benchmarks/hnsw_1m.py [--rows 1000000] [--queries 1000] [--kinds HNSW32 HNSW32,SQ8]
 
 Data: the same mixture and seeds as benchmarks/scaling.py and refine_1m.py
-(`latency_1m.clustered`, corpus block i with seed 1,000,000 + i; queries seed 1), generated in
+(`mixture.clustered`, corpus block i with seed 1,000,000 + i; queries seed 1), generated in
 memory. Each kind is built by faiss' `index_factory` (inner product, efConstruction 40, both
 cores, added in 50k-row steps with a progress bar), then:
 - tuned by `tessera.indexing.tuning.tune` exactly as `tessera index` tunes it (perturbed copies
@@ -27,24 +27,10 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from latency_1m import clustered  # noqa: E402
+from mixture import DIM, benchmark_queries, corpus_rows, flat_baseline, recall, timed  # noqa: E402
 
-DIM, STEP = 384, 50_000
+STEP = 50_000
 EF_SEARCH = (16, 32, 64, 128, 256)
-
-
-def timed(search, queries: np.ndarray) -> tuple[float, np.ndarray]:
-    """(QPS, labels): best of two runs of one batch."""
-    best, labels = float("inf"), None
-    for _ in range(2):
-        started = time.perf_counter()
-        _, labels = search(queries)
-        best = min(best, time.perf_counter() - started)
-    return len(queries) / best, labels
-
-
-def recall(labels: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(labels, truth, strict=True)]))
 
 
 def build(kind: str, corpus: np.ndarray, progress) -> tuple[faiss.Index, float]:
@@ -72,14 +58,8 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(width=140)
 
-    corpus = np.empty((args.rows, DIM), np.float32)
-    for block, start in enumerate(range(0, args.rows, 100_000)):
-        rows = min(100_000, args.rows - start)
-        corpus[start : start + rows] = clustered(rows, seed=1_000_000 + block)
-    queries = clustered(args.queries, seed=1)
-    faiss.omp_set_num_threads(1)
-    flat_qps, _ = timed(lambda q: faiss.knn(q, corpus, 10, metric=faiss.METRIC_INNER_PRODUCT), queries)
-    truth = faiss.knn(queries, corpus, 10, metric=faiss.METRIC_INNER_PRODUCT)[1]
+    corpus, queries = corpus_rows(0, args.rows), benchmark_queries(args.queries)
+    flat_qps, truth = flat_baseline(corpus, queries)
     console.log(f"flat: {flat_qps:.1f} QPS (one thread)")
 
     table = Table(title=f"recall@10 and QPS x flat ({flat_qps:.1f} QPS), {args.rows:,} rows, one thread")

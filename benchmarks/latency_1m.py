@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -25,30 +27,8 @@ from tessera.indexing.binary_backend import BebrBackend, SignBinaryBackend
 from tessera.indexing.faiss_backend import FaissBackend, build_faiss_index
 from tessera.training.bebr import train_binarizer
 
-DIM = 384
-LATENT = 64
-
-
-def clustered(count: int, seed: int) -> np.ndarray:
-    """`count` points of one fixed mixture (the same for corpus and queries): 1,000 Gaussian
-    clusters in a 64-d latent space mapped linearly into 384-d plus a little isotropic noise,
-    unit-normalised. Real sentence embeddings have a low intrinsic dimension too; isotropic
-    384-d noise would make every point's neighbours nearly equidistant and recall meaningless."""
-    fixed = np.random.default_rng(0)
-    centers = fixed.standard_normal((1000, LATENT)).astype(np.float32)
-    mapping = fixed.standard_normal((LATENT, DIM)).astype(np.float32) / np.sqrt(LATENT)
-    rng = np.random.default_rng(seed + 1)
-    data = np.empty((count, DIM), np.float32)
-    for start in range(0, count, 100_000):
-        rows = min(100_000, count - start)
-        latent = centers[rng.integers(0, 1000, rows)] + 0.5 * rng.standard_normal(
-            (rows, LATENT), dtype=np.float32
-        )
-        data[start : start + rows] = latent @ mapping + 0.05 * rng.standard_normal(
-            (rows, DIM), dtype=np.float32
-        )
-    data /= np.linalg.norm(data, axis=1, keepdims=True)
-    return data
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mixture import DIM, clustered, recall  # noqa: E402
 
 
 def per_query(backend, queries: np.ndarray, k: int = 10) -> tuple[float, np.ndarray]:
@@ -58,10 +38,6 @@ def per_query(backend, queries: np.ndarray, k: int = 10) -> tuple[float, np.ndar
     for row in queries:
         labels.append(backend.search(row[None, :], k)[1][0])
     return 1000 * (time.perf_counter() - start) / len(queries), np.array(labels)
-
-
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, truth, strict=True)]))
 
 
 def backends(vectors: np.ndarray):

@@ -4,7 +4,7 @@ at >= 100x flat's QPS on 1M x 384 vectors? (issue 15; docs/scaling.md)
 
     python benchmarks/refine_1m.py [--rows 1000000] [--queries 1000]
 
-Data: the same mixture as benchmarks/scaling.py (`latency_1m.clustered`, corpus block i with
+Data: the same mixture as benchmarks/scaling.py (`mixture.clustered`, corpus block i with
 seed 1,000,000 + i; queries seed 1), generated in memory. One coarse quantizer (4,096 lists,
 k-means on a 262,144-row seeded sample) is shared by three first stages: IVF-PQ48 (8-bit),
 IVF-PQ48x4 and IVF-PQ96x4 fast-scan (4-bit, SIMD), each wrapped in `IndexRefine` with an SQ8
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
@@ -25,24 +24,14 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from latency_1m import clustered  # noqa: E402
+from mixture import DIM, benchmark_queries, corpus_rows, flat_baseline, recall, timed  # noqa: E402
 
-DIM, NLIST, SAMPLE = 384, 4096, 262_144
+NLIST, SAMPLE = 4096, 262_144
 STAGES = {
     "IVF4096,PQ48": lambda q: faiss.IndexIVFPQ(q, DIM, NLIST, 48, 8, faiss.METRIC_INNER_PRODUCT),
     "IVF4096,PQ48x4fs": lambda q: faiss.IndexIVFPQFastScan(q, DIM, NLIST, 48, 4, faiss.METRIC_INNER_PRODUCT),
     "IVF4096,PQ96x4fs": lambda q: faiss.IndexIVFPQFastScan(q, DIM, NLIST, 96, 4, faiss.METRIC_INNER_PRODUCT),
 }
-
-
-def timed(search, queries: np.ndarray) -> tuple[float, np.ndarray]:
-    """(QPS, labels): best of two runs of one batch."""
-    best, labels = float("inf"), None
-    for _ in range(2):
-        started = time.perf_counter()
-        _, labels = search(queries)
-        best = min(best, time.perf_counter() - started)
-    return len(queries) / best, labels
 
 
 def main() -> None:
@@ -55,14 +44,8 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(width=140)
 
-    corpus = np.empty((args.rows, DIM), np.float32)
-    for block, start in enumerate(range(0, args.rows, 100_000)):
-        rows = min(100_000, args.rows - start)
-        corpus[start : start + rows] = clustered(rows, seed=1_000_000 + block)
-    queries = clustered(args.queries, seed=1)
-    faiss.omp_set_num_threads(1)
-    flat_qps, _ = timed(lambda q: faiss.knn(q, corpus, 10, metric=faiss.METRIC_INNER_PRODUCT), queries)
-    truth = faiss.knn(queries, corpus, 10, metric=faiss.METRIC_INNER_PRODUCT)[1]
+    corpus, queries = corpus_rows(0, args.rows), benchmark_queries(args.queries)
+    flat_qps, truth = flat_baseline(corpus, queries)
     console.log(f"flat: {flat_qps:.1f} QPS (one thread)")
 
     faiss.omp_set_num_threads(2)
@@ -89,13 +72,12 @@ def main() -> None:
             for k_factor in (1, 5, 10, 20):
                 base.nprobe, index.k_factor = nprobe, k_factor
                 qps, labels = timed(partial(index.search, k=10), queries)
-                recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(labels, truth, strict=True)])
                 table.add_row(
                     name,
                     str(nprobe),
                     str(k_factor),
                     str(10 * k_factor),
-                    f"{recall:.3f}",
+                    f"{recall(labels, truth):.3f}",
                     f"{qps:,.0f}",
                     f"{qps / flat_qps:.0f}x",
                 )

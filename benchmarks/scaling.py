@@ -6,7 +6,7 @@ docs/scaling.md, section A)
         [--factory IVF4096,PQ48] [--rerank 0,100,200,400] [--nprobes 1,2,...] [--reuse]
         [--plot docs/scaling.png]
 
-Vectors come from `latency_1m.clustered` (the same 1,000-cluster mixture, 64-d latent mapped to
+Vectors come from `mixture.clustered` (the same 1,000-cluster mixture, 64-d latent mapped to
 384-d, unit-normalised), generated 100k rows at a time and written as 1M-row float32 shards
 (`shards.write_shard`) under `.tessera-cache/bench/scaling/`; the first 1M rows of the 10M
 corpus are the 1M corpus. Each size is then:

@@ -6,7 +6,7 @@ in a fresh process through its own command line, which hands the stage to `stage
     python benchmarks/scaling.py _search --index X.faiss --queries Q.npy --json Y.json \
         [--tune-sample 1000] [--rerank 0,100] [--nprobes 1,2,4] [--curve-only] SHARD...
 
-Data: `latency_1m.clustered` (1,000-cluster mixture, 64-d latent mapped to 384-d,
+Data: `mixture.clustered` (1,000-cluster mixture, 64-d latent mapped to 384-d,
 unit-normalised), generated 100k rows at a time (corpus block i with seed 1,000,000 + i; queries
 seed 1) and written as float32 shards of min(1M, size) rows (`shards.write_shard`) under
 `.tessera-cache/bench/scaling/`; the first 1M rows of the 10M corpus are the 1M corpus.
@@ -38,15 +38,12 @@ import numpy as np
 
 from tessera.indexing.shards import ShardRows
 
-DIM = 384
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mixture import DIM, K, benchmark_queries, corpus_rows, recall  # noqa: E402
+
 SHARD_ROWS = 1_000_000
-GEN_ROWS = 100_000  # rows per `clustered` call (one seed each)
-CORPUS_SEED = 1_000_000  # corpus block i uses seed CORPUS_SEED + i; queries use seed 1
-QUERY_SEED = 1
-K = 10
 NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 ROOT = Path(os.environ.get("TESSERA_CACHE_DIR", ".tessera-cache")) / "bench" / "scaling"
-HERE = Path(__file__).resolve().parent
 
 
 # --------------------------------------------------------------------------- helpers
@@ -100,9 +97,6 @@ def shard_files(size: int) -> list[Path]:
 
 def generate(size: int, console) -> float:
     """Write the shards of `size` rows that are missing; returns seconds spent."""
-    sys.path.insert(0, str(HERE))
-    from latency_1m import clustered  # the shared mixture; imported here (it pulls in torch)
-
     from tessera.indexing.shards import write_shard
 
     per = min(SHARD_ROWS, size)
@@ -111,11 +105,7 @@ def generate(size: int, console) -> float:
         if path.exists() and path.stat().st_size == per * DIM * 4:
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        block = np.empty((per, DIM), np.float32)
-        first = number * per // GEN_ROWS
-        for j, start in enumerate(range(0, per, GEN_ROWS)):
-            rows = min(GEN_ROWS, per - start)
-            block[start : start + rows] = clustered(rows, seed=CORPUS_SEED + first + j)
+        block = corpus_rows(number * per, per)
         write_shard(path, block)
         del block
         console.log(f"wrote {path.name} ({per:,} rows)")
@@ -125,11 +115,8 @@ def generate(size: int, console) -> float:
 def queries_for(count: int) -> np.ndarray:
     path = ROOT / f"queries-{count}.npy"
     if not path.exists():
-        sys.path.insert(0, str(HERE))
-        from latency_1m import clustered
-
         ROOT.mkdir(parents=True, exist_ok=True)
-        np.save(path, clustered(count, seed=QUERY_SEED))
+        np.save(path, benchmark_queries(count))
     return np.load(path)
 
 
@@ -179,10 +166,6 @@ def streamed_exact(files: list[Path], queries: np.ndarray, k: int) -> tuple[np.n
         best_s, best_l = np.take_along_axis(sc, order, 1), np.take_along_axis(lab, order, 1)
         base += len(block)
     return best_s, best_l
-
-
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(a[:K]) & set(b[:K])) / K for a, b in zip(found, truth, strict=True)]))
 
 
 def reranked(index, view: ShardView, queries: np.ndarray, depth: int) -> np.ndarray:
