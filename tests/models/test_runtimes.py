@@ -169,21 +169,30 @@ def test_light_encoder_declines_what_it_cannot_reproduce(tmp_path: Path) -> None
     assert light_encoder("minilm@bf16", bundled_path("minilm"), "bf16") is None  # not an export
 
 
-def test_search_of_an_exported_index_imports_no_torch(cranfield_head: Path, tmp_path: Path) -> None:
-    out = build_index(cranfield_head, tmp_path / "idx", encoder="minilm@onnx", show_progress=False)
-    query = "heat transfer to a cylinder in hypersonic flow"
-    want = [hit.doc_id for hit in Index.load(out).search(query, k=5)]
+QUERY = "heat transfer to a cylinder in hypersonic flow"
+
+
+def search_in_fresh_process(index: Path, modules: list[str]) -> tuple[list[list], list[bool]]:
+    """([[doc id, score], ...] of QUERY's top 5, whether each of `modules` was imported) from a
+    new Python process: what a one-shot `tessera search` loads."""
     script = (
         "import json, sys\n"
         "from tessera.retrieval.index import Index\n"
-        f"hits = Index.load({str(out)!r}).search({query!r}, k=5)\n"
-        "loaded = ['torch' in sys.modules, 'transformers' in sys.modules]\n"
-        "print(json.dumps([[h.doc_id for h in hits], *loaded]))\n"
+        f"hits = Index.load({str(index)!r}).search({QUERY!r}, k=5)\n"
+        f"loaded = [name in sys.modules for name in {modules!r}]\n"
+        "print(json.dumps([[[h.doc_id, h.score] for h in hits], loaded]))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    got, torch_loaded, transformers_loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert got == want
-    assert not torch_loaded and not transformers_loaded
+    hits, loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    return hits, loaded
+
+
+def test_search_of_an_exported_index_imports_no_torch(cranfield_head: Path, tmp_path: Path) -> None:
+    out = build_index(cranfield_head, tmp_path / "idx", encoder="minilm@onnx", show_progress=False)
+    want = [hit.doc_id for hit in Index.load(out).search(QUERY, k=5)]
+    got, loaded = search_in_fresh_process(out, ["torch", "transformers"])
+    assert [doc_id for doc_id, _ in got] == want
+    assert loaded == [False, False]
 
 
 def test_default_runtime_queries_load_a_trace_with_the_same_vectors(
@@ -219,17 +228,8 @@ def test_search_of_a_default_index_skips_sentence_transformers(cranfield_head: P
     from tessera.models.runtimes.traced import export_traced
 
     out = build_index(cranfield_head, tmp_path / "idx", show_progress=False)
-    query = "heat transfer to a cylinder in hypersonic flow"
-    want = Index.load(out).search(query, k=5)
+    want = Index.load(out).search(QUERY, k=5)
     assert export_traced(load_encoder("minilm").model, bundled_path("minilm")) is not None
-    script = (
-        "import json, sys\n"
-        "from tessera.retrieval.index import Index\n"
-        f"hits = Index.load({str(out)!r}).search({query!r}, k=5)\n"
-        "loaded = ['sentence_transformers' in sys.modules, 'transformers' in sys.modules]\n"
-        "print(json.dumps([[[h.doc_id, h.score] for h in hits], *loaded]))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    got, st_loaded, transformers_loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    got, loaded = search_in_fresh_process(out, ["sentence_transformers", "transformers"])
     assert got == [[hit.doc_id, hit.score] for hit in want]
-    assert not st_loaded and not transformers_loaded
+    assert loaded == [False, False]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -43,9 +44,15 @@ def _pooling(folder: Path, modules: list) -> str | None:
     return mode if mode in ("mean", "cls") else None
 
 
-def plain_layout(folder: Path) -> tuple[str, int] | None:
-    """(pooling, max_seq_length) when the folder is [Transformer, Pooling, Normalize?] with no
-    query prompt; None otherwise."""
+class Layout(NamedTuple):
+    pooling: str  # "mean" or "cls"
+    max_length: int
+    normalize: bool  # a Normalize module follows the pooling
+
+
+def plain_layout(folder: Path) -> Layout | None:
+    """The layout when the folder is [Transformer, Pooling, Normalize?] with no query prompt;
+    None otherwise."""
     modules = _json(folder / "modules.json")
     if not isinstance(modules, list) or len(modules) not in (2, 3):
         return None
@@ -61,7 +68,7 @@ def plain_layout(folder: Path) -> tuple[str, int] | None:
     config = _json(folder / "sentence_bert_config.json")
     if pooling is None or not isinstance(config, dict) or not config.get("max_seq_length"):
         return None
-    return pooling, int(config["max_seq_length"])
+    return Layout(pooling, int(config["max_seq_length"]), len(modules) == 3)
 
 
 class LightEncoder:
@@ -134,7 +141,7 @@ def light_encoder(spec: str, folder: Path, runtime: str) -> LightEncoder | None:
     if layout is None:
         return None
     path = cached_export(folder_key(folder, runtime))
-    pooling, max_length = layout
+    pooling, max_length, _ = layout
     tokenizer = texts_tokenizer(folder, max_length)
     if path is None or tokenizer is None:
         return None

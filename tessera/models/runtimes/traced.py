@@ -141,7 +141,7 @@ def traced_encoder(spec: str, folder: Path) -> TracedEncoder | None:
     if layout is None:
         return None
     path = cached_export(folder_key(folder, RUNTIME), TRACED_FILE)
-    tokenizer = texts_tokenizer(folder, layout[1])
+    tokenizer = texts_tokenizer(folder, layout.max_length)
     if path is None or tokenizer is None:
         return None
     import torch
@@ -149,13 +149,12 @@ def traced_encoder(spec: str, folder: Path) -> TracedEncoder | None:
     names = json.loads(path.with_name(INPUTS_FILE).read_text())
     config = json.loads((folder / "config.json").read_text())
     module = _quiet(torch.jit.load, str(path), map_location="cpu").eval()
-    modules = json.loads((folder / "modules.json").read_text())
     return TracedEncoder(
         spec,
         module,
         tokenizer,
         names,
-        layout[0],
+        layout.pooling,
         int(config["hidden_size"]),
-        normalize_module=len(modules) == 3,
+        normalize_module=layout.normalize,
     )
