@@ -206,10 +206,13 @@ def train_m2(
     ] = None,
     layers: Annotated[int, typer.Option(help="Layers of a fresh model (384 wide, Monarch MLP).")] = 6,
     max_length: Annotated[int, typer.Option(help="Tokens per sequence (up to 32768).")] = 2048,
-    distill_epochs: Annotated[float, typer.Option(help="Stage 1 passes over its rows.")] = 1.0,
+    distill_epochs: Annotated[float | None, typer.Option(help="Stage 1 passes over its rows (3).")] = None,
     distill_docs: Annotated[
-        int, typer.Option(help="Stage 1 documents (plus half as many long concatenations).")
-    ] = 384,
+        int | None,
+        typer.Option(
+            help="Stage 1 documents (plus their titles and a quarter as many long rows); default 1000."
+        ),
+    ] = None,
     split: TrainSplit = "train",
     corpus: TrainCorpus = None,
     pairs: TrainPairs = "qrels,titles",

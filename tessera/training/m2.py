@@ -1,14 +1,19 @@
 """`tessera train m2`: an M2-BERT retriever trained here, on 2 CPU cores, in two stages.
 
-Stage 1, distillation (`distill`). A fresh M2 model (MiniLM's word embeddings, everything
-else random) learns to reproduce the bundled MiniLM's sentence embeddings: of single corpus
-documents (short sequences), and of long sequences made by concatenating random documents up
-to `max_length` tokens, whose target is the normalised mean of their members' MiniLM vectors
-(a long document "means" what its parts mean). The loss is MSE to the teacher vectors
-(sentence-transformers' MSELoss). Why distillation and not masked-language modelling: MLM
-from scratch needs far more compute than a CPU has before its embeddings are of any use for
-retrieval, while distillation trains the pooled embedding itself, in the space of a model
-that already retrieves well, at every length the mixer must learn to handle.
+Stage 1, distillation (`distill`). A fresh M2 model (MiniLM's word embeddings, started as a
+near-identity bag of them: `init_near_identity`) learns to reproduce the bundled MiniLM's
+sentence embeddings of three kinds of text: single corpus documents; short texts (a document's
+title, or its first sentence where it has none), because queries are short; and long
+sequences made by concatenating random documents up to `max_length` tokens, whose target is
+the normalised mean of their members' MiniLM vectors (a long document "means" what its parts
+mean). The loss (`DistillationLoss`) is the squared distance to the teacher vector plus an
+in-batch contrastive term (each student vector must be nearest its own teacher vector among the
+batch's), in batches of similar length (`TokenBudgetBatchSampler`). Why distillation and not
+masked-language modelling: MLM from scratch needs far more compute than a CPU has before its
+embeddings are of any use for retrieval, while distillation trains the pooled embedding itself,
+in the space of a model that already retrieves well, at every length the mixer must learn to
+handle. Why the contrastive term: with the squared distance alone the model collapsed onto the
+teacher's mean vector (mean pairwise cosine 0.994, retrieval at chance; docs/results.md).
 
 Stage 2, retrieval fine-tuning (`finetune`), as the M2-BERT paper's released code does it:
 one query per batch by default, and for each (query, positive, negative) the loss
@@ -40,14 +45,15 @@ from tessera.errors import EncoderError, TesseraError
 from tessera.training.runner import Recipe, Rows, TrainOptions, run_training, sentence_transformer_classes
 
 STAGES = ("both", "distill", "finetune")
-DISTILL_LEARNING_RATE = 2e-4  # a mostly random model: larger steps than fine-tuning
+DISTILL_LEARNING_RATE = 1e-4
 FINETUNE_LEARNING_RATE = 5e-5
-# One sequence per step: batching a 200-token document with a 2,000-token concatenation pads
-# it tenfold; measured, batches of 8 cost 2x more time per token than batches of 1.
-DISTILL_BATCH = 1
-LONG_ROWS_PER_DOC = 0.5  # long concatenations per short (one-document) distillation row
+# Rows per batch of typical length; long rows go fewer at a time (TokenBudgetBatchSampler).
+DISTILL_BATCH = 16
+DISTILL_TEMPERATURE = 0.05  # of the in-batch contrastive term
+LONG_ROWS_PER_DOC = 0.25  # long concatenations per sampled document
 PICKS = 64  # random draws to fill one long row
-DISTILL_DOCS = 384  # documents sampled for stage 1 (~10 CPU minutes at 2048 tokens, 6 layers)
+DISTILL_DOCS = 1000  # documents sampled for stage 1
+DISTILL_EPOCHS = 3.0  # 726 steps, 20 minutes on 2 idle cores at 2048 tokens, 6 layers (Cranfield)
 
 
 class CosineMSELoss(nn.Module):
@@ -67,28 +73,66 @@ class CosineMSELoss(nn.Module):
         return loss
 
 
+class DistillationLoss(nn.Module):
+    """Squared distance of each student vector to its teacher vector, plus the cross-entropy of
+    finding its own teacher vector among the batch's (cosine / DISTILL_TEMPERATURE)."""
+
+    def __init__(self, model: Any, temperature: float = DISTILL_TEMPERATURE):
+        super().__init__()
+        self.model = model
+        self.temperature = temperature
+
+    def forward(
+        self, sentence_features: Iterable[dict[str, torch.Tensor]], labels: torch.Tensor
+    ) -> torch.Tensor:
+        (features,) = sentence_features
+        student = self.model(features)["sentence_embedding"].float()
+        teacher = labels.float()
+        distance = ((student - teacher) ** 2).sum(-1).mean()
+        if len(student) < 2:
+            return distance
+        logits = nn.functional.normalize(student, dim=-1) @ nn.functional.normalize(teacher, dim=-1).T
+        targets = torch.arange(len(student), device=student.device)
+        return distance + nn.functional.cross_entropy(logits / self.temperature, targets)
+
+
+def short_text(title: str, contents: str) -> str:
+    """What a query looks like, from a document: its title, or its first sentence."""
+    if title.strip():
+        return title.strip()
+    first = contents.strip().split("\n")[0]
+    end = first.find(". ")
+    return first[: end + 1] if end > 0 else first
+
+
 def distillation_rows(
     corpus: Corpus, max_length: int, seed: int, docs: int = DISTILL_DOCS
 ) -> tuple[Rows, dict[str, int]]:
-    """Short rows (`docs` sampled documents) and about half as many long rows (two or more
-    distinct sampled documents concatenated to a length drawn uniformly between a quarter of
-    `max_length` tokens and all of it, never past it), each with its MiniLM target vector."""
+    """Rows of three kinds, each with its MiniLM target vector: the `docs` sampled documents;
+    their short texts (`short_text`; none where it would repeat the document); and a quarter as
+    many long rows as documents (two or more distinct sampled documents concatenated to a length
+    drawn uniformly between a quarter of `max_length` tokens and all of it, never past it)."""
     from tessera.models.registry import load_encoder
 
     rng = random.Random(seed)
-    documents = [doc.contents for doc in corpus if doc.contents.strip()]
-    if not documents:
+    sampled = [doc for doc in corpus if doc.contents.strip()]
+    if not sampled:
         raise TesseraError("the corpus has no text to distil from", field="corpus")
-    rng.shuffle(documents)
-    documents = documents[:docs]
+    rng.shuffle(sampled)
+    sampled = sampled[:docs]
+    documents = [doc.contents for doc in sampled]
+    shorts = [short_text(doc.title, doc.contents) for doc in sampled]
+    shorts = [text for text, document in zip(shorts, documents, strict=True) if text and text != document]
     teacher = load_encoder("minilm")
     targets = teacher.encode_docs(documents)
+    short_targets = teacher.encode_docs(shorts) if shorts else np.zeros((0, targets.shape[1]))
     counter = copy.deepcopy(teacher.tokenizer.backend_tokenizer)  # counts only: no truncation
     counter.no_truncation()
     counter.no_padding()
     lengths = [len(e.ids) for e in counter.encode_batch(documents, add_special_tokens=False)]
     rows: Rows = [
-        {"text": text, "label": target.tolist()} for text, target in zip(documents, targets, strict=True)
+        {"text": text, "label": target.tolist()}
+        for text, target in zip([*documents, *shorts], [*targets, *short_targets], strict=True)
     ]
     long_rows = round(len(documents) * LONG_ROWS_PER_DOC)
     room = max_length - 2  # [CLS] and [SEP]
@@ -115,14 +159,15 @@ def distillation_rows(
         )
         made += 1
     rng.shuffle(rows)
-    return rows, {"short": len(documents), "long": made}
+    return rows, {"documents": len(documents), "short": len(shorts), "long": made}
 
 
 def _fresh_model(max_length: int, layers: int):
-    from tessera.models.m2 import M2Config, build_sentence_transformer, init_from_minilm
+    from tessera.models.m2 import M2Config, build_sentence_transformer, init_from_minilm, init_near_identity
 
     model = build_sentence_transformer(M2Config(layers=layers), max_seq_length=max_length)
     init_from_minilm(model)
+    init_near_identity(model)
     return model
 
 
@@ -134,16 +179,10 @@ def _m2_folder(base: str | Path, max_length: int):
     return model
 
 
-def _mse(model: Any, options: TrainOptions, scale: float):
-    from sentence_transformers.sentence_transformer.losses import MSELoss
+def _length_batches() -> dict[str, Any]:
+    from tessera.training.token_batches import TokenBudgetBatchSampler
 
-    return MSELoss(model)
-
-
-def _plain_batches() -> dict[str, Any]:
-    from sentence_transformers.base.sampler import BatchSamplers
-
-    return {"batch_sampler": BatchSamplers.BATCH_SAMPLER}
+    return {"batch_sampler": TokenBudgetBatchSampler}
 
 
 def train_m2(
@@ -153,13 +192,15 @@ def train_m2(
     stage: str = "both",
     base: str | Path | None = None,
     layers: int = 6,
-    distill_epochs: float = 1.0,
-    distill_docs: int = DISTILL_DOCS,
+    distill_epochs: float | None = None,
+    distill_docs: int | None = None,
     **options: Any,
 ) -> Path:
     """Train an M2-BERT retriever on `dataset` and write it to `output` (see the module docstring).
 
     `base`: an M2 folder to start from (stage 2 alone needs one; stage 1 starts fresh without).
+    `distill_epochs`, `distill_docs`: stage 1's passes and sampled documents (default
+    DISTILL_EPOCHS, DISTILL_DOCS).
     `options` are `TrainOptions` fields for stage 2 (and `max_length`, `seed`, `precision`,
     `corpus`, `overwrite` for both); defaults: batch size 1, max_length 2048, lr 5e-5.
     """
@@ -171,13 +212,14 @@ def train_m2(
     target = Path(output).expanduser().resolve()
     if target.exists() and not settings.overwrite:  # before an hour of stage 1, not after
         raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+    size = (distill_epochs or DISTILL_EPOCHS, distill_docs or DISTILL_DOCS)
     if stage == "distill":
-        return _distill(dataset, target, base, layers, (distill_epochs, distill_docs), settings)
+        return _distill(dataset, target, base, layers, size, settings)
     start = base
     if stage == "both":
         start = target.with_name(f"{target.name}.distilled")
         if settings.overwrite or not start.exists():
-            _distill(dataset, start, base, layers, (distill_epochs, distill_docs), settings)
+            _distill(dataset, start, base, layers, size, settings)
     recipe = Recipe(
         kind="m2",
         base=str(Path(start).expanduser().resolve()),
@@ -216,13 +258,18 @@ def _distill(
         base=str(base) if base else f"fresh M2 ({layers} layers) on MiniLM embeddings",
         learning_rate=DISTILL_LEARNING_RATE,
         scale=1.0,
-        settings={"layers": layers, "distill_docs": size[1]},
+        settings={
+            "layers": layers,
+            "distill_docs": size[1],
+            "init": "near-identity",
+            "distill_loss": "distance+contrastive",
+        },
         make_model=lambda: (
             _m2_folder(base, settings.max_length) if base else _fresh_model(settings.max_length, layers)
         ),
-        make_loss=_mse,
+        make_loss=lambda model, opts, scale: DistillationLoss(model),
         classes=sentence_transformer_classes,
-        extra_args=_plain_batches(),
+        extra_args=_length_batches(),
         make_rows=lambda opts, corpus: distillation_rows(corpus, opts.max_length, opts.seed, size[1]),
     )
     return run_training(dataset, target, recipe, stage_options)

@@ -12,7 +12,7 @@ import torch
 from tessera.data.corpus import open_corpus
 from tessera.errors import EncoderError, TesseraError
 from tessera.models.m2 import M2Config, build_sentence_transformer
-from tessera.training.m2 import CosineMSELoss, distillation_rows, train_m2
+from tessera.training.m2 import CosineMSELoss, DistillationLoss, distillation_rows, short_text, train_m2
 from tests.conftest import run_cli
 
 TINY = {"hidden": 32, "layers": 1, "monarch_blocks": 4, "max_length": 512, "filter_order": 8}
@@ -73,22 +73,50 @@ def test_a_training_step_lowers_the_loss() -> None:
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_distillation_loss_is_distance_plus_in_batch_contrast() -> None:
+    torch.manual_seed(0)
+    model = build_sentence_transformer(M2Config(**TINY), max_seq_length=64)
+    texts = ["what is a shock wave", "lift of wings", "boundary layers in water"]
+    teacher = torch.nn.functional.normalize(torch.randn(3, 32), dim=-1)
+    loss = DistillationLoss(model)([_features(model, texts)], teacher)
+    with torch.no_grad():
+        student = model.encode(texts, convert_to_tensor=True)
+    distance = ((student - teacher) ** 2).sum(-1).mean()
+    logits = student @ teacher.T / 0.05  # the student is normalised already
+    contrast = torch.nn.functional.cross_entropy(logits, torch.arange(3))
+    assert float(loss.detach()) == pytest.approx(float(distance + contrast), abs=1e-4)
+    single = DistillationLoss(model)([_features(model, texts[:1])], teacher[:1])
+    assert float(single.detach()) == pytest.approx(float(((student[0] - teacher[0]) ** 2).sum()), abs=1e-4)
+
+
+def test_short_text_is_the_title_or_the_first_sentence() -> None:
+    assert short_text("Shock waves ", "body") == "Shock waves"
+    assert short_text("", "Heat transfer on cones. Measured at Mach 3.\nMore.") == "Heat transfer on cones."
+    assert short_text("", "no full stop here\nsecond line") == "no full stop here"
+
+
 def test_distillation_rows_short_and_long_with_minilm_targets(small_split: Path) -> None:
     from tessera.models.registry import load_encoder
 
     corpus = open_corpus(small_split)
     rows, counts = distillation_rows(corpus, max_length=1024, seed=3, docs=40)
-    assert counts["short"] == 40 and 18 <= counts["long"] <= 20 and len(rows) == 40 + counts["long"]
+    assert counts["documents"] == 40 and counts["short"] == 40 and 8 <= counts["long"] <= 10
+    assert len(rows) == 80 + counts["long"]
     again, _ = distillation_rows(corpus, max_length=1024, seed=3, docs=40)
     assert again == rows
     texts = {doc.contents for doc in corpus}
-    short = [row for row in rows if row["text"] in texts]
-    long = [row for row in rows if row["text"] not in texts]
-    assert len(short) == 40 and len(long) == counts["long"]
+    titles = {doc.title.strip() for doc in corpus}
+    whole = [row for row in rows if row["text"] in texts]
+    short = [row for row in rows if row["text"] in titles]
+    long = [row for row in rows if row["text"] not in texts | titles]
+    assert len(whole) == 40 and len(short) == 40 and len(long) == counts["long"]
     minilm = load_encoder("minilm")
-    np.testing.assert_allclose(
-        minilm.encode_docs([row["text"] for row in short[:5]]), [row["label"] for row in short[:5]], atol=1e-5
-    )
+    for kind in (whole, short):
+        np.testing.assert_allclose(
+            minilm.encode_docs([row["text"] for row in kind[:5]]),
+            [row["label"] for row in kind[:5]],
+            atol=1e-5,
+        )
     sizes = [len(minilm.tokenizer(row["text"])["input_ids"]) for row in long]
     assert max(sizes) <= 1024 and sum(sizes) / len(sizes) > 512  # drawn between 256 and 1024
     for row in long:
@@ -103,8 +131,10 @@ def test_train_m2_both_stages_then_index_and_search(small_split: Path, tmp_path:
     distilled = json.loads((tmp_path / "m2.distilled" / "training.json").read_text())
     record = json.loads((out / "training.json").read_text())
     examples = distilled["examples"]
-    assert distilled["kind"] == "m2-distill" and examples["short"] == 16 and 6 <= examples["long"] <= 8
-    assert distilled["steps"] == examples["short"] + examples["long"]  # one sequence per step
+    assert distilled["kind"] == "m2-distill" and examples["documents"] == examples["short"] == 16
+    assert 2 <= examples["long"] <= 4
+    assert distilled["settings"]["init"] == "near-identity"
+    assert 3 <= distilled["steps"] <= 36  # at most 36 rows in batches of up to 16 of similar length
     assert record["kind"] == "m2" and record["steps"] == 3 and record["settings"]["split"] == "train"
     assert record["settings"]["base"] == str((tmp_path / "m2.distilled").resolve())
     index = tmp_path / "index"

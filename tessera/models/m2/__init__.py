@@ -9,6 +9,7 @@ from tessera.models.m2.model import (
     M2Transformer,
     build_sentence_transformer,
     init_from_minilm,
+    init_near_identity,
 )
 from tessera.models.m2.monarch import BlockDiagonalLinear
 
@@ -23,5 +24,6 @@ __all__ = [
     "build_sentence_transformer",
     "fft_long_conv",
     "init_from_minilm",
+    "init_near_identity",
     "load_m2_sentence_transformer",
 ]
