@@ -199,8 +199,9 @@ def train_m2(
     dataset: TrainDataset,
     output: TrainOutput,
     stage: Annotated[
-        str, typer.Option(help="both | distill (stage 1: MiniLM distillation) | finetune (stage 2).")
-    ] = "both",
+        str,
+        typer.Option(help="distill (stage 1: MiniLM distillation) | finetune (stage 2) | both."),
+    ] = "distill",
     base: Annotated[
         str | None, typer.Option(help="M2 folder to start from (stage 1 starts fresh without one).")
     ] = None,

@@ -126,7 +126,7 @@ def test_distillation_rows_short_and_long_with_minilm_targets(small_split: Path)
 def test_train_m2_both_stages_then_index_and_search(small_split: Path, tmp_path: Path) -> None:
     out = tmp_path / "m2"
     common = ["--layers", "1", "--max-length", "1024", "--distill-docs", "16", "--max-steps", "3"]
-    result = run_cli("train", "m2", "--dataset", str(small_split), "-o", str(out), *common)
+    result = run_cli("train", "m2", "--dataset", str(small_split), "-o", str(out), "--stage", "both", *common)
     assert "m2:" in result.stdout
     distilled = json.loads((tmp_path / "m2.distilled" / "training.json").read_text())
     record = json.loads((out / "training.json").read_text())
@@ -168,3 +168,13 @@ def test_train_m2_refusals(small_split: Path, tmp_path: Path) -> None:
     assert result.returncode != 0 and "base" in result.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     assert not (tmp_path / "taken.distilled").exists()
+
+
+def test_train_m2_runs_stage_one_alone_by_default(small_split: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m2"
+    run_cli(
+        "train", "m2", "--dataset", str(small_split), "-o", str(out), "--layers", "1", "--distill-docs", "8"
+    )
+    record = json.loads((out / "training.json").read_text())
+    assert record["kind"] == "m2-distill" and record["settings"]["init"] == "near-identity"
+    assert not (tmp_path / "m2.distilled").exists()
