@@ -8,10 +8,9 @@ from tessera.models.m2.model import (
     M2Model,
     M2Transformer,
     build_sentence_transformer,
-    init_from_minilm,
-    init_near_identity,
 )
 from tessera.models.m2.monarch import BlockDiagonalLinear
+from tessera.models.m2.starts import init_from_minilm, init_near_identity
 
 __all__ = [
     "BlockDiagonalLinear",
