@@ -12,8 +12,10 @@ batch's), in batches of similar length (`TokenBudgetBatchSampler`). Why distilla
 masked-language modelling: MLM from scratch needs far more compute than a CPU has before its
 embeddings are of any use for retrieval, while distillation trains the pooled embedding itself,
 in the space of a model that already retrieves well, at every length the mixer must learn to
-handle. Why the contrastive term: with the squared distance alone the model collapsed onto the
-teacher's mean vector (mean pairwise cosine 0.994, retrieval at chance; docs/results.md).
+handle. The first recipe (squared distance alone, the published random start) collapsed onto
+the teacher's mean vector; the cause was the start, not the loss (a contrastive term from the
+published start stayed at chance too; docs/results.md section 8). The contrastive term is kept
+because it trains what retrieval needs, telling texts apart; it was not ablated on its own.
 
 Stage 2, retrieval fine-tuning (`finetune`), as the M2-BERT paper's released code does it:
 one query per batch by default, and for each (query, positive, negative) the loss

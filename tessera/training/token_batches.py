@@ -37,9 +37,15 @@ class TokenBudgetBatchSampler(DefaultBatchSampler):
         super().__init__(dataset, batch_size, drop_last, valid_label_columns, generator, seed)
         self.lengths = [max(len(text), 1) for text in dataset[text_column]]
         self.budget = batch_size * sum(self.lengths) / max(len(self.lengths), 1)
+        self._made: tuple[int, list[list[int]]] = (-1, [])
 
     def batches(self) -> list[list[int]]:
-        """This epoch's batches (row indices)."""
+        """This epoch's batches (row indices), made once per epoch."""
+        if self._made[0] != self.epoch:
+            self._made = (self.epoch, self._make())
+        return self._made[1]
+
+    def _make(self) -> list[list[int]]:
         rng = random.Random(f"{self.seed}:{self.epoch}")
         order = list(range(len(self.lengths)))
         rng.shuffle(order)
@@ -47,14 +53,13 @@ class TokenBudgetBatchSampler(DefaultBatchSampler):
         batches: list[list[int]] = []
         for start in range(0, len(order), window):
             batch: list[int] = []
-            longest = 0
+            # ascending lengths: the row being added is always the batch's longest
             for row in sorted(order[start : start + window], key=self.lengths.__getitem__):
-                longer = max(longest, self.lengths[row])
-                if batch and (len(batch) == self.batch_size or longer * (len(batch) + 1) > self.budget):
+                full = len(batch) == self.batch_size
+                if batch and (full or self.lengths[row] * (len(batch) + 1) > self.budget):
                     batches.append(batch)
-                    batch, longer = [], self.lengths[row]
+                    batch = []
                 batch.append(row)
-                longest = longer
             if batch:
                 batches.append(batch)
         rng.shuffle(batches)
