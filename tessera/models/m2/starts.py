@@ -44,10 +44,9 @@ def init_near_identity(model: Any, fastest_decay_lag: int = FASTEST_DECAY_LAG) -
     Why: with the published initialisation, every implicit filter is close to a constant over the
     first thousands of lags (its lag features and decay are scaled to `max_length`, 32,768), about
     0.06 per lag and channel, so each layer adds a length-scaled sum of the whole document to
-    every token and buries the token itself. Measured on Cranfield (test queries, 256 tokens):
-    a fresh 6-layer model retrieves at chance (nDCG@10 0.02), the mean of MiniLM's word
-    embeddings gets 0.19, and distilling the fresh model from MiniLM stayed at chance (0.02 after
-    300 steps) while the model started here began at 0.18 and reached 0.21 in 300 steps.
+    every token and buries the token itself. Measured (`benchmarks/m2_start.py`, Cranfield test
+    queries, 256 tokens): a fresh 6-layer model with the published start gets nDCG@10 0.020, the
+    mean of MiniLM's word embeddings 0.210, the model started here 0.206.
 
     What it sets, per layer: the filters' output layers to zero (long-range mixing starts at
     nothing and grows where training finds it useful); the skip term of the residual long
