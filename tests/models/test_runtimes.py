@@ -98,6 +98,21 @@ def test_runtime_matches_fp32(runtime: str, cranfield_sample, fp32_vectors) -> N
         assert (ref_rank == got_rank).all()
 
 
+def test_bf16_stores_linear_weights_in_bf16_and_keeps_layernorm_fp32() -> None:
+    """Stored bf16 weights spare autocast a cast per weight per pass; LayerNorm stays fp32."""
+    import torch
+
+    encoder = load_encoder("minilm@bf16")
+    modules = list(encoder.model.modules())
+    linear = [m.weight.dtype for m in modules if isinstance(m, torch.nn.Linear)]
+    norms = [m.weight.dtype for m in modules if isinstance(m, torch.nn.LayerNorm)]
+    assert linear and set(linear) == {torch.bfloat16}
+    assert norms and set(norms) == {torch.float32}
+    vectors = encoder.encode_docs(["shock waves in carbon dioxide", "boundary layer transition"])
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+
+
 def test_manifest_round_trips_runtime(cranfield_head: Path, tmp_path: Path) -> None:
     out = build_index(cranfield_head, tmp_path / "idx", encoder="minilm@onnx-int8", show_progress=False)
     assert Manifest.read(out).encoder == "minilm@onnx-int8"

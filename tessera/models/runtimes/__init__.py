@@ -3,7 +3,7 @@
 | suffix | engine |
 |---|---|
 | (none) or `@fp32` | PyTorch float32, the reference every other runtime is measured against |
-| `@bf16` | PyTorch under bf16 autocast (AMX/AVX512-BF16 CPUs, CUDA); multi-vector encoders too |
+| `@bf16` | PyTorch, Linear weights in bf16, under autocast (AVX512-BF16/AMX, CUDA); multi-vector too |
 | `@onnx` | ONNX Runtime on an ONNX export of the transformer (float32) |
 | `@onnx-int8` | the same export, weights quantized to int8 per channel, activations at run time (VNNI) |
 | `@openvino` | OpenVINO on the same export, at its default CPU precision (bf16 where the CPU has it) |
@@ -29,10 +29,11 @@ BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 def auto_runtime(cpuinfo: Path = Path("/proc/cpuinfo"), gpus: Path = Path("/proc/driver/nvidia/gpus")) -> str:
-    """The runtime `@auto` stands for on this machine. bf16 autocast was the fastest runtime
-    on average over Cranfield and LISA (2.14x / 1.68x bare fp32, nDCG@10 0.999x / 0.993x;
-    OpenVINO 1.63x / 2.01x) and it also serves multi-vector encoders, so it is the choice
-    wherever the hardware multiplies bf16 natively; elsewhere fp32. The resolved runtime is
+    """The runtime `@auto` stands for on this machine. bf16 was the fastest runtime on average
+    over Cranfield and LISA (first run 2.14x / 1.68x bare fp32, nDCG@10 0.999x / 0.993x;
+    OpenVINO 1.63x / 2.01x; later runs in docs/results.md section 11) and it also serves
+    multi-vector encoders, so it is the choice wherever the hardware multiplies bf16 natively;
+    elsewhere fp32. The resolved runtime is
     what the manifest stores, so an index stays exactly reproducible on any machine."""
     if gpus.is_dir() and any(gpus.iterdir()):
         return "bf16"
