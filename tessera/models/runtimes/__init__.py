@@ -33,8 +33,8 @@ def auto_runtime(cpuinfo: Path = Path("/proc/cpuinfo"), gpus: Path = Path("/proc
     over Cranfield and LISA (first run 2.14x / 1.68x bare fp32, nDCG@10 0.999x / 0.993x;
     OpenVINO 1.63x / 2.01x; later runs in docs/results.md section 11) and it also serves
     multi-vector encoders, so it is the choice wherever the hardware multiplies bf16 natively;
-    elsewhere fp32. The resolved runtime is
-    what the manifest stores, so an index stays exactly reproducible on any machine."""
+    elsewhere fp32. The resolved runtime is what the manifest stores, so an index stays exactly
+    reproducible on any machine."""
     if gpus.is_dir() and any(gpus.iterdir()):
         return "bf16"
     try:
