@@ -31,7 +31,7 @@ from tessera.models.m2 import (
     init_near_identity,
     load_m2_sentence_transformer,
 )
-from tessera.models.m2.model import _m2_model
+from tessera.models.m2.model import as_m2_model
 
 
 def fresh(layers: int, start: str):
@@ -42,7 +42,7 @@ def fresh(layers: int, start: str):
         init_near_identity(model)
     elif start == "zeroed filters":
         with torch.no_grad():
-            for layer in _m2_model(model).layers:
+            for layer in as_m2_model(model).layers:
                 for filt in (layer.mixer.filter_fn, layer.mixer.filter_fn2):
                     filt.implicit_filter[-1].weight.zero_()
                     filt.implicit_filter_rev[-1].weight.zero_()

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from tessera.models.m2.model import M2Config, M2Model, _m2_model
+from tessera.models.m2.model import M2Config, M2Model, as_m2_model
 
 # published config.json key -> M2Config field
 CONFIG_KEYS = {
@@ -93,7 +93,7 @@ def config_from_published(values: dict[str, Any], **overrides: Any) -> M2Config:
 
 def to_published_state_dict(model: Any) -> dict[str, torch.Tensor]:
     """Our weights under the published names (tensors cloned, so shared ones are saved apart)."""
-    m2 = _m2_model(model)
+    m2 = as_m2_model(model)
     out: dict[str, torch.Tensor] = {}
     for name, tensor in m2.state_dict().items():
         out[_rename(name, _TO_PUBLISHED)] = tensor.detach().clone().contiguous()
@@ -160,7 +160,7 @@ def convert_published(folder: str | Path, output: str | Path) -> Path:
         max_seq_length=published.config.max_length,
         tokenizer_path=folder if own_tokenizer else None,
     )
-    _m2_model(model).load_state_dict(published.state_dict())
+    as_m2_model(model).load_state_dict(published.state_dict())
     output = Path(output)
     model.save(str(output))
     return output

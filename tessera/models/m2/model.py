@@ -351,7 +351,8 @@ def build_sentence_transformer(
     return SentenceTransformer(modules=modules, device="cpu")
 
 
-def _m2_model(model: Any) -> M2Model:
+def as_m2_model(model: Any) -> M2Model:
+    """The M2Model inside `model` (itself, an M2Transformer, or a SentenceTransformer around one)."""
     if isinstance(model, M2Model):
         return model
     if isinstance(model, M2Transformer):

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tessera.models.m2.model import WEIGHTS_FILE, _m2_model
+from tessera.models.m2.model import WEIGHTS_FILE, as_m2_model
 
 
 def init_from_minilm(model: Any) -> None:
@@ -19,7 +19,7 @@ def init_from_minilm(model: Any) -> None:
 
     from tessera.models.bundled import bundled_path
 
-    m2 = _m2_model(model)
+    m2 = as_m2_model(model)
     with safe_open(str(bundled_path("minilm") / WEIGHTS_FILE), framework="pt") as weights:
         matrix = weights.get_tensor("embeddings.word_embeddings.weight")
     target = m2.embeddings.word_embeddings.weight
@@ -57,7 +57,7 @@ def init_near_identity(model: Any, fastest_decay_lag: int = FASTEST_DECAY_LAG) -
     projection scaled by 0.1 (a small update on the post-LN residual). Published weights never
     pass through here: a converted checkpoint keeps its own values.
     """
-    m2 = _m2_model(model)
+    m2 = as_m2_model(model)
     length = m2.config.max_length
     lags = torch.logspace(math.log10(min(fastest_decay_lag, length)), math.log10(length), m2.config.hidden)
     deltas = (math.log(1 / DECAY_FLOOR) * length / lags)[None, None]
