@@ -14,7 +14,6 @@ nDCG@10 on the split's test queries over the collection's documents (256 tokens)
 from __future__ import annotations
 
 import argparse
-import json
 
 import ir_measures
 import numpy as np
@@ -24,6 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tessera import config
+from tessera.data.corpus import open_corpus
+from tessera.data.datasets import load_eval_dataset
 from tessera.models.m2 import (
     M2Config,
     build_sentence_transformer,
@@ -56,16 +57,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     folder = config.data_dir() / args.dataset
-    docs = [json.loads(line) for line in (folder / "corpus.jsonl").open()]
-    ids = [d["_id"] for d in docs]
-    texts = [" ".join(x for x in (d.get("title", ""), d.get("text", "")) if x) for d in docs]
-    queries = {
-        json.loads(line)["_id"]: json.loads(line)["text"] for line in (folder / "queries.jsonl").open()
-    }
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]:
-        query, doc, grade = line.split("\t")[:3]
-        qrels.setdefault(query, {})[doc] = int(grade)
+    docs = list(open_corpus(folder))
+    ids, texts = [d.id for d in docs], [d.contents for d in docs]
+    test = load_eval_dataset(folder, "test")
+    queries, qrels = test.queries, test.qrels
     qids = sorted(qrels)
 
     def ndcg(model) -> float:
