@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tessera.retrieval.hits import Hit
-
-# A sentence ends at . ! ? (or a blank line) followed by space; Cranfield's " ." style included.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +41,6 @@ class Block:
 def passage_blocks(passages: Sequence[Passage]) -> list[Block]:
     """Uncompressed context: one block per passage."""
     return [Block(p.full_text, (p.doc_id,)) for p in passages]
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of a passage, whitespace-normalised, empty ones dropped."""
-    return [s for s in (" ".join(part.split()) for part in _SENTENCE_END.split(text)) if s]
 
 
 def context_text(blocks: Sequence[Block]) -> str:

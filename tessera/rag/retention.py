@@ -16,7 +16,7 @@ from functools import cache
 
 import numpy as np
 
-from tessera.rag.passages import split_sentences
+from tessera.data.sentences import split_sentences
 
 TOP_TERMS = 10
 SEMANTIC_THRESHOLD = 0.8

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tessera.data.document import Document
-from tessera.rag.passages import split_sentences
+from tessera.data.sentences import split_sentences
 from tessera.training.pairs import title_body
 
 MIN_SENTENCE_WORDS = 5  # shorter sentences ("see fig. 2 .") are no query

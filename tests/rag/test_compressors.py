@@ -7,11 +7,12 @@ import re
 import numpy as np
 import pytest
 
+from tessera.data.sentences import split_sentences
 from tessera.errors import TesseraError
 from tessera.rag.compressors import make_compressor
 from tessera.rag.compressors.crag import CragCompressor
 from tessera.rag.compressors.tcra_semantic import TcraSemanticCompressor, is_protected
-from tessera.rag.passages import context_text, split_sentences
+from tessera.rag.passages import context_text
 
 # Judged-relevant documents of two unrelated Cranfield queries: heat conduction in composite
 # slabs (query 3) and aeroelastic models of heated aircraft (query 1).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tessera.errors import TesseraError
-from tessera.rag.passages import Block, split_sentences
+from tessera.rag.passages import Block
 from tessera.rag.prompt import build_messages, order_blocks, render_context
 from tessera.rag.tokens import token_counter
 
@@ -48,12 +48,3 @@ def test_truncate_keeps_a_prefix_within_the_budget(budget):
     cut = counter.truncate(text, budget)
     assert text.startswith(cut) and counter.count(cut) == budget
     assert counter.truncate(text, 1000) == text and counter.truncate(text, 0) == ""
-
-
-def test_sentences_split_on_cranfield_style_periods():
-    text = "experimental study of a wing .\n  the results were intended as a basis .  lift rises."
-    assert split_sentences(text) == [
-        "experimental study of a wing .",
-        "the results were intended as a basis .",
-        "lift rises.",
-    ]

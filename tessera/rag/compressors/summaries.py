@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tessera.data.sentences import split_sentences
 from tessera.errors import TesseraError
 from tessera.rag.compressors.base import Tools, shares
-from tessera.rag.passages import Passage, split_sentences
+from tessera.rag.passages import Passage
 
 
 @dataclass(frozen=True, slots=True)

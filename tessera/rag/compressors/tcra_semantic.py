@@ -18,8 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tessera.data.sentences import split_sentences
 from tessera.rag.compressors.base import Tools, budget_and_lengths, shares
-from tessera.rag.passages import Block, Passage, split_sentences
+from tessera.rag.passages import Block, Passage
 
 _PROTECTED = re.compile(r"\d|^[^a-z]*[A-Z]{2,}[^a-z]*$")
 
