@@ -11,6 +11,9 @@ Per collection (ir_datasets ids read offline; every judged query):
   runtime (`minilm`, `minilm@bf16`, `@onnx`, `@onnx-int8`, `@openvino`), model loaded and any export
   made before the clock; docs/s and its ratio to the anchor; nDCG@10 and its ratio to fp32's;
   single-query latency (`Index.search`, k=10, median over the queries);
+- the anchor and the builds take turns for `--rounds` rounds (order rotated each round); a
+  ratio is the median of the per-round ratios (anchor seconds / build seconds of that round),
+  with the lowest and highest round beside it;
 - BM25: `tessera index --encoder bm25` against pyserini's own indexer (Anserini's IndexCollection,
   what `python -m pyserini.index.lucene` runs; one thread, the same JSONL), each a fresh process,
   taking turns three times, median seconds; single-query latency of `Index.search` against
@@ -77,29 +80,41 @@ def cpu_flags() -> str:
     return " ".join(flag for flag in wanted if flag in flags)
 
 
-def anchor_docs_per_s(texts: list[str]) -> float:
+def anchor_encoder(texts: list[str]):
+    """Bare `SentenceTransformer.encode` fp32, loaded and warmed before any clock."""
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(bundled_path("minilm")), device="cpu")
     model.encode(texts[:32])
-    _, seconds = timed(lambda: model.encode(texts, normalize_embeddings=True))
-    return len(texts) / seconds
+    return lambda: model.encode(texts, normalize_embeddings=True)
 
 
-def tessera_runtime(collection: str, runtime: str, dataset, work: Path) -> dict:
+def tessera_builder(collection: str, runtime: str, work: Path):
+    """`build_index` with one runtime, its model loaded and any export made before any clock."""
     spec = "minilm" if runtime == "fp32" else f"minilm@{runtime}"
-    encoder = load_encoder(spec)  # loads and exports outside the clock
+    encoder = load_encoder(spec)
     encoder.encode_docs(["warm up the engine"])
-    path, seconds = timed(
-        lambda: build_index(collection, work / runtime, encoder=spec, show_progress=False, overwrite=True)
-    )
+    return lambda: build_index(collection, work / runtime, encoder=spec, show_progress=False, overwrite=True)
+
+
+def interleaved_builds(systems: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds per run of each system over `rounds` rounds, the order rotated every round: these
+    shared cores drift by more than a runtime's gain within minutes (the same builder ran LISA at
+    1.02x and 0.92x the anchor an hour apart), so each ratio is taken within its own round."""
+    names = list(systems)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            seconds[name].append(timed(systems[name])[1])
+    return seconds
+
+
+def runtime_quality(path: Path, dataset) -> dict:
     index = Index.load(path)
     run = retrieve(index, dataset, 1000, show_progress=False)
     queries = list(dataset.queries.values())
     return {
-        "spec": spec,
-        "build_s": seconds,
-        "docs_per_s": len(index) / seconds,
+        "spec": index.manifest.encoder,
         "ndcg10": score(run, dataset, ["nDCG@10"])["nDCG@10"],
         "query_ms": median_ms(lambda q: index.search(q, k=10), queries),
     }
@@ -186,15 +201,30 @@ def bare_cold_start_s(index: Path) -> float:
     return statistics.median(run_cli([sys.executable, "-c", script]) for _ in range(3))
 
 
-def bench(collection: str, runtimes: list[str], work: Path, console: Console) -> dict:
+def bench(collection: str, runtimes: list[str], work: Path, rounds: int, console: Console) -> dict:
     dataset = load_eval_dataset(collection)
     texts = [doc.contents for doc in open_corpus(collection)]
-    anchor = anchor_docs_per_s(texts)
-    console.print(f"{collection}: bare sentence-transformers fp32 {anchor:.1f} docs/s")
+    systems = {"anchor": anchor_encoder(texts)}
+    systems.update({runtime: tessera_builder(collection, runtime, work) for runtime in runtimes})
+    seconds = interleaved_builds(systems, rounds)
+    anchor_s = seconds["anchor"]
+    anchor = len(texts) / statistics.median(anchor_s)
+    console.print(f"{collection}: bare sentence-transformers fp32 {anchor:.1f} docs/s (median of {rounds})")
     rows = {}
     for runtime in runtimes:
-        rows[runtime] = row = tessera_runtime(collection, runtime, dataset, work)
-        console.print(f"  {row['spec']}: {row['docs_per_s']:.1f} docs/s, nDCG@10 {row['ndcg10']:.4f}")
+        # within-round ratios: anchor seconds / builder seconds of the same round
+        ratios = [a / b for a, b in zip(anchor_s, seconds[runtime], strict=True)]
+        rows[runtime] = row = {
+            **runtime_quality(work / runtime, dataset),
+            "build_s": seconds[runtime],
+            "docs_per_s": len(texts) / statistics.median(seconds[runtime]),
+            "x_anchor": statistics.median(ratios),
+            "x_anchor_range": [min(ratios), max(ratios)],
+        }
+        console.print(
+            f"  {row['spec']}: {row['docs_per_s']:.1f} docs/s, {row['x_anchor']:.2f}x the anchor "
+            f"(rounds {min(ratios):.2f}-{max(ratios):.2f}), nDCG@10 {row['ndcg10']:.4f}"
+        )
     bm25 = {**bm25_build(collection, work), **bm25_latency(work, list(dataset.queries.values()))}
     cold = {f"{rows[r]['spec']}_s": cold_start_s(work / r) for r in runtimes if r in ("fp32", "onnx-int8")}
     cold["bm25_s"] = cold_start_s(work / "bm25")
@@ -203,14 +233,16 @@ def bench(collection: str, runtimes: list[str], work: Path, console: Console) ->
 
     fp32 = rows.get("fp32", next(iter(rows.values())))
     table = Table(title=f"{collection}: {len(texts)} documents, {len(dataset.queries)} queries")
-    for column in ["system", "docs/s", "x bare fp32", "nDCG@10", "x fp32", "ms/query"]:
+    for column in ["system", "docs/s", "x bare fp32", "rounds", "nDCG@10", "x fp32", "ms/query"]:
         table.add_column(column, justify="left" if column == "system" else "right")
-    table.add_row("sentence-transformers encode, fp32 (anchor)", f"{anchor:.1f}", "1.00", "", "", "")
+    table.add_row("sentence-transformers encode, fp32 (anchor)", f"{anchor:.1f}", "1.00", "", "", "", "")
     for row in rows.values():
+        low, high = row["x_anchor_range"]
         table.add_row(
             f"tessera index {row['spec']}",
             f"{row['docs_per_s']:.1f}",
-            f"{row['docs_per_s'] / anchor:.2f}",
+            f"{row['x_anchor']:.2f}",
+            f"{low:.2f}-{high:.2f}",
             f"{row['ndcg10']:.4f}",
             f"{row['ndcg10'] / fp32['ndcg10']:.3f}",
             f"{row['query_ms']:.1f}",
@@ -227,13 +259,22 @@ def bench(collection: str, runtimes: list[str], work: Path, console: Console) ->
         for name, seconds in cold.items()
     )
     console.print(f"cold start `tessera search` (median of 3): {starts}")
-    return {"documents": len(texts), "anchor_docs_per_s": anchor, "rows": rows, "bm25": bm25, "cold": cold}
+    return {
+        "documents": len(texts),
+        "rounds": rounds,
+        "anchor_docs_per_s": anchor,
+        "anchor_s": anchor_s,
+        "rows": rows,
+        "bm25": bm25,
+        "cold": cold,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--collections", nargs="+", default=["cranfield", "glasgow/lisa"])
     parser.add_argument("--runtimes", nargs="+", default=RUNTIMES, choices=RUNTIMES)
+    parser.add_argument("--rounds", type=int, default=3, help="Interleaved build rounds per system.")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     console = Console()
@@ -242,7 +283,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for collection in args.collections:
             work = Path(tmp) / collection.replace("/", "_")
-            results["collections"][collection] = bench(collection, args.runtimes, work, console)
+            results["collections"][collection] = bench(collection, args.runtimes, work, args.rounds, console)
             if args.json:
                 args.json.write_text(json.dumps(results, indent=2))
 
