@@ -90,7 +90,8 @@ def anchor_encoder(texts: list[str]):
 
 
 def tessera_builder(collection: str, runtime: str, work: Path):
-    """`build_index` with one runtime, its model loaded and any export made before any clock."""
+    """`build_index` with one runtime, its model loaded and any export made before any clock
+    (`load_encoder` is cached, so every timed build reuses that model)."""
     spec = "minilm" if runtime == "fp32" else f"minilm@{runtime}"
     encoder = load_encoder(spec)
     encoder.encode_docs(["warm up the engine"])
