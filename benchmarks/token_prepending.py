@@ -5,10 +5,12 @@
     python benchmarks/token_prepending.py --sweep --out s.json # every config, train and test qrels
     python benchmarks/token_prepending.py --report s.json      # the defaults' rows of that sweep
 
-A 135M-parameter LLM encodes ~200 tokens/s on two shared CPU cores, so each collection is a fixed
-sample (seed 0): two relevant documents of each of randomly drawn train and test queries (while
-80% of `--docs` lasts), filled with random other documents up to `--docs`, each document cut to
-its first `--words` words (all encoders see the same text). The same sample serves the sweep
+A whole collection through a 135M-parameter LLM is too slow for two CPU cores, so each collection
+is a fixed sample (seed 0): two relevant documents of each of randomly drawn train and test
+queries (while 80% of `--docs` lasts), filled with random other documents up to `--docs`, each
+document cut to its first `--words` words (all encoders see the same text). The defaults (600
+documents of 64 words) keep every judged query of Cranfield, CISI and MEDLINE; the first sweep
+used 120 of 32 words (docs/results.md section 6). The same sample serves the sweep
 (train qrels) and the table (test qrels). nDCG@10 from ir_measures over every judged query;
 ± is the standard error over queries.
 """
@@ -29,7 +31,15 @@ from rich.table import Table
 
 from tessera import build_index, evaluate
 from tessera.data.datasets import load_eval_dataset
-from tessera.models.llm import DEFAULT_EXIT, DEFAULT_LAYER, DEFAULT_START, LLMEncoder, LLMSpec
+from tessera.models.llm import (
+    DEFAULT_EXIT,
+    DEFAULT_LAYER,
+    DEFAULT_PLACEHOLDER,
+    DEFAULT_START,
+    PLACEHOLDERS,
+    LLMEncoder,
+    LLMSpec,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 METRIC = ir_measures.parse_measure("nDCG@10")
@@ -105,7 +115,12 @@ def fmt(values: np.ndarray) -> str:
 
 
 def sweep(
-    folders: dict[str, Path], layers: list[int], exits: list[int], console: Console, out: Path | None
+    folders: dict[str, Path],
+    layers: list[int],
+    exits: list[int],
+    placeholders: list[str],
+    console: Console,
+    out: Path | None,
 ) -> None:
     """One encoding pass per (collection, config) gives every output layer and both splits.
 
@@ -113,7 +128,11 @@ def sweep(
     through `build_index` + `evaluate` as the anchor.
     """
     configs = [("PromptEOL", LLMSpec("smollm2"))]
-    configs += [(f"TP start={DEFAULT_START} exit={e}", LLMSpec("smollm2", tp=True, exit=e)) for e in exits]
+    configs += [
+        (tp_label(e, p), LLMSpec("smollm2", tp=True, exit=e, placeholder=p))
+        for p in placeholders
+        for e in exits
+    ]
     configs.append(("mean pooling", LLMSpec("smollm2", pool="mean")))
     results: dict[str, dict[str, dict[str, list[float]]]] = {"train": {}, "test": {}}
     for name, folder in folders.items():
@@ -159,6 +178,12 @@ def sweep(
         console.print(table)
 
 
+def tp_label(exit: int, placeholder: str) -> str:
+    """Sweep row label; the original placeholder keeps the label earlier sweeps used."""
+    suffix = "" if placeholder == "token" else f" pst={placeholder}"
+    return f"TP start={DEFAULT_START} exit={exit}{suffix}"
+
+
 def report(path: Path, console: Console) -> None:
     """The four systems at the chosen defaults, from a sweep's per-query values."""
     results = json.loads(path.read_text())
@@ -166,7 +191,7 @@ def report(path: Path, console: Console) -> None:
         "MiniLM (minilm)": "MiniLM (minilm)",
         "SmolLM2 mean pooling": f"mean pooling | layer={DEFAULT_LAYER['mean']}",
         "PromptEOL": f"PromptEOL | layer={DEFAULT_LAYER['last']}",
-        "PromptEOL + TP": f"TP start={DEFAULT_START} exit={DEFAULT_EXIT} | layer={DEFAULT_LAYER['last']}",
+        "PromptEOL + TP": f"{tp_label(DEFAULT_EXIT, DEFAULT_PLACEHOLDER)} | layer={DEFAULT_LAYER['last']}",
     }
     for split, rows in results.items():
         names = list(rows["MiniLM (minilm)"])
@@ -225,11 +250,14 @@ def bench(name: str, folder: Path, work: Path, console: Console) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir", "medline-beir"])
-    parser.add_argument("--docs", type=int, default=120, help="documents per collection sample")
-    parser.add_argument("--words", type=int, default=32, help="words kept of each document")
+    parser.add_argument("--docs", type=int, default=600, help="documents per collection sample")
+    parser.add_argument("--words", type=int, default=64, help="words kept of each document")
     parser.add_argument("--sweep", action="store_true", help="layer/exit sweep on the train qrels")
     parser.add_argument("--layers", nargs="+", type=int, default=[-1, -2, -4, 15])
     parser.add_argument("--exits", nargs="+", type=int, default=[2, 4, 8])
+    parser.add_argument(
+        "--placeholders", nargs="+", choices=PLACEHOLDERS, default=[DEFAULT_PLACEHOLDER], help="TP pst values"
+    )
     parser.add_argument("--out", type=Path, help="sweep: per-query values as JSON")
     parser.add_argument("--report", type=Path, help="print the defaults' table from a sweep's JSON")
     args = parser.parse_args()
@@ -244,11 +272,14 @@ def main() -> None:
             for c in args.collections
         }
         if args.sweep:
-            sweep(folders, args.layers, args.exits, console, args.out)
+            sweep(folders, args.layers, args.exits, args.placeholders, console, args.out)
             return
         for name, folder in folders.items():
             bench(name, folder, work / name, console)
-    console.print(f"defaults: layer={DEFAULT_LAYER}, start={DEFAULT_START}, exit={DEFAULT_EXIT}")
+    console.print(
+        f"defaults: layer={DEFAULT_LAYER}, start={DEFAULT_START}, exit={DEFAULT_EXIT}, "
+        f"pst={DEFAULT_PLACEHOLDER}"
+    )
 
 
 if __name__ == "__main__":

@@ -92,6 +92,10 @@ class Manifest:
             manifest = cls(**data)
         except TypeError as exc:
             raise IndexFormatError(f"manifest has unexpected fields: {exc}", file=path) from None
+        if manifest.encoder.startswith("llm:"):  # imported only here: no torch for other indexes
+            from tessera.models.llm import with_legacy_placeholder
+
+            manifest.encoder = with_legacy_placeholder(manifest.encoder)
         if verify:
             manifest.verify(root)
         return manifest

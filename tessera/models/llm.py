@@ -1,13 +1,18 @@
 """Sentence embeddings from a decoder-only LLM: PromptEOL, Token Prepending, mean pooling.
 
-    llm:MODEL[+tp][,pool=last|mean][,layer=N][,start=N,exit=N][,maxlen=N]
+    llm:MODEL[+tp][,pool=last|mean][,layer=N][,start=N,exit=N,pst=token|random|mean][,maxlen=N]
 
 - `pool=last` (PromptEOL, Jiang et al. 2023): the text goes into
   `This sentence : "TEXT" means in one word:"` and the embedding is the last token's hidden state
   at `layer` (an index into the model's hidden states: 0 = embeddings, -1 = final normed output).
 - `+tp` (Token Prepending, Fu et al. 2025): a placeholder token before the quoted text whose state,
   at the input of layers [start, exit), is replaced by the previous layer's last-token state
-  (`prepending.py`). Only with `pool=last`; `start`/`exit` exist only with `+tp`.
+  (`prepending.py`). Only with `pool=last`; `start`/`exit`/`pst` exist only with `+tp`.
+  `pst` is the placeholder's input embedding, which only layers before `start` see: `token` an
+  existing token (the unknown token, `<|endoftext|>` in SmolLM2), `random` a fixed N(0, 1) vector
+  (seed 0) as the reference code's new `<PST>` row, `mean` the mean token embedding (what
+  transformers gives a new row). Neither of the last two resizes the shared model: the vector
+  goes in through `inputs_embeds`.
 - `pool=mean`: the mean of `layer`'s hidden states over the text's own tokens, no prompt.
 
 MODEL is `smollm2` (bundled), a folder, or a hub name. The canonical spec names every option, so
@@ -30,12 +35,16 @@ from tessera.models.causal_lm import load_causal_lm, load_tokenizer
 
 PREFIX = "llm:"
 PROMPT_HEAD, PROMPT_TAIL = 'This sentence : "', '" means in one word:"'
-# Chosen on the train qrels of cranfield-beir and cisi-beir with SmolLM2-135M (docs/results.md,
-# "Token Prepending"): the final (normed) layer beat -2, -4 and the middle one for every pooling;
-# exit 4 tied exit 2 on the mean and lost less to PromptEOL on its worse collection.
-DEFAULT_LAYER = {"last": -1, "mean": -1}
-DEFAULT_START, DEFAULT_EXIT = 1, 4
+# Chosen on the train qrels of cranfield-beir and cisi-beir with SmolLM2-135M, on samples of 600
+# documents of 64 words with every judged query (docs/results.md section 6, "Second sweep"):
+# layer -2 was best for PromptEOL and TP, the final one for mean pooling; TP best with exit 2 and
+# a random placeholder vector (the paper's own choices: layer -2, a new random `<PST>` row).
+DEFAULT_LAYER = {"last": -2, "mean": -1}
+DEFAULT_START, DEFAULT_EXIT = 1, 2
 DEFAULT_MAXLEN = 512
+PLACEHOLDERS = ("token", "random", "mean")
+DEFAULT_PLACEHOLDER = "random"
+LEGACY_PLACEHOLDER = "token"  # what a `+tp` spec written before `pst` existed used
 BATCH_SIZE = 16
 _INT_OPTIONS = ("layer", "start", "exit", "maxlen")
 
@@ -49,12 +58,13 @@ class LLMSpec:
     start: int = DEFAULT_START
     exit: int = DEFAULT_EXIT
     maxlen: int = DEFAULT_MAXLEN
+    placeholder: str = DEFAULT_PLACEHOLDER
 
     @property
     def spec(self) -> str:
         options = [f"pool={self.pool}", f"layer={self.layer}"]
         if self.tp:
-            options += [f"start={self.start}", f"exit={self.exit}"]
+            options += [f"start={self.start}", f"exit={self.exit}", f"pst={self.placeholder}"]
         options.append(f"maxlen={self.maxlen}")
         return f"{PREFIX}{self.model}{'+tp' if self.tp else ''},{','.join(options)}"
 
@@ -63,9 +73,18 @@ def is_llm_spec(spec: str) -> bool:
     return spec.startswith(PREFIX)
 
 
+def with_legacy_placeholder(spec: str) -> str:
+    """A stored `+tp` spec from before `pst` existed, with the placeholder it was built with
+    spelled out, so an old index's queries are encoded as its documents were."""
+    if not is_llm_spec(spec) or "+tp" not in spec.split(",", 1)[0] or ",pst=" in spec:
+        return spec
+    return f"{spec},pst={LEGACY_PLACEHOLDER}"
+
+
 def _bad(spec: str, why: str) -> EncoderError:
     return EncoderError(
-        f"'{spec}': {why} (expected llm:MODEL[+tp][,pool=last|mean][,layer=N][,start=N,exit=N][,maxlen=N])",
+        f"'{spec}': {why} (expected "
+        "llm:MODEL[+tp][,pool=last|mean][,layer=N][,start=N,exit=N,pst=token|random|mean][,maxlen=N])",
         field="encoder",
     )
 
@@ -85,13 +104,18 @@ def parse_llm_spec(spec: str) -> LLMSpec:
     values: dict[str, Any] = {}
     for item in items:
         key, sep, value = (part.strip() for part in item.partition("="))
-        if not sep or key not in ("pool", *_INT_OPTIONS):
+        if not sep or key not in ("pool", "pst", *_INT_OPTIONS):
             raise _bad(spec, f"unknown option '{item}'")
         if key in values:
             raise _bad(spec, f"option '{key}' given twice")
         if key == "pool":
             if value not in DEFAULT_LAYER:
                 raise _bad(spec, f"pool must be last or mean, not '{value}'")
+            values[key] = value
+            continue
+        if key == "pst":
+            if value not in PLACEHOLDERS:
+                raise _bad(spec, f"pst must be one of {', '.join(PLACEHOLDERS)}, not '{value}'")
             values[key] = value
             continue
         try:
@@ -101,8 +125,8 @@ def parse_llm_spec(spec: str) -> LLMSpec:
     pool = values.get("pool", "last")
     if tp and pool != "last":
         raise _bad(spec, "+tp needs the PromptEOL prompt (pool=last)")
-    if not tp and ("start" in values or "exit" in values):
-        raise _bad(spec, "start/exit are Token Prepending layers: add +tp to the model")
+    if not tp and any(key in values for key in ("start", "exit", "pst")):
+        raise _bad(spec, "start/exit/pst are Token Prepending options: add +tp to the model")
     result = LLMSpec(
         model=model,
         tp=tp,
@@ -111,6 +135,7 @@ def parse_llm_spec(spec: str) -> LLMSpec:
         start=values.get("start", DEFAULT_START),
         exit=values.get("exit", DEFAULT_EXIT),
         maxlen=values.get("maxlen", DEFAULT_MAXLEN),
+        placeholder=values.get("pst", DEFAULT_PLACEHOLDER),
     )
     if tp and not 0 <= result.start < result.exit:
         raise _bad(spec, f"need 0 <= start < exit, got start={result.start}, exit={result.exit}")
@@ -159,9 +184,24 @@ class LLMEncoder:
         self._tp_head = tok(PROMPT_HEAD[:-2], add_special_tokens=False).input_ids
         self._tp_quote = tok(PROMPT_HEAD[-2:], add_special_tokens=False).input_ids
         self._tail = tok(PROMPT_TAIL, add_special_tokens=False).input_ids
-        # The placeholder is an existing token (no new embedding row in the shared model): its
-        # state is overwritten from layer `start` on; before that it is an unknown-token slot.
+        # The placeholder is an existing token (no new embedding row in the shared model); unless
+        # pst=token its input embedding is swapped for the `pst` vector. From layer `start` on its
+        # state is overwritten anyway.
         self._placeholder = tok.unk_token_id if tok.unk_token_id is not None else tok.eos_token_id
+        self._placeholder_vector = self._placeholder_embedding()
+
+    def _placeholder_embedding(self) -> Any:
+        """The `pst` vector put in at the placeholder, or None to keep the token's own embedding."""
+        import torch
+
+        how = self.options.placeholder if self.options.tp else "token"
+        table = self.model.get_input_embeddings().weight
+        if how == "random":
+            generator = torch.Generator().manual_seed(0)
+            return torch.randn(self.dim, generator=generator).to(table.dtype)
+        if how == "mean":
+            return table.detach().float().mean(0).to(table.dtype)
+        return None
 
     def _layer_index(self, layer: int) -> int:
         count = self.n_layers + 1
@@ -179,6 +219,8 @@ class LLMEncoder:
         opts = self.options
         if opts.pool == "mean":
             ids = self._specials + ids[: max(1, opts.maxlen - len(self._specials))]
+            if not ids:  # an empty text: one pad token to run, nothing to pool (a zero vector)
+                return [self.tokenizer.pad_token_id], -1, 1, 1
             return ids, -1, len(self._specials), len(ids)
         if opts.tp:
             head = self._specials + self._tp_head + [self._placeholder] + self._tp_quote
@@ -236,8 +278,13 @@ class LLMEncoder:
                 )
                 with context:
                     try:
+                        tokens: dict[str, Any] = {"input_ids": input_ids}
+                        if self._placeholder_vector is not None:
+                            embeds = self.model.get_input_embeddings()(input_ids)
+                            embeds[torch.arange(len(rows)), placeholders] = self._placeholder_vector
+                            tokens = {"inputs_embeds": embeds}
                         out = base(
-                            input_ids=input_ids,
+                            **tokens,
                             attention_mask=mask,
                             position_ids=positions,
                             output_hidden_states=0 in wanted,
@@ -258,7 +305,7 @@ class LLMEncoder:
                 result[index] = hidden[:, -1]
             else:
                 weights = pool.unsqueeze(-1)
-                result[index] = (hidden * weights).sum(1) / weights.sum(1)
+                result[index] = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return result
 
     def embed(self, texts: Sequence[str], layers: Sequence[int] | None = None) -> dict[int, np.ndarray]:

@@ -12,7 +12,14 @@ import torch
 from tessera import Index, build_index
 from tessera.errors import EncoderError
 from tessera.models.causal_lm import load_causal_lm, load_tokenizer
-from tessera.models.llm import DEFAULT_EXIT, DEFAULT_LAYER, DEFAULT_START, parse_llm_spec
+from tessera.models.llm import (
+    DEFAULT_EXIT,
+    DEFAULT_LAYER,
+    DEFAULT_PLACEHOLDER,
+    DEFAULT_START,
+    LLMEncoder,
+    parse_llm_spec,
+)
 from tessera.models.prepending import decoder_layers, token_prepending
 from tessera.models.registry import canonical_spec, load_encoder
 
@@ -27,16 +34,30 @@ def test_canonical_spec_names_every_option_and_round_trips():
     tp = canonical_spec("llm:smollm2+tp")
     assert tp == (
         f"llm:smollm2+tp,pool=last,layer={DEFAULT_LAYER['last']},"
-        f"start={DEFAULT_START},exit={DEFAULT_EXIT},maxlen=512"
+        f"start={DEFAULT_START},exit={DEFAULT_EXIT},pst={DEFAULT_PLACEHOLDER},maxlen=512"
     )
     assert canonical_spec("llm:smollm2") == f"llm:smollm2,pool=last,layer={DEFAULT_LAYER['last']},maxlen=512"
     mean = canonical_spec("llm:smollm2,pool=mean,layer=10")
     assert mean == "llm:smollm2,pool=mean,layer=10,maxlen=512"
-    for spec in (tp, mean, canonical_spec("llm:smollm2+tp,exit=6,start=2,layer=-1,maxlen=128")):
+    other = canonical_spec("llm:smollm2+tp,exit=6,start=2,layer=-1,maxlen=128,pst=random")
+    for spec in (tp, mean, other):
         assert canonical_spec(spec) == spec
         assert parse_llm_spec(spec) == parse_llm_spec(canonical_spec(spec))
     options = parse_llm_spec("llm:smollm2+tp,exit=6,start=2,layer=-1")
     assert (options.tp, options.start, options.exit, options.layer) == (True, 2, 6, -1)
+    assert options.placeholder == DEFAULT_PLACEHOLDER and parse_llm_spec(other).placeholder == "random"
+
+
+def test_stored_tp_spec_from_before_pst_keeps_its_placeholder(tmp_path):
+    from tessera.indexing.manifest import Manifest
+
+    old = "llm:smollm2+tp,pool=last,layer=-1,start=1,exit=4,maxlen=512"  # an index built before `pst`
+    Manifest("faiss", old, 0, "corpus.jsonl", dim=576).write(tmp_path)
+    assert Manifest.read(tmp_path).encoder == f"{old},pst=token"
+    assert parse_llm_spec(f"{old},pst=token").placeholder == "token"
+    for spec in ("llm:smollm2,pool=last,layer=-1,maxlen=512", canonical_spec("llm:smollm2+tp"), "minilm"):
+        Manifest("faiss", spec, 0, "corpus.jsonl", dim=576).write(tmp_path)
+        assert Manifest.read(tmp_path).encoder == spec  # nothing else is touched
 
 
 def test_model_folder_becomes_absolute(tmp_path, monkeypatch):
@@ -55,6 +76,8 @@ def test_model_folder_becomes_absolute(tmp_path, monkeypatch):
         ("llm:smollm2,layer", "unknown option 'layer'"),
         ("llm:smollm2,layer=1,layer=2", "given twice"),
         ("llm:smollm2,start=1", "add +tp"),
+        ("llm:smollm2,pst=random", "add +tp"),
+        ("llm:smollm2+tp,pst=zero", "pst must be one of token, random, mean"),
         ("llm:smollm2+tp,pool=mean", "+tp needs the PromptEOL prompt"),
         ("llm:smollm2+tp,start=4,exit=4", "need 0 <= start < exit"),
         ("llm:+tp", "no model named"),
@@ -160,11 +183,43 @@ def test_tp_hooks_change_only_the_placeholder_at_the_chosen_layers(start, exit):
     torch.testing.assert_close(again[-1], plain_in[-1], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("placeholder", ["random", "mean"])
+def test_placeholder_embedding_changes_the_vector_only_through_its_own_slot(placeholder):
+    """`pst=random|mean` swaps the placeholder's input embedding; with start=0 the first layer
+    already overwrites that slot, so the vector is exactly the `pst=token` one."""
+    text = ["the effect of wall cooling on boundary layer transition"]
+    base = LLMEncoder(f"llm:smollm2+tp,pst=token,{FAST}")
+    other = LLMEncoder(f"llm:smollm2+tp,pst={placeholder},{FAST}")
+    table = other.model.get_input_embeddings().weight
+    vector = other._placeholder_vector
+    assert vector is not None and vector.shape == (other.dim,) and vector.dtype == table.dtype
+    if placeholder == "mean":
+        torch.testing.assert_close(vector, table.float().mean(0).to(table.dtype))
+    else:  # a fixed draw: the same vector in every process
+        torch.testing.assert_close(
+            vector, LLMEncoder(f"llm:smollm2+tp,pst=random,{FAST}")._placeholder_vector
+        )
+    assert float(base.encode_queries(text)[0] @ other.encode_queries(text)[0]) < 0.9999
+    from_zero = (
+        LLMEncoder(f"llm:smollm2+tp,start=0,pst=token,{FAST}"),
+        LLMEncoder(f"llm:smollm2+tp,start=0,pst={placeholder},{FAST}"),
+    )
+    np.testing.assert_allclose(
+        from_zero[0].encode_queries(text), from_zero[1].encode_queries(text), atol=1e-6
+    )
+
+
 # ------------------------------------------------------------------ batching
 
 
 @pytest.mark.parametrize(
-    "spec", [f"llm:smollm2+tp,{FAST}", f"llm:smollm2,{FAST}", f"llm:smollm2,pool=mean,{FAST}"]
+    "spec",
+    [
+        f"llm:smollm2+tp,{FAST}",
+        f"llm:smollm2+tp,pst=random,{FAST}",
+        f"llm:smollm2,{FAST}",
+        f"llm:smollm2,pool=mean,{FAST}",
+    ],
 )
 def test_embedding_does_not_depend_on_its_batch(spec):
     encoder = load_encoder(spec)
@@ -181,6 +236,19 @@ def test_embedding_does_not_depend_on_its_batch(spec):
     np.testing.assert_allclose(np.linalg.norm(mixed, axis=1), 1.0, atol=1e-5)
     assert float(alone[0] @ mixed[1]) > 0.9999
     assert encoder.spec == canonical_spec(spec)
+
+
+@pytest.mark.parametrize(
+    "spec", [f"llm:smollm2,pool=mean,{FAST}", f"llm:smollm2,{FAST}", f"llm:smollm2+tp,{FAST}"]
+)
+def test_empty_text_gets_a_finite_vector(spec):
+    """Corpora have empty documents: mean pooling gives them the zero vector (scores 0 against
+    every query, where 0/0 gave NaN before); the prompted encoders still have their prompt."""
+    vectors = load_encoder(spec).encode_docs(["", "boundary layer transition"])
+    assert np.isfinite(vectors).all()
+    np.testing.assert_allclose(np.linalg.norm(vectors[1]), 1.0, atol=1e-5)
+    expected = 0.0 if "pool=mean" in spec else 1.0
+    np.testing.assert_allclose(np.linalg.norm(vectors[0]), expected, atol=1e-5)
 
 
 # ------------------------------------------------------------------ end to end

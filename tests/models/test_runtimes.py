@@ -98,6 +98,23 @@ def test_runtime_matches_fp32(runtime: str, cranfield_sample, fp32_vectors) -> N
         assert (ref_rank == got_rank).all()
 
 
+def test_openvino_shape_padding_leaves_vectors_unchanged(
+    cranfield_sample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lengths padded to a multiple of 8 are masked: the same vectors as unpadded inputs."""
+    from tessera.models.runtimes import engines
+
+    docs, queries = cranfield_sample
+    encoder = load_encoder("minilm@openvino")
+    padded = encoder.encode_docs(docs[:40]), encoder.encode_queries(queries)
+    monkeypatch.setattr(engines, "SHAPE_STEP", 1)
+    exact = encoder.encode_docs(docs[:40]), encoder.encode_queries(queries)
+    for got, want in zip(padded, exact, strict=True):
+        assert (got * want).sum(1).min() >= 0.9999
+    assert engines._pad_length(np.ones((2, 13), dtype=np.int64), 8).shape == (2, 16)
+    assert engines._pad_length(np.ones((2, 16), dtype=np.int64), 8).shape == (2, 16)
+
+
 def test_bf16_stores_linear_weights_in_bf16_and_keeps_layernorm_fp32() -> None:
     """Stored bf16 weights spare autocast a cast per weight per pass; LayerNorm stays fp32."""
     import torch

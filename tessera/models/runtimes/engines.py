@@ -70,4 +70,23 @@ def openvino_run(path: Path) -> Run:
         },
     )
     request = compiled.create_infer_request()
-    return lambda feeds: request.infer(feeds)[compiled.output(0)]
+    output = compiled.output(0)
+
+    def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        length = next(iter(feeds.values())).shape[1]
+        padded = {name: _pad_length(value, SHAPE_STEP) for name, value in feeds.items()}
+        return request.infer(padded)[output][:, :length]
+
+    return run
+
+
+SHAPE_STEP = 8
+"""OpenVINO's CPU plugin prepares kernels per input shape; padding the sequence length up to a
+multiple of 8 (masked, so the vectors do not change) lets batches share shapes: 3-12% more
+docs/s on Cranfield at batch 16-128 (docs/results.md section 11)."""
+
+
+def _pad_length(value: np.ndarray, step: int) -> np.ndarray:
+    """`value` [batch, length] zero-padded on the right to a multiple of `step` (pad id, mask 0)."""
+    extra = -value.shape[1] % step
+    return np.pad(value, ((0, 0), (0, extra))) if extra else value
