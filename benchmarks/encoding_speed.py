@@ -50,6 +50,7 @@ from tessera.indexing.builder import build_index
 from tessera.indexing.jvm import pyserini
 from tessera.models.bundled import bundled_path
 from tessera.models.registry import load_encoder
+from tessera.models.runtimes import cpu_flags as runtime_cpu_flags
 from tessera.retrieval.index import Index
 
 RUNTIMES = ["fp32", "bf16", "onnx", "onnx-int8", "openvino"]
@@ -72,9 +73,8 @@ def median_ms(fn, items: list[str]) -> float:
 
 
 def cpu_flags() -> str:
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split()
-    except (OSError, IndexError):
+    flags = runtime_cpu_flags()
+    if not flags:
         return "unknown"
     wanted = ["avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"]
     return " ".join(flag for flag in wanted if flag in flags)

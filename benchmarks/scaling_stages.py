@@ -50,7 +50,12 @@ ROOT = Path(os.environ.get("TESSERA_CACHE_DIR", ".tessera-cache")) / "bench" / "
 
 
 def rss_kib(field: str = "VmRSS") -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    """`field` of the Linux kernel's /proc/self/status in KiB; 0 where there is none."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0

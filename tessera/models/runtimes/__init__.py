@@ -28,7 +28,19 @@ AUTO = "auto"
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
-def auto_runtime(cpuinfo: Path = Path("/proc/cpuinfo"), gpus: Path = Path("/proc/driver/nvidia/gpus")) -> str:
+CPUINFO = Path("/proc/cpuinfo")  # the Linux kernel's interface, not a path of one machine
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
+    """The CPU's feature flags (first `flags` line of cpuinfo); empty where it cannot be read."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return frozenset()
+    return frozenset(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
+
+
+def auto_runtime(cpuinfo: Path = CPUINFO, gpus: Path = Path("/proc/driver/nvidia/gpus")) -> str:
     """The runtime `@auto` stands for on this machine. bf16 was the fastest runtime on average
     over Cranfield and LISA (first run 2.14x / 1.68x bare fp32, nDCG@10 0.999x / 0.993x;
     OpenVINO 1.63x / 2.01x; later runs in docs/results.md section 11) and it also serves
@@ -37,12 +49,7 @@ def auto_runtime(cpuinfo: Path = Path("/proc/cpuinfo"), gpus: Path = Path("/proc
     reproducible on any machine."""
     if gpus.is_dir() and any(gpus.iterdir()):
         return "bf16"
-    try:
-        lines = cpuinfo.read_text().splitlines()
-    except OSError:
-        return DEFAULT_RUNTIME
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
-    return "bf16" if BF16_CPU_FLAGS & set(flags) else DEFAULT_RUNTIME
+    return "bf16" if BF16_CPU_FLAGS & cpu_flags(cpuinfo) else DEFAULT_RUNTIME
 
 
 def split_runtime(spec: str) -> tuple[str, str]:

@@ -82,8 +82,9 @@ def openvino_run(path: Path) -> Run:
 
 SHAPE_STEP = 8
 """OpenVINO's CPU plugin prepares kernels per input shape; padding the sequence length up to a
-multiple of 8 (masked, so the vectors do not change) lets batches share shapes: 3-12% more
-docs/s on Cranfield at batch 16-128 (docs/results.md section 11)."""
+multiple of 8 (masked, so the vectors do not change) lets batches share shapes: at batch 32,
+the encoders' default, 4% more docs/s on Cranfield and 8% on LISA; no gain at 64-128
+(benchmarks/openvino_shapes.py; docs/results.md section 11)."""
 
 
 def _pad_length(value: np.ndarray, step: int) -> np.ndarray:
