@@ -10,8 +10,11 @@ train/test queries by `tessera.data.beir_writer` (the same rule the shared copie
 
 Per collection and seed, on the `test` queries (never trained on): BM25, MiniLM flat, their
 RRF (the anchor of the trained dense rows), OPQ48/OPQ24, JPQ48/JPQ24 trained on each pair
-recipe, BEBR 1/2-bit, a query tower (`train dense --freeze-documents`) per pair recipe and
-each of those fused with BM25. nDCG@10 is given with its standard error across queries; every
+recipe, BEBR 1/2-bit, a query tower (`train dense --freeze-documents`), full fine-tuning,
+ColBERT and XTR (`train colbert|xtr`, searched through their token index) per pair recipe,
+and each of those fused with BM25. `--jpq-settings` compares JPQ's training settings (learning
+rates, negatives, epochs) the same way, so its defaults can be chosen on one set of collections
+and confirmed on the other. nDCG@10 is given with its standard error across queries; every
 ratio's baseline is in the same table. Results are saved under `--work/results` as they come:
 rerunning skips what is done, so an interrupted run resumes.
 
@@ -43,6 +46,7 @@ from tessera.retrieval.fusion import reciprocal_rank_fusion
 from tessera.retrieval.index import Index
 from tessera.training.dense import train_dense
 from tessera.training.jpq import train_jpq
+from tessera.training.multivector import train_multivector
 
 METRIC = ir_measures.parse_measure("nDCG@10")
 COMPRESSED = {
@@ -60,6 +64,15 @@ def collection_folder(name: str, work: Path) -> Path:
         return local
     target = work / "data" / name.replace("/", "-")
     return target if target.is_dir() else write_beir(name, target, show_progress=False)
+
+
+def jpq_options(setting: str) -> dict[str, float | int]:
+    """`train_jpq` keywords from `lr_centroids=1e-3,negatives=30` ("" = its defaults)."""
+    options: dict[str, float | int] = {}
+    for item in filter(None, setting.split(",")):
+        key, _, value = item.partition("=")
+        options[key.strip()] = int(value) if value.strip().isdigit() else float(value)
+    return options
 
 
 def per_query(run, test: EvalDataset) -> dict[str, float]:
@@ -120,25 +133,32 @@ class Bench:
             system, make_run=lambda: reciprocal_rank_fusion([self.run(first), self.run(second)])
         )
 
-    def trained_dense(self, label: str, pairs: str, seed: int, freeze: bool) -> Path:
-        a = self.args
-        model = self.index(
-            f"model_{label}".replace(" ", "_"),
-            lambda p: train_dense(
-                self.folder,
-                p,
-                pairs=pairs,
-                seed=seed,
-                epochs=a.epochs,
-                learning_rate=a.lr if freeze else None,
-                freeze_documents=freeze,
-                synthetic_docs=a.synthetic_docs,
-                show_progress=False,
-            ),
-        )
+    def trained(self, label: str, train, kind: str = "") -> Path:
+        """Train a model once (`train(path)`), then index the corpus with it (`kind:` + its path)."""
+        model = self.index(f"model_{label}".replace(" ", "_"), train)
         return self.index(
             f"index_{label}".replace(" ", "_"),
-            lambda p: build_index(self.folder, p, encoder=str(model), show_progress=False),
+            lambda p: build_index(self.folder, p, encoder=f"{kind}{model}", show_progress=False),
+        )
+
+    def common(self, pairs: str, seed: int) -> dict:
+        """The training options every trainer here gets."""
+        return dict(pairs=pairs, seed=seed, synthetic_docs=self.args.synthetic_docs, show_progress=False)
+
+    def trained_dense(self, label: str, pairs: str, seed: int, freeze: bool) -> Path:
+        a = self.args
+        options = dict(epochs=a.epochs, learning_rate=a.lr if freeze else None, freeze_documents=freeze)
+        return self.trained(
+            label, lambda p: train_dense(self.folder, p, **options, **self.common(pairs, seed))
+        )
+
+    def trained_late(self, label: str, scoring: str, pairs: str, seed: int) -> Path:
+        """ColBERT or XTR with `train colbert|xtr`'s defaults but the pair recipe and seed."""
+        options = dict(scoring=scoring, epochs=self.args.late_epochs)
+        return self.trained(
+            label,
+            lambda p: train_multivector(self.folder, p, **options, **self.common(pairs, seed)),
+            f"{scoring}:",
         )
 
     def all(self) -> dict[str, dict[str, float]]:
@@ -159,12 +179,12 @@ class Bench:
                 )
                 out[label] = self.measure(label, built[label])
         for seed in range(a.seeds):
-            for pairs in a.jpq_pairs if built else ():
-                for m, base in (("48", "OPQ48"), ("24", "OPQ24")):
-                    label = f"JPQ{m} [{pairs}] s{seed}"
+            for pairs, setting in [(p, s) for p in a.jpq_pairs for s in a.jpq_settings] if built else ():
+                for m, base in [(m, f"OPQ{m}") for m in a.jpq_sizes]:
+                    label = f"JPQ{m} [{pairs}]{f' {{{setting}}}' if setting else ''} s{seed}"
                     path = self.index(
                         label.replace(" ", "_"),
-                        lambda p, b=base, pr=pairs, s=seed: train_jpq(
+                        lambda p, b=base, pr=pairs, s=seed, st=setting: train_jpq(
                             built[b],
                             self.folder,
                             p,
@@ -172,6 +192,7 @@ class Bench:
                             seed=s,
                             synthetic_docs=a.synthetic_docs,
                             show_progress=False,
+                            **jpq_options(st),
                         ),
                     )
                     out[label] = self.measure(label, path)
@@ -181,6 +202,11 @@ class Bench:
                     out[label] = self.measure(
                         label, self.trained_dense(label, pairs, seed, kind == "query tower")
                     )
+                    name, out[name] = self.fused("BM25", label)
+            for scoring, kind in (("colbert", "ColBERT"), ("xtr", "XTR")):
+                for pairs in a.late_pairs:
+                    label = f"{kind} [{pairs}] s{seed}"
+                    out[label] = self.measure(label, self.trained_late(label, scoring, pairs, seed))
                     name, out[name] = self.fused("BM25", label)
         return {system: scores for system, scores in out.items() if scores is not None}
 
@@ -194,15 +220,29 @@ def report(name: str, results: dict[str, dict[str, float]], console: Console) ->
     anchor = summarize(results["RRF(BM25, MiniLM flat)"])[0]
     table = Table(title=f"{name}: nDCG@10 on {len(results['BM25'])} test queries (never trained on)")
     columns = ("system", "nDCG@10", "± SE", "/ MiniLM flat", "/ RRF anchor", "Δ anchor ± paired SE")
-    for column in columns:
+    settings = any(default_settings(system) != system for system in results)
+    for column in (*columns, "Δ defaults ± paired SE") if settings else columns:
         table.add_column(column, justify="left" if column == "system" else "right")
     anchor_scores = results["RRF(BM25, MiniLM flat)"]
     for system, scores in results.items():
         mean, se = summarize(scores)
-        delta, delta_se = mean_se([scores[q] - anchor_scores[q] for q in anchor_scores])
-        ratios = f"{mean / flat:.3f}", f"{mean / anchor:.3f}", f"{delta:+.4f} ± {delta_se:.4f}"
-        table.add_row(escape(system), f"{mean:.4f}", f"{se:.4f}", *ratios)
+        cells = [f"{mean / flat:.3f}", f"{mean / anchor:.3f}", paired(scores, anchor_scores)]
+        if settings:
+            base = results.get(default_settings(system)) if default_settings(system) != system else None
+            cells.append(paired(scores, base) if base else "")
+        table.add_row(escape(system), f"{mean:.4f}", f"{se:.4f}", *cells)
     console.print(table)
+
+
+def paired(scores: dict[str, float], baseline: dict[str, float]) -> str:
+    """Mean per-query difference to `baseline` with its paired standard error."""
+    delta, delta_se = mean_se([scores[q] - baseline[q] for q in baseline])
+    return f"{delta:+.4f} ± {delta_se:.4f}"
+
+
+def default_settings(system: str) -> str:
+    """The same system trained with the defaults (`JPQ48 [qrels] {negatives=30} s0` -> `JPQ48 [qrels] s0`)."""
+    return re.sub(r" \{[^}]*\}", "", system)
 
 
 def recipe(system: str) -> str:
@@ -277,10 +317,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--tower-pairs", nargs="*", default=["qrels,titles", "qrels,ict", "qrels,synthetic"])
     parser.add_argument("--jpq-pairs", nargs="*", default=["qrels", "qrels,synthetic"])
+    parser.add_argument(
+        "--jpq-settings",
+        nargs="*",
+        default=[""],
+        help='train_jpq settings to compare, e.g. "" "lr_centroids=1e-3" "negatives=30" ("": its defaults).',
+    )
+    parser.add_argument("--jpq-sizes", nargs="*", default=["48", "24"], choices=["48", "24"])
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--synthetic-docs", type=int, default=300)
     parser.add_argument("--dense-pairs", nargs="*", default=[], help="Full fine-tuning recipes (lr 2e-5).")
+    parser.add_argument("--late-pairs", nargs="*", default=[], help="ColBERT and XTR recipes.")
+    parser.add_argument("--late-epochs", type=float, default=1.0)
     parser.add_argument("--no-compressed", action="store_true", help="Skip OPQ, JPQ and BEBR.")
     parser.add_argument("--saved-only", action="store_true", help="Report what is saved; train nothing.")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the per-collection ratios.")
