@@ -25,6 +25,7 @@ rerunning skips what is done, so an interrupted run resumes.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import re
 import time
@@ -67,11 +68,22 @@ def collection_folder(name: str, work: Path) -> Path:
 
 
 def jpq_options(setting: str) -> dict[str, float | int]:
-    """`train_jpq` keywords from `lr_centroids=1e-3,negatives=30` ("" = its defaults)."""
+    """`train_jpq` keywords from `lr_centroids=1e-3,negatives=30` ("" = its defaults); ValueError
+    names the item that is not a numeric keyword of `train_jpq`."""
+    known = {  # numeric keywords, less the two this script sets itself
+        name
+        for name, p in inspect.signature(train_jpq).parameters.items()
+        if type(p.default) in (int, float) and name not in ("seed", "synthetic_docs")
+    }
     options: dict[str, float | int] = {}
     for item in filter(None, setting.split(",")):
-        key, _, value = item.partition("=")
-        options[key.strip()] = int(value) if value.strip().isdigit() else float(value)
+        key, _, value = (part.strip() for part in item.partition("="))
+        if key not in known:
+            raise ValueError(f"'{item}': unknown setting '{key}' (one of {', '.join(sorted(known))})")
+        try:
+            options[key] = int(value) if value.isdigit() else float(value)
+        except ValueError:
+            raise ValueError(f"'{item}': '{value}' is not a number") from None
     return options
 
 
@@ -220,16 +232,19 @@ def report(name: str, results: dict[str, dict[str, float]], console: Console) ->
     anchor = summarize(results["RRF(BM25, MiniLM flat)"])[0]
     table = Table(title=f"{name}: nDCG@10 on {len(results['BM25'])} test queries (never trained on)")
     columns = ("system", "nDCG@10", "± SE", "/ MiniLM flat", "/ RRF anchor", "Δ anchor ± paired SE")
-    settings = any(default_settings(system) != system for system in results)
-    for column in (*columns, "Δ defaults ± paired SE") if settings else columns:
+    defaults = {
+        system: results[base]
+        for system in results
+        if (base := default_settings(system)) != system and base in results
+    }
+    for column in (*columns, "Δ defaults ± paired SE") if defaults else columns:
         table.add_column(column, justify="left" if column == "system" else "right")
     anchor_scores = results["RRF(BM25, MiniLM flat)"]
     for system, scores in results.items():
         mean, se = summarize(scores)
         cells = [f"{mean / flat:.3f}", f"{mean / anchor:.3f}", paired(scores, anchor_scores)]
-        if settings:
-            base = results.get(default_settings(system)) if default_settings(system) != system else None
-            cells.append(paired(scores, base) if base else "")
+        if defaults:
+            cells.append(paired(scores, defaults[system]) if system in defaults else "")
         table.add_row(escape(system), f"{mean:.4f}", f"{se:.4f}", *cells)
     console.print(table)
 
@@ -334,6 +349,11 @@ def main() -> None:
     parser.add_argument("--saved-only", action="store_true", help="Report what is saved; train nothing.")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the per-collection ratios.")
     args = parser.parse_args()
+    for setting in args.jpq_settings:  # before hours of training, not after
+        try:
+            jpq_options(setting)
+        except ValueError as exc:
+            parser.error(f"--jpq-settings {exc}")
     console = Console(width=160)
     config.apply_offline_defaults()
     sets: dict[str, dict] = {"choice": {}, "confirmation": {}}
