@@ -67,14 +67,17 @@ def collection_folder(name: str, work: Path) -> Path:
     return target if target.is_dir() else write_beir(name, target, show_progress=False)
 
 
-def jpq_options(setting: str) -> dict[str, float | int]:
-    """`train_jpq` keywords from `lr_centroids=1e-3,negatives=30` ("" = its defaults); ValueError
-    names the item that is not a numeric keyword of `train_jpq`."""
-    known = {  # numeric keywords, less the two this script sets itself
+def keyword_options(
+    function, setting: str, fixed: tuple[str, ...] = (), optional: tuple[str, ...] = ()
+) -> dict[str, float | int]:
+    """Numeric keywords of `function` from `lr=1e-3,epochs=20` ("" = its defaults), less the
+    `fixed` ones the caller sets itself, plus `optional` numeric ones that default to None;
+    ValueError names the item that is not one of them."""
+    known = {
         name
-        for name, p in inspect.signature(train_jpq).parameters.items()
-        if type(p.default) in (int, float) and name not in ("seed", "synthetic_docs")
-    }
+        for name, p in inspect.signature(function).parameters.items()
+        if type(p.default) in (int, float) and name not in fixed
+    } | set(optional)
     options: dict[str, float | int] = {}
     for item in filter(None, setting.split(",")):
         key, _, value = (part.strip() for part in item.partition("="))
@@ -85,6 +88,11 @@ def jpq_options(setting: str) -> dict[str, float | int]:
         except ValueError:
             raise ValueError(f"'{item}': '{value}' is not a number") from None
     return options
+
+
+def jpq_options(setting: str) -> dict[str, float | int]:
+    """`train_jpq` keywords of a `--jpq-settings` item (the seed and synthetic documents are the script's)."""
+    return keyword_options(train_jpq, setting, ("seed", "synthetic_docs"))
 
 
 def per_query(run, test: EvalDataset) -> dict[str, float]:

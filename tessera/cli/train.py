@@ -61,12 +61,24 @@ def train_bebr(
             "documents keep their codes, queries use the new binarizer."
         ),
     ] = False,
+    epochs: Annotated[
+        int | None,
+        typer.Option(help="Training epochs (default: the trainer's; 0 = the ITQ start indexing fits)."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Retrain a BEBR index's binarizer (no labels), or train a compatible successor."""
+    from tessera.training.bebr import TRAIN_EPOCHS
     from tessera.training.bebr_index import retrain_bebr_index
 
-    path = retrain_bebr_index(index_dir, output, bits=bits, compatible=compatible, overwrite=overwrite)
+    path = retrain_bebr_index(
+        index_dir,
+        output,
+        bits=bits,
+        compatible=compatible,
+        overwrite=overwrite,
+        epochs=TRAIN_EPOCHS if epochs is None else epochs,
+    )
     out.print(f"BEBR index written to {path}")
 
 

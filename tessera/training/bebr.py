@@ -9,8 +9,12 @@ against are close ones; with 256 the objective barely tracked retrieval quality.
 
 Training starts from a strong point (an ITQ rotation and greedy residual signs) and refines
 it; the sign's gradient is tanh's (see `ste_sign`), without which training made codes worse.
-On Cranfield (MiniLM, 1400 documents) it raised nDCG@10 on the train queries by about 0.01
-at 1 bit per dimension and less at 2 and 4.
+Measured on four collections (benchmarks/bebr_settings.py, docs/results.md section 7: MiniLM,
+every judged query, three seeds), the refinement keeps no more of flat search's nDCG@10 than
+its start: level on Cranfield, CISI and MEDLINE, 0.02 lower on LISA. So a `bebr:BITS` index
+is fitted with the start alone (`INDEX_EPOCHS`): 2 s for LISA's 6,000 documents where 60
+epochs took 20-30 s (about an hour per million documents on one thread). `tessera train bebr`
+runs the training, which compatible training (below) needs.
 
 Compatible training (BEBR's backward-compatible upgrade): with `previous` given, the new
 binarizer's codes must also be readable by the old binarizer's decoder, so that an index of
@@ -36,6 +40,8 @@ TEMPERATURE = 0.05  # cosine gaps between near neighbours are a few hundredths
 ITQ_ROWS = 65_536  # rows that fit the rotation; plenty for a d x d orthogonal matrix
 ITQ_ITERATIONS = 30
 OFFSET_START = 0.5  # fraction of the centre the offset starts from; training sets the rest
+TRAIN_EPOCHS = 60  # `tessera train bebr`
+INDEX_EPOCHS = 0  # `--index bebr:BITS`: the ITQ + greedy residual start (see the module docstring)
 
 
 def ranking_loss(left: torch.Tensor, right: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -123,7 +129,15 @@ def initialize(
             residual = residual - scale * torch.where(residual >= 0, 1.0, -1.0)
 
 
-def _check(embeddings: np.ndarray, bits: int, previous: RecurrentBinarizer | None, old: np.ndarray) -> None:
+def _check(
+    embeddings: np.ndarray, bits: int, previous: RecurrentBinarizer | None, old: np.ndarray, epochs: int
+) -> None:
+    if epochs < 0 or (previous is not None and epochs == 0):
+        raise TesseraError(
+            f"epochs must be {'at least 1 for compatible training' if previous is not None else '>= 0'}, "
+            f"got {epochs}",
+            field="epochs",
+        )
     if embeddings.ndim != 2 or len(embeddings) < 2:
         raise TesseraError(
             f"need a [n, d] matrix of at least 2 embeddings, got {list(embeddings.shape)}", field="embeddings"
@@ -145,7 +159,7 @@ def train_binarizer(
     embeddings: np.ndarray,
     bits: int,
     *,
-    epochs: int = 60,
+    epochs: int = TRAIN_EPOCHS,
     batch_size: int = 1024,
     lr: float = 1e-3,
     seed: int = 0,
@@ -164,7 +178,7 @@ def train_binarizer(
     writable = ["C", "W"]
     embeddings = np.require(embeddings, np.float32, writable)
     old = embeddings if previous_embeddings is None else np.require(previous_embeddings, np.float32, writable)
-    _check(embeddings, bits, previous, old)
+    _check(embeddings, bits, previous, old, epochs)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     data, old_data = torch.from_numpy(embeddings), torch.from_numpy(old)

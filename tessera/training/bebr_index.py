@@ -22,7 +22,7 @@ from tessera.indexing.chunking import refuse_chunked
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.manifest import Manifest
 from tessera.models.registry import load_encoder
-from tessera.training.bebr import train_binarizer
+from tessera.training.bebr import TRAIN_EPOCHS, train_binarizer
 
 BATCH = 256
 
@@ -53,6 +53,7 @@ def retrain_bebr_index(
     compatible: bool = False,
     overwrite: bool = False,
     show_progress: bool = True,
+    epochs: int = TRAIN_EPOCHS,
 ) -> Path:
     """Write `output`: the index of `index_dir` with a retrained (or successor) binarizer."""
     source = Path(index_dir).expanduser().resolve()
@@ -67,7 +68,11 @@ def retrain_bebr_index(
         raise TesseraError("a compatible successor keeps the old number of bits", field="bits")
     vectors = _document_vectors(source, manifest, show_progress)
     new, _ = train_binarizer(
-        vectors, bits, previous=old.binarizer if compatible else None, show_progress=show_progress
+        vectors,
+        bits,
+        epochs=epochs,
+        previous=old.binarizer if compatible else None,
+        show_progress=show_progress,
     )
 
     def fill(root: Path) -> Manifest:

@@ -43,3 +43,22 @@ def test_plain_retraining_writes_new_codes(bebr_index: Path, tmp_path: Path) -> 
     assert len(Index.load(out).search("shock waves", k=5)) == 5
     with pytest.raises(TesseraError, match="keeps the old number of bits"):
         retrain_bebr_index(bebr_index, tmp_path / "x", bits=2, compatible=True, show_progress=False)
+
+
+def test_indexing_fits_the_itq_start_and_train_bebr_trains(bebr_index: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from tessera.indexing.binary_backend import BebrBackend
+    from tessera.training.bebr import INDEX_EPOCHS, train_binarizer
+    from tessera.training.bebr_index import _document_vectors
+
+    vectors = _document_vectors(bebr_index, Manifest.read(bebr_index), show_progress=False)
+    start, _ = train_binarizer(vectors, 1, epochs=INDEX_EPOCHS, show_progress=False)
+    indexed = BebrBackend.load(bebr_index)
+    assert np.array_equal(indexed.codes, start.encode(vectors))  # the index holds the start's codes
+    assert all(not block.fc2.weight.any() for block in indexed.binarizer.steps)  # untrained blocks
+    out = tmp_path / "trained"
+    run_cli("train", "bebr", "--index", str(bebr_index), "-o", str(out), "--epochs", "2")
+    trained = BebrBackend.load(out)
+    assert any(block.fc2.weight.any() for block in trained.binarizer.steps)
+    assert not np.array_equal(trained.codes, indexed.codes)

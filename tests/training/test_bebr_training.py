@@ -93,3 +93,14 @@ def test_previous_binarizer_must_match_bits_and_dim() -> None:
 def test_needs_a_matrix_of_embeddings() -> None:
     with pytest.raises(TesseraError, match="at least 2 embeddings"):
         train_binarizer(np.zeros((1, DIM), dtype=np.float32), 1, show_progress=False)
+
+
+def test_epochs_are_checked() -> None:
+    data = clustered(200)
+    with pytest.raises(TesseraError) as error:
+        train_binarizer(data, 1, epochs=-1, show_progress=False)
+    assert error.value.field == "epochs"
+    old, losses = train_binarizer(data, 1, epochs=0, show_progress=False)
+    assert losses == []  # the ITQ start alone
+    with pytest.raises(TesseraError, match="at least 1 for compatible training"):
+        train_binarizer(data, 1, epochs=0, previous=old, show_progress=False)
