@@ -29,7 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-import ir_measures
 import numpy as np
 import torch
 from rich.console import Console
@@ -39,14 +38,16 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalization import collection_folder, keyword_options  # noqa: E402
 
-from tessera.data.datasets import load_eval_dataset  # noqa: E402
+from tessera.data.datasets import EvalDataset, load_eval_dataset  # noqa: E402
 from tessera.eval.significance import mean_se  # noqa: E402
+from tessera.eval.suite import per_query_scores  # noqa: E402
 from tessera.indexing.binary_backend import BebrBackend, SignBinaryBackend  # noqa: E402
 from tessera.indexing.builder import build_index  # noqa: E402
+from tessera.retrieval.hits import Hit  # noqa: E402
 from tessera.retrieval.index import Index  # noqa: E402
 from tessera.training.bebr import train_binarizer  # noqa: E402
 
-METRIC = ir_measures.parse_measure("nDCG@10")
+METRIC = "nDCG@10"
 DEPTH = 100
 SETTINGS = ["", "epochs=0", "epochs=20", "epochs=150", "hidden=96", "hidden=384", "lr=3e-4", "lr=3e-3"]
 
@@ -70,14 +71,14 @@ class Collection:
         index = Index.load(flat)
         self.vectors = index.backend.exact_vectors()
         self.doc_ids = index.doc_ids
-        self.queries: dict[str, str] = {}
-        self.qrels: dict[str, dict[str, int]] = {}
-        for split in ("train", "test"):
-            data = load_eval_dataset(folder, split)
-            self.queries.update(data.queries)
-            self.qrels.update(data.qrels)
-        self.query_ids = sorted(self.qrels)
-        self.query_vectors = index.encoder.encode_queries([self.queries[q] for q in self.query_ids])
+        splits = [load_eval_dataset(folder, split) for split in ("train", "test")]
+        self.judged = EvalDataset(
+            name,
+            {q: text for data in splits for q, text in data.queries.items()},
+            {q: judged for data in splits for q, judged in data.qrels.items()},
+        )
+        self.query_ids = sorted(self.judged.qrels)
+        self.query_vectors = index.encoder.encode_queries([self.judged.queries[q] for q in self.query_ids])
         self.flat = self.scores(index.backend)
         index.close()
 
@@ -85,11 +86,14 @@ class Collection:
         """nDCG@10 per judged query of a backend's top DEPTH."""
         values, ids = backend.search(self.query_vectors, DEPTH)
         run = {
-            qid: {self.doc_ids[i]: float(v) for v, i in zip(row_v, row_i, strict=True) if i >= 0}
+            qid: [
+                Hit(self.doc_ids[i], float(v), rank)
+                for rank, (v, i) in enumerate(zip(row_v, row_i, strict=True), start=1)
+                if i >= 0
+            ]
             for qid, row_v, row_i in zip(self.query_ids, values, ids, strict=True)
         }
-        found = {m.query_id: m.value for m in ir_measures.iter_calc([METRIC], self.qrels, run)}
-        return {qid: found.get(qid, 0.0) for qid in self.query_ids}
+        return per_query_scores(run, self.judged, [METRIC])[METRIC]
 
     def bebr(self, bits: int, setting: str, seed: int) -> dict[str, float]:
         """Per-query nDCG@10 of one trained binarizer, computed once and saved."""
@@ -125,13 +129,13 @@ def table(
     sign = mean_se(list(col.scores(SignBinaryBackend.build(col.vectors)).values()))[0]
     out.add_row("1", "sign bits (binary)", f"{sign:.4f}", "", f"{sign / flat:.3f}", "")
     ratios = {}
+    defaults = {bits: seed_mean(runs) for (bits, setting), runs in results.items() if not setting}
     for (bits, setting), runs in results.items():
         means = [mean_se(list(run.values()))[0] for run in runs]
         per_query = seed_mean(runs)
         mean = float(np.mean(means))
         ratios[bits, setting] = mean / flat
-        defaults = seed_mean(results[bits, ""])
-        delta = mean_se([per_query[q] - defaults[q] for q in col.query_ids]) if setting else (0.0, 0.0)
+        delta = mean_se([per_query[q] - defaults[bits][q] for q in col.query_ids]) if setting else (0.0, 0.0)
         out.add_row(
             str(bits),
             escape(setting or "defaults (train bebr)"),

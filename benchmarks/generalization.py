@@ -31,7 +31,6 @@ import re
 import time
 from pathlib import Path
 
-import ir_measures
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -41,6 +40,7 @@ from tessera.data.beir_writer import write_beir
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.eval.runs import retrieve
 from tessera.eval.significance import mean_se
+from tessera.eval.suite import per_query_scores
 from tessera.indexing.builder import build_index
 from tessera.indexing.reindex import reindex
 from tessera.retrieval.fusion import reciprocal_rank_fusion
@@ -49,7 +49,7 @@ from tessera.training.dense import train_dense
 from tessera.training.jpq import train_jpq
 from tessera.training.multivector import train_multivector
 
-METRIC = ir_measures.parse_measure("nDCG@10")
+METRIC = "nDCG@10"
 COMPRESSED = {
     "OPQ48": ("OPQ48,PQ48", {}),
     "OPQ24": ("OPQ24,PQ24", {}),
@@ -97,9 +97,7 @@ def jpq_options(setting: str) -> dict[str, float | int]:
 
 def per_query(run, test: EvalDataset) -> dict[str, float]:
     """nDCG@10 of every judged test query (0 for a query the run has no hit for)."""
-    scores = {qid: {hit.doc_id: hit.score for hit in hits} for qid, hits in run.items()}
-    found = {m.query_id: m.value for m in ir_measures.iter_calc([METRIC], test.qrels, scores)}
-    return {qid: found.get(qid, 0.0) for qid in test.qrels}
+    return per_query_scores(run, test, [METRIC])[METRIC]
 
 
 class Bench:

@@ -68,16 +68,11 @@ def train_bebr(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Retrain a BEBR index's binarizer (no labels), or train a compatible successor."""
-    from tessera.training.bebr import TRAIN_EPOCHS
     from tessera.training.bebr_index import retrain_bebr_index
 
+    given = {} if epochs is None else {"epochs": epochs}
     path = retrain_bebr_index(
-        index_dir,
-        output,
-        bits=bits,
-        compatible=compatible,
-        overwrite=overwrite,
-        epochs=TRAIN_EPOCHS if epochs is None else epochs,
+        index_dir, output, bits=bits, compatible=compatible, overwrite=overwrite, **given
     )
     out.print(f"BEBR index written to {path}")
 

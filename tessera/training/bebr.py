@@ -129,15 +129,19 @@ def initialize(
             residual = residual - scale * torch.where(residual >= 0, 1.0, -1.0)
 
 
+def check_epochs(epochs: int, compatible: bool) -> None:
+    """0 epochs is the ITQ start alone; compatible training needs at least one."""
+    if epochs < 0 or (compatible and epochs == 0):
+        raise TesseraError(
+            f"epochs must be {'at least 1 for compatible training' if compatible else '>= 0'}, got {epochs}",
+            field="epochs",
+        )
+
+
 def _check(
     embeddings: np.ndarray, bits: int, previous: RecurrentBinarizer | None, old: np.ndarray, epochs: int
 ) -> None:
-    if epochs < 0 or (previous is not None and epochs == 0):
-        raise TesseraError(
-            f"epochs must be {'at least 1 for compatible training' if previous is not None else '>= 0'}, "
-            f"got {epochs}",
-            field="epochs",
-        )
+    check_epochs(epochs, previous is not None)
     if embeddings.ndim != 2 or len(embeddings) < 2:
         raise TesseraError(
             f"need a [n, d] matrix of at least 2 embeddings, got {list(embeddings.shape)}", field="embeddings"

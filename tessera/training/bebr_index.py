@@ -22,7 +22,7 @@ from tessera.indexing.chunking import refuse_chunked
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.manifest import Manifest
 from tessera.models.registry import load_encoder
-from tessera.training.bebr import TRAIN_EPOCHS, train_binarizer
+from tessera.training.bebr import TRAIN_EPOCHS, check_epochs, train_binarizer
 
 BATCH = 256
 
@@ -66,6 +66,7 @@ def retrain_bebr_index(
     bits = bits or old.binarizer.bits
     if compatible and bits != old.binarizer.bits:
         raise TesseraError("a compatible successor keeps the old number of bits", field="bits")
+    check_epochs(epochs, compatible)  # before re-encoding every document
     vectors = _document_vectors(source, manifest, show_progress)
     new, _ = train_binarizer(
         vectors,

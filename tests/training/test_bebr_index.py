@@ -62,3 +62,19 @@ def test_indexing_fits_the_itq_start_and_train_bebr_trains(bebr_index: Path, tmp
     trained = BebrBackend.load(out)
     assert any(block.fc2.weight.any() for block in trained.binarizer.steps)
     assert not np.array_equal(trained.codes, indexed.codes)
+
+
+def test_bad_epochs_stop_before_any_work(bebr_index: Path, tmp_path: Path) -> None:
+    from unittest import mock
+
+    from tessera.training import bebr_index as module
+
+    refused = pytest.raises(TesseraError, match="at least 1 for compatible training")
+    with mock.patch.object(module, "_document_vectors") as encode, refused:
+        module.retrain_bebr_index(bebr_index, tmp_path / "x", compatible=True, epochs=0, show_progress=False)
+    encode.assert_not_called()  # refused before re-encoding the corpus
+    result = run_cli(
+        "train", "bebr", "--index", str(bebr_index), "-o", str(tmp_path / "y"), "--epochs", "-1", check=False
+    )
+    assert result.returncode != 0 and "epochs must be >= 0" in result.stderr + result.stdout
+    assert not (tmp_path / "y").exists()
