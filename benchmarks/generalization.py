@@ -28,6 +28,7 @@ import argparse
 import inspect
 import json
 import re
+import statistics
 import time
 from pathlib import Path
 
@@ -261,6 +262,28 @@ def paired(scores: dict[str, float], baseline: dict[str, float]) -> str:
     return f"{delta:+.4f} ± {delta_se:.4f}"
 
 
+def compare(
+    sets: dict[str, dict[str, dict[str, dict[str, float]]]], pairs: list[list[str]], console: Console
+) -> None:
+    """`--paired A B`: per collection, recipe A's seed means and SD, and A - B per query (each
+    recipe's scores averaged over its seeds) with the paired standard error."""
+    table = Table(title="Paired differences (recipes averaged over their seeds)")
+    for column in ("collection", "A", "A per seed", "seed SD", "B", "A − B ± paired SE"):
+        table.add_column(column)
+    for collections in sets.values():
+        for name, results in collections.items():
+            for a, b in pairs:
+                runs = {r: [v for s, v in results.items() if recipe(s) == r] for r in (a, b)}
+                if not all(runs.values()):
+                    continue
+                mean = {r: {q: sum(v[q] for v in vs) / len(vs) for q in vs[0]} for r, vs in runs.items()}
+                seeds = [summarize(v)[0] for v in runs[a]]
+                spread = f"{statistics.stdev(seeds):.4f}" if len(seeds) > 1 else ""
+                per_seed = " / ".join(f"{m:.4f}" for m in seeds)
+                table.add_row(name, escape(a), per_seed, spread, escape(b), paired(mean[a], mean[b]))
+    console.print(table)
+
+
 def default_settings(system: str) -> str:
     """The same system trained with the defaults (`JPQ48 [qrels] {negatives=30} s0` -> `JPQ48 [qrels] s0`)."""
     return re.sub(r" \{[^}]*\}", "", system)
@@ -354,6 +377,14 @@ def main() -> None:
     parser.add_argument("--no-compressed", action="store_true", help="Skip OPQ, JPQ and BEBR.")
     parser.add_argument("--saved-only", action="store_true", help="Report what is saved; train nothing.")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the per-collection ratios.")
+    parser.add_argument(
+        "--paired",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("A", "B"),
+        help='Recipe A - recipe B per collection, e.g. --paired "XTR [qrels,synthetic]" "XTR [qrels,titles]"',
+    )
     args = parser.parse_args()
     for setting in args.jpq_settings:  # before hours of training, not after
         try:
@@ -369,6 +400,8 @@ def main() -> None:
             sets[group][name] = Bench(name, args.work, args, console).all()
             report(name, sets[group][name], console)
     overview(sets, console, args.plot)
+    if args.paired:
+        compare(sets, args.paired, console)
 
 
 if __name__ == "__main__":
