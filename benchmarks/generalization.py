@@ -268,6 +268,9 @@ def compare(
     """`--paired A B`: per collection, recipe A's seed means and SD, and A - B per query (each
     recipe's scores averaged over its seeds) with the paired standard error."""
     table = Table(title="Paired differences (recipes averaged over their seeds)")
+    found = {recipe(s) for collections in sets.values() for results in collections.values() for s in results}
+    for name in {name for pair in pairs for name in pair} - found:
+        console.print(f"[yellow]--paired: no saved system is named '{escape(name)}'[/yellow]")
     for column in ("collection", "A", "A per seed", "seed SD", "B", "A − B ± paired SE"):
         table.add_column(column)
     for collections in sets.values():
