@@ -1,5 +1,5 @@
 """Job: the synthetic vectors and the measurements the 1M/10M benchmarks share (latency_1m.py,
-scaling.py, refine_1m.py, hnsw_1m.py), so that every one of them searches the same corpus and
+scaling.py, refine_1m.py, ann_1m.py), so that every one of them searches the same corpus and
 queries and times exact search the same way. numpy and faiss only: no torch.
 
 The mixture: 1,000 Gaussian clusters in a 64-d latent space mapped linearly into 384-d plus a
@@ -22,6 +22,7 @@ K = 10
 GEN_ROWS = 100_000  # rows per corpus block (one seed each)
 CORPUS_SEED = 1_000_000  # corpus block i uses seed CORPUS_SEED + i
 QUERY_SEED = 1
+TUNING_QUERY_SEED = 2  # held-out queries of the same workload, for `--tune-queries`-style tuning
 
 
 def clustered(count: int, seed: int) -> np.ndarray:
@@ -56,6 +57,11 @@ def corpus_rows(start: int, count: int) -> np.ndarray:
 
 def benchmark_queries(count: int) -> np.ndarray:
     return clustered(count, seed=QUERY_SEED)
+
+
+def tuning_queries(count: int) -> np.ndarray:
+    """Queries of the same workload that are never measured: what a user hands `--tune-queries`."""
+    return clustered(count, seed=TUNING_QUERY_SEED)
 
 
 def recall(found: np.ndarray, truth: np.ndarray, k: int = K) -> float:

@@ -21,7 +21,10 @@ corpus are the 1M corpus. Each size is then:
   with faiss on ONE thread, for the IVF index and for exact search alike: flat QPS is the time
   of that streaming exact scan (at 1M also an in-memory IndexFlatIP, to check the two agree).
   "+ rerank k'" searches the codes for k' candidates and re-scores them exactly with their
-  float32 rows read from the disk shards (page cache), inside the timed region.
+  float32 rows read from the disk shards (page cache), inside the timed region;
+- given a default nprobe per re-ranked pipeline by tune()'s rule twice: on tune()'s perturbed
+  corpus queries, and on `--tune-sample` held-out queries of the workload (`mixture.
+  tuning_queries`, never measured), as `tessera index --tune-queries` tunes.
 
 This file is the driver (shards, one subprocess per stage, tables, plot). The stages, which the
 driver starts as `python benchmarks/scaling.py _build|_search ...`, and the shard plumbing live
@@ -221,7 +224,8 @@ def report(results: dict, args, console) -> None:
         s = results[size]["search"]
         flat = s["flat_stream_qps"]
         for d in s["defaults"]:
-            sweep = s["tune"]["sweep"] if d["rerank"] == 0 else s["tuned_rerank"][str(d["rerank"])]
+            key = "tuned_rerank_workload" if d["name"].endswith("tuned on queries") else "tuned_rerank"
+            sweep = s["tune"]["sweep"] if d["rerank"] == 0 else s[key][str(d["rerank"])]
             ok = d["recall"] >= 0.95 and d["qps"] >= 100 * flat
             t.add_row(
                 f"{size:,}",

@@ -66,11 +66,22 @@ def index(
         str,
         typer.Option(help="With --ray: merged (one index) or sharded (one per shard, Flat/IVF)."),
     ] = "merged",
+    tune_queries: Annotated[
+        Path | None,
+        typer.Option(
+            help="Sample queries (.jsonl/.tsv) to tune IVF/HNSW search defaults on, instead of "
+            "perturbed corpus vectors."
+        ),
+    ] = None,
 ) -> None:
     """Index a corpus (resumes an interrupted build of the same arguments)."""
     from tessera.indexing.builder import DEFAULT_BATCH, build_index
 
     if ray or ray_address is not None:
+        if tune_queries is not None:
+            raise TesseraError(
+                "--tune-queries is not supported with --ray; reindex the result with it", field="tune_queries"
+            )
         path = _index_ray(
             corpus, output, encoder, index_factory, batch_size, param, overwrite, doc_vectors, chunk,
             ray_address, workers, shards, layout,
@@ -90,6 +101,7 @@ def index(
         overwrite=overwrite,
         doc_vectors=doc_vectors,
         chunk=chunk,
+        tune_queries=tune_queries,
     )
     out.print(f"index written to {path}")
 
@@ -142,11 +154,20 @@ def reindex(
     index_factory: Annotated[str, typer.Option("--index", help="faiss factory string, binary or bebr:BITS.")],
     param: Annotated[list[str], typer.Option(help="Search parameter, e.g. nprobe=16.")] = [],  # noqa: B006
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index.")] = False,
+    tune_queries: Annotated[
+        Path | None,
+        typer.Option(
+            help="Sample queries (.jsonl/.tsv) to tune IVF/HNSW search defaults on, instead of "
+            "perturbed corpus vectors."
+        ),
+    ] = None,
 ) -> None:
     """Rebuild an index with another vector backend from its stored vectors (no re-encoding)."""
     from tessera.indexing.reindex import reindex as run_reindex
 
-    path = run_reindex(source, output, index_factory, parse_params(param), overwrite=overwrite)
+    path = run_reindex(
+        source, output, index_factory, parse_params(param), overwrite=overwrite, tune_queries=tune_queries
+    )
     out.print(f"index written to {path}")
 
 

@@ -106,3 +106,21 @@ def read_txt_folder(root: Path) -> Iterator[Document]:
             raise CorpusError(f"not valid UTF-8 at byte {exc.start}", file=path, line=line) from None
         doc_id = path.relative_to(root).with_suffix("").as_posix()
         yield Document(id=doc_id, text=text.strip(), file=str(path), line=1)
+
+
+def read_query_texts(path: str | Path, field: str = "queries") -> list[str]:
+    """Every query's text from a BEIR `queries.jsonl` (`_id`, `text`) or an `id<TAB>text` .tsv;
+    an unknown format or an empty file is an error naming the file and `field` (the option)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise CorpusError("no such file", file=file, field=field)
+    suffix = file.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        texts = [query.text for query in read_jsonl(file)]
+    elif suffix in (".tsv", ".tab"):
+        texts = [query.text for query in read_tsv(file)]
+    else:
+        raise CorpusError("queries must be a .jsonl or .tsv file", file=file, field=field)
+    if not texts:
+        raise CorpusError("has no queries", file=file, field=field)
+    return texts

@@ -58,18 +58,31 @@ def validate_factory(factory: str, dim: int) -> None:
         raise TesseraError(f"binary codes need a dimension divisible by 8, not {dim}", field="index")
 
 
+def check_tune_queries(factory: str) -> None:
+    """`--tune-queries` needs a kind with a search parameter to tune (faiss IVF/HNSW)."""
+    if kind_of(factory) != "faiss":
+        raise TesseraError(f"'{factory}' has no search parameter to tune", field="tune_queries")
+
+
 def build_vector_backend(
-    vectors: np.ndarray, factory: str, params: Params, show_progress: bool = True
+    vectors: np.ndarray,
+    factory: str,
+    params: Params,
+    show_progress: bool = True,
+    tune_queries: np.ndarray | None = None,
 ) -> VectorBackend:
     """Train (when the kind needs it) and fill a backend from document vectors.
 
     The backend's `search_params` are `params` over the tuned defaults of IVF and HNSW
-    indexes, and its `tuning` the record of that measurement (empty for other kinds)."""
+    indexes, and its `tuning` the record of that measurement (empty for other kinds).
+    `tune_queries`: encoded sample queries to tune on instead of perturbed corpus rows."""
     kind = kind_of(factory)
+    if tune_queries is not None:
+        check_tune_queries(factory)
     if kind == "faiss":
         index = build_faiss_index(vectors, factory)
         # IVF/HNSW: the default nprobe/efSearch is measured on this corpus (indexing/tuning.py).
-        tuned, record = tune(index, vectors, params)
+        tuned, record = tune(index, vectors, params, queries=tune_queries)
         backend = FaissBackend(index, {**tuned, **params})
         backend.tuning = record
         return backend

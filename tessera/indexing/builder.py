@@ -14,6 +14,7 @@ import numpy as np
 
 from tessera.data.corpus import Corpus, open_corpus
 from tessera.data.document import Document
+from tessera.data.readers import read_query_texts
 from tessera.errors import CorpusError, TesseraError
 from tessera.indexing import staging
 from tessera.indexing.chunking import Chunking, PassageMap, PassageSplitter, passage_text
@@ -70,12 +71,17 @@ def _fingerprint(corpus: Corpus, encoder: str, factory: str, batch_size: int) ->
 class DenseSink:
     """One vector per document, appended to one float32 file; a resume truncates it."""
 
-    def __init__(self, dim: int, factory: str, params: Params, show_progress: bool):
-        from tessera.indexing.backends import kind_of, validate_factory
+    def __init__(
+        self, dim: int, factory: str, params: Params, show_progress: bool, tune_queries: np.ndarray | None
+    ):
+        from tessera.indexing.backends import check_tune_queries, kind_of, validate_factory
 
         validate_factory(factory, dim)
+        if tune_queries is not None:  # before the corpus is encoded
+            check_tune_queries(factory)
         self.dim, self.factory, self.params, self.show_progress = dim, factory, params, show_progress
         self.kind = kind_of(factory)
+        self.tune_queries = tune_queries
 
     def rewind(self, root: Path, done: int) -> None:
         """Drop vectors written after the last checkpoint (a batch that was cut off)."""
@@ -94,7 +100,9 @@ class DenseSink:
         from tessera.indexing.backends import build_vector_backend
 
         vectors = np.memmap(root / PARTIAL_VECTORS, dtype=np.float32, mode="r", shape=(count, self.dim))
-        backend = build_vector_backend(vectors, self.factory, self.params, self.show_progress)
+        backend = build_vector_backend(
+            vectors, self.factory, self.params, self.show_progress, tune_queries=self.tune_queries
+        )
         backend.save(root)
         del vectors
         (root / PARTIAL_VECTORS).unlink()
@@ -115,17 +123,29 @@ def _splitter(model: Encoder | None, chunk: str | Chunking | None) -> PassageSpl
     return PassageSplitter(chunking, model.tokenizer, model.max_tokens)
 
 
-def _sink(model: Encoder, factory: str, params: Params, doc_vectors: str, show_progress: bool):
+def _sink(
+    model: Encoder,
+    factory: str,
+    params: Params,
+    doc_vectors: str,
+    show_progress: bool,
+    tune_queries: list[str] | None = None,
+):
     """Where a batch's vectors go: one per document (dense) or one per token (multi-vector)."""
     if getattr(model, "multi_vector", False):
         from tessera.indexing.token_backend import TokenSink
 
+        if tune_queries is not None:
+            raise TesseraError(
+                "token indexes are not tuned (k' sets their depth); drop --tune-queries", field="tune_queries"
+            )
         return TokenSink(model.dim, factory, params, doc_vectors)
     if doc_vectors != "float16":
         raise TesseraError(
             "only multi-vector (token) indexes store document token vectors", field="doc_vectors"
         )
-    return DenseSink(model.dim, factory, params, show_progress)
+    vectors = None if tune_queries is None else model.encode_queries(tune_queries)
+    return DenseSink(model.dim, factory, params, show_progress, vectors)
 
 
 def write_docids(root: Path, store: DocStore) -> None:
@@ -154,6 +174,7 @@ def build_index(
     show_progress: bool = True,
     doc_vectors: str = "float16",
     chunk: str | Chunking | None = None,
+    tune_queries: str | Path | None = None,
 ) -> Path:
     """Index `corpus` into the directory `output` and return its path.
 
@@ -162,6 +183,8 @@ def build_index(
     `doc_vectors` (token indexes only): `float16` or `residual:BITS` storage for ColBERT MaxSim.
     `chunk` (`TOKENS[:OVERLAP]`, dense encoders): one vector per passage; search scores a
     document by its best passage (MaxP) and names that passage in the hit.
+    `tune_queries` (.jsonl/.tsv of sample queries): IVF/HNSW defaults are tuned on them instead
+    of on perturbed corpus vectors (indexing/tuning.py).
     """
     target = staging.new_target(output, overwrite)
     if batch_size < 1:
@@ -169,6 +192,9 @@ def build_index(
     source = open_corpus(corpus)
     spec = canonical_spec(encoder)
     lexical = is_lexical(spec)
+    tune_texts = None if tune_queries is None else read_query_texts(tune_queries, "tune_queries")
+    if lexical and tune_texts is not None:
+        raise TesseraError("BM25 indexes have no search parameter to tune", field="tune_queries")
     model = None if lexical else load_encoder(spec)
     params = dict(search_params or {})
     if getattr(model, "multi_vector", False):
@@ -181,7 +207,7 @@ def build_index(
     splitter = _splitter(model, chunk)
     if splitter is not None:
         factory_key = f"{factory}|chunk={splitter.chunking.spec}"
-    sink = None if model is None else _sink(model, factory, params, doc_vectors, show_progress)
+    sink = None if model is None else _sink(model, factory, params, doc_vectors, show_progress, tune_texts)
     root, progress = staging.stage(target, _fingerprint(source, spec, factory_key, batch_size))
     store = DocStore(root / DocStore.FILE)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from tessera.data.readers import read_query_texts
 from tessera.errors import TesseraError
 from tessera.indexing import staging
 from tessera.indexing.backends import Params, build_vector_backend, kind_of
@@ -25,6 +26,7 @@ from tessera.indexing.token_backend import (
     late_params,
     validate_token_factory,
 )
+from tessera.models.registry import load_query_encoder
 
 
 def reindex(
@@ -34,12 +36,17 @@ def reindex(
     search_params: Params | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
+    tune_queries: str | Path | None = None,
 ) -> Path:
-    """Write `output`: the documents of `source` under the vector backend `factory`."""
+    """Write `output`: the documents of `source` under the vector backend `factory`;
+    `tune_queries` (.jsonl/.tsv) tunes IVF/HNSW defaults on those queries (indexing/tuning.py)."""
     src = Path(source).expanduser().resolve()
     target = staging.new_target(output, overwrite)
     manifest = Manifest.read(src)
+    tune_texts = None if tune_queries is None else read_query_texts(tune_queries, "tune_queries")
     if manifest.backend == "tokens":
+        if tune_texts is not None:
+            raise TesseraError("token indexes are not tuned (k' sets their depth)", field="tune_queries")
         return _reindex_tokens(src, target, manifest, factory, dict(search_params or {}), overwrite)
     if manifest.backend != "faiss":
         raise TesseraError(
@@ -53,9 +60,11 @@ def reindex(
         )
     vectors = FaissBackend.load(src).exact_vectors()
     params = dict(search_params or {})
+    # The output is searched with the source's document encoder (its query_encoder is not copied).
+    queries = None if tune_texts is None else load_query_encoder(manifest.encoder).encode_queries(tune_texts)
 
     def fill(root: Path) -> Manifest:
-        backend = build_vector_backend(vectors, factory, params, show_progress)
+        backend = build_vector_backend(vectors, factory, params, show_progress, queries)
         backend.save(root)
         return replace(
             manifest,

@@ -10,12 +10,14 @@ import faiss
 import numpy as np
 import pytest
 
+from tessera.errors import CorpusError, TesseraError
 from tessera.indexing.builder import build_index
 from tessera.indexing.faiss_backend import FaissBackend
 from tessera.indexing.manifest import Manifest
 from tessera.indexing.reindex import reindex
 from tessera.indexing.tuning import TARGET, exact_neighbours, tunable_parameter, tune
 from tessera.retrieval.index import Index
+from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +83,14 @@ def test_ivf_pq_tuned_to_its_ceiling_and_ndcg_recovered(cranfield_dense: Path, t
     assert flat - tuned < 0.5 * (flat - before), (flat, before, tuned)
 
 
+@pytest.mark.parametrize("factory", ["IVF64,PQ48,RFlat", "IVF64,RaBitQ,RFlat"])
 def test_refine_index_tunes_its_k_factor_then_nprobe(
-    cranfield_dense: Path, tmp_path: Path, flat_vectors, query_vectors
+    cranfield_dense: Path, tmp_path: Path, flat_vectors, query_vectors, factory: str
 ) -> None:
     """IVF64,PQ48,RFlat: the exact re-scoring of k_factor x 10 candidates lifts PQ48's ceiling,
-    so the tuned pair (k_factor_rf, nprobe) reaches the target that IVF64,PQ48 cannot."""
-    out = reindex(cranfield_dense, tmp_path / "refine", "IVF64,PQ48,RFlat", show_progress=False)
+    so the tuned pair (k_factor_rf, nprobe) reaches the target that IVF64,PQ48 cannot. The same
+    for 1-bit RaBitQ codes (docs/scaling.md: IVF,RaBitQ,RFlat is the kind that reaches 100x)."""
+    out = reindex(cranfield_dense, tmp_path / "refine", factory, show_progress=False)
     manifest = Manifest.read(out)
     tuning = manifest.tuning
     k_factors = [v for v, _ in tuning["k_factor_rf_sweep"]]
@@ -99,9 +103,7 @@ def test_refine_index_tunes_its_k_factor_then_nprobe(
     assert refine.k_factor == manifest.search_params["k_factor_rf"]
     assert recall_vs_exact(index, flat_vectors, query_vectors) >= TARGET
 
-    given = reindex(
-        cranfield_dense, tmp_path / "given", "IVF64,PQ48,RFlat", {"k_factor_rf": 1}, show_progress=False
-    )
+    given = reindex(cranfield_dense, tmp_path / "given", factory, {"k_factor_rf": 1}, show_progress=False)
     manifest = Manifest.read(given)
     assert "k_factor_rf_sweep" not in manifest.tuning and not manifest.tuning["target_met"]
     assert manifest.search_params["k_factor_rf"] == 1
@@ -149,3 +151,57 @@ def test_the_builder_tunes_and_other_kinds_are_left_alone(
     assert (pq.search_params, pq.tuning) == ({}, {})
     assert tunable_parameter(faiss.index_factory(8, "PCA4,HNSW8")) == "efSearch"
     assert tune(faiss.index_factory(8, "Flat"), np.zeros((50, 8), np.float32)) == ({}, {})
+
+
+def test_tuned_on_the_workloads_own_queries(
+    cranfield_dense: Path, tmp_path: Path, data_dir: Path, flat_vectors, query_vectors
+) -> None:
+    """`reindex --tune-queries FILE`: the default is tuned on Cranfield's 225 real queries (a
+    BEIR queries.jsonl) instead of perturbed corpus rows, recorded as such, applied at load, and
+    the same queries measured by another path (Index.search against faiss.knn) get exactly the
+    recall the tuner recorded."""
+    out = tmp_path / "given"
+    q = str(data_dir / "cranfield-beir" / "queries.jsonl")
+    run_cli("reindex", str(cranfield_dense), "-o", str(out), "--index", "IVF64,Flat", "--tune-queries", q)
+    tuning = Manifest.read(out).tuning
+    assert tuning["query_source"] == "given" and "query_cosine" not in tuning
+    assert tuning["queries"] == 225 and tuning["target_met"]
+    assert all(r < TARGET for _, r in tuning["sweep"][:-1])
+    index = Index.load(out)
+    assert faiss.extract_index_ivf(index.backend.index).nprobe == tuning["value"]
+    assert recall_vs_exact(index, flat_vectors, query_vectors) == pytest.approx(tuning["recall"], abs=2e-3)
+    perturbed = Manifest.read(cranfield_dense).tuning  # Flat: nothing was tuned there
+    assert perturbed == {}
+    # Over `sample` queries a seeded subset is used; a wrong width is refused.
+    ivf = faiss.index_factory(flat_vectors.shape[1], "IVF16,Flat", faiss.METRIC_INNER_PRODUCT)
+    ivf.train(flat_vectors)
+    ivf.add(flat_vectors)
+    _, record = tune(ivf, flat_vectors, queries=query_vectors, sample=100)
+    assert record["queries"] == 100 and record["query_source"] == "given"
+    with pytest.raises(TesseraError, match="384-d") as error:
+        tune(ivf, flat_vectors, queries=np.zeros((3, 10), np.float32))
+    assert error.value.field == "tune_queries"
+
+
+def test_tune_queries_refused_where_nothing_is_tuned(
+    cranfield_dense: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    queries = data_dir / "cranfield-beir" / "queries.jsonl"
+    with pytest.raises(TesseraError, match="no search parameter to tune") as error:
+        reindex(cranfield_dense, tmp_path / "b", "bebr:1", tune_queries=queries, show_progress=False)
+    assert error.value.field == "tune_queries"
+    with pytest.raises(TesseraError, match="BM25"):
+        build_index("cranfield", tmp_path / "bm25", encoder="bm25", tune_queries=queries, show_progress=False)
+    bad = tmp_path / "queries.txt"
+    bad.write_text("what is heat transfer\n")
+    with pytest.raises(CorpusError, match=r"\.jsonl or \.tsv") as error:
+        reindex(cranfield_dense, tmp_path / "x", "IVF64,Flat", tune_queries=bad, show_progress=False)
+    assert error.value.field == "tune_queries" and "queries.txt" in str(error.value)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(CorpusError, match="has no queries"):
+        reindex(cranfield_dense, tmp_path / "y", "IVF64,Flat", tune_queries=empty, show_progress=False)
+    ray = ("index", "cranfield", "-o", str(tmp_path / "r"), "--ray", "--tune-queries", str(queries))
+    result = run_cli(*ray, check=False)
+    assert result.returncode != 0 and "--tune-queries is not supported with --ray" in result.stderr
+    assert not any(tmp_path.glob("[bxyr]"))  # nothing was published
