@@ -212,7 +212,7 @@ def report(results: dict, args, console) -> None:
     for c in (
         "rows",
         "pipeline",
-        "nprobe",
+        "setting",
         "tuning sweep (nprobe:recall)",
         "recall@10",
         "QPS",
@@ -224,13 +224,16 @@ def report(results: dict, args, console) -> None:
         s = results[size]["search"]
         flat = s["flat_stream_qps"]
         for d in s["defaults"]:
-            key = "tuned_rerank_workload" if d["name"].endswith("tuned on queries") else "tuned_rerank"
-            sweep = s["tune"]["sweep"] if d["rerank"] == 0 else s[key][str(d["rerank"])]
+            on_queries = d["name"].endswith("on queries")
+            if d["rerank"] == 0:
+                sweep = s["tune_workload" if on_queries else "tune"]["sweep"]
+            else:
+                sweep = s["tuned_rerank_workload" if on_queries else "tuned_rerank"][str(d["rerank"])]
             ok = d["recall"] >= 0.95 and d["qps"] >= 100 * flat
             t.add_row(
                 f"{size:,}",
                 d["name"],
-                str(d["nprobe"]),
+                " ".join(f"{k}={v}" for k, v in d.get("settings", {"nprobe": d["nprobe"]}).items()),
                 " ".join(f"{v}:{x:.2f}" for v, x in sweep[-4:]),
                 f"{d['recall']:.3f}",
                 f"{d['qps']:,.0f}",

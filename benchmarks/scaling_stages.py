@@ -276,6 +276,11 @@ def stage_search(args) -> None:
         wq = tuning_queries(args.tune_sample)
         w_rows = np.full(len(wq), -1)
         w_truth = tuning._drop_self(tuning.exact_neighbours(view, wq, K + 1), w_rows, K)
+        if tuning.has_refine(index):  # an index kind that re-scores: tuned as --tune-queries tunes it
+            w_params, out["tune_workload"] = tuning.tune(index, view, sample=args.tune_sample, queries=wq)
+            space = faiss.ParameterSpace()
+            for name, value in params.items():  # the curve below runs at the default tuning's k_factor
+                space.set_index_parameter(index, name, value)
 
     queries = np.load(args.queries)
     out["queries"] = len(queries)
@@ -348,17 +353,21 @@ def stage_search(args) -> None:
 
     # QPS (one thread) and mixture-query recall at each tuned default.
     faiss.omp_set_num_threads(1)
-    points = [("tune()", 0, record.get("value"))] + [
-        (f"rerank {d}{label}", int(d), s[-1][0])
+    points = [("tune()", 0, params)] + [
+        (f"rerank {d}{label}", int(d), {"nprobe": s[-1][0]})
         for key, label in (("tuned_rerank", ""), ("tuned_rerank_workload", ", tuned on queries"))
         for d, s in out[key].items()
         if s[-1][1] >= tuning.TARGET
     ]
+    if "tune_workload" in out:
+        points.insert(1, ("tune(), on queries", 0, w_params))
     defaults = []
-    for name, depth, nprobe in points:
-        if nprobe is None:
+    for name, depth, settings in points:
+        if "nprobe" not in settings:
             continue
-        ivf.nprobe = nprobe
+        for key, value in settings.items():
+            faiss.ParameterSpace().set_index_parameter(index, key, value)
+        nprobe = settings["nprobe"]
         best = None
         for _ in range(2):
             t = time.perf_counter()
@@ -369,6 +378,7 @@ def stage_search(args) -> None:
             {
                 "name": name,
                 "nprobe": nprobe,
+                "settings": settings,
                 "rerank": depth,
                 "recall": recall(labels, truth),
                 "qps": len(queries) / best,
