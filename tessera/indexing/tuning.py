@@ -65,6 +65,7 @@ Searcher = Callable[[str, int, np.ndarray, int], np.ndarray]
 EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 4096)
 K_FACTOR_LADDER = (1, 2, 4, 8, 16, 32, 64)  # IndexRefine: k_factor x k candidates re-scored
 REFINE_NPROBE = 256  # lists probed while k_factor is chosen
+FEW_QUERIES = 100  # fewer given tuning queries than this: warn (docs/results.md section 12)
 
 
 def tunable_parameter(index: faiss.Index) -> str | None:
@@ -177,6 +178,13 @@ def tune(
             )
         if len(queries) > sample:
             queries = queries[np.sort(rng.choice(len(queries), size=sample, replace=False))]
+        if len(queries) < FEW_QUERIES:
+            log.warning(
+                "tuning on %d queries: a recall measured on so few is noisy, and the default may not "
+                "hold on others (LISA: tuned on 23, its test queries got 0.91); give %d or more",
+                len(queries),
+                FEW_QUERIES,
+            )
         rows = np.full(len(queries), -1, dtype=np.int64)  # no corpus row to leave out
         source = {"query_source": "given"}
     truth = _drop_self(exact_neighbours(vectors, queries, K + 1), rows, K)
