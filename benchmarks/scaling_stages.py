@@ -14,7 +14,7 @@ seed 1) and written as float32 shards of min(1M, size) rows (`shards.write_shard
 - `_build`: `shards.trained_index` + `shards.fill` (the two halves of `build_from_shards`,
   called apart to time train and add), sampling this process's RSS every 0.2 s and reporting
   VmHWM / ru_maxrss at the end.
-- `_search`: `tuning.tune` over a read-only view of the shards (`ShardView`: slices are read,
+- `_search`: `tuning.tune` over a read-only view of the shards (`shard_view.ShardView`: slices are read,
   not mapped; sampled rows come from per-shard memmaps), then a sweep over nprobe against the
   exact top 10 of the queries, found by streaming every shard through `faiss.knn`. QPS is one
   batch of all queries with faiss on ONE thread, for the IVF index and for exact search alike
@@ -36,10 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tessera.indexing.shards import ShardRows
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mixture import DIM, K, benchmark_queries, corpus_rows, recall, tuning_queries  # noqa: E402
+from shard_view import ShardView, reranked, streamed_exact  # noqa: E402
 
 SHARD_ROWS = 1_000_000
 NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -123,64 +122,6 @@ def queries_for(count: int) -> np.ndarray:
         ROOT.mkdir(parents=True, exist_ok=True)
         np.save(path, benchmark_queries(count))
     return np.load(path)
-
-
-class ShardView(ShardRows):
-    """`shards.ShardRows` (slices read with offsets, nothing stays mapped: what `tuning.tune`
-    reads) plus `take`, which gathers rows by number from per-shard memmaps, touching only the
-    pages of the rows asked for: the fast gather that re-ranking needs."""
-
-    def __init__(self, files: list[Path], dim: int = DIM):
-        super().__init__(files, dim)
-        self.offsets = self.starts
-        counts = np.diff(self.starts)
-        self.maps = [
-            np.memmap(f, dtype=np.float32, mode="r", shape=(int(c), dim))
-            for f, c in zip(files, counts, strict=True)
-        ]
-
-    def take(self, rows: np.ndarray) -> np.ndarray:
-        """Rows by number (-1, faiss' "no result", gives row 0 of its shard: callers mask it)."""
-        flat = np.maximum(rows.ravel(), 0)
-        if len(self.maps) == 1:
-            return np.asarray(self.maps[0])[flat].reshape(*rows.shape, self.dim)
-        out = np.empty((len(flat), self.dim), np.float32)
-        which = np.searchsorted(self.offsets, flat, side="right") - 1
-        order = np.argsort(which, kind="stable")
-        bounds = np.searchsorted(which[order], np.arange(len(self.maps) + 1))
-        for i, mm in enumerate(self.maps):
-            pick = order[bounds[i] : bounds[i + 1]]
-            if len(pick):
-                out[pick] = np.asarray(mm)[flat[pick] - self.offsets[i]]
-        return out.reshape(*rows.shape, self.dim)
-
-
-def streamed_exact(files: list[Path], queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top k of `queries` over every row of `files`, one chunk at a time."""
-    import faiss
-
-    from tessera.indexing.shards import chunks
-
-    best_s = np.full((len(queries), 0), -np.inf, np.float32)
-    best_l = np.zeros((len(queries), 0), np.int64)
-    base = 0
-    for block in chunks(files, DIM):
-        sc, lab = faiss.knn(queries, block, min(k, len(block)), metric=faiss.METRIC_INNER_PRODUCT)
-        sc, lab = np.concatenate([best_s, sc], 1), np.concatenate([best_l, lab + base], 1)
-        order = np.argsort(-sc, axis=1, kind="stable")[:, :k]
-        best_s, best_l = np.take_along_axis(sc, order, 1), np.take_along_axis(lab, order, 1)
-        base += len(block)
-    return best_s, best_l
-
-
-def reranked(index, view: ShardView, queries: np.ndarray, depth: int) -> np.ndarray:
-    """Top K of the index's `depth` candidates, re-scored with their exact rows from disk."""
-    _, cand = index.search(queries, depth)
-    rows = view.take(cand)  # (q, depth, d)
-    scores = np.matmul(rows, queries[:, :, None])[..., 0]
-    scores[cand < 0] = -np.inf
-    order = np.argsort(-scores, axis=1)[:, :K]
-    return np.take_along_axis(cand, order, 1)
 
 
 # --------------------------------------------------------------------------- subprocess stages
@@ -340,7 +281,7 @@ def stage_search(args) -> None:
             sweep = []
             for nprobe in tuning.ladder(index, "nprobe"):
                 ivf.nprobe = nprobe
-                found = tuning._drop_self(labels_topk(index, view, tune_q, depth + 1), own, K)
+                found = tuning._drop_self(reranked(index, view, tune_q, depth + 1, K + 1), own, K)
                 pairs = zip(found, tune_truth, strict=True)
                 got = float(np.mean([len(f & s) / len(s) for f, s in pairs if s]))
                 sweep.append([nprobe, round(got, 4)])
@@ -387,16 +328,6 @@ def stage_search(args) -> None:
     out["defaults"] = defaults
     out["vmhwm_kib"] = rss_kib("VmHWM")
     Path(args.json).write_text(json.dumps(out))
-
-
-def labels_topk(index, view, queries, depth):
-    """Re-ranked top K+1 (tune() drops the query's own document from K+1 answers)."""
-    _, cand = index.search(queries, depth)
-    rows = view.take(cand)
-    scores = np.matmul(rows, queries[:, :, None])[..., 0]
-    scores[cand < 0] = -np.inf
-    order = np.argsort(-scores, axis=1)[:, : K + 1]
-    return np.take_along_axis(cand, order, 1)
 
 
 def stage_main() -> None:

@@ -10,6 +10,15 @@ import typer
 from tessera.cli.app import app, out, parse_params
 from tessera.errors import TesseraError
 
+# `index` and `reindex` take the same option: one definition.
+TuneQueries = Annotated[
+    Path | None,
+    typer.Option(
+        help="Sample queries (.jsonl/.tsv, 100 or more) to tune IVF/HNSW search defaults on, instead of "
+        "perturbed corpus vectors."
+    ),
+]
+
 
 @app.command()
 def index(
@@ -66,13 +75,7 @@ def index(
         str,
         typer.Option(help="With --ray: merged (one index) or sharded (one per shard, Flat/IVF)."),
     ] = "merged",
-    tune_queries: Annotated[
-        Path | None,
-        typer.Option(
-            help="Sample queries (.jsonl/.tsv) to tune IVF/HNSW search defaults on, instead of "
-            "perturbed corpus vectors."
-        ),
-    ] = None,
+    tune_queries: TuneQueries = None,
 ) -> None:
     """Index a corpus (resumes an interrupted build of the same arguments)."""
     from tessera.indexing.builder import DEFAULT_BATCH, build_index
@@ -154,13 +157,7 @@ def reindex(
     index_factory: Annotated[str, typer.Option("--index", help="faiss factory string, binary or bebr:BITS.")],
     param: Annotated[list[str], typer.Option(help="Search parameter, e.g. nprobe=16.")] = [],  # noqa: B006
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index.")] = False,
-    tune_queries: Annotated[
-        Path | None,
-        typer.Option(
-            help="Sample queries (.jsonl/.tsv) to tune IVF/HNSW search defaults on, instead of "
-            "perturbed corpus vectors."
-        ),
-    ] = None,
+    tune_queries: TuneQueries = None,
 ) -> None:
     """Rebuild an index with another vector backend from its stored vectors (no re-encoding)."""
     from tessera.indexing.reindex import reindex as run_reindex
