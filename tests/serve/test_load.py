@@ -1,9 +1,10 @@
 """A bounded load test on loopback: concurrent clients against a real uvicorn server, with
-micro-batching on and off. No request may fail; latencies and throughput are recorded."""
+micro-batching on and off, alternating. No request may fail; latencies and throughput are recorded."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import statistics
 import time
@@ -61,19 +62,30 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+ROUNDS = 2  # the modes alternate, so a burst of background load falls on both, not on one
+
+
 @pytest.mark.usefixtures("one_torch_thread")
 def test_micro_batching_beats_one_at_a_time(make_app, queries: list[str], tmp_path: Path) -> None:
-    results = {}
-    for mode, max_batch in (("batched", 64), ("one-at-a-time", 1)):
-        app = make_app(("head-minilm",), max_batch=max_batch)
-        with live_server(app) as url:
+    modes = {"batched": 64, "one-at-a-time": 1}
+    rounds: dict[str, list[dict]] = {mode: [] for mode in modes}
+    with contextlib.ExitStack() as stack:
+        apps = {mode: make_app(("head-minilm",), max_batch=max_batch) for mode, max_batch in modes.items()}
+        urls = {mode: stack.enter_context(live_server(app)) for mode, app in apps.items()}
+        for url in urls.values():
             asyncio.run(hammer(url, queries[:16]))  # warm-up: threads, encoder, connections
-            results[mode] = asyncio.run(hammer(url, queries))
-            pool = app.state.pool.served["head-minilm"]
-            results[mode]["mean_batch"] = pool.batcher.batched_queries / pool.batcher.batches
-    (tmp_path / "load.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
-    for mode, result in results.items():
-        assert result["requests"] == CLIENTS * PER_CLIENT and result["failures"] == [], mode
-    assert results["one-at-a-time"]["mean_batch"] == 1 and results["batched"]["mean_batch"] > 2
-    assert results["batched"]["qps"] > results["one-at-a-time"]["qps"]
+        for _ in range(ROUNDS):
+            for mode, url in urls.items():
+                rounds[mode].append(asyncio.run(hammer(url, queries)))
+        mean_batch = {}
+        for mode, app in apps.items():
+            batcher = app.state.pool.served["head-minilm"].batcher
+            mean_batch[mode] = batcher.batched_queries / batcher.batches
+    (tmp_path / "load.json").write_text(json.dumps(rounds, indent=2))
+    print(json.dumps(rounds, indent=2))
+    for mode, results in rounds.items():
+        for result in results:
+            assert result["requests"] == CLIENTS * PER_CLIENT and result["failures"] == [], mode
+    assert mean_batch["one-at-a-time"] == 1 and mean_batch["batched"] > 2
+    best = {mode: max(r["qps"] for r in results) for mode, results in rounds.items()}
+    assert best["batched"] > best["one-at-a-time"], best
