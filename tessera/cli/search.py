@@ -21,11 +21,15 @@ def search(
     param: Annotated[
         list[str], typer.Option(help="Search parameter over the stored ones, e.g. nprobe=16, mode=xtr.")
     ] = [],  # noqa: B006
+    mmap: Annotated[
+        bool, typer.Option("--mmap", help="Map the faiss index file, not read it (indexes larger than RAM).")
+    ] = False,
 ) -> None:
     """Search an index and print the top hits."""
     from tessera.retrieval.index import Index
 
-    hits = Index.load(index_dir, search_params=parse_params(param)).search(query, k=k, with_text=True)
+    index = Index.load(index_dir, search_params=parse_params(param), mmap=mmap)
+    hits = index.search(query, k=k, with_text=True)
     if as_json:
         print(json.dumps([asdict(hit) for hit in hits], indent=2))
     else:

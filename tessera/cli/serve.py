@@ -29,6 +29,9 @@ def serve(
     generator: Annotated[
         str, typer.Option(help="RAG generator: none (prompt and sources only) | local | local:MODEL | URL.")
     ] = "none",
+    mmap: Annotated[
+        bool, typer.Option("--mmap", help="Map faiss index files, not read them; workers share them.")
+    ] = False,
 ) -> None:
     """Serve indexes over HTTP: JSON search and RAG API, and a search page at /."""
     from tessera.errors import TesseraError
@@ -47,6 +50,7 @@ def serve(
         max_batch=max_batch,
         sub_batch=sub_batch,
         generator=generator,
+        mmap=mmap,
     )
     for path in settings.indexes.values():
         Manifest.read(Path(path), verify=False)  # a wrong path fails here, in one line, not in a worker

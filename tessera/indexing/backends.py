@@ -121,13 +121,15 @@ def _bebr_search(params: Params) -> dict:
     return {"mode": str(params.get("mode", "sdc")), "rescore": int(params.get("rescore", 0))}
 
 
-def open_vector_backend(root: Path, manifest: Manifest, params: Params) -> VectorBackend:
+def open_vector_backend(root: Path, manifest: Manifest, params: Params, mmap: bool = False) -> VectorBackend:
+    """The backend the manifest names; `mmap` maps faiss index files instead of reading them
+    (faiss_backend.read_faiss). Binary and BEBR codes are read as they are."""
     if manifest.backend == "faiss":
-        return FaissBackend.load(root, params)
+        return FaissBackend.load(root, params, mmap)
     if manifest.backend == "sharded":
         from tessera.indexing.sharded_backend import ShardedBackend
 
-        return ShardedBackend.load(root, manifest, params)
+        return ShardedBackend.load(root, manifest, params, mmap)
     if manifest.backend == "binary":
         from tessera.indexing.binary_backend import SignBinaryBackend
 

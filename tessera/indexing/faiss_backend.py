@@ -106,6 +106,17 @@ def build_faiss_index(vectors: np.ndarray, factory: str, metric: str = "ip", see
     return faiss.index_gpu_to_cpu(working) if working is not index else index
 
 
+def read_faiss(path: Path, mmap: bool = False) -> faiss.Index:
+    """A faiss index file, read into memory or memory-mapped (`mmap`).
+
+    Mapped (faiss' IO_FLAG_MMAP_IFC), the codes, inverted lists, graphs and exact re-scoring
+    rows stay in the file: opening costs no reading, pages are read when a search touches them
+    and are the kernel's to evict, and processes that map one file share one copy. Search
+    results are identical (tests/retrieval/test_index_mmap.py); the index is read-only, which search
+    is (updates read their own copy, indexing/vector_edits.py)."""
+    return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
+
+
 class FaissBackend:
     """A faiss index on disk as `vectors.faiss`; labels are docstore ordinals."""
 
@@ -136,8 +147,10 @@ class FaissBackend:
         return index.reconstruct_n(0, index.ntotal)
 
     @classmethod
-    def load(cls, root: Path, search_params: dict[str, float] | None = None) -> FaissBackend:
-        return cls(faiss.read_index(str(root / cls.FILE)), search_params)
+    def load(
+        cls, root: Path, search_params: dict[str, float] | None = None, mmap: bool = False
+    ) -> FaissBackend:
+        return cls(read_faiss(root / cls.FILE, mmap), search_params)
 
     def save(self, root: Path) -> None:
         index = faiss.index_gpu_to_cpu(self.index) if self.on_gpu else self.index

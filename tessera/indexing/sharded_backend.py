@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 
 from tessera.errors import EncoderError, IndexFormatError
-from tessera.indexing.faiss_backend import apply_search_params
+from tessera.indexing.faiss_backend import apply_search_params, read_faiss
 from tessera.indexing.manifest import Manifest
 
 FOLDER = "shards"
@@ -50,13 +50,15 @@ class ShardedBackend:
         self.set_params(self.search_params)
 
     @classmethod
-    def load(cls, root: Path, manifest: Manifest, search_params: dict | None = None) -> ShardedBackend:
+    def load(
+        cls, root: Path, manifest: Manifest, search_params: dict | None = None, mmap: bool = False
+    ) -> ShardedBackend:
         parts = []
         for shard in manifest.shards:
             path = root / part_name(str(shard["name"]))
             if not path.is_file():
                 raise IndexFormatError("shard index listed in the manifest is missing", file=path)
-            parts.append(faiss.read_index(str(path)))
+            parts.append(read_faiss(path, mmap))
         firsts = [int(shard["first"]) for shard in manifest.shards]
         return cls(parts, firsts, [str(shard["name"]) for shard in manifest.shards], search_params)
 

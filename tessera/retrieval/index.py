@@ -48,10 +48,11 @@ class Index:
         manifest: Manifest,
         encoder: Encoder | None = None,
         search_params: Params | None = None,
+        mmap: bool = False,
     ):
         self.root = root
         self.manifest = manifest
-        self._given = (encoder, search_params)  # kept for reopening after an update
+        self._given = (encoder, search_params, mmap)  # kept for reopening after an update
         self.docstore = DocStore(root / DocStore.FILE, readonly=True)
         self.passages = None
         if manifest.backend == "lucene":
@@ -83,7 +84,7 @@ class Index:
 
             self.backend = open_late_interaction(root, manifest, params)
         else:
-            self.backend = open_vector_backend(root, manifest, params)
+            self.backend = open_vector_backend(root, manifest, params, mmap)
         # Labels = live documents + deleted ones still in the vector index (indexing/updates.py).
         vectors = manifest.chunking.get("passages", manifest.doc_count + manifest.tombstones)
         if self.backend.dim != manifest.dim or self.backend.ntotal != vectors:
@@ -110,8 +111,14 @@ class Index:
         encoder: Encoder | None = None,
         verify: bool = True,
         search_params: Params | None = None,
+        mmap: bool = False,
     ) -> Index:
         """Open an index directory; `verify` checks every file against the manifest's checksums.
+
+        `mmap` maps a faiss vector index (flat, IVF, HNSW, PQ/SQ/RaBitQ codes, re-scoring rows;
+        sharded ones too) instead of reading it: opening is immediate and memory holds only the
+        pages searches touch, so an index larger than RAM can be searched and `serve --workers N`
+        shares one copy. Results are the same. (Checksums are still read: `verify=False` skips them.)
 
         An update published while this opens (indexing/updates.py) makes it start again, so
         the object holds one version's files, never a mix: the manifest must read the same
@@ -120,7 +127,7 @@ class Index:
         for attempt in range(1, LOAD_ATTEMPTS + 1):
             stamp = _manifest_bytes(root)
             try:
-                index = cls(root, Manifest.read(root, verify=verify), encoder, search_params)
+                index = cls(root, Manifest.read(root, verify=verify), encoder, search_params, mmap)
             except (TesseraError, OSError):
                 if attempt < LOAD_ATTEMPTS and _manifest_bytes(root) != stamp:
                     continue
@@ -214,8 +221,8 @@ class Index:
 
     def _reopen(self) -> None:
         self.close()
-        encoder, search_params = self._given
-        self.__init__(self.root, Manifest.read(self.root), encoder or self.encoder, search_params)
+        encoder, search_params, mmap = self._given
+        self.__init__(self.root, Manifest.read(self.root), encoder or self.encoder, search_params, mmap)
 
     def close(self) -> None:
         self.docstore.close()

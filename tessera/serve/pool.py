@@ -54,9 +54,9 @@ class Served:
 class IndexPool:
     """Loaded once (`load_all`, from the lifespan); until then `ready` is False."""
 
-    def __init__(self, settings: ServeSettings, load: Loader = Index.load) -> None:
+    def __init__(self, settings: ServeSettings, load: Loader | None = None) -> None:
         self.settings = settings
-        self.load = load
+        self.load = load or partial(Index.load, mmap=settings.mmap)
         self.served: dict[str, Served] = {}
         self.ready = False
         self.failure: str | None = None
@@ -101,7 +101,7 @@ class IndexPool:
         key = tuple(sorted(params.items()))
         if key not in served.variants:
             opened = await self.run(
-                served, Index.load, served.path, served.index.encoder, False, dict(params)
+                served, Index.load, served.path, served.index.encoder, False, dict(params), self.settings.mmap
             )
             served.variants[key] = self._batcher(opened, served.executor)
             if len(served.variants) > MAX_VARIANTS:

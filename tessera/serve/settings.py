@@ -27,6 +27,7 @@ class ServeSettings:
     sub_batch: int = 8  # queries per encoder call inside a micro-batch, sorted by length
     queue_limit: int = 1024  # requests waiting per index before 503
     generator: str = "none"  # RAG generator spec (tessera.rag.generators)
+    mmap: bool = False  # map faiss index files (Index.load): workers share one copy in the page cache
 
     @classmethod
     def from_specs(cls, specs: list[str], **options) -> ServeSettings:

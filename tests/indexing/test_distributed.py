@@ -81,8 +81,10 @@ def single(corpus: Path, tmp_path_factory: pytest.TempPathFactory):
     return get
 
 
-def results(path: Path, queries: list[str], encoder=None) -> tuple[list[list[str]], np.ndarray, object]:
-    index = Index.load(path, encoder=encoder)
+def results(
+    path: Path, queries: list[str], encoder=None, mmap: bool = False
+) -> tuple[list[list[str]], np.ndarray, object]:
+    index = Index.load(path, encoder=encoder, mmap=mmap)
     hits = index.batch_search(queries, 10)
     index.close()
     return (
@@ -92,9 +94,10 @@ def results(path: Path, queries: list[str], encoder=None) -> tuple[list[list[str
     )
 
 
-def assert_same_search(left: Path, right: Path, queries: list[str]) -> None:
+def assert_same_search(left: Path, right: Path, queries: list[str], mmap: bool = False) -> None:
+    """`right` (mapped when `mmap`) answers as `left` does."""
     ids_l, scores_l, encoder = results(left, queries)
-    ids_r, scores_r, _ = results(right, queries, encoder)
+    ids_r, scores_r, _ = results(right, queries, encoder, mmap)
     assert ids_l == ids_r
     np.testing.assert_allclose(scores_l, scores_r, atol=1e-5)
 
@@ -138,6 +141,7 @@ def test_sharded_layout_searches_like_the_merged_one(
     assert sorted(manifest.files)[2:] == [f"shards/shard-0000{n}.faiss" for n in range(SHARDS)]
     assert manifest.search_params == Manifest.read(single(factory)).search_params
     assert_same_search(single(factory), built, queries)
+    assert_same_search(single(factory), built, queries, mmap=True)  # every shard file mapped
     with pytest.raises(TesseraError, match="sharded indexes .*cannot be updated in place"):
         Index.load(built).delete(["1"])  # updates refuse a sharded index (backend "sharded")
 
