@@ -141,10 +141,12 @@ class TokenBackend:
 
     supports_remove = False
 
-    def __init__(self, root: Path, faiss_params: Params | None = None):
-        self.faiss = TokenFaiss.load(root, faiss_params)
+    def __init__(self, root: Path, faiss_params: Params | None = None, mmap: bool = False):
+        """`mmap`: map tokens.faiss and the token -> document map too (the stored token vectors
+        always are), as `Index.load(mmap=True)` maps a single-vector index."""
+        self.faiss = TokenFaiss.load(root, faiss_params, mmap)
         self.faiss_params = dict(faiss_params or {})
-        self.token_docs = _load_array(root / TOKEN_DOCS, np.int32)
+        self.token_docs = _load_array(root / TOKEN_DOCS, np.int32, mmap)
         self.offsets = _load_array(root / OFFSETS, np.int64)
         self.stored = load_stored_tokens(root)
         counts = {

@@ -82,7 +82,7 @@ class Index:
         if tokens:
             from tessera.retrieval.late_interaction import open_late_interaction
 
-            self.backend = open_late_interaction(root, manifest, params)
+            self.backend = open_late_interaction(root, manifest, params, mmap)
         else:
             self.backend = open_vector_backend(root, manifest, params, mmap)
         # Labels = live documents + deleted ones still in the vector index (indexing/updates.py).
@@ -115,10 +115,10 @@ class Index:
     ) -> Index:
         """Open an index directory; `verify` checks every file against the manifest's checksums.
 
-        `mmap` maps a faiss vector index (flat, IVF, HNSW, PQ/SQ/RaBitQ codes, re-scoring rows;
-        sharded ones too) instead of reading it: opening is immediate and memory holds only the
-        pages searches touch, so an index larger than RAM can be searched and `serve --workers N`
-        shares one copy. Results are the same. (Checksums are still read: `verify=False` skips them.)
+        `mmap` maps the faiss files of vector, sharded and token indexes instead of reading them
+        (codes, re-scoring rows, graphs; faiss_backend.read_faiss): memory holds the pages searches
+        touch, so an index larger than RAM can be searched and `serve --workers N` shares one copy.
+        Results are the same. (Checksums are still read: `verify=False` skips them.)
 
         An update published while this opens (indexing/updates.py) makes it start again, so
         the object holds one version's files, never a mix: the manifest must read the same

@@ -176,10 +176,12 @@ class LateInteractionSearch:
         return out_scores, out_ids
 
 
-def open_late_interaction(root: Path, manifest: Manifest, params: Params) -> LateInteractionSearch:
+def open_late_interaction(
+    root: Path, manifest: Manifest, params: Params, mmap: bool = False
+) -> LateInteractionSearch:
     """The searcher for a token index; `mode` defaults to the encoder spec's prefix."""
     mode, k_prime, faiss_params = late_params(params)
     spec = parse_multivector_spec(manifest.encoder)
     return LateInteractionSearch(
-        TokenBackend(root, faiss_params), mode or (spec[0] if spec else "colbert"), k_prime
+        TokenBackend(root, faiss_params, mmap), mode or (spec[0] if spec else "colbert"), k_prime
     )

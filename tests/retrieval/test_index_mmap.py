@@ -65,3 +65,18 @@ def test_updates_reopen_mapped_and_earlier_readers_keep_their_version(
 def test_cli_search_mmap(cranfield_dense: Path) -> None:
     args = ("search", str(cranfield_dense), "boundary layer separation", "--json", "-k", "5")
     assert json.loads(run_cli(*args, "--mmap").stdout) == json.loads(run_cli(*args).stdout)
+
+
+@pytest.mark.parametrize("mode", ["colbert", "xtr"])
+def test_mapped_token_index_scores_like_the_read_one(
+    cranfield_tokens: Path, queries: list[str], tmp_path: Path, mode: str
+) -> None:
+    import shutil
+
+    path = shutil.copytree(cranfield_tokens, tmp_path / "tokens")  # a file no one has mapped
+    read = Index.load(path, search_params={"mode": mode})
+    mapped_index = Index.load(path, encoder=read.encoder, search_params={"mode": mode}, mmap=True)
+    assert mapped(path / "tokens.faiss") and mapped(path / "token_docs.npy")
+    (ids_r, scores_r), (ids_m, scores_m) = ranked(read, queries[:40]), ranked(mapped_index, queries[:40])
+    assert ids_m == ids_r
+    np.testing.assert_array_equal(scores_m, scores_r)
