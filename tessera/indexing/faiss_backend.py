@@ -109,11 +109,12 @@ def build_faiss_index(vectors: np.ndarray, factory: str, metric: str = "ip", see
 def read_faiss(path: Path, mmap: bool = False) -> faiss.Index:
     """A faiss index file, read into memory or memory-mapped (`mmap`).
 
-    Mapped (faiss' IO_FLAG_MMAP_IFC), the codes, inverted lists, graphs and exact re-scoring
-    rows stay in the file: opening costs no reading, pages are read when a search touches them
-    and are the kernel's to evict, and processes that map one file share one copy. Search
-    results are identical (tests/retrieval/test_index_mmap.py); the index is read-only, which search
-    is (updates read their own copy, indexing/vector_edits.py)."""
+    Mapped (faiss' IO_FLAG_MMAP_IFC), flat and SQ/PQ codes, graphs and exact re-scoring rows stay
+    in the file (IVF lists of RaBitQ codes are still copied): pages are read when a search
+    touches them and are the kernel's to evict, and processes that map one file share one copy
+    (docs/scaling.md: 10M rows, 0.64 GiB private instead of 4.3). Results are identical
+    (tests/retrieval/test_index_mmap.py); the index is read-only, which search is (updates read
+    their own copy, indexing/vector_edits.py)."""
     return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
 
 
