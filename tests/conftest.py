@@ -57,6 +57,15 @@ def run_cli(
     return result
 
 
+MAPS = Path("/proc/self/maps")  # the Linux kernel's list of this process's mapped files
+needs_maps = pytest.mark.skipif(not MAPS.is_file(), reason="reads the process memory map (Linux)")
+
+
+def mapped_here(path: Path) -> bool:
+    """Whether this process maps `path` (tests of `Index.load(mmap=True)`)."""
+    return str(Path(path).resolve()) in MAPS.read_text()
+
+
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     """A BEIR qrels TSV read independently of tessera's reader (tests compare the two)."""
     qrels: dict[str, dict[str, int]] = {}

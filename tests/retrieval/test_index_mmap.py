@@ -4,6 +4,7 @@ are really mapped (the process's memory map names the file), and survive updates
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +12,10 @@ import pytest
 
 from tessera.indexing.reindex import reindex
 from tessera.retrieval.index import Index
-from tests.conftest import run_cli
+from tests.conftest import mapped_here as mapped
+from tests.conftest import needs_maps, run_cli
 
-MAPS = Path("/proc/self/maps")
-pytestmark = pytest.mark.skipif(not MAPS.is_file(), reason="reads the process memory map (Linux)")
-
-
-def mapped(path: Path) -> bool:
-    """Whether this process maps `path` (the kernel's list of mapped files)."""
-    return str(path.resolve()) in MAPS.read_text()
+pytestmark = needs_maps
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +67,6 @@ def test_cli_search_mmap(cranfield_dense: Path) -> None:
 def test_mapped_token_index_scores_like_the_read_one(
     cranfield_tokens: Path, queries: list[str], tmp_path: Path, mode: str
 ) -> None:
-    import shutil
-
     path = shutil.copytree(cranfield_tokens, tmp_path / "tokens")  # a file no one has mapped
     read = Index.load(path, search_params={"mode": mode})
     mapped_index = Index.load(path, encoder=read.encoder, search_params={"mode": mode}, mmap=True)

@@ -9,18 +9,17 @@ from fastapi.testclient import TestClient
 
 from tessera.retrieval.index import Index
 from tessera.serve import ServeSettings, create_app
+from tests.conftest import mapped_here, needs_maps
 from tests.serve.conftest import wait_ready
 
-MAPS = Path("/proc/self/maps")
 
-
-@pytest.mark.skipif(not MAPS.is_file(), reason="reads the process memory map (Linux)")
+@needs_maps
 def test_serve_mmap_maps_and_answers(serve_indexes: dict[str, Path], loaded: dict[str, Index]) -> None:
     path = serve_indexes["head-minilm"]
     settings = ServeSettings.from_specs([f"head-minilm={path}"], mmap=True)
     with TestClient(create_app(settings)) as client:
         wait_ready(client.get)
-        assert str((path / "vectors.faiss").resolve()) in MAPS.read_text()
+        assert mapped_here(path / "vectors.faiss")
         got = client.get("/v1/search", params={"q": "boundary layer", "k": 5, "text": "false"}).json()
         hits = got["results"][0]["hits"]
     want = loaded["head-minilm"].search("boundary layer", 5)
