@@ -174,7 +174,7 @@ def add(
     corpus: Annotated[str, typer.Argument(help="Documents to add (any corpus form); their ids must be new.")],
     batch_size: Annotated[int, typer.Option(help="Documents encoded at once.")] = 256,
 ) -> None:
-    """Add documents to an index (published atomically; every kind but a sharded --ray index)."""
+    """Add documents to an index (published atomically; every kind, sharded --ray indexes too)."""
     from tessera.indexing.updates import add_documents
 
     added = add_documents(index_dir, corpus, batch_size=batch_size)

@@ -5,7 +5,8 @@ IVF shard has the merged index's centroids and, for any nprobe, probes the same 
 top k of each shard, labels shifted by the shard's first ordinal and merged by score, is the
 merged index's top k (same ids, same scores). Flat and IVF kinds only: HNSW graphs built per
 shard would not search like one graph, so that layout is refused at build time. The shards
-are searched one after another on the CPU; updates (`add`, `delete`, `compact`) are refused.
+are searched one after another on the CPU; updates add a shard or rewrite only the shards they
+touch (shard_edits.py).
 """
 
 from __future__ import annotations

@@ -22,7 +22,10 @@ Labels stay doc-store ordinals and lines of `docids.txt`, as after a build:
   that cannot remove vectors are rebuilt from the surviving vectors: passage labels cannot
   carry tombstones, since the document store is renumbered underneath them);
 - token (ColBERT/XTR) indexes append the added documents' token vectors and remove every
-  token of a deleted document (token_edits.py), renumbering the survivors as above.
+  token of a deleted document (token_edits.py), renumbering the survivors as above;
+- sharded (`--layout sharded`) indexes get added documents as one new shard and lose deleted
+  ones from the shards that hold them; untouched shards are hard-linked, not copied
+  (shard_edits.py).
 Added documents get new labels after the last one; a duplicate id is a `CorpusError` at its
 file and line. IVF centroids and PQ codebooks are not retrained by updates, and tuned search
 parameters are not re-measured: see docs/architecture.md for when to rebuild instead.
@@ -49,6 +52,8 @@ from tessera.indexing.faiss_backend import FaissBackend
 from tessera.indexing.lucene_backend import FOLDER as LUCENE
 from tessera.indexing.lucene_backend import build_lucene_index
 from tessera.indexing.manifest import MANIFEST, Manifest
+from tessera.indexing.shard_edits import add_shard, link_untouched, remove_from_shards
+from tessera.indexing.sharded_backend import FOLDER as SHARDS
 from tessera.indexing.token_edits import EDITED as TOKEN_FILES
 from tessera.indexing.token_edits import add_doc_tokens, remove_doc_tokens
 from tessera.indexing.tombstones import TOMBSTONES, read_tombstones
@@ -136,6 +141,8 @@ def add_documents(
             vectors = np.fromfile(stage / ADDED, dtype=np.float32).reshape(-1, manifest.dim)
             if manifest.backend == "tokens":
                 add_doc_tokens(root, stage, vectors, np.asarray(lengths, dtype=np.int64))
+            elif manifest.backend == "sharded":
+                manifest = add_shard(root, stage, manifest, vectors)
             else:
                 add_vectors(root, stage, manifest, vectors)
             (stage / ADDED).unlink()
@@ -230,8 +237,9 @@ def _update(root: Path, change) -> None:
     with _locked(root):
         manifest = Manifest.read(root)
         _check_updatable(root, manifest)
+        rewritten = (f"{LUCENE}/", f"{SHARDS}/")  # written by `change` or the Lucene rebuild
         carried = [
-            name for name in manifest.files if name not in VECTOR_FILES and not name.startswith(f"{LUCENE}/")
+            name for name in manifest.files if name not in VECTOR_FILES and not name.startswith(rewritten)
         ]
 
         def fill(stage: Path) -> Manifest:
@@ -240,6 +248,8 @@ def _update(root: Path, change) -> None:
                 new = change(manifest, stage, store, manifest.doc_count + manifest.tombstones)
                 if manifest.backend == "lucene":
                     build_lucene_index(store.documents(), stage, len(store))
+                if manifest.backend == "sharded":
+                    link_untouched(root, stage, new)
             finally:
                 store.close()
             kept = [n for n in VECTOR_FILES if n != TOMBSTONES or new.tombstones]
@@ -250,14 +260,7 @@ def _update(root: Path, change) -> None:
 
 
 def _check_updatable(root: Path, manifest: Manifest) -> None:
-    if manifest.backend == "sharded":
-        raise TesseraError(
-            "sharded indexes (index --ray --layout sharded) cannot be updated in place; "
-            "rebuild, or build with --layout merged",
-            file=root,
-            field="backend",
-        )
-    if manifest.backend not in ("faiss", "binary", "bebr", "lucene", "tokens"):
+    if manifest.backend not in ("faiss", "binary", "bebr", "lucene", "tokens", "sharded"):
         raise IndexFormatError(f"unknown backend '{manifest.backend}'", file=root / MANIFEST, field="backend")
 
 
@@ -302,6 +305,8 @@ def _drop_labels(
     ids = (root / DOCIDS).read_text(encoding="utf-8").splitlines()
     if manifest.backend == "tokens":
         remove_doc_tokens(root, stage, manifest, gone)
+    elif manifest.backend == "sharded":
+        manifest = remove_from_shards(root, stage, manifest, gone)
     elif manifest.chunking:
         rows = _passages(root, manifest)
         dead = np.isin(rows[:, 0], gone)

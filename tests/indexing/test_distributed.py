@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -129,21 +130,74 @@ def test_killed_worker_is_retried_and_ivf_equals_single_process(
     assert merged.search_params == alone.search_params and merged.tuning == alone.tuning
 
 
+@pytest.fixture(scope="module")
+def sharded(ray_address, corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`--layout sharded` builds by factory (SHARDS shards), made once; tests copy before editing."""
+    root, built = tmp_path_factory.mktemp("sharded"), {}
+
+    def get(factory: str) -> Path:
+        if factory not in built:
+            options = ("--index", factory, "--shards", str(SHARDS), "--layout", "sharded")
+            built[factory] = build_ray(ray_address, corpus, root / factory, *options)
+        return built[factory]
+
+    return get
+
+
 # Flat is the simpler case of the same merge (IVF's lists hold the same rows): slow-marked.
 @pytest.mark.parametrize("factory", [pytest.param("Flat", marks=pytest.mark.slow), IVF])
-def test_sharded_layout_searches_like_the_merged_one(
-    ray_address, corpus, queries, single, tmp_path, factory
-) -> None:
-    options = ("--index", factory, "--shards", str(SHARDS), "--layout", "sharded")
-    built = build_ray(ray_address, corpus, tmp_path / "ray", *options)
+def test_sharded_layout_searches_like_the_merged_one(queries, single, sharded, factory) -> None:
+    built = sharded(factory)
     manifest = Manifest.read(built)
     assert manifest.backend == "sharded"
     assert sorted(manifest.files)[2:] == [f"shards/shard-0000{n}.faiss" for n in range(SHARDS)]
     assert manifest.search_params == Manifest.read(single(factory)).search_params
     assert_same_search(single(factory), built, queries)
     assert_same_search(single(factory), built, queries, mmap=True)  # every shard file mapped
-    with pytest.raises(TesseraError, match="sharded indexes .*cannot be updated in place"):
-        Index.load(built).delete(["1"])  # updates refuse a sharded index (backend "sharded")
+
+
+def test_sharded_index_updates_like_the_merged_one(corpus, queries, single, sharded, tmp_path) -> None:
+    """Deletes hit three of the four shards (one wholly) and adds make a fifth; the sharded index
+    then answers as the merged single-process index after the same updates, and at full nprobe
+    as a Flat build of the final corpus. Untouched shard files are linked, not copied."""
+    lines = corpus.read_text().splitlines()
+    ids = [json.loads(line)["_id"] for line in lines]
+    edited = shutil.copytree(sharded(IVF), tmp_path / "sharded")
+    merged = shutil.copytree(single(IVF), tmp_path / "merged")
+    untouched = (edited / "shards" / "shard-00002.faiss").stat().st_ino
+    gone = [0, 1, *range(38, 76), 149]  # shards of rows [0, 38) [38, 76) [76, 114) [114, 150)
+    returned = [*range(40, 50), 149]  # deleted, then added again as new documents
+    back = tmp_path / "back.jsonl"
+    back.write_text("".join(lines[i] + "\n" for i in returned))
+    for path in (edited, merged):
+        index = Index.load(path)
+        assert index.delete([ids[i] for i in gone]) == len(gone)
+        assert index.add(back) == 11
+        index.close()
+
+    manifest = Manifest.read(edited)
+    assert manifest.backend == "sharded" and manifest.doc_count == 150 - len(gone) + 11
+    shards = [(s["name"], s["first"], s["rows"], "sha256" in s) for s in manifest.shards]
+    assert shards == [
+        ("shard-00000", 0, 36, False),
+        ("shard-00002", 36, 38, True),
+        ("shard-00003", 74, 35, False),
+        ("shard-00004", 109, 11, True),
+    ]
+    assert (edited / "shards" / "shard-00002.faiss").stat().st_ino == untouched
+    assert not (edited / "shards" / "shard-00001.faiss").exists()
+    assert_same_search(merged, edited, queries)
+
+    final = tmp_path / "final.jsonl"
+    final.write_text("".join(lines[i] + "\n" for i in range(150) if i not in set(gone) - set(returned)))
+    flat = build_index(final, tmp_path / "flat", show_progress=False)
+    full = Index.load(edited, search_params={"nprobe": 16})
+    ids_f, scores_f, _ = results(flat, queries)
+    ids_s = [[h.doc_id for h in row] for row in full.batch_search(queries, 10)]
+    scores_s = np.array([[h.score for h in row] for row in full.batch_search(queries, 10)])
+    assert ids_s == ids_f
+    np.testing.assert_allclose(scores_s, scores_f, atol=1e-5)
+    assert Index.load(edited).compact() == 0  # no tombstones: Flat and IVF shards remove vectors
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 import pytest
 
-from tessera.errors import CorpusError, TesseraError
+from tessera.errors import CorpusError, IndexFormatError, TesseraError
 from tessera.indexing.builder import build_index
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.manifest import Manifest
@@ -221,11 +221,12 @@ def test_bad_updates_fail_clearly_and_change_nothing(base_flat, corpora, tmp_pat
     assert leftovers(index) == ["idx", "idx.lock"]
     assert len(Index.load(index)) == BASE
 
-    other = copy_of(base_flat, tmp_path, "refused-sharded")
+    other = copy_of(base_flat, tmp_path, "unknown-backend")
     manifest = json.loads((other / "manifest.json").read_text())
-    (other / "manifest.json").write_text(json.dumps({**manifest, "backend": "sharded"}))
-    with pytest.raises(TesseraError, match="sharded indexes .*cannot be updated in place; rebuild"):
+    (other / "manifest.json").write_text(json.dumps({**manifest, "backend": "striped"}))
+    with pytest.raises(IndexFormatError, match="unknown backend 'striped'") as info:
         delete_documents(other, ["1"])
+    assert info.value.field == "backend"
 
 
 def test_an_interrupted_update_leaves_the_old_index(base_flat, corpora, tmp_path, monkeypatch) -> None:
