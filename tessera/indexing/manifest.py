@@ -50,8 +50,9 @@ class Manifest:
     # tombstones.npy, filtered at search time, dropped by `tessera compact` (indexing/updates.py).
     tombstones: int = 0
     # Distributed builds (indexing/distributed.py): every input shard as {"name", "first" (its
-    # first ordinal), "rows", "sha256" (of its float32 vectors)}. Backend "sharded" keeps one
-    # faiss index per shard in shards/NAME.faiss; a merged build keeps the list as provenance.
+    # first ordinal), "rows", "sha256" (of its float32 vectors; gone once an update changed the
+    # shard)}. Backend "sharded" keeps one faiss index per shard in shards/NAME.faiss; a merged
+    # build keeps the list as provenance.
     shards: list[dict[str, object]] = field(default_factory=list)
     created_at: str = field(default_factory=utc_now)
     format_version: int = FORMAT_VERSION
