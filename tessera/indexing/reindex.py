@@ -1,7 +1,8 @@
 """Rebuild an index with another vector backend from its stored vectors, without re-encoding.
 
 Encoding is the expensive part of indexing; trying PQ, OPQ, IVF or binary codes on the same
-corpus only needs the float vectors an exact (Flat or HNSW) index already holds. A token
+corpus only needs the float vectors an exact (Flat or HNSW) index already holds (a sharded Flat index: its
+shards' vectors in label order). A token
 (ColBERT/XTR) index takes another faiss kind over the same token vectors; its token maps and
 the stored vectors ColBERT's MaxSim reads come over unchanged.
 """
@@ -19,6 +20,7 @@ from tessera.indexing.chunking import PASSAGES
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.faiss_backend import FaissBackend, build_faiss_index
 from tessera.indexing.manifest import Manifest
+from tessera.indexing.sharded_backend import ShardedBackend
 from tessera.indexing.token_backend import (
     OFFSETS,
     TOKEN_DOCS,
@@ -48,7 +50,7 @@ def reindex(
         if tune_texts is not None:
             raise TesseraError("token indexes are not tuned (k' sets their depth)", field="tune_queries")
         return _reindex_tokens(src, target, manifest, factory, dict(search_params or {}), overwrite)
-    if manifest.backend != "faiss":
+    if manifest.backend not in ("faiss", "sharded"):
         raise TesseraError(
             f"a {manifest.backend} index keeps no float vectors to reindex", file=src, field="backend"
         )
@@ -58,7 +60,8 @@ def reindex(
             file=src,
             field="tombstones",
         )
-    vectors = FaissBackend.load(src).exact_vectors()
+    sharded = manifest.backend == "sharded"
+    vectors = (ShardedBackend.load(src, manifest) if sharded else FaissBackend.load(src)).exact_vectors()
     params = dict(search_params or {})
     # The output is searched with the source's document encoder (its query_encoder is not copied).
     queries = None if tune_texts is None else load_query_encoder(manifest.encoder).encode_queries(tune_texts)

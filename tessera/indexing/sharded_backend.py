@@ -17,7 +17,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from tessera.errors import EncoderError, IndexFormatError
+from tessera.errors import EncoderError, IndexFormatError, TesseraError
 from tessera.indexing.faiss_backend import apply_search_params, read_faiss
 from tessera.indexing.manifest import Manifest
 
@@ -66,6 +66,16 @@ class ShardedBackend:
     @property
     def ntotal(self) -> int:
         return sum(int(part.ntotal) for part in self.parts)
+
+    def exact_vectors(self) -> np.ndarray:
+        """Every shard's stored float vectors in label order (Flat shards keep them exactly)."""
+        if not all(isinstance(part, faiss.IndexFlat) for part in self.parts):
+            kind = next(type(p).__name__ for p in self.parts if not isinstance(p, faiss.IndexFlat))
+            raise TesseraError(
+                f"{kind} shards do not keep exact vectors; reindex from a Flat index", field="index"
+            )
+        order = np.argsort(self.firsts, kind="stable")
+        return np.concatenate([self.parts[i].reconstruct_n(0, self.parts[i].ntotal) for i in order])
 
     def set_params(self, params: dict) -> None:
         """The same nprobe/efSearch/... on every shard, as on the merged index."""

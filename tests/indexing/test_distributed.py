@@ -22,6 +22,7 @@ from tessera.indexing.builder import build_index
 from tessera.indexing.distributed import build_index_ray
 from tessera.indexing.manifest import Manifest
 from tessera.indexing.ray_encoding import KILL_HOOK
+from tessera.indexing.reindex import reindex
 from tessera.retrieval.index import Index
 from tests.conftest import run_cli
 
@@ -146,7 +147,7 @@ def sharded(ray_address, corpus: Path, tmp_path_factory: pytest.TempPathFactory)
 
 # Flat is the simpler case of the same merge (IVF's lists hold the same rows): slow-marked.
 @pytest.mark.parametrize("factory", [pytest.param("Flat", marks=pytest.mark.slow), IVF])
-def test_sharded_layout_searches_like_the_merged_one(queries, single, sharded, factory) -> None:
+def test_sharded_layout_searches_like_the_merged_one(queries, single, sharded, factory, tmp_path) -> None:
     built = sharded(factory)
     manifest = Manifest.read(built)
     assert manifest.backend == "sharded"
@@ -154,6 +155,10 @@ def test_sharded_layout_searches_like_the_merged_one(queries, single, sharded, f
     assert manifest.search_params == Manifest.read(single(factory)).search_params
     assert_same_search(single(factory), built, queries)
     assert_same_search(single(factory), built, queries, mmap=True)  # every shard file mapped
+    if factory == "Flat":  # the shards' vectors, in label order, reindexed as one index
+        again = reindex(built, tmp_path / "hnsw", "HNSW32", show_progress=False)
+        alone = reindex(single(factory), tmp_path / "single-hnsw", "HNSW32", show_progress=False)
+        assert_same_search(alone, again, queries)
 
 
 def test_sharded_index_updates_like_the_merged_one(corpus, queries, single, sharded, tmp_path) -> None:
@@ -198,6 +203,8 @@ def test_sharded_index_updates_like_the_merged_one(corpus, queries, single, shar
     assert ids_s == ids_f
     np.testing.assert_allclose(scores_s, scores_f, atol=1e-5)
     assert Index.load(edited).compact() == 0  # no tombstones: Flat and IVF shards remove vectors
+    with pytest.raises(TesseraError, match="IndexIVFFlat shards do not keep exact vectors"):
+        reindex(edited, tmp_path / "hnsw", "HNSW32")
 
 
 @pytest.mark.slow
