@@ -1,10 +1,10 @@
 """Rebuild an index with another vector backend from its stored vectors, without re-encoding.
 
 Encoding is the expensive part of indexing; trying PQ, OPQ, IVF or binary codes on the same
-corpus only needs the float vectors an exact (Flat or HNSW) index already holds (a sharded Flat index: its
-shards' vectors in label order). A token
-(ColBERT/XTR) index takes another faiss kind over the same token vectors; its token maps and
-the stored vectors ColBERT's MaxSim reads come over unchanged.
+corpus only needs the float vectors an exact (Flat or HNSW) index already holds (a sharded
+Flat index: its shards' vectors in label order). A token (ColBERT/XTR) index takes another
+faiss kind over the same token vectors; its token maps and the stored vectors ColBERT's
+MaxSim reads come over unchanged.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ def add_shard(root: Path, stage: Path, manifest: Manifest, vectors: np.ndarray) 
 
 def remove_from_shards(root: Path, stage: Path, manifest: Manifest, gone: np.ndarray) -> Manifest:
     """The index without the labels `gone` (sorted), each shard renumbered in order."""
+    (stage / FOLDER).mkdir(exist_ok=True)
     shards = []
     for shard in manifest.shards:
         first, rows, name = int(shard["first"]), int(shard["rows"]), str(shard["name"])
@@ -58,7 +59,6 @@ def remove_from_shards(root: Path, stage: Path, manifest: Manifest, gone: np.nda
             shards.append(moved)
         elif len(local) < rows:
             part = without(faiss.read_index(str(root / part_name(name))), manifest, local)
-            (stage / FOLDER).mkdir(exist_ok=True)
             faiss.write_index(part, str(stage / part_name(name)))
             shards.append(
                 {key: value for key, value in moved.items() if key != "sha256"} | {"rows": rows - len(local)}

@@ -68,14 +68,15 @@ class ShardedBackend:
         return sum(int(part.ntotal) for part in self.parts)
 
     def exact_vectors(self) -> np.ndarray:
-        """Every shard's stored float vectors in label order (Flat shards keep them exactly)."""
-        if not all(isinstance(part, faiss.IndexFlat) for part in self.parts):
-            kind = next(type(p).__name__ for p in self.parts if not isinstance(p, faiss.IndexFlat))
-            raise TesseraError(
-                f"{kind} shards do not keep exact vectors; reindex from a Flat index", field="index"
-            )
-        order = np.argsort(self.firsts, kind="stable")
-        return np.concatenate([self.parts[i].reconstruct_n(0, self.parts[i].ntotal) for i in order])
+        """Every shard's stored float vectors in label order (shards are listed by first label;
+        Flat shards keep their vectors exactly)."""
+        for part in self.parts:
+            if not isinstance(part, faiss.IndexFlat):
+                raise TesseraError(
+                    f"{type(part).__name__} shards do not keep exact vectors; reindex from a Flat index",
+                    field="index",
+                )
+        return np.concatenate([part.reconstruct_n(0, part.ntotal) for part in self.parts])
 
     def set_params(self, params: dict) -> None:
         """The same nprobe/efSearch/... on every shard, as on the merged index."""

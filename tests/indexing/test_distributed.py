@@ -198,8 +198,9 @@ def test_sharded_index_updates_like_the_merged_one(corpus, queries, single, shar
     flat = build_index(final, tmp_path / "flat", show_progress=False)
     full = Index.load(edited, search_params={"nprobe": 16})
     ids_f, scores_f, _ = results(flat, queries)
-    ids_s = [[h.doc_id for h in row] for row in full.batch_search(queries, 10)]
-    scores_s = np.array([[h.score for h in row] for row in full.batch_search(queries, 10)])
+    hits = full.batch_search(queries, 10)
+    ids_s = [[h.doc_id for h in row] for row in hits]
+    scores_s = np.array([[h.score for h in row] for row in hits])
     assert ids_s == ids_f
     np.testing.assert_allclose(scores_s, scores_f, atol=1e-5)
     assert Index.load(edited).compact() == 0  # no tombstones: Flat and IVF shards remove vectors
