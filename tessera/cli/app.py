@@ -35,6 +35,16 @@ def parse_params(items: list[str]) -> dict[str, float | str]:
     return params
 
 
+def parse_weights(text: str | None) -> list[float] | None:
+    """`0.3,0.7` -> [0.3, 0.7]; None stays None (equal weights)."""
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise TesseraError(f"expected numbers separated by commas, got '{text}'", field="weights") from None
+
+
 def hits_table(hits, title: str) -> Table:
     table = Table(title=title)
     for column in ("rank", "doc id", "score", "text"):

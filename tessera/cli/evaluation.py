@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tessera.cli.app import app, out, parse_params
+from tessera.cli.app import app, out, parse_params, parse_weights
 
 
 @app.command(name="eval")
@@ -17,7 +17,12 @@ def eval_(
     dataset: Annotated[str, typer.Option(help="ir_datasets id or BEIR folder.")],
     split: Annotated[str, typer.Option(help="Qrels split of a BEIR folder (or ID/SPLIT).")] = "test",
     metrics: Annotated[list[str], typer.Option(help="ir_measures metrics.")] = [],  # noqa: B006
-    fusion: Annotated[str, typer.Option(help="How several indexes are fused.")] = "rrf",
+    fusion: Annotated[
+        str, typer.Option(help="How several indexes are fused: rrf (ranks) or wsum (normalised scores).")
+    ] = "rrf",
+    weights: Annotated[
+        str | None, typer.Option(help="wsum: one weight per index, e.g. 0.3,0.7 (default: equal).")
+    ] = None,
     depth: Annotated[int, typer.Option(help="Hits retrieved per query and index.")] = 1000,
     run: Annotated[Path | None, typer.Option(help="Write the (fused) TREC run here.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write metrics as JSON here.")] = None,
@@ -35,6 +40,7 @@ def eval_(
         split=split,
         metrics=names,
         fusion=fusion,
+        weights=parse_weights(weights),
         depth=depth,
         run_path=run,
         json_path=json_path,
@@ -60,7 +66,7 @@ def eval_suite(
         typer.Option(
             help="[NAME=]SPEC, repeatable; the first is the significance baseline. SPEC: an --encoder "
             "spec (optionally SPEC@FACTORY, e.g. minilm@OPQ48,PQ48), index:PATH ({collection} "
-            "replaced), or rrf:A+B fusing other systems by name."
+            "replaced), or rrf:A+B / wsum:A+B (wsum:A^0.3+B^0.7) fusing other systems by name."
         ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Report directory (created; resumed).")],

@@ -12,11 +12,10 @@ import ir_measures
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.errors import TesseraError
 from tessera.eval.runs import retrieve, write_trec
-from tessera.retrieval.fusion import Run, reciprocal_rank_fusion
+from tessera.retrieval.fusion import Run, check_fusion, fuse
 from tessera.retrieval.index import Index
 
 DEFAULT_METRICS = ("nDCG@10", "R@100", "RR@10", "AP")
-FUSIONS = ("rrf",)
 
 
 def parse_metrics(names: Sequence[str]) -> list:
@@ -53,6 +52,7 @@ def evaluate(
     fusion: str = "rrf",
     depth: int = 1000,
     rrf_k: int = 60,
+    weights: Sequence[float] | None = None,
     run_path: str | Path | None = None,
     json_path: str | Path | None = None,
     show_progress: bool = True,
@@ -60,12 +60,12 @@ def evaluate(
 ) -> Evaluation:
     """Score one index, or several fused into one run, on a dataset's judged queries.
 
+    `fusion` is rrf or wsum (`weights`: one per index, equal when None; retrieval.fusion).
     `search_params` override each index's stored ones (e.g. nprobe, or mode/k_prime of a token index).
     """
     if not indexes:
         raise TesseraError("at least one index directory is needed", field="indexes")
-    if fusion not in FUSIONS:
-        raise TesseraError(f"unknown fusion '{fusion}' (known: {', '.join(FUSIONS)})", field="fusion")
+    check_fusion(fusion, weights, len(indexes))
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     parse_metrics(metrics)
     runs = {
@@ -73,7 +73,7 @@ def evaluate(
         for path in indexes
     }
     inputs = {name: score(run, data, metrics) for name, run in runs.items()} if len(runs) > 1 else {}
-    final = reciprocal_rank_fusion(list(runs.values()), k=rrf_k, depth=depth, top=depth)
+    final = fuse(list(runs.values()), fusion, weights, rrf_k=rrf_k, depth=depth, top=depth)
     result = Evaluation(data.name, score(final, data, metrics), inputs, final)
     if run_path:
         write_trec(final, run_path)

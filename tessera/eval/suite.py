@@ -31,7 +31,7 @@ from tessera.indexing.builder import build_index
 from tessera.indexing.manifest import Manifest, sha256_file
 from tessera.indexing.reindex import reindex
 from tessera.models.registry import is_lexical
-from tessera.retrieval.fusion import Run, reciprocal_rank_fusion
+from tessera.retrieval.fusion import Run, fuse
 from tessera.retrieval.index import Index
 
 SUITE_METRICS = ("nDCG@10", "R@100", "RR@10")
@@ -237,15 +237,16 @@ class SuiteRun:
     def fused_pair(
         self, system: System, query_set: QuerySet, data: EvalDataset, parts: dict[str, dict]
     ) -> tuple[dict, bool]:
-        """(pair, reused) for an RRF fusion of the parts' saved runs (as `tessera eval A B` fuses)."""
+        """(pair, reused) for a fusion of the parts' saved runs (as `tessera eval A B` fuses)."""
         by_name = {s.name: s for s in self.systems}
         runs = {name: parts[name]["run_sha256"] for name in system.fuse}
-        key = self.pair_key(system, query_set, rrf_k=RRF_K, parts=runs)
+        how = {"rrf_k": RRF_K} if system.fusion == "rrf" else {"weights": list(system.weights or ())}
+        key = self.pair_key(system, query_set, **how, parts=runs)
         pair = self.saved(query_set, system, key)
         if pair is not None:
             return pair, True
         runs = [read_trec(self.run_path(query_set, by_name[name])) for name in system.fuse]
-        fused = reciprocal_rank_fusion(runs, k=RRF_K, depth=self.depth, top=self.depth)
+        fused = fuse(runs, system.fusion, system.weights, rrf_k=RRF_K, depth=self.depth, top=self.depth)
         return self.save(
             query_set,
             system,

@@ -6,7 +6,9 @@ Three kinds, one syntax:
   encoder); the suite builds its index on every collection;
 - `index:PATH`, an index built elsewhere (a trained JPQ index, say), where `{collection}` in PATH
   is replaced by each collection's name; a collection without one is reported, not dropped;
-- `rrf:A+B[+...]`, reciprocal rank fusion of other systems of the same suite, by name.
+- `rrf:A+B[+...]`, reciprocal rank fusion of other systems of the same suite, by name, or
+  `wsum:A+B[+...]`, their min-max normalised scores summed, `wsum:A^0.3+B^0.7` weighted
+  (`retrieval.fusion`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from tessera.errors import TesseraError
 from tessera.models.bundled import BUNDLED
 from tessera.models.registry import canonical_spec, is_lexical
 from tessera.models.runtimes import AUTO, RUNTIMES, split_runtime
+from tessera.retrieval.fusion import FUSIONS, check_weights
 
 _NAME = re.compile(r"[^=:/@\\\s]+")  # no spec syntax in a name: `bm25:k1=1.2` is a spec, not NAME=SPEC
-FUSION_PREFIX = "rrf:"
+FUSION_PREFIXES = tuple(f"{method}:" for method in FUSIONS)
 PREBUILT_PREFIX = "index:"
 DEFAULT_FACTORY = "Flat"
 
@@ -39,6 +42,8 @@ class System:
     factory: str = DEFAULT_FACTORY
     prebuilt: str = ""  # index directory template ({collection} replaced)
     fuse: tuple[str, ...] = ()
+    fusion: str = ""  # rrf or wsum, for a fusion
+    weights: tuple[float, ...] | None = None  # wsum's, when not equal
 
     @property
     def kind(self) -> str:
@@ -61,11 +66,8 @@ def parse_system(text: str) -> System:
         name, spec = head, tail
     if not spec.strip():
         raise TesseraError(f"empty system spec in '{text}'", field="system")
-    if spec.startswith(FUSION_PREFIX):
-        parts = tuple(part for part in spec[len(FUSION_PREFIX) :].split("+") if part)
-        if len(parts) < 2:
-            raise TesseraError(f"'{text}': a fusion names at least two systems (rrf:A+B)", field="system")
-        return System(name, spec, fuse=parts)
+    if spec.startswith(FUSION_PREFIXES):
+        return _parse_fusion(name, spec, text)
     if spec.startswith(PREBUILT_PREFIX):
         return System(name, spec, prebuilt=spec[len(PREBUILT_PREFIX) :])
     encoder, at, factory = spec.rpartition("@")
@@ -75,6 +77,30 @@ def parse_system(text: str) -> System:
         raise TesseraError(f"'{text}': expected SPEC@FACTORY, e.g. minilm@OPQ48,PQ48", field="system")
     _check_encoder(encoder, text)
     return System(name, spec, encoder=encoder, factory=factory)
+
+
+def _parse_fusion(name: str, spec: str, text: str) -> System:
+    """`rrf:A+B[+...]` or `wsum:A[^W]+B[^W][+...]` (weights all given or none)."""
+    method, _, rest = spec.partition(":")
+    parts = [part for part in rest.split("+") if part]
+    if len(parts) < 2:
+        raise TesseraError(f"'{text}': a fusion names at least two systems ({method}:A+B)", field="system")
+    names, weights = [], []
+    for part in parts:
+        part_name, caret, weight = part.rpartition("^") if "^" in part else (part, "", "")
+        if caret and method != "wsum":
+            raise TesseraError(f"'{text}': only wsum takes weights (wsum:A^0.3+B^0.7)", field="system")
+        if caret:
+            try:
+                weights.append(float(weight))
+            except ValueError:
+                raise TesseraError(f"'{text}': weight '{weight}' is no number", field="system") from None
+        names.append(part_name)
+    if weights and len(weights) != len(names):
+        raise TesseraError(f"'{text}': give every part a weight or none", field="system")
+    if weights:
+        check_weights(weights, len(names))
+    return System(name, spec, fuse=tuple(names), fusion=method, weights=tuple(weights) or None)
 
 
 def _check_encoder(encoder: str, text: str) -> None:

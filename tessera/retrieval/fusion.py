@@ -1,36 +1,42 @@
-"""Rank fusion of several runs, with pyserini's implementation of RRF (Cormack et al. 2009)."""
+"""Fusion of several runs into one, with pyserini's implementations:
+- `rrf`, reciprocal rank fusion (Cormack et al. 2009): ranks only, no parameter to choose;
+- `wsum`, a weighted sum of scores min-max normalised per query and run (CombSUM; with two runs,
+  the convex combination Bruch et al. 2023 compare with RRF). Scores carry how far ahead a
+  document is, which ranks throw away; equal weights are the default (docs/results.md, "Score
+  fusion", measures the weights on four collections).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from tessera.errors import TesseraError
 from tessera.retrieval.hits import Hit
 
 if TYPE_CHECKING:
+    from pyserini.trectools import TrecRun
+
     from tessera.retrieval.index import Index
 
 Run = dict[str, list[Hit]]  # query id -> ranked hits
+FUSIONS = ("rrf", "wsum")
 
 
-def reciprocal_rank_fusion(runs: list[Run], k: int = 60, depth: int = 1000, top: int = 1000) -> Run:
-    """Fuse runs by summing 1 / (k + rank) over the runs that retrieved a document."""
-    if len(runs) == 1:
-        return {qid: hits[:top] for qid, hits in runs[0].items()}
-    from pyserini.fusion import reciprocal_rank_fusion as pyserini_rrf
+def _trec_run(run: Run, depth: int) -> TrecRun:
+    """The run's first `depth` hits per query as pyserini's TrecRun."""
     from pyserini.trectools import TrecRun
 
-    trec_runs = [
-        TrecRun.from_list(
-            [
-                (qid, "Q0", hit.doc_id, hit.rank, hit.score, "tessera")
-                for qid, hits in run.items()
-                for hit in hits
-            ]
-        )
-        for run in runs
+    rows = [
+        (qid, "Q0", hit.doc_id, hit.rank, hit.score, "tessera")
+        for qid, hits in run.items()
+        for hit in hits[:depth]
     ]
-    fused = pyserini_rrf(trec_runs, rrf_k=k, depth=depth, k=top)
+    return TrecRun.from_list(rows)
+
+
+def _hits(fused: TrecRun, runs: Sequence[Run]) -> Run:
     out: Run = {qid: [] for run in runs for qid in run}
     for topic, docid, rank, score in fused.run_data[["topic", "docid", "rank", "score"]].itertuples(
         index=False
@@ -39,11 +45,82 @@ def reciprocal_rank_fusion(runs: list[Run], k: int = 60, depth: int = 1000, top:
     return out
 
 
+def reciprocal_rank_fusion(runs: list[Run], k: int = 60, depth: int = 1000, top: int = 1000) -> Run:
+    """Fuse runs by summing 1 / (k + rank) over the runs that retrieved a document."""
+    if len(runs) == 1:
+        return {qid: hits[:top] for qid, hits in runs[0].items()}
+    from pyserini.fusion import reciprocal_rank_fusion as pyserini_rrf
+
+    return _hits(pyserini_rrf([_trec_run(run, depth) for run in runs], rrf_k=k, depth=depth, k=top), runs)
+
+
+def check_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    """One finite non-negative weight per run, not all zero; None means equal weights."""
+    if weights is None:
+        return [1.0] * count
+    weights = [float(w) for w in weights]
+    if len(weights) != count:
+        raise TesseraError(f"{len(weights)} weights for {count} runs", field="weights")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise TesseraError(f"weights must be >= 0 and not all 0, got {weights}", field="weights")
+    return weights
+
+
+def weighted_score_fusion(
+    runs: list[Run], weights: Sequence[float] | None = None, depth: int = 1000, top: int = 1000
+) -> Run:
+    """Fuse runs by summing weight x min-max normalised score over the runs that retrieved a
+    document: within a query, a run's best hit counts its weight and its last hit (at `depth`) 0.
+    A query with one hit, or all hits tied, counts the weight for each."""
+    weights = check_weights(weights, len(runs))
+    if len(runs) == 1:
+        return {qid: hits[:top] for qid, hits in runs[0].items()}
+    from pyserini.trectools import AggregationMethod, RescoreMethod, TrecRun
+
+    scaled = [
+        _trec_run(run, depth).rescore(RescoreMethod.NORMALIZE).rescore(RescoreMethod.SCALE, scale=weight)
+        for run, weight in zip(runs, weights, strict=True)
+    ]
+    return _hits(TrecRun.merge(scaled, AggregationMethod.SUM, depth=depth, k=top), runs)
+
+
+def fuse(
+    runs: list[Run],
+    method: str = "rrf",
+    weights: Sequence[float] | None = None,
+    rrf_k: int = 60,
+    depth: int = 1000,
+    top: int = 1000,
+) -> Run:
+    """`method` (one of FUSIONS) over `runs`; `weights` belong to `wsum` alone."""
+    check_fusion(method, weights)
+    if method == "wsum":
+        return weighted_score_fusion(runs, weights, depth=depth, top=top)
+    return reciprocal_rank_fusion(runs, k=rrf_k, depth=depth, top=top)
+
+
+def check_fusion(method: str, weights: Sequence[float] | None = None, count: int | None = None) -> None:
+    """Refuse an unknown method, weights for rrf, and (given the number of runs) bad weights."""
+    if method not in FUSIONS:
+        raise TesseraError(f"unknown fusion '{method}' (known: {', '.join(FUSIONS)})", field="fusion")
+    if weights is not None and method != "wsum":
+        raise TesseraError(f"fusion '{method}' takes no weights (wsum does)", field="weights")
+    if weights is not None and count is not None:
+        check_weights(weights, count)
+
+
 def hybrid_search(
-    indexes: Sequence[Index], queries: Sequence[str], k: int = 10, depth: int = 1000, rrf_k: int = 60
+    indexes: Sequence[Index],
+    queries: Sequence[str],
+    k: int = 10,
+    depth: int = 1000,
+    rrf_k: int = 60,
+    fusion: str = "rrf",
+    weights: Sequence[float] | None = None,
 ) -> list[list[Hit]]:
-    """Search several indexes (e.g. BM25 + dense) and fuse each query's hits by RRF."""
+    """Search several indexes (e.g. BM25 + dense) and fuse each query's hits (`fusion`: rrf, wsum)."""
+    check_fusion(fusion, weights, len(indexes))
     keys = [str(i) for i in range(len(queries))]
     runs = [dict(zip(keys, index.batch_search(queries, depth), strict=True)) for index in indexes]
-    fused = reciprocal_rank_fusion(runs, k=rrf_k, depth=depth, top=k)
+    fused = fuse(runs, fusion, weights, rrf_k=rrf_k, depth=depth, top=k)
     return [fused[key] for key in keys]

@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from tessera.rag.generators import open_generator
+from tessera.retrieval.fusion import check_fusion
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import check_search
 from tessera.serve.errors import ApiError, BodyLimit, install_error_handlers
@@ -117,9 +118,20 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
                 raise ApiError(400, "field 'doc_ids': restricting a fused search is not supported")
             check_k(body.depth, "depth")
             depth = max(body.depth, body.k)
-            rows = await pool.fused(names, body.queries, body.k, depth, body.rrf_k, body.text, body.params)
+            check_fusion(body.fusion, body.weights, len(names))
+            rows = await pool.fused(
+                names,
+                body.queries,
+                body.k,
+                depth,
+                body.rrf_k,
+                body.text,
+                body.params,
+                body.fusion,
+                body.weights,
+            )
             return JSONResponse(
-                {"indexes": names, "k": body.k, "fused": "rrf", **answer(body.queries, rows, started)}
+                {"indexes": names, "k": body.k, "fused": body.fusion, **answer(body.queries, rows, started)}
             )
         if body.doc_ids is not None:
             unknown = set(body.doc_ids) - set(await pool.documents(names[0], body.doc_ids))

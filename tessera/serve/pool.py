@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tessera.retrieval.fusion import reciprocal_rank_fusion
+from tessera.retrieval.fusion import fuse
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
 from tessera.serve.batching import MicroBatcher
@@ -155,8 +155,10 @@ class IndexPool:
         rrf_k: int = 60,
         with_text: bool = False,
         params: dict[str, float | str] | None = None,
+        fusion: str = "rrf",
+        weights: list[float] | None = None,
     ) -> list[list[Hit]]:
-        """RRF over several indexes, as `retrieval.fusion.hybrid_search` computes it; each index's
+        """Several indexes fused, as `retrieval.fusion.hybrid_search` computes it; each index's
         part micro-batched with its other traffic, all indexes searched at once."""
         for name in names:
             self.get(name)
@@ -164,7 +166,7 @@ class IndexPool:
         keys = [str(i) for i in range(len(queries))]
         runs = [dict(zip(keys, rows, strict=True)) for rows in parts]
         first = self.served[names[0]]
-        fused = await self.run(first, partial(reciprocal_rank_fusion, runs, k=rrf_k, depth=depth, top=k))
+        fused = await self.run(first, partial(fuse, runs, fusion, weights, rrf_k=rrf_k, depth=depth, top=k))
         rows = [fused[key] for key in keys]
         return await self.with_text(names[0], rows) if with_text else rows
 

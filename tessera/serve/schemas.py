@@ -11,7 +11,8 @@ from tessera.serve.snippets import snippet
 
 
 class SearchBody(BaseModel):
-    """`POST /v1/search`: several queries at once; `indexes` (two or more) fuses them by RRF."""
+    """`POST /v1/search`: several queries at once; `indexes` (two or more) fuses them by `fusion`
+    (rrf, or wsum with one weight per index, equal when absent)."""
 
     model_config = ConfigDict(extra="forbid")
     queries: list[str] = Field(min_length=1)
@@ -22,6 +23,8 @@ class SearchBody(BaseModel):
     doc_ids: list[str] | None = None  # rank only these documents
     depth: int = 100  # fused search: hits taken from each index
     rrf_k: int = 60
+    fusion: str = "rrf"
+    weights: list[float] | None = None
     text: bool = True  # titles and snippets; False: ids and scores only
 
 

@@ -12,6 +12,7 @@ from tessera.errors import TesseraError
 from tessera.eval.evaluate import evaluate, score
 from tessera.eval.runs import read_trec
 from tessera.indexing.jvm import pyserini
+from tests.conftest import run_cli
 
 # Measured here with pyserini, faiss and sentence-transformers used directly on ir_datasets'
 # Cranfield (all 225 queries, its grades, title + text, depth 1000); Tessera must reproduce them.
@@ -110,3 +111,15 @@ def test_unknown_metric_and_fusion(cranfield_bm25: Path) -> None:
         evaluate([cranfield_bm25], "cranfield", metrics=["nDCG@x"], show_progress=False)
     with pytest.raises(TesseraError, match="unknown fusion 'comb'"):
         evaluate([cranfield_bm25], "cranfield", fusion="comb", show_progress=False)
+
+
+def test_eval_cli_refuses_weights_that_do_not_fit(cranfield_bm25: Path, cranfield_dense: Path) -> None:
+    """Checked before any query is run: one weight for two indexes, weights for rrf, non-numbers."""
+    indexes = [str(cranfield_bm25), str(cranfield_dense)]
+    for options, message in [
+        (["--fusion", "wsum", "--weights", "1"], "1 weights for 2 runs"),
+        (["--weights", "1,2"], "fusion 'rrf' takes no weights"),
+        (["--fusion", "wsum", "--weights", "1,a"], "expected numbers separated by commas, got '1,a'"),
+    ]:
+        bad = run_cli("eval", *indexes, "--dataset", "cranfield", *options, check=False)
+        assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr

@@ -20,7 +20,7 @@ from tessera.eval.report import render
 from tessera.eval.suite import run_suite
 from tests.conftest import read_qrels, run_cli
 
-SYSTEMS = ["bm25", "pq=minilm@PQ16x4", "minilm", "hybrid=rrf:bm25+minilm"]
+SYSTEMS = ["bm25", "pq=minilm@PQ16x4", "minilm", "hybrid=rrf:bm25+minilm", "scores=wsum:bm25^1+minilm^3"]
 DATASETS = {"cranfield-beir/test": "cranfield", "medline-beir/test": "medline"}
 MAX_DOCS = 400
 
@@ -61,7 +61,7 @@ def test_report_files(suite_dir: Path, results: dict) -> None:
         assert (suite_dir / "plots" / plot).read_bytes().startswith(b"\x89PNG")
     assert results["metrics"] == ["nDCG@10", "R@100", "RR@10"]
     assert render(results, suite_dir) == report  # the report is a function of results.json alone
-    assert list(results["systems"]) == ["bm25", "pq", "minilm", "hybrid"]
+    assert list(results["systems"]) == ["bm25", "pq", "minilm", "hybrid", "scores"]
     for dataset in DATASETS:
         cost = results["efficiency"][dataset]["minilm"]
         assert cost["doc_count"] == MAX_DOCS
@@ -89,6 +89,14 @@ def test_numbers_equal_tessera_eval(data_dir: Path, suite_dir: Path, results: di
             "minilm": evaluate([indexes / "minilm"], folder, metrics=metrics, show_progress=False),
             "hybrid": evaluate(
                 [indexes / "bm25", indexes / "minilm"], folder, metrics=metrics, show_progress=False
+            ),
+            "scores": evaluate(
+                [indexes / "bm25", indexes / "minilm"],
+                folder,
+                metrics=metrics,
+                fusion="wsum",
+                weights=[1, 3],
+                show_progress=False,
             ),
         }
         for system, evaluation in by_hand.items():

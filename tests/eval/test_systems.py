@@ -24,7 +24,21 @@ def test_kinds_and_names() -> None:
     fused = parse_system("jpq48+bm25=rrf:bm25+jpq48")
     assert (fused.name, fused.fuse, fused.slug) == ("jpq48+bm25", ("bm25", "jpq48"), "jpq48_bm25")
     hybrid = parse_system("hybrid=rrf:bm25+minilm")
-    assert (hybrid.kind, hybrid.fuse) == ("fusion", ("bm25", "minilm"))
+    assert (hybrid.kind, hybrid.fuse, hybrid.fusion, hybrid.weights) == (
+        "fusion",
+        ("bm25", "minilm"),
+        "rrf",
+        None,
+    )
+    scores = parse_system("scores=wsum:bm25+minilm")
+    assert (scores.kind, scores.fuse, scores.fusion, scores.weights) == (
+        "fusion",
+        ("bm25", "minilm"),
+        "wsum",
+        None,
+    )
+    weighted = parse_system("wsum:bm25^0.3+minilm^0.7")
+    assert (weighted.fuse, weighted.weights) == (("bm25", "minilm"), (0.3, 0.7))
 
 
 @pytest.mark.parametrize(
@@ -37,6 +51,10 @@ def test_kinds_and_names() -> None:
         (["bm25", "h=rrf:bm25+minilm"], "no --system defines"),
         (["bm25", "minilm", "h=rrf:bm25+minilm", "g=rrf:h+bm25"], "fuses the fusion"),
         (["h=rrf:bm25"], "at least two"),
+        (["bm25", "minilm", "h=rrf:bm25^1+minilm^2"], "only wsum takes weights"),
+        (["bm25", "minilm", "h=wsum:bm25^1+minilm"], "every part a weight or none"),
+        (["bm25", "minilm", "h=wsum:bm25^x+minilm^1"], "weight 'x' is no number"),
+        (["bm25", "minilm", "h=wsum:bm25^0+minilm^0"], "not all 0"),
         (["minilm@"], "SPEC@FACTORY"),
         (["bm25:k1=oops"], "k1"),
     ],

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from tessera.retrieval.fusion import reciprocal_rank_fusion
+from tessera.errors import TesseraError
+from tessera.retrieval.fusion import fuse, hybrid_search, reciprocal_rank_fusion, weighted_score_fusion
 from tessera.retrieval.hits import Hit
 
 
@@ -31,7 +32,6 @@ def test_rrf_depth_and_queries_missing_from_one_run() -> None:
 
 
 def test_hybrid_search_fuses_two_real_indexes(cranfield_bm25, cranfield_dense) -> None:
-    from tessera.retrieval.fusion import hybrid_search
     from tessera.retrieval.index import Index
 
     bm25, dense = Index.load(cranfield_bm25), Index.load(cranfield_dense)
@@ -43,3 +43,50 @@ def test_hybrid_search_fuses_two_real_indexes(cranfield_bm25, cranfield_dense) -
     best = sorted(expected, key=lambda d: (-expected[d], d))[:5]
     assert [h.doc_id for h in hits] == best
     assert [h.score for h in hits] == pytest.approx([expected[d] for d in best])
+
+
+def test_wsum_matches_hand_computation() -> None:
+    first = {"q": [Hit("a", 9.0, 1), Hit("b", 6.0, 2), Hit("c", 3.0, 3)]}
+    second = {"q": [Hit("c", 0.9, 1), Hit("a", 0.5, 2), Hit("d", 0.4, 3)]}
+    fused = weighted_score_fusion([first, second], weights=[0.25, 0.75])
+    # min-max per run: a 1, b 0.5, c 0 | c 1, a 0.2, d 0
+    expected = {"a": 0.25 + 0.75 * 0.2, "b": 0.25 * 0.5, "c": 0.75, "d": 0.0}
+    assert [h.doc_id for h in fused["q"]] == ["c", "a", "b", "d"]
+    assert [h.score for h in fused["q"]] == pytest.approx([expected[h.doc_id] for h in fused["q"]])
+    equal = weighted_score_fusion([first, second])
+    assert [h.doc_id for h in equal["q"]] == ["a", "c", "b", "d"]  # a 1.2, c 1.0, b 0.5, d 0
+    assert fuse([first, second], "wsum") == equal
+
+
+def test_wsum_weights_are_checked() -> None:
+    runs = [run("q", "a"), run("q", "b")]
+    with pytest.raises(TesseraError, match="1 weights for 2 runs") as info:
+        weighted_score_fusion(runs, weights=[1.0])
+    assert info.value.field == "weights"
+    with pytest.raises(TesseraError, match="not all 0"):
+        weighted_score_fusion(runs, weights=[0.0, 0.0])
+    with pytest.raises(TesseraError, match="not all 0"):
+        weighted_score_fusion(runs, weights=[-1.0, 2.0])
+    with pytest.raises(TesseraError, match="takes no weights"):
+        fuse(runs, "rrf", weights=[0.5, 0.5])
+    with pytest.raises(TesseraError, match="unknown fusion 'max'") as info:
+        fuse(runs, "max")
+    assert info.value.field == "fusion"
+
+
+def test_wsum_on_two_real_indexes(cranfield_bm25, cranfield_dense) -> None:
+    """Each index's own scores, min-max normalised over its top 100 per query, summed 1:3."""
+    from tessera.retrieval.index import Index
+
+    bm25, dense = Index.load(cranfield_bm25), Index.load(cranfield_dense)
+    query = "what similarity laws must be obeyed when constructing aeroelastic models"
+    hits = hybrid_search([bm25, dense], [query], k=5, depth=100, fusion="wsum", weights=[1, 3])[0]
+    expected: dict[str, float] = {}
+    for index, weight in ((bm25, 1.0), (dense, 3.0)):
+        scores = {h.doc_id: h.score for h in index.search(query, k=100)}
+        low, high = min(scores.values()), max(scores.values())
+        for doc_id, value in scores.items():
+            expected[doc_id] = expected.get(doc_id, 0.0) + weight * (value - low) / (high - low)
+    best = sorted(expected, key=lambda d: (-expected[d], d))[:5]
+    assert [h.doc_id for h in hits] == best
+    assert [h.score for h in hits] == pytest.approx([expected[d] for d in best], abs=1e-5)

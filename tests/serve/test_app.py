@@ -44,6 +44,20 @@ def test_fused_equals_hybrid_search(client: TestClient, loaded: dict[str, Index]
     expected = hybrid_search([loaded["head-minilm"], loaded["head-bm25"]], QUERIES, k=10, depth=50)
     assert [ids_scores(r["hits"]) for r in got["results"]] == [ids_scores(row) for row in expected]
     assert got["results"][0]["hits"][0]["title"]  # fused hits get their text back
+    assert got["fused"] == "rrf"
+
+
+def test_fused_by_weighted_scores(client: TestClient, loaded: dict[str, Index]) -> None:
+    indexes = ["head-minilm", "head-bm25"]
+    body = {"queries": QUERIES, "k": 10, "indexes": indexes, "depth": 50, "fusion": "wsum", "weights": [2, 1]}
+    got = client.post("/v1/search", json=body).json()
+    expected = hybrid_search(
+        [loaded[name] for name in indexes], QUERIES, k=10, depth=50, fusion="wsum", weights=[2, 1]
+    )
+    assert got["fused"] == "wsum"
+    assert [ids_scores(r["hits"]) for r in got["results"]] == [ids_scores(row) for row in expected]
+    bad = client.post("/v1/search", json={**body, "weights": [1]})
+    assert bad.status_code == 400 and "1 weights for 2 runs" in bad.json()["error"]
 
 
 def test_doc_ids_restrict_exactly(client: TestClient, loaded: dict[str, Index]) -> None:
