@@ -59,7 +59,8 @@ def collect(
     """{collection: {"runs": {system: Run}, "folder": Path}} for the test split, via the suite."""
     names = [parse_system(text).name for text in systems]
     suite = "folders:" + ",".join(str(folder) for folder in folders.values())
-    results = run_suite(suite, systems, work / "suite", metrics=[METRIC], plots=False, log=console.print)
+    log = lambda line: console.print(line, markup=False, highlight=False)  # noqa: E731 (paths hold [..])
+    results = run_suite(suite, systems, work / "suite", metrics=[METRIC], plots=False, log=log)
     out = {}
     for collection, folder in folders.items():
         dataset = f"{folder.name}/test"
@@ -166,7 +167,7 @@ def main() -> None:
     parser.add_argument("--system", action="append", default=[], help="NAME=index:PATH (trained)")
     parser.add_argument("--plot", type=Path, help="Write the sweep as a PNG here.")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=160)
     names = [*args.choose, *args.confirm]
     folders = {name: collection_folder(name, args.work) for name in names}
     extra = [parse_system(text).name for text in args.system]
