@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tessera.cli import _expand_multi_value
 from tests.conftest import run_cli
 
@@ -84,3 +86,28 @@ def test_metrics_option_takes_several_values() -> None:
         "--metrics",
         "AP",
     ]
+
+
+def test_search_fuses_indexes_as_hybrid_search(cranfield_bm25: Path, cranfield_dense: Path) -> None:
+    from tessera.retrieval.fusion import hybrid_search
+    from tessera.retrieval.index import Index
+
+    query = "boundary layer transition"
+    indexes = [Index.load(cranfield_dense), Index.load(cranfield_bm25)]
+    for options, fusion, weights in [
+        ([], "rrf", None),
+        (["--fusion", "wsum", "--weights", "3,1"], "wsum", [3, 1]),
+    ]:
+        args = ("search", str(cranfield_dense), query, "--fuse", str(cranfield_bm25), "-k", "5", "--json")
+        hits = json.loads(run_cli(*args, *options).stdout)
+        expected = hybrid_search(indexes, [query], k=5, depth=100, fusion=fusion, weights=weights)[0]
+        assert [(h["doc_id"], h["rank"]) for h in hits] == [(h.doc_id, h.rank) for h in expected]
+        assert [h["score"] for h in hits] == pytest.approx([h.score for h in expected], abs=1e-6)
+        assert all(h["text"] for h in hits)  # the first index's stored text
+
+    for options, message in [
+        (["--weights", "1,2"], "--fusion and --weights need --fuse INDEX_DIR"),
+        (["--fuse", str(cranfield_bm25), "--fusion", "wsum", "--weights", "1"], "1 weights for 2 runs"),
+    ]:
+        bad = run_cli("search", str(cranfield_dense), query, *options, check=False)
+        assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from tessera.cli.app import app, hits_table, out, parse_params
+from tessera.cli.app import app, hits_table, out, parse_params, parse_weights
+from tessera.errors import TesseraError
 
 
 @app.command()
@@ -24,16 +25,45 @@ def search(
     mmap: Annotated[
         bool, typer.Option("--mmap", help="Map the faiss index file, not read it (indexes larger than RAM).")
     ] = False,
+    fuse: Annotated[
+        list[Path],
+        typer.Option(help="Another index to fuse with (hybrid search, e.g. BM25 + dense); repeatable."),
+    ] = [],  # noqa: B006
+    fusion: Annotated[
+        str, typer.Option(help="With --fuse: rrf (ranks) or wsum (normalised scores).")
+    ] = "rrf",
+    weights: Annotated[
+        str | None, typer.Option(help="wsum: one weight per index, INDEX_DIR's first (default: equal).")
+    ] = None,
+    depth: Annotated[int, typer.Option(help="With --fuse: hits taken from each index.")] = 100,
 ) -> None:
-    """Search an index and print the top hits."""
+    """Search an index, or several fused (--fuse), and print the top hits."""
+    from tessera.retrieval.fusion import check_fusion, hybrid_search
     from tessera.retrieval.index import Index
 
-    index = Index.load(index_dir, search_params=parse_params(param), mmap=mmap)
-    hits = index.search(query, k=k, with_text=True)
+    params, chosen = parse_params(param), parse_weights(weights)
+    if fuse:
+        check_fusion(fusion, chosen, 1 + len(fuse))
+        indexes = [Index.load(path, search_params=params, mmap=mmap) for path in [index_dir, *fuse]]
+        hits = hybrid_search(
+            indexes,
+            [query],
+            k=k,
+            depth=max(depth, k),
+            fusion=fusion,
+            weights=chosen,
+            with_text=True,
+        )[0]
+        title = f"{' + '.join(str(p) for p in [index_dir, *fuse])} ({fusion}): {query}"
+    else:
+        if chosen is not None or fusion != "rrf":
+            raise TesseraError("--fusion and --weights need --fuse INDEX_DIR", field="fuse")
+        hits = Index.load(index_dir, search_params=params, mmap=mmap).search(query, k=k, with_text=True)
+        title = f"{index_dir}: {query}"
     if as_json:
         print(json.dumps([asdict(hit) for hit in hits], indent=2))
     else:
-        out.print(hits_table(hits, f"{index_dir}: {query}"))
+        out.print(hits_table(hits, title))
 
 
 @app.command()

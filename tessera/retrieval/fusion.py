@@ -117,10 +117,13 @@ def hybrid_search(
     rrf_k: int = 60,
     fusion: str = "rrf",
     weights: Sequence[float] | None = None,
+    with_text: bool = False,
 ) -> list[list[Hit]]:
-    """Search several indexes (e.g. BM25 + dense) and fuse each query's hits (`fusion`: rrf, wsum)."""
+    """Search several indexes (e.g. BM25 + dense) and fuse each query's hits (`fusion`: rrf, wsum);
+    `with_text` gives the hits the first index's stored title and text."""
     check_fusion(fusion, weights, len(indexes))
     keys = [str(i) for i in range(len(queries))]
     runs = [dict(zip(keys, index.batch_search(queries, depth), strict=True)) for index in indexes]
     fused = fuse(runs, fusion, weights, rrf_k=rrf_k, depth=depth, top=k)
-    return [fused[key] for key in keys]
+    rows = [fused[key] for key in keys]
+    return indexes[0].with_text(rows) if with_text else rows

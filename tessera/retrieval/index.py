@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from tessera.data.document import Document
@@ -187,6 +188,15 @@ class Index:
             return Hit(doc_id, score, rank, offsets=span)
         passage = doc.text[span[0] : span[1]] if span else None
         return Hit(doc_id, score, rank, doc.title, doc.text, span, passage)
+
+    def with_text(self, rows: Sequence[Sequence[Hit]]) -> list[list[Hit]]:
+        """Hits (fused ones come without) given their stored title and text; ids this index does
+        not store stay as they are."""
+        docs = self.docstore.get(h.doc_id for row in rows for h in row)
+        return [
+            [replace(h, title=d.title, text=d.text) if (d := docs.get(h.doc_id)) else h for h in row]
+            for row in rows
+        ]
 
     def document(self, doc_id: str):
         """The raw stored document, or None."""

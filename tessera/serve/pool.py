@@ -173,11 +173,7 @@ class IndexPool:
     async def with_text(self, name: str, rows: list[list[Hit]]) -> list[list[Hit]]:
         """Hits given their stored title and text (fused hits come without)."""
         served = self.get(name)
-        docs = await self.run(served, served.index.docstore.get, [h.doc_id for row in rows for h in row])
-        return [
-            [replace(h, title=d.title, text=d.text) if (d := docs.get(h.doc_id)) else h for h in row]
-            for row in rows
-        ]
+        return await self.run(served, served.index.with_text, rows)
 
     async def documents(self, name: str | None, ids: list[str]) -> dict:
         served = self.get(name)
