@@ -38,6 +38,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalization import collection_folder, keyword_options  # noqa: E402
 
+from tessera import config  # noqa: E402
 from tessera.data.datasets import EvalDataset, load_eval_dataset  # noqa: E402
 from tessera.eval.significance import mean_se  # noqa: E402
 from tessera.eval.suite import per_query_scores  # noqa: E402
@@ -154,7 +155,7 @@ def main() -> None:
     )
     parser.add_argument("--choose", nargs="*", default=["cranfield-beir", "cisi-beir"])
     parser.add_argument("--confirm", nargs="*", default=["medline-beir", "glasgow/lisa"])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/gen"))
+    parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "generalization")
     parser.add_argument("--bits", type=int, nargs="+", default=[1, 2])
     parser.add_argument(
         "--settings", nargs="+", default=SETTINGS, help='"" = the defaults; KEY=VALUE[,KEY=VALUE]'

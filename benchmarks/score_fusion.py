@@ -29,6 +29,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from tessera import config
 from tessera.data.datasets import load_eval_dataset
 from tessera.eval.runs import read_trec
 from tessera.eval.significance import mean_se
@@ -163,7 +164,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--choose", nargs="+", default=["cranfield-beir", "cisi-beir"])
     parser.add_argument("--confirm", nargs="*", default=["medline-beir", "glasgow/lisa"])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/tessera-score-fusion"))
+    parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "score-fusion")
     parser.add_argument("--system", action="append", default=[], help="NAME=index:PATH (trained)")
     parser.add_argument("--plot", type=Path, help="Write the sweep as a PNG here.")
     args = parser.parse_args()

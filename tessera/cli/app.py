@@ -20,6 +20,14 @@ out = Console()
 state = {"debug": False}
 MULTI_VALUE_OPTIONS = ("--metrics",)
 
+# Options of every command that fuses several indexes (eval, search --fuse): one wording, one default.
+FusionOption = Annotated[
+    str, typer.Option(help="How several indexes are fused: rrf (ranks) or wsum (normalised scores).")
+]
+WeightsOption = Annotated[
+    str | None, typer.Option(help="wsum: one weight per index, in order, e.g. 0.3,0.7 (default: equal).")
+]
+
 
 def parse_params(items: list[str]) -> dict[str, float | str]:
     """`nprobe=16` -> {"nprobe": 16.0}; non-numbers stay strings (`mode=sdc`)."""

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tessera.cli.app import app, out, parse_params, parse_weights
+from tessera.cli.app import FusionOption, WeightsOption, app, out, parse_params, parse_weights
 
 
 @app.command(name="eval")
@@ -17,12 +17,8 @@ def eval_(
     dataset: Annotated[str, typer.Option(help="ir_datasets id or BEIR folder.")],
     split: Annotated[str, typer.Option(help="Qrels split of a BEIR folder (or ID/SPLIT).")] = "test",
     metrics: Annotated[list[str], typer.Option(help="ir_measures metrics.")] = [],  # noqa: B006
-    fusion: Annotated[
-        str, typer.Option(help="How several indexes are fused: rrf (ranks) or wsum (normalised scores).")
-    ] = "rrf",
-    weights: Annotated[
-        str | None, typer.Option(help="wsum: one weight per index, e.g. 0.3,0.7 (default: equal).")
-    ] = None,
+    fusion: FusionOption = "rrf",
+    weights: WeightsOption = None,
     depth: Annotated[int, typer.Option(help="Hits retrieved per query and index.")] = 1000,
     run: Annotated[Path | None, typer.Option(help="Write the (fused) TREC run here.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write metrics as JSON here.")] = None,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tessera.cli.app import app, hits_table, out, parse_params, parse_weights
+from tessera.cli.app import FusionOption, WeightsOption, app, hits_table, out, parse_params, parse_weights
 from tessera.errors import TesseraError
 
 
@@ -29,12 +29,8 @@ def search(
         list[Path],
         typer.Option(help="Another index to fuse with (hybrid search, e.g. BM25 + dense); repeatable."),
     ] = [],  # noqa: B006
-    fusion: Annotated[
-        str, typer.Option(help="With --fuse: rrf (ranks) or wsum (normalised scores).")
-    ] = "rrf",
-    weights: Annotated[
-        str | None, typer.Option(help="wsum: one weight per index, INDEX_DIR's first (default: equal).")
-    ] = None,
+    fusion: FusionOption = "rrf",
+    weights: WeightsOption = None,
     depth: Annotated[int, typer.Option(help="With --fuse: hits taken from each index.")] = 100,
 ) -> None:
     """Search an index, or several fused (--fuse), and print the top hits."""
