@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from functools import partial
 from pathlib import Path
 
@@ -73,7 +72,7 @@ def main() -> None:
     parser.add_argument("--semantic-queries", type=int, default=8)
     parser.add_argument("--answer-queries", type=int, default=4)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tessera-rag-bench")
+    parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "rag")
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--only", nargs="+", default=None, help="method labels to run (default: all)")
     args = parser.parse_args()

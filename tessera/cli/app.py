@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,6 +28,11 @@ FusionOption = Annotated[
 WeightsOption = Annotated[
     str | None, typer.Option(help="wsum: one weight per index, in order, e.g. 0.3,0.7 (default: equal).")
 ]
+FuseOption = Annotated[
+    list[Path],
+    typer.Option(help="Another index to fuse with (hybrid search, e.g. BM25 + dense); repeatable."),
+]
+DepthOption = Annotated[int, typer.Option(help="With --fuse: hits taken from each index.")]
 
 
 def parse_params(items: list[str]) -> dict[str, float | str]:

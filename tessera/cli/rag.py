@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tessera.cli.app import app, out, parse_params
+from tessera.cli.app import (
+    DepthOption,
+    FuseOption,
+    FusionOption,
+    WeightsOption,
+    app,
+    out,
+    parse_params,
+    parse_weights,
+)
 
 Compress = Annotated[str, typer.Option(help="none | truncation | crag | tcra-summary | tcra-semantic.")]
 Budget = Annotated[
@@ -48,19 +57,41 @@ def rag(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of streaming.")
     ] = False,
+    fuse: FuseOption = [],  # noqa: B006
+    fusion: FusionOption = "rrf",
+    weights: WeightsOption = None,
+    depth: DepthOption = 100,
 ) -> None:
-    """Answer a question: retrieve, compress the context, generate (streamed)."""
+    """Answer a question: retrieve (one index, or several fused), compress the context, generate
+    (streamed)."""
     from tessera.rag.generators import open_generator
-    from tessera.rag.pipeline import prepare, stream_answer
+    from tessera.rag.pipeline import check_retrieval, prepare, stream_answer
 
+    chosen = parse_weights(weights)
+    check_retrieval(len(fuse), fusion, chosen)
     llm = open_generator(generator)
-    prompt = prepare(index_dir, question, k, compress, budget, order, llm, _options(option))
+    prompt = prepare(
+        index_dir,
+        question,
+        k,
+        compress,
+        budget,
+        order,
+        llm,
+        _options(option),
+        fuse=fuse,
+        fusion=fusion,
+        weights=chosen,
+        depth=depth,
+    )
     if as_json:
         answer = llm.generate(prompt.messages, max_new_tokens=max_new_tokens) if llm else None
         print(
             json.dumps(
                 {
                     "question": question,
+                    "indexes": [str(path) for path in [index_dir, *fuse]],
+                    "fusion": fusion if fuse else None,
                     "answer": answer,
                     "sources": prompt.sources,
                     "context": [{"text": b.text, "sources": list(b.sources)} for b in prompt.blocks],
@@ -107,8 +138,13 @@ def eval_rag(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write the summary and per-query rows here.")
     ] = None,
+    fuse: FuseOption = [],  # noqa: B006
+    fusion: FusionOption = "rrf",
+    weights: WeightsOption = None,
+    depth: DepthOption = 100,
 ) -> None:
-    """Measure a compressor over judged queries: token ratio, retention, the truncation baseline."""
+    """Measure a compressor over judged queries: token ratio, retention, the truncation baseline,
+    recall of the context."""
     from tessera.rag.evaluate import evaluate_rag
 
     result = evaluate_rag(
@@ -124,6 +160,10 @@ def eval_rag(
         max_new_tokens=max_new_tokens,
         compressor_options=_options(option),
         json_path=json_path,
+        fuse=fuse,
+        fusion=fusion,
+        weights=parse_weights(weights),
+        depth=depth,
     )
     table = Table(title=f"{result['dataset']}: {compress} over {result['query_count']} queries")
     table.add_column("measure")
@@ -134,6 +174,9 @@ def eval_rag(
         "semantic_retention",
         "truncation_retention",
         "truncation_semantic_retention",
+        "recall",
+        "kept_recall",
+        "truncation_kept_recall",
         "answer_agreement",
         "compress_ms",
     ):

@@ -9,7 +9,17 @@ from typing import Annotated
 
 import typer
 
-from tessera.cli.app import FusionOption, WeightsOption, app, hits_table, out, parse_params, parse_weights
+from tessera.cli.app import (
+    DepthOption,
+    FuseOption,
+    FusionOption,
+    WeightsOption,
+    app,
+    hits_table,
+    out,
+    parse_params,
+    parse_weights,
+)
 from tessera.errors import TesseraError
 
 
@@ -25,13 +35,10 @@ def search(
     mmap: Annotated[
         bool, typer.Option("--mmap", help="Map the faiss index file, not read it (indexes larger than RAM).")
     ] = False,
-    fuse: Annotated[
-        list[Path],
-        typer.Option(help="Another index to fuse with (hybrid search, e.g. BM25 + dense); repeatable."),
-    ] = [],  # noqa: B006
+    fuse: FuseOption = [],  # noqa: B006
     fusion: FusionOption = "rrf",
     weights: WeightsOption = None,
-    depth: Annotated[int, typer.Option(help="With --fuse: hits taken from each index.")] = 100,
+    depth: DepthOption = 100,
 ) -> None:
     """Search an index, or several fused (--fuse), and print the top hits."""
     from tessera.retrieval.fusion import check_fusion, hybrid_search

@@ -6,6 +6,10 @@ tokens, mean over queries), `retention`, `semantic_retention` (over queries with
 passage in the top k, micro-averaged over those passages; `retention.py` defines both),
 `truncation_retention` and `truncation_semantic_retention`, and with a generator
 `answer_agreement` (mean MiniLM cosine between the answers from the compressed and plain prompts).
+Retention is relative to what retrieval found; `recall` (judged-relevant documents in the top k /
+all judged relevant, mean over queries with one) and `kept_recall` (the same for those the
+compressed context keeps) measure the whole chain, so retrievers can be compared
+(`fuse`: hybrid retrieval).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from tessera.models.registry import load_encoder
 from tessera.rag.compressors.truncation import TruncationCompressor
 from tessera.rag.generators import Generator, open_generator
 from tessera.rag.passages import context_text, passage_blocks
-from tessera.rag.pipeline import compression_tools, open_index, prepare
+from tessera.rag.pipeline import check_retrieval, compression_tools, open_index, prepare
 from tessera.rag.prompt import build_messages, order_blocks
 from tessera.rag.retention import TermRetention, content_terms, semantic_kept
 from tessera.retrieval.index import Index
@@ -49,9 +53,15 @@ def evaluate_rag(
     compressor_options: dict[str, Any] | None = None,
     json_path: str | Path | None = None,
     show_progress: bool = True,
+    fuse: Sequence[Index | str | Path] = (),
+    fusion: str = "rrf",
+    weights: Sequence[float] | None = None,
+    depth: int = 100,
 ) -> dict[str, Any]:
     """Compress every judged query's context and measure what it kept (see the module doc)."""
+    check_retrieval(len(fuse), fusion, weights)
     index = open_index(index)
+    others = [open_index(other) for other in fuse]
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     tools = compression_tools(index, generator)
@@ -64,7 +74,20 @@ def evaluate_rag(
         task = bar.add_task(f"eval-rag {compress}", total=len(qids))
         for qid in qids:
             question = data.queries[qid]
-            prompt = prepare(index, question, k, compress, budget, order, generator, compressor_options)
+            prompt = prepare(
+                index,
+                question,
+                k,
+                compress,
+                budget,
+                order,
+                generator,
+                compressor_options,
+                fuse=others,
+                fusion=fusion,
+                weights=weights,
+                depth=depth,
+            )
             context = context_text(prompt.blocks)
             cut = truncation.compress(question, prompt.passages, tools.tokens.count(context))
             cut_context = context_text(cut)
@@ -78,6 +101,7 @@ def evaluate_rag(
                 "truncation_tokens": tools.tokens.count_messages(
                     build_messages(question, order_blocks(cut, order))
                 ),
+                "relevant_judged": sum(grade > 0 for grade in data.qrels[qid].values()),
                 "relevant_in_top_k": len(relevant),
                 "kept": sum(terms.kept(p, context_terms) for p in relevant),
                 "semantic_kept": sum(semantic_kept(minilm, relevant_vectors, context)),
@@ -106,6 +130,9 @@ def evaluate_rag(
     summary.update(
         dataset=data.name,
         index=str(index.root),
+        fuse=[str(other.root) for other in others],
+        fusion=fusion if others else None,
+        weights=list(weights) if weights is not None else None,
         compress=compress,
         k=k,
         budget=budget,
@@ -142,6 +169,11 @@ def summarize_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return sum(r[key] for r in judged) / relevant if relevant else None
 
     agreement = [r["answer_agreement"] for r in rows if "answer_agreement" in r]
+    with_relevant = [r for r in rows if r["relevant_judged"]]
+
+    def recall(key: str) -> float | None:
+        return _mean([r[key] / r["relevant_judged"] for r in with_relevant])
+
     return {
         "token_ratio": _mean([r["prompt_tokens"] / r["plain_tokens"] for r in rows]),
         "truncation_token_ratio": _mean([r["truncation_tokens"] / r["plain_tokens"] for r in rows]),
@@ -149,6 +181,9 @@ def summarize_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "semantic_retention": share("semantic_kept"),
         "truncation_retention": share("truncation_kept"),
         "truncation_semantic_retention": share("truncation_semantic_kept"),
+        "recall": recall("relevant_in_top_k"),
+        "kept_recall": recall("kept"),
+        "truncation_kept_recall": recall("truncation_kept"),
         "answer_agreement": _mean(agreement),
         "compress_ms": _mean([r["compress_ms"] for r in rows]),
         "query_count": len(rows),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,9 @@ from tessera.rag.generators import Generator, open_generator
 from tessera.rag.passages import Block, Passage, passage_blocks
 from tessera.rag.prompt import build_messages, order_blocks
 from tessera.rag.tokens import Message, token_counter
-from tessera.retrieval.index import Index
+from tessera.retrieval.fusion import check_fusion, hybrid_search
+from tessera.retrieval.hits import Hit
+from tessera.retrieval.index import Index, check_search
 
 
 @dataclass
@@ -47,6 +49,35 @@ def open_index(index: Index | str | Path) -> Index:
     return index if isinstance(index, Index) else Index.load(index)
 
 
+def check_retrieval(fuse_count: int, fusion: str = "rrf", weights: Sequence[float] | None = None) -> None:
+    """Fusion options make sense only with indexes to fuse; checked before any index is opened."""
+    if fuse_count:
+        check_fusion(fusion, weights, 1 + fuse_count)
+    elif fusion != "rrf" or weights is not None:
+        raise TesseraError("fusion and weights need indexes to fuse with", field="fuse")
+
+
+def retrieve(
+    index: Index,
+    question: str,
+    k: int = 10,
+    fuse: Sequence[Index] = (),
+    fusion: str = "rrf",
+    weights: Sequence[float] | None = None,
+    depth: int = 100,
+) -> list[Hit]:
+    """The top k hits, with their text, of `index` alone or fused with the `fuse` indexes (hybrid
+    retrieval: the first index's text; each index searched `depth` deep)."""
+    check_retrieval(len(fuse), fusion, weights)
+    check_search([question], k)
+    if not fuse:
+        return index.search(question, k=k, with_text=True)
+    indexes = [index, *fuse]
+    return hybrid_search(
+        indexes, [question], k, max(depth, k), fusion=fusion, weights=weights, with_text=True
+    )[0]
+
+
 def compression_tools(index: Index, generator: Generator | None) -> Tools:
     """Budgets in the generator's tokens (the bundled LLM's without one); passages embedded by the
     index's own dense encoder, or by the bundled MiniLM for BM25 and token indexes."""
@@ -68,20 +99,32 @@ def prepare(
     order: str = "rank",
     generator: Generator | str | None = None,
     compressor_options: dict[str, Any] | None = None,
+    *,
+    fuse: Sequence[Index | str | Path] = (),
+    fusion: str = "rrf",
+    weights: Sequence[float] | None = None,
+    depth: int = 100,
+    retrieved: Sequence[Hit] | None = None,
 ) -> RagPrompt:
-    """Retrieve `k` passages, compress them, and build the chat prompt."""
+    """Retrieve `k` passages (from `index`, or `index` fused with the `fuse` indexes by `fusion`),
+    compress them, and build the chat prompt. `retrieved`: hits already searched, with text (the
+    HTTP service fuses through its own index threads)."""
     if not question.strip():
         raise TesseraError("the question is empty", field="question")
     if budget is not None and budget < 1:
         raise TesseraError(f"budget must be at least 1 token, got {budget}", field="budget")
+    check_retrieval(len(fuse), fusion, weights)
     index = open_index(index)
+    others = [open_index(other) for other in fuse]
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     tools = compression_tools(index, generator)
     compressor = make_compressor(compress, tools, **(compressor_options or {}))
 
     started = time.perf_counter()
-    passages = [Passage.from_hit(hit) for hit in index.search(question, k=k, with_text=True)]
-    retrieved = time.perf_counter()
+    if retrieved is None:
+        retrieved = retrieve(index, question, k, others, fusion, weights, depth)
+    passages = [Passage.from_hit(hit) for hit in retrieved]
+    searched = time.perf_counter()
     plain = passage_blocks(passages)
     blocks = plain if compressor is None else compressor.compress(question, passages, budget)
     compressed = time.perf_counter()
@@ -93,7 +136,7 @@ def prepare(
         messages,
         plain_tokens=tools.tokens.count_messages(build_messages(question, order_blocks(plain, order))),
         prompt_tokens=tools.tokens.count_messages(messages),
-        timings={"retrieve_s": retrieved - started, "compress_s": compressed - retrieved},
+        timings={"retrieve_s": searched - started, "compress_s": compressed - searched},
     )
 
 
@@ -106,7 +149,8 @@ def answer(
 ) -> RagAnswer:
     """Answer a question from an index: retrieve, compress, generate (no generator: prompt only).
 
-    `options` are `prepare`'s: k, compress, budget, order, compressor_options."""
+    `options` are `prepare`'s: k, compress, budget, order, compressor_options, and fuse, fusion,
+    weights, depth for hybrid retrieval."""
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     prompt = prepare(index, question, generator=generator, **options)
     if generator is None:

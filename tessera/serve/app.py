@@ -108,11 +108,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
             raise ApiError(413, f"{len(body.queries)} queries; at most {settings.max_queries} per request")
         check_search(body.queries, body.k)
         check_k(body.k)
-        if body.index and body.indexes:
-            raise ApiError(400, "give index or indexes, not both")
-        names = body.indexes or [pool.get(body.index).name]
-        if len(set(names)) != len(names):
-            raise ApiError(400, "field 'indexes': an index named twice")
+        names = pool.names(body.index, body.indexes)
         if len(names) > 1:
             if body.doc_ids is not None:
                 raise ApiError(400, "field 'doc_ids': restricting a fused search is not supported")
@@ -155,6 +151,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     @app.post("/v1/rag", response_model=None)
     async def rag_answer(body: RagBody) -> Response:
         check_k(body.k)
+        check_k(body.depth, "depth")
         return await rag.answer(body)
 
     return app

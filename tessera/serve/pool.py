@@ -90,6 +90,17 @@ class IndexPool:
             raise ApiError(400, f"unknown index '{name}': serving {', '.join(self.served)}")
         return self.served[name]
 
+    def names(self, index: str | None, indexes: list[str] | None) -> list[str]:
+        """The indexes a request names: `index` (default: the first served), or `indexes` to fuse."""
+        if index and indexes:
+            raise ApiError(400, "give index or indexes, not both")
+        names = indexes or [self.get(index).name]
+        if len(set(names)) != len(names):
+            raise ApiError(400, "field 'indexes': an index named twice")
+        for name in names:
+            self.get(name)
+        return names
+
     async def run(self, served: Served, fn: Callable, *args: Any) -> Any:
         """`fn(*args)` on the index's own thread."""
         return await asyncio.get_running_loop().run_in_executor(served.executor, partial(fn, *args))

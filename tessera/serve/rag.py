@@ -11,12 +11,13 @@ import json
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from tessera.rag.generators import Generator
-from tessera.rag.pipeline import RagPrompt, prepare
+from tessera.rag.pipeline import RagPrompt, check_retrieval, prepare
 from tessera.retrieval.index import check_search
 from tessera.serve.pool import IndexPool
 from tessera.serve.schemas import RagBody
@@ -47,17 +48,29 @@ class RagService:
 
     async def answer(self, body: RagBody) -> JSONResponse | StreamingResponse:
         check_search([body.query], body.k)
-        served = self.pool.get(body.index)
+        names = self.pool.names(body.index, body.indexes)
+        check_retrieval(len(names) - 1, body.fusion, body.weights)
+        retrieved = None
+        if len(names) > 1:
+            depth = max(body.depth, body.k)
+            fused = await self.pool.fused(
+                names, [body.query], body.k, depth, with_text=True, fusion=body.fusion, weights=body.weights
+            )
+            retrieved = fused[0]
+        served = self.pool.get(names[0])
         prompt: RagPrompt = await self.pool.run(
             served,
-            prepare,
-            served.index,
-            body.query,
-            body.k,
-            body.compress,
-            body.budget,
-            body.order,
-            self.generator,
+            partial(
+                prepare,
+                served.index,
+                body.query,
+                body.k,
+                body.compress,
+                body.budget,
+                body.order,
+                self.generator,
+                retrieved=retrieved,
+            ),
         )
         if body.stream:
             return StreamingResponse(

@@ -29,12 +29,17 @@ class SearchBody(BaseModel):
 
 
 class RagBody(BaseModel):
-    """`POST /v1/rag`: the RAG pipeline's options (tessera.rag.prepare)."""
+    """`POST /v1/rag`: the RAG pipeline's options (tessera.rag.prepare); `indexes` (two or more)
+    retrieves from them fused, as `POST /v1/search` does."""
 
     model_config = ConfigDict(extra="forbid")
     query: str
     k: int = 10
     index: str | None = None
+    indexes: list[str] | None = None
+    depth: int = 100  # fused retrieval: hits taken from each index
+    fusion: str = "rrf"
+    weights: list[float] | None = None
     compress: str = "none"
     budget: int | None = None
     order: str = "rank"

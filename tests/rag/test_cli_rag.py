@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tessera.retrieval.fusion import hybrid_search
+from tessera.retrieval.index import Index
 from tests.conftest import run_cli
 
 QUESTION = "what are the structural and aeroelastic problems associated with flight of high speed aircraft"
@@ -29,6 +31,30 @@ def test_rag_json_reports_sources_and_tokens(cranfield_dense: Path) -> None:
     assert answer["prompt_tokens"] < 0.7 * answer["plain_tokens"]
 
 
+def test_rag_retrieves_from_fused_indexes(cranfield_dense: Path, cranfield_bm25: Path) -> None:
+    result = run_cli(
+        "rag",
+        str(cranfield_dense),
+        QUESTION,
+        "-k",
+        "5",
+        "--fuse",
+        str(cranfield_bm25),
+        "--fusion",
+        "wsum",
+        "--weights",
+        "0.5,0.5",
+        "--generator",
+        "none",
+        "--json",
+    )
+    answer = json.loads(result.stdout)
+    indexes = [Index.load(cranfield_dense), Index.load(cranfield_bm25)]
+    expected = hybrid_search(indexes, [QUESTION], k=5, depth=100, fusion="wsum")[0]
+    assert [s["doc_id"] for s in answer["sources"]] == [h.doc_id for h in expected]
+    assert answer["indexes"] == [str(cranfield_dense), str(cranfield_bm25)] and answer["fusion"] == "wsum"
+
+
 def test_rag_streams_an_answer(cranfield_dense: Path) -> None:
     result = run_cli("rag", str(cranfield_dense), QUESTION, "-k", "3", "--max-new-tokens", "24")
     lines = result.stdout.strip().splitlines()
@@ -42,6 +68,8 @@ def test_rag_refuses_bad_input_in_one_line(cranfield_dense: Path) -> None:
         (["--compress", "zip"], "field 'compress': unknown compressor 'zip'"),
         (["--generator", "ftp://x"], "field 'generator'"),
         (["--option", "ratio"], "expected NAME=VALUE"),
+        (["--weights", "0.5,0.5"], "field 'fuse': fusion and weights need indexes to fuse with"),
+        (["--fuse", str(cranfield_dense), "--fusion", "max"], "field 'fusion': unknown fusion 'max'"),
     ]:
         result = run_cli("rag", str(cranfield_dense), QUESTION, "--generator", "none", *args, check=False)
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr

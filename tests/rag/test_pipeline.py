@@ -9,6 +9,7 @@ from tessera.rag import answer, prepare
 from tessera.rag.passages import passage_blocks
 from tessera.rag.prompt import build_messages
 from tessera.rag.tokens import token_counter
+from tessera.retrieval.fusion import hybrid_search
 from tessera.retrieval.index import Index
 
 QUESTION = (
@@ -38,6 +39,18 @@ def test_compression_cuts_prompt_tokens_and_order_moves_blocks(index):
     assert f"(doc {best})" in reverse.messages[1]["content"].split("\n\n")[-2]  # best block last
 
 
+def test_hybrid_retrieval_feeds_the_fused_hits_with_their_text(index, cranfield_bm25):
+    bm25 = Index.load(cranfield_bm25)
+    for fusion, weights in [("rrf", None), ("wsum", (0.4, 0.6))]:
+        prompt = prepare(index, QUESTION, k=6, fuse=[bm25], fusion=fusion, weights=weights, depth=50)
+        fused = hybrid_search([index, bm25], [QUESTION], 6, 50, fusion=fusion, weights=weights)[0]
+        assert [(p.doc_id, p.rank) for p in prompt.passages] == [(h.doc_id, h.rank) for h in fused]
+        stored = index.docstore.get([h.doc_id for h in fused])
+        assert [p.text for p in prompt.passages] == [stored[h.doc_id].text for h in fused]
+    alone = {p.doc_id for p in prepare(index, QUESTION, k=6).passages}
+    assert alone != {p.doc_id for p in prompt.passages}  # BM25 changed what the prompt holds
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -46,6 +59,10 @@ def test_compression_cuts_prompt_tokens_and_order_moves_blocks(index):
         ({"budget": 0}, "budget must be at least 1"),
         ({"compress": "gzip"}, "unknown compressor"),
         ({"order": "middle"}, "unknown order"),
+        ({"weights": (0.5, 0.5)}, "need indexes to fuse"),
+        ({"fusion": "wsum"}, "need indexes to fuse"),
+        ({"fuse": ["any"], "fusion": "max"}, "unknown fusion 'max'"),
+        ({"fuse": ["any"], "fusion": "wsum", "weights": (1.0,)}, "1 weights for 2 runs"),
     ],
 )
 def test_bad_arguments_are_refused(index, options, message):

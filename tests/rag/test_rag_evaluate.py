@@ -6,10 +6,13 @@ import json
 
 import pytest
 
+from tessera.data.datasets import load_eval_dataset
 from tessera.models.registry import load_encoder
 from tessera.rag import evaluate_rag
 from tessera.rag.evaluate import summarize_rows
 from tessera.rag.retention import TermRetention, content_terms, semantic_kept
+from tessera.retrieval.fusion import hybrid_search
+from tessera.retrieval.index import Index
 
 
 def test_content_terms_are_stemmed_without_stopwords():
@@ -47,6 +50,7 @@ def test_summary_micro_averages_over_relevant_passages():
             "plain_tokens": 100,
             "prompt_tokens": 50,
             "truncation_tokens": 50,
+            "relevant_judged": 6,
             "relevant_in_top_k": 3,
             "kept": 3,
             "semantic_kept": 2,
@@ -58,6 +62,7 @@ def test_summary_micro_averages_over_relevant_passages():
             "plain_tokens": 200,
             "prompt_tokens": 50,
             "truncation_tokens": 52,
+            "relevant_judged": 2,
             "relevant_in_top_k": 1,
             "kept": 0,
             "semantic_kept": 0,
@@ -69,6 +74,7 @@ def test_summary_micro_averages_over_relevant_passages():
             "plain_tokens": 100,
             "prompt_tokens": 100,
             "truncation_tokens": 100,
+            "relevant_judged": 0,
             "relevant_in_top_k": 0,
             "kept": 0,
             "semantic_kept": 0,
@@ -85,6 +91,10 @@ def test_summary_micro_averages_over_relevant_passages():
     assert summary["truncation_retention"] == pytest.approx(2 / 4)
     assert summary["judged_query_count"] == 2 and summary["relevant_passages"] == 4
     assert summary["answer_agreement"] is None
+    # recall: per query over all its judged-relevant documents, mean over the two with any
+    assert summary["recall"] == pytest.approx((3 / 6 + 1 / 2) / 2)
+    assert summary["kept_recall"] == pytest.approx((3 / 6 + 0 / 2) / 2)
+    assert summary["truncation_kept_recall"] == pytest.approx((1 / 6 + 1 / 2) / 2)
 
 
 def test_evaluate_rag_on_cranfield_queries(cranfield_dense, tmp_path):
@@ -99,3 +109,22 @@ def test_evaluate_rag_on_cranfield_queries(cranfield_dense, tmp_path):
         assert 0.0 <= result[name] <= 1.0
     for row in result["queries"]:  # the baseline is cut to the compressed context's tokens
         assert abs(row["truncation_tokens"] - row["prompt_tokens"]) <= 0.1 * row["prompt_tokens"]
+
+
+def test_evaluate_rag_over_fused_retrieval_counts_recall_by_hand(cranfield_dense, cranfield_bm25):
+    dense, bm25 = Index.load(cranfield_dense), Index.load(cranfield_bm25)
+    result = evaluate_rag(
+        dense, "cranfield", compress="none", max_queries=6, fuse=[bm25], depth=50, show_progress=False
+    )
+    assert result["fuse"] == [str(bm25.root)] and result["fusion"] == "rrf"
+    data = load_eval_dataset("cranfield", "test")
+    qids = list(data.queries)[:6]
+    fused = hybrid_search([dense, bm25], [data.queries[q] for q in qids], 10, 50)
+    recalls = []
+    for qid, hits, row in zip(qids, fused, result["queries"], strict=True):
+        relevant = {d for d, grade in data.qrels[qid].items() if grade > 0}
+        assert row["query_id"] == qid and row["relevant_judged"] == len(relevant)
+        assert row["relevant_in_top_k"] == len(relevant & {h.doc_id for h in hits})
+        recalls.append(row["relevant_in_top_k"] / len(relevant))
+    assert result["recall"] == pytest.approx(sum(recalls) / len(recalls))
+    assert result["kept_recall"] == result["recall"] and result["retention"] == 1.0  # nothing compressed

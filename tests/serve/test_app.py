@@ -122,6 +122,21 @@ def test_indexes_and_health(client: TestClient) -> None:
         ("post", "/v1/rag", {"query": " "}, 400, "empty"),
         ("post", "/v1/rag", {"query": "flow", "k": 0}, 400, "k must be at least 1"),
         ("post", "/v1/rag", {"query": "flow", "compress": "zip"}, 400, "zip"),
+        (
+            "post",
+            "/v1/rag",
+            {"query": "flow", "indexes": ["head-minilm", "head-bm25"], "fusion": "wsum", "weights": [1]},
+            400,
+            "1 weights for 2 runs",
+        ),
+        ("post", "/v1/rag", {"query": "flow", "weights": [1.0]}, 400, "need indexes to fuse"),
+        (
+            "post",
+            "/v1/rag",
+            {"query": "flow", "index": "head-bm25", "indexes": ["head-bm25"]},
+            400,
+            "not both",
+        ),
         ("get", "/v1/doc/no-such-doc", {}, 404, "no document 'no-such-doc'"),
         ("get", "/v1/nothing-here", {}, 404, "Not Found"),
     ],
@@ -190,6 +205,26 @@ def test_rag_json_without_generator(client: TestClient, loaded: dict[str, Index]
         h.doc_id for h in loaded["head-minilm"].search(QUERIES[0], 3)
     ]
     assert got["prompt_tokens"] == got["plain_tokens"] > 0
+
+
+def test_rag_from_fused_indexes_equals_hybrid_search(client: TestClient, loaded: dict[str, Index]) -> None:
+    both = [loaded["head-minilm"], loaded["head-bm25"]]
+    for fusion, weights in [("rrf", None), ("wsum", [0.3, 0.7])]:
+        got = client.post(
+            "/v1/rag",
+            json={
+                "query": QUERIES[1],
+                "k": 4,
+                "indexes": ["head-minilm", "head-bm25"],
+                "depth": 30,
+                "fusion": fusion,
+                "weights": weights,
+            },
+        ).json()
+        expected = hybrid_search(both, [QUERIES[1]], k=4, depth=30, fusion=fusion, weights=weights)[0]
+        assert [s["doc_id"] for s in got["sources"]] == [h.doc_id for h in expected]
+        assert [s["score"] for s in got["sources"]] == pytest.approx([h.score for h in expected])
+        assert all(block["text"].strip() for block in got["context"])  # the fused hits carry their text
 
 
 def test_rag_stream_without_generator(client: TestClient) -> None:

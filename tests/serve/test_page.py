@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tessera.retrieval.fusion import hybrid_search
 from tests.serve.conftest import live_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,9 +87,12 @@ def test_search_page_in_chromium(browser, make_app, loaded, tmp_path: Path) -> N
         page.keyboard.press("Escape")
         page.wait_for_selector("dialog#doc:not([open])", state="attached")
 
-        page.click("#ask")  # RAG: sources (no generator in this server)
+        page.click("#ask")  # RAG from both indexes, fused: sources (no generator in this server)
         page.wait_for_selector("#sources li")
         assert "no generator" in page.inner_text("#answer")
+        fused = hybrid_search([loaded["head-minilm"], loaded["head-bm25"]], ["boundary layer flow"], 10, 100)
+        sources = page.locator("#sources li .score").all_inner_texts()
+        assert [text.strip() for text in sources] == [hit.doc_id for hit in fused[0]]
 
         page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than the screen
         assert page.evaluate("document.documentElement.scrollWidth") <= 390

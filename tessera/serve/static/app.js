@@ -132,10 +132,12 @@ async function openDocument(docId, index, query) {
   }
 }
 
-// RAG over the first chosen index, streamed (server-sent events read from fetch).
+// RAG over the chosen indexes (two or more: fused, as the search), streamed (server-sent events
+// read from fetch). Fused sources carry the first index's text, so documents open there.
 async function ask() {
   const query = $("q").value.trim();
-  const index = chosenIndexes()[0];
+  const indexes = chosenIndexes();
+  const index = indexes[0];
   if (!query || !index) return showError("type a question and pick an index");
   showError("");
   $("rag").hidden = false;
@@ -145,7 +147,9 @@ async function ask() {
   try {
     const response = await fetch("/v1/rag", {
       method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ query, k: Number($("k").value) || 10, index, stream: true }),
+      body: JSON.stringify({
+        query, k: Number($("k").value) || 10, stream: true, ...(indexes.length > 1 ? { indexes } : { index }),
+      }),
     });
     if (!response.ok) throw new Error((await response.json()).error);
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -180,7 +184,8 @@ async function ask() {
         }
       }
     }
-    $("meta").textContent = `answer in ${(performance.now() - started).toFixed(0)} ms`;
+    $("meta").textContent = `answer from ${indexes.join(" + ")}${indexes.length > 1 ? " (RRF)" : ""}` +
+      ` in ${(performance.now() - started).toFixed(0)} ms`;
   } catch (err) {
     showError(err.message);
   }
