@@ -105,6 +105,27 @@ def table(collection: str, results: dict[str, dict]) -> Table:
     return out
 
 
+def pooled(every: dict[str, dict[str, dict]]) -> Table:
+    """Each retriever's paired difference from MiniLM, averaged over collections (each collection
+    weighs the same; the standard error combines theirs: sqrt(sum se^2) / n)."""
+    out = Table(title=f"mean over {len(every)} collections: Δ against {BASELINE} ± se")
+    out.add_column("retriever")
+    for column in MEASURES:
+        out.add_column(column, justify="right")
+    for label in RETRIEVERS:
+        cells = [label]
+        for column in MEASURES:
+            stats = []
+            for results in every.values():
+                base, scores = per_query(results[BASELINE], column), per_query(results[label], column)
+                stats.append(mean_se([scores[q] - base[q] for q in base]))
+            mean = float(np.mean([m for m, _ in stats]))
+            se = float(np.sqrt(sum(e**2 for _, e in stats))) / len(stats)
+            cells.append(f"{mean:+.3f} ± {se:.3f}")
+        out.add_row(*cells)
+    return out
+
+
 def plot(every: dict[str, dict[str, dict]], path: Path) -> None:
     """Kept recall after compression per collection and retriever, with standard errors."""
     collections = list(every)
@@ -143,6 +164,8 @@ def main() -> None:
     for collection in args.collections:
         every[collection] = {label: measure(collection, label, args) for label in RETRIEVERS}
         console.print(table(collection, every[collection]))
+    if len(every) > 1:
+        console.print(pooled(every))
     if args.plot:
         plot(every, args.plot)
         console.print(f"plot: {args.plot}")
