@@ -65,7 +65,8 @@ def rag(
     """Answer a question: retrieve (one index, or several fused), compress the context, generate
     (streamed)."""
     from tessera.rag.generators import open_generator
-    from tessera.rag.pipeline import check_retrieval, prepare, stream_answer
+    from tessera.rag.pipeline import prepare, stream_answer
+    from tessera.retrieval.fusion import check_retrieval
 
     chosen = parse_weights(weights)
     check_retrieval(len(fuse), fusion, chosen)

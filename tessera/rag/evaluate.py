@@ -29,9 +29,10 @@ from tessera.models.registry import load_encoder
 from tessera.rag.compressors.truncation import TruncationCompressor
 from tessera.rag.generators import Generator, open_generator
 from tessera.rag.passages import context_text, passage_blocks
-from tessera.rag.pipeline import check_retrieval, compression_tools, open_index, prepare
+from tessera.rag.pipeline import compression_tools, open_index, prepare
 from tessera.rag.prompt import build_messages, order_blocks
 from tessera.rag.retention import TermRetention, content_terms, semantic_kept
+from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.index import Index
 
 

@@ -15,7 +15,7 @@ from tessera.rag.generators import Generator, open_generator
 from tessera.rag.passages import Block, Passage, passage_blocks
 from tessera.rag.prompt import build_messages, order_blocks
 from tessera.rag.tokens import Message, token_counter
-from tessera.retrieval.fusion import check_fusion, hybrid_search
+from tessera.retrieval.fusion import check_retrieval, hybrid_search
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, check_search
 
@@ -47,14 +47,6 @@ class RagAnswer:
 
 def open_index(index: Index | str | Path) -> Index:
     return index if isinstance(index, Index) else Index.load(index)
-
-
-def check_retrieval(fuse_count: int, fusion: str = "rrf", weights: Sequence[float] | None = None) -> None:
-    """Fusion options make sense only with indexes to fuse; checked before any index is opened."""
-    if fuse_count:
-        check_fusion(fusion, weights, 1 + fuse_count)
-    elif fusion != "rrf" or weights is not None:
-        raise TesseraError("fusion and weights need indexes to fuse with", field="fuse")
 
 
 def retrieve(

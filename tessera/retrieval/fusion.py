@@ -109,6 +109,15 @@ def check_fusion(method: str, weights: Sequence[float] | None = None, count: int
         check_weights(weights, count)
 
 
+def check_retrieval(fuse_count: int, fusion: str = "rrf", weights: Sequence[float] | None = None) -> None:
+    """Fusion options make sense only with indexes to fuse (`fuse_count` besides the first);
+    checked before any index is opened."""
+    if fuse_count:
+        check_fusion(fusion, weights, 1 + fuse_count)
+    elif fusion != "rrf" or weights is not None:
+        raise TesseraError("fusion and weights need indexes to fuse with", field="fuse")
+
+
 def hybrid_search(
     indexes: Sequence[Index],
     queries: Sequence[str],

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from tessera.rag.generators import open_generator
-from tessera.retrieval.fusion import check_fusion
+from tessera.retrieval.fusion import check_fusion, check_retrieval
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import check_search
 from tessera.serve.errors import ApiError, BodyLimit, install_error_handlers
@@ -109,6 +109,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         check_search(body.queries, body.k)
         check_k(body.k)
         names = pool.names(body.index, body.indexes)
+        check_retrieval(len(names) - 1, body.fusion, body.weights)
         if len(names) > 1:
             if body.doc_ids is not None:
                 raise ApiError(400, "field 'doc_ids': restricting a fused search is not supported")

@@ -17,7 +17,8 @@ from typing import Any
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from tessera.rag.generators import Generator
-from tessera.rag.pipeline import RagPrompt, check_retrieval, prepare
+from tessera.rag.pipeline import RagPrompt, prepare
+from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.index import check_search
 from tessera.serve.pool import IndexPool
 from tessera.serve.schemas import RagBody

@@ -130,6 +130,7 @@ def test_indexes_and_health(client: TestClient) -> None:
             "1 weights for 2 runs",
         ),
         ("post", "/v1/rag", {"query": "flow", "weights": [1.0]}, 400, "need indexes to fuse"),
+        ("post", "/v1/search", {"queries": ["flow"], "fusion": "wsum"}, 400, "need indexes to fuse"),
         (
             "post",
             "/v1/rag",
