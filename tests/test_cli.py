@@ -106,7 +106,7 @@ def test_search_fuses_indexes_as_hybrid_search(cranfield_bm25: Path, cranfield_d
         assert all(h["text"] for h in hits)  # the first index's stored text
 
     for options, message in [
-        (["--weights", "1,2"], "--fusion and --weights need --fuse INDEX_DIR"),
+        (["--weights", "1,2"], "field 'fuse': fusion and weights need indexes to fuse with"),
         (["--fuse", str(cranfield_bm25), "--fusion", "wsum", "--weights", "1"], "1 weights for 2 runs"),
     ]:
         bad = run_cli("search", str(cranfield_dense), query, *options, check=False)

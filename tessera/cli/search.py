@@ -20,7 +20,6 @@ from tessera.cli.app import (
     parse_params,
     parse_weights,
 )
-from tessera.errors import TesseraError
 
 
 @app.command()
@@ -41,12 +40,12 @@ def search(
     depth: DepthOption = 100,
 ) -> None:
     """Search an index, or several fused (--fuse), and print the top hits."""
-    from tessera.retrieval.fusion import check_fusion, hybrid_search
+    from tessera.retrieval.fusion import check_retrieval, hybrid_search
     from tessera.retrieval.index import Index
 
     params, chosen = parse_params(param), parse_weights(weights)
+    check_retrieval(len(fuse), fusion, chosen)
     if fuse:
-        check_fusion(fusion, chosen, 1 + len(fuse))
         indexes = [Index.load(path, search_params=params, mmap=mmap) for path in [index_dir, *fuse]]
         hits = hybrid_search(
             indexes,
@@ -59,8 +58,6 @@ def search(
         )[0]
         title = f"{' + '.join(str(p) for p in [index_dir, *fuse])} ({fusion}): {query}"
     else:
-        if chosen is not None or fusion != "rrf":
-            raise TesseraError("--fusion and --weights need --fuse INDEX_DIR", field="fuse")
         hits = Index.load(index_dir, search_params=params, mmap=mmap).search(query, k=k, with_text=True)
         title = f"{index_dir}: {query}"
     if as_json:
