@@ -16,6 +16,8 @@ _API = {
     "Hit": "tessera.retrieval.hits",
     "build_index": "tessera.indexing.builder",
     "evaluate": "tessera.eval.evaluate",
+    "search_run": "tessera.eval.runs",
+    "load_queries": "tessera.data.datasets",
     "open_corpus": "tessera.data.corpus",
     "load_eval_dataset": "tessera.data.datasets",
     "load_encoder": "tessera.models.registry",

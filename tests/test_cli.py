@@ -111,3 +111,54 @@ def test_search_fuses_indexes_as_hybrid_search(cranfield_bm25: Path, cranfield_d
     ]:
         bad = run_cli("search", str(cranfield_dense), query, *options, check=False)
         assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_search_runs_a_queries_file_into_a_trec_run(
+    cranfield_bm25: Path, cranfield_dense: Path, tmp_path: Path
+) -> None:
+    from tessera.data.datasets import load_eval_dataset
+    from tessera.eval.runs import read_trec
+    from tessera.retrieval.fusion import hybrid_search
+    from tessera.retrieval.index import Index
+
+    queries = {"t2": "heat transfer at hypersonic speeds", "t1": "boundary layer transition"}
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("".join(f"{qid}\t{text}\n" for qid, text in queries.items()))
+    bm25, dense = Index.load(cranfield_bm25), Index.load(cranfield_dense)
+
+    alone = tmp_path / "bm25.trec"
+    result = run_cli("search", str(cranfield_bm25), "--queries", str(topics), "--run", str(alone), "-k", "7")
+    assert "2 queries, 14 hits" in result.stdout
+    run = read_trec(alone)
+    assert list(run) == ["t2", "t1"]  # the file's order
+    for qid, expected in zip(queries, bm25.batch_search(list(queries.values()), 7), strict=True):
+        assert [(h.doc_id, h.rank) for h in run[qid]] == [(h.doc_id, h.rank) for h in expected]
+        assert [h.score for h in run[qid]] == pytest.approx([h.score for h in expected], abs=1e-6)
+
+    fused = tmp_path / "fused.trec"
+    args = ("--queries", str(topics), "--run", str(fused), "-k", "5", "--fuse", str(cranfield_bm25))
+    run_cli("search", str(cranfield_dense), *args, "--fusion", "wsum", "--weights", "2,1")
+    run = read_trec(fused)
+    texts = list(queries.values())
+    expected = hybrid_search([dense, bm25], texts, k=5, depth=100, fusion="wsum", weights=[2, 1])
+    for qid, hits in zip(queries, expected, strict=True):
+        assert [(h.doc_id, h.rank) for h in run[qid]] == [(h.doc_id, h.rank) for h in hits]
+        assert [h.score for h in run[qid]] == pytest.approx([h.score for h in hits], abs=1e-6)
+
+    judged = tmp_path / "test.trec"
+    args = ("--queries", "cranfield-beir", "--split", "test", "--run", str(judged))
+    run_cli("search", str(cranfield_bm25), *args)
+    assert set(read_trec(judged)) == set(load_eval_dataset("cranfield-beir", "test").queries)
+
+    bad_topics = tmp_path / "bad.tsv"
+    bad_topics.write_text("t1\tfine\nt2\n")
+    for options, message in [
+        ([], "field 'query': QUERY (or --queries FILE) is missing"),
+        (["q", "--queries", str(topics), "--run", str(alone)], "give a QUERY or --queries, not both"),
+        (["--queries", str(topics)], "field 'run': --queries writes a TREC run: give --run FILE"),
+        (["q", "--run", str(alone)], "field 'run': --run needs --queries"),
+        (["--queries", str(bad_topics), "--run", str(tmp_path / "x.trec")], f"{bad_topics}:2"),
+    ]:
+        bad = run_cli("search", str(cranfield_bm25), *options, check=False)
+        assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "x.trec").exists()

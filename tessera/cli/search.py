@@ -20,12 +20,13 @@ from tessera.cli.app import (
     parse_params,
     parse_weights,
 )
+from tessera.errors import TesseraError
 
 
 @app.command()
 def search(
     index_dir: Annotated[Path, typer.Argument(help="Index directory.")],
-    query: Annotated[str, typer.Argument(help="Query text.")],
+    query: Annotated[str | None, typer.Argument(help="Query text (or --queries).")] = None,
     k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
     param: Annotated[
@@ -38,13 +39,33 @@ def search(
     fusion: FusionOption = "rrf",
     weights: WeightsOption = None,
     depth: DepthOption = 100,
+    queries: Annotated[
+        str | None,
+        typer.Option(
+            help="Run every query of a .jsonl/.tsv file (judged or not), or of a dataset's --split "
+            "(ir_datasets id or BEIR folder), into the TREC run --run; -k hits each."
+        ),
+    ] = None,
+    split: Annotated[str, typer.Option(help="With --queries DATASET: its split.")] = "test",
+    run: Annotated[Path | None, typer.Option(help="With --queries: write the TREC run here.")] = None,
 ) -> None:
-    """Search an index, or several fused (--fuse), and print the top hits."""
+    """Search an index, or several fused (--fuse), and print the top hits; or run a whole query
+    set into a TREC run file (--queries, --run)."""
     from tessera.retrieval.fusion import check_retrieval, hybrid_search
     from tessera.retrieval.index import Index
 
     params, chosen = parse_params(param), parse_weights(weights)
     check_retrieval(len(fuse), fusion, chosen)
+    if (query is None) == (queries is None):
+        message = "give a QUERY or --queries, not both" if query else "QUERY (or --queries FILE) is missing"
+        raise TesseraError(message, field="query")
+    if queries is not None:
+        if run is None or as_json:
+            raise TesseraError("--queries writes a TREC run: give --run FILE (not --json)", field="run")
+        _run_queries([index_dir, *fuse], queries, split, run, k, depth, fusion, chosen, params, mmap)
+        return
+    if run is not None:
+        raise TesseraError("--run needs --queries (one query prints its hits)", field="run")
     if fuse:
         indexes = [Index.load(path, search_params=params, mmap=mmap) for path in [index_dir, *fuse]]
         hits = hybrid_search(
@@ -77,3 +98,27 @@ def quickstart(
 
     path, hits = run_quickstart(query or DEFAULT_QUERY, k=k)
     out.print(hits_table(hits, f"{path}: {query or DEFAULT_QUERY}"))
+
+
+def _run_queries(
+    index_dirs: list[Path],
+    spec: str,
+    split: str,
+    run_path: Path,
+    k: int,
+    depth: int,
+    fusion: str,
+    weights: list[float] | None,
+    params: dict[str, float | str],
+    mmap: bool,
+) -> None:
+    from tessera.data.datasets import load_queries
+    from tessera.eval.runs import search_run, write_trec
+    from tessera.retrieval.index import Index
+
+    texts = load_queries(spec, split)
+    indexes = [Index.load(path, search_params=params, mmap=mmap) for path in index_dirs]
+    results = search_run(indexes, texts, k=k, depth=depth, fusion=fusion, weights=weights)
+    write_trec(results, run_path)
+    hits = sum(len(row) for row in results.values())
+    out.print(f"{len(texts)} queries, {hits} hits -> {run_path}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tessera import config
 from tessera.data import irds
-from tessera.data.readers import read_jsonl
+from tessera.data.readers import read_jsonl, read_queries
 from tessera.errors import DatasetError
 
 Qrels = dict[str, dict[str, int]]
@@ -97,3 +97,12 @@ def load_eval_dataset(spec: str | Path, split: str = "test") -> EvalDataset:
     if irds.is_known(f"{text}/{split}"):
         return _from_ir_datasets(f"{text}/{split}")
     return _from_ir_datasets(text)
+
+
+def load_queries(spec: str | Path, split: str = "test") -> dict[str, str]:
+    """Queries to run, judged or not: a .jsonl/.tsv file (every query in it), or any dataset
+    `load_eval_dataset` resolves (its split's judged queries)."""
+    path = Path(str(spec)).expanduser()
+    if path.is_file():
+        return read_queries(path)
+    return load_eval_dataset(spec, split).queries

@@ -108,19 +108,35 @@ def read_txt_folder(root: Path) -> Iterator[Document]:
         yield Document(id=doc_id, text=text.strip(), file=str(path), line=1)
 
 
-def read_query_texts(path: str | Path, field: str = "queries") -> list[str]:
-    """Every query's text from a BEIR `queries.jsonl` (`_id`, `text`) or an `id<TAB>text` .tsv;
-    an unknown format or an empty file is an error naming the file and `field` (the option)."""
+def _query_records(path: str | Path, field: str) -> tuple[Path, list[Document]]:
     file = Path(path).expanduser()
     if not file.is_file():
         raise CorpusError("no such file", file=file, field=field)
     suffix = file.suffix.lower()
     if suffix in (".jsonl", ".json"):
-        texts = [query.text for query in read_jsonl(file)]
+        records = list(read_jsonl(file))
     elif suffix in (".tsv", ".tab"):
-        texts = [query.text for query in read_tsv(file)]
+        records = list(read_tsv(file))
     else:
         raise CorpusError("queries must be a .jsonl or .tsv file", file=file, field=field)
-    if not texts:
+    if not records:
         raise CorpusError("has no queries", file=file, field=field)
-    return texts
+    return file, records
+
+
+def read_queries(path: str | Path, field: str = "queries") -> dict[str, str]:
+    """Every query (id -> text) of a BEIR `queries.jsonl` (`_id`, `text`) or an `id<TAB>text` .tsv;
+    an unknown format, an empty file or a repeated id is an error naming the file and `field`
+    (the option), or the line."""
+    file, records = _query_records(path, field)
+    queries: dict[str, str] = {}
+    for query in records:
+        if query.id in queries:
+            raise CorpusError(f"query id '{query.id}' repeated", file=file, line=query.line, field="id")
+        queries[query.id] = query.text
+    return queries
+
+
+def read_query_texts(path: str | Path, field: str = "queries") -> list[str]:
+    """Every query's text, in file order (ids unused: sample queries for tuning)."""
+    return [query.text for query in _query_records(path, field)[1]]

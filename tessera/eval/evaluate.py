@@ -10,6 +10,7 @@ from pathlib import Path
 import ir_measures
 
 from tessera.data.datasets import EvalDataset, load_eval_dataset
+from tessera.durable import write_text_atomic
 from tessera.errors import TesseraError
 from tessera.eval.runs import retrieve, write_trec
 from tessera.retrieval.fusion import Run, check_fusion, fuse
@@ -78,5 +79,5 @@ def evaluate(
     if run_path:
         write_trec(final, run_path)
     if json_path:
-        Path(json_path).write_text(json.dumps(result.metrics, indent=2) + "\n")
+        write_text_atomic(Path(json_path), json.dumps(result.metrics, indent=2) + "\n")
     return result

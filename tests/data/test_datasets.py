@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tessera.data.datasets import load_eval_dataset
+from tessera.data.datasets import load_eval_dataset, load_queries
 from tessera.data.irds import load
 from tessera.errors import DatasetError
 
@@ -66,3 +66,11 @@ def test_loose_files_are_packed_into_the_archive_ir_datasets_expects(data_dir, t
         assert sorted(archive.getnames()) == ["cran.all.1400", "cran.qry", "cranqrel"]
         packed = archive.extractfile("cranqrel").read()
     assert packed == (data_dir / "cranfield" / "cranqrel").read_bytes()
+
+
+def test_queries_come_from_a_file_or_a_dataset_split(data_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "topics.tsv"
+    path.write_text("t1\tunjudged query about wings\n")
+    assert load_queries(path) == {"t1": "unjudged query about wings"}
+    folder = data_dir / "cranfield-beir"
+    assert load_queries(folder, "train") == load_eval_dataset(folder, "train").queries

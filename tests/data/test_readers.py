@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tessera.data.corpus import open_corpus
-from tessera.data.readers import read_jsonl, read_tsv, read_txt_folder
+from tessera.data.readers import read_jsonl, read_queries, read_query_texts, read_tsv, read_txt_folder
 from tessera.errors import CorpusError
 
 
@@ -67,6 +67,24 @@ def test_tsv_two_and_three_columns_and_header(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="tab-separated") as info:
         list(read_tsv(bad))
     assert info.value.line == 2
+
+
+def test_queries_keep_ids_in_file_order_and_refuse_a_repeated_id(tmp_path: Path) -> None:
+    path = write(tmp_path / "q.tsv", "q9\tboundary layer\nq1\tshock waves\n")
+    assert read_queries(path) == {"q9": "boundary layer", "q1": "shock waves"}
+    assert list(read_queries(path)) == ["q9", "q1"]
+    jsonl = write(tmp_path / "q.jsonl", '{"_id": "a", "text": "one"}\n{"_id": "a", "text": "two"}\n')
+    with pytest.raises(CorpusError, match="query id 'a' repeated") as info:
+        read_queries(jsonl)
+    assert (info.value.file, info.value.line, info.value.field) == (str(jsonl), 2, "id")
+    assert read_query_texts(jsonl) == ["one", "two"]  # tuning samples need no unique ids
+    for name, content, message in [
+        ("q.txt", "a b", "must be a .jsonl or .tsv"),
+        ("e.tsv", "", "has no queries"),
+    ]:
+        with pytest.raises(CorpusError, match=message) as info:
+            read_queries(write(tmp_path / name, content), field="queries")
+        assert info.value.field == "queries"
 
 
 def test_txt_folder_ids_are_relative_paths(tmp_path: Path) -> None:
