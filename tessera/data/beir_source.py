@@ -50,7 +50,7 @@ def resolve_folder(spec: str | Path) -> Path:
 
 
 def _first_line(path: Path, column: int, value: str) -> int | None:
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
             if len(row) > column and row[column] == value:
                 return number

@@ -26,7 +26,7 @@ class EvalDataset:
 def read_beir_qrels(path: Path) -> Qrels:
     """Judgments of a BEIR qrels file (`query-id corpus-id score`, header optional)."""
     qrels: Qrels = {}
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         rows = csv.reader(handle, delimiter="\t")
         for number, row in enumerate(rows, start=1):
             if number == 1 and row and row[0] == "query-id":

@@ -58,7 +58,7 @@ def _loco_rows(path: Path) -> Iterator[tuple[Path, int, dict]]:
         with file.open("rb") as handle:
             for number, raw in enumerate(handle, start=1):
                 try:
-                    line = raw.decode("utf-8").strip()
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
                 except UnicodeDecodeError:
                     raise DatasetError("not valid UTF-8", file=file, line=number) from None
                 if not line:

@@ -18,8 +18,9 @@ TEXT_FIELDS = ("text", "contents")
 
 
 def _decode(raw: bytes, path: Path, line: int) -> str:
+    """One line as text; the first line's UTF-8 byte-order mark (Excel, Notepad) is dropped."""
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig" if line == 1 else "utf-8")
     except UnicodeDecodeError as exc:
         raise CorpusError(
             f"not valid UTF-8 (byte {exc.start} of the line: {raw[exc.start : exc.start + 4]!r})",
@@ -100,7 +101,7 @@ def read_txt_folder(root: Path) -> Iterator[Document]:
     for path in sorted(root.rglob("*.txt")):
         raw = path.read_bytes()
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             line = raw[: exc.start].count(b"\n") + 1
             raise CorpusError(f"not valid UTF-8 at byte {exc.start}", file=path, line=line) from None

@@ -47,7 +47,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                yield number, raw.decode("utf-8").rstrip("\r\n")
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
                 raise CorpusError(
                     f"not valid UTF-8 (byte {exc.start} of the line)", file=path, line=number

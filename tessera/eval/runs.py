@@ -72,7 +72,7 @@ def write_trec(run: Run, path: str | Path, tag: str = "tessera") -> None:
 
 def read_trec(path: str | Path) -> Run:
     run: Run = {}
-    with Path(path).open(encoding="utf-8") as handle:
+    with Path(path).open(encoding="utf-8-sig") as handle:
         for line in handle:
             qid, _, doc_id, rank, score, *_ = line.split()
             run.setdefault(qid, []).append(Hit(doc_id, float(score), int(rank)))

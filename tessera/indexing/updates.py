@@ -78,7 +78,7 @@ def read_ids_file(path: str | Path) -> tuple[list[str], dict[str, tuple[str, int
     """Ids one per line (blank lines skipped), with where each was read for error messages."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise TesseraError(f"cannot read the ids file: {exc}", file=path) from None
     where = {}

@@ -210,7 +210,7 @@ def round_trip_filter(queries: Sequence[SyntheticQuery], index: Index, top_k: in
 def read_query_file(path: Path) -> list[SyntheticQuery]:
     """Queries written by `tessera data synth-queries` (JSONL of doc_id and query)."""
     found: list[SyntheticQuery] = []
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tessera.data.datasets import load_eval_dataset, load_queries
+from tessera.data.datasets import load_eval_dataset, load_queries, read_beir_qrels
 from tessera.data.irds import load
 from tessera.errors import DatasetError
 
@@ -74,3 +74,9 @@ def test_queries_come_from_a_file_or_a_dataset_split(data_dir: Path, tmp_path: P
     assert load_queries(path) == {"t1": "unjudged query about wings"}
     folder = data_dir / "cranfield-beir"
     assert load_queries(folder, "train") == load_eval_dataset(folder, "train").queries
+
+
+def test_qrels_with_a_byte_order_mark_keep_their_header_out(tmp_path: Path) -> None:
+    path = tmp_path / "test.tsv"
+    path.write_bytes(b"\xef\xbb\xbfquery-id\tcorpus-id\tscore\nq1\td1\t2\n")
+    assert read_beir_qrels(path) == {"q1": {"d1": 2}}

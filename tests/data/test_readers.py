@@ -69,6 +69,19 @@ def test_tsv_two_and_three_columns_and_header(tmp_path: Path) -> None:
     assert info.value.line == 2
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_record(tmp_path: Path) -> None:
+    bom = b"\xef\xbb\xbf"
+    tsv = write(tmp_path / "c.tsv", bom + b"id\ttext\r\nd1\tfirst doc\r\n")
+    assert [(d.id, d.text, d.line) for d in read_tsv(tsv)] == [("d1", "first doc", 2)]
+    jsonl = write(tmp_path / "c.jsonl", bom + b'{"_id": "a", "text": "x"}\n')
+    assert [(d.id, d.text) for d in read_jsonl(jsonl)] == [("a", "x")]
+    (tmp_path / "txt").mkdir()
+    write(tmp_path / "txt" / "n.txt", bom + b"note")
+    assert [(d.id, d.text) for d in read_txt_folder(tmp_path / "txt")] == [("n", "note")]
+    middle = write(tmp_path / "m.tsv", b"d1\tok\n" + bom + b"d2\tok\n")
+    assert [d.id for d in read_tsv(middle)] == ["d1", "\ufeffd2"]  # only a file's first bytes are a mark
+
+
 def test_queries_keep_ids_in_file_order_and_refuse_a_repeated_id(tmp_path: Path) -> None:
     path = write(tmp_path / "q.tsv", "q9\tboundary layer\nq1\tshock waves\n")
     assert read_queries(path) == {"q9": "boundary layer", "q1": "shock waves"}
