@@ -113,6 +113,15 @@ def test_search_fuses_indexes_as_hybrid_search(cranfield_bm25: Path, cranfield_d
         assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_python_dash_m_tessera_is_the_command_line() -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "tessera", "search", "--help"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0 and "--queries" in result.stdout
+
+
 def test_search_runs_a_queries_file_into_a_trec_run(
     cranfield_bm25: Path, cranfield_dense: Path, tmp_path: Path
 ) -> None:
