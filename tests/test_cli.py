@@ -154,10 +154,24 @@ def test_search_runs_a_queries_file_into_a_trec_run(
         assert [(h.doc_id, h.rank) for h in run[qid]] == [(h.doc_id, h.rank) for h in hits]
         assert [h.score for h in run[qid]] == pytest.approx([h.score for h in hits], abs=1e-6)
 
-    judged = tmp_path / "test.trec"
-    args = ("--queries", "cranfield-beir", "--split", "test", "--run", str(judged))
-    run_cli("search", str(cranfield_bm25), *args)
-    assert set(read_trec(judged)) == set(load_eval_dataset("cranfield-beir", "test").queries)
+    judged = tmp_path / "test.trec"  # more queries than one batch
+    args = (
+        "--queries",
+        "cranfield-beir",
+        "--split",
+        "test",
+        "--run",
+        str(judged),
+        "--fuse",
+        str(cranfield_bm25),
+    )
+    run_cli("search", str(cranfield_dense), *args)
+    run, test = read_trec(judged), load_eval_dataset("cranfield-beir", "test").queries
+    assert list(run) == list(test) and len(test) > 64
+    for qid, hits in zip(
+        test, hybrid_search([dense, bm25], list(test.values()), k=10, depth=100), strict=True
+    ):
+        assert [h.doc_id for h in run[qid]] == [h.doc_id for h in hits]
 
     bad_topics = tmp_path / "bad.tsv"
     bad_topics.write_text("t1\tfine\nt2\n")

@@ -113,12 +113,11 @@ def _run_queries(
     mmap: bool,
 ) -> None:
     from tessera.data.datasets import load_queries
-    from tessera.eval.runs import search_run, write_trec
+    from tessera.eval.runs import iter_search, write_trec
     from tessera.retrieval.index import Index
 
     texts = load_queries(spec, split)
     indexes = [Index.load(path, search_params=params, mmap=mmap) for path in index_dirs]
-    results = search_run(indexes, texts, k=k, depth=depth, fusion=fusion, weights=weights)
-    write_trec(results, run_path)
-    hits = sum(len(row) for row in results.values())
-    out.print(f"{len(texts)} queries, {hits} hits -> {run_path}")
+    results = iter_search(indexes, texts, k=k, depth=depth, fusion=fusion, weights=weights)
+    queries, hits = write_trec(results, run_path)
+    out.print(f"{queries} queries, {hits} hits -> {run_path}")
