@@ -22,12 +22,16 @@ from tessera.cli.app import (
 )
 from tessera.errors import TesseraError
 
+HITS, RUN_HITS = 10, 1000  # hits printed for one query; per query of a TREC run, as evaluation runs have
+
 
 @app.command()
 def search(
     index_dir: Annotated[Path, typer.Argument(help="Index directory.")],
     query: Annotated[str | None, typer.Argument(help="Query text (or --queries).")] = None,
-    k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
+    k: Annotated[
+        int | None, typer.Option("-k", help="Number of hits (default 10; per query with --queries, 1000).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
     param: Annotated[
         list[str], typer.Option(help="Search parameter over the stored ones, e.g. nprobe=16, mode=xtr.")
@@ -62,10 +66,14 @@ def search(
     if queries is not None:
         if run is None or as_json:
             raise TesseraError("--queries writes a TREC run: give --run FILE (not --json)", field="run")
-        _run_queries([index_dir, *fuse], queries, split, run, k, depth, fusion, chosen, params, mmap)
+        hits_per_query = RUN_HITS if k is None else k
+        _run_queries(
+            [index_dir, *fuse], queries, split, run, hits_per_query, depth, fusion, chosen, params, mmap
+        )
         return
     if run is not None:
         raise TesseraError("--run needs --queries (one query prints its hits)", field="run")
+    k = HITS if k is None else k
     if fuse:
         indexes = [Index.load(path, search_params=params, mmap=mmap) for path in [index_dir, *fuse]]
         hits = hybrid_search(

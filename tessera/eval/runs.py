@@ -29,8 +29,7 @@ def iter_search(
 ) -> Iterator[tuple[str, list[Hit]]]:
     """Each query's top `k`, in the order given, `QUERY_BATCH` queries at a time, so a run of any
     size can be written without being held: one index searched at `k`, or several each searched
-    at `max(depth, k)` and fused (`fusion`: rrf or wsum) as `hybrid_search` fuses; fusion is per
-    query, so batching changes no score."""
+    at `max(depth, k)` and fused per query (`fusion`: rrf or wsum) as `hybrid_search` fuses."""
     check_fusion(fusion, weights, len(indexes))
     deep = k if len(indexes) == 1 else max(depth, k)
     qids = list(queries)
