@@ -61,7 +61,11 @@ def search(
     params, chosen = parse_params(param), parse_weights(weights)
     check_retrieval(len(fuse), fusion, chosen)
     if (query is None) == (queries is None):
-        message = "give a QUERY or --queries, not both" if query else "QUERY (or --queries FILE) is missing"
+        message = (
+            "give a QUERY or --queries, not both"
+            if query is not None
+            else "QUERY (or --queries FILE) is missing"
+        )
         raise TesseraError(message, field="query")
     if queries is not None:
         if run is None or as_json:

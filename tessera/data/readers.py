@@ -127,13 +127,15 @@ def _query_records(path: str | Path, field: str) -> tuple[Path, list[Document]]:
 
 def read_queries(path: str | Path, field: str = "queries") -> dict[str, str]:
     """Every query (id -> text) of a BEIR `queries.jsonl` (`_id`, `text`) or an `id<TAB>text` .tsv;
-    an unknown format, an empty file or a repeated id is an error naming the file and `field`
-    (the option), or the line."""
+    an unknown format, an empty file, a repeated id or an empty query is an error naming the file
+    and `field` (the option), or the line."""
     file, records = _query_records(path, field)
     queries: dict[str, str] = {}
     for query in records:
         if query.id in queries:
             raise CorpusError(f"query id '{query.id}' repeated", file=file, line=query.line, field="id")
+        if not query.text.strip():
+            raise CorpusError("the query is empty", file=file, line=query.line, field="text")
         queries[query.id] = query.text
     return queries
 

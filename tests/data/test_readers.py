@@ -91,6 +91,10 @@ def test_queries_keep_ids_in_file_order_and_refuse_a_repeated_id(tmp_path: Path)
         read_queries(jsonl)
     assert (info.value.file, info.value.line, info.value.field) == (str(jsonl), 2, "id")
     assert read_query_texts(jsonl) == ["one", "two"]  # tuning samples need no unique ids
+    blank = write(tmp_path / "b.tsv", "q1\tfine\nq2\t  \n")
+    with pytest.raises(CorpusError, match="the query is empty") as info:
+        read_queries(blank)
+    assert (info.value.line, info.value.field) == (2, "text")
     for name, content, message in [
         ("q.txt", "a b", "must be a .jsonl or .tsv"),
         ("e.tsv", "", "has no queries"),
