@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from tessera.errors import TesseraError
@@ -19,6 +21,43 @@ def write_text_atomic(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     partial.replace(path)
+
+
+class JsonLines:
+    """Rows appended durably, one JSON object per line, so that an interrupted job resumes from
+    the rows it finished: a last line cut off by a crash is dropped when the file is read."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def read(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        raw = self.path.read_bytes()
+        complete = raw[: raw.rfind(b"\n") + 1]
+        if len(complete) != len(raw):
+            with self.path.open("r+b") as handle:
+                handle.truncate(len(complete))
+        rows = []
+        for number, line in enumerate(complete.split(b"\n")[:-1], start=1):
+            try:
+                row = json.loads(line)
+            except ValueError:  # bad JSON or bad UTF-8
+                raise TesseraError("not a JSON line", file=self.path, line=number) from None
+            if not isinstance(row, dict):
+                raise TesseraError("expected a JSON object", file=self.path, line=number)
+            rows.append(row)
+        return rows
+
+    def append(self, rows: Iterable[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in rows)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def fsync_tree(root: Path) -> None:

@@ -137,7 +137,10 @@ def eval_rag(
     max_new_tokens: MaxNewTokens = 128,
     option: Option = [],  # noqa: B006
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write the summary and per-query rows here.")
+        Path | None,
+        typer.Option(
+            "--json", help="Write the summary and per-query rows here (a rerun resumes an interrupted one)."
+        ),
     ] = None,
     fuse: FuseOption = [],  # noqa: B006
     fusion: FusionOption = "rrf",

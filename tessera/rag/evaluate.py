@@ -9,13 +9,12 @@ passage in the top k, micro-averaged over those passages; `retention.py` defines
 Retention is relative to what retrieval found; `recall` (judged-relevant documents in the top k /
 all judged relevant, mean over queries with one) and `kept_recall` (the same for those the
 compressed context keeps) measure the whole chain, so retrievers can be compared
-(`fuse`: hybrid retrieval).
+(`fuse`: hybrid retrieval). With a JSON path, an interrupted run resumes from its finished queries.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,8 @@ import numpy as np
 from rich.progress import Progress
 
 from tessera.data.datasets import EvalDataset, load_eval_dataset
+from tessera.durable import JsonLines, write_text_atomic
+from tessera.indexing.manifest import sha256_file
 from tessera.models.registry import load_encoder
 from tessera.rag.compressors.truncation import TruncationCompressor
 from tessera.rag.generators import Generator, open_generator
@@ -70,10 +71,20 @@ def evaluate_rag(
     minilm = load_encoder("minilm").encode_docs
     terms = TermRetention(doc.title + "\n" + doc.text for doc in index.docstore.documents())
     qids = list(data.queries)[:max_queries]
+    settings = {
+        "indexes": [sha256_file(i.root / "manifest.json") for i in [index, *others]],
+        "dataset": data.name,
+        "options": [k, compress, budget, order, compressor_options, fusion, weights, depth],
+        "generator": [getattr(generator, "name", None), max_new_tokens],
+    }
+    journal, done = _resume(json_path, json.loads(json.dumps(settings, default=repr)))
     rows = []
     with Progress(transient=True, disable=not show_progress) as bar:
-        task = bar.add_task(f"eval-rag {compress}", total=len(qids))
+        task = bar.add_task(f"eval-rag {compress}", total=len(qids), completed=sum(q in done for q in qids))
         for qid in qids:
+            if qid in done:
+                rows.append(done[qid])
+                continue
             question = data.queries[qid]
             prompt = prepare(
                 index,
@@ -126,6 +137,8 @@ def evaluate_rag(
                     answer_agreement=float(vectors[0] @ vectors[1]),
                 )
             rows.append(row)
+            if journal is not None:
+                journal.append([row])
             bar.update(task, advance=1)
     summary = summarize_rows(rows)
     summary.update(
@@ -141,13 +154,27 @@ def evaluate_rag(
         generator=getattr(generator, "name", None),
         queries=rows,
     )
-    if json_path:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        partial.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        partial.replace(path)
+    if json_path is not None and journal is not None:
+        write_text_atomic(Path(json_path), json.dumps(summary, indent=2))
+        journal.remove()
     return summary
+
+
+def _resume(json_path: str | Path | None, settings: dict) -> tuple[JsonLines | None, dict[str, dict]]:
+    """Rows already measured for these settings, kept in `JSON.rows.jsonl` beside the summary
+    until it is written: a rerun of an interrupted evaluation measures only the queries left.
+    Rows of other settings (another index, dataset, compressor, generator...) are discarded."""
+    if json_path is None:
+        return None, {}
+    path = Path(json_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    journal = JsonLines(path.with_name(f"{path.name}.rows.jsonl"))
+    rows = journal.read()
+    if rows and rows[0] == {"settings": settings}:
+        return journal, {row["query_id"]: row for row in rows[1:]}
+    journal.remove()
+    journal.append([{"settings": settings}])
+    return journal, {}
 
 
 _PLAIN_ANSWERS: dict[tuple[str, str, int], str] = {}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from tessera import config
 from tessera.data.corpus import Corpus
 from tessera.data.datasets import EvalDataset
 from tessera.data.document import Document
-from tessera.durable import write_text_atomic
+from tessera.durable import JsonLines, write_text_atomic
 from tessera.errors import DatasetError, TesseraError
 from tessera.progress import progress_bar
 
@@ -134,27 +133,16 @@ class QueryCache:
 
     def __init__(self, path: Path):
         self.path = path
+        self.journal = JsonLines(path)
         self.answers: dict[str, str | None] = {}
-        if not path.is_file():
-            return
-        raw = path.read_bytes()
-        complete = raw[: raw.rfind(b"\n") + 1]
-        if len(complete) != len(raw):
-            with path.open("r+b") as handle:
-                handle.truncate(len(complete))
-        for number, line in enumerate(complete.decode("utf-8").splitlines(), start=1):
+        for number, row in enumerate(self.journal.read(), start=1):
             try:
-                row = json.loads(line)
                 self.answers[str(row["doc_id"])] = row["query"]
-            except (ValueError, KeyError, TypeError):
+            except KeyError:
                 raise DatasetError("not a synthetic-query line", file=path, line=number) from None
 
     def add(self, answers: dict[str, str | None]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.writelines(json.dumps({"doc_id": d, "query": q}) + "\n" for d, q in answers.items())
-            handle.flush()
-            os.fsync(handle.fileno())
+        self.journal.append({"doc_id": doc_id, "query": query} for doc_id, query in answers.items())
         self.answers.update(answers)
 
 

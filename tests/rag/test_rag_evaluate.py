@@ -128,3 +128,47 @@ def test_evaluate_rag_over_fused_retrieval_counts_recall_by_hand(cranfield_dense
         recalls.append(row["relevant_in_top_k"] / len(relevant))
     assert result["recall"] == pytest.approx(sum(recalls) / len(recalls))
     assert result["kept_recall"] == result["recall"] and result["retention"] == 1.0  # nothing compressed
+
+
+def test_an_interrupted_evaluation_resumes_from_its_finished_queries(cranfield_bm25, tmp_path, monkeypatch):
+    from tessera.rag import evaluate as module
+
+    real_prepare, calls = module.prepare, []
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        if fail_at and len(calls) == fail_at:
+            raise KeyboardInterrupt
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(module, "prepare", counting)
+    out, options = (
+        tmp_path / "r" / "eval.json",
+        {"compress": "none", "max_queries": 4, "show_progress": False},
+    )
+    journal = out.with_name("eval.json.rows.jsonl")
+
+    def run(k: int = 10, json_path=out):
+        calls.clear()
+        return evaluate_rag(cranfield_bm25, "cranfield", k=k, json_path=json_path, **options)
+
+    fail_at = 3
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    assert not out.exists() and len(journal.read_text().splitlines()) == 3  # settings + 2 queries
+    fail_at = 0
+    resumed = run()
+    assert len(calls) == 2 and not journal.exists()  # only the two queries left
+    assert json.loads(out.read_text())["queries"] == resumed["queries"]
+    fresh = run(json_path=None)
+
+    def measured(rows):
+        return [{key: value for key, value in row.items() if key != "compress_ms"} for row in rows]
+
+    assert measured(resumed["queries"]) == measured(fresh["queries"])
+    fail_at = 2
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    fail_at = 0
+    run(k=5)  # other settings: the rows of k=10 are not reused
+    assert len(calls) == 4

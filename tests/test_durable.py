@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tessera.durable import JsonLines
+from tessera.errors import TesseraError
+
+
+def test_json_lines_drop_a_line_cut_off_by_a_crash(tmp_path: Path) -> None:
+    journal = JsonLines(tmp_path / "sub" / "rows.jsonl")
+    assert journal.read() == []
+    journal.append([{"id": 1}, {"id": 2, "text": "é"}])
+    journal.append([{"id": 3}])
+    assert journal.read() == [{"id": 1}, {"id": 2, "text": "é"}, {"id": 3}]
+    journal.path.write_bytes(journal.path.read_bytes()[:-4])  # the last write, interrupted
+    assert journal.read() == [{"id": 1}, {"id": 2, "text": "é"}]
+    journal.append([{"id": 3}])  # appends after the last whole line
+    assert journal.read() == [{"id": 1}, {"id": 2, "text": "é"}, {"id": 3}]
+    journal.remove()
+    assert not journal.path.exists()
+
+
+def test_json_lines_name_a_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": 1}\n[2]\n')
+    with pytest.raises(TesseraError, match="expected a JSON object") as info:
+        JsonLines(path).read()
+    assert (info.value.file, info.value.line) == (str(path), 2)
+    path.write_text('{"id": 1}\n{"id": \n')
+    with pytest.raises(TesseraError, match="not a JSON line") as info:
+        JsonLines(path).read()
+    assert info.value.line == 2
