@@ -16,7 +16,7 @@ _API = {
     "Hit": "tessera.retrieval.hits",
     "build_index": "tessera.indexing.builder",
     "evaluate": "tessera.eval.evaluate",
-    "search_run": "tessera.eval.runs",
+    "search_run": "tessera.retrieval.query_set",
     "load_queries": "tessera.data.datasets",
     "open_corpus": "tessera.data.corpus",
     "load_eval_dataset": "tessera.data.datasets",

@@ -126,9 +126,10 @@ def test_search_runs_a_queries_file_into_a_trec_run(
     cranfield_bm25: Path, cranfield_dense: Path, tmp_path: Path
 ) -> None:
     from tessera.data.datasets import load_eval_dataset
-    from tessera.eval.runs import QUERY_BATCH, read_trec
+    from tessera.eval.runs import read_trec
     from tessera.retrieval.fusion import hybrid_search
     from tessera.retrieval.index import Index
+    from tessera.retrieval.query_set import QUERY_BATCH
 
     queries = {"t2": "heat transfer at hypersonic speeds", "t1": "boundary layer transition"}
     topics = tmp_path / "topics.tsv"

@@ -125,8 +125,9 @@ def _run_queries(
     mmap: bool,
 ) -> None:
     from tessera.data.datasets import load_queries
-    from tessera.eval.runs import iter_search, write_trec
+    from tessera.eval.runs import write_trec
     from tessera.retrieval.index import Index
+    from tessera.retrieval.query_set import iter_search
 
     texts = load_queries(spec, split)
     indexes = [Index.load(path, search_params=params, mmap=mmap) for path in index_dirs]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tessera.data.beir_folder import durable_open, new_target, publish_folder, write_qrels
 from tessera.data.datasets import Qrels
+from tessera.data.readers import decode_line
 from tessera.errors import DatasetError
 
 LOCO_QUERY_COLUMNS = ("qid", "dataset", "query", "answer_pids")
@@ -58,7 +59,7 @@ def _loco_rows(path: Path) -> Iterator[tuple[Path, int, dict]]:
         with file.open("rb") as handle:
             for number, raw in enumerate(handle, start=1):
                 try:
-                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+                    line = decode_line(raw, number).strip()
                 except UnicodeDecodeError:
                     raise DatasetError("not valid UTF-8", file=file, line=number) from None
                 if not line:

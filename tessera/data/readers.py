@@ -17,10 +17,15 @@ ID_FIELDS = ("_id", "id", "docid", "doc_id")
 TEXT_FIELDS = ("text", "contents")
 
 
+def decode_line(raw: bytes, line: int) -> str:
+    """Line `line` (from 1) of a user's UTF-8 file as text; a byte-order mark opening the file
+    (Excel, Notepad) is dropped. Raises UnicodeDecodeError for the caller to locate."""
+    return raw.decode("utf-8-sig" if line == 1 else "utf-8")
+
+
 def _decode(raw: bytes, path: Path, line: int) -> str:
-    """One line as text; the first line's UTF-8 byte-order mark (Excel, Notepad) is dropped."""
     try:
-        return raw.decode("utf-8-sig" if line == 1 else "utf-8")
+        return decode_line(raw, line)
     except UnicodeDecodeError as exc:
         raise CorpusError(
             f"not valid UTF-8 (byte {exc.start} of the line: {raw[exc.start : exc.start + 4]!r})",
@@ -109,7 +114,7 @@ def read_txt_folder(root: Path) -> Iterator[Document]:
         yield Document(id=doc_id, text=text.strip(), file=str(path), line=1)
 
 
-def _query_records(path: str | Path, field: str) -> tuple[Path, list[Document]]:
+def _query_records(path: str | Path, field: str) -> list[Document]:
     file = Path(path).expanduser()
     if not file.is_file():
         raise CorpusError("no such file", file=file, field=field)
@@ -122,24 +127,23 @@ def _query_records(path: str | Path, field: str) -> tuple[Path, list[Document]]:
         raise CorpusError("queries must be a .jsonl or .tsv file", file=file, field=field)
     if not records:
         raise CorpusError("has no queries", file=file, field=field)
-    return file, records
+    return records
 
 
 def read_queries(path: str | Path, field: str = "queries") -> dict[str, str]:
     """Every query (id -> text) of a BEIR `queries.jsonl` (`_id`, `text`) or an `id<TAB>text` .tsv;
     an unknown format, an empty file, a repeated id or an empty query is an error naming the file
     and `field` (the option), or the line."""
-    file, records = _query_records(path, field)
     queries: dict[str, str] = {}
-    for query in records:
+    for query in _query_records(path, field):
         if query.id in queries:
-            raise CorpusError(f"query id '{query.id}' repeated", file=file, line=query.line, field="id")
+            raise CorpusError(f"query id '{query.id}' repeated", file=query.file, line=query.line, field="id")
         if not query.text.strip():
-            raise CorpusError("the query is empty", file=file, line=query.line, field="text")
+            raise CorpusError("the query is empty", file=query.file, line=query.line, field="text")
         queries[query.id] = query.text
     return queries
 
 
 def read_query_texts(path: str | Path, field: str = "queries") -> list[str]:
     """Every query's text, in file order (ids unused: sample queries for tuning)."""
-    return [query.text for query in _query_records(path, field)[1]]
+    return [query.text for query in _query_records(path, field)]

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from tessera.data.readers import decode_line
 from tessera.errors import CorpusError
 
 SMART_FIELDS = frozenset("ITAWXBKCN")
@@ -47,7 +48,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
+                yield number, decode_line(raw, number).rstrip("\r\n")
             except UnicodeDecodeError as exc:
                 raise CorpusError(
                     f"not valid UTF-8 (byte {exc.start} of the line)", file=path, line=number

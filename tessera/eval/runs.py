@@ -1,52 +1,17 @@
-"""Runs: retrieve every query of a dataset or a queries file (one index, or several fused), and
-write/read them as TREC run files."""
+"""Runs: retrieve every query of a dataset, and write/read runs as TREC files (a query-set
+search, `retrieval.query_set.iter_search`, can be written as it streams)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from rich.progress import Progress
-
 from tessera.data.datasets import EvalDataset
-from tessera.retrieval.fusion import Run, check_fusion, fuse
+from tessera.retrieval.fusion import Run
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
-
-QUERY_BATCH = 64
-
-
-def iter_search(
-    indexes: Sequence[Index],
-    queries: Mapping[str, str],
-    k: int = 1000,
-    depth: int = 1000,
-    fusion: str = "rrf",
-    weights: Sequence[float] | None = None,
-    rrf_k: int = 60,
-    show_progress: bool = True,
-) -> Iterator[tuple[str, list[Hit]]]:
-    """Each query's top `k`, in the order given, `QUERY_BATCH` queries at a time, so a run of any
-    size can be written without being held: one index searched at `k`, or several each searched
-    at `max(depth, k)` and fused per query (`fusion`: rrf or wsum) as `hybrid_search` fuses."""
-    check_fusion(fusion, weights, len(indexes))
-    deep = k if len(indexes) == 1 else max(depth, k)
-    qids = list(queries)
-    with Progress(transient=True, disable=not show_progress) as bar:
-        task = bar.add_task(f"searching {' + '.join(index.root.name for index in indexes)}", total=len(qids))
-        for start in range(0, len(qids), QUERY_BATCH):
-            chunk = qids[start : start + QUERY_BATCH]
-            texts = [queries[qid] for qid in chunk]
-            runs = [dict(zip(chunk, index.batch_search(texts, deep), strict=True)) for index in indexes]
-            fused = fuse(runs, fusion, weights, rrf_k=rrf_k, depth=deep, top=k)
-            yield from ((qid, fused[qid]) for qid in chunk if qid in fused)
-            bar.update(task, advance=len(chunk))
-
-
-def search_run(indexes: Sequence[Index], queries: Mapping[str, str], **options) -> Run:
-    """`iter_search` held as one run (query id -> hits); `options` are its keywords."""
-    return dict(iter_search(indexes, queries, **options))
+from tessera.retrieval.query_set import search_run
 
 
 def retrieve(

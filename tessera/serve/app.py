@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from tessera.rag.generators import open_generator
-from tessera.retrieval.fusion import check_fusion, check_retrieval
+from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import check_search
 from tessera.serve.errors import ApiError, BodyLimit, install_error_handlers
@@ -115,7 +115,6 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
                 raise ApiError(400, "field 'doc_ids': restricting a fused search is not supported")
             check_k(body.depth, "depth")
             depth = max(body.depth, body.k)
-            check_fusion(body.fusion, body.weights, len(names))
             rows = await pool.fused(
                 names,
                 body.queries,

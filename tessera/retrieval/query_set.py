@@ -1,0 +1,43 @@
+"""A whole query set (id -> text) through one index or several fused, a batch at a time, so a
+run of any size can be written as it is searched (`tessera search --queries --run`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+from rich.progress import Progress
+
+from tessera.retrieval.fusion import Run, hybrid_search
+from tessera.retrieval.hits import Hit
+from tessera.retrieval.index import Index
+
+QUERY_BATCH = 64
+
+
+def iter_search(
+    indexes: Sequence[Index],
+    queries: Mapping[str, str],
+    k: int = 1000,
+    depth: int = 1000,
+    fusion: str = "rrf",
+    weights: Sequence[float] | None = None,
+    rrf_k: int = 60,
+    show_progress: bool = True,
+) -> Iterator[tuple[str, list[Hit]]]:
+    """Each query's top `k`, in the order given, `QUERY_BATCH` queries at a time: one index
+    searched at `k`, or several each searched at `max(depth, k)` and fused by `hybrid_search`."""
+    deep = k if len(indexes) == 1 else max(depth, k)
+    qids = list(queries)
+    with Progress(transient=True, disable=not show_progress) as bar:
+        task = bar.add_task(f"searching {' + '.join(index.root.name for index in indexes)}", total=len(qids))
+        for start in range(0, len(qids), QUERY_BATCH):
+            chunk = qids[start : start + QUERY_BATCH]
+            texts = [queries[qid] for qid in chunk]
+            rows = hybrid_search(indexes, texts, k, deep, rrf_k=rrf_k, fusion=fusion, weights=weights)
+            yield from zip(chunk, rows, strict=True)
+            bar.update(task, advance=len(chunk))
+
+
+def search_run(indexes: Sequence[Index], queries: Mapping[str, str], **options) -> Run:
+    """`iter_search` held as one run (query id -> hits); `options` are its keywords."""
+    return dict(iter_search(indexes, queries, **options))
