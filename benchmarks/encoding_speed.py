@@ -15,8 +15,8 @@ Per collection (ir_datasets ids read offline; every judged query):
   ratio is the median of the per-round ratios (anchor seconds / build seconds of that round),
   with the lowest and highest round beside it;
 - BM25: `tessera index --encoder bm25` against pyserini's own indexer (Anserini's IndexCollection,
-  what `python -m pyserini.index.lucene` runs; one thread, the same JSONL), each a fresh process,
-  taking turns three times, median seconds; single-query latency of `Index.search` against
+  what `python -m pyserini.index.lucene --storeDocvectors` runs; one thread, the same JSONL), each
+  a fresh process, taking turns three times, median seconds; single-query latency of `Index.search` against
   `LuceneSearcher.search` in this process, the two taking turns on every query (three timed
   rounds after a warm one);
 - cold start: `tessera search DIR "query"` as a fresh process, median of three, for a MiniLM and
@@ -141,6 +141,7 @@ def bm25_build(collection: str, work: Path, rounds: int = 3) -> dict:
     arguments = [
         *("-collection", "JsonCollection", "-input", str(docs), "-index", str(work / "pyserini-bm25")),
         *("-generator", "DefaultLuceneDocumentGenerator", "-threads", "1"),
+        "-storeDocvectors",  # as Tessera's indexes do since RM3/Rocchio (results section 16)
     ]
     script = (
         "from tessera.indexing.jvm import java_class\n"

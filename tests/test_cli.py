@@ -93,10 +93,12 @@ def test_search_fuses_indexes_as_hybrid_search(cranfield_bm25: Path, cranfield_d
     from tessera.retrieval.index import Index
 
     query = "boundary layer transition"
-    indexes = [Index.load(cranfield_dense), Index.load(cranfield_bm25)]
-    for options, fusion, weights in [
-        ([], "rrf", None),
-        (["--fusion", "wsum", "--weights", "3,1"], "wsum", [3, 1]),
+    dense, bm25 = Index.load(cranfield_dense), Index.load(cranfield_bm25)
+    rm3 = Index.load(cranfield_bm25, search_params={"prf": "rm3"})
+    for options, fusion, weights, indexes in [
+        ([], "rrf", None, [dense, bm25]),
+        (["--fusion", "wsum", "--weights", "3,1"], "wsum", [3, 1], [dense, bm25]),
+        (["--param", "prf=rm3"], "rrf", None, [dense, rm3]),  # BM25's parameter goes to BM25 only
     ]:
         args = ("search", str(cranfield_dense), query, "--fuse", str(cranfield_bm25), "-k", "5", "--json")
         hits = json.loads(run_cli(*args, *options).stdout)
@@ -105,12 +107,47 @@ def test_search_fuses_indexes_as_hybrid_search(cranfield_bm25: Path, cranfield_d
         assert [h["score"] for h in hits] == pytest.approx([h.score for h in expected], abs=1e-6)
         assert all(h["text"] for h in hits)  # the first index's stored text
 
-    for options, message in [
-        (["--weights", "1,2"], "field 'fuse': fusion and weights need indexes to fuse with"),
-        (["--fuse", str(cranfield_bm25), "--fusion", "wsum", "--weights", "1"], "1 weights for 2 runs"),
+    for index, options, message in [
+        (cranfield_dense, ["--weights", "1,2"], "field 'fuse': fusion and weights need indexes to fuse with"),
+        (
+            cranfield_dense,
+            ["--fuse", str(cranfield_bm25), "--fusion", "wsum", "--weights", "1"],
+            "1 weights for 2 runs",
+        ),
+        (cranfield_dense, ["--param", "prf=rm3"], "prf applies to BM25 indexes only"),
+        (cranfield_bm25, ["--param", "nprobe=4"], "nprobe does not apply to a BM25 index"),
     ]:
-        bad = run_cli("search", str(cranfield_dense), query, *options, check=False)
+        bad = run_cli("search", str(index), query, *options, check=False)
         assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bm25_settings_given_at_indexing_are_the_stored_defaults(
+    cranfield_head: Path, tmp_path: Path
+) -> None:
+    from tessera.indexing.manifest import Manifest
+    from tessera.retrieval.index import Index
+
+    run_cli(
+        "index",
+        str(cranfield_head),
+        "-o",
+        str(tmp_path / "rocchio"),
+        "--encoder",
+        "bm25",
+        "--param",
+        "prf=rocchio",
+    )
+    manifest = Manifest.read(tmp_path / "rocchio")
+    assert manifest.encoder == "bm25:k1=0.9,b=0.4,prf=rocchio,fb_terms=10,fb_docs=10,alpha=1,beta=0.75"
+    query = "boundary layer transition"
+    stored = [h.doc_id for h in Index.load(tmp_path / "rocchio").search(query, k=10)]
+    assert stored == [
+        h.doc_id
+        for h in Index.load(tmp_path / "rocchio", search_params={"prf": "rocchio"}).search(query, k=10)
+    ]
+    assert stored != [
+        h.doc_id for h in Index.load(tmp_path / "rocchio", search_params={"prf": "none"}).search(query, k=10)
+    ]
 
 
 def test_python_dash_m_tessera_is_the_command_line() -> None:

@@ -23,7 +23,11 @@ def eval_(
     run: Annotated[Path | None, typer.Option(help="Write the (fused) TREC run here.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write metrics as JSON here.")] = None,
     param: Annotated[
-        list[str], typer.Option(help="Search parameter for every index, e.g. mode=xtr, k_prime=1000.")
+        list[str],
+        typer.Option(
+            help="Search parameter, e.g. mode=xtr, k_prime=1000, prf=rocchio (BM25); "
+            "each goes to the indexes of its kind."
+        ),
     ] = [],  # noqa: B006
 ) -> None:
     """Evaluate one index, or several fused, on judged queries."""

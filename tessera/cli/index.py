@@ -41,7 +41,11 @@ def index(
         typer.Option(help="Documents per checkpointed batch, encoded longest first [default: 2048]."),
     ] = None,
     param: Annotated[
-        list[str], typer.Option(help="Search parameter stored in the manifest, e.g. nprobe=16.")
+        list[str],
+        typer.Option(
+            help="Search parameter stored in the manifest, e.g. nprobe=16; "
+            "for BM25, prf=rocchio (stored in its spec)."
+        ),
     ] = [],  # noqa: B006
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index.")] = False,
     doc_vectors: Annotated[

@@ -34,7 +34,11 @@ def search(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
     param: Annotated[
-        list[str], typer.Option(help="Search parameter over the stored ones, e.g. nprobe=16, mode=xtr.")
+        list[str],
+        typer.Option(
+            help="Search parameter over the stored ones, e.g. nprobe=16, mode=xtr, prf=rocchio (BM25); "
+            "with --fuse each goes to the indexes of its kind."
+        ),
     ] = [],  # noqa: B006
     mmap: Annotated[
         bool, typer.Option("--mmap", help="Map the faiss index file, not read it (indexes larger than RAM).")
@@ -56,7 +60,7 @@ def search(
     """Search an index, or several fused (--fuse), and print the top hits; or run a whole query
     set into a TREC run file (--queries, --run)."""
     from tessera.retrieval.fusion import check_retrieval, hybrid_search
-    from tessera.retrieval.index import Index
+    from tessera.retrieval.index import load_indexes
 
     params, chosen = parse_params(param), parse_weights(weights)
     check_retrieval(len(fuse), fusion, chosen)
@@ -79,7 +83,7 @@ def search(
         raise TesseraError("--run needs --queries (one query prints its hits)", field="run")
     k = HITS if k is None else k
     if fuse:
-        indexes = [Index.load(path, search_params=params, mmap=mmap) for path in [index_dir, *fuse]]
+        indexes = load_indexes([index_dir, *fuse], params, mmap)
         hits = hybrid_search(
             indexes,
             [query],
@@ -91,7 +95,7 @@ def search(
         )[0]
         title = f"{' + '.join(str(p) for p in [index_dir, *fuse])} ({fusion}): {query}"
     else:
-        hits = Index.load(index_dir, search_params=params, mmap=mmap).search(query, k=k, with_text=True)
+        hits = load_indexes([index_dir], params, mmap)[0].search(query, k=k, with_text=True)
         title = f"{index_dir}: {query}"
     if as_json:
         print(json.dumps([asdict(hit) for hit in hits], indent=2))
@@ -126,11 +130,11 @@ def _run_queries(
 ) -> None:
     from tessera.data.datasets import load_queries
     from tessera.eval.runs import write_trec
-    from tessera.retrieval.index import Index
+    from tessera.retrieval.index import load_indexes
     from tessera.retrieval.query_set import iter_search
 
     texts = load_queries(spec, split)
-    indexes = [Index.load(path, search_params=params, mmap=mmap) for path in index_dirs]
+    indexes = load_indexes(index_dirs, params, mmap)
     results = iter_search(indexes, texts, k=k, depth=depth, fusion=fusion, weights=weights)
     queries, hits = write_trec(results, run_path)
     out.print(f"{queries} queries, {hits} hits -> {run_path}")

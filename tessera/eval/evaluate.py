@@ -14,7 +14,7 @@ from tessera.durable import write_text_atomic
 from tessera.errors import TesseraError
 from tessera.eval.runs import retrieve, write_trec
 from tessera.retrieval.fusion import Run, check_fusion, fuse
-from tessera.retrieval.index import Index
+from tessera.retrieval.index import load_indexes
 
 DEFAULT_METRICS = ("nDCG@10", "R@100", "RR@10", "AP")
 
@@ -62,7 +62,8 @@ def evaluate(
     """Score one index, or several fused into one run, on a dataset's judged queries.
 
     `fusion` is rrf or wsum (`weights`: one per index, equal when None; retrieval.fusion).
-    `search_params` override each index's stored ones (e.g. nprobe, or mode/k_prime of a token index).
+    `search_params` override the indexes' stored ones (nprobe, mode/k_prime of a token index, BM25's
+    k1 or prf, ...: `retrieval.index.route_params` gives each index those of its kind).
     """
     if not indexes:
         raise TesseraError("at least one index directory is needed", field="indexes")
@@ -70,8 +71,8 @@ def evaluate(
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     parse_metrics(metrics)
     runs = {
-        str(path): retrieve(Index.load(path, search_params=search_params), data, depth, show_progress)
-        for path in indexes
+        str(path): retrieve(index, data, depth, show_progress)
+        for path, index in zip(indexes, load_indexes(indexes, search_params), strict=True)
     }
     inputs = {name: score(run, data, metrics) for name, run in runs.items()} if len(runs) > 1 else {}
     final = fuse(list(runs.values()), fusion, weights, rrf_k=rrf_k, depth=depth, top=depth)

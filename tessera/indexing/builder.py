@@ -21,6 +21,7 @@ from tessera.indexing.chunking import Chunking, PassageMap, PassageSplitter, pas
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.lucene_backend import build_lucene_index
 from tessera.indexing.manifest import FORMAT_VERSION, Manifest
+from tessera.models.bm25 import parse_bm25, with_settings
 from tessera.models.encoder import Encoder
 from tessera.models.registry import canonical_spec, is_lexical, load_encoder
 from tessera.progress import progress_bar
@@ -197,6 +198,8 @@ def build_index(
         raise TesseraError("BM25 indexes have no search parameter to tune", field="tune_queries")
     model = None if lexical else load_encoder(spec)
     params = dict(search_params or {})
+    if lexical:  # BM25's settings are its spec, which the manifest stores (models/bm25.py)
+        spec, params = with_settings(parse_bm25(spec), params).spec, {}
     if getattr(model, "multi_vector", False):
         from tessera.indexing.token_backend import DEFAULT_K_PRIME
 

@@ -1,6 +1,9 @@
 """BM25 over a Lucene index built and searched by Anserini (Porter stemming, English stopwords),
 so Tessera's BM25 is exactly pyserini's BM25.
 
+The index stores document vectors (term frequencies per document), which RM3 and Rocchio
+expansion read, as pyserini's prebuilt `msmarco-v1-passage` index does for `--rm3`.
+
 Tessera calls the Java classes pyserini wraps (`SimpleIndexer`, `SimpleSearcher`) directly:
 importing pyserini's Python wrappers (`pyserini.search.lucene`) also imports torch and
 transformers for its neural searchers, about 13 s before a one-shot BM25 query could start.
@@ -13,8 +16,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tessera.data.document import Document
+from tessera.errors import IndexFormatError
 from tessera.indexing.jvm import java_class
-from tessera.models.encoder import BM25
+from tessera.models.bm25 import BM25
 
 FOLDER = "lucene"
 THREADED_FROM = 100_000  # documents
@@ -31,8 +35,9 @@ def indexing_threads(count: int) -> int:
 def build_lucene_index(documents: Iterable[Document], root: Path, count: int, batch: int = 1000) -> None:
     """Index `contents` (title + text) of `count` documents under their ids; raw text stays in
     the docstore."""
-    threads = indexing_threads(count)
-    indexer = java_class("io.anserini.index.SimpleIndexer")(str(root / FOLDER), False, threads)
+    args = java_class("io.anserini.index.IndexCollection$Args")()
+    args.index, args.threads, args.storeDocvectors = str(root / FOLDER), indexing_threads(count), True
+    indexer = java_class("io.anserini.index.SimpleIndexer")(args)
     make = java_class("io.anserini.collection.JsonCollection$Document").fromFields
     pending: list = []
     for doc in documents:
@@ -49,9 +54,28 @@ class LuceneBackend:
     supports_remove = False
     on_gpu = False
 
-    def __init__(self, root: Path, params: BM25):
+    def __init__(self, root: Path, settings: BM25):
         self.searcher = java_class("io.anserini.search.SimpleSearcher")(str(root / FOLDER))
-        self.searcher.set_bm25(float(params.k1), float(params.b))
+        self.searcher.set_bm25(float(settings.k1), float(settings.b))
+        if settings.prf:
+            self._expand(root, settings)
+
+    def _expand(self, root: Path, settings: BM25) -> None:
+        """Turn on RM3 or Rocchio; both read the feedback documents' stored term vectors."""
+        if self.searcher.reader.maxDoc() and self.searcher.reader.getTermVectors(0) is None:
+            self.searcher.close()
+            raise IndexFormatError(
+                f"prf={settings.prf} reads document vectors, which this BM25 index does not store "
+                "(built before Tessera stored them): rebuild it with `tessera index`",
+                file=root / FOLDER,
+            )
+        terms, docs = int(settings.fb_terms), int(settings.fb_docs)
+        if settings.prf == "rm3":  # (collection class, terms, docs, weight, debug, filter terms)
+            self.searcher.set_rm3(None, terms, docs, float(settings.original_query_weight), False, True)
+        else:  # top terms/docs, bottom terms/docs (unused without negatives), alpha, beta, gamma
+            self.searcher.set_rocchio(
+                None, terms, docs, terms, docs, float(settings.alpha), float(settings.beta), 0.0, False, False
+            )
 
     def search(self, queries: list[str], k: int) -> list[list[tuple[str, float]]]:
         """Ranked (doc id, score) lists, one per query, in query order."""

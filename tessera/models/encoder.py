@@ -1,9 +1,8 @@
-"""The contract every encoder keeps, and the lexical model that stands beside them."""
+"""The contract every encoder keeps (BM25, which is no encoder, has its settings in bm25.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -20,15 +19,3 @@ class Encoder(Protocol):
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode_docs(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class BM25:
-    """Lexical scoring parameters; Lucene (through pyserini) does the analysis and scoring."""
-
-    k1: float = 0.9
-    b: float = 0.4
-
-    @property
-    def spec(self) -> str:
-        return f"bm25:k1={self.k1:g},b={self.b:g}"

@@ -2,7 +2,7 @@
 
 | spec | meaning |
 |---|---|
-| `bm25` or `bm25:k1=0.9,b=0.4` | Lucene BM25 through pyserini |
+| `bm25`, `bm25:k1=0.9,b=0.4`, `bm25:prf=rm3` | Lucene BM25 through pyserini; query expansion (`bm25.py`) |
 | `minilm` | the bundled all-MiniLM-L6-v2 (no network needed) |
 | `PATH` | a sentence-transformers folder |
 | `ORG/NAME` | a hub model (needs network and `HF_HUB_OFFLINE=0`) |
@@ -21,27 +21,12 @@ from pathlib import Path
 
 from tessera import config
 from tessera.errors import EncoderError
+from tessera.models.bm25 import parse_bm25
 from tessera.models.bundled import BUNDLED, bundled_path
-from tessera.models.encoder import BM25, Encoder
+from tessera.models.encoder import Encoder
 from tessera.models.llm import is_llm_spec, parse_llm_spec
 from tessera.models.multivector import parse_multivector_spec
 from tessera.models.runtimes import AUTO, DEFAULT_RUNTIME, EXPORTED, split_runtime, with_runtime
-
-
-def parse_bm25(spec: str) -> BM25:
-    _, _, params = spec.partition(":")
-    values: dict[str, float] = {}
-    for item in filter(None, params.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep or key.strip() not in ("k1", "b"):
-            raise EncoderError(f"bad BM25 parameter '{item}' (expected k1=..., b=...)", field="encoder")
-        try:
-            values[key.strip()] = float(value)
-        except ValueError:
-            raise EncoderError(
-                f"BM25 parameter '{key}' is not a number: '{value}'", field="encoder"
-            ) from None
-    return BM25(**values)
 
 
 def is_lexical(spec: str) -> bool:

@@ -14,8 +14,10 @@ from tessera.indexing.docstore import DocStore
 from tessera.indexing.lucene_backend import LuceneBackend
 from tessera.indexing.manifest import Manifest
 from tessera.indexing.tombstones import with_tombstones
+from tessera.models.bm25 import NAMES as BM25_PARAMS
+from tessera.models.bm25 import parse_bm25, with_settings
 from tessera.models.encoder import Encoder
-from tessera.models.registry import load_query_encoder, parse_bm25
+from tessera.models.registry import load_query_encoder
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.maxp import maxp_search
 
@@ -40,6 +42,35 @@ def check_search(queries: Sequence[str], k: int) -> None:
         raise TesseraError(f"query {empty} of {len(queries)} is empty", field="query")
 
 
+def route_params(backends: Sequence[str], params: Params) -> list[Params]:
+    """Search parameters per index of indexes searched together (fused, or compared by `eval`),
+    one manifest `backend` each: BM25's settings (k1, prf, ...) go to the BM25 indexes, every
+    other parameter (nprobe, mode, ...) to the others. One that no index takes is refused."""
+    lexical = {name: value for name, value in params.items() if name in BM25_PARAMS}
+    other = {name: value for name, value in params.items() if name not in BM25_PARAMS}
+    if lexical and "lucene" not in backends:
+        raise TesseraError(
+            f"search parameter {', '.join(lexical)} applies to BM25 indexes only", field="search_params"
+        )
+    if other and all(backend == "lucene" for backend in backends):
+        raise TesseraError(
+            f"search parameter {', '.join(other)} does not apply to a BM25 index "
+            f"(BM25 takes {', '.join(BM25_PARAMS)})",
+            field="search_params",
+        )
+    return [lexical if backend == "lucene" else other for backend in backends]
+
+
+def load_indexes(
+    paths: Sequence[str | Path], search_params: Params | None = None, mmap: bool = False
+) -> list[Index]:
+    """Open indexes searched together, each given the parameters `route_params` routes to it."""
+    roots = [Path(path).expanduser().resolve() for path in paths]
+    backends = [Manifest.read(root, verify=False).backend for root in roots]
+    parts = route_params(backends, search_params or {})
+    return [Index.load(root, search_params=part, mmap=mmap) for root, part in zip(roots, parts, strict=True)]
+
+
 class Index:
     """Open with `Index.load(path)`; then `search(query)` or `batch_search(queries)`."""
 
@@ -56,9 +87,10 @@ class Index:
         self._given = (encoder, search_params, mmap)  # kept for reopening after an update
         self.docstore = DocStore(root / DocStore.FILE, readonly=True)
         self.passages = None
+        params = {**manifest.search_params, **(search_params or {})}
         if manifest.backend == "lucene":
             self.encoder = None
-            self.backend = LuceneBackend(root, parse_bm25(manifest.encoder))
+            self.backend = LuceneBackend(root, with_settings(parse_bm25(manifest.encoder), params))
             return
         query_spec = str(root / manifest.query_encoder) if manifest.query_encoder else manifest.encoder
         if manifest.query_encoder and manifest.backend == "tokens":
@@ -79,7 +111,6 @@ class Index:
                 file=root / "manifest.json",
                 field="dim",
             )
-        params = {**manifest.search_params, **(search_params or {})}
         if tokens:
             from tessera.retrieval.late_interaction import open_late_interaction
 

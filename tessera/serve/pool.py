@@ -17,7 +17,7 @@ from typing import Any
 
 from tessera.retrieval.fusion import fuse
 from tessera.retrieval.hits import Hit
-from tessera.retrieval.index import Index
+from tessera.retrieval.index import Index, route_params
 from tessera.serve.batching import MicroBatcher
 from tessera.serve.errors import ApiError
 from tessera.serve.settings import ServeSettings
@@ -173,7 +173,10 @@ class IndexPool:
         part micro-batched with its other traffic, all indexes searched at once."""
         for name in names:
             self.get(name)
-        parts = await asyncio.gather(*(self.search(n, queries, depth, False, params) for n in names))
+        routed = route_params([self.served[n].index.manifest.backend for n in names], params or {})
+        parts = await asyncio.gather(
+            *(self.search(n, queries, depth, False, part) for n, part in zip(names, routed, strict=True))
+        )
         keys = [str(i) for i in range(len(queries))]
         runs = [dict(zip(keys, rows, strict=True)) for rows in parts]
         first = self.served[names[0]]

@@ -11,6 +11,7 @@ import pytest
 from tessera.errors import EncoderError, IndexFormatError
 from tessera.models.registry import load_encoder
 from tessera.retrieval.index import Index
+from tests.conftest import run_cli
 
 
 def test_dense_flat_equals_brute_force_numpy(cranfield_dense: Path) -> None:
@@ -84,3 +85,77 @@ def test_truncated_vectors_file_fails_on_load(cranfield_dense: Path, tmp_path: P
     with pytest.raises(IndexFormatError, match="truncated") as info:
         Index.load(copy)
     assert info.value.file == str(vectors)
+
+
+CRANFIELD_QUERIES = [
+    "what similarity laws must be obeyed when constructing aeroelastic models of heated high speed aircraft",
+    "boundary layer transition on a flat plate",
+    "heat transfer at hypersonic speeds",
+]
+
+
+@pytest.mark.parametrize("prf", ["rm3", "rocchio"])
+def test_bm25_expansion_is_exactly_pyserinis(cranfield_bm25: Path, prf: str) -> None:
+    """RM3/Rocchio through Tessera (batched: Anserini's thread pool) rank and score as pyserini's
+    LuceneSearcher does with its defaults on the same Lucene index, one query at a time."""
+    from tessera.indexing.jvm import pyserini
+
+    pyserini()
+    from pyserini.search.lucene import LuceneSearcher
+
+    reference = LuceneSearcher(str(cranfield_bm25 / "lucene"))
+    reference.set_bm25(0.9, 0.4)
+    reference.set_rm3() if prf == "rm3" else reference.set_rocchio()
+    expanded = Index.load(cranfield_bm25, search_params={"prf": prf})
+    plain = Index.load(cranfield_bm25).batch_search(CRANFIELD_QUERIES, k=20)
+    for query, hits, before in zip(
+        CRANFIELD_QUERIES, expanded.batch_search(CRANFIELD_QUERIES, k=20), plain, strict=True
+    ):
+        expected = reference.search(query, 20)
+        assert [hit.doc_id for hit in hits] == [hit.docid for hit in expected], query
+        np.testing.assert_allclose([hit.score for hit in hits], [hit.score for hit in expected], rtol=1e-6)
+        assert [hit.doc_id for hit in hits] != [hit.doc_id for hit in before]  # expansion changed the ranking
+
+
+def test_bm25_settings_are_search_parameters(cranfield_bm25: Path) -> None:
+    stored = Index.load(cranfield_bm25).search(CRANFIELD_QUERIES[1], k=10)
+    other = Index.load(cranfield_bm25, search_params={"k1": 1.2, "b": 0.75}).search(
+        CRANFIELD_QUERIES[1], k=10
+    )
+    assert [h.score for h in stored] != pytest.approx([h.score for h in other])
+    with pytest.raises(EncoderError, match="not nprobe"):
+        Index.load(cranfield_bm25, search_params={"nprobe": 16})
+
+
+def test_expansion_on_an_index_without_document_vectors_says_rebuild(
+    cranfield_head: Path, tmp_path: Path
+) -> None:
+    """Indexes built before Tessera stored document vectors still search, but not with prf."""
+    from tessera.data.corpus import open_corpus
+    from tessera.indexing.jvm import java_class
+
+    run_index = tmp_path / "old"
+    run_cli("index", str(cranfield_head), "-o", str(run_index), "--encoder", "bm25")
+    shutil.rmtree(run_index / "lucene")
+    # The indexer Tessera used before: no document vectors.
+    writer = java_class("io.anserini.index.SimpleIndexer")(str(run_index / "lucene"), False, 1)
+    make = java_class("io.anserini.collection.JsonCollection$Document").fromFields
+    for doc in open_corpus(cranfield_head):
+        writer.addJsonDocument(make(doc.id, doc.contents))
+    writer.close()
+    assert Index.load(run_index, verify=False).search("boundary layer", k=3)
+    with pytest.raises(IndexFormatError, match="does not store .*rebuild it"):
+        Index.load(run_index, verify=False, search_params={"prf": "rm3"})
+
+
+def test_parameters_of_indexes_searched_together_go_to_their_kind() -> None:
+    from tessera.errors import TesseraError
+    from tessera.retrieval.index import route_params
+
+    params = {"nprobe": 16.0, "prf": "rm3"}
+    assert route_params(["faiss", "lucene"], params) == [{"nprobe": 16.0}, {"prf": "rm3"}]
+    assert route_params(["lucene", "tokens"], {"mode": "xtr"}) == [{}, {"mode": "xtr"}]
+    with pytest.raises(TesseraError, match="prf applies to BM25 indexes only"):
+        route_params(["faiss"], {"prf": "rm3"})
+    with pytest.raises(TesseraError, match="nprobe does not apply to a BM25 index"):
+        route_params(["lucene"], params)

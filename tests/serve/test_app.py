@@ -47,6 +47,20 @@ def test_fused_equals_hybrid_search(client: TestClient, loaded: dict[str, Index]
     assert got["fused"] == "rrf"
 
 
+def test_fused_search_parameters_go_to_the_index_of_their_kind(
+    client: TestClient, loaded: dict[str, Index], serve_indexes: dict
+) -> None:
+    body = {"queries": QUERIES, "k": 10, "indexes": ["head-minilm", "head-bm25"], "params": {"prf": "rm3"}}
+    got = client.post("/v1/search", json=body).json()
+    rm3 = Index.load(serve_indexes["head-bm25"], search_params={"prf": "rm3"})
+    expected = hybrid_search([loaded["head-minilm"], rm3], QUERIES, k=10, depth=100)
+    assert [ids_scores(r["hits"]) for r in got["results"]] == [ids_scores(row) for row in expected]
+    bad = client.post(
+        "/v1/search", json={"queries": QUERIES, "index": "head-minilm", "params": {"prf": "rm3"}}
+    )
+    assert bad.status_code == 400 and "prf" in bad.json()["error"]
+
+
 def test_fused_by_weighted_scores(client: TestClient, loaded: dict[str, Index]) -> None:
     indexes = ["head-minilm", "head-bm25"]
     body = {"queries": QUERIES, "k": 10, "indexes": indexes, "depth": 50, "fusion": "wsum", "weights": [2, 1]}

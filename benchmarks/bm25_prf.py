@@ -1,0 +1,138 @@
+"""Does pseudo-relevance feedback (RM3, Rocchio) help BM25, alone and in the RRF hybrid with
+MiniLM, on collections it was not chosen on?
+
+Query expansion needs no training, so every judged query of each original collection is scored
+(Cranfield 225, CISI 76, MEDLINE 30, LISA 35), not only a test split. Both expansions run with
+Anserini's published defaults (10 terms from the top 10 documents; RM3 keeps the original query
+at weight 0.5, Rocchio alpha 1, beta 0.75): nothing is tuned, and the question the choice
+collections answer is only whether to turn an expansion on by default. The confirmation
+collections then say whether that holds.
+
+Per collection: nDCG@10, R@1000 and AP of BM25, BM25+RM3, BM25+Rocchio, MiniLM flat and the RRF
+hybrids, each ± its standard error over queries; / the baseline (BM25 for the lexical rows, the
+RRF(BM25, MiniLM) anchor for the hybrids) and the per-query difference ± its paired standard
+error with Fisher's randomization p; the BM25 rows' search time per query. Then the mean ratio over
+each set of collections.
+
+    TESSERA_DATA_DIR=../shared/data python benchmarks/bm25_prf.py --work /tmp/prf
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from tessera import config
+from tessera.data.datasets import load_eval_dataset
+from tessera.eval.runs import retrieve
+from tessera.eval.significance import mean_se, paired_p_value
+from tessera.eval.suite import per_query_scores
+from tessera.indexing.builder import build_index
+from tessera.retrieval.fusion import fuse
+from tessera.retrieval.index import Index
+
+METRICS = ["nDCG@10", "R@1000", "AP"]
+DEPTH = 1000
+EXPANSIONS = {"BM25": {}, "BM25+RM3": {"prf": "rm3"}, "BM25+Rocchio": {"prf": "rocchio"}}
+HYBRID = "RRF({}, MiniLM)"
+REPEATS = 5
+
+
+def runs_of(collection: str, work: Path, console: Console) -> tuple[dict, object, dict[str, float]]:
+    """{system: run} over every judged query of `collection` (an ir_datasets id), its dataset,
+    and the BM25 rows' milliseconds per query (1000 hits, batched as `tessera search --queries` does;
+    the best of REPEATS runs)."""
+    data = load_eval_dataset(collection)
+    root = work / collection.replace("/", "-")
+    indexes = {}
+    for encoder in ("bm25", "minilm"):
+        path = root / encoder
+        if not (path / "manifest.json").is_file():
+            console.print(f"indexing {collection} with {encoder}")
+            build_index(collection, path, encoder=encoder, show_progress=False)
+        indexes[encoder] = path
+    runs, seconds = {}, {}
+    for name, params in EXPANSIONS.items():
+        index = Index.load(indexes["bm25"], search_params=params)
+        seconds[name] = float("inf")
+        for _ in range(REPEATS):  # the best of a few: the first also warms the JVM's code paths
+            started = time.perf_counter()
+            runs[name] = retrieve(index, data, DEPTH, False)
+            seconds[name] = min(seconds[name], time.perf_counter() - started)
+    runs["MiniLM"] = retrieve(Index.load(indexes["minilm"]), data, DEPTH, False)
+    for name in EXPANSIONS:
+        runs[HYBRID.format(name)] = fuse([runs[name], runs["MiniLM"]], "rrf", depth=DEPTH, top=DEPTH)
+    return runs, data, {name: 1000 * s / len(data.queries) for name, s in seconds.items()}
+
+
+def table_of(collection: str, scores: dict[str, dict[str, dict[str, float]]], ms: dict[str, float]) -> Table:
+    queries = list(scores["BM25"]["nDCG@10"])
+    table = Table(title=f"{collection}: {len(queries)} judged queries")
+    table.add_column("system")
+    for metric in METRICS:
+        table.add_column(f"{metric} ± SE", justify="right")
+        table.add_column("/ base", justify="right")
+    table.add_column("Δ nDCG@10 ± paired SE (p)", justify="right")
+    table.add_column("ms/query", justify="right")
+    for name, by_metric in scores.items():
+        base = HYBRID.format("BM25") if name.startswith("RRF") else "BM25"
+        cells = []
+        for metric in METRICS:
+            values = np.array([by_metric[metric][q] for q in queries])
+            reference = np.array([scores[base][metric][q] for q in queries])
+            mean, se = mean_se(values)
+            cells += [
+                f"{mean:.4f} ± {se:.3f}",
+                f"{mean / reference.mean():.3f}x" if reference.mean() else "–",
+            ]
+        delta = ""
+        if name not in (base, "MiniLM"):
+            system = np.array([by_metric["nDCG@10"][q] for q in queries])
+            reference = np.array([scores[base]["nDCG@10"][q] for q in queries])
+            d, d_se = mean_se(system - reference)
+            delta = f"{d:+.4f} ± {d_se:.4f} (p {paired_p_value('fisher', reference, system):.3f})"
+        table.add_row(name, *cells, delta, f"{ms[name]:.1f}" if name in ms else "")
+    return table
+
+
+def summary(ratios: dict[str, dict[str, float]], choose: list[str], confirm: list[str]) -> Table:
+    table = Table(title="nDCG@10 / baseline, mean over each set of collections")
+    table.add_column("system")
+    for label in ("choice", "confirmation"):
+        table.add_column(f"mean, {label}", justify="right")
+    systems = [
+        name for name in next(iter(ratios.values())) if name not in ("BM25", HYBRID.format("BM25"), "MiniLM")
+    ]
+    for name in systems:
+        means = [np.mean([ratios[c][name] for c in group if c in ratios]) for group in (choose, confirm)]
+        table.add_row(name, *(f"{m:.3f}x" for m in means))
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--choose", nargs="+", default=["cranfield", "glasgow/cisi"])
+    parser.add_argument("--confirm", nargs="*", default=["glasgow/medline", "glasgow/lisa"])
+    parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "bm25-prf")
+    args = parser.parse_args()
+    console = Console(width=200)
+    ratios = {}
+    for collection in [*args.choose, *args.confirm]:
+        runs, data, ms = runs_of(collection, args.work, console)
+        scores = {name: per_query_scores(run, data, METRICS) for name, run in runs.items()}
+        console.print(table_of(collection, scores, ms))
+        ndcg = {name: np.mean(list(by_metric["nDCG@10"].values())) for name, by_metric in scores.items()}
+        ratios[collection] = {
+            name: value / ndcg[HYBRID.format("BM25") if name.startswith("RRF") else "BM25"]
+            for name, value in ndcg.items()
+        }
+    console.print(summary(ratios, args.choose, args.confirm))
+
+
+if __name__ == "__main__":
+    main()

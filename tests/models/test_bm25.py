@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from tessera.errors import EncoderError
+from tessera.models.bm25 import BM25, parse_bm25, with_settings
+from tessera.models.registry import canonical_spec
+
+
+def test_the_spec_names_only_the_settings_in_use_and_round_trips() -> None:
+    assert canonical_spec("bm25") == "bm25:k1=0.9,b=0.4"
+    rm3 = canonical_spec("bm25:prf=rm3")
+    assert rm3 == "bm25:k1=0.9,b=0.4,prf=rm3,fb_terms=10,fb_docs=10,original_query_weight=0.5"
+    rocchio = canonical_spec("bm25:b=0.75,prf=rocchio,fb_docs=5,beta=0.5")
+    assert rocchio == "bm25:k1=0.9,b=0.75,prf=rocchio,fb_terms=10,fb_docs=5,alpha=1,beta=0.5"
+    for spec in (rm3, rocchio):
+        assert parse_bm25(spec).spec == spec
+
+
+def test_search_settings_override_the_stored_ones() -> None:
+    stored = parse_bm25("bm25:k1=1.2,prf=rm3,fb_terms=20")
+    assert with_settings(stored, {"fb_docs": 5.0}) == BM25(k1=1.2, prf="rm3", fb_terms=20, fb_docs=5)
+    # Another expansion starts from its own defaults; `none` turns expansion off.
+    assert with_settings(stored, {"prf": "rocchio"}) == BM25(k1=1.2, prf="rocchio")
+    assert with_settings(stored, {"prf": "none"}) == BM25(k1=1.2)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"nprobe": 16.0}, "not nprobe"),
+        ({"prf": "rm4"}, "prf must be rm3, rocchio or none"),
+        ({"fb_docs": 5.0}, "'fb_docs' needs prf=rm3 or prf=rocchio"),
+        ({"prf": "rm3", "alpha": 1.0}, "'alpha' needs prf=rocchio"),
+        ({"prf": "rm3", "fb_terms": 2.5}, "positive whole number"),
+        ({"prf": "rm3", "original_query_weight": 1.5}, "between 0 and 1"),
+        ({"k1": "high"}, "not a number"),
+        ({"b": "nan"}, "finite"),
+        ({"b": -0.1}, "at least 0"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(given: dict, message: str) -> None:
+    with pytest.raises(EncoderError, match=message) as caught:
+        with_settings(BM25(), given)
+    assert caught.value.field == "search_params"
+
+
+def test_a_bad_spec_item_names_the_encoder_field() -> None:
+    with pytest.raises(EncoderError, match="bad BM25 parameter 'rm3'") as caught:
+        parse_bm25("bm25:rm3")
+    assert caught.value.field == "encoder"
