@@ -147,6 +147,33 @@ class FaissBackend:
             )
         return index.reconstruct_n(0, index.ntotal)
 
+    def vectors_of(self, labels: np.ndarray) -> np.ndarray:
+        """The stored vectors of `labels` (any shape; -1 gives zeros): exact for Flat, HNSW and
+        IVF-Flat, decoded codes for PQ kinds. An IVF index gets its direct map on first use."""
+        flat = np.asarray(labels, dtype=np.int64).reshape(-1)
+        found = flat >= 0
+        out = np.zeros((flat.size, self.dim), dtype=np.float32)
+        if found.any():
+            try:
+                out[found] = self._reconstruct(flat[found])
+            except RuntimeError as exc:
+                why = str(exc).strip().splitlines()[-1]
+                kind = type(self.index).__name__
+                raise TesseraError(
+                    f"{kind} cannot return stored vectors: {why}", field="search_params"
+                ) from None
+        return out.reshape(*np.shape(labels), self.dim)
+
+    def _reconstruct(self, labels: np.ndarray) -> np.ndarray:
+        try:
+            return self.index.reconstruct_batch(labels)
+        except RuntimeError:
+            ivf = faiss.try_extract_index_ivf(self.index)
+            if ivf is None or ivf.direct_map.type != faiss.DirectMap.NoMap:
+                raise
+            ivf.make_direct_map()
+            return self.index.reconstruct_batch(labels)
+
     @classmethod
     def load(
         cls, root: Path, search_params: dict[str, float] | None = None, mmap: bool = False

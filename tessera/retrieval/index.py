@@ -20,6 +20,7 @@ from tessera.models.encoder import Encoder
 from tessera.models.registry import load_query_encoder
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.maxp import maxp_search
+from tessera.retrieval.vector_prf import VectorPrf, split_vector_prf
 
 Span = tuple[int, int]
 LOAD_ATTEMPTS = 5  # opens retried when an update replaces the index meanwhile
@@ -45,7 +46,7 @@ def check_search(queries: Sequence[str], k: int) -> None:
 def route_params(backends: Sequence[str], params: Params) -> list[Params]:
     """Search parameters per index of indexes searched together (fused, or compared by `eval`),
     one manifest `backend` each: BM25's settings (k1, prf, ...) go to the BM25 indexes, every
-    other parameter (nprobe, mode, ...) to the others. One that no index takes is refused."""
+    other parameter (nprobe, mode, prf_depth, ...) to the others. One that no index takes is refused."""
     lexical = {name: value for name, value in params.items() if name in BM25_PARAMS}
     other = {name: value for name, value in params.items() if name not in BM25_PARAMS}
     if lexical and "lucene" not in backends:
@@ -87,6 +88,7 @@ class Index:
         self._given = (encoder, search_params, mmap)  # kept for reopening after an update
         self.docstore = DocStore(root / DocStore.FILE, readonly=True)
         self.passages = None
+        self.prf: VectorPrf | None = None
         params = {**manifest.search_params, **(search_params or {})}
         if manifest.backend == "lucene":
             self.encoder = None
@@ -111,6 +113,13 @@ class Index:
                 file=root / "manifest.json",
                 field="dim",
             )
+        self.prf, params = split_vector_prf(params)
+        if self.prf is not None and (manifest.backend != "faiss" or manifest.chunking):
+            kind = "a chunked" if manifest.chunking else f"a {manifest.backend}"
+            raise TesseraError(
+                f"prf_depth (vector feedback) needs a faiss index of one vector a document, not {kind} index",
+                field="prf_depth",
+            )
         if tokens:
             from tessera.retrieval.late_interaction import open_late_interaction
 
@@ -133,6 +142,7 @@ class Index:
                 + (f" and {manifest.tombstones} tombstones" if manifest.tombstones else ""),
                 file=root / "docids.txt",
             )
+        self._stored = self.backend  # the stored vectors, tombstones or not (feedback reads them)
         if manifest.tombstones:
             self.backend = with_tombstones(root, manifest, self.backend)
 
@@ -188,7 +198,11 @@ class Index:
         elif self.passages is not None:
             ranked, spans = self._maxp(queries, k)
         else:
-            scores, labels = self.backend.search(self.encoder.encode_queries(queries), k)
+            vectors = self.encoder.encode_queries(queries)
+            if self.prf is not None:
+                _, top = self.backend.search(vectors, self.prf.depth)
+                vectors = self.prf.expand(vectors, self._stored.vectors_of(top), top >= 0)
+            scores, labels = self.backend.search(vectors, k)
             ranked = [
                 [
                     (self.doc_ids[label], float(score))

@@ -155,6 +155,8 @@ def test_parameters_of_indexes_searched_together_go_to_their_kind() -> None:
     params = {"nprobe": 16.0, "prf": "rm3"}
     assert route_params(["faiss", "lucene"], params) == [{"nprobe": 16.0}, {"prf": "rm3"}]
     assert route_params(["lucene", "tokens"], {"mode": "xtr"}) == [{}, {"mode": "xtr"}]
+    feedback = {"prf": "rocchio", "prf_depth": 5}  # each kind's own feedback
+    assert route_params(["faiss", "lucene"], feedback) == [{"prf_depth": 5}, {"prf": "rocchio"}]
     with pytest.raises(TesseraError, match="prf applies to BM25 indexes only"):
         route_params(["faiss"], {"prf": "rm3"})
     with pytest.raises(TesseraError, match="nprobe does not apply to a BM25 index"):

@@ -1,20 +1,21 @@
-"""Does pseudo-relevance feedback (RM3, Rocchio) help BM25, alone and in the RRF hybrid with
-MiniLM, on collections it was not chosen on?
+"""Does pseudo-relevance feedback help BM25 (RM3, Rocchio) and MiniLM (vector Rocchio), alone
+and in the RRF hybrid, on collections it was not chosen on?
 
-Query expansion needs no training, so every judged query of each original collection is scored
-(Cranfield 225, CISI 76, MEDLINE 30, LISA 35), not only a test split. Both expansions run with
-Anserini's published defaults (10 terms from the top 10 documents; RM3 keeps the original query
-at weight 0.5, Rocchio alpha 1, beta 0.75): nothing is tuned, and the question the choice
-collections answer is only whether to turn an expansion on by default. The confirmation
-collections then say whether that holds.
+Feedback needs no training, so every judged query of each original collection is scored
+(Cranfield 225, CISI 76, MEDLINE 30, LISA 35), not only a test split. Every method runs with its
+published settings: BM25's with Anserini's (10 terms from the top 10 documents; RM3 keeps the
+original query at weight 0.5, Rocchio alpha 1, beta 0.75), MiniLM's with Li et al.'s vector
+Rocchio (the top 5 documents' vectors, alpha 0.4, beta 0.6; `retrieval/vector_prf.py`). Nothing
+is tuned: the choice collections answer only whether to turn a method on by default, and the
+confirmation collections say whether that holds.
 
-Per collection: nDCG@10, R@1000 and AP of BM25, BM25+RM3, BM25+Rocchio, MiniLM flat and the RRF
-hybrids, each ± its standard error over queries; / the baseline (BM25 for the lexical rows, the
-RRF(BM25, MiniLM) anchor for the hybrids) and the per-query difference ± its paired standard
-error with Fisher's randomization p; the BM25 rows' search time per query. Then the mean ratio over
-each set of collections.
+Per collection: nDCG@10, R@1000 and AP of each system ± its standard error over queries; / the
+baseline (BM25 for BM25 rows, MiniLM for MiniLM rows, the RRF(BM25, MiniLM) anchor for the
+hybrids) and the per-query difference ± its paired standard error with Fisher's randomization
+p; each single run's search time per query (1000 hits, batched as `tessera search --queries`
+does, the best of REPEATS). Then the mean ratio over each set of collections.
 
-    TESSERA_DATA_DIR=../shared/data python benchmarks/bm25_prf.py --work /tmp/prf
+    TESSERA_DATA_DIR=../shared/data python benchmarks/prf.py --work /tmp/prf
 """
 
 from __future__ import annotations
@@ -38,35 +39,47 @@ from tessera.retrieval.index import Index
 
 METRICS = ["nDCG@10", "R@1000", "AP"]
 DEPTH = 1000
-EXPANSIONS = {"BM25": {}, "BM25+RM3": {"prf": "rm3"}, "BM25+Rocchio": {"prf": "rocchio"}}
-HYBRID = "RRF({}, MiniLM)"
+SINGLE = {  # name -> (index, search parameters)
+    "BM25": ("bm25", {}),
+    "BM25+RM3": ("bm25", {"prf": "rm3"}),
+    "BM25+Rocchio": ("bm25", {"prf": "rocchio"}),
+    "MiniLM": ("minilm", {}),
+    "MiniLM+PRF": ("minilm", {"prf_depth": 5}),
+}
+FUSED = [
+    ("BM25", "MiniLM"),  # the anchor
+    ("BM25+RM3", "MiniLM"),
+    ("BM25+Rocchio", "MiniLM"),
+    ("BM25", "MiniLM+PRF"),
+    ("BM25+Rocchio", "MiniLM+PRF"),
+]
+ANCHOR = "RRF(BM25, MiniLM)"
 REPEATS = 5
+
+
+def baseline_of(name: str) -> str:
+    return ANCHOR if name.startswith("RRF") else "MiniLM" if name.startswith("MiniLM") else "BM25"
 
 
 def runs_of(collection: str, work: Path, console: Console) -> tuple[dict, object, dict[str, float]]:
     """{system: run} over every judged query of `collection` (an ir_datasets id), its dataset,
-    and the BM25 rows' milliseconds per query (1000 hits, batched as `tessera search --queries` does;
-    the best of REPEATS runs)."""
+    and each single run's milliseconds per query."""
     data = load_eval_dataset(collection)
     root = work / collection.replace("/", "-")
-    indexes = {}
     for encoder in ("bm25", "minilm"):
-        path = root / encoder
-        if not (path / "manifest.json").is_file():
+        if not (root / encoder / "manifest.json").is_file():
             console.print(f"indexing {collection} with {encoder}")
-            build_index(collection, path, encoder=encoder, show_progress=False)
-        indexes[encoder] = path
+            build_index(collection, root / encoder, encoder=encoder, show_progress=False)
     runs, seconds = {}, {}
-    for name, params in EXPANSIONS.items():
-        index = Index.load(indexes["bm25"], search_params=params)
+    for name, (encoder, params) in SINGLE.items():
+        index = Index.load(root / encoder, search_params=params)
         seconds[name] = float("inf")
-        for _ in range(REPEATS):  # the best of a few: the first also warms the JVM's code paths
+        for _ in range(REPEATS):  # the best of a few: the first also warms the JVM and the encoder
             started = time.perf_counter()
             runs[name] = retrieve(index, data, DEPTH, False)
             seconds[name] = min(seconds[name], time.perf_counter() - started)
-    runs["MiniLM"] = retrieve(Index.load(indexes["minilm"]), data, DEPTH, False)
-    for name in EXPANSIONS:
-        runs[HYBRID.format(name)] = fuse([runs[name], runs["MiniLM"]], "rrf", depth=DEPTH, top=DEPTH)
+    for pair in FUSED:
+        runs[f"RRF({pair[0]}, {pair[1]})"] = fuse([runs[n] for n in pair], "rrf", depth=DEPTH, top=DEPTH)
     return runs, data, {name: 1000 * s / len(data.queries) for name, s in seconds.items()}
 
 
@@ -80,7 +93,7 @@ def table_of(collection: str, scores: dict[str, dict[str, dict[str, float]]], ms
     table.add_column("Δ nDCG@10 ± paired SE (p)", justify="right")
     table.add_column("ms/query", justify="right")
     for name, by_metric in scores.items():
-        base = HYBRID.format("BM25") if name.startswith("RRF") else "BM25"
+        base = baseline_of(name)
         cells = []
         for metric in METRICS:
             values = np.array([by_metric[metric][q] for q in queries])
@@ -91,7 +104,7 @@ def table_of(collection: str, scores: dict[str, dict[str, dict[str, float]]], ms
                 f"{mean / reference.mean():.3f}x" if reference.mean() else "–",
             ]
         delta = ""
-        if name not in (base, "MiniLM"):
+        if name != base:
             system = np.array([by_metric["nDCG@10"][q] for q in queries])
             reference = np.array([scores[base]["nDCG@10"][q] for q in queries])
             d, d_se = mean_se(system - reference)
@@ -105,9 +118,7 @@ def summary(ratios: dict[str, dict[str, float]], choose: list[str], confirm: lis
     table.add_column("system")
     for label in ("choice", "confirmation"):
         table.add_column(f"mean, {label}", justify="right")
-    systems = [
-        name for name in next(iter(ratios.values())) if name not in ("BM25", HYBRID.format("BM25"), "MiniLM")
-    ]
+    systems = [name for name in next(iter(ratios.values())) if name != baseline_of(name)]
     for name in systems:
         means = [np.mean([ratios[c][name] for c in group if c in ratios]) for group in (choose, confirm)]
         table.add_row(name, *(f"{m:.3f}x" for m in means))
@@ -127,10 +138,7 @@ def main() -> None:
         scores = {name: per_query_scores(run, data, METRICS) for name, run in runs.items()}
         console.print(table_of(collection, scores, ms))
         ndcg = {name: np.mean(list(by_metric["nDCG@10"].values())) for name, by_metric in scores.items()}
-        ratios[collection] = {
-            name: value / ndcg[HYBRID.format("BM25") if name.startswith("RRF") else "BM25"]
-            for name, value in ndcg.items()
-        }
+        ratios[collection] = {name: value / ndcg[baseline_of(name)] for name, value in ndcg.items()}
     console.print(summary(ratios, args.choose, args.confirm))
 
 
