@@ -33,6 +33,13 @@ FuseOption = Annotated[
     typer.Option(help="Another index to fuse with (hybrid search, e.g. BM25 + dense); repeatable."),
 ]
 DepthOption = Annotated[int, typer.Option(help="With --fuse: hits taken from each index.")]
+ParamOption = Annotated[
+    list[str],
+    typer.Option(
+        help="Search parameter over the stored ones, e.g. nprobe=16, mode=xtr, prf=rocchio (BM25); "
+        "with --fuse each goes to the indexes of its kind."
+    ),
+]
 
 
 def parse_params(items: list[str]) -> dict[str, float | str]:

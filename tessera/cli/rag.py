@@ -14,6 +14,7 @@ from tessera.cli.app import (
     DepthOption,
     FuseOption,
     FusionOption,
+    ParamOption,
     WeightsOption,
     app,
     out,
@@ -61,6 +62,7 @@ def rag(
     fusion: FusionOption = "rrf",
     weights: WeightsOption = None,
     depth: DepthOption = 100,
+    param: ParamOption = [],  # noqa: B006
 ) -> None:
     """Answer a question: retrieve (one index, or several fused), compress the context, generate
     (streamed)."""
@@ -84,6 +86,7 @@ def rag(
         fusion=fusion,
         weights=chosen,
         depth=depth,
+        search_params=parse_params(param),
     )
     if as_json:
         answer = llm.generate(prompt.messages, max_new_tokens=max_new_tokens) if llm else None
@@ -146,6 +149,7 @@ def eval_rag(
     fusion: FusionOption = "rrf",
     weights: WeightsOption = None,
     depth: DepthOption = 100,
+    param: ParamOption = [],  # noqa: B006
 ) -> None:
     """Measure a compressor over judged queries: token ratio, retention, the truncation baseline,
     recall of the context."""
@@ -168,6 +172,7 @@ def eval_rag(
         fusion=fusion,
         weights=parse_weights(weights),
         depth=depth,
+        search_params=parse_params(param),
     )
     table = Table(title=f"{result['dataset']}: {compress} over {result['query_count']} queries")
     table.add_column("measure")

@@ -13,6 +13,7 @@ from tessera.cli.app import (
     DepthOption,
     FuseOption,
     FusionOption,
+    ParamOption,
     WeightsOption,
     app,
     hits_table,
@@ -33,13 +34,7 @@ def search(
         int | None, typer.Option("-k", help="Number of hits (default 10; per query with --queries, 1000).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
-    param: Annotated[
-        list[str],
-        typer.Option(
-            help="Search parameter over the stored ones, e.g. nprobe=16, mode=xtr, prf=rocchio (BM25); "
-            "with --fuse each goes to the indexes of its kind."
-        ),
-    ] = [],  # noqa: B006
+    param: ParamOption = [],  # noqa: B006
     mmap: Annotated[
         bool, typer.Option("--mmap", help="Map the faiss index file, not read it (indexes larger than RAM).")
     ] = False,

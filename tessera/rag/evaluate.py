@@ -9,7 +9,8 @@ passage in the top k, micro-averaged over those passages; `retention.py` defines
 Retention is relative to what retrieval found; `recall` (judged-relevant documents in the top k /
 all judged relevant, mean over queries with one) and `kept_recall` (the same for those the
 compressed context keeps) measure the whole chain, so retrievers can be compared
-(`fuse`: hybrid retrieval). With a JSON path, an interrupted run resumes from its finished queries.
+(`fuse`: hybrid retrieval; `search_params`: nprobe, BM25's prf, ... routed by index kind). With a
+JSON path, an interrupted run resumes from its finished queries (measured under the same settings).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tessera.models.registry import load_encoder
 from tessera.rag.compressors.truncation import TruncationCompressor
 from tessera.rag.generators import Generator, open_generator
 from tessera.rag.passages import context_text, passage_blocks
-from tessera.rag.pipeline import compression_tools, open_index, prepare
+from tessera.rag.pipeline import compression_tools, open_indexes, prepare
 from tessera.rag.prompt import build_messages, order_blocks
 from tessera.rag.retention import TermRetention, content_terms, semantic_kept
 from tessera.retrieval.fusion import check_retrieval
@@ -59,11 +60,11 @@ def evaluate_rag(
     fusion: str = "rrf",
     weights: Sequence[float] | None = None,
     depth: int = 100,
+    search_params: dict[str, float | str] | None = None,
 ) -> dict[str, Any]:
     """Compress every judged query's context and measure what it kept (see the module doc)."""
     check_retrieval(len(fuse), fusion, weights)
-    index = open_index(index)
-    others = [open_index(other) for other in fuse]
+    index, *others = open_indexes(index, fuse, search_params)
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     tools = compression_tools(index, generator)
@@ -74,7 +75,17 @@ def evaluate_rag(
     settings = {
         "indexes": [sha256_file(i.root / "manifest.json") for i in [index, *others]],
         "dataset": data.name,
-        "options": [k, compress, budget, order, compressor_options, fusion, weights, depth],
+        "options": [
+            k,
+            compress,
+            budget,
+            order,
+            compressor_options,
+            fusion,
+            weights,
+            depth,
+            search_params or {},
+        ],
         "generator": [getattr(generator, "name", None), max_new_tokens],
     }
     journal, done = _resume(json_path, json.loads(json.dumps(settings, default=repr)))
@@ -147,6 +158,7 @@ def evaluate_rag(
         fuse=[str(other.root) for other in others],
         fusion=fusion if others else None,
         weights=list(weights) if weights is not None else None,
+        search_params=search_params or {},
         compress=compress,
         k=k,
         budget=budget,

@@ -17,7 +17,7 @@ from tessera.rag.prompt import build_messages, order_blocks
 from tessera.rag.tokens import Message, token_counter
 from tessera.retrieval.fusion import check_retrieval, hybrid_search
 from tessera.retrieval.hits import Hit
-from tessera.retrieval.index import Index, check_search
+from tessera.retrieval.index import Index, Params, check_search, load_indexes
 
 
 @dataclass
@@ -45,8 +45,20 @@ class RagAnswer:
     answer: str | None  # None without a generator
 
 
-def open_index(index: Index | str | Path) -> Index:
-    return index if isinstance(index, Index) else Index.load(index)
+def open_indexes(
+    index: Index | str | Path, fuse: Sequence[Index | str | Path] = (), search_params: Params | None = None
+) -> list[Index]:
+    """The retriever's indexes, `index` first. Paths open with `search_params` routed to each
+    index by kind (`retrieval.index.load_indexes`); an `Index` given open keeps its own."""
+    given = [index, *fuse]
+    if not search_params:
+        return [item if isinstance(item, Index) else Index.load(item) for item in given]
+    if any(isinstance(item, Index) for item in given):
+        raise TesseraError(
+            "search parameters apply to index paths; load an open Index with them instead",
+            field="search_params",
+        )
+    return load_indexes(given, search_params)
 
 
 def retrieve(
@@ -96,18 +108,19 @@ def prepare(
     fusion: str = "rrf",
     weights: Sequence[float] | None = None,
     depth: int = 100,
+    search_params: Params | None = None,
     retrieved: Sequence[Hit] | None = None,
 ) -> RagPrompt:
     """Retrieve `k` passages (from `index`, or `index` fused with the `fuse` indexes by `fusion`),
-    compress them, and build the chat prompt. `retrieved`: hits already searched, with text (the
-    HTTP service fuses through its own index threads)."""
+    compress them, and build the chat prompt. `search_params` (nprobe, prf, ...) apply to indexes
+    given as paths. `retrieved`: hits already searched, with text (the HTTP service searches
+    through its own index threads)."""
     if not question.strip():
         raise TesseraError("the question is empty", field="question")
     if budget is not None and budget < 1:
         raise TesseraError(f"budget must be at least 1 token, got {budget}", field="budget")
     check_retrieval(len(fuse), fusion, weights)
-    index = open_index(index)
-    others = [open_index(other) for other in fuse]
+    index, *others = open_indexes(index, fuse, search_params)
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     tools = compression_tools(index, generator)
     compressor = make_compressor(compress, tools, **(compressor_options or {}))
@@ -141,8 +154,8 @@ def answer(
 ) -> RagAnswer:
     """Answer a question from an index: retrieve, compress, generate (no generator: prompt only).
 
-    `options` are `prepare`'s: k, compress, budget, order, compressor_options, and fuse, fusion,
-    weights, depth for hybrid retrieval."""
+    `options` are `prepare`'s: k, compress, budget, order, compressor_options, search_params, and
+    fuse, fusion, weights, depth for hybrid retrieval."""
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     prompt = prepare(index, question, generator=generator, **options)
     if generator is None:

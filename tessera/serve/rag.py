@@ -55,9 +55,18 @@ class RagService:
         if len(names) > 1:
             depth = max(body.depth, body.k)
             fused = await self.pool.fused(
-                names, [body.query], body.k, depth, with_text=True, fusion=body.fusion, weights=body.weights
+                names,
+                [body.query],
+                body.k,
+                depth,
+                with_text=True,
+                params=body.params,
+                fusion=body.fusion,
+                weights=body.weights,
             )
             retrieved = fused[0]
+        elif body.params:  # the index re-opened with them (IndexPool keeps a few such variants)
+            retrieved = (await self.pool.search(names[0], [body.query], body.k, True, body.params))[0]
         served = self.pool.get(names[0])
         prompt: RagPrompt = await self.pool.run(
             served,

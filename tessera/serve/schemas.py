@@ -40,6 +40,7 @@ class RagBody(BaseModel):
     depth: int = 100  # fused retrieval: hits taken from each index
     fusion: str = "rrf"
     weights: list[float] | None = None
+    params: dict[str, float | str] = Field(default_factory=dict)  # search parameters, as /v1/search's
     compress: str = "none"
     budget: int | None = None
     order: str = "rank"

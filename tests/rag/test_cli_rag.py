@@ -55,6 +55,20 @@ def test_rag_retrieves_from_fused_indexes(cranfield_dense: Path, cranfield_bm25:
     assert answer["indexes"] == [str(cranfield_dense), str(cranfield_bm25)] and answer["fusion"] == "wsum"
 
 
+def test_rag_takes_search_parameters_by_index_kind(cranfield_dense: Path, cranfield_bm25: Path) -> None:
+    args = ("rag", str(cranfield_bm25), QUESTION, "-k", "5", "--generator", "none", "--json")
+    alone = json.loads(run_cli(*args, "--param", "prf=rocchio").stdout)
+    rocchio = Index.load(cranfield_bm25, search_params={"prf": "rocchio"})
+    assert [s["doc_id"] for s in alone["sources"]] == [h.doc_id for h in rocchio.search(QUESTION, k=5)]
+    fused = json.loads(run_cli(*args, "--fuse", str(cranfield_dense), "--param", "prf=rocchio").stdout)
+    expected = hybrid_search([rocchio, Index.load(cranfield_dense)], [QUESTION], k=5, depth=100)[0]
+    assert [s["doc_id"] for s in fused["sources"]] == [h.doc_id for h in expected]
+    bad = run_cli(
+        "rag", str(cranfield_dense), QUESTION, "--generator", "none", "--param", "prf=rm3", check=False
+    )
+    assert bad.returncode == 1 and "prf applies to BM25 indexes only" in bad.stderr
+
+
 def test_rag_streams_an_answer(cranfield_dense: Path) -> None:
     result = run_cli("rag", str(cranfield_dense), QUESTION, "-k", "3", "--max-new-tokens", "24")
     lines = result.stdout.strip().splitlines()

@@ -172,3 +172,12 @@ def test_an_interrupted_evaluation_resumes_from_its_finished_queries(cranfield_b
     fail_at = 0
     run(k=5)  # other settings: the rows of k=10 are not reused
     assert len(calls) == 4
+    fail_at = 2
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    fail_at = 0
+    calls.clear()
+    expanded = evaluate_rag(  # other search parameters: nothing reused either
+        cranfield_bm25, "cranfield", json_path=out, search_params={"prf": "rocchio"}, **options
+    )
+    assert len(calls) == 4 and expanded["search_params"] == {"prf": "rocchio"}

@@ -242,6 +242,22 @@ def test_rag_from_fused_indexes_equals_hybrid_search(client: TestClient, loaded:
         assert all(block["text"].strip() for block in got["context"])  # the fused hits carry their text
 
 
+def test_rag_search_parameters_as_search_takes_them(
+    client: TestClient, loaded: dict[str, Index], serve_indexes: dict
+) -> None:
+    rocchio = Index.load(serve_indexes["head-bm25"], search_params={"prf": "rocchio"})
+    body = {"query": QUERIES[1], "k": 4, "index": "head-bm25", "params": {"prf": "rocchio"}}
+    got = client.post("/v1/rag", json=body).json()
+    assert [s["doc_id"] for s in got["sources"]] == [h.doc_id for h in rocchio.search(QUERIES[1], 4)]
+    fused = client.post(
+        "/v1/rag", json={**body, "index": None, "indexes": ["head-minilm", "head-bm25"]}
+    ).json()
+    expected = hybrid_search([loaded["head-minilm"], rocchio], [QUERIES[1]], k=4, depth=100)[0]
+    assert [s["doc_id"] for s in fused["sources"]] == [h.doc_id for h in expected]
+    bad = client.post("/v1/rag", json={**body, "index": "head-minilm"})
+    assert bad.status_code == 400 and "prf" in bad.json()["error"]
+
+
 def test_rag_stream_without_generator(client: TestClient) -> None:
     response = client.post("/v1/rag", json={"query": QUERIES[0], "k": 3, "stream": True})
     assert response.headers["content-type"].startswith("text/event-stream")
