@@ -42,20 +42,6 @@ ParamOption = Annotated[
 ]
 
 
-def parse_params(items: list[str]) -> dict[str, float | str]:
-    """`nprobe=16` -> {"nprobe": 16.0}; non-numbers stay strings (`mode=sdc`)."""
-    params: dict[str, float | str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not (sep and name and value):
-            raise TesseraError(f"expected NAME=VALUE, got '{item}'", field="param")
-        try:
-            params[name] = float(value)
-        except ValueError:
-            params[name] = value
-    return params
-
-
 def parse_weights(text: str | None) -> list[float] | None:
     """`0.3,0.7` -> [0.3, 0.7]; None stays None (equal weights)."""
     if text is None:

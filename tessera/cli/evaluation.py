@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tessera.cli.app import FusionOption, WeightsOption, app, out, parse_params, parse_weights
+from tessera.cli.app import FusionOption, WeightsOption, app, out, parse_weights
+from tessera.retrieval.params import parse_params
 
 
 @app.command(name="eval")
@@ -66,7 +67,8 @@ def eval_suite(
         typer.Option(
             help="[NAME=]SPEC, repeatable; the first is the significance baseline. SPEC: an --encoder "
             "spec (optionally SPEC@FACTORY, e.g. minilm@OPQ48,PQ48), index:PATH ({collection} "
-            "replaced), or rrf:A+B / wsum:A+B (wsum:A^0.3+B^0.7) fusing other systems by name."
+            "replaced), or rrf:A+B / wsum:A+B (wsum:A^0.3+B^0.7) fusing other systems by name; "
+            "SPEC?NAME=VALUE[&...] adds search parameters (bm25?prf=rocchio, minilm?prf_depth=5)."
         ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Report directory (created; resumed).")],

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from tessera.cli.app import app, out, parse_params
+from tessera.cli.app import app, out
 from tessera.errors import TesseraError
+from tessera.retrieval.params import parse_params
 
 # `index` and `reindex` take the same option: one definition.
 TuneQueries = Annotated[

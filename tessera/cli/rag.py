@@ -18,9 +18,9 @@ from tessera.cli.app import (
     WeightsOption,
     app,
     out,
-    parse_params,
     parse_weights,
 )
+from tessera.retrieval.params import parse_params
 
 Compress = Annotated[str, typer.Option(help="none | truncation | crag | tcra-summary | tcra-semantic.")]
 Budget = Annotated[

@@ -18,10 +18,10 @@ from tessera.cli.app import (
     app,
     hits_table,
     out,
-    parse_params,
     parse_weights,
 )
 from tessera.errors import TesseraError
+from tessera.retrieval.params import parse_params
 
 HITS, RUN_HITS = 10, 1000  # hits printed for one query; per query of a TREC run, as evaluation runs have
 

@@ -120,6 +120,9 @@ class SuiteRun:
             if not (root / "manifest.json").is_file():
                 raise TesseraError(f"no index for collection '{collection.name}'", file=root)
             return root, {"seconds": None, "vectors_from": None}
+        plain = self._plain_sibling(system)
+        if plain is not None:  # search parameters do not change the index: search the sibling's
+            return self.index_for(plain, collection, corpus)
         suffix = f".max{self.max_docs}" if self.max_docs else ""
         root = self.output / "indexes" / f"{collection.name}{suffix}" / system.slug
         record_path = root.with_name(root.name + ".build.json")
@@ -153,6 +156,18 @@ class SuiteRun:
         }
         _write_json(record_path, record)
         return root, {"seconds": seconds, "vectors_from": record["vectors_from"]}
+
+    def _plain_sibling(self, system: System) -> System | None:
+        """For a system with search parameters, the suite's system of the same index without them."""
+        if not system.params:
+            return None
+        same = [
+            other
+            for other in self.systems
+            if not (other.params or other.fuse or other.prebuilt)
+            and (other.encoder, other.factory) == (system.encoder, system.factory)
+        ]
+        return same[0] if same else None
 
     def _exact_sibling(self, system: System, root: Path, wanted: dict) -> Path | None:
         """A Flat index of the same encoder and corpus already built in this suite: another faiss
@@ -214,7 +229,7 @@ class SuiteRun:
         pair = self.saved(query_set, system, key)
         if pair is not None:
             return pair, True
-        index = Index.load(root)
+        index = Index.load(root, search_params=system.search_params)
         warm_up = [next(iter(data.queries.values()))]
         index.batch_search(warm_up, self.depth)  # one-time costs (JVM, first call) stay out of ms/query
         started = time.perf_counter()

@@ -9,6 +9,10 @@ Three kinds, one syntax:
 - `rrf:A+B[+...]`, reciprocal rank fusion of other systems of the same suite, by name, or
   `wsum:A+B[+...]`, their min-max normalised scores summed, `wsum:A^0.3+B^0.7` weighted
   (`retrieval.fusion`).
+
+A built or prebuilt system takes search parameters after `?`, as `--param` does:
+`minilm@IVF1024,Flat?nprobe=32`, `bm25?prf=rocchio`, `minilm?prf_depth=5&prf_beta=0.5`,
+`index:PATH?nprobe=64`. The index is the one without them (built once); only searching differs.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from tessera.models.bundled import BUNDLED
 from tessera.models.registry import canonical_spec, is_lexical
 from tessera.models.runtimes import AUTO, RUNTIMES, split_runtime
 from tessera.retrieval.fusion import FUSIONS, check_weights
+from tessera.retrieval.params import parse_params, route_params
 
-_NAME = re.compile(r"[^=:/@\\\s]+")  # no spec syntax in a name: `bm25:k1=1.2` is a spec, not NAME=SPEC
+_NAME = re.compile(r"[^=:/@?\\\s]+")  # no spec syntax in a name: `bm25:k1=1.2` is a spec, not NAME=SPEC
 FUSION_PREFIXES = tuple(f"{method}:" for method in FUSIONS)
 PREBUILT_PREFIX = "index:"
 DEFAULT_FACTORY = "Flat"
@@ -44,6 +49,11 @@ class System:
     fuse: tuple[str, ...] = ()
     fusion: str = ""  # rrf or wsum, for a fusion
     weights: tuple[float, ...] | None = None  # wsum's, when not equal
+    params: tuple[tuple[str, float | str], ...] = ()  # search parameters (`?NAME=VALUE&...`)
+
+    @property
+    def search_params(self) -> dict[str, float | str]:
+        return dict(self.params)
 
     @property
     def kind(self) -> str:
@@ -67,16 +77,32 @@ def parse_system(text: str) -> System:
     if not spec.strip():
         raise TesseraError(f"empty system spec in '{text}'", field="system")
     if spec.startswith(FUSION_PREFIXES):
+        if "?" in spec:
+            why = f"'{text}': a fusion takes no search parameters; give them to the systems it fuses"
+            raise TesseraError(why, field="system")
         return _parse_fusion(name, spec, text)
-    if spec.startswith(PREBUILT_PREFIX):
-        return System(name, spec, prebuilt=spec[len(PREBUILT_PREFIX) :])
-    encoder, at, factory = spec.rpartition("@")
+    spec_only, params = _search_params(spec, text)
+    if spec_only.startswith(PREBUILT_PREFIX):
+        return System(name, spec, prebuilt=spec_only[len(PREBUILT_PREFIX) :], params=params)
+    encoder, at, factory = spec_only.rpartition("@")
     if not at or factory in (*RUNTIMES, AUTO):  # `minilm@bf16` is a runtime, not a faiss factory
-        encoder, factory = spec, DEFAULT_FACTORY
+        encoder, factory = spec_only, DEFAULT_FACTORY
     if not encoder or not factory:
         raise TesseraError(f"'{text}': expected SPEC@FACTORY, e.g. minilm@OPQ48,PQ48", field="system")
     _check_encoder(encoder, text)
-    return System(name, spec, encoder=encoder, factory=factory)
+    if params:  # a parameter the index kind cannot take fails now, not mid-suite
+        route_params(["lucene" if is_lexical(encoder) else "faiss"], dict(params))
+    return System(name, spec, encoder=encoder, factory=factory, params=params)
+
+
+def _search_params(spec: str, text: str) -> tuple[str, tuple[tuple[str, float | str], ...]]:
+    """`SPEC?a=1&b=x` -> (SPEC, (("a", 1.0), ("b", "x")))."""
+    spec_only, mark, query = spec.partition("?")
+    if not mark:
+        return spec, ()
+    if not spec_only or not query:
+        raise TesseraError(f"'{text}': expected SPEC?NAME=VALUE[&NAME=VALUE...]", field="system")
+    return spec_only, tuple(parse_params(query.split("&"), field="system").items())
 
 
 def _parse_fusion(name: str, spec: str, text: str) -> System:

@@ -14,12 +14,12 @@ from tessera.indexing.docstore import DocStore
 from tessera.indexing.lucene_backend import LuceneBackend
 from tessera.indexing.manifest import Manifest
 from tessera.indexing.tombstones import with_tombstones
-from tessera.models.bm25 import NAMES as BM25_PARAMS
 from tessera.models.bm25 import parse_bm25, with_settings
 from tessera.models.encoder import Encoder
 from tessera.models.registry import load_query_encoder
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.maxp import maxp_search
+from tessera.retrieval.params import route_params
 from tessera.retrieval.vector_prf import VectorPrf, split_vector_prf
 
 Span = tuple[int, int]
@@ -41,25 +41,6 @@ def check_search(queries: Sequence[str], k: int) -> None:
     empty = next((n for n, q in enumerate(queries, 1) if not q.strip()), None)
     if empty is not None:
         raise TesseraError(f"query {empty} of {len(queries)} is empty", field="query")
-
-
-def route_params(backends: Sequence[str], params: Params) -> list[Params]:
-    """Search parameters per index of indexes searched together (fused, or compared by `eval`),
-    one manifest `backend` each: BM25's settings (k1, prf, ...) go to the BM25 indexes, every
-    other parameter (nprobe, mode, prf_depth, ...) to the others. One that no index takes is refused."""
-    lexical = {name: value for name, value in params.items() if name in BM25_PARAMS}
-    other = {name: value for name, value in params.items() if name not in BM25_PARAMS}
-    if lexical and "lucene" not in backends:
-        raise TesseraError(
-            f"search parameter {', '.join(lexical)} applies to BM25 indexes only", field="search_params"
-        )
-    if other and all(backend == "lucene" for backend in backends):
-        raise TesseraError(
-            f"search parameter {', '.join(other)} does not apply to a BM25 index "
-            f"(BM25 takes {', '.join(BM25_PARAMS)})",
-            field="search_params",
-        )
-    return [lexical if backend == "lucene" else other for backend in backends]
 
 
 def load_indexes(

@@ -17,7 +17,8 @@ from typing import Any
 
 from tessera.retrieval.fusion import fuse
 from tessera.retrieval.hits import Hit
-from tessera.retrieval.index import Index, route_params
+from tessera.retrieval.index import Index
+from tessera.retrieval.params import route_params
 from tessera.serve.batching import MicroBatcher
 from tessera.serve.errors import ApiError
 from tessera.serve.settings import ServeSettings

@@ -159,6 +159,24 @@ def test_rerun_builds_and_retrieves_nothing(
     assert len(calls) == 1 and fixed["results"] == results["results"]
 
 
+def test_a_system_with_search_parameters_searches_its_plain_siblings_index(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    folder = data_dir / "medline-beir"
+    systems = ["bm25", "rocchio=bm25?prf=rocchio"]
+    results = run_suite(f"folders:{folder}", systems, tmp_path, metrics=["nDCG@10"], plots=False)
+    assert [path.name for path in (tmp_path / "indexes" / "medline-beir").iterdir() if path.is_dir()] == [
+        "bm25"
+    ]
+    scores = results["results"]["medline-beir/test"]
+    bm25 = tmp_path / "indexes" / "medline-beir" / "bm25"
+    expected = evaluate(
+        [bm25], folder, "test", metrics=["nDCG@10"], show_progress=False, search_params={"prf": "rocchio"}
+    )
+    assert scores["rocchio"]["nDCG@10"] == pytest.approx(expected.metrics["nDCG@10"], abs=1e-9)
+    assert scores["rocchio"]["nDCG@10"] != pytest.approx(scores["bm25"]["nDCG@10"], abs=1e-6)
+
+
 def test_eval_suite_through_the_cli(cranfield_bm25: Path, data_dir: Path, tmp_path: Path) -> None:
     output = tmp_path / "report"
     result = run_cli(

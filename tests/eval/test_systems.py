@@ -41,6 +41,24 @@ def test_kinds_and_names() -> None:
     assert (weighted.fuse, weighted.weights) == (("bm25", "minilm"), (0.3, 0.7))
 
 
+def test_search_parameters_follow_a_question_mark() -> None:
+    rocchio = parse_system("rocchio=bm25?prf=rocchio")
+    assert (rocchio.encoder, rocchio.search_params, rocchio.spec) == (
+        "bm25",
+        {"prf": "rocchio"},
+        "bm25?prf=rocchio",
+    )
+    ivf = parse_system("minilm@IVF16,Flat?nprobe=4&prf_depth=5")
+    assert (ivf.name, ivf.factory, ivf.search_params) == (
+        ivf.spec,
+        "IVF16,Flat",
+        {"nprobe": 4.0, "prf_depth": 5.0},
+    )
+    jpq = parse_system("jpq=index:/models/{collection}/jpq48?nprobe=8")
+    assert (jpq.index_dir("cisi"), jpq.search_params) == ("/models/cisi/jpq48", {"nprobe": 8.0})
+    assert parse_system("minilm").params == ()
+
+
 @pytest.mark.parametrize(
     ("systems", "message"),
     [
@@ -57,6 +75,11 @@ def test_kinds_and_names() -> None:
         (["bm25", "minilm", "h=wsum:bm25^0+minilm^0"], "not all 0"),
         (["minilm@"], "SPEC@FACTORY"),
         (["bm25:k1=oops"], "k1"),
+        (["bm25?nprobe=4"], "nprobe does not apply to a BM25 index"),
+        (["minilm?prf=rm3"], "prf applies to BM25 indexes only"),
+        (["bm25", "minilm", "h=rrf:bm25+minilm?k=1"], "a fusion takes no search parameters"),
+        (["minilm?"], r"SPEC\?NAME=VALUE"),
+        (["minilm?depth"], "expected NAME=VALUE"),
     ],
 )
 def test_errors(systems: list[str], message: str) -> None:

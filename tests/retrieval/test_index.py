@@ -150,7 +150,7 @@ def test_expansion_on_an_index_without_document_vectors_says_rebuild(
 
 def test_parameters_of_indexes_searched_together_go_to_their_kind() -> None:
     from tessera.errors import TesseraError
-    from tessera.retrieval.index import route_params
+    from tessera.retrieval.params import route_params
 
     params = {"nprobe": 16.0, "prf": "rm3"}
     assert route_params(["faiss", "lucene"], params) == [{"nprobe": 16.0}, {"prf": "rm3"}]
