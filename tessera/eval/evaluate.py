@@ -63,7 +63,7 @@ def evaluate(
 
     `fusion` is rrf or wsum (`weights`: one per index, equal when None; retrieval.fusion).
     `search_params` override the indexes' stored ones (nprobe, mode/k_prime of a token index, BM25's
-    k1 or prf, ...: `retrieval.index.route_params` gives each index those of its kind).
+    k1 or prf, ...: `retrieval.params.route_params` gives each index those of its kind).
     """
     if not indexes:
         raise TesseraError("at least one index directory is needed", field="indexes")

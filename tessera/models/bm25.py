@@ -117,7 +117,8 @@ def _number(name: str, value: object, field: str) -> float | int:
                 f"BM25 parameter '{name}' must be a positive whole number, not {value}", field=field
             )
         return int(number)
-    if number < 0 or (name == "original_query_weight" and number > 1):
-        bound = "between 0 and 1" if name == "original_query_weight" else "at least 0"
+    unit = name in ("b", "original_query_weight")  # Lucene refuses b outside [0, 1]
+    if number < 0 or (unit and number > 1):
+        bound = "between 0 and 1" if unit else "at least 0"
         raise EncoderError(f"BM25 parameter '{name}' must be {bound}, not {value}", field=field)
     return number

@@ -36,7 +36,9 @@ def test_search_settings_override_the_stored_ones() -> None:
         ({"prf": "rm3", "original_query_weight": 1.5}, "between 0 and 1"),
         ({"k1": "high"}, "not a number"),
         ({"b": "nan"}, "finite"),
-        ({"b": -0.1}, "at least 0"),
+        ({"b": -0.1}, "between 0 and 1"),
+        ({"b": 1.5}, "between 0 and 1"),
+        ({"k1": -1}, "at least 0"),
     ],
 )
 def test_bad_settings_are_refused_by_name(given: dict, message: str) -> None:
