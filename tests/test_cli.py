@@ -213,8 +213,45 @@ def test_search_runs_a_queries_file_into_a_trec_run(
         (["q", "--queries", str(topics), "--run", str(alone)], "give a QUERY or --queries, not both"),
         (["--queries", str(topics)], "field 'run': --queries writes a TREC run: give --run FILE"),
         (["q", "--run", str(alone)], "field 'run': --run needs --queries"),
+        (["q", "--remove-query"], "field 'remove-query': --remove-query needs --queries"),
         (["--queries", str(bad_topics), "--run", str(tmp_path / "x.trec")], f"{bad_topics}:2"),
     ]:
         bad = run_cli("search", str(cranfield_bm25), *options, check=False)
         assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "x.trec").exists()
+
+
+def test_remove_query_in_runs_and_evaluation(cranfield_bm25: Path, tmp_path: Path) -> None:
+    from tessera.eval.evaluate import evaluate
+    from tessera.eval.runs import read_trec
+
+    out = tmp_path / "dropped.trec"
+    run_cli(
+        "search",
+        str(cranfield_bm25),
+        "--queries",
+        "cranfield-beir",
+        "--run",
+        str(out),
+        "-k",
+        "50",
+        "--remove-query",
+    )
+    run = read_trec(out)
+    assert run and all(hit.doc_id != qid for qid, hits in run.items() for hit in hits)
+    assert any(len(hits) == 49 for hits in run.values())  # a query whose own id was among its 50
+    metrics_file = tmp_path / "metrics.json"
+    run_cli(
+        "eval",
+        str(cranfield_bm25),
+        "--dataset",
+        "cranfield-beir",
+        "--remove-query",
+        "--json",
+        str(metrics_file),
+    )
+    scores = json.loads(metrics_file.read_text())
+    expected = evaluate([cranfield_bm25], "cranfield-beir", show_progress=False, remove_query=True)
+    plain = evaluate([cranfield_bm25], "cranfield-beir", show_progress=False)
+    assert scores == pytest.approx(expected.metrics)
+    assert expected.metrics != pytest.approx(plain.metrics)

@@ -33,6 +33,14 @@ FuseOption = Annotated[
     typer.Option(help="Another index to fuse with (hybrid search, e.g. BM25 + dense); repeatable."),
 ]
 DepthOption = Annotated[int, typer.Option(help="With --fuse: hits taken from each index.")]
+RemoveQueryOption = Annotated[
+    bool,
+    typer.Option(
+        "--remove-query",
+        help="Drop a hit whose document id is the query's id (BEIR's evaluation, pyserini's option; "
+        "for sets whose queries are corpus documents, e.g. ArguAna, Quora).",
+    ),
+]
 ParamOption = Annotated[
     list[str],
     typer.Option(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tessera.cli.app import FusionOption, WeightsOption, app, out, parse_weights
+from tessera.cli.app import FusionOption, RemoveQueryOption, WeightsOption, app, out, parse_weights
 from tessera.retrieval.params import parse_params
 
 
@@ -30,6 +30,7 @@ def eval_(
             "each goes to the indexes of its kind."
         ),
     ] = [],  # noqa: B006
+    remove_query: RemoveQueryOption = False,
 ) -> None:
     """Evaluate one index, or several fused, on judged queries."""
     from tessera.eval.evaluate import DEFAULT_METRICS, evaluate
@@ -46,6 +47,7 @@ def eval_(
         run_path=run,
         json_path=json_path,
         search_params=parse_params(param),
+        remove_query=remove_query,
     )
     table = Table(title=f"{result.dataset} ({len(index_dirs)} index{'es' if len(index_dirs) > 1 else ''})")
     table.add_column("system")

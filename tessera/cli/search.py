@@ -14,6 +14,7 @@ from tessera.cli.app import (
     FuseOption,
     FusionOption,
     ParamOption,
+    RemoveQueryOption,
     WeightsOption,
     app,
     hits_table,
@@ -51,6 +52,7 @@ def search(
     ] = None,
     split: Annotated[str, typer.Option(help="With --queries DATASET: its split.")] = "test",
     run: Annotated[Path | None, typer.Option(help="With --queries: write the TREC run here.")] = None,
+    remove_query: RemoveQueryOption = False,
 ) -> None:
     """Search an index, or several fused (--fuse), and print the top hits; or run a whole query
     set into a TREC run file (--queries, --run)."""
@@ -71,11 +73,22 @@ def search(
             raise TesseraError("--queries writes a TREC run: give --run FILE (not --json)", field="run")
         hits_per_query = RUN_HITS if k is None else k
         _run_queries(
-            [index_dir, *fuse], queries, split, run, hits_per_query, depth, fusion, chosen, params, mmap
+            [index_dir, *fuse],
+            queries,
+            split,
+            run,
+            hits_per_query,
+            depth,
+            fusion,
+            chosen,
+            params,
+            mmap,
+            remove_query,
         )
         return
-    if run is not None:
-        raise TesseraError("--run needs --queries (one query prints its hits)", field="run")
+    if run is not None or remove_query:
+        flag = "--run" if run is not None else "--remove-query"
+        raise TesseraError(f"{flag} needs --queries (one query prints its hits)", field=flag.strip("-"))
     k = HITS if k is None else k
     if fuse:
         indexes = load_indexes([index_dir, *fuse], params, mmap)
@@ -122,6 +135,7 @@ def _run_queries(
     weights: list[float] | None,
     params: dict[str, float | str],
     mmap: bool,
+    remove_query: bool,
 ) -> None:
     from tessera.data.datasets import load_queries
     from tessera.eval.runs import write_trec
@@ -130,6 +144,8 @@ def _run_queries(
 
     texts = load_queries(spec, split)
     indexes = load_indexes(index_dirs, params, mmap)
-    results = iter_search(indexes, texts, k=k, depth=depth, fusion=fusion, weights=weights)
+    results = iter_search(
+        indexes, texts, k=k, depth=depth, fusion=fusion, weights=weights, remove_query=remove_query
+    )
     queries, hits = write_trec(results, run_path)
     out.print(f"{queries} queries, {hits} hits -> {run_path}")

@@ -58,12 +58,15 @@ def evaluate(
     json_path: str | Path | None = None,
     show_progress: bool = True,
     search_params: dict[str, float | str] | None = None,
+    remove_query: bool = False,
 ) -> Evaluation:
     """Score one index, or several fused into one run, on a dataset's judged queries.
 
     `fusion` is rrf or wsum (`weights`: one per index, equal when None; retrieval.fusion).
     `search_params` override the indexes' stored ones (nprobe, mode/k_prime of a token index, BM25's
     k1 or prf, ...: `retrieval.params.route_params` gives each index those of its kind).
+    `remove_query` drops each query's own id from every run (BEIR's `ignore_identical_ids`, for
+    ArguAna- or Quora-like sets whose queries are corpus documents).
     """
     if not indexes:
         raise TesseraError("at least one index directory is needed", field="indexes")
@@ -71,7 +74,7 @@ def evaluate(
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     parse_metrics(metrics)
     runs = {
-        str(path): retrieve(index, data, depth, show_progress)
+        str(path): retrieve(index, data, depth, show_progress, remove_query)
         for path, index in zip(indexes, load_indexes(indexes, search_params), strict=True)
     }
     inputs = {name: score(run, data, metrics) for name, run in runs.items()} if len(runs) > 1 else {}

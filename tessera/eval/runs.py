@@ -19,10 +19,12 @@ def retrieve(
     queries: EvalDataset | Mapping[str, str],
     depth: int = 1000,
     show_progress: bool = True,
+    remove_query: bool = False,
 ) -> Run:
-    """Top-`depth` hits for every query (id -> text) of a mapping or a dataset."""
+    """Top-`depth` hits for every query (id -> text) of a mapping or a dataset; `remove_query`:
+    without a document whose id is the query's (`retrieval.query_set.iter_search`)."""
     texts = queries.queries if isinstance(queries, EvalDataset) else queries
-    return search_run([index], texts, k=depth, show_progress=show_progress)
+    return search_run([index], texts, k=depth, show_progress=show_progress, remove_query=remove_query)
 
 
 def write_trec(

@@ -190,6 +190,7 @@ class SuiteRun:
         return {
             "system": system.spec,
             "dataset": [query_set.spec, query_set.split],
+            **({"remove_query": True} if query_set.remove_query else {}),  # older keys stay valid
             "metrics": list(self.metrics_for(query_set)),
             "depth": self.depth,
             "max_docs": self.max_docs,
@@ -233,7 +234,7 @@ class SuiteRun:
         warm_up = [next(iter(data.queries.values()))]
         index.batch_search(warm_up, self.depth)  # one-time costs (JVM, first call) stay out of ms/query
         started = time.perf_counter()
-        run = retrieve(index, data, self.depth, show_progress=False)
+        run = retrieve(index, data, self.depth, show_progress=False, remove_query=query_set.remove_query)
         seconds = time.perf_counter() - started
         return self.save(
             query_set,

@@ -4,6 +4,7 @@ run of any size can be written as it is searched (`tessera search --queries --ru
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 
 from rich.progress import Progress
 
@@ -23,9 +24,14 @@ def iter_search(
     weights: Sequence[float] | None = None,
     rrf_k: int = 60,
     show_progress: bool = True,
+    remove_query: bool = False,
 ) -> Iterator[tuple[str, list[Hit]]]:
     """Each query's top `k`, in the order given, `QUERY_BATCH` queries at a time: one index
-    searched at `k`, or several each searched at `max(depth, k)` and fused by `hybrid_search`."""
+    searched at `k`, or several each searched at `max(depth, k)` and fused by `hybrid_search`.
+
+    `remove_query` drops a hit whose document id is the query's id, and ranks the rest again, as
+    BEIR's evaluation does by default and pyserini's `--remove-query` (ArguAna and Quora's
+    queries are corpus documents, which would otherwise find themselves)."""
     deep = k if len(indexes) == 1 else max(depth, k)
     qids = list(queries)
     with Progress(transient=True, disable=not show_progress) as bar:
@@ -34,8 +40,18 @@ def iter_search(
             chunk = qids[start : start + QUERY_BATCH]
             texts = [queries[qid] for qid in chunk]
             rows = hybrid_search(indexes, texts, k, deep, rrf_k=rrf_k, fusion=fusion, weights=weights)
+            if remove_query:
+                rows = [without_query(qid, row) for qid, row in zip(chunk, rows, strict=True)]
             yield from zip(chunk, rows, strict=True)
             bar.update(task, advance=len(chunk))
+
+
+def without_query(qid: str, hits: list[Hit]) -> list[Hit]:
+    """`hits` less the document whose id is `qid`, ranked 1.. again."""
+    if all(hit.doc_id != qid for hit in hits):
+        return hits
+    kept = [hit for hit in hits if hit.doc_id != qid]
+    return [replace(hit, rank=rank) for rank, hit in enumerate(kept, start=1)]
 
 
 def search_run(indexes: Sequence[Index], queries: Mapping[str, str], **options) -> Run:

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tessera.eval.runs import read_trec, write_trec
+from tessera.data.datasets import load_eval_dataset
+from tessera.eval.runs import read_trec, retrieve, write_trec
 from tessera.retrieval.hits import Hit
+from tessera.retrieval.index import Index
 
 
 def test_a_failed_write_leaves_no_run_and_no_partial_file(tmp_path: Path) -> None:
@@ -20,3 +22,18 @@ def test_a_failed_write_leaves_no_run_and_no_partial_file(tmp_path: Path) -> Non
     assert list(path.parent.iterdir()) == []
     assert write_trec({"q1": [Hit("d1", 2.5, 1)], "q2": []}, path) == (2, 1)
     assert read_trec(path) == {"q1": [Hit("d1", 2.5, 1)]}
+
+
+def test_remove_query_drops_each_querys_own_id_and_ranks_again(cranfield_bm25: Path, data_dir: Path) -> None:
+    """Cranfield's ids overlap by accident (query 1, document 1): a real run to filter."""
+    data = load_eval_dataset(data_dir / "cranfield-beir", "test")
+    index = Index.load(cranfield_bm25)
+    plain = retrieve(index, data, depth=1000, show_progress=False)
+    dropped = retrieve(index, data, depth=1000, show_progress=False, remove_query=True)
+    removed = 0
+    for qid, hits in plain.items():
+        kept = [hit.doc_id for hit in hits if hit.doc_id != qid]
+        assert [hit.doc_id for hit in dropped[qid]] == kept
+        assert [hit.rank for hit in dropped[qid]] == list(range(1, len(kept) + 1))
+        removed += len(hits) - len(kept)
+    assert removed > 50  # most of the 114 test queries' ids are also document ids in their top 1000

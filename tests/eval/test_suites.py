@@ -24,6 +24,8 @@ def test_classic_prefers_the_beir_test_split(data_dir: Path) -> None:
     assert "no local copy" in by_name["vaswani"].missing and "no local copy" in by_name["cacm"].missing
     assert by_name["scifact"].missing == "corpus.jsonl absent (queries and qrels only)"
     assert list(by_name)[:6] == ["cranfield", "cisi", "medline", "lisa", "cacm", "vaswani"]
+    # Cranfield's query "1" and document "1" are unrelated: classic sets keep every hit.
+    assert not any(query_set.remove_query for c in by_name.values() for query_set in c.query_sets)
 
 
 def test_beir_lists_every_dataset_and_groups_cqadupstack() -> None:
@@ -34,6 +36,9 @@ def test_beir_lists_every_dataset_and_groups_cqadupstack() -> None:
     private = {c.name for c in collections if c.missing}
     assert private == {"bioasq", "signal1m", "trec-news", "robust04"}
     assert {c.name: c.query_sets[0].spec for c in collections}["nfcorpus"] == "beir/nfcorpus/test"
+    # Scored as BEIR scores them: a hit whose id is the query's is dropped (ignore_identical_ids).
+    assert all(query_set.remove_query for c in collections for query_set in c.query_sets)
+    assert not any(query_set.remove_query for c in msmarco_passage() for query_set in c.query_sets)
 
 
 def test_msmarco_passage_metrics() -> None:
