@@ -1,5 +1,5 @@
 """Pseudo-relevance feedback for dense indexes: the query vector moved toward the vectors of
-its own top documents, then searched again (Rocchio on embeddings; Li et al. 2022, "Pseudo
+its own top documents, then searched again (Rocchio on embeddings; Li et al., "Pseudo
 Relevance Feedback with Deep Language Models and Dense Retrievers", pyserini's
 `--prf-depth/--prf-method rocchio`).
 
