@@ -40,8 +40,8 @@ from generalization import collection_folder, keyword_options  # noqa: E402
 
 from tessera import config  # noqa: E402
 from tessera.data.datasets import EvalDataset, load_eval_dataset  # noqa: E402
+from tessera.eval.evaluate import per_query_scores  # noqa: E402
 from tessera.eval.significance import mean_se  # noqa: E402
-from tessera.eval.suite import per_query_scores  # noqa: E402
 from tessera.indexing.binary_backend import BebrBackend, SignBinaryBackend  # noqa: E402
 from tessera.indexing.builder import build_index  # noqa: E402
 from tessera.retrieval.hits import Hit  # noqa: E402

@@ -38,9 +38,9 @@ from rich.markup import escape
 from tessera import config
 from tessera.data.beir_writer import write_beir
 from tessera.data.datasets import EvalDataset, load_eval_dataset
+from tessera.eval.evaluate import per_query_scores
 from tessera.eval.runs import retrieve
 from tessera.eval.significance import mean_se
-from tessera.eval.suite import per_query_scores
 from tessera.indexing.builder import build_index
 from tessera.indexing.reindex import reindex
 from tessera.retrieval.fusion import reciprocal_rank_fusion

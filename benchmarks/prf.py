@@ -30,9 +30,9 @@ from rich.table import Table
 
 from tessera import config
 from tessera.data.datasets import load_eval_dataset
+from tessera.eval.evaluate import per_query_scores
 from tessera.eval.runs import retrieve
 from tessera.eval.significance import mean_se, paired_p_value
-from tessera.eval.suite import per_query_scores
 from tessera.indexing.builder import build_index
 from tessera.retrieval.fusion import fuse
 from tessera.retrieval.index import Index

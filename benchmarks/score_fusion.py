@@ -31,9 +31,10 @@ from rich.table import Table
 
 from tessera import config
 from tessera.data.datasets import load_eval_dataset
+from tessera.eval.evaluate import per_query_scores
 from tessera.eval.runs import read_trec
 from tessera.eval.significance import mean_se
-from tessera.eval.suite import per_query_scores, run_suite
+from tessera.eval.suite import run_suite
 from tessera.eval.systems import parse_system, slug
 from tessera.retrieval.fusion import Run, fuse
 

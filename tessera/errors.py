@@ -6,6 +6,7 @@ actionable line instead of a traceback.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 
@@ -35,6 +36,19 @@ def located(message: str, file: str | Path | None, line: int | None, field: str 
     where = "" if file is None else str(file) + (f":{line}" if line is not None else "")
     prefix = ", ".join(p for p in (where, f"field '{field}'" if field else "") if p)
     return f"{prefix}: {message}" if prefix else message
+
+
+def finite_number(name: str, value: object, field: str, error: type[TesseraError] | None = None) -> float:
+    """`value` as a finite float, or `error` (TesseraError) naming `field`: the one check of a
+    numeric option given as text (a spec item, `--param`, a JSON body)."""
+    error = error or TesseraError
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise error(f"{name} must be a number ('{value}' is not a number)", field=field) from None
+    if not math.isfinite(number):
+        raise error(f"{name} must be finite, not {value}", field=field)
+    return number
 
 
 class CorpusError(TesseraError):

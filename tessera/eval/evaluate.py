@@ -37,6 +37,16 @@ def score(run: Run, dataset: EvalDataset, metrics: Sequence[str] = DEFAULT_METRI
     return {str(measure): float(values[measure]) for measure in measures}
 
 
+def per_query_scores(run: Run, dataset: EvalDataset, metrics: Sequence[str]) -> dict[str, dict[str, float]]:
+    """{metric: {query id: value}} over every judged query (0 where the run has no score for it)."""
+    scores = {qid: {hit.doc_id: hit.score for hit in hits} for qid, hits in run.items()}
+    values = {name: dict.fromkeys(dataset.qrels, 0.0) for name in metrics}
+    names = {str(measure): name for measure, name in zip(parse_metrics(metrics), metrics, strict=True)}
+    for row in ir_measures.iter_calc(list(parse_metrics(metrics)), dataset.qrels, scores):
+        values[names[str(row.measure)]][row.query_id] = float(row.value)
+    return values
+
+
 @dataclass
 class Evaluation:
     dataset: str

@@ -15,13 +15,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import ir_measures
-
 from tessera.data.corpus import open_corpus
 from tessera.data.datasets import EvalDataset
 from tessera.durable import write_text_atomic
 from tessera.errors import TesseraError
-from tessera.eval.evaluate import parse_metrics, score
+from tessera.eval.evaluate import parse_metrics, per_query_scores, score
 from tessera.eval.runs import read_trec, retrieve, write_trec
 from tessera.eval.sampling import sample_corpus
 from tessera.eval.significance import compare_to_baseline
@@ -69,16 +67,6 @@ def _total(values: Iterable[float | None]) -> float | None:
     """A sum that is unknown when any part is."""
     values = list(values)
     return None if None in values else sum(values)
-
-
-def per_query_scores(run: Run, dataset: EvalDataset, metrics: Sequence[str]) -> dict[str, dict[str, float]]:
-    """{metric: {query id: value}} over every judged query (0 where the run has no score for it)."""
-    scores = {qid: {hit.doc_id: hit.score for hit in hits} for qid, hits in run.items()}
-    values = {name: dict.fromkeys(dataset.qrels, 0.0) for name in metrics}
-    names = {str(measure): name for measure, name in zip(parse_metrics(metrics), metrics, strict=True)}
-    for row in ir_measures.iter_calc(list(parse_metrics(metrics)), dataset.qrels, scores):
-        values[names[str(row.measure)]][row.query_id] = float(row.value)
-    return values
 
 
 @dataclass

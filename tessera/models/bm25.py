@@ -14,11 +14,10 @@ way `nprobe` is for faiss. The spec round-trips through the manifest:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
-from tessera.errors import EncoderError
+from tessera.errors import EncoderError, finite_number
 
 PRFS = ("rm3", "rocchio")
 NO_PRF = "none"
@@ -105,12 +104,7 @@ def _owner(name: str) -> str:
 
 
 def _number(name: str, value: object, field: str) -> float | int:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise EncoderError(f"BM25 parameter '{name}' is not a number: '{value}'", field=field) from None
-    if not math.isfinite(number):
-        raise EncoderError(f"BM25 parameter '{name}' must be finite, not {value}", field=field)
+    number = finite_number(f"BM25 parameter '{name}'", value, field, EncoderError)
     if name in FEEDBACK:
         if number < 1 or number != int(number):
             raise EncoderError(

@@ -13,12 +13,11 @@ Flat, HNSW and IVF-Flat, decoded codes for PQ kinds, so no document is encoded a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, finite_number
 
 NAMES = ("prf_depth", "prf_alpha", "prf_beta")
 
@@ -43,7 +42,7 @@ def split_vector_prf(params: dict) -> tuple[VectorPrf | None, dict]:
     given = {name: params[name] for name in NAMES if name in params}
     if not given:
         return None, rest
-    values = {name: _number(name, value) for name, value in given.items()}
+    values = {name: finite_number(name, value, name) for name, value in given.items()}
     depth = values.get("prf_depth", 0)
     if depth != int(depth) or depth < 0:
         why = f"prf_depth must be a whole number >= 0, not {given['prf_depth']}"
@@ -57,13 +56,3 @@ def split_vector_prf(params: dict) -> tuple[VectorPrf | None, dict]:
     if prf.alpha < 0 or prf.beta < 0 or prf.alpha + prf.beta == 0:
         raise TesseraError("prf_alpha and prf_beta must be >= 0, not both 0", field="prf_alpha")
     return prf, rest
-
-
-def _number(name: str, value: object) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise TesseraError(f"{name} must be a number, not '{value}'", field=name) from None
-    if not math.isfinite(number):
-        raise TesseraError(f"{name} must be finite, not {value}", field=name)
-    return number
