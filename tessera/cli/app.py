@@ -48,6 +48,14 @@ ParamOption = Annotated[
         "with --fuse each goes to the indexes of its kind."
     ),
 ]
+RerankOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Rerank the top --rerank-depth hits: an encoder spec (minilm, colbert:PATH, ...), "
+        "cross-encoder:NAME_OR_PATH, or qlm[:LLM] (query likelihood, UPR)."
+    ),
+]
+RerankDepthOption = Annotated[int, typer.Option(help="With --rerank: hits reranked per query.")]
 
 
 def parse_weights(text: str | None) -> list[float] | None:

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tessera.cli.app import FusionOption, RemoveQueryOption, WeightsOption, app, out, parse_weights
+from tessera.cli.app import (
+    FusionOption,
+    RemoveQueryOption,
+    RerankDepthOption,
+    RerankOption,
+    WeightsOption,
+    app,
+    out,
+    parse_weights,
+)
 from tessera.retrieval.params import parse_params
 
 
@@ -31,8 +40,10 @@ def eval_(
         ),
     ] = [],  # noqa: B006
     remove_query: RemoveQueryOption = False,
+    rerank: RerankOption = None,
+    rerank_depth: RerankDepthOption = 100,
 ) -> None:
-    """Evaluate one index, or several fused, on judged queries."""
+    """Evaluate one index, or several fused, on judged queries (--rerank: and reranked)."""
     from tessera.eval.evaluate import DEFAULT_METRICS, evaluate
 
     names = [m for item in metrics for m in item.replace(",", " ").split()] or list(DEFAULT_METRICS)
@@ -48,14 +59,17 @@ def eval_(
         json_path=json_path,
         search_params=parse_params(param),
         remove_query=remove_query,
+        rerank=rerank,
+        rerank_depth=rerank_depth,
     )
     table = Table(title=f"{result.dataset} ({len(index_dirs)} index{'es' if len(index_dirs) > 1 else ''})")
     table.add_column("system")
     for name in names:
         table.add_column(name, justify="right")
+    final = f"{fusion} fusion" if len(index_dirs) > 1 else str(index_dirs[0])
     for system, values in [
         *result.inputs.items(),
-        (f"{fusion} fusion" if result.inputs else str(index_dirs[0]), result.metrics),
+        (f"{final}, reranked by {rerank}" if rerank else final, result.metrics),
     ]:
         table.add_row(system, *(f"{values[name]:.4f}" for name in names))
     out.print(table)

@@ -15,6 +15,8 @@ from tessera.cli.app import (
     FusionOption,
     ParamOption,
     RemoveQueryOption,
+    RerankDepthOption,
+    RerankOption,
     WeightsOption,
     app,
     hits_table,
@@ -53,14 +55,19 @@ def search(
     split: Annotated[str, typer.Option(help="With --queries DATASET: its split.")] = "test",
     run: Annotated[Path | None, typer.Option(help="With --queries: write the TREC run here.")] = None,
     remove_query: RemoveQueryOption = False,
+    rerank: RerankOption = None,
+    rerank_depth: RerankDepthOption = 100,
 ) -> None:
     """Search an index, or several fused (--fuse), and print the top hits; or run a whole query
-    set into a TREC run file (--queries, --run)."""
+    set into a TREC run file (--queries, --run). --rerank scores the first stage's hits again."""
     from tessera.retrieval.fusion import check_retrieval, hybrid_search
     from tessera.retrieval.index import load_indexes
+    from tessera.retrieval.rerank import check_rerank_depth, load_reranker
 
     params, chosen = parse_params(param), parse_weights(weights)
     check_retrieval(len(fuse), fusion, chosen)
+    check_rerank_depth(rerank_depth)
+    reranker = load_reranker(rerank) if rerank is not None else None
     if (query is None) == (queries is None):
         message = (
             "give a QUERY or --queries, not both"
@@ -84,27 +91,35 @@ def search(
             params,
             mmap,
             remove_query,
+            reranker,
+            rerank_depth,
         )
         return
     if run is not None or remove_query:
         flag = "--run" if run is not None else "--remove-query"
         raise TesseraError(f"{flag} needs --queries (one query prints its hits)", field=flag.strip("-"))
     k = HITS if k is None else k
+    first = max(k, rerank_depth) if reranker is not None else k
+    indexes = load_indexes([index_dir, *fuse], params, mmap)
     if fuse:
-        indexes = load_indexes([index_dir, *fuse], params, mmap)
         hits = hybrid_search(
             indexes,
             [query],
-            k=k,
-            depth=max(depth, k),
+            k=first,
+            depth=max(depth, first),
             fusion=fusion,
             weights=chosen,
             with_text=True,
         )[0]
         title = f"{' + '.join(str(p) for p in [index_dir, *fuse])} ({fusion}): {query}"
     else:
-        hits = load_indexes([index_dir], params, mmap)[0].search(query, k=k, with_text=True)
+        hits = indexes[0].search(query, k=first, with_text=True)
         title = f"{index_dir}: {query}"
+    if reranker is not None:
+        from tessera.retrieval.rerank import rerank as rerank_hits
+
+        hits = rerank_hits(reranker, [query], [hits], rerank_depth)[0][:k]
+        title += f" (reranked by {reranker.spec})"
     if as_json:
         print(json.dumps([asdict(hit) for hit in hits], indent=2))
     else:
@@ -136,6 +151,8 @@ def _run_queries(
     params: dict[str, float | str],
     mmap: bool,
     remove_query: bool,
+    reranker,
+    rerank_depth: int,
 ) -> None:
     from tessera.data.datasets import load_queries
     from tessera.eval.runs import write_trec
@@ -145,7 +162,15 @@ def _run_queries(
     texts = load_queries(spec, split)
     indexes = load_indexes(index_dirs, params, mmap)
     results = iter_search(
-        indexes, texts, k=k, depth=depth, fusion=fusion, weights=weights, remove_query=remove_query
+        indexes,
+        texts,
+        k=k,
+        depth=depth,
+        fusion=fusion,
+        weights=weights,
+        remove_query=remove_query,
+        reranker=reranker,
+        rerank_depth=rerank_depth,
     )
     queries, hits = write_trec(results, run_path)
     out.print(f"{queries} queries, {hits} hits -> {run_path}")

@@ -15,6 +15,8 @@ from tessera.errors import TesseraError
 from tessera.eval.runs import retrieve, write_trec
 from tessera.retrieval.fusion import Run, check_fusion, fuse
 from tessera.retrieval.index import load_indexes
+from tessera.retrieval.query_set import rerank_run
+from tessera.retrieval.rerank import RERANK_DEPTH, check_rerank_depth, load_reranker
 
 DEFAULT_METRICS = ("nDCG@10", "R@100", "RR@10", "AP")
 
@@ -69,6 +71,8 @@ def evaluate(
     show_progress: bool = True,
     search_params: dict[str, float | str] | None = None,
     remove_query: bool = False,
+    rerank: str | None = None,
+    rerank_depth: int = RERANK_DEPTH,
 ) -> Evaluation:
     """Score one index, or several fused into one run, on a dataset's judged queries.
 
@@ -77,18 +81,26 @@ def evaluate(
     k1 or prf, ...: `retrieval.params.route_params` gives each index those of its kind).
     `remove_query` drops each query's own id from every run (BEIR's `ignore_identical_ids`, for
     ArguAna- or Quora-like sets whose queries are corpus documents).
+    `rerank` (a `retrieval.rerank` spec) scores the final run's top `rerank_depth` again; the
+    first stage's metrics are then among `inputs`, as "first stage".
     """
     if not indexes:
         raise TesseraError("at least one index directory is needed", field="indexes")
     check_fusion(fusion, weights, len(indexes))
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     parse_metrics(metrics)
+    check_rerank_depth(rerank_depth)
+    reranker = load_reranker(rerank) if rerank is not None else None
+    opened = load_indexes(indexes, search_params)
     runs = {
         str(path): retrieve(index, data, depth, show_progress, remove_query)
-        for path, index in zip(indexes, load_indexes(indexes, search_params), strict=True)
+        for path, index in zip(indexes, opened, strict=True)
     }
     inputs = {name: score(run, data, metrics) for name, run in runs.items()} if len(runs) > 1 else {}
     final = fuse(list(runs.values()), fusion, weights, rrf_k=rrf_k, depth=depth, top=depth)
+    if reranker is not None:
+        inputs["first stage"] = score(final, data, metrics)
+        final = rerank_run(reranker, data.queries, final, opened[0], rerank_depth, show_progress)
     result = Evaluation(data.name, score(final, data, metrics), inputs, final)
     if run_path:
         write_trec(final, run_path)

@@ -1,0 +1,166 @@
+"""Does a second-stage reranker help, on collections no setting was chosen on?
+
+Two rerankers that need no training and no network run over every judged query of each
+original collection (Cranfield 225, CISI 76, MEDLINE 30, LISA 35):
+- MiniLM re-scoring BM25's top 100 (`--rerank minilm`): the classic "BM25, then a dense
+  re-scorer", which a user without a dense index reaches for;
+- query likelihood under the bundled SmolLM2-135M-Instruct (`--rerank qlm`, UPR: Sachan et al.
+  2022) over the top 20 of BM25 and of the RRF(BM25, MiniLM) anchor. It costs one LLM forward
+  pass per candidate, hence the small depth.
+Nothing is tuned: the depths are the usual ones (100 for a bi-encoder, 20 for an LLM).
+
+Per collection: nDCG@10, R@100 and AP ± standard error over queries; / the first stage the
+reranker read, and / the RRF anchor; the nDCG@10 difference to the first stage ± its paired
+standard error with Fisher's randomization p; reranking milliseconds per query. Then the mean
+ratio over each set of collections.
+
+    TESSERA_DATA_DIR=../shared/data python benchmarks/rerank.py --work /tmp/rerank
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from tessera import config
+from tessera.data.datasets import load_eval_dataset
+from tessera.eval.evaluate import per_query_scores
+from tessera.eval.runs import retrieve
+from tessera.eval.significance import mean_se, paired_p_value
+from tessera.indexing.builder import build_index
+from tessera.retrieval.fusion import fuse
+from tessera.retrieval.index import Index
+from tessera.retrieval.query_set import rerank_run
+from tessera.retrieval.rerank import load_reranker
+
+METRICS = ["nDCG@10", "R@100", "AP"]
+DEPTH = 1000
+ANCHOR = "RRF(BM25, MiniLM)"
+RERANKED = {  # name -> (first stage, reranker spec, depth)
+    "BM25 > MiniLM@100": ("BM25", "minilm", 100),
+    "BM25 > QLM@20": ("BM25", "qlm", 20),
+    f"{ANCHOR} > QLM@20": (ANCHOR, "qlm", 20),
+}
+
+
+class Memo:
+    """A reranker whose (query, document) scores are kept, so first stages that share
+    candidates pay for them once; the time spent scoring is counted."""
+
+    def __init__(self, spec: str):
+        self.inner = load_reranker(spec)
+        self.spec = spec
+        self.scores: dict[tuple[str, str], float] = {}
+        self.seconds = 0.0
+
+    def score(self, query: str, texts: Sequence[str], keys: Sequence[str] | None = None) -> np.ndarray:
+        keys = list(keys) if keys is not None else list(texts)
+        todo = [i for i, key in enumerate(keys) if (query, key) not in self.scores]
+        if todo:
+            started = time.perf_counter()
+            fresh = self.inner.score(query, [texts[i] for i in todo], [keys[i] for i in todo])
+            self.seconds += time.perf_counter() - started
+            self.scores.update({(query, keys[i]): float(s) for i, s in zip(todo, fresh, strict=True)})
+        return np.array([self.scores[(query, key)] for key in keys], dtype=np.float32)
+
+
+def runs_of(collection: str, work: Path, console: Console) -> tuple[dict, object, dict[str, float]]:
+    """{system: run} over every judged query of `collection`, its dataset, and each reranker's
+    scoring milliseconds per query (candidates shared with another first stage counted once)."""
+    data = load_eval_dataset(collection)
+    root = work / collection.replace("/", "-")
+    indexes = {}
+    for name, encoder in (("BM25", "bm25"), ("MiniLM", "minilm")):
+        if not (root / encoder / "manifest.json").is_file():
+            console.print(f"indexing {collection} with {encoder}")
+            build_index(collection, root / encoder, encoder=encoder, show_progress=False)
+        indexes[name] = Index.load(root / encoder)
+    runs = {name: retrieve(index, data, DEPTH, False) for name, index in indexes.items()}
+    runs[ANCHOR] = fuse([runs["BM25"], runs["MiniLM"]], "rrf", depth=DEPTH, top=DEPTH)
+    memos: dict[str, Memo] = {}
+    for name, (first, spec, depth) in RERANKED.items():
+        memo = memos.setdefault(spec, Memo(spec))
+        console.print(f"{collection}: {name}")
+        runs[name] = rerank_run(memo, data.queries, runs[first], indexes["BM25"], depth)
+    ms = {spec: 1000 * memo.seconds / len(data.queries) for spec, memo in memos.items()}
+    return runs, data, {name: ms[spec] for name, (_, spec, _) in RERANKED.items()}
+
+
+def first_stage(name: str) -> str:
+    return RERANKED[name][0] if name in RERANKED else name
+
+
+def table_of(collection: str, scores: dict[str, dict[str, dict[str, float]]], ms: dict[str, float]) -> Table:
+    queries = list(scores["BM25"]["nDCG@10"])
+    table = Table(title=f"{collection}: {len(queries)} judged queries")
+    table.add_column("system")
+    for metric in METRICS:
+        table.add_column(f"{metric} ± SE", justify="right")
+        table.add_column("/ first stage", justify="right")
+    table.add_column("nDCG@10 / anchor", justify="right")
+    table.add_column("Δ nDCG@10 vs first stage ± paired SE (p)", justify="right")
+    table.add_column("rerank ms/query", justify="right")
+
+    def values(name: str, metric: str) -> np.ndarray:
+        return np.array([scores[name][metric][q] for q in queries])
+
+    for name in scores:
+        base = first_stage(name)
+        cells = []
+        for metric in METRICS:
+            mean, se = mean_se(values(name, metric))
+            reference = values(base, metric).mean()
+            cells += [f"{mean:.4f} ± {se:.3f}", f"{mean / reference:.3f}x" if reference else "–"]
+        anchor = values(name, "nDCG@10").mean() / values(ANCHOR, "nDCG@10").mean()
+        delta = ""
+        if name != base:
+            d, d_se = mean_se(values(name, "nDCG@10") - values(base, "nDCG@10"))
+            p = paired_p_value("fisher", values(base, "nDCG@10"), values(name, "nDCG@10"))
+            delta = f"{d:+.4f} ± {d_se:.4f} (p {p:.3f})"
+        table.add_row(name, *cells, f"{anchor:.3f}x", delta, f"{ms[name]:.0f}" if name in ms else "")
+    return table
+
+
+def summary(ratios: dict[str, dict], choose: list[str], confirm: list[str]) -> Table:
+    table = Table(title="nDCG@10 / first stage (/ anchor), mean over each set of collections")
+    table.add_column("system")
+    for label in ("choice", "confirmation"):
+        table.add_column(f"mean, {label}", justify="right")
+    for name in RERANKED:
+        cells = []
+        for group in (choose, confirm):
+            present = [c for c in group if c in ratios]
+            first = np.mean([ratios[c][name][0] for c in present])
+            anchor = np.mean([ratios[c][name][1] for c in present])
+            cells.append(f"{first:.3f}x ({anchor:.3f}x)")
+        table.add_row(name, *cells)
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--choose", nargs="+", default=["cranfield", "glasgow/cisi"])
+    parser.add_argument("--confirm", nargs="*", default=["glasgow/medline", "glasgow/lisa"])
+    parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "rerank")
+    args = parser.parse_args()
+    console = Console(width=220)
+    ratios = {}
+    for collection in [*args.choose, *args.confirm]:
+        runs, data, ms = runs_of(collection, args.work, console)
+        scores = {name: per_query_scores(run, data, METRICS) for name, run in runs.items()}
+        console.print(table_of(collection, scores, ms))
+        ndcg = {name: np.mean(list(by_metric["nDCG@10"].values())) for name, by_metric in scores.items()}
+        ratios[collection] = {
+            name: (ndcg[name] / ndcg[first_stage(name)], ndcg[name] / ndcg[ANCHOR]) for name in RERANKED
+        }
+    console.print(summary(ratios, args.choose, args.confirm))
+
+
+if __name__ == "__main__":
+    main()
