@@ -84,7 +84,8 @@ def eval_suite(
             help="[NAME=]SPEC, repeatable; the first is the significance baseline. SPEC: an --encoder "
             "spec (optionally SPEC@FACTORY, e.g. minilm@OPQ48,PQ48), index:PATH ({collection} "
             "replaced), or rrf:A+B / wsum:A+B (wsum:A^0.3+B^0.7) fusing other systems by name; "
-            "SPEC?NAME=VALUE[&...] adds search parameters (bm25?prf=rocchio, minilm?prf_depth=5)."
+            "SPEC?NAME=VALUE[&...] adds search parameters (bm25?prf=rocchio, minilm?prf_depth=5) "
+            "or a second stage (bm25?rerank=minilm, rrf:A+B?rerank=qlm&rerank_depth=20)."
         ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Report directory (created; resumed).")],

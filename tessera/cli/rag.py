@@ -15,6 +15,8 @@ from tessera.cli.app import (
     FuseOption,
     FusionOption,
     ParamOption,
+    RerankDepthOption,
+    RerankOption,
     WeightsOption,
     app,
     out,
@@ -63,6 +65,8 @@ def rag(
     weights: WeightsOption = None,
     depth: DepthOption = 100,
     param: ParamOption = [],  # noqa: B006
+    rerank: RerankOption = None,
+    rerank_depth: RerankDepthOption = 100,
 ) -> None:
     """Answer a question: retrieve (one index, or several fused), compress the context, generate
     (streamed)."""
@@ -87,6 +91,8 @@ def rag(
         weights=chosen,
         depth=depth,
         search_params=parse_params(param),
+        rerank=rerank,
+        rerank_depth=rerank_depth,
     )
     if as_json:
         answer = llm.generate(prompt.messages, max_new_tokens=max_new_tokens) if llm else None
@@ -96,6 +102,7 @@ def rag(
                     "question": question,
                     "indexes": [str(path) for path in [index_dir, *fuse]],
                     "fusion": fusion if fuse else None,
+                    "rerank": rerank,
                     "answer": answer,
                     "sources": prompt.sources,
                     "context": [{"text": b.text, "sources": list(b.sources)} for b in prompt.blocks],
@@ -150,6 +157,8 @@ def eval_rag(
     weights: WeightsOption = None,
     depth: DepthOption = 100,
     param: ParamOption = [],  # noqa: B006
+    rerank: RerankOption = None,
+    rerank_depth: RerankDepthOption = 100,
 ) -> None:
     """Measure a compressor over judged queries: token ratio, retention, the truncation baseline,
     recall of the context."""
@@ -173,6 +182,8 @@ def eval_rag(
         weights=parse_weights(weights),
         depth=depth,
         search_params=parse_params(param),
+        rerank=rerank,
+        rerank_depth=rerank_depth,
     )
     table = Table(title=f"{result['dataset']}: {compress} over {result['query_count']} queries")
     table.add_column("measure")

@@ -32,6 +32,13 @@ def serve(
     mmap: Annotated[
         bool, typer.Option("--mmap", help="Map faiss index files, not read them; workers share them.")
     ] = False,
+    rerank: Annotated[
+        str | None,
+        typer.Option(
+            help='Reranker that requests may ask for ("rerank": true): an encoder spec, '
+            "cross-encoder:NAME_OR_PATH or qlm[:LLM]."
+        ),
+    ] = None,
 ) -> None:
     """Serve indexes over HTTP: JSON search and RAG API, and a search page at /."""
     from tessera.errors import TesseraError
@@ -51,6 +58,7 @@ def serve(
         sub_batch=sub_batch,
         generator=generator,
         mmap=mmap,
+        rerank=rerank,
     )
     for path in settings.indexes.values():
         Manifest.read(Path(path), verify=False)  # a wrong path fails here, in one line, not in a worker

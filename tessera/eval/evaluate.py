@@ -12,10 +12,9 @@ import ir_measures
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.durable import write_text_atomic
 from tessera.errors import TesseraError
-from tessera.eval.runs import retrieve, write_trec
+from tessera.eval.runs import reranked, retrieve, write_trec
 from tessera.retrieval.fusion import Run, check_fusion, fuse
 from tessera.retrieval.index import load_indexes
-from tessera.retrieval.query_set import rerank_run
 from tessera.retrieval.rerank import RERANK_DEPTH, check_rerank_depth, load_reranker
 
 DEFAULT_METRICS = ("nDCG@10", "R@100", "RR@10", "AP")
@@ -90,7 +89,8 @@ def evaluate(
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     parse_metrics(metrics)
     check_rerank_depth(rerank_depth)
-    reranker = load_reranker(rerank) if rerank is not None else None
+    if rerank is not None:
+        load_reranker(rerank)  # a bad spec fails before retrieval
     opened = load_indexes(indexes, search_params)
     runs = {
         str(path): retrieve(index, data, depth, show_progress, remove_query)
@@ -98,9 +98,9 @@ def evaluate(
     }
     inputs = {name: score(run, data, metrics) for name, run in runs.items()} if len(runs) > 1 else {}
     final = fuse(list(runs.values()), fusion, weights, rrf_k=rrf_k, depth=depth, top=depth)
-    if reranker is not None:
+    if rerank is not None:
         inputs["first stage"] = score(final, data, metrics)
-        final = rerank_run(reranker, data.queries, final, opened[0], rerank_depth, show_progress)
+        final = reranked(final, data.queries, opened[0], rerank, rerank_depth, show_progress)
     result = Evaluation(data.name, score(final, data, metrics), inputs, final)
     if run_path:
         write_trec(final, run_path)

@@ -20,7 +20,7 @@ from tessera.data.datasets import EvalDataset
 from tessera.durable import write_text_atomic
 from tessera.errors import TesseraError
 from tessera.eval.evaluate import parse_metrics, per_query_scores, score
-from tessera.eval.runs import read_trec, retrieve, write_trec
+from tessera.eval.runs import read_trec, reranked, retrieve, write_trec
 from tessera.eval.sampling import sample_corpus
 from tessera.eval.significance import compare_to_baseline
 from tessera.eval.suites import Collection, QuerySet, judged_sets, resolve_suite
@@ -147,12 +147,12 @@ class SuiteRun:
 
     def _plain_sibling(self, system: System) -> System | None:
         """For a system with search parameters, the suite's system of the same index without them."""
-        if not system.params:
+        if not (system.params or system.rerank):
             return None
         same = [
             other
             for other in self.systems
-            if not (other.params or other.fuse or other.prebuilt)
+            if not (other.params or other.rerank or other.fuse or other.prebuilt)
             and (other.encoder, other.factory) == (system.encoder, system.factory)
         ]
         return same[0] if same else None
@@ -223,6 +223,8 @@ class SuiteRun:
         index.batch_search(warm_up, self.depth)  # one-time costs (JVM, first call) stay out of ms/query
         started = time.perf_counter()
         run = retrieve(index, data, self.depth, show_progress=False, remove_query=query_set.remove_query)
+        if system.rerank:
+            run = reranked(run, data.queries, index, system.rerank, system.rerank_depth)
         seconds = time.perf_counter() - started
         return self.save(
             query_set,
@@ -250,14 +252,19 @@ class SuiteRun:
         if pair is not None:
             return pair, True
         runs = [read_trec(self.run_path(query_set, by_name[name])) for name in system.fuse]
+        started = time.perf_counter()
         fused = fuse(runs, system.fusion, system.weights, rrf_k=RRF_K, depth=self.depth, top=self.depth)
+        if system.rerank:  # the first part's index gives the text
+            index = Index.load(parts[system.fuse[0]]["index"])
+            fused = reranked(fused, data.queries, index, system.rerank, system.rerank_depth)
+        ms = 1000 * (time.perf_counter() - started) / max(1, len(data.queries)) if system.rerank else 0.0
         return self.save(
             query_set,
             system,
             key,
             fused,
             data,
-            ms_per_query=sum(parts[name]["ms_per_query"] for name in system.fuse),
+            ms_per_query=ms + sum(parts[name]["ms_per_query"] for name in system.fuse),
             index_bytes=sum(parts[name]["index_bytes"] for name in system.fuse),
             doc_count=parts[system.fuse[0]]["doc_count"],
             build_seconds=_total(parts[name]["build_seconds"] for name in system.fuse),

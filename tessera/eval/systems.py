@@ -13,13 +13,15 @@ Three kinds, one syntax:
 A built or prebuilt system takes search parameters after `?`, as `--param` does:
 `minilm@IVF1024,Flat?nprobe=32`, `bm25?prf=rocchio`, `minilm?prf_depth=5&prf_beta=0.5`,
 `index:PATH?nprobe=64`. The index is the one without them (built once); only searching differs.
+Any system, a fusion too, takes a second stage the same way: `bm25?rerank=minilm`,
+`rrf:bm25+minilm?rerank=qlm&rerank_depth=20` (`retrieval.rerank`; depth 100 by default).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tessera.errors import TesseraError
 from tessera.models.bundled import BUNDLED
@@ -27,6 +29,7 @@ from tessera.models.registry import canonical_spec, is_lexical
 from tessera.models.runtimes import AUTO, RUNTIMES, split_runtime
 from tessera.retrieval.fusion import FUSIONS, check_weights
 from tessera.retrieval.params import parse_params, route_params
+from tessera.retrieval.rerank import RERANK_DEPTH, check_rerank_depth, check_reranker_spec
 
 _NAME = re.compile(r"[^=:/@?\\\s]+")  # no spec syntax in a name: `bm25:k1=1.2` is a spec, not NAME=SPEC
 FUSION_PREFIXES = tuple(f"{method}:" for method in FUSIONS)
@@ -50,6 +53,8 @@ class System:
     fusion: str = ""  # rrf or wsum, for a fusion
     weights: tuple[float, ...] | None = None  # wsum's, when not equal
     params: tuple[tuple[str, float | str], ...] = ()  # search parameters (`?NAME=VALUE&...`)
+    rerank: str = ""  # a second stage (`?rerank=SPEC`), over the top `rerank_depth`
+    rerank_depth: int = RERANK_DEPTH
 
     @property
     def search_params(self) -> dict[str, float | str]:
@@ -76,14 +81,14 @@ def parse_system(text: str) -> System:
         name, spec = head, tail
     if not spec.strip():
         raise TesseraError(f"empty system spec in '{text}'", field="system")
+    spec_only, params, second = _search_params(spec, text)
     if spec.startswith(FUSION_PREFIXES):
-        if "?" in spec:
+        if params:
             why = f"'{text}': a fusion takes no search parameters; give them to the systems it fuses"
             raise TesseraError(why, field="system")
-        return _parse_fusion(name, spec, text)
-    spec_only, params = _search_params(spec, text)
+        return replace(_parse_fusion(name, spec_only, text), spec=spec, **second)
     if spec_only.startswith(PREBUILT_PREFIX):
-        return System(name, spec, prebuilt=spec_only[len(PREBUILT_PREFIX) :], params=params)
+        return System(name, spec, prebuilt=spec_only[len(PREBUILT_PREFIX) :], params=params, **second)
     encoder, at, factory = spec_only.rpartition("@")
     if not at or factory in (*RUNTIMES, AUTO):  # `minilm@bf16` is a runtime, not a faiss factory
         encoder, factory = spec_only, DEFAULT_FACTORY
@@ -92,17 +97,28 @@ def parse_system(text: str) -> System:
     _check_encoder(encoder, text)
     if params:  # a parameter the index kind cannot take fails now, not mid-suite
         route_params(["lucene" if is_lexical(encoder) else "faiss"], dict(params))
-    return System(name, spec, encoder=encoder, factory=factory, params=params)
+    return System(name, spec, encoder=encoder, factory=factory, params=params, **second)
 
 
-def _search_params(spec: str, text: str) -> tuple[str, tuple[tuple[str, float | str], ...]]:
-    """`SPEC?a=1&b=x` -> (SPEC, (("a", 1.0), ("b", "x")))."""
+def _search_params(spec: str, text: str) -> tuple[str, tuple[tuple[str, float | str], ...], dict]:
+    """`SPEC?a=1&b=x&rerank=minilm` -> (SPEC, (("a", 1.0), ("b", "x")), {"rerank": "minilm"})."""
     spec_only, mark, query = spec.partition("?")
     if not mark:
-        return spec, ()
+        return spec, (), {}
     if not spec_only or not query:
         raise TesseraError(f"'{text}': expected SPEC?NAME=VALUE[&NAME=VALUE...]", field="system")
-    return spec_only, tuple(parse_params(query.split("&"), field="system").items())
+    params = parse_params(query.split("&"), field="system")
+    second: dict = {}
+    if "rerank" in params:
+        second["rerank"] = str(params.pop("rerank"))
+        check_reranker_spec(second["rerank"])
+    if "rerank_depth" in params:
+        depth = params.pop("rerank_depth")
+        if not second:
+            raise TesseraError(f"'{text}': rerank_depth without rerank", field="system")
+        second["rerank_depth"] = int(depth) if isinstance(depth, float) and depth.is_integer() else depth
+        check_rerank_depth(second["rerank_depth"])
+    return spec_only, tuple(params.items()), second
 
 
 def _parse_fusion(name: str, spec: str, text: str) -> System:

@@ -36,6 +36,7 @@ from tessera.rag.prompt import build_messages, order_blocks
 from tessera.rag.retention import TermRetention, content_terms, semantic_kept
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.index import Index
+from tessera.retrieval.rerank import RERANK_DEPTH, check_rerank_depth, load_reranker
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -61,9 +62,14 @@ def evaluate_rag(
     weights: Sequence[float] | None = None,
     depth: int = 100,
     search_params: dict[str, float | str] | None = None,
+    rerank: str | None = None,
+    rerank_depth: int = RERANK_DEPTH,
 ) -> dict[str, Any]:
-    """Compress every judged query's context and measure what it kept (see the module doc)."""
+    """Compress every judged query's context and measure what it kept (see the module doc);
+    `rerank` picks each query's k passages from the first stage's `rerank_depth`."""
     check_retrieval(len(fuse), fusion, weights)
+    check_rerank_depth(rerank_depth)
+    reranker = load_reranker(rerank) if rerank is not None else None
     index, *others = open_indexes(index, fuse, search_params)
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
@@ -85,6 +91,7 @@ def evaluate_rag(
             weights,
             depth,
             search_params or {},
+            *([rerank, rerank_depth] if rerank else []),  # journals from before reranking stay valid
         ],
         "generator": [getattr(generator, "name", None), max_new_tokens],
     }
@@ -110,6 +117,8 @@ def evaluate_rag(
                 fusion=fusion,
                 weights=weights,
                 depth=depth,
+                rerank=reranker,
+                rerank_depth=rerank_depth,
             )
             context = context_text(prompt.blocks)
             cut = truncation.compress(question, prompt.passages, tools.tokens.count(context))

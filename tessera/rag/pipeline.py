@@ -18,6 +18,7 @@ from tessera.rag.tokens import Message, token_counter
 from tessera.retrieval.fusion import check_retrieval, hybrid_search
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, Params, check_search, load_indexes
+from tessera.retrieval.rerank import RERANK_DEPTH, Reranker, check_rerank_depth, load_reranker, rerank
 
 
 @dataclass
@@ -69,17 +70,25 @@ def retrieve(
     fusion: str = "rrf",
     weights: Sequence[float] | None = None,
     depth: int = 100,
+    reranker: Reranker | str | None = None,
+    rerank_depth: int = RERANK_DEPTH,
 ) -> list[Hit]:
     """The top k hits, with their text, of `index` alone or fused with the `fuse` indexes (hybrid
-    retrieval: the first index's text; each index searched `depth` deep)."""
+    retrieval: the first index's text; each index searched `depth` deep); with a `reranker`
+    (`retrieval.rerank`), the k best of the first stage's `rerank_depth` by its scores."""
     check_retrieval(len(fuse), fusion, weights)
     check_search([question], k)
+    check_rerank_depth(rerank_depth)
+    reranker = load_reranker(reranker) if isinstance(reranker, str) else reranker
+    first = max(k, rerank_depth) if reranker is not None else k
     if not fuse:
-        return index.search(question, k=k, with_text=True)
-    indexes = [index, *fuse]
-    return hybrid_search(
-        indexes, [question], k, max(depth, k), fusion=fusion, weights=weights, with_text=True
-    )[0]
+        hits = index.search(question, k=first, with_text=True)
+    else:
+        indexes = [index, *fuse]
+        hits = hybrid_search(
+            indexes, [question], first, max(depth, first), fusion=fusion, weights=weights, with_text=True
+        )[0]
+    return hits if reranker is None else rerank(reranker, [question], [hits], rerank_depth)[0][:k]
 
 
 def compression_tools(index: Index, generator: Generator | None) -> Tools:
@@ -110,16 +119,21 @@ def prepare(
     depth: int = 100,
     search_params: Params | None = None,
     retrieved: Sequence[Hit] | None = None,
+    rerank: Reranker | str | None = None,
+    rerank_depth: int = RERANK_DEPTH,
 ) -> RagPrompt:
     """Retrieve `k` passages (from `index`, or `index` fused with the `fuse` indexes by `fusion`),
     compress them, and build the chat prompt. `search_params` (nprobe, prf, ...) apply to indexes
-    given as paths. `retrieved`: hits already searched, with text (the HTTP service searches
-    through its own index threads)."""
+    given as paths. `rerank` (a `retrieval.rerank` spec or reranker) picks the k passages from
+    the first stage's `rerank_depth`. `retrieved`: hits already searched (and reranked), with
+    text (the HTTP service searches through its own index threads)."""
     if not question.strip():
         raise TesseraError("the question is empty", field="question")
     if budget is not None and budget < 1:
         raise TesseraError(f"budget must be at least 1 token, got {budget}", field="budget")
     check_retrieval(len(fuse), fusion, weights)
+    check_rerank_depth(rerank_depth)
+    reranker = load_reranker(rerank) if isinstance(rerank, str) else rerank
     index, *others = open_indexes(index, fuse, search_params)
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     tools = compression_tools(index, generator)
@@ -127,7 +141,7 @@ def prepare(
 
     started = time.perf_counter()
     if retrieved is None:
-        retrieved = retrieve(index, question, k, others, fusion, weights, depth)
+        retrieved = retrieve(index, question, k, others, fusion, weights, depth, reranker, rerank_depth)
     passages = [Passage.from_hit(hit) for hit in retrieved]
     searched = time.perf_counter()
     plain = passage_blocks(passages)
@@ -154,8 +168,8 @@ def answer(
 ) -> RagAnswer:
     """Answer a question from an index: retrieve, compress, generate (no generator: prompt only).
 
-    `options` are `prepare`'s: k, compress, budget, order, compressor_options, search_params, and
-    fuse, fusion, weights, depth for hybrid retrieval."""
+    `options` are `prepare`'s: k, compress, budget, order, compressor_options, search_params,
+    rerank and rerank_depth, and fuse, fusion, weights, depth for hybrid retrieval."""
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     prompt = prepare(index, question, generator=generator, **options)
     if generator is None:

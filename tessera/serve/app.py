@@ -24,6 +24,7 @@ from tessera.retrieval.index import check_search
 from tessera.serve.errors import ApiError, BodyLimit, install_error_handlers
 from tessera.serve.pool import IndexPool, Loader
 from tessera.serve.rag import RagService
+from tessera.serve.reranking import RerankService
 from tessera.serve.schemas import RagBody, SearchBody, hit_json
 from tessera.serve.settings import ServeSettings
 
@@ -34,13 +35,20 @@ log = logging.getLogger("tessera.serve")
 def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     """`load(path) -> Index` defaults to `Index.load` (tests pass one that waits, or reuses)."""
     pool = IndexPool(settings, load) if load else IndexPool(settings)
-    rag = RagService(pool, None)
+    reranking = RerankService(settings.rerank)
+    rag = RagService(pool, None, reranking)
 
     async def start() -> None:
         try:
             rag.generator = await asyncio.to_thread(open_generator, settings.generator)
         except Exception as exc:
             pool.failure = f"generator '{settings.generator}' failed: {exc}"
+            log.error("%s", pool.failure)
+            return
+        try:
+            await asyncio.to_thread(reranking.load)
+        except Exception as exc:
+            pool.failure = f"reranker '{settings.rerank}' failed: {exc}"
             log.error("%s", pool.failure)
             return
         await pool.load_all()
@@ -54,6 +62,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
             loading.cancel()
             await pool.close()
             rag.close()
+            reranking.close()
 
     app = FastAPI(title="Tessera", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.pool, app.state.rag = pool, rag
@@ -81,7 +90,12 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "generator": rag.generator_name(), "indexes": pool.summaries()}
+        return {
+            "status": "ok",
+            "generator": rag.generator_name(),
+            "reranker": reranking.spec,
+            "indexes": pool.summaries(),
+        }
 
     @app.get("/v1/indexes")
     async def indexes() -> dict[str, Any]:
@@ -108,37 +122,41 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
             raise ApiError(413, f"{len(body.queries)} queries; at most {settings.max_queries} per request")
         check_search(body.queries, body.k)
         check_k(body.k)
+        check_k(body.rerank_depth, "rerank_depth")
         names = pool.names(body.index, body.indexes)
         check_retrieval(len(names) - 1, body.fusion, body.weights)
+        first = reranking.first_stage_k(body.rerank, body.k, body.rerank_depth)
+        with_text = body.text or body.rerank  # the reranker reads the text
         if len(names) > 1:
             if body.doc_ids is not None:
                 raise ApiError(400, "field 'doc_ids': restricting a fused search is not supported")
             check_k(body.depth, "depth")
-            depth = max(body.depth, body.k)
+            depth = max(body.depth, first)
             rows = await pool.fused(
                 names,
                 body.queries,
-                body.k,
+                first,
                 depth,
                 body.rrf_k,
-                body.text,
+                with_text,
                 body.params,
                 body.fusion,
                 body.weights,
             )
-            return JSONResponse(
-                {"indexes": names, "k": body.k, "fused": body.fusion, **answer(body.queries, rows, started)}
-            )
-        if body.doc_ids is not None:
+        elif body.doc_ids is not None:
             unknown = set(body.doc_ids) - set(await pool.documents(names[0], body.doc_ids))
             if unknown:
                 raise ApiError(400, f"field 'doc_ids': unknown ids {', '.join(sorted(unknown)[:5])}")
             rows = await pool.restricted(
-                names[0], body.queries, body.k, set(body.doc_ids), body.text, body.params
+                names[0], body.queries, first, set(body.doc_ids), with_text, body.params
             )
         else:
-            rows = await pool.search(names[0], body.queries, body.k, body.text, body.params)
-        return JSONResponse({"index": names[0], "k": body.k, **answer(body.queries, rows, started)})
+            rows = await pool.search(names[0], body.queries, first, with_text, body.params)
+        if body.rerank:
+            rows = await reranking.rerank(body.queries, rows, body.rerank_depth, body.k, body.text)
+        where = {"indexes": names, "fused": body.fusion} if len(names) > 1 else {"index": names[0]}
+        reranked = {"reranked_by": reranking.spec} if body.rerank else {}
+        return JSONResponse({**where, "k": body.k, **reranked, **answer(body.queries, rows, started)})
 
     @app.get("/v1/doc/{doc_id:path}")
     async def document(doc_id: str, index: str | None = None) -> dict[str, Any]:
@@ -152,6 +170,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     async def rag_answer(body: RagBody) -> Response:
         check_k(body.k)
         check_k(body.depth, "depth")
+        check_k(body.rerank_depth, "rerank_depth")
         return await rag.answer(body)
 
     return app

@@ -21,6 +21,7 @@ from tessera.rag.pipeline import RagPrompt, prepare
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.index import check_search
 from tessera.serve.pool import IndexPool
+from tessera.serve.reranking import RerankService
 from tessera.serve.schemas import RagBody
 
 _END = object()
@@ -42,22 +43,24 @@ def _event(name: str, data: Any) -> bytes:
 
 
 class RagService:
-    def __init__(self, pool: IndexPool, generator: Generator | None) -> None:
+    def __init__(self, pool: IndexPool, generator: Generator | None, reranking: RerankService) -> None:
         self.pool = pool
         self.generator = generator
+        self.reranking = reranking
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="generator")
 
     async def answer(self, body: RagBody) -> JSONResponse | StreamingResponse:
         check_search([body.query], body.k)
         names = self.pool.names(body.index, body.indexes)
         check_retrieval(len(names) - 1, body.fusion, body.weights)
+        first = self.reranking.first_stage_k(body.rerank, body.k, body.rerank_depth)
         retrieved = None
         if len(names) > 1:
-            depth = max(body.depth, body.k)
+            depth = max(body.depth, first)
             fused = await self.pool.fused(
                 names,
                 [body.query],
-                body.k,
+                first,
                 depth,
                 with_text=True,
                 params=body.params,
@@ -65,8 +68,11 @@ class RagService:
                 weights=body.weights,
             )
             retrieved = fused[0]
-        elif body.params:  # the index re-opened with them (IndexPool keeps a few such variants)
-            retrieved = (await self.pool.search(names[0], [body.query], body.k, True, body.params))[0]
+        elif body.params or body.rerank:  # with parameters: a re-opened variant (IndexPool keeps a few)
+            retrieved = (await self.pool.search(names[0], [body.query], first, True, body.params))[0]
+        if body.rerank:
+            reranked = await self.reranking.rerank([body.query], [retrieved], body.rerank_depth, body.k, True)
+            retrieved = reranked[0]
         served = self.pool.get(names[0])
         prompt: RagPrompt = await self.pool.run(
             served,

@@ -26,6 +26,8 @@ class SearchBody(BaseModel):
     fusion: str = "rrf"
     weights: list[float] | None = None
     text: bool = True  # titles and snippets; False: ids and scores only
+    rerank: bool = False  # the service's reranker (`tessera serve --rerank`) over the top rerank_depth
+    rerank_depth: int = Field(default=100, ge=1)
 
 
 class RagBody(BaseModel):
@@ -41,6 +43,8 @@ class RagBody(BaseModel):
     fusion: str = "rrf"
     weights: list[float] | None = None
     params: dict[str, float | str] = Field(default_factory=dict)  # search parameters, as /v1/search's
+    rerank: bool = False  # as /v1/search's
+    rerank_depth: int = Field(default=100, ge=1)
     compress: str = "none"
     budget: int | None = None
     order: str = "rank"

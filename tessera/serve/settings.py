@@ -27,6 +27,7 @@ class ServeSettings:
     sub_batch: int = 8  # queries per encoder call inside a micro-batch, sorted by length
     queue_limit: int = 1024  # requests waiting per index before 503
     generator: str = "none"  # RAG generator spec (tessera.rag.generators)
+    rerank: str | None = None  # reranker spec (tessera.retrieval.rerank) requests may ask for
     mmap: bool = False  # map faiss index files (Index.load): workers share one copy in the page cache
 
     @classmethod

@@ -177,6 +177,30 @@ def test_a_system_with_search_parameters_searches_its_plain_siblings_index(
     assert scores["rocchio"]["nDCG@10"] != pytest.approx(scores["bm25"]["nDCG@10"], abs=1e-6)
 
 
+def test_reranked_systems_equal_evaluate_and_build_no_index(data_dir: Path, tmp_path: Path) -> None:
+    folder = data_dir / "medline-beir"
+    systems = [
+        "bm25",
+        "minilm",
+        "bm25mini=bm25?rerank=minilm&rerank_depth=30",
+        "h=rrf:bm25+minilm?rerank=minilm",
+    ]
+    results = run_suite(f"folders:{folder}", systems, tmp_path, metrics=["nDCG@10"], plots=False)
+    built = sorted(p.name for p in (tmp_path / "indexes" / "medline-beir").iterdir() if p.is_dir())
+    assert built == ["bm25", "minilm"]
+    scores = results["results"]["medline-beir/test"]
+    root = tmp_path / "indexes" / "medline-beir"
+    alone = evaluate(
+        [root / "bm25"], folder, metrics=["nDCG@10"], show_progress=False, rerank="minilm", rerank_depth=30
+    )
+    fused = evaluate(
+        [root / "bm25", root / "minilm"], folder, metrics=["nDCG@10"], show_progress=False, rerank="minilm"
+    )
+    assert scores["bm25mini"]["nDCG@10"] == pytest.approx(alone.metrics["nDCG@10"], abs=1e-9)
+    assert scores["h"]["nDCG@10"] == pytest.approx(fused.metrics["nDCG@10"], abs=1e-9)
+    assert scores["bm25mini"]["nDCG@10"] != pytest.approx(scores["bm25"]["nDCG@10"], abs=1e-6)
+
+
 def test_eval_suite_through_the_cli(cranfield_bm25: Path, data_dir: Path, tmp_path: Path) -> None:
     output = tmp_path / "report"
     result = run_cli(

@@ -59,6 +59,23 @@ def test_search_parameters_follow_a_question_mark() -> None:
     assert parse_system("minilm").params == ()
 
 
+def test_a_second_stage_follows_the_question_mark_too() -> None:
+    ce = parse_system("ce=bm25?prf=rocchio&rerank=cross-encoder:org/model")
+    assert (ce.search_params, ce.rerank, ce.rerank_depth) == (
+        {"prf": "rocchio"},
+        "cross-encoder:org/model",
+        100,
+    )
+    fused = parse_system("upr=rrf:bm25+minilm?rerank=qlm&rerank_depth=20")
+    assert (fused.fuse, fused.rerank, fused.rerank_depth, fused.spec) == (
+        ("bm25", "minilm"),
+        "qlm",
+        20,
+        "rrf:bm25+minilm?rerank=qlm&rerank_depth=20",
+    )
+    assert parse_system("index:/x/{collection}?rerank=minilm").rerank == "minilm"
+
+
 @pytest.mark.parametrize(
     ("systems", "message"),
     [
@@ -80,6 +97,10 @@ def test_search_parameters_follow_a_question_mark() -> None:
         (["bm25", "minilm", "h=rrf:bm25+minilm?k=1"], "a fusion takes no search parameters"),
         (["minilm?"], r"SPEC\?NAME=VALUE"),
         (["minilm?depth"], "expected NAME=VALUE"),
+        (["minilm?rerank=bm25"], "bm25 cannot rerank"),
+        (["minilm?rerank_depth=5"], "rerank_depth without rerank"),
+        (["minilm?rerank=minilm&rerank_depth=0"], "rerank depth must be"),
+        (["minilm?rerank=minilm&rerank_depth=2.5"], "rerank depth must be"),
     ],
 )
 def test_errors(systems: list[str], message: str) -> None:

@@ -26,34 +26,48 @@ RERANK_DEPTH = 100
 CROSS_ENCODER_PREFIX = "cross-encoder:"
 QLM = "qlm"
 
-__all__ = ["RERANK_DEPTH", "Reranker", "check_rerank_depth", "load_reranker", "rerank"]
+__all__ = [
+    "RERANK_DEPTH",
+    "Reranker",
+    "check_rerank_depth",
+    "check_reranker_spec",
+    "load_reranker",
+    "rerank",
+]
 
 
-@cache
-def load_reranker(spec: str) -> Reranker:
-    """The reranker a spec names (once per process)."""
+def check_reranker_spec(spec: str) -> None:
+    """Refuse what can never rerank, without loading anything (suite systems are checked when
+    parsed, before an hour of other work)."""
+    from tessera.models.registry import is_lexical
+
     if not spec or not spec.strip():
         raise EncoderError("an empty reranker spec", field="rerank")
-    if spec.startswith(CROSS_ENCODER_PREFIX):
-        from tessera.retrieval.rerank.cross_encoder import CrossEncoderReranker
-
-        model = spec[len(CROSS_ENCODER_PREFIX) :]
-        if not model:
-            raise EncoderError(f"'{spec}' names no model (cross-encoder:NAME_OR_PATH)", field="rerank")
-        return CrossEncoderReranker(model, spec)
-    if spec == QLM or spec.startswith(QLM + ":"):
-        from tessera.models.causal_lm import DEFAULT_LLM
-        from tessera.retrieval.rerank.query_likelihood import QueryLikelihoodReranker
-
-        return QueryLikelihoodReranker(spec[len(QLM) + 1 :] or DEFAULT_LLM, spec)
-    from tessera.models.registry import is_lexical, load_encoder
-    from tessera.retrieval.rerank.encoder import EncoderReranker
-
+    if spec.startswith(CROSS_ENCODER_PREFIX) and not spec[len(CROSS_ENCODER_PREFIX) :]:
+        raise EncoderError(f"'{spec}' names no model (cross-encoder:NAME_OR_PATH)", field="rerank")
     if is_lexical(spec):
         raise EncoderError(
             "bm25 cannot rerank (it scores from an index); rerank with an encoder, cross-encoder:NAME or qlm",
             field="rerank",
         )
+
+
+@cache
+def load_reranker(spec: str) -> Reranker:
+    """The reranker a spec names (once per process)."""
+    check_reranker_spec(spec)
+    if spec.startswith(CROSS_ENCODER_PREFIX):
+        from tessera.retrieval.rerank.cross_encoder import CrossEncoderReranker
+
+        return CrossEncoderReranker(spec[len(CROSS_ENCODER_PREFIX) :], spec)
+    if spec == QLM or spec.startswith(QLM + ":"):
+        from tessera.models.causal_lm import DEFAULT_LLM
+        from tessera.retrieval.rerank.query_likelihood import QueryLikelihoodReranker
+
+        return QueryLikelihoodReranker(spec[len(QLM) + 1 :] or DEFAULT_LLM, spec)
+    from tessera.models.registry import load_encoder
+    from tessera.retrieval.rerank.encoder import EncoderReranker
+
     return EncoderReranker(load_encoder(spec))
 
 
