@@ -14,12 +14,16 @@ reranker read, and / the RRF anchor; the nDCG@10 difference to the first stage Â
 standard error with Fisher's randomization p; reranking milliseconds per query. Then the mean
 ratio over each set of collections.
 
-    TESSERA_DATA_DIR=../shared/data python benchmarks/rerank.py --work /tmp/rerank
+    TESSERA_DATA_DIR=../shared/data python benchmarks/rerank.py --work /tmp/rerank [--rerankers minilm]
+
+Each reranker's scores are kept under --work with the time they took, so a rerun (or another
+choice of rows) scores nothing twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,27 +54,43 @@ RERANKED = {  # name -> (first stage, reranker spec, depth)
 
 
 class Memo:
-    """A reranker whose (query, document) scores are kept, so first stages that share
-    candidates pay for them once; the time spent scoring is counted."""
+    """A reranker whose (query, passage) scores are kept, so first stages that share candidates
+    pay for them once, and on disk (`path`, JSON lines, with the seconds each took), so a rerun
+    scores nothing twice and still reports the time it cost."""
 
-    def __init__(self, spec: str):
+    def __init__(self, spec: str, path: Path):
         self.inner = load_reranker(spec)
         self.spec = spec
-        self.scores: dict[tuple[str, str], float] = {}
-        self.seconds = 0.0
+        self.path = path
+        self.scores: dict[tuple[str, str], tuple[float, float]] = {}  # -> (score, seconds)
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                query, text, value, seconds = json.loads(line)
+                self.scores[(query, text)] = (value, seconds)
+        self.used: set[tuple[str, str]] = set()
 
-    def score(self, query: str, texts: Sequence[str], keys: Sequence[str] | None = None) -> np.ndarray:
-        keys = list(keys) if keys is not None else list(texts)
-        todo = [i for i, key in enumerate(keys) if (query, key) not in self.scores]
+    def score(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        todo = list(dict.fromkeys(text for text in texts if (query, text) not in self.scores))
         if todo:
             started = time.perf_counter()
-            fresh = self.inner.score(query, [texts[i] for i in todo], [keys[i] for i in todo])
-            self.seconds += time.perf_counter() - started
-            self.scores.update({(query, keys[i]): float(s) for i, s in zip(todo, fresh, strict=True)})
-        return np.array([self.scores[(query, key)] for key in keys], dtype=np.float32)
+            fresh = self.inner.score(query, todo)
+            each = (time.perf_counter() - started) / len(todo)
+            rows = [(query, text, float(value), each) for text, value in zip(todo, fresh, strict=True)]
+            self.scores.update({(q, t): (v, c) for q, t, v, c in rows})
+            with self.path.open("a") as handle:
+                handle.writelines(json.dumps(row) + "\n" for row in rows)
+        self.used.update((query, text) for text in texts)
+        return np.array([self.scores[(query, text)][0] for text in texts], dtype=np.float32)
+
+    @property
+    def seconds(self) -> float:
+        """Scoring time of every distinct (query, passage) asked for."""
+        return sum(self.scores[pair][1] for pair in self.used)
 
 
-def runs_of(collection: str, work: Path, console: Console) -> tuple[dict, object, dict[str, float]]:
+def runs_of(
+    collection: str, work: Path, console: Console, rows: Sequence[str]
+) -> tuple[dict, object, dict[str, float]]:
     """{system: run} over every judged query of `collection`, its dataset, and each reranker's
     scoring milliseconds per query (candidates shared with another first stage counted once)."""
     data = load_eval_dataset(collection)
@@ -84,12 +104,13 @@ def runs_of(collection: str, work: Path, console: Console) -> tuple[dict, object
     runs = {name: retrieve(index, data, DEPTH, False) for name, index in indexes.items()}
     runs[ANCHOR] = fuse([runs["BM25"], runs["MiniLM"]], "rrf", depth=DEPTH, top=DEPTH)
     memos: dict[str, Memo] = {}
-    for name, (first, spec, depth) in RERANKED.items():
-        memo = memos.setdefault(spec, Memo(spec))
+    for name in rows:
+        first, spec, depth = RERANKED[name]
+        memo = memos.setdefault(spec, Memo(spec, root / f"scores-{spec}.jsonl"))
         console.print(f"{collection}: {name}")
         runs[name] = rerank_run(memo, data.queries, runs[first], indexes["BM25"], depth)
     ms = {spec: 1000 * memo.seconds / len(data.queries) for spec, memo in memos.items()}
-    return runs, data, {name: ms[spec] for name, (_, spec, _) in RERANKED.items()}
+    return runs, data, {name: ms[RERANKED[name][1]] for name in rows}
 
 
 def first_stage(name: str) -> str:
@@ -132,7 +153,7 @@ def summary(ratios: dict[str, dict], choose: list[str], confirm: list[str]) -> T
     table.add_column("system")
     for label in ("choice", "confirmation"):
         table.add_column(f"mean, {label}", justify="right")
-    for name in RERANKED:
+    for name in next(iter(ratios.values())):
         cells = []
         for group in (choose, confirm):
             present = [c for c in group if c in ratios]
@@ -148,16 +169,20 @@ def main() -> None:
     parser.add_argument("--choose", nargs="+", default=["cranfield", "glasgow/cisi"])
     parser.add_argument("--confirm", nargs="*", default=["glasgow/medline", "glasgow/lisa"])
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "rerank")
+    parser.add_argument(
+        "--rerankers", nargs="+", default=None, help="only the rows of these reranker specs (minilm, qlm)"
+    )
     args = parser.parse_args()
+    rows = [name for name, (_, spec, _) in RERANKED.items() if not args.rerankers or spec in args.rerankers]
     console = Console(width=220)
     ratios = {}
     for collection in [*args.choose, *args.confirm]:
-        runs, data, ms = runs_of(collection, args.work, console)
+        runs, data, ms = runs_of(collection, args.work, console, rows)
         scores = {name: per_query_scores(run, data, METRICS) for name, run in runs.items()}
         console.print(table_of(collection, scores, ms))
         ndcg = {name: np.mean(list(by_metric["nDCG@10"].values())) for name, by_metric in scores.items()}
         ratios[collection] = {
-            name: (ndcg[name] / ndcg[first_stage(name)], ndcg[name] / ndcg[ANCHOR]) for name in RERANKED
+            name: (ndcg[name] / ndcg[first_stage(name)], ndcg[name] / ndcg[ANCHOR]) for name in rows
         }
     console.print(summary(ratios, args.choose, args.confirm))
 

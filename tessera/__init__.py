@@ -23,6 +23,8 @@ _API = {
     "load_encoder": "tessera.models.registry",
     "reciprocal_rank_fusion": "tessera.retrieval.fusion",
     "hybrid_search": "tessera.retrieval.fusion",
+    "load_reranker": "tessera.retrieval.rerank",
+    "rerank": "tessera.retrieval.rerank",
     "quickstart": "tessera.quickstart",
     "TesseraError": "tessera.errors",
 }

@@ -50,7 +50,9 @@ def iter_search(
             if remove_query:
                 rows = [without_query(qid, row) for qid, row in zip(chunk, rows, strict=True)]
             if reranker is not None:
-                rows = rerank(reranker, texts, indexes[0].with_text(rows), rerank_depth)
+                heads = indexes[0].with_text([row[:rerank_depth] for row in rows])  # the text it reads
+                rows = [head + row[rerank_depth:] for head, row in zip(heads, rows, strict=True)]
+                rows = rerank(reranker, texts, rows, rerank_depth)
                 rows = [[replace(h, title=None, text=None, passage=None) for h in row[:k]] for row in rows]
             yield from zip(chunk, rows, strict=True)
             bar.update(task, advance=len(chunk))

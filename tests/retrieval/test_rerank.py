@@ -48,6 +48,18 @@ def test_bm25_hits_reranked_by_minilm_cosine_and_tail_kept(cranfield_bm25: Path)
     assert max(h.score for h in out[depth:]) < min(h.score for h in out[:depth])
 
 
+def test_encoder_reranker_cache_follows_the_text_not_the_id() -> None:
+    # Collections reuse ids (Cranfield's "1" is not CISI's "1"): one reranker serves both.
+    from tessera.models.registry import load_encoder
+    from tessera.retrieval.hits import Hit
+
+    reranker, encoder = load_reranker("minilm"), load_encoder("minilm")
+    for text in ("boundary layer transition on a flat plate", "library cataloguing of serials"):
+        got = rerank(reranker, QUERIES[1:], [[Hit("1", 0.0, 1, None, text)]], depth=1)[0][0].score
+        expected = float(encoder.encode_docs([text])[0] @ encoder.encode_queries(QUERIES[1:])[0])
+        assert got == pytest.approx(expected, abs=1e-5)
+
+
 def test_colbert_model_reranks_by_exact_maxsim(cranfield_tokens: Path, token_model: Path) -> None:
     # colbert mode: exact MaxSim of its candidates; the documents were encoded in other batches,
     # which moves a score of ~14 by up to 4e-4
@@ -92,7 +104,7 @@ def test_query_likelihood_is_the_llms_log_probability_of_the_query(cranfield_bm2
 
     hits = Index.load(cranfield_bm25).search(QUERIES[0], k=4, with_text=True)
     texts = [hit_text(h) for h in hits]
-    reranker = QueryLikelihoodReranker(batch_size=4)
+    reranker = QueryLikelihoodReranker(batch_size=4, passage_tokens=64)  # short passages: a quick test
     reranker.bf16 = False
     batched = reranker.score(QUERIES[0], texts)
     # One passage at a time, no padding, every logit computed: the same numbers.

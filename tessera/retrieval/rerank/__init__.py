@@ -86,7 +86,7 @@ def rerank(
     ranked = []
     for query, row in zip(queries, rows, strict=True):
         head, tail = list(row[:depth]), list(row[depth:])
-        scores = reranker.score(query, [hit_text(h) for h in head], [h.doc_id for h in head])
+        scores = reranker.score(query, [hit_text(h) for h in head])
         order = sorted(range(len(head)), key=lambda i: -float(scores[i]))
         reordered = [replace(head[i], score=float(scores[i])) for i in order]
         if tail and reordered:

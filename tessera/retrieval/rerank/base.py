@@ -12,12 +12,11 @@ from tessera.retrieval.hits import Hit
 
 @runtime_checkable
 class Reranker(Protocol):
-    """Scores one query against its candidates' texts; higher is better. `keys` (document ids)
-    let a reranker reuse work across queries that share candidates."""
+    """Scores one query against its candidates' texts; higher is better."""
 
     spec: str
 
-    def score(self, query: str, texts: Sequence[str], keys: Sequence[str] | None = None) -> np.ndarray: ...
+    def score(self, query: str, texts: Sequence[str]) -> np.ndarray: ...
 
 
 def hit_text(hit: Hit) -> str:

@@ -27,7 +27,7 @@ class CrossEncoderReranker:
         self.spec = spec
         self.batch_size = batch_size
 
-    def score(self, query: str, texts: Sequence[str], keys: Sequence[str] | None = None) -> np.ndarray:
+    def score(self, query: str, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros(0, dtype=np.float32)
         scores = self.model.predict(

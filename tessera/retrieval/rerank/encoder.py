@@ -23,25 +23,24 @@ class EncoderReranker:
         self.cached_docs = cached_docs
         self._docs: OrderedDict[str, np.ndarray] = OrderedDict()
 
-    def _doc_vectors(self, texts: Sequence[str], keys: Sequence[str] | None) -> list[np.ndarray]:
-        if keys is None:
-            return list(self.encoder.encode_docs(list(texts)))
-        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in self._docs}
+    def _doc_vectors(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Vectors by text: a document's vector depends on nothing else, so the cache is right
+        whatever index or corpus the text came from (ids repeat across collections)."""
+        missing = list(dict.fromkeys(text for text in texts if text not in self._docs))
         if missing:
-            fresh = self.encoder.encode_docs(list(missing.values()))
-            self._docs.update(zip(missing, fresh, strict=True))
+            self._docs.update(zip(missing, self.encoder.encode_docs(missing), strict=True))
         vectors = []
-        for key in keys:
-            self._docs.move_to_end(key)
-            vectors.append(self._docs[key])
-        while len(self._docs) > max(self.cached_docs, len(keys)):
+        for text in texts:
+            self._docs.move_to_end(text)
+            vectors.append(self._docs[text])
+        while len(self._docs) > max(self.cached_docs, len(texts)):
             self._docs.popitem(last=False)
         return vectors
 
-    def score(self, query: str, texts: Sequence[str], keys: Sequence[str] | None = None) -> np.ndarray:
+    def score(self, query: str, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros(0, dtype=np.float32)
-        docs = self._doc_vectors(texts, keys)
+        docs = self._doc_vectors(texts)
         query_vector = self.encoder.encode_queries([query])[0]
         if not getattr(self.encoder, "multi_vector", False):
             return np.stack(docs).astype(np.float32) @ query_vector.astype(np.float32)

@@ -51,17 +51,19 @@ class QueryLikelihoodReranker:
             return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
         return self.tokenizer(message + "\nQuestion:", add_special_tokens=True)["input_ids"]
 
-    def score(self, query: str, texts: Sequence[str], keys: Sequence[str] | None = None) -> np.ndarray:
+    def score(self, query: str, texts: Sequence[str]) -> np.ndarray:
 
         if not texts:
             return np.zeros(0, dtype=np.float32)
         query_ids = self.tokenizer(" " + query.strip(), add_special_tokens=False)["input_ids"] or [
             self.tokenizer.eos_token_id
         ]
+        rows = [self._prompt_ids(text) + query_ids for text in texts]
+        order = np.argsort([len(row) for row in rows], kind="stable")  # batches of like lengths pad less
         scores = np.empty(len(texts), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            rows = [self._prompt_ids(text) + query_ids for text in texts[start : start + self.batch_size]]
-            scores[start : start + len(rows)] = self._mean_log_probs(rows, query_ids)
+        for start in range(0, len(order), self.batch_size):
+            chosen = order[start : start + self.batch_size]
+            scores[chosen] = self._mean_log_probs([rows[i] for i in chosen], query_ids)
         return scores
 
     def _mean_log_probs(self, rows: list[list[int]], query_ids: list[int]) -> np.ndarray:
