@@ -185,11 +185,13 @@ def test_reranked_systems_equal_evaluate_and_build_no_index(data_dir: Path, tmp_
         "bm25mini=bm25?rerank=minilm&rerank_depth=30",
         "h=rrf:bm25+minilm?rerank=minilm",
     ]
-    results = run_suite(f"folders:{folder}", systems, tmp_path, metrics=["nDCG@10"], plots=False)
-    built = sorted(p.name for p in (tmp_path / "indexes" / "medline-beir").iterdir() if p.is_dir())
+    results = run_suite(
+        f"folders:{folder}", systems, tmp_path, metrics=["nDCG@10"], plots=False, max_docs=300
+    )
+    built = sorted(p.name for p in (tmp_path / "indexes" / "medline-beir.max300").iterdir() if p.is_dir())
     assert built == ["bm25", "minilm"]
     scores = results["results"]["medline-beir/test"]
-    root = tmp_path / "indexes" / "medline-beir"
+    root = tmp_path / "indexes" / "medline-beir.max300"
     alone = evaluate(
         [root / "bm25"], folder, metrics=["nDCG@10"], show_progress=False, rerank="minilm", rerank_depth=30
     )

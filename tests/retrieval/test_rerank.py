@@ -149,7 +149,7 @@ def test_bad_reranker_specs_are_refused(spec: str, message: str) -> None:
         load_reranker(spec)
 
 
-def test_cli_search_and_eval_rerank(cranfield_bm25: Path, data_dir: Path, tmp_path: Path) -> None:
+def test_cli_search_rerank(cranfield_bm25: Path) -> None:
     shown = run_cli("search", str(cranfield_bm25), QUERIES[0], "-k", "3", "--rerank", "minilm", "--json")
     hits = json.loads(shown.stdout)
     expected = rerank(
@@ -164,20 +164,30 @@ def test_cli_search_and_eval_rerank(cranfield_bm25: Path, data_dir: Path, tmp_pa
     )
     assert refused.returncode != 0 and "rerank_depth" in refused.stderr
 
-    report = tmp_path / "m.json"
-    shown = run_cli(
-        "eval",
-        str(cranfield_bm25),
-        "--dataset",
-        str(data_dir / "cranfield-beir"),
-        "--rerank",
-        "minilm",
-        "--json",
-        str(report),
-    )
+
+def test_cli_eval_and_query_set_rerank_equal_evaluate(cranfield_head: Path, tmp_path: Path) -> None:
+    from tessera.eval.evaluate import evaluate
+    from tessera.eval.runs import read_trec
+
+    # 150 Cranfield documents and the test queries judged on them: a few seconds to rerank
+    index = tmp_path / "head-bm25"
+    run_cli("index", str(cranfield_head / "corpus.jsonl"), "-o", str(index), "--encoder", "bm25")
+    options = ["--rerank", "minilm", "--rerank-depth", "20"]
+    report, run_path = tmp_path / "m.json", tmp_path / "run.trec"
+    shown = run_cli("eval", str(index), "--dataset", str(cranfield_head), *options, "--json", str(report))
     assert "first stage" in shown.stdout and "reranked by minilm" in shown.stdout
-    # BM25 then MiniLM over its top 100 on Cranfield's 114 test queries (benchmarks/rerank.py)
-    assert json.loads(report.read_text())["nDCG@10"] == pytest.approx(0.3546, abs=2e-3)
+    expected = evaluate([index], cranfield_head, show_progress=False, rerank="minilm", rerank_depth=20)
+    assert json.loads(report.read_text()) == pytest.approx(expected.metrics, abs=1e-9)
+    first = evaluate([index], cranfield_head, show_progress=False)
+    assert expected.metrics["nDCG@10"] != pytest.approx(first.metrics["nDCG@10"], abs=1e-6)
+
+    run_cli(
+        "search", str(index), "--queries", str(cranfield_head), "--run", str(run_path), "-k", "10", *options
+    )
+    written = read_trec(run_path)
+    assert written.keys() == expected.run.keys()
+    for qid, hits in written.items():
+        assert [h.doc_id for h in hits] == [h.doc_id for h in expected.run[qid][:10]]
 
 
 def test_rag_context_is_the_reranked_top_k(cranfield_bm25: Path) -> None:
