@@ -60,8 +60,9 @@ def search(
 ) -> None:
     """Search an index, or several fused (--fuse), and print the top hits; or run a whole query
     set into a TREC run file (--queries, --run). --rerank scores the first stage's hits again."""
-    from tessera.retrieval.fusion import check_retrieval, hybrid_search
+    from tessera.retrieval.fusion import check_retrieval
     from tessera.retrieval.index import load_indexes
+    from tessera.retrieval.query_set import search_one
     from tessera.retrieval.rerank import check_rerank_depth, load_reranker
 
     params, chosen = parse_params(param), parse_weights(weights)
@@ -99,27 +100,10 @@ def search(
         flag = "--run" if run is not None else "--remove-query"
         raise TesseraError(f"{flag} needs --queries (one query prints its hits)", field=flag.strip("-"))
     k = HITS if k is None else k
-    first = max(k, rerank_depth) if reranker is not None else k
     indexes = load_indexes([index_dir, *fuse], params, mmap)
-    if fuse:
-        hits = hybrid_search(
-            indexes,
-            [query],
-            k=first,
-            depth=max(depth, first),
-            fusion=fusion,
-            weights=chosen,
-            with_text=True,
-        )[0]
-        title = f"{' + '.join(str(p) for p in [index_dir, *fuse])} ({fusion}): {query}"
-    else:
-        hits = indexes[0].search(query, k=first, with_text=True)
-        title = f"{index_dir}: {query}"
-    if reranker is not None:
-        from tessera.retrieval.rerank import rerank as rerank_hits
-
-        hits = rerank_hits(reranker, [query], [hits], rerank_depth)[0][:k]
-        title += f" (reranked by {reranker.spec})"
+    hits = search_one(indexes, query, k, max(depth, k), fusion, chosen, reranker, rerank_depth)
+    title = " + ".join(str(p) for p in [index_dir, *fuse]) + (f" ({fusion})" if fuse else "")
+    title += f": {query}" + (f" (reranked by {reranker.spec})" if reranker is not None else "")
     if as_json:
         print(json.dumps([asdict(hit) for hit in hits], indent=2))
     else:

@@ -12,9 +12,10 @@ import ir_measures
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.durable import write_text_atomic
 from tessera.errors import TesseraError
-from tessera.eval.runs import reranked, retrieve, write_trec
+from tessera.eval.runs import retrieve, write_trec
 from tessera.retrieval.fusion import Run, check_fusion, fuse
 from tessera.retrieval.index import load_indexes
+from tessera.retrieval.query_set import rerank_run
 from tessera.retrieval.rerank import RERANK_DEPTH, check_rerank_depth, load_reranker
 
 DEFAULT_METRICS = ("nDCG@10", "R@100", "RR@10", "AP")
@@ -100,7 +101,7 @@ def evaluate(
     final = fuse(list(runs.values()), fusion, weights, rrf_k=rrf_k, depth=depth, top=depth)
     if rerank is not None:
         inputs["first stage"] = score(final, data, metrics)
-        final = reranked(final, data.queries, opened[0], rerank, rerank_depth, show_progress)
+        final = rerank_run(rerank, data.queries, final, opened[0], rerank_depth, show_progress)
     result = Evaluation(data.name, score(final, data, metrics), inputs, final)
     if run_path:
         write_trec(final, run_path)

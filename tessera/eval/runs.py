@@ -11,8 +11,7 @@ from tessera.data.datasets import EvalDataset
 from tessera.retrieval.fusion import Run
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
-from tessera.retrieval.query_set import rerank_run, search_run
-from tessera.retrieval.rerank import RERANK_DEPTH, load_reranker
+from tessera.retrieval.query_set import search_run
 
 
 def retrieve(
@@ -26,19 +25,6 @@ def retrieve(
     without a document whose id is the query's (`retrieval.query_set.iter_search`)."""
     texts = queries.queries if isinstance(queries, EvalDataset) else queries
     return search_run([index], texts, k=depth, show_progress=show_progress, remove_query=remove_query)
-
-
-def reranked(
-    run: Run,
-    queries: Mapping[str, str],
-    index: Index,
-    spec: str,
-    depth: int = RERANK_DEPTH,
-    show_progress: bool = False,
-) -> Run:
-    """`run` with each query's top `depth` ordered by the `retrieval.rerank` reranker `spec`
-    (`index` gives the hits' text)."""
-    return rerank_run(load_reranker(spec), queries, run, index, depth, show_progress)
 
 
 def write_trec(

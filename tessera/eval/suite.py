@@ -20,7 +20,7 @@ from tessera.data.datasets import EvalDataset
 from tessera.durable import write_text_atomic
 from tessera.errors import TesseraError
 from tessera.eval.evaluate import parse_metrics, per_query_scores, score
-from tessera.eval.runs import read_trec, reranked, retrieve, write_trec
+from tessera.eval.runs import read_trec, retrieve, write_trec
 from tessera.eval.sampling import sample_corpus
 from tessera.eval.significance import compare_to_baseline
 from tessera.eval.suites import Collection, QuerySet, judged_sets, resolve_suite
@@ -31,6 +31,7 @@ from tessera.indexing.reindex import reindex
 from tessera.models.registry import is_lexical
 from tessera.retrieval.fusion import Run, fuse
 from tessera.retrieval.index import Index
+from tessera.retrieval.query_set import rerank_run
 
 SUITE_METRICS = ("nDCG@10", "R@100", "RR@10")
 RRF_K = 60
@@ -224,7 +225,7 @@ class SuiteRun:
         started = time.perf_counter()
         run = retrieve(index, data, self.depth, show_progress=False, remove_query=query_set.remove_query)
         if system.rerank:
-            run = reranked(run, data.queries, index, system.rerank, system.rerank_depth)
+            run = rerank_run(system.rerank, data.queries, run, index, system.rerank_depth, False)
         seconds = time.perf_counter() - started
         return self.save(
             query_set,
@@ -256,7 +257,7 @@ class SuiteRun:
         fused = fuse(runs, system.fusion, system.weights, rrf_k=RRF_K, depth=self.depth, top=self.depth)
         if system.rerank:  # the first part's index gives the text
             index = Index.load(parts[system.fuse[0]]["index"])
-            fused = reranked(fused, data.queries, index, system.rerank, system.rerank_depth)
+            fused = rerank_run(system.rerank, data.queries, fused, index, system.rerank_depth, False)
         ms = 1000 * (time.perf_counter() - started) / max(1, len(data.queries)) if system.rerank else 0.0
         return self.save(
             query_set,

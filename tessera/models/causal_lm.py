@@ -88,6 +88,16 @@ def resolve_llm(spec: str) -> str:
     return spec
 
 
+def chat_prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int] | None:
+    """Token ids of a chat prompt as the model sees it (template and generation prompt); None
+    for a tokenizer without a chat template."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    return list(
+        tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+    )
+
+
 @cache
 def load_tokenizer(spec: str) -> Any:
     """The LLM's tokenizer (once per process); left padding, a pad token always set."""

@@ -15,10 +15,11 @@ from tessera.rag.generators import Generator, open_generator
 from tessera.rag.passages import Block, Passage, passage_blocks
 from tessera.rag.prompt import build_messages, order_blocks
 from tessera.rag.tokens import Message, token_counter
-from tessera.retrieval.fusion import check_retrieval, hybrid_search
+from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, Params, check_search, load_indexes
-from tessera.retrieval.rerank import RERANK_DEPTH, Reranker, check_rerank_depth, load_reranker, rerank
+from tessera.retrieval.query_set import search_one
+from tessera.retrieval.rerank import RERANK_DEPTH, Reranker, check_rerank_depth, load_reranker
 
 
 @dataclass
@@ -78,17 +79,7 @@ def retrieve(
     (`retrieval.rerank`), the k best of the first stage's `rerank_depth` by its scores."""
     check_retrieval(len(fuse), fusion, weights)
     check_search([question], k)
-    check_rerank_depth(rerank_depth)
-    reranker = load_reranker(reranker) if isinstance(reranker, str) else reranker
-    first = max(k, rerank_depth) if reranker is not None else k
-    if not fuse:
-        hits = index.search(question, k=first, with_text=True)
-    else:
-        indexes = [index, *fuse]
-        hits = hybrid_search(
-            indexes, [question], first, max(depth, first), fusion=fusion, weights=weights, with_text=True
-        )[0]
-    return hits if reranker is None else rerank(reranker, [question], [hits], rerank_depth)[0][:k]
+    return search_one([index, *fuse], question, k, depth, fusion, weights, reranker, rerank_depth)
 
 
 def compression_tools(index: Index, generator: Generator | None) -> Tools:

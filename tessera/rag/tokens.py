@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 
-from tessera.models.causal_lm import DEFAULT_LLM, load_tokenizer
+from tessera.models.causal_lm import DEFAULT_LLM, chat_prompt_ids, load_tokenizer
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
 
@@ -27,12 +27,8 @@ class TokenCounter:
 
     def count_messages(self, messages: Sequence[Message]) -> int:
         """Tokens of a whole chat prompt as the model sees it (chat template, generation prompt)."""
-        if getattr(self.tokenizer, "chat_template", None):
-            ids = self.tokenizer.apply_chat_template(
-                list(messages), add_generation_prompt=True, tokenize=True
-            )
-            if isinstance(ids, dict) or hasattr(ids, "keys"):
-                ids = ids["input_ids"]
+        ids = chat_prompt_ids(self.tokenizer, list(messages))
+        if ids is not None:
             return len(ids)
         return sum(self.count(m["content"]) for m in messages)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,3 +15,7 @@ class Hit:
     # Chunked indexes: the best passage's character offsets in `text`, and (with text) its text.
     offsets: tuple[int, int] | None = None
     passage: str | None = None
+
+    def without_text(self) -> Hit:
+        """The hit as a run holds it: id, score, rank (and offsets), no title or text."""
+        return replace(self, title=None, text=None, passage=None)

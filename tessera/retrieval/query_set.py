@@ -11,7 +11,7 @@ from rich.progress import Progress
 from tessera.retrieval.fusion import Run, hybrid_search
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
-from tessera.retrieval.rerank import RERANK_DEPTH, Reranker, rerank
+from tessera.retrieval.rerank import RERANK_DEPTH, Reranker, check_rerank_depth, load_reranker, rerank
 
 QUERY_BATCH = 64
 
@@ -50,10 +50,7 @@ def iter_search(
             if remove_query:
                 rows = [without_query(qid, row) for qid, row in zip(chunk, rows, strict=True)]
             if reranker is not None:
-                heads = indexes[0].with_text([row[:rerank_depth] for row in rows])  # the text it reads
-                rows = [head + row[rerank_depth:] for head, row in zip(heads, rows, strict=True)]
-                rows = rerank(reranker, texts, rows, rerank_depth)
-                rows = [[replace(h, title=None, text=None, passage=None) for h in row[:k]] for row in rows]
+                rows = [row[:k] for row in _reranked(reranker, texts, rows, indexes[0], rerank_depth)]
             yield from zip(chunk, rows, strict=True)
             bar.update(task, advance=len(chunk))
 
@@ -66,25 +63,58 @@ def without_query(qid: str, hits: list[Hit]) -> list[Hit]:
     return [replace(hit, rank=rank) for rank, hit in enumerate(kept, start=1)]
 
 
+def _reranked(
+    reranker: Reranker, queries: Sequence[str], rows: list[list[Hit]], index: Index, depth: int
+) -> list[list[Hit]]:
+    """Rows reranked, `index` giving the text of each reranked head; returned without text."""
+    heads = index.with_text([row[:depth] for row in rows])
+    rows = [head + row[depth:] for head, row in zip(heads, rows, strict=True)]
+    return [[h.without_text() for h in row] for row in rerank(reranker, queries, rows, depth)]
+
+
 def rerank_run(
-    reranker: Reranker,
+    reranker: Reranker | str,
     queries: Mapping[str, str],
     run: Run,
     index: Index,
     depth: int = RERANK_DEPTH,
     show_progress: bool = True,
 ) -> Run:
-    """A held run reranked query by query (`retrieval.rerank.rerank`), `index` giving the hits'
-    text; hits come back without text."""
+    """A held run (or `tessera eval`'s fused one) reranked query by query by a reranker or its
+    `retrieval.rerank` spec, `index` giving the hits' text; hits come back without text."""
+    reranker = load_reranker(reranker) if isinstance(reranker, str) else reranker
     reranked: Run = {}
     with Progress(transient=True, disable=not show_progress) as bar:
         task = bar.add_task(f"reranking with {reranker.spec}", total=len(run))
         for qid, hits in run.items():
-            head = index.with_text([hits[:depth]])[0]
-            row = rerank(reranker, [queries[qid]], [[*head, *hits[depth:]]], depth)[0]
-            reranked[qid] = [replace(h, title=None, text=None, passage=None) for h in row]
+            reranked[qid] = _reranked(reranker, [queries[qid]], [hits], index, depth)[0]
             bar.update(task, advance=1)
     return reranked
+
+
+def search_one(
+    indexes: Sequence[Index],
+    query: str,
+    k: int = 10,
+    depth: int = 100,
+    fusion: str = "rrf",
+    weights: Sequence[float] | None = None,
+    reranker: Reranker | str | None = None,
+    rerank_depth: int = RERANK_DEPTH,
+) -> list[Hit]:
+    """One query's top `k` with their text, as `tessera search "QUERY"` and RAG retrieve it: one
+    index, or several fused (each searched `depth` deep; the first index's text); with a
+    `reranker`, the k best of the first stage's `rerank_depth` by its scores."""
+    check_rerank_depth(rerank_depth)
+    reranker = load_reranker(reranker) if isinstance(reranker, str) else reranker
+    first = max(k, rerank_depth) if reranker is not None else k
+    if len(indexes) == 1:
+        hits = indexes[0].search(query, k=first, with_text=True)
+    else:
+        hits = hybrid_search(
+            indexes, [query], first, max(depth, first), fusion=fusion, weights=weights, with_text=True
+        )[0]
+    return hits if reranker is None else rerank(reranker, [query], [hits], rerank_depth)[0][:k]
 
 
 def search_run(indexes: Sequence[Index], queries: Mapping[str, str], **options) -> Run:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from functools import partial
 
 from tessera.retrieval.hits import Hit
@@ -42,7 +41,7 @@ class RerankService:
         )
         if with_text:
             return [row[:k] for row in ranked]
-        return [[replace(h, title=None, text=None, passage=None) for h in row[:k]] for row in ranked]
+        return [[h.without_text() for h in row[:k]] for row in ranked]
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import cache
 
-from tessera.errors import EncoderError
+from tessera.errors import EncoderError, TesseraError
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.rerank.base import Reranker, hit_text
 
@@ -73,7 +73,7 @@ def load_reranker(spec: str) -> Reranker:
 
 def check_rerank_depth(depth: int) -> None:
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise EncoderError(f"rerank depth must be a whole number >= 1, got {depth!r}", field="rerank_depth")
+        raise TesseraError(f"rerank depth must be a whole number >= 1, got {depth!r}", field="rerank_depth")
 
 
 def rerank(

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tessera.models.causal_lm import DEFAULT_LLM, load_causal_lm, load_tokenizer
+from tessera.models.causal_lm import DEFAULT_LLM, chat_prompt_ids, load_causal_lm, load_tokenizer
 from tessera.models.runtimes import auto_runtime
 
 PASSAGE_TOKENS = 256  # a passage is cut to this many LLM tokens (UPR read passages of 100 words)
@@ -46,10 +46,9 @@ class QueryLikelihoodReranker:
         """The chat prompt up to where the assistant's answer (the query) starts."""
         cut = self.tokenizer(passage, add_special_tokens=False)["input_ids"][: self.passage_tokens]
         message = INSTRUCTION.format(passage=self.tokenizer.decode(cut))
-        chat = [{"role": "user", "content": message}]
-        if getattr(self.tokenizer, "chat_template", None):
-            ids = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
-            return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+        ids = chat_prompt_ids(self.tokenizer, [{"role": "user", "content": message}])
+        if ids is not None:
+            return ids
         return self.tokenizer(message + "\nQuestion:", add_special_tokens=True)["input_ids"]
 
     def score(self, query: str, texts: Sequence[str]) -> np.ndarray:
