@@ -199,7 +199,7 @@ class Bench:
                     label, lambda p, f=factory, q=params: reindex(flat, p, f, q, show_progress=False)
                 )
                 out[label] = self.measure(label, built[label])
-        for seed in range(a.seeds):
+        for seed in range(a.first_seed, a.first_seed + a.seeds):
             for pairs, setting in [(p, s) for p in a.jpq_pairs for s in a.jpq_settings] if built else ():
                 for m, base in [(m, f"OPQ{m}") for m in a.jpq_sizes]:
                     label = f"JPQ{m} [{pairs}]{f' {{{setting}}}' if setting else ''} s{seed}"
@@ -240,6 +240,7 @@ def main() -> None:
     parser.add_argument("--confirm", nargs="*", default=["medline-beir", "glasgow/lisa"])
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "generalization")
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0, help="Seeds first-seed .. first-seed+seeds-1.")
     parser.add_argument("--tower-pairs", nargs="*", default=["qrels,titles", "qrels,ict", "qrels,synthetic"])
     parser.add_argument("--jpq-pairs", nargs="*", default=["qrels", "qrels,synthetic"])
     parser.add_argument(

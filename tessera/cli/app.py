@@ -56,6 +56,14 @@ RerankOption = Annotated[
     ),
 ]
 RerankDepthOption = Annotated[int, typer.Option(help="With --rerank: hits reranked per query.")]
+FilterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--filter",
+        help='Only documents whose metadata match this JSON filter, e.g. \'{"year": {"$gte": 1960}}\' '
+        "($eq $ne $gt $gte $lt $lte $in $nin $exists, $and/$or).",
+    ),
+]
 
 
 def parse_weights(text: str | None) -> list[float] | None:

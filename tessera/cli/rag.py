@@ -12,6 +12,7 @@ from rich.table import Table
 
 from tessera.cli.app import (
     DepthOption,
+    FilterOption,
     FuseOption,
     FusionOption,
     ParamOption,
@@ -67,15 +68,18 @@ def rag(
     param: ParamOption = [],  # noqa: B006
     rerank: RerankOption = None,
     rerank_depth: RerankDepthOption = 100,
+    filter: FilterOption = None,
 ) -> None:
-    """Answer a question: retrieve (one index, or several fused), compress the context, generate
-    (streamed)."""
+    """Answer a question: retrieve (one index, or several fused; --filter: among documents whose
+    metadata match), compress the context, generate (streamed)."""
+    from tessera.data.metadata import parse_filter
     from tessera.rag.generators import open_generator
     from tessera.rag.pipeline import prepare, stream_answer
     from tessera.retrieval.fusion import check_retrieval
 
     chosen = parse_weights(weights)
     check_retrieval(len(fuse), fusion, chosen)
+    where = parse_filter(filter)
     llm = open_generator(generator)
     prompt = prepare(
         index_dir,
@@ -93,6 +97,7 @@ def rag(
         search_params=parse_params(param),
         rerank=rerank,
         rerank_depth=rerank_depth,
+        filter=where,
     )
     if as_json:
         answer = llm.generate(prompt.messages, max_new_tokens=max_new_tokens) if llm else None
@@ -103,6 +108,7 @@ def rag(
                     "indexes": [str(path) for path in [index_dir, *fuse]],
                     "fusion": fusion if fuse else None,
                     "rerank": rerank,
+                    "filter": where,
                     "answer": answer,
                     "sources": prompt.sources,
                     "context": [{"text": b.text, "sources": list(b.sources)} for b in prompt.blocks],

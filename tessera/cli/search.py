@@ -11,6 +11,7 @@ import typer
 
 from tessera.cli.app import (
     DepthOption,
+    FilterOption,
     FuseOption,
     FusionOption,
     ParamOption,
@@ -57,9 +58,12 @@ def search(
     remove_query: RemoveQueryOption = False,
     rerank: RerankOption = None,
     rerank_depth: RerankDepthOption = 100,
+    filter: FilterOption = None,
 ) -> None:
     """Search an index, or several fused (--fuse), and print the top hits; or run a whole query
-    set into a TREC run file (--queries, --run). --rerank scores the first stage's hits again."""
+    set into a TREC run file (--queries, --run). --rerank scores the first stage's hits again;
+    --filter keeps documents whose metadata match."""
+    from tessera.data.metadata import parse_filter
     from tessera.retrieval.fusion import check_retrieval
     from tessera.retrieval.index import load_indexes
     from tessera.retrieval.query_set import search_one
@@ -67,6 +71,7 @@ def search(
 
     params, chosen = parse_params(param), parse_weights(weights)
     check_retrieval(len(fuse), fusion, chosen)
+    where = parse_filter(filter)
     check_rerank_depth(rerank_depth)
     reranker = load_reranker(rerank) if rerank is not None else None
     if (query is None) == (queries is None):
@@ -94,6 +99,7 @@ def search(
             remove_query,
             reranker,
             rerank_depth,
+            where,
         )
         return
     if run is not None or remove_query:
@@ -101,7 +107,7 @@ def search(
         raise TesseraError(f"{flag} needs --queries (one query prints its hits)", field=flag.strip("-"))
     k = HITS if k is None else k
     indexes = load_indexes([index_dir, *fuse], params, mmap)
-    hits = search_one(indexes, query, k, max(depth, k), fusion, chosen, reranker, rerank_depth)
+    hits = search_one(indexes, query, k, max(depth, k), fusion, chosen, reranker, rerank_depth, where)
     title = " + ".join(str(p) for p in [index_dir, *fuse]) + (f" ({fusion})" if fuse else "")
     title += f": {query}" + (f" (reranked by {reranker.spec})" if reranker is not None else "")
     if as_json:
@@ -137,6 +143,7 @@ def _run_queries(
     remove_query: bool,
     reranker,
     rerank_depth: int,
+    where: dict | None,
 ) -> None:
     from tessera.data.datasets import load_queries
     from tessera.eval.runs import write_trec
@@ -155,6 +162,7 @@ def _run_queries(
         remove_query=remove_query,
         reranker=reranker,
         rerank_depth=rerank_depth,
+        filter=where,
     )
     queries, hits = write_trec(results, run_path)
     out.print(f"{queries} queries, {hits} hits -> {run_path}")

@@ -60,7 +60,10 @@ def write_beir(
         with durable_open(stage / "corpus.jsonl") as handle, progress_bar(show_progress) as bar:
             task = bar.add_task(f"writing {source}", total=corpus.size_hint) if bar else None
             for doc in corpus:
-                handle.write(json.dumps({"_id": doc.id, "title": doc.title, "text": doc.text}) + "\n")
+                record = {"_id": doc.id, "title": doc.title, "text": doc.text}
+                if doc.metadata:
+                    record["metadata"] = doc.metadata
+                handle.write(json.dumps(record) + "\n")
                 doc_ids.add(doc.id)
                 if bar:
                     bar.update(task, advance=1)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tessera.data import irds
 from tessera.data.document import Document
+from tessera.data.metadata import is_scalar
 from tessera.data.readers import read_jsonl, read_tsv, read_txt_folder
 from tessera.errors import CorpusError, DatasetError
 
@@ -53,13 +54,23 @@ def _irds_documents(dataset_id: str) -> Iterator[Document]:
         for doc in dataset.docs_iter():
             title = getattr(doc, "title", "") or ""
             text = doc.text if hasattr(doc, "text") else doc.default_text()
-            yield Document(id=doc.doc_id, text=text, title=title)
+            yield Document(id=doc.doc_id, text=text, title=title, metadata=_irds_metadata(doc))
     except (OSError, ConnectionError, RuntimeError) as exc:
         raise DatasetError(
             f"ir_datasets could not read '{dataset_id}' offline ({_short(exc)}); "
             f"put its original files in TESSERA_DATA_DIR/{dataset_id.split('/')[0]}/",
             field="corpus",
         ) from None
+
+
+def _irds_metadata(doc: tuple) -> dict:
+    """A record's other scalar fields (Cranfield's author and bib, a date, a url) as metadata."""
+    fields = doc._asdict().items() if hasattr(doc, "_asdict") else ()
+    return {
+        key: value
+        for key, value in fields
+        if key not in ("doc_id", "title", "text") and value not in ("", None) and is_scalar(value)
+    }
 
 
 def _short(exc: BaseException) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +14,8 @@ class Document:
     # Where the record came from, so later stages (duplicate ids, encoding) can name it.
     file: str | None = None
     line: int | None = None
+    # Flat JSON fields that filters select by (data/metadata.py); empty when the corpus has none.
+    metadata: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def contents(self) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tessera.data.document import Document
+from tessera.data.metadata import check_metadata, filterable
 from tessera.errors import CorpusError
 
 ID_FIELDS = ("_id", "id", "docid", "doc_id")
@@ -72,7 +73,24 @@ def read_jsonl(path: Path) -> Iterator[Document]:
                 raise CorpusError("is empty", file=path, line=number, field="_id")
             text = _string_field(record, TEXT_FIELDS, path, number, required=True)
             title = _string_field(record, ("title",), path, number, required=False)
-            yield Document(id=doc_id, text=text, title=title, file=str(path), line=number)
+            metadata = _metadata(record, path, number)
+            yield Document(id=doc_id, text=text, title=title, file=str(path), line=number, metadata=metadata)
+
+
+def _metadata(record: dict, path: Path, line: int) -> dict:
+    """BEIR's `metadata` object, plus every other top-level field with a scalar or list value
+    (pyserini-style records: `{"id", "contents", "year"}`); nested values are not kept."""
+    given = record.get("metadata")
+    own = {} if given is None else check_metadata(given, path, line)
+    for key, value in record.items():
+        if key in (*ID_FIELDS, *TEXT_FIELDS, "title", "metadata") or not filterable(value):
+            continue
+        if key in own:
+            raise CorpusError(
+                "given both at the top level and in 'metadata'", file=path, line=line, field=key
+            )
+        own[key] = value
+    return own
 
 
 def read_tsv(path: Path) -> Iterator[Document]:

@@ -1,13 +1,16 @@
-"""SQLite document store: raw title and text by id, and the ordinal every backend uses."""
+"""SQLite document store: raw title, text and metadata by id, and the ordinal every backend uses."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tessera.data.document import Document
 from tessera.errors import CorpusError
+from tessera.indexing.filter_sql import filter_sql
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -15,9 +18,11 @@ CREATE TABLE IF NOT EXISTS docs (
     id TEXT NOT NULL UNIQUE,
     title TEXT NOT NULL,
     text TEXT NOT NULL,
-    source TEXT                    -- file:line the record came from, for error messages
+    source TEXT,                   -- file:line the record came from, for error messages
+    metadata TEXT                  -- JSON object, NULL when the document has none
 )
 """
+COLUMNS = "ordinal, id, title, text, source, metadata"
 
 
 class DocStore:
@@ -31,6 +36,12 @@ class DocStore:
             self.db.execute("PRAGMA journal_mode=DELETE")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(docs)")}
+        if columns and "metadata" not in columns:  # a store written before metadata existed
+            if readonly:
+                self.db.execute("CREATE TEMP VIEW docs AS SELECT *, NULL AS metadata FROM main.docs")
+            else:
+                self.db.execute("ALTER TABLE docs ADD COLUMN metadata TEXT")
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
@@ -40,10 +51,11 @@ class DocStore:
         with self.db:
             for offset, doc in enumerate(documents):
                 source = f"{doc.file}:{doc.line}" if doc.file else None
+                metadata = json.dumps(doc.metadata, ensure_ascii=False) if doc.metadata else None
                 try:
                     self.db.execute(
-                        "INSERT INTO docs (ordinal, id, title, text, source) VALUES (?, ?, ?, ?, ?)",
-                        (start + offset, doc.id, doc.title, doc.text, source),
+                        f"INSERT INTO docs ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                        (start + offset, doc.id, doc.title, doc.text, source, metadata),
                     )
                 except sqlite3.IntegrityError:
                     first = self.db.execute("SELECT source FROM docs WHERE id = ?", (doc.id,)).fetchone()
@@ -70,8 +82,8 @@ class DocStore:
         with self.db:
             self.db.execute(SCHEMA.replace("EXISTS docs (", "EXISTS docs_renumbered ("))
             self.db.execute(
-                "INSERT INTO docs_renumbered SELECT ROW_NUMBER() OVER (ORDER BY ordinal) - 1, "
-                "id, title, text, source FROM docs"
+                f"INSERT INTO docs_renumbered ({COLUMNS}) SELECT ROW_NUMBER() OVER (ORDER BY ordinal) - 1, "
+                f"{COLUMNS.split(', ', 1)[1]} FROM docs"
             )
             self.db.execute("DROP TABLE docs")
             self.db.execute("ALTER TABLE docs_renumbered RENAME TO docs")
@@ -83,12 +95,16 @@ class DocStore:
             yield doc_id
 
     def documents(self) -> Iterator[Document]:
-        for doc_id, title, text in self.db.execute("SELECT id, title, text FROM docs ORDER BY ordinal"):
-            yield Document(id=doc_id, title=title, text=text)
+        for row in self.db.execute("SELECT id, title, text, metadata FROM docs ORDER BY ordinal"):
+            yield _document(*row)
 
     def get(self, ids: Iterable[str]) -> dict[str, Document]:
-        rows = self._where_ids("id, title, text", ids)
-        return {doc_id: Document(id=doc_id, title=title, text=text) for doc_id, title, text in rows}
+        return {row[0]: _document(*row) for row in self._where_ids("id, title, text, metadata", ids)}
+
+    def matching(self, metadata_filter: Mapping[str, Any]) -> set[str]:
+        """Ids of the documents a checked filter (data/metadata.parse_filter) selects."""
+        where, values = filter_sql(metadata_filter)
+        return {doc_id for (doc_id,) in self.db.execute(f"SELECT id FROM docs WHERE {where}", values)}
 
     def _where_ids(self, columns: str, ids: Iterable[str]) -> Iterator[tuple]:
         """`columns` of the rows whose id is in `ids` (unique), 500 ids per query (SQLite's
@@ -101,3 +117,7 @@ class DocStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _document(doc_id: str, title: str, text: str, metadata: str | None) -> Document:
+    return Document(id=doc_id, title=title, text=text, metadata=json.loads(metadata) if metadata else {})

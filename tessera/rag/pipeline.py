@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tessera.data.metadata import Filter, parse_filter
 from tessera.errors import TesseraError
 from tessera.models.causal_lm import DEFAULT_LLM
 from tessera.rag.compressors import Tools, make_compressor
@@ -73,13 +74,15 @@ def retrieve(
     depth: int = 100,
     reranker: Reranker | str | None = None,
     rerank_depth: int = RERANK_DEPTH,
+    filter: Filter | None = None,
 ) -> list[Hit]:
     """The top k hits, with their text, of `index` alone or fused with the `fuse` indexes (hybrid
     retrieval: the first index's text; each index searched `depth` deep); with a `reranker`
-    (`retrieval.rerank`), the k best of the first stage's `rerank_depth` by its scores."""
+    (`retrieval.rerank`), the k best of the first stage's `rerank_depth` by its scores; with a
+    metadata `filter`, among the documents it selects."""
     check_retrieval(len(fuse), fusion, weights)
     check_search([question], k)
-    return search_one([index, *fuse], question, k, depth, fusion, weights, reranker, rerank_depth)
+    return search_one([index, *fuse], question, k, depth, fusion, weights, reranker, rerank_depth, filter)
 
 
 def compression_tools(index: Index, generator: Generator | None) -> Tools:
@@ -112,11 +115,13 @@ def prepare(
     retrieved: Sequence[Hit] | None = None,
     rerank: Reranker | str | None = None,
     rerank_depth: int = RERANK_DEPTH,
+    filter: Filter | None = None,
 ) -> RagPrompt:
     """Retrieve `k` passages (from `index`, or `index` fused with the `fuse` indexes by `fusion`),
     compress them, and build the chat prompt. `search_params` (nprobe, prf, ...) apply to indexes
     given as paths. `rerank` (a `retrieval.rerank` spec or reranker) picks the k passages from
-    the first stage's `rerank_depth`. `retrieved`: hits already searched (and reranked), with
+    the first stage's `rerank_depth`. `filter`: a metadata filter (data/metadata.py) the
+    passages must satisfy. `retrieved`: hits already searched (and reranked), with
     text (the HTTP service searches through its own index threads)."""
     if not question.strip():
         raise TesseraError("the question is empty", field="question")
@@ -124,6 +129,7 @@ def prepare(
         raise TesseraError(f"budget must be at least 1 token, got {budget}", field="budget")
     check_retrieval(len(fuse), fusion, weights)
     check_rerank_depth(rerank_depth)
+    filter = parse_filter(filter)
     reranker = load_reranker(rerank) if isinstance(rerank, str) else rerank
     index, *others = open_indexes(index, fuse, search_params)
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
@@ -132,7 +138,9 @@ def prepare(
 
     started = time.perf_counter()
     if retrieved is None:
-        retrieved = retrieve(index, question, k, others, fusion, weights, depth, reranker, rerank_depth)
+        retrieved = retrieve(
+            index, question, k, others, fusion, weights, depth, reranker, rerank_depth, filter
+        )
     passages = [Passage.from_hit(hit) for hit in retrieved]
     searched = time.perf_counter()
     plain = passage_blocks(passages)
@@ -160,7 +168,7 @@ def answer(
     """Answer a question from an index: retrieve, compress, generate (no generator: prompt only).
 
     `options` are `prepare`'s: k, compress, budget, order, compressor_options, search_params,
-    rerank and rerank_depth, and fuse, fusion, weights, depth for hybrid retrieval."""
+    rerank and rerank_depth, filter, and fuse, fusion, weights, depth for hybrid retrieval."""
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     prompt = prepare(index, question, generator=generator, **options)
     if generator is None:

@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from tessera.data.metadata import Filter
 from tessera.errors import TesseraError
 from tessera.retrieval.hits import Hit
 
@@ -127,12 +128,16 @@ def hybrid_search(
     fusion: str = "rrf",
     weights: Sequence[float] | None = None,
     with_text: bool = False,
+    filter: Filter | None = None,
 ) -> list[list[Hit]]:
     """Search several indexes (e.g. BM25 + dense) and fuse each query's hits (`fusion`: rrf, wsum);
-    `with_text` gives the hits the first index's stored title and text."""
+    `with_text` gives the hits the first index's stored title and text; `filter` (a metadata
+    filter) restricts every index's search to the documents it selects."""
     check_fusion(fusion, weights, len(indexes))
     keys = [str(i) for i in range(len(queries))]
-    runs = [dict(zip(keys, index.batch_search(queries, depth), strict=True)) for index in indexes]
+    runs = [
+        dict(zip(keys, index.batch_search(queries, depth, filter=filter), strict=True)) for index in indexes
+    ]
     fused = fuse(runs, fusion, weights, rrf_k=rrf_k, depth=depth, top=k)
     rows = [fused[key] for key in keys]
     return indexes[0].with_text(rows) if with_text else rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,7 +16,8 @@ class Hit:
     # Chunked indexes: the best passage's character offsets in `text`, and (with text) its text.
     offsets: tuple[int, int] | None = None
     passage: str | None = None
+    metadata: dict[str, Any] | None = None  # fetched with the text
 
     def without_text(self) -> Hit:
-        """The hit as a run holds it: id, score, rank (and offsets), no title or text."""
-        return replace(self, title=None, text=None, passage=None)
+        """The hit as a run holds it: id, score, rank (and offsets), no title, text or metadata."""
+        return replace(self, title=None, text=None, passage=None, metadata=None)

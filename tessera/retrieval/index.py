@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from tessera.data.document import Document
+from tessera.data.metadata import Filter, parse_filter
 from tessera.errors import EncoderError, IndexFormatError, TesseraError
 from tessera.indexing.backends import Params, open_vector_backend
 from tessera.indexing.chunking import load_passages
@@ -20,6 +24,7 @@ from tessera.models.registry import load_query_encoder
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.maxp import maxp_search
 from tessera.retrieval.params import route_params
+from tessera.retrieval.restrict import EXHAUSTIVE_MAX, exhaustive_search, restricted_search
 from tessera.retrieval.vector_prf import VectorPrf, split_vector_prf
 
 Span = tuple[int, int]
@@ -51,6 +56,12 @@ def load_indexes(
     backends = [Manifest.read(root, verify=False).backend for root in roots]
     parts = route_params(backends, search_params or {})
     return [Index.load(root, search_params=part, mmap=mmap) for root, part in zip(roots, parts, strict=True)]
+
+
+def _with_document(hit: Hit, doc: Document) -> Hit:
+    span = hit.offsets
+    passage = doc.text[span[0] : span[1]] if span else None
+    return replace(hit, title=doc.title, text=doc.text, passage=passage, metadata=doc.metadata)
 
 
 class Index:
@@ -164,15 +175,33 @@ class Index:
     def __len__(self) -> int:
         return self.manifest.doc_count
 
-    def search(self, query: str, k: int = 10, with_text: bool = False) -> list[Hit]:
-        return self.batch_search([query], k, with_text)[0]
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        with_text: bool = False,
+        filter: Filter | None = None,
+        doc_ids: Iterable[str] | None = None,
+    ) -> list[Hit]:
+        return self.batch_search([query], k, with_text, filter, doc_ids)[0]
 
-    def batch_search(self, queries: Sequence[str], k: int = 10, with_text: bool = False) -> list[list[Hit]]:
-        """Top-k hits per query, best first."""
+    def batch_search(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        with_text: bool = False,
+        filter: Filter | None = None,
+        doc_ids: Iterable[str] | None = None,
+    ) -> list[list[Hit]]:
+        """Top-k hits per query, best first. `filter` (a metadata filter, data/metadata.py) and
+        `doc_ids` rank only the documents they select (both: those both select)."""
         queries = list(queries)
         check_search(queries, k)
         if not queries:
             return []
+        if filter is not None or doc_ids is not None:
+            rows = self._restricted(queries, k, self.allowed(filter, doc_ids))
+            return self.with_text(rows) if with_text else rows
         spans: list[list[Span | None]] = [[None] * k for _ in queries]
         if self.encoder is None:
             ranked = self.backend.search(queries, k)
@@ -201,6 +230,24 @@ class Index:
             for row, row_spans in zip(ranked, spans, strict=True)
         ]
 
+    def _restricted(self, queries: list[str], k: int, allowed: set[str]) -> list[list[Hit]]:
+        """Top k among `allowed` (retrieval/restrict.py): the allowed documents' stored vectors
+        scored one by one when there are few of them and the index keeps one vector per
+        document; otherwise the index's own ranking, searched deep enough."""
+        deep = partial(restricted_search, partial(self.batch_search, with_text=False), queries, k, allowed)
+        one_vector = self.manifest.backend == "faiss" and self.passages is None and self.prf is None
+        if not (one_vector and self.manifest.metric == "ip" and 0 < len(allowed) <= EXHAUSTIVE_MAX):
+            return deep(len(self))
+        labels = sorted(self.docstore.ordinals(allowed).values())
+        try:
+            vectors = self._stored.vectors_of(np.asarray(labels, dtype=np.int64))
+        except TesseraError:  # a kind that cannot give its vectors back (some GPU indexes)
+            return deep(len(self))
+        found = exhaustive_search(
+            self.encoder.encode_queries(queries), vectors, [self.doc_ids[n] for n in labels], k
+        )
+        return [[Hit(doc_id, score, rank) for rank, (doc_id, score) in enumerate(row, 1)] for row in found]
+
     def _maxp(self, queries: list[str], k: int) -> tuple[list[list[tuple[str, float]]], list[list[Span]]]:
         """Documents by their best passage, with that passage's offsets."""
         found = maxp_search(self.backend.search, self.encoder.encode_queries(queries), self.passages[:, 0], k)
@@ -208,21 +255,24 @@ class Index:
         spans = [[tuple(int(x) for x in self.passages[label, 1:]) for _, _, label in row] for row in found]
         return ranked, spans
 
+    def allowed(self, filter: Filter | None, doc_ids: Iterable[str] | None) -> set[str]:
+        """The ids a metadata filter and an id list select (either may be None: no limit)."""
+        chosen = set(doc_ids) if doc_ids is not None else None
+        if filter is not None:
+            matched = self.docstore.matching(parse_filter(filter))
+            chosen = matched if chosen is None else chosen & matched
+        return chosen or set()
+
     @staticmethod
     def _hit(doc_id: str, score: float, rank: int, span: Span | None, doc: Document | None) -> Hit:
-        if doc is None:
-            return Hit(doc_id, score, rank, offsets=span)
-        passage = doc.text[span[0] : span[1]] if span else None
-        return Hit(doc_id, score, rank, doc.title, doc.text, span, passage)
+        hit = Hit(doc_id, score, rank, offsets=span)
+        return _with_document(hit, doc) if doc is not None else hit
 
     def with_text(self, rows: Sequence[Sequence[Hit]]) -> list[list[Hit]]:
-        """Hits (fused ones come without) given their stored title and text; ids this index does
-        not store stay as they are."""
+        """Hits (fused ones come without) given their stored title, text and metadata (and a
+        chunked hit its passage); ids this index does not store stay as they are."""
         docs = self.docstore.get(h.doc_id for row in rows for h in row)
-        return [
-            [replace(h, title=d.title, text=d.text) if (d := docs.get(h.doc_id)) else h for h in row]
-            for row in rows
-        ]
+        return [[_with_document(h, d) if (d := docs.get(h.doc_id)) else h for h in row] for row in rows]
 
     def document(self, doc_id: str):
         """The raw stored document, or None."""

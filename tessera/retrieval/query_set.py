@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from rich.progress import Progress
 
+from tessera.data.metadata import Filter, parse_filter
 from tessera.retrieval.fusion import Run, hybrid_search
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
@@ -28,6 +29,7 @@ def iter_search(
     remove_query: bool = False,
     reranker: Reranker | None = None,
     rerank_depth: int = RERANK_DEPTH,
+    filter: Filter | None = None,
 ) -> Iterator[tuple[str, list[Hit]]]:
     """Each query's top `k`, in the order given, `QUERY_BATCH` queries at a time: one index
     searched at `k`, or several each searched at `max(depth, k)` and fused by `hybrid_search`.
@@ -37,7 +39,9 @@ def iter_search(
     queries are corpus documents, which would otherwise find themselves).
 
     `reranker` scores each query's top `rerank_depth` again (`retrieval.rerank`): the first stage
-    then retrieves at least that many, and the hits come back without their text."""
+    then retrieves at least that many, and the hits come back without their text. `filter` (a
+    metadata filter, data/metadata.py) ranks only the documents it selects."""
+    filter = parse_filter(filter)
     first = max(k, rerank_depth) if reranker is not None else k
     deep = first if len(indexes) == 1 else max(depth, first)
     qids = list(queries)
@@ -46,7 +50,9 @@ def iter_search(
         for start in range(0, len(qids), QUERY_BATCH):
             chunk = qids[start : start + QUERY_BATCH]
             texts = [queries[qid] for qid in chunk]
-            rows = hybrid_search(indexes, texts, first, deep, rrf_k=rrf_k, fusion=fusion, weights=weights)
+            rows = hybrid_search(
+                indexes, texts, first, deep, rrf_k=rrf_k, fusion=fusion, weights=weights, filter=filter
+            )
             if remove_query:
                 rows = [without_query(qid, row) for qid, row in zip(chunk, rows, strict=True)]
             if reranker is not None:
@@ -101,18 +107,22 @@ def search_one(
     weights: Sequence[float] | None = None,
     reranker: Reranker | str | None = None,
     rerank_depth: int = RERANK_DEPTH,
+    filter: Filter | None = None,
 ) -> list[Hit]:
     """One query's top `k` with their text, as `tessera search "QUERY"` and RAG retrieve it: one
     index, or several fused (each searched `depth` deep; the first index's text); with a
-    `reranker`, the k best of the first stage's `rerank_depth` by its scores."""
+    `reranker`, the k best of the first stage's `rerank_depth` by its scores; with a `filter`,
+    among the documents it selects."""
     check_rerank_depth(rerank_depth)
+    filter = parse_filter(filter)
     reranker = load_reranker(reranker) if isinstance(reranker, str) else reranker
     first = max(k, rerank_depth) if reranker is not None else k
     if len(indexes) == 1:
-        hits = indexes[0].search(query, k=first, with_text=True)
+        hits = indexes[0].search(query, k=first, with_text=True, filter=filter)
     else:
+        deep = max(depth, first)
         hits = hybrid_search(
-            indexes, [query], first, max(depth, first), fusion=fusion, weights=weights, with_text=True
+            indexes, [query], first, deep, fusion=fusion, weights=weights, with_text=True, filter=filter
         )[0]
     return hits if reranker is None else rerank(reranker, [query], [hits], rerank_depth)[0][:k]
 

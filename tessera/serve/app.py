@@ -127,9 +127,8 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         check_retrieval(len(names) - 1, body.fusion, body.weights)
         first = reranking.first_stage_k(body.rerank, body.k, body.rerank_depth)
         with_text = body.text or body.rerank  # the reranker reads the text
+        restrict = await pool.restriction(names[0], body.filter, body.doc_ids)
         if len(names) > 1:
-            if body.doc_ids is not None:
-                raise ApiError(400, "field 'doc_ids': restricting a fused search is not supported")
             check_k(body.depth, "depth")
             depth = max(body.depth, first)
             rows = await pool.fused(
@@ -142,16 +141,10 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
                 body.params,
                 body.fusion,
                 body.weights,
-            )
-        elif body.doc_ids is not None:
-            unknown = set(body.doc_ids) - set(await pool.documents(names[0], body.doc_ids))
-            if unknown:
-                raise ApiError(400, f"field 'doc_ids': unknown ids {', '.join(sorted(unknown)[:5])}")
-            rows = await pool.restricted(
-                names[0], body.queries, first, set(body.doc_ids), with_text, body.params
+                restrict,
             )
         else:
-            rows = await pool.search(names[0], body.queries, first, with_text, body.params)
+            rows = await pool.search(names[0], body.queries, first, with_text, body.params, restrict)
         if body.rerank:
             rows = await reranking.rerank(body.queries, rows, body.rerank_depth, body.k, body.text)
         where = {"indexes": names, "fused": body.fusion} if len(names) > 1 else {"index": names[0]}
@@ -164,7 +157,13 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         doc = (await pool.documents(served.name, [doc_id])).get(doc_id)
         if doc is None:
             raise ApiError(404, f"no document '{doc_id}' in index '{served.name}'")
-        return {"index": served.name, "doc_id": doc.id, "title": doc.title, "text": doc.text}
+        return {
+            "index": served.name,
+            "doc_id": doc.id,
+            "title": doc.title,
+            "text": doc.text,
+            "metadata": doc.metadata,
+        }
 
     @app.post("/v1/rag", response_model=None)
     async def rag_answer(body: RagBody) -> Response:

@@ -17,6 +17,8 @@ import contextlib
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from tessera.retrieval.hits import Hit
 
@@ -55,6 +57,12 @@ class MicroBatcher:
         self.batches = 0  # batch_search calls made, for tests and /health
         self.batched_queries = 0
         self.last_batch = 0  # requests in the last batch gathered
+
+    async def alone(self, queries: list[str], k: int, with_text: bool, **options: Any) -> list[list[Hit]]:
+        """One request outside the batches, on the index's thread: a restricted search
+        (`filter`, `doc_ids`) ranks its own candidates, so it is not merged with others."""
+        call = partial(self.search_fn, queries, k, with_text, **options)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
 
     async def search(self, queries: list[str], k: int, with_text: bool = False) -> list[list[Hit]]:
         """Hits per query, as `batch_search(queries, k, with_text)` would give them."""

@@ -10,11 +10,12 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from tessera.data.metadata import parse_filter
 from tessera.retrieval.fusion import fuse
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
@@ -26,6 +27,7 @@ from tessera.serve.settings import ServeSettings
 log = logging.getLogger("tessera.serve")
 Loader = Callable[[Path], Index]
 MAX_VARIANTS = 4  # re-opened copies per index for per-request search parameters
+Restriction = dict[str, Any]  # Index.batch_search's `filter` and `doc_ids`, as given
 
 
 @dataclass
@@ -128,35 +130,29 @@ class IndexPool:
         k: int,
         with_text: bool = False,
         params: dict[str, float | str] | None = None,
+        restrict: Restriction | None = None,
     ) -> list[list[Hit]]:
-        served = self.get(name)
-        return await (await self._variant(served, params or {})).search(queries, k, with_text)
+        """Micro-batched with the index's other traffic; a `restrict`ed search (`filter`,
+        `doc_ids`: `Index.batch_search`'s restriction, exact) runs alone."""
+        batcher = await self._variant(self.get(name), params or {})
+        if restrict:
+            return await batcher.alone(queries, k, with_text, **restrict)
+        return await batcher.search(queries, k, with_text)
 
-    async def restricted(
-        self,
-        name: str | None,
-        queries: list[str],
-        k: int,
-        doc_ids: set[str],
-        with_text: bool = False,
-        params: dict[str, float | str] | None = None,
-    ) -> list[list[Hit]]:
-        """Top k among `doc_ids`: search deeper (x4 each round) until k of them are found or the
-        whole index is ranked, so the answer is exact."""
-        total = len(self.get(name).index)
-        found: list[list[Hit]] = [[] for _ in queries]
-        todo = list(range(len(queries)))
-        depth = min(total, max(10 * k, 100))
-        while todo:
-            rows = await self.search(name, [queries[i] for i in todo], depth, with_text, params)
-            for i, row in zip(todo, rows, strict=True):
-                kept = [hit for hit in row if hit.doc_id in doc_ids][:k]
-                found[i] = [replace(hit, rank=rank) for rank, hit in enumerate(kept, 1)]
-            if depth >= total:
-                break
-            todo = [i for i in todo if len(found[i]) < min(k, len(doc_ids))]
-            depth = min(total, depth * 4)
-        return found
+    async def restriction(
+        self, name: str, metadata_filter: dict[str, Any] | None, doc_ids: list[str] | None
+    ) -> Restriction | None:
+        """A request's `filter` (checked: a bad one is a 400 naming its key) and `doc_ids` (every
+        id must be in the index `name`), as `search`'s `restrict`; None when it gives neither."""
+        restrict: Restriction = {}
+        if metadata_filter is not None:
+            restrict["filter"] = parse_filter(metadata_filter)
+        if doc_ids is not None:
+            unknown = set(doc_ids) - set(await self.documents(name, doc_ids))
+            if unknown:
+                raise ApiError(400, f"field 'doc_ids': unknown ids {', '.join(sorted(unknown)[:5])}")
+            restrict["doc_ids"] = set(doc_ids)
+        return restrict or None
 
     async def fused(
         self,
@@ -169,14 +165,18 @@ class IndexPool:
         params: dict[str, float | str] | None = None,
         fusion: str = "rrf",
         weights: list[float] | None = None,
+        restrict: Restriction | None = None,
     ) -> list[list[Hit]]:
         """Several indexes fused, as `retrieval.fusion.hybrid_search` computes it; each index's
-        part micro-batched with its other traffic, all indexes searched at once."""
+        part micro-batched with its other traffic (or restricted, alone), all searched at once."""
         for name in names:
             self.get(name)
         routed = route_params([self.served[n].index.manifest.backend for n in names], params or {})
         parts = await asyncio.gather(
-            *(self.search(n, queries, depth, False, part) for n, part in zip(names, routed, strict=True))
+            *(
+                self.search(n, queries, depth, False, part, restrict)
+                for n, part in zip(names, routed, strict=True)
+            )
         )
         keys = [str(i) for i in range(len(queries))]
         runs = [dict(zip(keys, rows, strict=True)) for rows in parts]

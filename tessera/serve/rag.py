@@ -55,6 +55,7 @@ class RagService:
         check_retrieval(len(names) - 1, body.fusion, body.weights)
         first = self.reranking.first_stage_k(body.rerank, body.k, body.rerank_depth)
         retrieved = None
+        restrict = await self.pool.restriction(names[0], body.filter, None)
         if len(names) > 1:
             depth = max(body.depth, first)
             fused = await self.pool.fused(
@@ -66,10 +67,12 @@ class RagService:
                 params=body.params,
                 fusion=body.fusion,
                 weights=body.weights,
+                restrict=restrict,
             )
             retrieved = fused[0]
-        elif body.params or body.rerank:  # with parameters: a re-opened variant (IndexPool keeps a few)
-            retrieved = (await self.pool.search(names[0], [body.query], first, True, body.params))[0]
+        elif body.params or body.rerank or restrict:  # a re-opened variant for parameters (a few kept)
+            rows = await self.pool.search(names[0], [body.query], first, True, body.params, restrict)
+            retrieved = rows[0]
         if body.rerank:
             reranked = await self.reranking.rerank([body.query], [retrieved], body.rerank_depth, body.k, True)
             retrieved = reranked[0]

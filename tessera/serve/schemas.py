@@ -21,6 +21,7 @@ class SearchBody(BaseModel):
     indexes: list[str] | None = None
     params: dict[str, float | str] = Field(default_factory=dict)  # search parameters, e.g. nprobe
     doc_ids: list[str] | None = None  # rank only these documents
+    filter: dict[str, Any] | None = None  # rank only documents whose metadata match (data/metadata.py)
     depth: int = 100  # fused search: hits taken from each index
     rrf_k: int = 60
     fusion: str = "rrf"
@@ -45,6 +46,7 @@ class RagBody(BaseModel):
     params: dict[str, float | str] = Field(default_factory=dict)  # search parameters, as /v1/search's
     rerank: bool = False  # as /v1/search's
     rerank_depth: int = Field(default=100, ge=1)
+    filter: dict[str, Any] | None = None  # as /v1/search's
     compress: str = "none"
     budget: int | None = None
     order: str = "rank"
@@ -59,4 +61,6 @@ def hit_json(hit: Hit, query: str) -> dict[str, Any]:
     if hit.text is not None:
         out["title"] = hit.title or ""
         out["snippet"] = snippet(hit.passage or hit.text, query)
+        if hit.metadata:
+            out["metadata"] = hit.metadata
     return out

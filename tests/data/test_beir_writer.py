@@ -35,3 +35,12 @@ def test_lisa_gets_disjoint_train_and_test_queries(data_dir: Path, tmp_path: Pat
     with pytest.raises(DatasetError, match="field 'dataset'"):
         write_beir("no/such-dataset", tmp_path / "x", show_progress=False)
     assert not (tmp_path / "x").exists()
+
+
+def test_record_fields_travel_as_beir_metadata(tmp_path: Path) -> None:
+    """Cranfield's author and bibliography reach the BEIR copy, and an index of it, as metadata."""
+    from tessera.data.corpus import open_corpus
+
+    written = write_beir("cranfield", tmp_path / "cranfield", show_progress=False)
+    first = next(iter(open_corpus(written)))
+    assert first.metadata == {"author": "brenckman,m.", "bib": "j. ae. scs. 25, 1958, 324."}

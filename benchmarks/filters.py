@@ -1,0 +1,132 @@
+"""Question: what does a metadata filter cost, per index kind and per share of the collection it
+keeps, and how much of the exact filtered top 10 does each search plan find?
+
+    python benchmarks/filters.py [--repeats 3] [--json out.json]
+
+Cranfield as ir_datasets reads the original file, so every document keeps its `author` and `bib`
+(bibliography) fields; indexes built under TESSERA_CACHE_DIR/benchmarks/filters: BM25, MiniLM
+Flat, and HNSW32 and IVF64,Flat re-indexed from Flat's vectors (their search defaults tuned at
+build, as `tessera reindex` does). Filters from those fields, from broad to one author's papers.
+All 225 queries, k=10, one `batch_search` per run, median of `--repeats`; the baseline is the
+same call without a filter. Plans: `auto`, what `Index.batch_search(filter=)` picks (a faiss
+index of one vector per document scores the stored vectors of a filter keeping at most 20,000
+documents; others rank deeper, x4 a round); `deep`, ranking deeper forced for every kind.
+`recall@10` is the share of the exact filtered top 10 found (exact: Flat's for MiniLM kinds,
+BM25's own ranking for BM25), averaged over queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+import tessera.retrieval.index as index_module
+from tessera import config
+from tessera.data.datasets import load_queries
+from tessera.indexing.builder import build_index
+from tessera.indexing.reindex import reindex
+from tessera.retrieval.index import Index
+
+FILTERS = {
+    "has author": {"author": {"$exists": True}},
+    "NACA reports": {"bib": {"$gte": "naca", "$lt": "nacb"}},
+    "J. Aero. Sci.": {"bib": {"$gte": "j. ae", "$lt": "j. af"}},
+    "one author": {"author": "kuhn,r.e."},
+}
+K = 10
+
+
+def build(root: Path) -> dict[str, Path]:
+    paths = {name: root / name for name in ("bm25", "flat", "hnsw", "ivf")}
+    if not paths["bm25"].exists():
+        build_index("cranfield", paths["bm25"], encoder="bm25", show_progress=True)
+    if not paths["flat"].exists():
+        build_index("cranfield", paths["flat"], encoder="minilm", show_progress=True)
+    for name, factory in (("hnsw", "HNSW32"), ("ivf", "IVF64,Flat")):
+        if not paths[name].exists():
+            reindex(paths["flat"], paths[name], factory)
+    return paths
+
+
+def timed(index: Index, queries: list[str], where: dict | None, repeats: int) -> tuple[float, list]:
+    """Median seconds of one batch_search over all queries, and its hits."""
+    times, hits = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        hits = index.batch_search(queries, K, filter=where)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), hits
+
+
+def recall(found: list, exact: list) -> float:
+    shares = [
+        len({h.doc_id for h in got} & {h.doc_id for h in want}) / len(want)
+        for got, want in zip(found, exact, strict=True)
+        if want
+    ]
+    return statistics.fmean(shares) if shares else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    paths = build(config.cache_dir() / "benchmarks" / "filters")
+    queries = list(load_queries("cranfield", "test").values())
+    indexes = {name: Index.load(path) for name, path in paths.items()}
+    for index in indexes.values():  # warm: encoder, JVM, pages
+        index.batch_search(queries[:8], K)
+    exact = {f: indexes["flat"].batch_search(queries, K, filter=w) for f, w in FILTERS.items()}
+    exact_bm25 = {}
+    rows = []
+    for name, index in indexes.items():
+        base, _ = timed(index, queries, None, args.repeats)
+        for label, where in FILTERS.items():
+            share = len(index.docstore.matching(where)) / len(index)
+            for plan in ("auto", "deep"):
+                index_module.EXHAUSTIVE_MAX = 20_000 if plan == "auto" else 0
+                seconds, hits = timed(index, queries, where, args.repeats)
+                if name == "bm25" and plan == "auto":
+                    exact_bm25[label] = hits
+                truth = exact_bm25[label] if name == "bm25" else exact[label]
+                rows.append(
+                    {
+                        "index": name,
+                        "filter": label,
+                        "share": share,
+                        "plan": plan,
+                        "ms_per_query": 1000 * seconds / len(queries),
+                        "x_unfiltered": seconds / base,
+                        "recall@10": recall(hits, truth),
+                        "unfiltered_ms_per_query": 1000 * base / len(queries),
+                    }
+                )
+    index_module.EXHAUSTIVE_MAX = 20_000
+    title = f"Filtered search on Cranfield ({len(queries)} queries, k={K}, median of {args.repeats})"
+    table = Table(title=title)
+    for column in ("index", "filter", "share", "plan", "ms/query", "x unfiltered", "recall@10"):
+        table.add_column(column, justify="left" if column in ("index", "filter", "plan") else "right")
+    for r in rows:
+        table.add_row(
+            r["index"],
+            r["filter"],
+            f"{r['share']:.1%}",
+            r["plan"],
+            f"{r['ms_per_query']:.2f}",
+            f"{r['x_unfiltered']:.2f}x",
+            f"{r['recall@10']:.3f}",
+        )
+    Console().print(table)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

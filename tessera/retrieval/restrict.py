@@ -1,0 +1,56 @@
+"""Search restricted to a set of documents (a metadata filter's, or ids a caller names).
+
+Two plans, chosen by `Index` from how many documents the restriction keeps (as Qdrant and
+Weaviate plan filtered vector search):
+- `restricted_search`, any index kind: search deeper, x4 a round, until k of the allowed
+  documents are found or the whole index is ranked, and keep the allowed ones in order: the
+  index's own ranking with the other documents removed (Lucene, faiss, binary, token, chunked).
+  A filter that keeps few documents makes it rank deep.
+- `exhaustive_search`, for a faiss index of one vector per document and a filter keeping at most
+  `EXHAUSTIVE_MAX` documents: the allowed documents' stored vectors (decoded codes for PQ kinds)
+  scored against the query, all of them, so no ANN probe or graph walk can miss one. For Flat
+  this equals the deep search; for IVF and HNSW it is the exact top k among the allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from tessera.retrieval.hits import Hit
+
+Search = Callable[[list[str], int], list[list[Hit]]]  # queries, depth -> hits, best first
+FIRST_DEPTH = 100
+EXHAUSTIVE_MAX = 20_000  # allowed documents scored one by one: 20k x 384 multiply-adds, ~1 ms a query
+
+
+def restricted_search(
+    search: Search, queries: Sequence[str], k: int, allowed: set[str], total: int
+) -> list[list[Hit]]:
+    """Top k of `allowed` per query, ranked by `search` over an index of `total` documents."""
+    found: list[list[Hit]] = [[] for _ in queries]
+    todo = [i for i in range(len(queries))] if allowed else []
+    want = min(k, len(allowed))
+    depth = min(total, max(10 * k, FIRST_DEPTH))
+    while todo:
+        rows = search([queries[i] for i in todo], depth)
+        for i, row in zip(todo, rows, strict=True):
+            kept = [hit for hit in row if hit.doc_id in allowed][:k]
+            found[i] = [replace(hit, rank=rank) for rank, hit in enumerate(kept, 1)]
+        if depth >= total:
+            break
+        todo = [i for i in todo if len(found[i]) < want]
+        depth = min(total, depth * 4)
+    return found
+
+
+def exhaustive_search(
+    queries: np.ndarray, vectors: np.ndarray, ids: Sequence[str], k: int
+) -> list[list[tuple[str, float]]]:
+    """Top k of `ids` per query vector by inner product with their `vectors`; ties keep the order
+    of `ids` (give them in label order, as faiss breaks ties)."""
+    scores = queries @ vectors.T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [[(ids[j], float(row[j])) for j in picks] for row, picks in zip(scores, top, strict=True)]
