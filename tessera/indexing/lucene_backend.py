@@ -12,7 +12,7 @@ transformers for its neural searchers, about 13 s before a one-shot BM25 query c
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from tessera.data.document import Document
@@ -57,6 +57,7 @@ class LuceneBackend:
     def __init__(self, root: Path, settings: BM25):
         self.searcher = java_class("io.anserini.search.SimpleSearcher")(str(root / FOLDER))
         self.searcher.set_bm25(float(settings.k1), float(settings.b))
+        self.expands = bool(settings.prf)
         if settings.prf:
             self._expand(root, settings)
 
@@ -93,3 +94,28 @@ class LuceneBackend:
             [(hit.docid, float(hit.score)) for hit in results.get(str(qid), [])]
             for qid in range(len(queries))
         ]
+
+    def search_within(
+        self, queries: list[str], k: int, ids: Collection[str]
+    ) -> list[list[tuple[str, float]]]:
+        """Ranked (doc id, score) lists among `ids` only: the bag-of-words query `search` runs, AND
+        a filter clause on the id field (Lucene's TermInSetQuery; a filter clause does not score,
+        so scores equal `search`'s). Without expansion: RM3 and Rocchio run on query strings."""
+        if self.expands:
+            raise ValueError("search_within runs without RM3/Rocchio expansion")
+        bytes_ref, terms = java_class("org.apache.lucene.util.BytesRef"), java_class("java.util.ArrayList")()
+        for doc_id in ids:
+            terms.add(bytes_ref(doc_id.encode()))
+        only = java_class("org.apache.lucene.search.TermInSetQuery")("id", terms)
+        occur = java_class("org.apache.lucene.search.BooleanClause$Occur")
+        words = java_class("io.anserini.search.query.BagOfWordsQueryGenerator")()
+        analyzer = java_class("io.anserini.analysis.DefaultEnglishAnalyzer").newDefaultInstance()
+        found = []
+        for text in queries:
+            query = java_class("org.apache.lucene.search.BooleanQuery$Builder")()
+            query.add(words.buildQuery("contents", analyzer, text), occur.MUST)
+            query.add(only, occur.FILTER)
+            found.append(
+                [(hit.docid, float(hit.score)) for hit in self.searcher.search(query.build(), int(k))]
+            )
+        return found

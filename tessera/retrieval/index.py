@@ -24,7 +24,7 @@ from tessera.models.registry import load_query_encoder
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.maxp import maxp_search
 from tessera.retrieval.params import route_params
-from tessera.retrieval.restrict import EXHAUSTIVE_MAX, exhaustive_search, restricted_search
+from tessera.retrieval.restrict import SELECTIVE_MAX, Ranked, exhaustive_search, restricted_search
 from tessera.retrieval.vector_prf import VectorPrf, split_vector_prf
 
 Span = tuple[int, int]
@@ -231,22 +231,32 @@ class Index:
         ]
 
     def _restricted(self, queries: list[str], k: int, allowed: set[str]) -> list[list[Hit]]:
-        """Top k among `allowed` (retrieval/restrict.py): the allowed documents' stored vectors
-        scored one by one when there are few of them and the index keeps one vector per
-        document; otherwise the index's own ranking, searched deep enough."""
-        deep = partial(restricted_search, partial(self.batch_search, with_text=False), queries, k, allowed)
+        """Top k among `allowed` (retrieval/restrict.py): a selective restriction (at most
+        `SELECTIVE_MAX` documents) through the index's own plan where it has one; otherwise the
+        index's ranking, searched deep enough."""
+        if allowed and len(allowed) <= SELECTIVE_MAX and (found := self._selective(queries, k, allowed)):
+            return [
+                [Hit(doc_id, score, rank) for rank, (doc_id, score) in enumerate(row, 1)] for row in found
+            ]
+        return restricted_search(partial(self.batch_search, with_text=False), queries, k, allowed, len(self))
+
+    def _selective(self, queries: list[str], k: int, allowed: set[str]) -> Ranked | None:
+        """BM25 with a filter clause on the ids (scores unchanged); a faiss index of one vector a
+        document scores the allowed documents' stored vectors one by one (PQ kinds: decoded), so
+        no IVF probe or HNSW walk misses one. None where neither applies (expansion, token,
+        binary, chunked indexes; a GPU index that cannot give its vectors back)."""
+        if self.manifest.backend == "lucene":
+            return None if self.backend.expands else self.backend.search_within(queries, k, allowed)
         one_vector = self.manifest.backend == "faiss" and self.passages is None and self.prf is None
-        if not (one_vector and self.manifest.metric == "ip" and 0 < len(allowed) <= EXHAUSTIVE_MAX):
-            return deep(len(self))
+        if not one_vector or self.manifest.metric != "ip":
+            return None
         labels = sorted(self.docstore.ordinals(allowed).values())
         try:
             vectors = self._stored.vectors_of(np.asarray(labels, dtype=np.int64))
-        except TesseraError:  # a kind that cannot give its vectors back (some GPU indexes)
-            return deep(len(self))
-        found = exhaustive_search(
-            self.encoder.encode_queries(queries), vectors, [self.doc_ids[n] for n in labels], k
-        )
-        return [[Hit(doc_id, score, rank) for rank, (doc_id, score) in enumerate(row, 1)] for row in found]
+        except TesseraError:
+            return None
+        queries_vectors = self.encoder.encode_queries(queries)
+        return exhaustive_search(queries_vectors, vectors, [self.doc_ids[n] for n in labels], k)
 
     def _maxp(self, queries: list[str], k: int) -> tuple[list[list[tuple[str, float]]], list[list[Span]]]:
         """Documents by their best passage, with that passage's offsets."""

@@ -1,15 +1,17 @@
 """Search restricted to a set of documents (a metadata filter's, or ids a caller names).
 
-Two plans, chosen by `Index` from how many documents the restriction keeps (as Qdrant and
-Weaviate plan filtered vector search):
+Plans, chosen by `Index` from how many documents the restriction keeps (as Qdrant and Weaviate
+plan filtered vector search):
 - `restricted_search`, any index kind: search deeper, x4 a round, until k of the allowed
   documents are found or the whole index is ranked, and keep the allowed ones in order: the
   index's own ranking with the other documents removed (Lucene, faiss, binary, token, chunked).
   A filter that keeps few documents makes it rank deep.
-- `exhaustive_search`, for a faiss index of one vector per document and a filter keeping at most
-  `EXHAUSTIVE_MAX` documents: the allowed documents' stored vectors (decoded codes for PQ kinds)
-  scored against the query, all of them, so no ANN probe or graph walk can miss one. For Flat
-  this equals the deep search; for IVF and HNSW it is the exact top k among the allowed.
+- a selective restriction (at most `SELECTIVE_MAX` documents) through the index's own plan:
+  `exhaustive_search` for a faiss index of one vector per document, the allowed documents'
+  stored vectors (decoded codes for PQ kinds) scored against the query, all of them, so no ANN
+  probe or graph walk can miss one (for Flat this equals the deep search; for IVF and HNSW it is
+  the exact top k among the allowed); for BM25 a filter clause on the ids inside Lucene's query
+  (`LuceneBackend.search_within`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import numpy as np
 from tessera.retrieval.hits import Hit
 
 Search = Callable[[list[str], int], list[list[Hit]]]  # queries, depth -> hits, best first
+Ranked = list[list[tuple[str, float]]]  # (doc id, score) per query, best first
 FIRST_DEPTH = 100
-EXHAUSTIVE_MAX = 20_000  # allowed documents scored one by one: 20k x 384 multiply-adds, ~1 ms a query
+SELECTIVE_MAX = 20_000  # e.g. 20k x 384 multiply-adds scored one by one, ~1 ms a query
 
 
 def restricted_search(
@@ -46,9 +49,7 @@ def restricted_search(
     return found
 
 
-def exhaustive_search(
-    queries: np.ndarray, vectors: np.ndarray, ids: Sequence[str], k: int
-) -> list[list[tuple[str, float]]]:
+def exhaustive_search(queries: np.ndarray, vectors: np.ndarray, ids: Sequence[str], k: int) -> Ranked:
     """Top k of `ids` per query vector by inner product with their `vectors`; ties keep the order
     of `ids` (give them in label order, as faiss breaks ties)."""
     scores = queries @ vectors.T

@@ -46,11 +46,12 @@ def hnsw(cranfield_dense: Path, tmp_path_factory: pytest.TempPathFactory) -> Ind
 
 
 @pytest.mark.parametrize("where", [NACA, FEW, {"$or": [FEW, {"author": {"$exists": False}}]}])
-@pytest.mark.parametrize("kind", ["bm25", "dense", "dense-deep"])
+@pytest.mark.parametrize("kind", ["bm25", "bm25-deep", "dense", "dense-deep"])
 def test_filtered_top_k_is_the_full_ranking_restricted(where: dict, kind: str, request, monkeypatch) -> None:
-    """Flat scores a filter's documents one by one (few of them) or ranks deep: the same hits."""
-    if kind == "dense-deep":
-        monkeypatch.setattr("tessera.retrieval.index.EXHAUSTIVE_MAX", 0)
+    """A selective filter (BM25: a filter clause in Lucene's query; Flat: the documents' vectors
+    scored one by one) and ranking deep give the same hits: the full ranking restricted."""
+    if kind.endswith("-deep"):
+        monkeypatch.setattr("tessera.retrieval.index.SELECTIVE_MAX", 0)
     index: Index = request.getfixturevalue(kind.removesuffix("-deep"))
     allowed = index.docstore.matching(where)
     assert 0 < len(allowed) < len(index)
@@ -73,7 +74,7 @@ def test_hnsw_scores_a_selective_filter_exactly(hnsw: Index, dense: Index, where
     exact = dense.batch_search(QUERIES, k=10, filter=where)
     got = hnsw.batch_search(QUERIES, k=10, filter=where)
     assert [[h.doc_id for h in row] for row in got] == [[h.doc_id for h in row] for row in exact]
-    monkeypatch.setattr("tessera.retrieval.index.EXHAUSTIVE_MAX", 0)
+    monkeypatch.setattr("tessera.retrieval.index.SELECTIVE_MAX", 0)
     allowed = hnsw.docstore.matching(where)
     deep = hnsw.batch_search(QUERIES, k=10, filter=where)
     assert all(h.doc_id in allowed for row in deep for h in row)
@@ -81,6 +82,15 @@ def test_hnsw_scores_a_selective_filter_exactly(hnsw: Index, dense: Index, where
         assert all(len(row) == 10 for row in deep)
     else:  # the first query's walk reaches none of the four; scored one by one, all four rank
         assert deep[0] == [] and len(got[0]) == len(allowed) == 4
+
+
+def test_bm25_with_expansion_ranks_deep(cranfield_bm25: Path, bm25: Index) -> None:
+    """RM3 expands query strings, so a filtered RM3 search ranks the expanded ranking deep."""
+    rm3 = Index.load(cranfield_bm25, search_params={"prf": "rm3"})
+    allowed = bm25.docstore.matching(NACA)
+    full = rm3.search(QUERIES[1], k=len(rm3))
+    expected = [h.doc_id for h in full if h.doc_id in allowed][:10]
+    assert [h.doc_id for h in rm3.search(QUERIES[1], k=10, filter=NACA)] == expected
 
 
 def test_doc_ids_and_filter_together_keep_both(bm25: Index) -> None:
