@@ -97,3 +97,40 @@ def test_search_page_in_chromium(browser, make_app, loaded, tmp_path: Path) -> N
         page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than the screen
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         assert not foreign and not errors, (foreign, errors)
+
+
+def test_page_filters_by_metadata(browser, cranfield_bm25: Path) -> None:
+    """The filter box sends its JSON; hits and the document view show metadata; a bad filter
+    shows the service's message naming the key; malformed JSON is caught before sending."""
+    from tessera.retrieval.index import Index
+    from tessera.serve import ServeSettings, create_app
+
+    index = Index.load(cranfield_bm25)
+    where = '{"bib": {"$gte": "naca", "$lt": "nacb"}}'
+    with live_server(create_app(ServeSettings(indexes={"cran": str(cranfield_bm25)}))) as url:
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        page.goto(url + "/")
+        page.wait_for_selector("#indexes input[value='cran']")
+        page.fill("#q", "propeller slipstream lift")
+        page.fill("#filter", where)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#results li .meta")
+        expected = index.search(
+            "propeller slipstream lift", k=10, filter={"bib": {"$gte": "naca", "$lt": "nacb"}}
+        )
+        shown = page.locator("#results li .score").all_inner_texts()
+        assert [text.split("id ")[-1] for text in shown] == [hit.doc_id for hit in expected]
+        metas = page.locator("#results li .meta").all_inner_texts()
+        assert len(metas) == 10 and all("bib: naca" in text for text in metas)
+
+        page.locator("#results li .hit-title").first.click()
+        page.wait_for_selector("dialog#doc[open]")
+        assert "bib: naca" in page.inner_text("#doc-meta")
+        page.keyboard.press("Escape")
+
+        page.fill("#filter", '{"bib": {"$like": "naca%"}}')
+        page.click("button[type=submit]")
+        page.wait_for_function("document.querySelector('#error').textContent.includes('filter.bib.$like')")
+        page.fill("#filter", '{"bib": ')
+        page.click("button[type=submit]")
+        page.wait_for_function("document.querySelector('#error').textContent.includes('not valid JSON')")

@@ -46,6 +46,24 @@ async function call(url, options) {
   return body;
 }
 
+// The filter box's JSON, or undefined when empty; a syntax error is shown, not sent.
+function chosenFilter() {
+  const text = $("filter").value.trim();
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`filter: not valid JSON (${err.message})`);
+  }
+}
+
+// "key: value · key: value" for a hit's or a document's metadata (lists joined by commas).
+function metadataLine(metadata) {
+  return Object.entries(metadata || {})
+    .map(([key, value]) => `${key}: ${Array.isArray(value) ? value.join(", ") : value}`)
+    .join(" · ");
+}
+
 function chosenIndexes() {
   return [...document.querySelectorAll("#indexes input:checked")].map((box) => box.value);
 }
@@ -91,6 +109,7 @@ function renderHits(hits, query, index) {
     const snippet = el("p", "snippet");
     snippet.append(highlighted(hit.snippet || "", query));
     item.append(head, snippet);
+    if (hit.metadata) item.append(el("p", "meta", metadataLine(hit.metadata)));
     list.append(item);
   }
   if (!hits.length) list.append(el("li", "muted", "no results"));
@@ -105,7 +124,7 @@ async function search(event) {
   showError("");
   const started = performance.now();
   try {
-    const body = { queries: [query], k };
+    const body = { queries: [query], k, filter: chosenFilter() };
     if (indexes.length > 1) body.indexes = indexes; else body.index = indexes[0];
     const result = await call("/v1/search", {
       method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
@@ -125,6 +144,7 @@ async function openDocument(docId, index, query) {
     const doc = await call(`/v1/doc/${encodeURIComponent(docId)}?index=${encodeURIComponent(index)}`);
     $("doc-title").replaceChildren(highlighted(doc.title || doc.doc_id, query));
     $("doc-id").textContent = `${doc.index} · ${doc.doc_id}`;
+    $("doc-meta").textContent = metadataLine(doc.metadata);
     $("doc-text").replaceChildren(highlighted(doc.text, query));
     $("doc").showModal();
   } catch (err) {
@@ -148,7 +168,8 @@ async function ask() {
     const response = await fetch("/v1/rag", {
       method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({
-        query, k: Number($("k").value) || 10, stream: true, ...(indexes.length > 1 ? { indexes } : { index }),
+        query, k: Number($("k").value) || 10, stream: true, filter: chosenFilter(),
+        ...(indexes.length > 1 ? { indexes } : { index }),
       }),
     });
     if (!response.ok) throw new Error((await response.json()).error);
