@@ -93,6 +93,19 @@ def test_maxp_equals_brute_force_max_over_passages(chunked: Path) -> None:
             assert top.offsets == tuple(rows[label, 1:]) and top.passage == top.text[slice(*top.offsets)]
 
 
+def test_a_restricted_chunked_search_is_maxp_restricted(chunked: Path) -> None:
+    """Chunked indexes rank deep for a restriction: the MaxP ranking with the others removed, each
+    hit still with its best passage."""
+    index = Index.load(chunked)
+    full = index.search(QUERIES[1], k=len(index))
+    allowed = [hit.doc_id for hit in full[40:]]  # found only by ranking deep
+    hits = index.search(QUERIES[1], k=5, with_text=True, doc_ids=allowed)
+    assert [(h.doc_id, h.score, h.offsets) for h in hits] == [
+        (h.doc_id, h.score, h.offsets) for h in full[40:45]
+    ]
+    assert all(h.passage and h.passage == h.text[h.offsets[0] : h.offsets[1]] for h in hits)
+
+
 def test_eval_and_fusion_take_a_chunked_index(chunked: Path, cranfield_head: Path, tmp_path: Path) -> None:
     bm25 = tmp_path / "bm25"
     run_cli("index", str(cranfield_head / "corpus.jsonl"), "-o", str(bm25), "--encoder", "bm25")

@@ -84,6 +84,16 @@ def test_hnsw_scores_a_selective_filter_exactly(hnsw: Index, dense: Index, where
         assert deep[0] == [] and len(got[0]) == len(allowed) == 4
 
 
+@pytest.mark.parametrize("mode", ["colbert", "xtr"])
+def test_a_token_index_ranks_deep_for_a_restriction(cranfield_tokens: Path, mode: str) -> None:
+    index = Index.load(cranfield_tokens, search_params={"mode": mode})
+    full = index.search(QUERIES[0], k=len(index))
+    allowed = {hit.doc_id for hit in full[30:]}
+    hits = index.search(QUERIES[0], k=8, doc_ids=allowed)
+    assert [h.doc_id for h in hits] == [h.doc_id for h in full if h.doc_id in allowed][:8]
+    assert [h.rank for h in hits] == list(range(1, 9))
+
+
 def test_bm25_with_expansion_ranks_deep(cranfield_bm25: Path, bm25: Index) -> None:
     """RM3 expands query strings, so a filtered RM3 search ranks the expanded ranking deep."""
     rm3 = Index.load(cranfield_bm25, search_params={"prf": "rm3"})
