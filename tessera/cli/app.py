@@ -77,12 +77,17 @@ def parse_weights(text: str | None) -> list[float] | None:
 
 
 def hits_table(hits, title: str) -> Table:
+    """Rank, id, score and the start of the text; a metadata column when any hit has metadata."""
     table = Table(title=title)
-    for column in ("rank", "doc id", "score", "text"):
+    with_metadata = any(hit.metadata for hit in hits)
+    for column in ("rank", "doc id", "score", "text", *(["metadata"] if with_metadata else [])):
         table.add_column(column, overflow="fold")
     for hit in hits:
-        snippet = " ".join(filter(None, [hit.title, hit.passage or hit.text]))[:160]
-        table.add_row(str(hit.rank), hit.doc_id, f"{hit.score:.4f}", snippet)
+        snippet = " ".join(part for part in (hit.title, hit.passage or hit.text) if part)[:160]
+        fields = " · ".join(f"{key}: {value}" for key, value in (hit.metadata or {}).items())[:100]
+        table.add_row(
+            str(hit.rank), hit.doc_id, f"{hit.score:.4f}", snippet, *([fields] if with_metadata else [])
+        )
     return table
 
 

@@ -133,6 +133,10 @@ def test_cli_search_filters_one_query_and_a_query_set(cranfield_bm25: Path, tmp_
     shown = json.loads(run_cli("search", str(cranfield_bm25), QUERIES[0], "--filter", where, "--json").stdout)
     assert pairs(bm25.search(QUERIES[0], filter=NACA)) == [(h["doc_id"], h["score"]) for h in shown]
     assert all(h["metadata"]["bib"].startswith("naca") for h in shown)
+    table = run_cli(
+        "search", str(cranfield_bm25), QUERIES[0], "--filter", where, env={"COLUMNS": "250"}
+    ).stdout
+    assert "metadata" in table and table.count("bib: naca") == 10
     queries = tmp_path / "q.tsv"
     queries.write_text("".join(f"q{n}\t{q}\n" for n, q in enumerate(QUERIES)))
     run = tmp_path / "run.trec"
