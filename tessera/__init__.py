@@ -26,6 +26,7 @@ _API = {
     "load_reranker": "tessera.retrieval.rerank",
     "rerank": "tessera.retrieval.rerank",
     "quickstart": "tessera.quickstart",
+    "parse_filter": "tessera.data.metadata",
     "TesseraError": "tessera.errors",
 }
 __all__ = sorted(_API)

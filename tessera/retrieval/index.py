@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from functools import partial
@@ -29,6 +30,7 @@ from tessera.retrieval.vector_prf import VectorPrf, split_vector_prf
 
 Span = tuple[int, int]
 LOAD_ATTEMPTS = 5  # opens retried when an update replaces the index meanwhile
+FILTERS_KEPT = 8  # metadata filters whose matching ids an Index keeps
 
 
 def _manifest_bytes(root: Path) -> bytes | None:
@@ -79,6 +81,7 @@ class Index:
         self.manifest = manifest
         self._given = (encoder, search_params, mmap)  # kept for reopening after an update
         self.docstore = DocStore(root / DocStore.FILE, readonly=True)
+        self._filters: dict[str, frozenset[str]] = {}  # filter JSON -> matching ids (`_matching`)
         self.passages = None
         self.prf: VectorPrf | None = None
         params = {**manifest.search_params, **(search_params or {})}
@@ -269,9 +272,20 @@ class Index:
         """The ids a metadata filter and an id list select (either may be None: no limit)."""
         chosen = set(doc_ids) if doc_ids is not None else None
         if filter is not None:
-            matched = self.docstore.matching(parse_filter(filter))
+            matched = self._matching(parse_filter(filter))
             chosen = matched if chosen is None else chosen & matched
         return chosen or set()
+
+    def _matching(self, checked: dict) -> set[str]:
+        """The doc store's answer to a filter, kept for the last few filters: a query set runs
+        its batches, and a service its requests, with the same filter, and this object's doc
+        store never changes (an update reopens it)."""
+        key = json.dumps(checked, sort_keys=True)
+        if key not in self._filters:
+            if len(self._filters) >= FILTERS_KEPT:
+                self._filters.pop(next(iter(self._filters)))
+            self._filters[key] = frozenset(self.docstore.matching(checked))
+        return set(self._filters[key])
 
     @staticmethod
     def _hit(doc_id: str, score: float, rank: int, span: Span | None, doc: Document | None) -> Hit:

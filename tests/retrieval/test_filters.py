@@ -5,6 +5,7 @@ removed, for BM25, MiniLM flat, fusion, RAG retrieval and the CLI."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,28 @@ def test_bm25_with_expansion_ranks_deep(cranfield_bm25: Path, bm25: Index) -> No
     full = rm3.search(QUERIES[1], k=len(rm3))
     expected = [h.doc_id for h in full if h.doc_id in allowed][:10]
     assert [h.doc_id for h in rm3.search(QUERIES[1], k=10, filter=NACA)] == expected
+
+
+def test_added_documents_bring_their_metadata(cranfield_bm25: Path, tmp_path: Path) -> None:
+    """`Index.add` stores an added record's metadata, and a filter asked before sees it after."""
+    index = Index.load(shutil.copytree(cranfield_bm25, tmp_path / "bm25"))
+    kuhn = {"author": "kuhn,r.e."}
+    before = [h.doc_id for h in index.search(QUERIES[2], k=10, filter=kuhn)]
+    new = tmp_path / "new.jsonl"
+    record = {
+        "_id": "new-1",
+        "text": "propeller slipstream lift on a wing",
+        "author": "kuhn,r.e.",
+        "year": 1963,
+    }
+    new.write_text(json.dumps(record) + "\n")
+    index.add(new, show_progress=False)
+    after = index.search(QUERIES[2], k=10, filter=kuhn, with_text=True)
+    assert "new-1" in [h.doc_id for h in after] and set(before) < {h.doc_id for h in after}
+    assert next(h for h in after if h.doc_id == "new-1").metadata == {"author": "kuhn,r.e.", "year": 1963}
+    assert [h.doc_id for h in index.search(QUERIES[2], k=10, filter={"year": {"$gt": 1960}})] == ["new-1"]
+    index.delete(["new-1"])
+    assert [h.doc_id for h in index.search(QUERIES[2], k=10, filter=kuhn)] == before
 
 
 def test_doc_ids_and_filter_together_keep_both(bm25: Index) -> None:
