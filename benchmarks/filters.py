@@ -10,8 +10,9 @@ build, as `tessera reindex` does). Filters from those fields, from broad to one 
 All 225 queries, k=10, one `batch_search` per run, median of `--repeats`; the baseline is the
 same call without a filter. Plans: `auto`, what `Index.batch_search(filter=)` picks (a filter
 keeping at most 20,000 documents: BM25 with a filter clause in Lucene's query, a faiss index of
-one vector per document scoring their stored vectors; broader ones rank deeper, x4 a round);
-`deep`, ranking deeper forced for every kind.
+one vector per document scoring their stored vectors one by one; broader ones through faiss'
+IDSelector, or for BM25 ranked deeper, x4 a round); `selector`, faiss' IDSelector forced (every
+filter counted as broad); `deep`, ranking deeper forced for every kind.
 `recall@10` is the share of the exact filtered top 10 found (exact: Flat's for MiniLM kinds,
 BM25's own ranking for BM25), averaged over queries; the `none` row of each index gives its
 unfiltered recall against Flat, the ANN error every filtered row inherits.
@@ -20,9 +21,11 @@ unfiltered recall against Flat, the ANN error every filtered row inherits.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -32,9 +35,9 @@ import tessera.retrieval.index as index_module
 from tessera import config
 from tessera.data.datasets import load_queries
 from tessera.indexing.builder import build_index
+from tessera.indexing.faiss_backend import FaissBackend
 from tessera.indexing.reindex import reindex
 from tessera.retrieval.index import Index
-from tessera.retrieval.restrict import SELECTIVE_MAX as SELECTIVE
 
 FILTERS = {
     "has author": {"author": {"$exists": True}},
@@ -55,6 +58,20 @@ def build(root: Path) -> dict[str, Path]:
         if not paths[name].exists():
             reindex(paths["flat"], paths[name], factory)
     return paths
+
+
+@contextlib.contextmanager
+def plan(name: str) -> Iterator[None]:
+    """`auto` as shipped; `selector` and `deep` by moving the threshold and the faiss method."""
+    kept = index_module.SELECTIVE_MAX, FaissBackend.search_within
+    if name != "auto":
+        index_module.SELECTIVE_MAX = 0
+    if name == "deep":
+        FaissBackend.search_within = lambda *args: None
+    try:
+        yield
+    finally:
+        index_module.SELECTIVE_MAX, FaissBackend.search_within = kept
 
 
 def timed(index: Index, queries: list[str], where: dict | None, repeats: int) -> tuple[float, list]:
@@ -107,10 +124,10 @@ def main() -> None:
         )
         for label, where in FILTERS.items():
             share = len(index.docstore.matching(where)) / len(index)
-            for plan in ("auto", "deep"):
-                index_module.SELECTIVE_MAX = SELECTIVE if plan == "auto" else 0
-                seconds, hits = timed(index, queries, where, args.repeats)
-                if name == "bm25" and plan == "auto":
+            for chosen in ("auto", "deep") if name == "bm25" else ("auto", "selector", "deep"):
+                with plan(chosen):
+                    seconds, hits = timed(index, queries, where, args.repeats)
+                if name == "bm25" and chosen == "auto":
                     exact_bm25[label] = hits
                 truth = exact_bm25[label] if name == "bm25" else exact[label]
                 rows.append(
@@ -118,14 +135,13 @@ def main() -> None:
                         "index": name,
                         "filter": label,
                         "share": share,
-                        "plan": plan,
+                        "plan": chosen,
                         "ms_per_query": 1000 * seconds / len(queries),
                         "x_unfiltered": seconds / base,
                         "recall@10": recall(hits, truth),
                         "unfiltered_ms_per_query": 1000 * base / len(queries),
                     }
                 )
-    index_module.SELECTIVE_MAX = SELECTIVE
     title = f"Filtered search on Cranfield ({len(queries)} queries, k={K}, median of {args.repeats})"
     table = Table(title=title)
     for column in ("index", "filter", "share", "plan", "ms/query", "x unfiltered", "recall@10"):
@@ -140,7 +156,7 @@ def main() -> None:
             f"{r['x_unfiltered']:.2f}x",
             f"{r['recall@10']:.3f}",
         )
-    Console().print(table)
+    Console(width=140).print(table)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -53,6 +53,25 @@ def apply_search_params(index: faiss.Index, params: dict[str, float]) -> None:
             ) from None
 
 
+def selector_params(index: faiss.Index, selector: faiss.IDSelector) -> faiss.SearchParameters | None:
+    """Search parameters restricting `index` to `selector`, carrying the index's own settings
+    (given parameters replace the index's: an IVF would probe 1 list, not its nprobe); None for
+    kinds faiss cannot restrict (PQ, fast-scan and RaBitQ IVF, ...)."""
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexPreTransform):  # OPQ, PCA: the parameters go to the inner index
+        return selector_params(index.index, selector)
+    if isinstance(index, faiss.IndexRefine):
+        base = selector_params(index.base_index, selector)
+        return base and faiss.IndexRefineSearchParameters(k_factor=index.k_factor, base_index_params=base)
+    if isinstance(index, (faiss.IndexIVFFastScan, faiss.IndexIVFRaBitQ)):
+        return None
+    if isinstance(index, faiss.IndexIVF):
+        return faiss.SearchParametersIVF(sel=selector, nprobe=index.nprobe, max_codes=index.max_codes)
+    if isinstance(index, (faiss.IndexFlat, faiss.IndexHNSW, faiss.IndexScalarQuantizer)):
+        return faiss.SearchParameters(sel=selector)  # HNSW keeps its own efSearch
+    return None
+
+
 def _skip_polysemous_training(index: faiss.Index) -> None:
     """index_factory turns on polysemous training for PQ (15x slower to train here); it only
     pays off for polysemous Hamming filtering, which Tessera's search does not use."""
@@ -183,6 +202,19 @@ class FaissBackend:
     def save(self, root: Path) -> None:
         index = faiss.index_gpu_to_cpu(self.index) if self.on_gpu else self.index
         faiss.write_index(index, str(root / self.FILE))
+
+    def search_within(
+        self, queries: np.ndarray, k: int, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """`search` among `labels` only, by faiss' IDSelector: an HNSW walk passes through the other
+        vectors without returning them, an IVF scans its nprobe lists for allowed ones. None for
+        kinds faiss cannot restrict, and on a GPU."""
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(labels, dtype=np.int64))
+        params = None if self.on_gpu else selector_params(self.index, selector)
+        if params is None:
+            return None
+        k = min(k, self.index.ntotal)
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if queries.ndim != 2 or queries.shape[1] != self.dim:

@@ -215,15 +215,7 @@ class Index:
             if self.prf is not None:
                 _, top = self.backend.search(vectors, self.prf.depth)
                 vectors = self.prf.expand(vectors, self._stored.vectors_of(top), top >= 0)
-            scores, labels = self.backend.search(vectors, k)
-            ranked = [
-                [
-                    (self.doc_ids[label], float(score))
-                    for score, label in zip(row_s, row_l, strict=True)
-                    if label >= 0
-                ]
-                for row_s, row_l in zip(scores, labels, strict=True)
-            ]
+            ranked = self._ids(*self.backend.search(vectors, k))
         texts = self.docstore.get(d for row in ranked for d, _ in row) if with_text else {}
         return [
             [
@@ -234,32 +226,43 @@ class Index:
         ]
 
     def _restricted(self, queries: list[str], k: int, allowed: set[str]) -> list[list[Hit]]:
-        """Top k among `allowed` (retrieval/restrict.py): a selective restriction (at most
-        `SELECTIVE_MAX` documents) through the index's own plan where it has one; otherwise the
-        index's ranking, searched deep enough."""
-        if allowed and len(allowed) <= SELECTIVE_MAX and (found := self._selective(queries, k, allowed)):
-            return [
-                [Hit(doc_id, score, rank) for rank, (doc_id, score) in enumerate(row, 1)] for row in found
-            ]
+        """Top k among `allowed` (retrieval/restrict.py): through the index's own restricted
+        search where it has one; otherwise its ranking, searched deep enough."""
+        if allowed and (found := self._within(queries, k, allowed)) is not None:
+            return [[Hit(doc, score, rank) for rank, (doc, score) in enumerate(row, 1)] for row in found]
         return restricted_search(partial(self.batch_search, with_text=False), queries, k, allowed, len(self))
 
-    def _selective(self, queries: list[str], k: int, allowed: set[str]) -> Ranked | None:
-        """BM25 with a filter clause on the ids (scores unchanged); a faiss index of one vector a
-        document scores the allowed documents' stored vectors one by one (PQ kinds: decoded), so
-        no IVF probe or HNSW walk misses one. None where neither applies (expansion, token,
-        binary, chunked indexes; a GPU index that cannot give its vectors back)."""
+    def _within(self, queries: list[str], k: int, allowed: set[str]) -> Ranked | None:
+        """BM25: a filter clause on the ids (scores unchanged), for at most `SELECTIVE_MAX`
+        documents. A faiss index of one vector a document: at most `SELECTIVE_MAX` documents
+        scored one by one from their stored vectors (PQ kinds: decoded), so no IVF probe or HNSW
+        walk misses one; more through faiss' IDSelector, which keeps the walk's and the probes'
+        recall that a deep search filtered afterwards loses. None where neither applies (RM3 or
+        Rocchio, token, binary, chunked indexes; kinds faiss cannot restrict)."""
+        selective = len(allowed) <= SELECTIVE_MAX
         if self.manifest.backend == "lucene":
-            return None if self.backend.expands else self.backend.search_within(queries, k, allowed)
+            expands = self.backend.expands
+            return self.backend.search_within(queries, k, allowed) if selective and not expands else None
         one_vector = self.manifest.backend == "faiss" and self.passages is None and self.prf is None
         if not one_vector or self.manifest.metric != "ip":
             return None
-        labels = sorted(self.docstore.ordinals(allowed).values())
-        try:
-            vectors = self._stored.vectors_of(np.asarray(labels, dtype=np.int64))
-        except TesseraError:
-            return None
-        queries_vectors = self.encoder.encode_queries(queries)
-        return exhaustive_search(queries_vectors, vectors, [self.doc_ids[n] for n in labels], k)
+        labels = np.asarray(sorted(self.docstore.ordinals(allowed).values()), dtype=np.int64)
+        ids = [self.doc_ids[n] for n in labels]
+        vectors = self.encoder.encode_queries(queries)
+        if selective:
+            try:
+                return exhaustive_search(vectors, self._stored.vectors_of(labels), ids, k)
+            except TesseraError:  # a kind that cannot give its vectors back: try the selector
+                pass
+        found = self._stored.search_within(vectors, k, labels)
+        return None if found is None else self._ids(*found)
+
+    def _ids(self, scores: np.ndarray, labels: np.ndarray) -> Ranked:
+        """faiss' (scores, labels) as (doc id, score) rows; -1 labels (nothing found) dropped."""
+        return [
+            [(self.doc_ids[n], float(score)) for score, n in zip(row_s, row_l, strict=True) if n >= 0]
+            for row_s, row_l in zip(scores, labels, strict=True)
+        ]
 
     def _maxp(self, queries: list[str], k: int) -> tuple[list[list[tuple[str, float]]], list[list[Span]]]:
         """Documents by their best passage, with that passage's offsets."""

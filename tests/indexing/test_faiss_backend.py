@@ -73,3 +73,30 @@ def test_gpu_search_matches_cpu(vectors) -> None:
     cpu_scores, cpu_labels = cpu.search(vectors[:20], 10)
     np.testing.assert_array_equal(gpu_labels, cpu_labels)
     np.testing.assert_allclose(gpu_scores, cpu_scores, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("factory", "params"),
+    [
+        ("Flat", {}),
+        ("IVF16,Flat", {"nprobe": 16}),  # all lists: exact, so the carried nprobe is checked
+        ("IVF16,SQ8,Refine(Flat)", {"nprobe": 16, "k_factor_rf": 64}),
+        ("OPQ16,IVF16,Flat", {"nprobe": 16}),
+        ("HNSW32", {"efSearch": 512}),
+    ],
+)
+def test_search_within_keeps_only_the_given_labels(vectors: np.ndarray, factory: str, params: dict) -> None:
+    backend = FaissBackend(build_faiss_index(vectors, factory), params)
+    labels = np.arange(3, len(vectors), 11)
+    queries = vectors[:6]
+    scores, found = backend.search_within(queries, 10, labels)
+    expected = labels[exact_top(vectors[labels], queries, 10)]
+    assert np.isin(found, labels).all()
+    assert (found == expected).mean() >= (0.95 if "HNSW" in factory else 1.0)
+
+
+@pytest.mark.parametrize("factory", ["PQ16", "IVF16,PQ16x4fs"])
+def test_search_within_is_none_where_faiss_cannot_restrict(vectors: np.ndarray, factory: str) -> None:
+    assert (
+        FaissBackend(build_faiss_index(vectors, factory)).search_within(vectors[:2], 5, np.arange(9)) is None
+    )

@@ -46,14 +46,36 @@ def hnsw(cranfield_dense: Path, tmp_path_factory: pytest.TempPathFactory) -> Ind
     return Index.load(out)
 
 
-@pytest.mark.parametrize("where", [NACA, FEW, {"$or": [FEW, {"author": {"$exists": False}}]}])
-@pytest.mark.parametrize("kind", ["bm25", "bm25-deep", "dense", "dense-deep"])
-def test_filtered_top_k_is_the_full_ranking_restricted(where: dict, kind: str, request, monkeypatch) -> None:
-    """A selective filter (BM25: a filter clause in Lucene's query; Flat: the documents' vectors
-    scored one by one) and ranking deep give the same hits: the full ranking restricted."""
-    if kind.endswith("-deep"):
+@pytest.fixture(scope="module")
+def ivf(cranfield_dense: Path, tmp_path_factory: pytest.TempPathFactory) -> Index:
+    out = tmp_path_factory.mktemp("filters") / "cran-ivf"
+    run_cli("reindex", str(cranfield_dense), "-o", str(out), "--index", "IVF16,Flat")
+    return Index.load(out)
+
+
+def use_plan(plan: str, monkeypatch) -> None:
+    """`auto`: what Index picks; `selector`: faiss' IDSelector (no filter counts as selective);
+    `deep`: the ranking searched deeper, the plan every kind has."""
+    if plan != "auto":
         monkeypatch.setattr("tessera.retrieval.index.SELECTIVE_MAX", 0)
-    index: Index = request.getfixturevalue(kind.removesuffix("-deep"))
+    if plan == "deep":
+        monkeypatch.setattr("tessera.indexing.faiss_backend.FaissBackend.search_within", lambda *a: None)
+
+
+@pytest.mark.parametrize("where", [NACA, FEW, {"$or": [FEW, {"author": {"$exists": False}}]}])
+@pytest.mark.parametrize(
+    ("kind", "plan"),
+    [("bm25", "auto"), ("bm25", "deep"), ("dense", "auto"), ("dense", "selector"), ("dense", "deep"),
+     ("ivf", "selector"), ("ivf", "deep")],
+)  # fmt: skip
+def test_filtered_top_k_is_the_full_ranking_restricted(
+    where: dict, kind: str, plan: str, request, monkeypatch
+) -> None:
+    """Every plan gives the index's full ranking with the other documents removed: BM25 with a
+    filter clause in Lucene's query, Flat scoring the documents' vectors one by one or through
+    faiss' IDSelector, IVF-Flat's probed lists through the IDSelector, and ranking deep."""
+    use_plan(plan, monkeypatch)
+    index: Index = request.getfixturevalue(kind)
     allowed = index.docstore.matching(where)
     assert 0 < len(allowed) < len(index)
     got = index.batch_search(QUERIES, k=10, filter=where, with_text=True)
@@ -66,23 +88,33 @@ def test_filtered_top_k_is_the_full_ranking_restricted(where: dict, kind: str, r
         assert all(h.metadata == index.document(h.doc_id).metadata for h in hits)
 
 
+def test_a_selective_filter_on_ivf_is_exhaustive(ivf: Index, dense: Index) -> None:
+    """Few documents are scored one by one, including those in lists the probes skip: Flat's hits."""
+    exact = dense.batch_search(QUERIES, k=10, filter=FEW)
+    got = ivf.batch_search(QUERIES, k=10, filter=FEW)
+    assert [[h.doc_id for h in row] for row in got] == [[h.doc_id for h in row] for row in exact]
+
+
 @pytest.mark.parametrize("where", [NACA, FEW])
 def test_hnsw_scores_a_selective_filter_exactly(hnsw: Index, dense: Index, where: dict, monkeypatch) -> None:
     """HNSW with a filter scores the allowed documents' stored vectors: exactly Flat's filtered
-    hits. Ranked deep instead, every hit matches, but a graph walk reaches only part of the
-    collection (311 of 1400 documents for the first query at efSearch 16), so a filter keeping
-    four documents can find none of them: why few documents are scored one by one."""
+    hits. Through the IDSelector or ranked deep, every hit matches, but a graph walk reaches only
+    part of the collection (311 of 1400 documents for the first query at efSearch 16), so ranked
+    deep, a filter keeping four documents finds none of them for that query: why few documents
+    are scored one by one."""
     exact = dense.batch_search(QUERIES, k=10, filter=where)
     got = hnsw.batch_search(QUERIES, k=10, filter=where)
     assert [[h.doc_id for h in row] for row in got] == [[h.doc_id for h in row] for row in exact]
-    monkeypatch.setattr("tessera.retrieval.index.SELECTIVE_MAX", 0)
     allowed = hnsw.docstore.matching(where)
-    deep = hnsw.batch_search(QUERIES, k=10, filter=where)
-    assert all(h.doc_id in allowed for row in deep for h in row)
-    if where is NACA:
-        assert all(len(row) == 10 for row in deep)
-    else:  # the first query's walk reaches none of the four; scored one by one, all four rank
-        assert deep[0] == [] and len(got[0]) == len(allowed) == 4
+    for plan in ("selector", "deep"):
+        with monkeypatch.context() as patch:
+            use_plan(plan, patch)
+            found = hnsw.batch_search(QUERIES, k=10, filter=where)
+        assert all(h.doc_id in allowed for row in found for h in row)
+        if where is NACA:
+            assert all(len(row) == 10 for row in found)
+        elif plan == "deep":
+            assert found[0] == [] and len(got[0]) == len(allowed) == 4
 
 
 @pytest.mark.parametrize("mode", ["colbert", "xtr"])
