@@ -7,6 +7,7 @@ index is trained and filled on the GPU(s), saved from a CPU copy, and searched o
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import faiss
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 METRICS = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
 TRAIN_SAMPLE = 262_144  # rows sampled to train quantizers; plenty for k-means with <= 65k centroids
 ADD_CHUNK = 65_536
+WIDEN_MAX = 16.0  # a filtered search visits at most this many times what an unfiltered one does
 
 
 def gpu_count() -> int:
@@ -53,22 +55,29 @@ def apply_search_params(index: faiss.Index, params: dict[str, float]) -> None:
             ) from None
 
 
-def selector_params(index: faiss.Index, selector: faiss.IDSelector) -> faiss.SearchParameters | None:
+def selector_params(
+    index: faiss.Index, selector: faiss.IDSelector, widen: float = 1.0
+) -> faiss.SearchParameters | None:
     """Search parameters restricting `index` to `selector`, carrying the index's own settings
-    (given parameters replace the index's: an IVF would probe 1 list, not its nprobe); None for
-    kinds faiss cannot restrict (PQ, fast-scan and RaBitQ IVF, ...)."""
+    (given parameters replace the index's: an IVF would probe 1 list, not its nprobe), with an
+    HNSW's efSearch and an IVF's nprobe multiplied by `widen`: a walk or a probe that keeps a
+    share s of what it visits must visit 1/s as much to find as many. None for kinds faiss
+    cannot restrict (PQ, fast-scan and RaBitQ IVF, ...)."""
     index = faiss.downcast_index(index)
     if isinstance(index, faiss.IndexPreTransform):  # OPQ, PCA: the parameters go to the inner index
-        return selector_params(index.index, selector)
+        return selector_params(index.index, selector, widen)
     if isinstance(index, faiss.IndexRefine):
-        base = selector_params(index.base_index, selector)
+        base = selector_params(index.base_index, selector, widen)
         return base and faiss.IndexRefineSearchParameters(k_factor=index.k_factor, base_index_params=base)
     if isinstance(index, (faiss.IndexIVFFastScan, faiss.IndexIVFRaBitQ)):
         return None
     if isinstance(index, faiss.IndexIVF):
-        return faiss.SearchParametersIVF(sel=selector, nprobe=index.nprobe, max_codes=index.max_codes)
-    if isinstance(index, (faiss.IndexFlat, faiss.IndexHNSW, faiss.IndexScalarQuantizer)):
-        return faiss.SearchParameters(sel=selector)  # HNSW keeps its own efSearch
+        nprobe = min(index.nlist, math.ceil(index.nprobe * widen))
+        return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe, max_codes=index.max_codes)
+    if isinstance(index, faiss.IndexHNSW):
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=math.ceil(index.hnsw.efSearch * widen))
+    if isinstance(index, (faiss.IndexFlat, faiss.IndexScalarQuantizer)):
+        return faiss.SearchParameters(sel=selector)
     return None
 
 
@@ -207,10 +216,12 @@ class FaissBackend:
         self, queries: np.ndarray, k: int, labels: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """`search` among `labels` only, by faiss' IDSelector: an HNSW walk passes through the other
-        vectors without returning them, an IVF scans its nprobe lists for allowed ones. None for
-        kinds faiss cannot restrict, and on a GPU."""
+        vectors without returning them, an IVF scans its lists for allowed ones; efSearch and
+        nprobe grow by the inverse of the share of vectors allowed (at most `WIDEN_MAX` times).
+        None for kinds faiss cannot restrict, and on a GPU."""
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(labels, dtype=np.int64))
-        params = None if self.on_gpu else selector_params(self.index, selector)
+        widen = min(WIDEN_MAX, self.index.ntotal / max(1, len(labels)))
+        params = None if self.on_gpu else selector_params(self.index, selector, widen)
         if params is None:
             return None
         k = min(k, self.index.ntotal)
