@@ -12,6 +12,8 @@ plan filtered vector search):
   probe or graph walk can miss one (for Flat this equals the deep search; for IVF and HNSW it is
   the exact top k among the allowed); for BM25 a filter clause on the ids inside Lucene's query
   (`LuceneBackend.search_within`).
+- a broader restriction of a faiss index through faiss' IDSelector (`FaissBackend.search_within`),
+  its walk or probes widened by the inverse of the share allowed.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def restricted_search(
 ) -> list[list[Hit]]:
     """Top k of `allowed` per query, ranked by `search` over an index of `total` documents."""
     found: list[list[Hit]] = [[] for _ in queries]
-    todo = [i for i in range(len(queries))] if allowed else []
+    todo = list(range(len(queries))) if allowed else []
     want = min(k, len(allowed))
     depth = min(total, max(10 * k, FIRST_DEPTH))
     while todo:
