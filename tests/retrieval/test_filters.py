@@ -213,6 +213,14 @@ def test_cli_search_filters_one_query_and_a_query_set(cranfield_bm25: Path, tmp_
     assert [(r[0], r[2]) for r in rows] == [(q, h.doc_id) for q, hits in expected.items() for h in hits]
 
 
+def test_cli_rag_retrieves_with_the_filter(cranfield_bm25: Path, bm25: Index) -> None:
+    args = ("rag", str(cranfield_bm25), QUERIES[2], "-k", "4", "--generator", "none", "--json")
+    shown = json.loads(run_cli(*args, "--filter", json.dumps(FEW)).stdout)
+    assert shown["filter"] == FEW
+    expected = bm25.search(QUERIES[2], k=4, filter=FEW)
+    assert [s["doc_id"] for s in shown["sources"]] == [h.doc_id for h in expected]
+
+
 def test_cli_refuses_a_bad_filter_by_its_key(cranfield_bm25: Path) -> None:
     failed = run_cli(
         "search", str(cranfield_bm25), "flow", "--filter", '{"bib": {"$like": "n%"}}', check=False
