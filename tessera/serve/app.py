@@ -107,12 +107,14 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         k: int = 10,
         index: str | None = None,
         text: bool = True,
+        filter: Annotated[str | None, Query(description="A metadata filter, as JSON.")] = None,
     ) -> JSONResponse:
         started = time.perf_counter()
         check_search([q], k)
         check_k(k)
         served = pool.get(index)
-        rows = await pool.search(served.name, [q], k, text)
+        restrict = await pool.restriction(served.name, filter, None)
+        rows = await pool.search(served.name, [q], k, text, None, restrict)
         return JSONResponse({"index": served.name, "k": k, **answer([q], rows, started)})
 
     @app.post("/v1/search", response_model=None)

@@ -140,9 +140,10 @@ class IndexPool:
         return await batcher.search(queries, k, with_text)
 
     async def restriction(
-        self, name: str, metadata_filter: dict[str, Any] | None, doc_ids: list[str] | None
+        self, name: str, metadata_filter: dict[str, Any] | str | None, doc_ids: list[str] | None
     ) -> Restriction | None:
-        """A request's `filter` (checked: a bad one is a 400 naming its key) and `doc_ids` (every
+        """A request's `filter` (an object, or JSON text in a URL; checked: a bad one is a 400 naming
+        its key) and `doc_ids` (every
         id must be in the index `name`), as `search`'s `restrict`; None when it gives neither."""
         restrict: Restriction = {}
         if metadata_filter is not None:

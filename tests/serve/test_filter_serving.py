@@ -3,6 +3,7 @@ fused and RAG requests honour the filter, hits carry metadata, and a bad filter 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +46,14 @@ def test_filtered_search_equals_the_python_api(client: TestClient, opened: dict[
         expected = index.batch_search(QUERIES, k=8, filter=NACA)
         assert [ids_scores(r["hits"]) for r in got] == [ids_scores(row) for row in expected]
         assert all(h["metadata"]["bib"].startswith("naca") for r in got for h in r["hits"])
+
+
+def test_get_search_takes_the_filter_as_json(client: TestClient, opened: dict[str, Index]) -> None:
+    params = {"q": QUERIES[0], "k": 5, "index": "bm25", "filter": json.dumps(NACA)}
+    got = client.get("/v1/search", params=params).json()["results"][0]["hits"]
+    assert ids_scores(got) == ids_scores(opened["bm25"].search(QUERIES[0], k=5, filter=NACA))
+    bad = client.get("/v1/search", params={**params, "filter": '{"bib": '})
+    assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]
 
 
 def test_filter_with_doc_ids_and_fusion(client: TestClient, opened: dict[str, Index]) -> None:
