@@ -108,11 +108,12 @@ class LuceneBackend:
             terms.add(bytes_ref(doc_id.encode()))
         only = java_class("org.apache.lucene.search.TermInSetQuery")("id", terms)
         occur = java_class("org.apache.lucene.search.BooleanClause$Occur")
+        builder = java_class("org.apache.lucene.search.BooleanQuery$Builder")
         words = java_class("io.anserini.search.query.BagOfWordsQueryGenerator")()
         analyzer = java_class("io.anserini.analysis.DefaultEnglishAnalyzer").newDefaultInstance()
         found = []
         for text in queries:
-            query = java_class("org.apache.lucene.search.BooleanQuery$Builder")()
+            query = builder()
             query.add(words.buildQuery("contents", analyzer, text), occur.MUST)
             query.add(only, occur.FILTER)
             found.append(

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from rich.progress import Progress
 
-from tessera.data.metadata import Filter, parse_filter
+from tessera.data.metadata import Filter
 from tessera.retrieval.fusion import Run, hybrid_search
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
@@ -41,7 +41,6 @@ def iter_search(
     `reranker` scores each query's top `rerank_depth` again (`retrieval.rerank`): the first stage
     then retrieves at least that many, and the hits come back without their text. `filter` (a
     metadata filter, data/metadata.py) ranks only the documents it selects."""
-    filter = parse_filter(filter)
     first = max(k, rerank_depth) if reranker is not None else k
     deep = first if len(indexes) == 1 else max(depth, first)
     qids = list(queries)
@@ -114,7 +113,6 @@ def search_one(
     `reranker`, the k best of the first stage's `rerank_depth` by its scores; with a `filter`,
     among the documents it selects."""
     check_rerank_depth(rerank_depth)
-    filter = parse_filter(filter)
     reranker = load_reranker(reranker) if isinstance(reranker, str) else reranker
     first = max(k, rerank_depth) if reranker is not None else k
     if len(indexes) == 1:
