@@ -56,6 +56,16 @@ RerankOption = Annotated[
     ),
 ]
 RerankDepthOption = Annotated[int, typer.Option(help="With --rerank: hits reranked per query.")]
+MmrOption = Annotated[
+    float | None,
+    typer.Option(
+        "--mmr",
+        help="Maximal marginal relevance: pick the k hits from the top --mmr-depth for relevance "
+        "(weight 1: the ranking as it is) against likeness to those picked (0: novelty alone); "
+        "LangChain's lambda_mult, e.g. 0.5.",
+    ),
+]
+MmrDepthOption = Annotated[int | None, typer.Option(help="With --mmr: candidates per query (default 4 x k).")]
 FilterOption = Annotated[
     str | None,
     typer.Option(

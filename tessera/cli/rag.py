@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,8 @@ from tessera.cli.app import (
     FilterOption,
     FuseOption,
     FusionOption,
+    MmrDepthOption,
+    MmrOption,
     ParamOption,
     RerankDepthOption,
     RerankOption,
@@ -69,17 +72,21 @@ def rag(
     rerank: RerankOption = None,
     rerank_depth: RerankDepthOption = 100,
     filter: FilterOption = None,
+    mmr: MmrOption = None,
+    mmr_depth: MmrDepthOption = None,
 ) -> None:
     """Answer a question: retrieve (one index, or several fused; --filter: among documents whose
-    metadata match), compress the context, generate (streamed)."""
+    metadata match; --mmr: passages unlike each other), compress the context, generate (streamed)."""
     from tessera.data.metadata import parse_filter
     from tessera.rag.generators import open_generator
     from tessera.rag.pipeline import prepare, stream_answer
+    from tessera.retrieval.diversify import as_mmr
     from tessera.retrieval.fusion import check_retrieval
 
     chosen = parse_weights(weights)
     check_retrieval(len(fuse), fusion, chosen)
     where = parse_filter(filter)
+    diversity = as_mmr(mmr, mmr_depth)
     llm = open_generator(generator)
     prompt = prepare(
         index_dir,
@@ -98,6 +105,7 @@ def rag(
         rerank=rerank,
         rerank_depth=rerank_depth,
         filter=where,
+        mmr=diversity,
     )
     if as_json:
         answer = llm.generate(prompt.messages, max_new_tokens=max_new_tokens) if llm else None
@@ -109,6 +117,7 @@ def rag(
                     "fusion": fusion if fuse else None,
                     "rerank": rerank,
                     "filter": where,
+                    "mmr": asdict(diversity) if diversity else None,
                     "answer": answer,
                     "sources": prompt.sources,
                     "context": [{"text": b.text, "sources": list(b.sources)} for b in prompt.blocks],
@@ -165,10 +174,13 @@ def eval_rag(
     param: ParamOption = [],  # noqa: B006
     rerank: RerankOption = None,
     rerank_depth: RerankDepthOption = 100,
+    mmr: MmrOption = None,
+    mmr_depth: MmrDepthOption = None,
 ) -> None:
     """Measure a compressor over judged queries: token ratio, retention, the truncation baseline,
     recall of the context."""
     from tessera.rag.evaluate import evaluate_rag
+    from tessera.retrieval.diversify import as_mmr
 
     result = evaluate_rag(
         index_dir,
@@ -190,6 +202,7 @@ def eval_rag(
         search_params=parse_params(param),
         rerank=rerank,
         rerank_depth=rerank_depth,
+        mmr=as_mmr(mmr, mmr_depth),
     )
     table = Table(title=f"{result['dataset']}: {compress} over {result['query_count']} queries")
     table.add_column("measure")

@@ -14,6 +14,8 @@ from tessera.cli.app import (
     FilterOption,
     FuseOption,
     FusionOption,
+    MmrDepthOption,
+    MmrOption,
     ParamOption,
     RemoveQueryOption,
     RerankDepthOption,
@@ -59,11 +61,14 @@ def search(
     rerank: RerankOption = None,
     rerank_depth: RerankDepthOption = 100,
     filter: FilterOption = None,
+    mmr: MmrOption = None,
+    mmr_depth: MmrDepthOption = None,
 ) -> None:
     """Search an index, or several fused (--fuse), and print the top hits; or run a whole query
     set into a TREC run file (--queries, --run). --rerank scores the first stage's hits again;
-    --filter keeps documents whose metadata match."""
+    --filter keeps documents whose metadata match; --mmr picks hits unlike each other."""
     from tessera.data.metadata import parse_filter
+    from tessera.retrieval.diversify import as_mmr
     from tessera.retrieval.fusion import check_retrieval
     from tessera.retrieval.index import load_indexes
     from tessera.retrieval.query_set import search_one
@@ -74,6 +79,7 @@ def search(
     where = parse_filter(filter)
     check_rerank_depth(rerank_depth)
     reranker = load_reranker(rerank) if rerank is not None else None
+    diversity = as_mmr(mmr, mmr_depth)
     if (query is None) == (queries is None):
         message = (
             "give a QUERY or --queries, not both"
@@ -100,6 +106,7 @@ def search(
             reranker,
             rerank_depth,
             where,
+            diversity,
         )
         return
     if run is not None or remove_query:
@@ -107,9 +114,12 @@ def search(
         raise TesseraError(f"{flag} needs --queries (one query prints its hits)", field=flag.strip("-"))
     k = HITS if k is None else k
     indexes = load_indexes([index_dir, *fuse], params, mmap)
-    hits = search_one(indexes, query, k, max(depth, k), fusion, chosen, reranker, rerank_depth, where)
+    hits = search_one(
+        indexes, query, k, max(depth, k), fusion, chosen, reranker, rerank_depth, where, diversity
+    )
     title = " + ".join(str(p) for p in [index_dir, *fuse]) + (f" ({fusion})" if fuse else "")
     title += f": {query}" + (f" (reranked by {reranker.spec})" if reranker is not None else "")
+    title += f" (MMR {diversity.weight:g})" if diversity is not None else ""
     if as_json:
         print(json.dumps([asdict(hit) for hit in hits], indent=2))
     else:
@@ -144,6 +154,7 @@ def _run_queries(
     reranker,
     rerank_depth: int,
     where: dict | None,
+    diversity,
 ) -> None:
     from tessera.data.datasets import load_queries
     from tessera.eval.runs import write_trec
@@ -163,6 +174,7 @@ def _run_queries(
         reranker=reranker,
         rerank_depth=rerank_depth,
         filter=where,
+        mmr=diversity,
     )
     queries, hits = write_trec(results, run_path)
     out.print(f"{queries} queries, {hits} hits -> {run_path}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from tessera.rag.passages import context_text, passage_blocks
 from tessera.rag.pipeline import compression_tools, open_indexes, prepare
 from tessera.rag.prompt import build_messages, order_blocks
 from tessera.rag.retention import TermRetention, content_terms, semantic_kept
+from tessera.retrieval.diversify import Mmr, as_mmr
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.index import Index
 from tessera.retrieval.rerank import RERANK_DEPTH, check_rerank_depth, load_reranker
@@ -64,12 +66,15 @@ def evaluate_rag(
     search_params: dict[str, float | str] | None = None,
     rerank: str | None = None,
     rerank_depth: int = RERANK_DEPTH,
+    mmr: Mmr | float | None = None,
 ) -> dict[str, Any]:
     """Compress every judged query's context and measure what it kept (see the module doc);
-    `rerank` picks each query's k passages from the first stage's `rerank_depth`."""
+    `rerank` picks each query's k passages from the first stage's `rerank_depth`, `mmr` for
+    relevance and novelty (`retrieval.diversify`)."""
     check_retrieval(len(fuse), fusion, weights)
     check_rerank_depth(rerank_depth)
     reranker = load_reranker(rerank) if rerank is not None else None
+    mmr = as_mmr(mmr)
     index, *others = open_indexes(index, fuse, search_params)
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
@@ -92,6 +97,7 @@ def evaluate_rag(
             depth,
             search_params or {},
             *([rerank, rerank_depth] if rerank else []),  # journals from before reranking stay valid
+            *([asdict(mmr)] if mmr else []),
         ],
         "generator": [getattr(generator, "name", None), max_new_tokens],
     }
@@ -119,6 +125,7 @@ def evaluate_rag(
                 depth=depth,
                 rerank=reranker,
                 rerank_depth=rerank_depth,
+                mmr=mmr,
             )
             context = context_text(prompt.blocks)
             cut = truncation.compress(question, prompt.passages, tools.tokens.count(context))
@@ -168,6 +175,8 @@ def evaluate_rag(
         fusion=fusion if others else None,
         weights=list(weights) if weights is not None else None,
         search_params=search_params or {},
+        rerank=rerank,
+        mmr=asdict(mmr) if mmr else None,
         compress=compress,
         k=k,
         budget=budget,

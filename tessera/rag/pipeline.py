@@ -16,6 +16,7 @@ from tessera.rag.generators import Generator, open_generator
 from tessera.rag.passages import Block, Passage, passage_blocks
 from tessera.rag.prompt import build_messages, order_blocks
 from tessera.rag.tokens import Message, token_counter
+from tessera.retrieval.diversify import Mmr, as_mmr
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, Params, check_search, load_indexes
@@ -75,14 +76,18 @@ def retrieve(
     reranker: Reranker | str | None = None,
     rerank_depth: int = RERANK_DEPTH,
     filter: Filter | None = None,
+    mmr: Mmr | float | None = None,
 ) -> list[Hit]:
     """The top k hits, with their text, of `index` alone or fused with the `fuse` indexes (hybrid
     retrieval: the first index's text; each index searched `depth` deep); with a `reranker`
     (`retrieval.rerank`), the k best of the first stage's `rerank_depth` by its scores; with a
-    metadata `filter`, among the documents it selects."""
+    metadata `filter`, among the documents it selects; with `mmr`, the k picked for relevance and
+    novelty (`retrieval.diversify`)."""
     check_retrieval(len(fuse), fusion, weights)
     check_search([question], k)
-    return search_one([index, *fuse], question, k, depth, fusion, weights, reranker, rerank_depth, filter)
+    return search_one(
+        [index, *fuse], question, k, depth, fusion, weights, reranker, rerank_depth, filter, mmr
+    )
 
 
 def compression_tools(index: Index, generator: Generator | None) -> Tools:
@@ -116,12 +121,14 @@ def prepare(
     rerank: Reranker | str | None = None,
     rerank_depth: int = RERANK_DEPTH,
     filter: Filter | None = None,
+    mmr: Mmr | float | None = None,
 ) -> RagPrompt:
     """Retrieve `k` passages (from `index`, or `index` fused with the `fuse` indexes by `fusion`),
     compress them, and build the chat prompt. `search_params` (nprobe, prf, ...) apply to indexes
     given as paths. `rerank` (a `retrieval.rerank` spec or reranker) picks the k passages from
     the first stage's `rerank_depth`. `filter`: a metadata filter (data/metadata.py) the
-    passages must satisfy. `retrieved`: hits already searched (and reranked), with
+    passages must satisfy. `mmr` (an MMR weight, or `retrieval.diversify.Mmr`) picks the k for
+    relevance and novelty. `retrieved`: hits already searched (and reranked, diversified), with
     text (the HTTP service searches through its own index threads)."""
     if not question.strip():
         raise TesseraError("the question is empty", field="question")
@@ -131,6 +138,7 @@ def prepare(
     check_rerank_depth(rerank_depth)
     filter = parse_filter(filter)
     reranker = load_reranker(rerank) if isinstance(rerank, str) else rerank
+    mmr = as_mmr(mmr)
     index, *others = open_indexes(index, fuse, search_params)
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     tools = compression_tools(index, generator)
@@ -139,7 +147,7 @@ def prepare(
     started = time.perf_counter()
     if retrieved is None:
         retrieved = retrieve(
-            index, question, k, others, fusion, weights, depth, reranker, rerank_depth, filter
+            index, question, k, others, fusion, weights, depth, reranker, rerank_depth, filter, mmr
         )
     passages = [Passage.from_hit(hit) for hit in retrieved]
     searched = time.perf_counter()
@@ -168,7 +176,7 @@ def answer(
     """Answer a question from an index: retrieve, compress, generate (no generator: prompt only).
 
     `options` are `prepare`'s: k, compress, budget, order, compressor_options, search_params,
-    rerank and rerank_depth, filter, and fuse, fusion, weights, depth for hybrid retrieval."""
+    rerank and rerank_depth, filter, mmr, and fuse, fusion, weights, depth for hybrid retrieval."""
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     prompt = prepare(index, question, generator=generator, **options)
     if generator is None:

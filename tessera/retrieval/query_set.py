@@ -9,6 +9,7 @@ from dataclasses import replace
 from rich.progress import Progress
 
 from tessera.data.metadata import Filter
+from tessera.retrieval.diversify import Mmr, as_mmr, diversify
 from tessera.retrieval.fusion import Run, hybrid_search
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
@@ -30,6 +31,7 @@ def iter_search(
     reranker: Reranker | None = None,
     rerank_depth: int = RERANK_DEPTH,
     filter: Filter | None = None,
+    mmr: Mmr | float | None = None,
 ) -> Iterator[tuple[str, list[Hit]]]:
     """Each query's top `k`, in the order given, `QUERY_BATCH` queries at a time: one index
     searched at `k`, or several each searched at `max(depth, k)` and fused by `hybrid_search`.
@@ -40,8 +42,11 @@ def iter_search(
 
     `reranker` scores each query's top `rerank_depth` again (`retrieval.rerank`): the first stage
     then retrieves at least that many, and the hits come back without their text. `filter` (a
-    metadata filter, data/metadata.py) ranks only the documents it selects."""
-    first = max(k, rerank_depth) if reranker is not None else k
+    metadata filter, data/metadata.py) ranks only the documents it selects. `mmr` then picks the
+    k from the top `mmr.pool(k)` for relevance and novelty (`retrieval.diversify`; a number is
+    its weight)."""
+    mmr = as_mmr(mmr)
+    first = first_stage_depth(k, reranker is not None, rerank_depth, mmr)
     deep = first if len(indexes) == 1 else max(depth, first)
     qids = list(queries)
     with Progress(transient=True, disable=not show_progress) as bar:
@@ -55,9 +60,18 @@ def iter_search(
             if remove_query:
                 rows = [without_query(qid, row) for qid, row in zip(chunk, rows, strict=True)]
             if reranker is not None:
-                rows = [row[:k] for row in _reranked(reranker, texts, rows, indexes[0], rerank_depth)]
+                rows = _reranked(reranker, texts, rows, indexes[0], rerank_depth)
+            if mmr is not None:
+                heads = indexes[0].with_text([row[: mmr.pool(k)] for row in rows])
+                rows = [[h.without_text() for h in row] for row in diversify(mmr, heads, k)]
+            rows = [row[:k] for row in rows]
             yield from zip(chunk, rows, strict=True)
             bar.update(task, advance=len(chunk))
+
+
+def first_stage_depth(k: int, reranking: bool, rerank_depth: int, mmr: Mmr | None) -> int:
+    """How many hits the first stage retrieves for the second stages to read."""
+    return max(k, rerank_depth if reranking else k, mmr.pool(k) if mmr is not None else k)
 
 
 def without_query(qid: str, hits: list[Hit]) -> list[Hit]:
@@ -107,14 +121,16 @@ def search_one(
     reranker: Reranker | str | None = None,
     rerank_depth: int = RERANK_DEPTH,
     filter: Filter | None = None,
+    mmr: Mmr | float | None = None,
 ) -> list[Hit]:
     """One query's top `k` with their text, as `tessera search "QUERY"` and RAG retrieve it: one
     index, or several fused (each searched `depth` deep; the first index's text); with a
     `reranker`, the k best of the first stage's `rerank_depth` by its scores; with a `filter`,
-    among the documents it selects."""
+    among the documents it selects; with `mmr`, the k picked for relevance and novelty."""
     check_rerank_depth(rerank_depth)
     reranker = load_reranker(reranker) if isinstance(reranker, str) else reranker
-    first = max(k, rerank_depth) if reranker is not None else k
+    mmr = as_mmr(mmr)
+    first = first_stage_depth(k, reranker is not None, rerank_depth, mmr)
     if len(indexes) == 1:
         hits = indexes[0].search(query, k=first, with_text=True, filter=filter)
     else:
@@ -122,7 +138,9 @@ def search_one(
         hits = hybrid_search(
             indexes, [query], first, deep, fusion=fusion, weights=weights, with_text=True, filter=filter
         )[0]
-    return hits if reranker is None else rerank(reranker, [query], [hits], rerank_depth)[0][:k]
+    if reranker is not None:
+        hits = rerank(reranker, [query], [hits], rerank_depth)[0]
+    return (diversify(mmr, [hits], k)[0] if mmr is not None else hits)[:k]
 
 
 def search_run(indexes: Sequence[Index], queries: Mapping[str, str], **options) -> Run:

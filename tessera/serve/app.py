@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from tessera.rag.generators import open_generator
+from tessera.retrieval.diversify import as_mmr
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import check_search
@@ -108,13 +110,18 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         index: str | None = None,
         text: bool = True,
         filter: Annotated[str | None, Query(description="A metadata filter, as JSON.")] = None,
+        mmr: Annotated[float | None, Query(ge=0, le=1, description="An MMR weight.")] = None,
     ) -> JSONResponse:
         started = time.perf_counter()
         check_search([q], k)
         check_k(k)
         served = pool.get(index)
+        diversity = as_mmr(mmr)
         restrict = await pool.restriction(served.name, filter, None)
-        rows = await pool.search(served.name, [q], k, text, None, restrict)
+        first = reranking.first_stage_k(False, k, k, diversity)
+        rows = await pool.search(served.name, [q], first, text or mmr is not None, None, restrict)
+        if diversity is not None:
+            rows = await reranking.finish([q], rows, k, text, mmr=diversity)
         return JSONResponse({"index": served.name, "k": k, **answer([q], rows, started)})
 
     @app.post("/v1/search", response_model=None)
@@ -127,8 +134,10 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         check_k(body.rerank_depth, "rerank_depth")
         names = pool.names(body.index, body.indexes)
         check_retrieval(len(names) - 1, body.fusion, body.weights)
-        first = reranking.first_stage_k(body.rerank, body.k, body.rerank_depth)
-        with_text = body.text or body.rerank  # the reranker reads the text
+        diversity = as_mmr(body.mmr, body.mmr_depth)
+        first = reranking.first_stage_k(body.rerank, body.k, body.rerank_depth, diversity)
+        second = body.rerank or diversity is not None
+        with_text = body.text or second  # the second stages read the text
         restrict = await pool.restriction(names[0], body.filter, body.doc_ids)
         if len(names) > 1:
             check_k(body.depth, "depth")
@@ -147,10 +156,12 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
             )
         else:
             rows = await pool.search(names[0], body.queries, first, with_text, body.params, restrict)
-        if body.rerank:
-            rows = await reranking.rerank(body.queries, rows, body.rerank_depth, body.k, body.text)
+        if second:
+            depth = body.rerank_depth if body.rerank else None
+            rows = await reranking.finish(body.queries, rows, body.k, body.text, depth, diversity)
         where = {"indexes": names, "fused": body.fusion} if len(names) > 1 else {"index": names[0]}
         reranked = {"reranked_by": reranking.spec} if body.rerank else {}
+        reranked |= {"mmr": asdict(diversity)} if diversity is not None else {}
         return JSONResponse({**where, "k": body.k, **reranked, **answer(body.queries, rows, started)})
 
     @app.get("/v1/doc/{doc_id:path}")

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from tessera.rag.generators import Generator
 from tessera.rag.pipeline import RagPrompt, prepare
+from tessera.retrieval.diversify import as_mmr
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.index import check_search
 from tessera.serve.pool import IndexPool
@@ -53,7 +54,8 @@ class RagService:
         check_search([body.query], body.k)
         names = self.pool.names(body.index, body.indexes)
         check_retrieval(len(names) - 1, body.fusion, body.weights)
-        first = self.reranking.first_stage_k(body.rerank, body.k, body.rerank_depth)
+        diversity = as_mmr(body.mmr, body.mmr_depth)
+        first = self.reranking.first_stage_k(body.rerank, body.k, body.rerank_depth, diversity)
         retrieved = None
         restrict = await self.pool.restriction(names[0], body.filter, None)
         if len(names) > 1:
@@ -70,12 +72,13 @@ class RagService:
                 restrict=restrict,
             )
             retrieved = fused[0]
-        elif body.params or body.rerank or restrict:  # a re-opened variant for parameters (a few kept)
+        elif body.params or body.rerank or restrict or diversity is not None:  # a variant (a few kept)
             rows = await self.pool.search(names[0], [body.query], first, True, body.params, restrict)
             retrieved = rows[0]
-        if body.rerank:
-            reranked = await self.reranking.rerank([body.query], [retrieved], body.rerank_depth, body.k, True)
-            retrieved = reranked[0]
+        if body.rerank or diversity is not None:
+            depth = body.rerank_depth if body.rerank else None
+            finished = await self.reranking.finish([body.query], [retrieved], body.k, True, depth, diversity)
+            retrieved = finished[0]
         served = self.pool.get(names[0])
         prompt: RagPrompt = await self.pool.run(
             served,

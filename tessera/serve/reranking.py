@@ -1,6 +1,7 @@
-"""The service's reranker (`tessera serve --rerank SPEC`), loaded once at start and run on its
-own thread: a request asks for it (`"rerank": true`) but never names a model, so a client cannot
-make the service load one."""
+"""The service's second stages, run on their own thread: its reranker (`tessera serve --rerank
+SPEC`, loaded once at start; a request asks for it with `"rerank": true` but never names a
+model, so a client cannot make the service load one) and MMR (`"mmr": WEIGHT`, over the bundled
+MiniLM, `retrieval.diversify`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
+from tessera.retrieval.diversify import Mmr, diversify
 from tessera.retrieval.hits import Hit
+from tessera.retrieval.query_set import first_stage_depth
 from tessera.retrieval.rerank import Reranker, load_reranker, rerank
 from tessera.serve.errors import ApiError
 
@@ -24,24 +27,37 @@ class RerankService:
         if self.spec is not None:
             self.reranker = load_reranker(self.spec)
 
-    def first_stage_k(self, wanted: bool, k: int, depth: int) -> int:
-        """How many hits to search for: `depth` when reranking (refused without a reranker)."""
-        if not wanted:
-            return k
-        if self.reranker is None:
+    def first_stage_k(self, wanted: bool, k: int, depth: int, mmr: Mmr | None = None) -> int:
+        """How many hits to search for: `depth` when reranking (refused without a reranker), MMR's
+        candidates with `mmr`."""
+        if wanted and self.reranker is None:
             raise ApiError(400, "field 'rerank': this service has no reranker (start it with --rerank SPEC)")
-        return max(k, depth)
+        return first_stage_depth(k, wanted, depth, mmr)
 
-    async def rerank(
-        self, queries: Sequence[str], rows: list[list[Hit]], depth: int, k: int, with_text: bool
+    async def finish(
+        self,
+        queries: Sequence[str],
+        rows: list[list[Hit]],
+        k: int,
+        with_text: bool,
+        rerank_depth: int | None = None,
+        mmr: Mmr | None = None,
     ) -> list[list[Hit]]:
-        """Rows searched with text, reordered by the reranker and cut to `k`."""
+        """Rows searched with text, reranked (given a `rerank_depth`), diversified (given `mmr`),
+        cut to `k`; their text dropped unless `with_text`."""
         ranked = await asyncio.get_running_loop().run_in_executor(
-            self.executor, partial(rerank, self.reranker, queries, rows, depth)
+            self.executor, partial(self._second_stages, queries, rows, k, rerank_depth, mmr)
         )
         if with_text:
             return [row[:k] for row in ranked]
         return [[h.without_text() for h in row[:k]] for row in ranked]
+
+    def _second_stages(
+        self, queries: Sequence[str], rows: list[list[Hit]], k: int, rerank_depth: int | None, mmr: Mmr | None
+    ) -> list[list[Hit]]:
+        if rerank_depth is not None:
+            rows = rerank(self.reranker, queries, rows, rerank_depth)
+        return diversify(mmr, rows, k) if mmr is not None else rows
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -29,6 +29,8 @@ class SearchBody(BaseModel):
     text: bool = True  # titles and snippets; False: ids and scores only
     rerank: bool = False  # the service's reranker (`tessera serve --rerank`) over the top rerank_depth
     rerank_depth: int = Field(default=100, ge=1)
+    mmr: float | None = Field(default=None, ge=0, le=1)  # MMR weight (retrieval.diversify)
+    mmr_depth: int | None = Field(default=None, ge=1)  # its candidates (default 4 x k)
 
 
 class RagBody(BaseModel):
@@ -47,6 +49,8 @@ class RagBody(BaseModel):
     rerank: bool = False  # as /v1/search's
     rerank_depth: int = Field(default=100, ge=1)
     filter: dict[str, Any] | None = None  # as /v1/search's
+    mmr: float | None = Field(default=None, ge=0, le=1)  # as /v1/search's
+    mmr_depth: int | None = Field(default=None, ge=1)
     compress: str = "none"
     budget: int | None = None
     order: str = "rank"

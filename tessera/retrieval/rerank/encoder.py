@@ -23,7 +23,7 @@ class EncoderReranker:
         self.cached_docs = cached_docs
         self._docs: OrderedDict[str, np.ndarray] = OrderedDict()
 
-    def _doc_vectors(self, texts: Sequence[str]) -> list[np.ndarray]:
+    def doc_vectors(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Vectors by text: a document's vector depends on nothing else, so the cache is right
         whatever index or corpus the text came from (ids repeat across collections)."""
         missing = list(dict.fromkeys(text for text in texts if text not in self._docs))
@@ -40,7 +40,7 @@ class EncoderReranker:
     def score(self, query: str, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros(0, dtype=np.float32)
-        docs = self._doc_vectors(texts)
+        docs = self.doc_vectors(texts)
         query_vector = self.encoder.encode_queries([query])[0]
         if not getattr(self.encoder, "multi_vector", False):
             return np.stack(docs).astype(np.float32) @ query_vector.astype(np.float32)
