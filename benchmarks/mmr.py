@@ -11,7 +11,8 @@ Per collection and first stage: nDCG@10 and R@5 (the share of a query's relevant
 5-passage context) ± standard error over queries, / the ranking itself; the nDCG@10 difference ±
 paired standard error; `alike@5`, the mean cosine (bundled MiniLM, the space MMR diversifies in)
 between the top 5 documents, pair by pair; MMR's milliseconds per query (the candidates'
-vectors are cached by text, so only a stage's first weight pays for embedding those not met yet). Then the mean ratio over the choice and the confirmation collections.
+vectors are cached by text, so only a stage's first weight pays for embedding those not met
+yet). Then the mean ratio over the choice and the confirmation collections.
 
     TESSERA_DATA_DIR=../shared/data python benchmarks/mmr.py [--work DIR] [--json out.json]
 """
