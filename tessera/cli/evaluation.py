@@ -10,6 +10,8 @@ from rich.table import Table
 
 from tessera.cli.app import (
     FusionOption,
+    MmrDepthOption,
+    MmrOption,
     RemoveQueryOption,
     RerankDepthOption,
     RerankOption,
@@ -42,9 +44,15 @@ def eval_(
     remove_query: RemoveQueryOption = False,
     rerank: RerankOption = None,
     rerank_depth: RerankDepthOption = 100,
+    mmr: MmrOption = None,
+    mmr_depth: MmrDepthOption = None,
 ) -> None:
-    """Evaluate one index, or several fused, on judged queries (--rerank: and reranked)."""
+    """Evaluate one index, or several fused, on judged queries (--rerank: and reranked; --mmr:
+    each query's first page of 10 picked by MMR)."""
     from tessera.eval.evaluate import DEFAULT_METRICS, evaluate
+    from tessera.retrieval.diversify import as_mmr
+
+    diversity = as_mmr(mmr, mmr_depth)
 
     names = [m for item in metrics for m in item.replace(",", " ").split()] or list(DEFAULT_METRICS)
     result = evaluate(
@@ -61,16 +69,15 @@ def eval_(
         remove_query=remove_query,
         rerank=rerank,
         rerank_depth=rerank_depth,
+        mmr=diversity,
     )
     table = Table(title=f"{result.dataset} ({len(index_dirs)} index{'es' if len(index_dirs) > 1 else ''})")
     table.add_column("system")
     for name in names:
         table.add_column(name, justify="right")
     final = f"{fusion} fusion" if len(index_dirs) > 1 else str(index_dirs[0])
-    for system, values in [
-        *result.inputs.items(),
-        (f"{final}, reranked by {rerank}" if rerank else final, result.metrics),
-    ]:
+    final += (f", reranked by {rerank}" if rerank else "") + (f", MMR {mmr:g}" if diversity else "")
+    for system, values in [*result.inputs.items(), (final, result.metrics)]:
         table.add_row(system, *(f"{values[name]:.4f}" for name in names))
     out.print(table)
 

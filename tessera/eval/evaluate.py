@@ -13,12 +13,14 @@ from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.durable import write_text_atomic
 from tessera.errors import TesseraError
 from tessera.eval.runs import retrieve, write_trec
+from tessera.retrieval.diversify import Mmr, as_mmr
 from tessera.retrieval.fusion import Run, check_fusion, fuse
 from tessera.retrieval.index import load_indexes
-from tessera.retrieval.query_set import rerank_run
+from tessera.retrieval.query_set import diversify_run, rerank_run
 from tessera.retrieval.rerank import RERANK_DEPTH, check_rerank_depth, load_reranker
 
 DEFAULT_METRICS = ("nDCG@10", "R@100", "RR@10", "AP")
+MMR_PAGE = 10  # `evaluate(mmr=)` picks a first page of this many (nDCG@10's)
 
 
 def parse_metrics(names: Sequence[str]) -> list:
@@ -73,6 +75,7 @@ def evaluate(
     remove_query: bool = False,
     rerank: str | None = None,
     rerank_depth: int = RERANK_DEPTH,
+    mmr: Mmr | float | None = None,
 ) -> Evaluation:
     """Score one index, or several fused into one run, on a dataset's judged queries.
 
@@ -82,7 +85,8 @@ def evaluate(
     `remove_query` drops each query's own id from every run (BEIR's `ignore_identical_ids`, for
     ArguAna- or Quora-like sets whose queries are corpus documents).
     `rerank` (a `retrieval.rerank` spec) scores the final run's top `rerank_depth` again; the
-    first stage's metrics are then among `inputs`, as "first stage".
+    first stage's metrics are then among `inputs`, as "first stage". `mmr` (a weight, or
+    `retrieval.diversify.Mmr`) then orders each query's top `mmr.pool(10)` for a page of 10.
     """
     if not indexes:
         raise TesseraError("at least one index directory is needed", field="indexes")
@@ -90,6 +94,7 @@ def evaluate(
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     parse_metrics(metrics)
     check_rerank_depth(rerank_depth)
+    mmr = as_mmr(mmr)
     if rerank is not None:
         load_reranker(rerank)  # a bad spec fails before retrieval
     opened = load_indexes(indexes, search_params)
@@ -99,9 +104,12 @@ def evaluate(
     }
     inputs = {name: score(run, data, metrics) for name, run in runs.items()} if len(runs) > 1 else {}
     final = fuse(list(runs.values()), fusion, weights, rrf_k=rrf_k, depth=depth, top=depth)
-    if rerank is not None:
+    if rerank is not None or mmr is not None:
         inputs["first stage"] = score(final, data, metrics)
+    if rerank is not None:
         final = rerank_run(rerank, data.queries, final, opened[0], rerank_depth, show_progress)
+    if mmr is not None:
+        final = diversify_run(mmr, final, opened[0], MMR_PAGE, show_progress)
     result = Evaluation(data.name, score(final, data, metrics), inputs, final)
     if run_path:
         write_trec(final, run_path)

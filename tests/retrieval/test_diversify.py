@@ -142,3 +142,23 @@ def test_cli_search_and_run(cranfield_bm25: Path, tmp_path: Path, bm25: Index) -
     assert [row[2] for row in lines if row[0] == "q1"] == [h.doc_id for h in want]
     bad = run_cli("search", str(cranfield_bm25), QUERIES[0], "--mmr", "2", check=False)
     assert bad.returncode == 1 and "field 'mmr'" in bad.stderr
+
+
+def test_eval_scores_the_page_mmr_picks(cranfield_bm25: Path, bm25: Index, data_dir: Path) -> None:
+    from tessera.eval.evaluate import evaluate
+
+    plain = evaluate([cranfield_bm25], data_dir / "cranfield-beir", depth=100, show_progress=False)
+    got = evaluate([cranfield_bm25], data_dir / "cranfield-beir", depth=100, show_progress=False, mmr=0.5)
+    assert got.inputs["first stage"] == plain.metrics and got.metrics["nDCG@10"] != plain.metrics["nDCG@10"]
+    assert got.metrics["R@100"] == pytest.approx(plain.metrics["R@100"])  # the same 100, reordered
+    for qid in list(got.run)[:3]:
+        query = load_query(data_dir, qid)
+        assert [h.doc_id for h in got.run[qid][:10]] == [
+            h.doc_id for h in search_one([bm25], query, 10, mmr=0.5)
+        ]
+        assert len(got.run[qid]) == 100
+
+
+def load_query(data_dir: Path, qid: str) -> str:
+    lines = (data_dir / "cranfield-beir" / "queries.jsonl").read_text().splitlines()
+    return next(row["text"] for row in map(json.loads, lines) if row["_id"] == qid)

@@ -134,3 +134,24 @@ def test_page_filters_by_metadata(browser, cranfield_bm25: Path) -> None:
         page.fill("#filter", '{"bib": ')
         page.click("button[type=submit]")
         page.wait_for_function("document.querySelector('#error').textContent.includes('not valid JSON')")
+
+
+def test_page_diverse_box_sends_mmr(browser, cranfield_bm25: Path) -> None:
+    """The "diverse" box asks for MMR at weight 0.5: the page lists what search_one(mmr=0.5) picks."""
+    from tessera.retrieval.index import Index
+    from tessera.retrieval.query_set import search_one
+    from tessera.serve import ServeSettings, create_app
+
+    index = Index.load(cranfield_bm25)
+    with live_server(create_app(ServeSettings(indexes={"cran": str(cranfield_bm25)}))) as url:
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        page.goto(url + "/")
+        page.wait_for_selector("#indexes input[value='cran']")
+        page.fill("#q", "propeller slipstream lift")
+        page.check("#diverse")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#results li .score")
+        shown = page.locator("#results li .score").all_inner_texts()
+        expected = search_one([index], "propeller slipstream lift", 10, mmr=0.5)
+        assert [text.split("id ")[-1] for text in shown] == [hit.doc_id for hit in expected]
+        assert expected[1].doc_id != index.search("propeller slipstream lift", k=2)[1].doc_id

@@ -46,6 +46,12 @@ async function call(url, options) {
   return body;
 }
 
+// The "diverse" box: MMR at LangChain's default weight, or undefined (not sent).
+const DIVERSE_WEIGHT = 0.5;
+function chosenMmr() {
+  return $("diverse").checked ? DIVERSE_WEIGHT : undefined;
+}
+
 // The filter box's JSON, or undefined when empty; a syntax error is shown, not sent.
 function chosenFilter() {
   const text = $("filter").value.trim();
@@ -124,7 +130,7 @@ async function search(event) {
   showError("");
   const started = performance.now();
   try {
-    const body = { queries: [query], k, filter: chosenFilter() };
+    const body = { queries: [query], k, filter: chosenFilter(), mmr: chosenMmr() };
     if (indexes.length > 1) body.indexes = indexes; else body.index = indexes[0];
     const result = await call("/v1/search", {
       method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
@@ -168,7 +174,7 @@ async function ask() {
     const response = await fetch("/v1/rag", {
       method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({
-        query, k: Number($("k").value) || 10, stream: true, filter: chosenFilter(),
+        query, k: Number($("k").value) || 10, stream: true, filter: chosenFilter(), mmr: chosenMmr(),
         ...(indexes.length > 1 ? { indexes } : { index }),
       }),
     });
