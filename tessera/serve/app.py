@@ -132,6 +132,8 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         check_search(body.queries, body.k)
         check_k(body.k)
         check_k(body.rerank_depth, "rerank_depth")
+        if body.mmr_depth is not None:
+            check_k(body.mmr_depth, "mmr_depth")
         names = pool.names(body.index, body.indexes)
         check_retrieval(len(names) - 1, body.fusion, body.weights)
         diversity = as_mmr(body.mmr, body.mmr_depth)
@@ -183,6 +185,8 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         check_k(body.k)
         check_k(body.depth, "depth")
         check_k(body.rerank_depth, "rerank_depth")
+        if body.mmr_depth is not None:
+            check_k(body.mmr_depth, "mmr_depth")
         return await rag.answer(body)
 
     return app

@@ -73,3 +73,7 @@ def test_bad_weight_is_json(reranking: TestClient) -> None:
     assert got.status_code == 400 and "mmr" in got.json()["error"]
     got = reranking.post("/v1/search", json={"queries": QUERIES, "index": "head-bm25", "mmr_depth": 5})
     assert got.status_code == 400 and got.json()["error"].startswith("field 'mmr_depth'")
+    got = reranking.post(
+        "/v1/search", json={"queries": QUERIES, "index": "head-bm25", "mmr": 0.5, "mmr_depth": 10**6}
+    )
+    assert got.status_code == 400 and got.json()["error"].startswith("field 'mmr_depth': at most")
