@@ -162,3 +162,11 @@ def test_eval_scores_the_page_mmr_picks(cranfield_bm25: Path, bm25: Index, data_
 def load_query(data_dir: Path, qid: str) -> str:
     lines = (data_dir / "cranfield-beir" / "queries.jsonl").read_text().splitlines()
     return next(row["text"] for row in map(json.loads, lines) if row["_id"] == qid)
+
+
+def test_cli_rag_echoes_mmr(cranfield_bm25: Path, bm25: Index) -> None:
+    args = ["rag", str(cranfield_bm25), QUERIES[2], "-k", "4", "--generator", "none", "--json"]
+    shown = json.loads(run_cli(*args, "--mmr", "0.5", "--mmr-depth", "20").stdout)
+    assert shown["mmr"] == {"weight": 0.5, "depth": 20, "encoder": "minilm"}
+    want = search_one([bm25], QUERIES[2], 4, mmr=Mmr(0.5, depth=20))
+    assert [s["doc_id"] for s in shown["sources"]] == [h.doc_id for h in want]
