@@ -9,7 +9,9 @@ few places on near-copies (LangChain's `max_marginal_relevance_search`, LlamaInd
   diversifies any first stage (BM25, fused, reranked) and `weight=1` keeps its order exactly;
 - likeness: cosine between the candidates' vectors from a single-vector encoder over the text a
   reranker reads (`hit_text`: title and body, or a chunk's passage); the bundled MiniLM unless
-  another is named. Vectors are cached by text across queries (`EncoderReranker`).
+  another is named. Vectors are cached by text across queries (`EncoderReranker`); where one of
+  the searched indexes was built with that encoder and holds one vector a document, its stored
+  vectors are read instead (the same vectors, no encoding: about a millisecond a query).
 
 A diversified hit's score is its MMR value when chosen, which never rises from one pick to the
 next (every candidate's penalty only grows), so a run file keeps the chosen order; hits below
@@ -19,12 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tessera.errors import TesseraError
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.rerank.base import hit_text
+
+if TYPE_CHECKING:
+    from tessera.retrieval.index import Index
 
 DEPTH_FACTOR = 4  # candidates per place when no depth is given (LlamaIndex's mmr_prefetch_factor)
 DEFAULT_ENCODER = "minilm"
@@ -84,23 +90,40 @@ def rescaled(scores: np.ndarray) -> np.ndarray:
     return np.ones_like(scores) if high <= low else (scores - low) / (high - low)
 
 
-def diversify(mmr: Mmr, rows: Sequence[Sequence[Hit]], k: int) -> list[list[Hit]]:
+def own_vectors(mmr: Mmr, indexes: Sequence[Index]) -> Index | None:
+    """The first index built with MMR's encoder (its stored vectors are MMR's), if any."""
+    from tessera.models.registry import canonical_spec
+
+    wanted = canonical_spec(mmr.encoder)
+    return next(
+        (i for i in indexes if i.manifest.encoder and canonical_spec(i.manifest.encoder) == wanted), None
+    )
+
+
+def diversify(
+    mmr: Mmr, rows: Sequence[Sequence[Hit]], k: int, indexes: Sequence[Index] = ()
+) -> list[list[Hit]]:
     """Each row's top `mmr.pool(k)` in MMR order (its first k are the k picks), then the rest
-    as they were, below them; ranks numbered again. Hits need their text (`Index.with_text`);
-    the query is not read: relevance is the ranking's own."""
+    as they were, below them; ranks numbered again. Hits need their text (`Index.with_text`),
+    unless one of `indexes` (those searched) holds MMR's vectors; the query is not read:
+    relevance is the ranking's own."""
     from tessera.retrieval.rerank import load_reranker
     from tessera.retrieval.rerank.encoder import EncoderReranker
 
     embedder = load_reranker(mmr.encoder)
     if not isinstance(embedder, EncoderReranker) or getattr(embedder.encoder, "multi_vector", False):
         raise TesseraError(f"MMR needs a single-vector encoder, not '{mmr.encoder}'", field="mmr_encoder")
+    source = own_vectors(mmr, indexes)
     out = []
     for row in rows:
         pool, tail = list(row[: mmr.pool(k)]), list(row[mmr.pool(k) :])
         if not pool:
             out.append([])
             continue
-        vectors = np.stack(embedder.doc_vectors([hit_text(h) for h in pool])).astype(np.float32)
+        vectors = source.stored_vectors([h.doc_id for h in pool]) if source is not None else None
+        if vectors is None:
+            vectors = np.stack(embedder.doc_vectors([hit_text(h) for h in pool]))
+        vectors = vectors.astype(np.float32)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         relevance = rescaled(np.array([h.score for h in pool], dtype=np.float64))
         picked, last = [], np.inf

@@ -271,6 +271,19 @@ class Index:
         spans = [[tuple(int(x) for x in self.passages[label, 1:]) for _, _, label in row] for row in found]
         return ranked, spans
 
+    def stored_vectors(self, doc_ids: Sequence[str]) -> np.ndarray | None:
+        """The vectors this index holds for `doc_ids` (PQ kinds: decoded), in that order; None
+        where it holds no one vector a document (BM25, token, chunked, binary) or lacks an id."""
+        if self.manifest.backend != "faiss" or self.passages is not None:
+            return None
+        ordinals = self.docstore.ordinals(doc_ids)
+        if any(doc not in ordinals for doc in doc_ids):
+            return None
+        try:
+            return self._stored.vectors_of(np.asarray([ordinals[d] for d in doc_ids], dtype=np.int64))
+        except TesseraError:
+            return None
+
     def allowed(self, filter: Filter | None, doc_ids: Iterable[str] | None) -> set[str]:
         """The ids a metadata filter and an id list select (either may be None: no limit)."""
         chosen = set(doc_ids) if doc_ids is not None else None

@@ -63,7 +63,7 @@ def iter_search(
                 rows = _reranked(reranker, texts, rows, indexes[0], rerank_depth)
             if mmr is not None:
                 heads = indexes[0].with_text([row[: mmr.pool(k)] for row in rows])
-                rows = [[h.without_text() for h in row] for row in diversify(mmr, heads, k)]
+                rows = [[h.without_text() for h in row] for row in diversify(mmr, heads, k, indexes)]
             rows = [row[:k] for row in rows]
             yield from zip(chunk, rows, strict=True)
             bar.update(task, advance=len(chunk))
@@ -121,7 +121,7 @@ def diversify_run(mmr: Mmr | float, run: Run, index: Index, k: int = 10, show_pr
         task = bar.add_task(f"MMR {mmr.weight:g}", total=len(run))
         for qid, hits in run.items():
             head = index.with_text([hits[: mmr.pool(k)]])
-            row = diversify(mmr, [head[0] + list(hits[mmr.pool(k) :])], k)[0]
+            row = diversify(mmr, [head[0] + list(hits[mmr.pool(k) :])], k, [index])[0]
             diversified[qid] = [h.without_text() for h in row]
             bar.update(task, advance=1)
     return diversified
@@ -156,7 +156,7 @@ def search_one(
         )[0]
     if reranker is not None:
         hits = rerank(reranker, [query], [hits], rerank_depth)[0]
-    return (diversify(mmr, [hits], k)[0] if mmr is not None else hits)[:k]
+    return (diversify(mmr, [hits], k, indexes)[0] if mmr is not None else hits)[:k]
 
 
 def search_run(indexes: Sequence[Index], queries: Mapping[str, str], **options) -> Run:

@@ -121,7 +121,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         first = reranking.first_stage_k(False, k, k, diversity)
         rows = await pool.search(served.name, [q], first, text or mmr is not None, None, restrict)
         if diversity is not None:
-            rows = await reranking.finish([q], rows, k, text, mmr=diversity)
+            rows = await reranking.finish([q], rows, k, text, mmr=diversity, indexes=[served.index])
         return JSONResponse({"index": served.name, "k": k, **answer([q], rows, started)})
 
     @app.post("/v1/search", response_model=None)
@@ -160,7 +160,8 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
             rows = await pool.search(names[0], body.queries, first, with_text, body.params, restrict)
         if second:
             depth = body.rerank_depth if body.rerank else None
-            rows = await reranking.finish(body.queries, rows, body.k, body.text, depth, diversity)
+            searched = [pool.get(name).index for name in names]
+            rows = await reranking.finish(body.queries, rows, body.k, body.text, depth, diversity, searched)
         where = {"indexes": names, "fused": body.fusion} if len(names) > 1 else {"index": names[0]}
         reranked = {"reranked_by": reranking.spec} if body.rerank else {}
         reranked |= {"mmr": asdict(diversity)} if diversity is not None else {}

@@ -77,7 +77,10 @@ class RagService:
             retrieved = rows[0]
         if body.rerank or diversity is not None:
             depth = body.rerank_depth if body.rerank else None
-            finished = await self.reranking.finish([body.query], [retrieved], body.k, True, depth, diversity)
+            searched = [self.pool.get(name).index for name in names]
+            finished = await self.reranking.finish(
+                [body.query], [retrieved], body.k, True, depth, diversity, searched
+            )
             retrieved = finished[0]
         served = self.pool.get(names[0])
         prompt: RagPrompt = await self.pool.run(

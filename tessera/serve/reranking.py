@@ -12,6 +12,7 @@ from functools import partial
 
 from tessera.retrieval.diversify import Mmr, diversify
 from tessera.retrieval.hits import Hit
+from tessera.retrieval.index import Index
 from tessera.retrieval.query_set import first_stage_depth
 from tessera.retrieval.rerank import Reranker, load_reranker, rerank
 from tessera.serve.errors import ApiError
@@ -42,22 +43,30 @@ class RerankService:
         with_text: bool,
         rerank_depth: int | None = None,
         mmr: Mmr | None = None,
+        indexes: Sequence[Index] = (),
     ) -> list[list[Hit]]:
-        """Rows searched with text, reranked (given a `rerank_depth`), diversified (given `mmr`),
-        cut to `k`; their text dropped unless `with_text`."""
+        """Rows searched with text, reranked (given a `rerank_depth`), diversified (given `mmr`;
+        `indexes`, those searched, may hold its vectors), cut to `k`; their text dropped unless
+        `with_text`."""
         ranked = await asyncio.get_running_loop().run_in_executor(
-            self.executor, partial(self._second_stages, queries, rows, k, rerank_depth, mmr)
+            self.executor, partial(self._second_stages, queries, rows, k, rerank_depth, mmr, indexes)
         )
         if with_text:
             return [row[:k] for row in ranked]
         return [[h.without_text() for h in row[:k]] for row in ranked]
 
     def _second_stages(
-        self, queries: Sequence[str], rows: list[list[Hit]], k: int, rerank_depth: int | None, mmr: Mmr | None
+        self,
+        queries: Sequence[str],
+        rows: list[list[Hit]],
+        k: int,
+        rerank_depth: int | None,
+        mmr: Mmr | None,
+        indexes: Sequence[Index],
     ) -> list[list[Hit]]:
         if rerank_depth is not None:
             rows = rerank(self.reranker, queries, rows, rerank_depth)
-        return diversify(mmr, rows, k) if mmr is not None else rows
+        return diversify(mmr, rows, k, indexes) if mmr is not None else rows
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -170,3 +170,24 @@ def test_cli_rag_echoes_mmr(cranfield_bm25: Path, bm25: Index) -> None:
     assert shown["mmr"] == {"weight": 0.5, "depth": 20, "encoder": "minilm"}
     want = search_one([bm25], QUERIES[2], 4, mmr=Mmr(0.5, depth=20))
     assert [s["doc_id"] for s in shown["sources"]] == [h.doc_id for h in want]
+
+
+def test_a_minilm_index_lends_its_stored_vectors(dense: Index, bm25: Index, monkeypatch) -> None:
+    """MiniLM flat holds the very vectors MMR would encode: they are read, not encoded again, and
+    the picks equal the encoded path's; BM25 holds none, so its hits are encoded."""
+    for query in QUERIES:
+        rows = [dense.search(query, 40, with_text=True)]
+        encoded = diversify(Mmr(0.5), rows, 10)[0]
+        stored = diversify(Mmr(0.5), rows, 10, [bm25, dense])[0]
+        assert [h.doc_id for h in stored] == [h.doc_id for h in encoded]
+        assert [h.score for h in stored] == pytest.approx([h.score for h in encoded], abs=1e-4)
+    assert bm25.stored_vectors(["1"]) is None and dense.stored_vectors(["1", "no such id"]) is None
+
+    def no_encoding(self, texts):
+        raise AssertionError("encoded although the index holds the vectors")
+
+    monkeypatch.setattr("tessera.retrieval.rerank.encoder.EncoderReranker.doc_vectors", no_encoding)
+    search_one([bm25, dense], QUERIES[0], 10, mmr=0.5)
+    search_run([dense], {"q": QUERIES[1]}, k=10, show_progress=False, mmr=0.5)
+    with pytest.raises(AssertionError, match="encoded although"):
+        search_one([bm25], QUERIES[0], 10, mmr=0.5)
