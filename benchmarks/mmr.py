@@ -10,9 +10,10 @@ default, and the table says what each weight gives up and buys.
 Per collection and first stage: nDCG@10 and R@5 (the share of a query's relevant documents in a
 5-passage context) ± standard error over queries, / the ranking itself; the nDCG@10 difference ±
 paired standard error; `alike@5`, the mean cosine (bundled MiniLM, the space MMR diversifies in)
-between the top 5 documents, pair by pair; MMR's milliseconds per query (the candidates'
-vectors are cached by text, so only a stage's first weight pays for embedding those not met
-yet). Then the mean ratio over the choice and the confirmation collections.
+between the top 5 documents, pair by pair; MMR's milliseconds per query: BM25's candidates are
+encoded by MiniLM (cached by text, so only the first weight pays), MiniLM's and the anchor's
+vectors read from the MiniLM index (`Index.stored_vectors`), as `search --mmr` does. Then the
+mean ratio over the choice and the confirmation collections.
 
     TESSERA_DATA_DIR=../shared/data python benchmarks/mmr.py [--work DIR] [--json out.json]
 """
@@ -71,13 +72,15 @@ def measure(collection: str, work: Path, console: Console) -> dict:
     runs = {name: retrieve(index, data, DEPTH, False) for name, index in indexes.items()}
     runs[ANCHOR] = fuse([runs["BM25"], runs["MiniLM"]], "rrf", depth=DEPTH, top=DEPTH)
     qids = list(data.queries)
+    # the indexes each stage searched: MiniLM's hold MMR's vectors, BM25's hits are encoded
+    searched = {"BM25": [indexes["BM25"]], "MiniLM": [indexes["MiniLM"]], ANCHOR: list(indexes.values())}
     out: dict = {}
     for stage, run in runs.items():
         texts = indexes["BM25"].with_text([run[q] for q in qids])  # one doc store, one text
         out[stage] = {}
         for weight in [1.0, *WEIGHTS]:
             started = time.perf_counter()
-            rows = texts if weight == 1.0 else diversify(Mmr(weight, DEPTH), texts, K)
+            rows = texts if weight == 1.0 else diversify(Mmr(weight, DEPTH), texts, K, searched[stage])
             ms = 1000 * (time.perf_counter() - started) / len(qids)
             top = {q: [h.without_text() for h in row[:K]] for q, row in zip(qids, rows, strict=True)}
             scores = per_query_scores(top, data, METRICS)
