@@ -191,3 +191,23 @@ def test_a_minilm_index_lends_its_stored_vectors(dense: Index, bm25: Index, monk
     search_run([dense], {"q": QUERIES[1]}, k=10, show_progress=False, mmr=0.5)
     with pytest.raises(AssertionError, match="encoded although"):
         search_one([bm25], QUERIES[0], 10, mmr=0.5)
+
+
+def test_eval_rag_measures_the_diversified_context(bm25: Index, data_dir: Path) -> None:
+    from tessera.data.datasets import load_eval_dataset
+    from tessera.rag.evaluate import evaluate_rag
+
+    data = load_eval_dataset(data_dir / "cranfield-beir")
+    got = evaluate_rag(
+        bm25, data, k=5, compress="none", generator="none", max_queries=4, show_progress=False, mmr=0.5
+    )
+    assert got["mmr"] == {"weight": 0.5, "depth": None, "encoder": "minilm"}
+    changed = 0
+    for row in got["queries"]:
+        picked = search_one([bm25], data.queries[row["query_id"]], 5, mmr=0.5)
+        relevant = sum(data.qrels[row["query_id"]].get(h.doc_id, 0) > 0 for h in picked)
+        assert row["relevant_in_top_k"] == relevant
+        changed += [h.doc_id for h in picked] != [
+            h.doc_id for h in bm25.search(data.queries[row["query_id"]], 5)
+        ]
+    assert changed  # MMR chose other contexts than the plain top 5
