@@ -85,12 +85,12 @@ def test_every_pick_maximises_the_objective(bm25: Index) -> None:
 @pytest.mark.parametrize("kind", ["bm25", "dense"])
 def test_contexts_become_less_alike(kind: str, request: pytest.FixtureRequest, data_dir: Path) -> None:
     index: Index = request.getfixturevalue(kind)
-    lines = (data_dir / "cranfield-beir" / "queries.jsonl").read_text().splitlines()[:20]
+    lines = (data_dir / "cranfield-beir" / "queries.jsonl").read_text().splitlines()[:12]
     queries = [json.loads(line)["text"] for line in lines]
     plain = [likeness(search_one([index], q, 5)) for q in queries]
     diverse = [likeness(search_one([index], q, 5, mmr=0.5)) for q in queries]
     assert np.mean(diverse) < np.mean(plain) - 0.02
-    assert sum(d <= p + 1e-6 for d, p in zip(diverse, plain, strict=True)) >= 18
+    assert sum(d <= p + 1e-6 for d, p in zip(diverse, plain, strict=True)) >= 11
 
 
 def test_query_sets_and_rag_pick_what_one_search_picks(bm25: Index, dense: Index) -> None:
@@ -144,17 +144,17 @@ def test_cli_search_and_run(cranfield_bm25: Path, tmp_path: Path, bm25: Index) -
     assert bad.returncode == 1 and "field 'mmr'" in bad.stderr
 
 
-def test_eval_scores_the_page_mmr_picks(cranfield_bm25: Path, bm25: Index, data_dir: Path) -> None:
+def test_eval_scores_the_page_mmr_picks(cranfield_dense: Path, dense: Index, data_dir: Path) -> None:
     from tessera.eval.evaluate import evaluate
 
-    plain = evaluate([cranfield_bm25], data_dir / "cranfield-beir", depth=100, show_progress=False)
-    got = evaluate([cranfield_bm25], data_dir / "cranfield-beir", depth=100, show_progress=False, mmr=0.5)
+    plain = evaluate([cranfield_dense], data_dir / "cranfield-beir", depth=100, show_progress=False)
+    got = evaluate([cranfield_dense], data_dir / "cranfield-beir", depth=100, show_progress=False, mmr=0.5)
     assert got.inputs["first stage"] == plain.metrics and got.metrics["nDCG@10"] != plain.metrics["nDCG@10"]
     assert got.metrics["R@100"] == pytest.approx(plain.metrics["R@100"])  # the same 100, reordered
     for qid in list(got.run)[:3]:
         query = load_query(data_dir, qid)
         assert [h.doc_id for h in got.run[qid][:10]] == [
-            h.doc_id for h in search_one([bm25], query, 10, mmr=0.5)
+            h.doc_id for h in search_one([dense], query, 10, mmr=0.5)
         ]
         assert len(got.run[qid]) == 100
 
