@@ -31,7 +31,6 @@ from tessera.indexing.reindex import reindex
 from tessera.models.registry import is_lexical
 from tessera.retrieval.fusion import Run, fuse
 from tessera.retrieval.index import Index
-from tessera.retrieval.query_set import rerank_run
 
 SUITE_METRICS = ("nDCG@10", "R@100", "RR@10")
 RRF_K = 60
@@ -148,12 +147,12 @@ class SuiteRun:
 
     def _plain_sibling(self, system: System) -> System | None:
         """For a system with search parameters, the suite's system of the same index without them."""
-        if not (system.params or system.rerank):
+        if not (system.params or system.second_stage):
             return None
         same = [
             other
             for other in self.systems
-            if not (other.params or other.rerank or other.fuse or other.prebuilt)
+            if not (other.params or other.second_stage or other.fuse or other.prebuilt)
             and (other.encoder, other.factory) == (system.encoder, system.factory)
         ]
         return same[0] if same else None
@@ -224,8 +223,7 @@ class SuiteRun:
         index.batch_search(warm_up, self.depth)  # one-time costs (JVM, first call) stay out of ms/query
         started = time.perf_counter()
         run = retrieve(index, data, self.depth, show_progress=False, remove_query=query_set.remove_query)
-        if system.rerank:
-            run = rerank_run(system.rerank, data.queries, run, index, system.rerank_depth, False)
+        run = system.second_stages(data.queries, run, index)
         seconds = time.perf_counter() - started
         return self.save(
             query_set,
@@ -255,10 +253,11 @@ class SuiteRun:
         runs = [read_trec(self.run_path(query_set, by_name[name])) for name in system.fuse]
         started = time.perf_counter()
         fused = fuse(runs, system.fusion, system.weights, rrf_k=RRF_K, depth=self.depth, top=self.depth)
-        if system.rerank:  # the first part's index gives the text
-            index = Index.load(parts[system.fuse[0]]["index"])
-            fused = rerank_run(system.rerank, data.queries, fused, index, system.rerank_depth, False)
-        ms = 1000 * (time.perf_counter() - started) / max(1, len(data.queries)) if system.rerank else 0.0
+        if system.second_stage:  # the first part's index gives the text
+            fused = system.second_stages(data.queries, fused, Index.load(parts[system.fuse[0]]["index"]))
+        ms = (
+            1000 * (time.perf_counter() - started) / max(1, len(data.queries)) if system.second_stage else 0.0
+        )
         return self.save(
             query_set,
             system,

@@ -14,7 +14,9 @@ A built or prebuilt system takes search parameters after `?`, as `--param` does:
 `minilm@IVF1024,Flat?nprobe=32`, `bm25?prf=rocchio`, `minilm?prf_depth=5&prf_beta=0.5`,
 `index:PATH?nprobe=64`. The index is the one without them (built once); only searching differs.
 Any system, a fusion too, takes a second stage the same way: `bm25?rerank=minilm`,
-`rrf:bm25+minilm?rerank=qlm&rerank_depth=20` (`retrieval.rerank`; depth 100 by default).
+`rrf:bm25+minilm?rerank=qlm&rerank_depth=20` (`retrieval.rerank`; depth 100 by default), and
+MMR, after the reranker where both are given: `bm25?mmr=0.5`, `minilm?mmr=0.7&mmr_depth=30`
+(`retrieval.diversify`; a first page of 10 picked from the top 40 by default).
 """
 
 from __future__ import annotations
@@ -22,14 +24,19 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from tessera.errors import TesseraError
 from tessera.models.bundled import BUNDLED
 from tessera.models.registry import canonical_spec, is_lexical
 from tessera.models.runtimes import AUTO, RUNTIMES, split_runtime
-from tessera.retrieval.fusion import FUSIONS, check_weights
+from tessera.retrieval.diversify import Mmr, as_mmr
+from tessera.retrieval.fusion import FUSIONS, Run, check_weights
 from tessera.retrieval.params import parse_params, route_params
 from tessera.retrieval.rerank import RERANK_DEPTH, check_rerank_depth, check_reranker_spec
+
+if TYPE_CHECKING:
+    from tessera.retrieval.index import Index
 
 _NAME = re.compile(r"[^=:/@?\\\s]+")  # no spec syntax in a name: `bm25:k1=1.2` is a spec, not NAME=SPEC
 FUSION_PREFIXES = tuple(f"{method}:" for method in FUSIONS)
@@ -55,6 +62,20 @@ class System:
     params: tuple[tuple[str, float | str], ...] = ()  # search parameters (`?NAME=VALUE&...`)
     rerank: str = ""  # a second stage (`?rerank=SPEC`), over the top `rerank_depth`
     rerank_depth: int = RERANK_DEPTH
+    mmr: Mmr | None = None  # then MMR (`?mmr=WEIGHT[&mmr_depth=N]`) for a first page of MMR_PAGE
+
+    @property
+    def second_stage(self) -> bool:
+        return bool(self.rerank) or self.mmr is not None
+
+    def second_stages(self, queries: dict[str, str], run: Run, index: Index) -> Run:
+        """`run` reranked and diversified as the system asks (`index` gives the text)."""
+        from tessera.eval.evaluate import MMR_PAGE
+        from tessera.retrieval.query_set import diversify_run, rerank_run
+
+        if self.rerank:
+            run = rerank_run(self.rerank, queries, run, index, self.rerank_depth, False)
+        return diversify_run(self.mmr, run, index, MMR_PAGE, False) if self.mmr is not None else run
 
     @property
     def search_params(self) -> dict[str, float | str]:
@@ -118,6 +139,13 @@ def _search_params(spec: str, text: str) -> tuple[str, tuple[tuple[str, float | 
             raise TesseraError(f"'{text}': rerank_depth without rerank", field="system")
         second["rerank_depth"] = int(depth) if isinstance(depth, float) and depth.is_integer() else depth
         check_rerank_depth(second["rerank_depth"])
+    if "mmr" in params or "mmr_depth" in params:
+        weight, depth = params.pop("mmr", None), params.pop("mmr_depth", None)
+        whole = int(depth) if isinstance(depth, float) and depth.is_integer() else depth
+        try:
+            second["mmr"] = as_mmr(weight, whole)
+        except TesseraError as exc:
+            raise TesseraError(f"'{text}': {exc.message}", field="system") from None
     return spec_only, tuple(params.items()), second
 
 

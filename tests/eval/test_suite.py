@@ -18,6 +18,7 @@ from tessera.eval import suite as suite_module
 from tessera.eval.evaluate import evaluate
 from tessera.eval.report import render
 from tessera.eval.suite import run_suite
+from tessera.retrieval.diversify import Mmr
 from tests.conftest import read_qrels, run_cli
 
 SYSTEMS = ["bm25", "pq=minilm@PQ16x4", "minilm", "hybrid=rrf:bm25+minilm", "scores=wsum:bm25^1+minilm^3"]
@@ -184,6 +185,8 @@ def test_reranked_systems_equal_evaluate_and_build_no_index(data_dir: Path, tmp_
         "minilm",
         "bm25mini=bm25?rerank=minilm&rerank_depth=30",
         "h=rrf:bm25+minilm?rerank=minilm",
+        "div=minilm?mmr=0.5&mmr_depth=30",
+        "hd=rrf:bm25+minilm?rerank=minilm&mmr=0.7",
     ]
     results = run_suite(
         f"folders:{folder}", systems, tmp_path, metrics=["nDCG@10"], plots=False, max_docs=300
@@ -201,6 +204,12 @@ def test_reranked_systems_equal_evaluate_and_build_no_index(data_dir: Path, tmp_
     assert scores["bm25mini"]["nDCG@10"] == pytest.approx(alone.metrics["nDCG@10"], abs=1e-9)
     assert scores["h"]["nDCG@10"] == pytest.approx(fused.metrics["nDCG@10"], abs=1e-9)
     assert scores["bm25mini"]["nDCG@10"] != pytest.approx(scores["bm25"]["nDCG@10"], abs=1e-6)
+    diverse = evaluate([root / "minilm"], folder, metrics=["nDCG@10"], show_progress=False, mmr=Mmr(0.5, 30))
+    both = evaluate([root / "bm25", root / "minilm"], folder, metrics=["nDCG@10"], show_progress=False,
+                    rerank="minilm", mmr=0.7)  # fmt: skip
+    assert scores["div"]["nDCG@10"] == pytest.approx(diverse.metrics["nDCG@10"], abs=1e-9)
+    assert scores["hd"]["nDCG@10"] == pytest.approx(both.metrics["nDCG@10"], abs=1e-9)
+    assert scores["div"]["nDCG@10"] != pytest.approx(scores["minilm"]["nDCG@10"], abs=1e-6)
 
 
 def test_eval_suite_through_the_cli(cranfield_bm25: Path, data_dir: Path, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from tessera.errors import TesseraError
 from tessera.eval.systems import parse_system, parse_systems
+from tessera.retrieval.diversify import Mmr
 
 
 def test_kinds_and_names() -> None:
@@ -74,6 +75,9 @@ def test_a_second_stage_follows_the_question_mark_too() -> None:
         "rrf:bm25+minilm?rerank=qlm&rerank_depth=20",
     )
     assert parse_system("index:/x/{collection}?rerank=minilm").rerank == "minilm"
+    diverse = parse_system("d=bm25?k1=1.2&rerank=minilm&mmr=0.5&mmr_depth=30")
+    assert (diverse.search_params, diverse.rerank, diverse.mmr) == ({"k1": 1.2}, "minilm", Mmr(0.5, 30))
+    assert diverse.second_stage and not parse_system("bm25?k1=1.2").second_stage
 
 
 @pytest.mark.parametrize(
@@ -101,6 +105,9 @@ def test_a_second_stage_follows_the_question_mark_too() -> None:
         (["minilm?rerank_depth=5"], "rerank_depth without rerank"),
         (["minilm?rerank=minilm&rerank_depth=0"], "rerank depth must be"),
         (["minilm?rerank=minilm&rerank_depth=2.5"], "rerank depth must be"),
+        (["minilm?mmr_depth=5"], "'minilm\\?mmr_depth=5': an MMR depth needs an MMR weight"),
+        (["minilm?mmr=2"], r"MMR weight must be a number in \[0, 1\]"),
+        (["minilm?mmr=0.5&mmr_depth=0"], "MMR depth must be a whole number"),
     ],
 )
 def test_errors(systems: list[str], message: str) -> None:
