@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from tessera.cli.app import (
+    FilterOption,
     FusionOption,
     MmrDepthOption,
     MmrOption,
@@ -46,9 +47,11 @@ def eval_(
     rerank_depth: RerankDepthOption = 100,
     mmr: MmrOption = None,
     mmr_depth: MmrDepthOption = None,
+    filter: FilterOption = None,
 ) -> None:
     """Evaluate one index, or several fused, on judged queries (--rerank: and reranked; --mmr:
-    each query's first page of 10 picked by MMR)."""
+    each query's first page of 10 picked by MMR; --filter: on the sub-collection whose metadata
+    match, judgments of other documents dropped)."""
     from tessera.eval.evaluate import DEFAULT_METRICS, evaluate
     from tessera.retrieval.diversify import as_mmr
 
@@ -70,6 +73,7 @@ def eval_(
         rerank=rerank,
         rerank_depth=rerank_depth,
         mmr=diversity,
+        filter=filter,
     )
     table = Table(title=f"{result.dataset} ({len(index_dirs)} index{'es' if len(index_dirs) > 1 else ''})")
     table.add_column("system")

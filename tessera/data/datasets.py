@@ -22,6 +22,17 @@ class EvalDataset:
     queries: dict[str, str]
     qrels: Qrels
 
+    def within(self, doc_ids: set[str], label: str = "filtered") -> EvalDataset:
+        """The task on a sub-collection: judgments of the other documents dropped, and the
+        queries left without a relevant document with them (nothing there to find)."""
+        qrels = {
+            qid: {doc: grade for doc, grade in judged.items() if doc in doc_ids}
+            for qid, judged in self.qrels.items()
+        }
+        kept = [qid for qid in self.queries if any(grade > 0 for grade in qrels.get(qid, {}).values())]
+        name = f"{self.name} ({label}: {len(kept)} of {len(self.queries)} queries)"
+        return EvalDataset(name, {qid: self.queries[qid] for qid in kept}, {qid: qrels[qid] for qid in kept})
+
 
 def read_beir_qrels(path: Path) -> Qrels:
     """Judgments of a BEIR qrels file (`query-id corpus-id score`, header optional)."""

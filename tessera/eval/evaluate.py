@@ -10,6 +10,7 @@ from pathlib import Path
 import ir_measures
 
 from tessera.data.datasets import EvalDataset, load_eval_dataset
+from tessera.data.metadata import Filter, parse_filter
 from tessera.durable import write_text_atomic
 from tessera.errors import TesseraError
 from tessera.eval.runs import retrieve, write_trec
@@ -76,6 +77,7 @@ def evaluate(
     rerank: str | None = None,
     rerank_depth: int = RERANK_DEPTH,
     mmr: Mmr | float | None = None,
+    filter: Filter | None = None,
 ) -> Evaluation:
     """Score one index, or several fused into one run, on a dataset's judged queries.
 
@@ -87,6 +89,10 @@ def evaluate(
     `rerank` (a `retrieval.rerank` spec) scores the final run's top `rerank_depth` again; the
     first stage's metrics are then among `inputs`, as "first stage". `mmr` (a weight, or
     `retrieval.diversify.Mmr`) then orders each query's top `mmr.pool(10)` for a page of 10.
+    `filter` (a metadata filter, data/metadata.py, matched in the first index's doc store)
+    evaluates the task on the sub-collection it selects: every index searches among its
+    documents, judgments of the others are dropped, and so are the queries left with no relevant
+    document (the dataset's name says how many remain).
     """
     if not indexes:
         raise TesseraError("at least one index directory is needed", field="indexes")
@@ -97,9 +103,16 @@ def evaluate(
     mmr = as_mmr(mmr)
     if rerank is not None:
         load_reranker(rerank)  # a bad spec fails before retrieval
+    filter = parse_filter(filter)
     opened = load_indexes(indexes, search_params)
+    if filter is not None:
+        data = data.within(opened[0].allowed(filter, None))
+        if not data.queries:
+            raise TesseraError(
+                f"{data.name}: no query has a relevant document the filter keeps", field="filter"
+            )
     runs = {
-        str(path): retrieve(index, data, depth, show_progress, remove_query)
+        str(path): retrieve(index, data, depth, show_progress, remove_query, filter)
         for path, index in zip(indexes, opened, strict=True)
     }
     inputs = {name: score(run, data, metrics) for name, run in runs.items()} if len(runs) > 1 else {}

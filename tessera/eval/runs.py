@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from tessera.data.datasets import EvalDataset
+from tessera.data.metadata import Filter
 from tessera.retrieval.fusion import Run
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
@@ -20,11 +21,15 @@ def retrieve(
     depth: int = 1000,
     show_progress: bool = True,
     remove_query: bool = False,
+    filter: Filter | None = None,
 ) -> Run:
     """Top-`depth` hits for every query (id -> text) of a mapping or a dataset; `remove_query`:
-    without a document whose id is the query's (`retrieval.query_set.iter_search`)."""
+    without a document whose id is the query's; `filter`: among the documents whose metadata
+    match (`retrieval.query_set.iter_search`)."""
     texts = queries.queries if isinstance(queries, EvalDataset) else queries
-    return search_run([index], texts, k=depth, show_progress=show_progress, remove_query=remove_query)
+    return search_run(
+        [index], texts, k=depth, show_progress=show_progress, remove_query=remove_query, filter=filter
+    )
 
 
 def write_trec(

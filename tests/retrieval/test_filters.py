@@ -227,3 +227,35 @@ def test_cli_refuses_a_bad_filter_by_its_key(cranfield_bm25: Path) -> None:
     )
     assert failed.returncode == 1
     assert "field 'filter.bib.$like': unknown operator" in failed.stderr
+
+
+def test_eval_on_the_sub_collection_a_filter_keeps(
+    cranfield_bm25: Path, cranfield_dense: Path, bm25: Index
+) -> None:
+    """NACA reports as a collection of their own: every index searches them only, judgments of
+    other documents are dropped, and queries with no relevant NACA report are not scored."""
+    from tessera.data.datasets import load_eval_dataset
+    from tessera.eval.evaluate import evaluate, score
+
+    full = load_eval_dataset("cranfield")
+    allowed = bm25.allowed(NACA, None)
+    kept = {q for q, judged in full.qrels.items() if any(g > 0 and d in allowed for d, g in judged.items())}
+    got = evaluate([cranfield_bm25, cranfield_dense], "cranfield", metrics=["nDCG@10"], show_progress=False,
+                   filter=NACA)  # fmt: skip
+    assert (
+        got.dataset == f"cranfield (filtered: {len(kept)} of {len(full.queries)} queries)"
+        and 0 < len(kept) < 225
+    )
+    assert set(got.run) == kept and all(h.doc_id in allowed for hits in got.run.values() for h in hits)
+    within = full.within(allowed)
+    assert all(set(within.qrels[q]) <= allowed for q in kept)
+    alone = search_run([bm25], within.queries, k=1000, show_progress=False, filter=NACA)
+    assert got.inputs[str(cranfield_bm25)]["nDCG@10"] == pytest.approx(
+        score(alone, within, ["nDCG@10"])["nDCG@10"]
+    )
+    shown = run_cli("eval", str(cranfield_bm25), "--dataset", "cranfield", "--filter", json.dumps(NACA),
+                    "--metrics", "nDCG@10")  # fmt: skip
+    assert f"filtered: {len(kept)} of 225 queries" in shown.stdout
+    empty = run_cli("eval", str(cranfield_bm25), "--dataset", "cranfield", "--filter", '{"author": "nobody"}',
+                    check=False)  # fmt: skip
+    assert empty.returncode == 1 and "no query has a relevant document the filter keeps" in empty.stderr
