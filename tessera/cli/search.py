@@ -127,6 +127,24 @@ def search(
 
 
 @app.command()
+def similar(
+    index_dir: Annotated[Path, typer.Argument(help="Index directory.")],
+    doc_id: Annotated[str, typer.Argument(help="A document of the index.")],
+    k: Annotated[int, typer.Option("-k", help="Number of hits.")] = HITS,
+    as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
+) -> None:
+    """The documents most like one of the index's own (more like this)."""
+    from tessera.retrieval.index import Index
+    from tessera.retrieval.similar import similar as more_like
+
+    hits = more_like(Index.load(index_dir), doc_id, k, with_text=True)
+    if as_json:
+        print(json.dumps([asdict(hit) for hit in hits], indent=2))
+    else:
+        out.print(hits_table(hits, f"{index_dir}: like {doc_id}"))
+
+
+@app.command()
 def quickstart(
     query: Annotated[str, typer.Argument(help="Query for the sample index.")] = "",
     k: Annotated[int, typer.Option("-k")] = 5,

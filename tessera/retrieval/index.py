@@ -271,6 +271,12 @@ class Index:
         spans = [[tuple(int(x) for x in self.passages[label, 1:]) for _, _, label in row] for row in found]
         return ranked, spans
 
+    def search_vectors(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+        """Top-k hits for vectors of this index's own space (a faiss index of one vector a
+        document; deleted documents never found), best first."""
+        ranked = self._ids(*self.backend.search(np.asarray(vectors, dtype=np.float32), k))
+        return [[Hit(doc, score, rank) for rank, (doc, score) in enumerate(row, 1)] for row in ranked]
+
     def stored_vectors(self, doc_ids: Sequence[str]) -> np.ndarray | None:
         """The vectors this index holds for `doc_ids` (PQ kinds: decoded), in that order; None
         where it holds no one vector a document (BM25, token, chunked, binary) or lacks an id."""

@@ -23,6 +23,7 @@ from tessera.retrieval.diversify import as_mmr
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import check_search
+from tessera.retrieval.similar import similar
 from tessera.serve.errors import ApiError, BodyLimit, install_error_handlers
 from tessera.serve.pool import IndexPool, Loader
 from tessera.serve.rag import RagService
@@ -180,6 +181,23 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
             "text": doc.text,
             "metadata": doc.metadata,
         }
+
+    @app.get("/v1/similar/{doc_id:path}", response_model=None)
+    async def more_like(
+        doc_id: str, index: str | None = None, k: int = 10, text: bool = True
+    ) -> JSONResponse:
+        """The documents most like one of the index's own (retrieval/similar.py)."""
+        started = time.perf_counter()
+        check_search([doc_id], k)
+        check_k(k)
+        served = pool.get(index)
+        doc = (await pool.documents(served.name, [doc_id])).get(doc_id)
+        if doc is None:
+            raise ApiError(404, f"no document '{doc_id}' in index '{served.name}'")
+        hits = await pool.run(served, similar, served.index, doc_id, k, text)
+        return JSONResponse(
+            {"index": served.name, "doc_id": doc_id, "k": k, **answer([doc.title], [hits], started)}
+        )
 
     @app.post("/v1/rag", response_model=None)
     async def rag_answer(body: RagBody) -> Response:

@@ -155,3 +155,27 @@ def test_page_diverse_box_sends_mmr(browser, cranfield_bm25: Path) -> None:
         expected = search_one([index], "propeller slipstream lift", 10, mmr=0.5)
         assert [text.split("id ")[-1] for text in shown] == [hit.doc_id for hit in expected]
         assert expected[1].doc_id != index.search("propeller slipstream lift", k=2)[1].doc_id
+
+
+def test_page_shows_similar_documents(browser, cranfield_bm25: Path) -> None:
+    """A document's view offers its nearest documents (GET /v1/similar), listed as results."""
+    from tessera.retrieval.index import Index
+    from tessera.retrieval.similar import similar
+    from tessera.serve import ServeSettings, create_app
+
+    index = Index.load(cranfield_bm25)
+    with live_server(create_app(ServeSettings(indexes={"cran": str(cranfield_bm25)}))) as url:
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        page.goto(url + "/")
+        page.wait_for_selector("#indexes input[value='cran']")
+        page.fill("#q", "propeller slipstream lift")
+        page.fill("#k", "5")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#results li .hit-title")
+        first = page.locator("#results li .score").first.inner_text().split("id ")[-1]
+        page.locator("#results li .hit-title").first.click()
+        page.wait_for_selector("dialog#doc[open]")
+        page.click("#similar")
+        page.wait_for_function(f"document.querySelector('#meta').textContent.includes('like {first}')")
+        shown = page.locator("#results li .score").all_inner_texts()
+        assert [text.split("id ")[-1] for text in shown] == [h.doc_id for h in similar(index, first, 5)]

@@ -152,7 +152,23 @@ async function openDocument(docId, index, query) {
     $("doc-id").textContent = `${doc.index} · ${doc.doc_id}`;
     $("doc-meta").textContent = metadataLine(doc.metadata);
     $("doc-text").replaceChildren(highlighted(doc.text, query));
+    $("similar").onclick = () => showSimilar(docId, index);
     $("doc").showModal();
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+// "Similar documents" in a document's view: its nearest documents in the same index.
+async function showSimilar(docId, index) {
+  $("doc").close();
+  showError("");
+  try {
+    const k = Number($("k").value) || 10;
+    const result = await call(`/v1/similar/${encodeURIComponent(docId)}?index=${encodeURIComponent(index)}&k=${k}`);
+    renderHits(result.results[0].hits, result.results[0].query, index);
+    $("meta").textContent = `${result.results[0].hits.length} documents like ${docId} in ${index}` +
+      ` · server ${result.took_ms.toFixed(1)} ms`;
   } catch (err) {
     showError(err.message);
   }
