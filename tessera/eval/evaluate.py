@@ -122,7 +122,7 @@ def evaluate(
     if rerank is not None:
         final = rerank_run(rerank, data.queries, final, opened[0], rerank_depth, show_progress)
     if mmr is not None:
-        final = diversify_run(mmr, final, opened[0], MMR_PAGE, show_progress)
+        final = diversify_run(mmr, final, opened, MMR_PAGE, show_progress)
     result = Evaluation(data.name, score(final, data, metrics), inputs, final)
     if run_path:
         write_trec(final, run_path)

@@ -75,7 +75,7 @@ class System:
 
         if self.rerank:
             run = rerank_run(self.rerank, queries, run, index, self.rerank_depth, False)
-        return diversify_run(self.mmr, run, index, MMR_PAGE, False) if self.mmr is not None else run
+        return diversify_run(self.mmr, run, [index], MMR_PAGE, False) if self.mmr is not None else run
 
     @property
     def search_params(self) -> dict[str, float | str]:

@@ -111,17 +111,19 @@ def rerank_run(
     return reranked
 
 
-def diversify_run(mmr: Mmr | float, run: Run, index: Index, k: int = 10, show_progress: bool = True) -> Run:
+def diversify_run(
+    mmr: Mmr | float, run: Run, indexes: Sequence[Index], k: int = 10, show_progress: bool = True
+) -> Run:
     """A held run (or `tessera eval`'s fused one) with each query's top `mmr.pool(k)` in MMR order
-    for a page of `k` (the rest below, as they were), `index` giving the hits' text; hits come
-    back without text."""
+    for a page of `k` (the rest below, as they were); the first of `indexes` (those searched)
+    gives the hits' text, any may hold MMR's vectors. Hits come back without text."""
     mmr = as_mmr(mmr)
     diversified: Run = {}
     with Progress(transient=True, disable=not show_progress) as bar:
         task = bar.add_task(f"MMR {mmr.weight:g}", total=len(run))
         for qid, hits in run.items():
-            head = index.with_text([hits[: mmr.pool(k)]])
-            row = diversify(mmr, [head[0] + list(hits[mmr.pool(k) :])], k, [index])[0]
+            head = indexes[0].with_text([hits[: mmr.pool(k)]])
+            row = diversify(mmr, [head[0] + list(hits[mmr.pool(k) :])], k, indexes)[0]
             diversified[qid] = [h.without_text() for h in row]
             bar.update(task, advance=1)
     return diversified
