@@ -6,7 +6,8 @@
   search otherwise; PQ kinds: the decoded vector);
 - every other kind (BM25, token, chunked, binary): the document's first `SIMILAR_WORDS` words
   (title and body) searched as a query (a long query is cut, as MoreLikeThis keeps a few terms;
-  a ColBERT-style encoder reads only its own query length of them).
+  a ColBERT-style encoder reads only its own query length of them); a document without words
+  (Cranfield has two) has no neighbours there.
 The document itself is left out."""
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ def similar(index: Index, doc_id: str, k: int = 10, with_text: bool = False) -> 
     if doc is None:
         raise TesseraError(f"no document '{doc_id}' in {index.root}", field="doc_id")
     vector = index.stored_vectors([doc_id]) if index.manifest.metric == "ip" else None
+    words = doc.contents.split()[:SIMILAR_WORDS]
     if vector is not None:
         found = index.search_vectors(vector, k + 1)[0]
     else:
-        found = index.search(" ".join(doc.contents.split()[:SIMILAR_WORDS]), k + 1)
+        found = index.search(" ".join(words), k + 1) if words else []
     hits = [replace(h, rank=rank) for rank, h in enumerate((h for h in found if h.doc_id != doc_id), 1)][:k]
     return index.with_text([hits])[0] if with_text else hits

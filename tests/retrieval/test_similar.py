@@ -49,6 +49,12 @@ def test_bm25_searches_the_documents_words(bm25: Index) -> None:
     assert got[0].text and got[0].doc_id == "484"
 
 
+def test_a_document_without_words(bm25: Index, dense: Index) -> None:
+    assert bm25.document("471").contents.split() == []
+    assert similar(bm25, "471") == []  # nothing to search with
+    assert similar(dense, "471", 1)[0].doc_id == "995"  # the other empty document: the same vector
+
+
 def test_unknown_documents_are_refused(bm25: Index) -> None:
     with pytest.raises(TesseraError, match="no document 'nope'") as bad:
         similar(bm25, "nope")
