@@ -53,11 +53,20 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(width=160)
     table = Table(title=f"neighbours judged relevant to a query their document is relevant to (top {K})")
-    for column in ("collection (judged docs)", "index", "P@1 ± SE", "P@5 ± SE", "/ chance", "ms/doc"):
+    columns = (
+        "collection (judged docs)",
+        "index",
+        "P@1 ± SE",
+        "P@5 ± SE",
+        "/ chance",
+        "Δ P@5 vs BM25 ± paired SE",
+    )
+    for column in (*columns, "ms/doc"):
         table.add_column(column, justify="left" if column.startswith(("coll", "index")) else "right")
     for collection in args.collections:
         queries, chance = co_relevant(collection)
         root = args.work / collection.replace("/", "-")
+        per_doc: dict[str, np.ndarray] = {}
         for n, (name, encoder) in enumerate((("BM25", "bm25"), ("MiniLM flat", "minilm"))):
             if not (root / encoder / "manifest.json").is_file():
                 build_index(collection, root / encoder, encoder=encoder, show_progress=False)
@@ -69,9 +78,12 @@ def main() -> None:
             hits = {d: [bool(queries[d] & queries.get(h.doc_id, set())) for h in found[d]] for d in docs}
             # a document with no neighbours (no words to search with) counts as a miss
             p1 = mean_se(np.array([float(h[0]) if h else 0.0 for h in hits.values()]))
-            p5 = mean_se(np.array([sum(h) / K for h in hits.values()]))
+            per_doc[name] = np.array([sum(hits[d]) / K for d in sorted(hits)])
+            p5 = mean_se(per_doc[name])
             label = f"{collection} ({len(docs)}; chance {chance:.3f})" if n == 0 else ""
             cells = [f"{p1[0]:.3f} ± {p1[1]:.3f}", f"{p5[0]:.3f} ± {p5[1]:.3f}", f"{p5[0] / chance:.1f}x"]
+            delta = mean_se(per_doc[name] - per_doc["BM25"]) if n else None
+            cells.append(f"{delta[0]:+.3f} ± {delta[1]:.3f}" if delta else "")
             table.add_row(label, name, *cells, f"{ms:.1f}")
     console.print(table)
 
