@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -35,12 +36,14 @@ from tessera.durable import write_text_atomic
 from tessera.eval.evaluate import per_query_scores
 from tessera.eval.runs import retrieve
 from tessera.eval.significance import mean_se
-from tessera.indexing.builder import build_index
 from tessera.retrieval.diversify import Mmr, diversify
 from tessera.retrieval.fusion import fuse
 from tessera.retrieval.index import Index
 from tessera.retrieval.rerank import load_reranker
 from tessera.retrieval.rerank.base import hit_text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rerank import built_indexes  # noqa: E402  (the BM25 and MiniLM indexes every such benchmark shares)
 
 K, CONTEXT, DEPTH = 10, 5, 40
 WEIGHTS = [0.9, 0.7, 0.5]
@@ -63,12 +66,7 @@ def measure(collection: str, work: Path, console: Console) -> dict:
     """{first stage: {weight: {metric: {qid: value}, "alike": {...}, "ms": float}}}."""
     data = load_eval_dataset(collection)
     root = work / collection.replace("/", "-")
-    indexes = {}
-    for name, encoder in (("BM25", "bm25"), ("MiniLM", "minilm")):
-        if not (root / encoder / "manifest.json").is_file():
-            console.print(f"indexing {collection} with {encoder}")
-            build_index(collection, root / encoder, encoder=encoder, show_progress=False)
-        indexes[name] = Index.load(root / encoder)
+    indexes = {name: Index.load(path) for name, path in built_indexes(collection, root, console).items()}
     runs = {name: retrieve(index, data, DEPTH, False) for name, index in indexes.items()}
     runs[ANCHOR] = fuse([runs["BM25"], runs["MiniLM"]], "rrf", depth=DEPTH, top=DEPTH)
     qids = list(data.queries)

@@ -21,6 +21,7 @@ does, the best of REPEATS). Then the mean ratio over each set of collections.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -33,9 +34,11 @@ from tessera.data.datasets import load_eval_dataset
 from tessera.eval.evaluate import per_query_scores
 from tessera.eval.runs import retrieve
 from tessera.eval.significance import mean_se, paired_p_value
-from tessera.indexing.builder import build_index
 from tessera.retrieval.fusion import fuse
 from tessera.retrieval.index import Index
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rerank import built_indexes  # noqa: E402  (the BM25 and MiniLM indexes every such benchmark shares)
 
 METRICS = ["nDCG@10", "R@1000", "AP"]
 DEPTH = 1000
@@ -66,10 +69,7 @@ def runs_of(collection: str, work: Path, console: Console) -> tuple[dict, object
     and each single run's milliseconds per query."""
     data = load_eval_dataset(collection)
     root = work / collection.replace("/", "-")
-    for encoder in ("bm25", "minilm"):
-        if not (root / encoder / "manifest.json").is_file():
-            console.print(f"indexing {collection} with {encoder}")
-            build_index(collection, root / encoder, encoder=encoder, show_progress=False)
+    built_indexes(collection, root, console)
     runs, seconds = {}, {}
     for name, (encoder, params) in SINGLE.items():
         index = Index.load(root / encoder, search_params=params)

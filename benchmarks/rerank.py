@@ -88,6 +88,18 @@ class Memo:
         return sum(self.scores[pair][1] for pair in self.used)
 
 
+def built_indexes(collection: str, root: Path, console: Console) -> dict[str, Path]:
+    """BM25 and MiniLM flat indexes of `collection` under `root`, built once (the other
+    benchmarks over the four original collections take theirs from here too)."""
+    paths = {}
+    for name, encoder in (("BM25", "bm25"), ("MiniLM", "minilm")):
+        paths[name] = root / encoder
+        if not (paths[name] / "manifest.json").is_file():
+            console.print(f"indexing {collection} with {encoder}")
+            build_index(collection, paths[name], encoder=encoder, show_progress=False)
+    return paths
+
+
 def runs_of(
     collection: str, work: Path, console: Console, rows: Sequence[str]
 ) -> tuple[dict, object, dict[str, float]]:
@@ -95,12 +107,7 @@ def runs_of(
     scoring milliseconds per query (candidates shared with another first stage counted once)."""
     data = load_eval_dataset(collection)
     root = work / collection.replace("/", "-")
-    indexes = {}
-    for name, encoder in (("BM25", "bm25"), ("MiniLM", "minilm")):
-        if not (root / encoder / "manifest.json").is_file():
-            console.print(f"indexing {collection} with {encoder}")
-            build_index(collection, root / encoder, encoder=encoder, show_progress=False)
-        indexes[name] = Index.load(root / encoder)
+    indexes = {name: Index.load(path) for name, path in built_indexes(collection, root, console).items()}
     runs = {name: retrieve(index, data, DEPTH, False) for name, index in indexes.items()}
     runs[ANCHOR] = fuse([runs["BM25"], runs["MiniLM"]], "rrf", depth=DEPTH, top=DEPTH)
     memos: dict[str, Memo] = {}

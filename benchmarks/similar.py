@@ -13,6 +13,7 @@ baseline is the chance of a random other judged document (the same share over al
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -24,9 +25,11 @@ from rich.table import Table
 from tessera import config
 from tessera.data.datasets import load_eval_dataset
 from tessera.eval.significance import mean_se
-from tessera.indexing.builder import build_index
 from tessera.retrieval.index import Index
 from tessera.retrieval.similar import similar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rerank import built_indexes  # noqa: E402  (the BM25 and MiniLM indexes every such benchmark shares)
 
 K = 5
 
@@ -67,10 +70,9 @@ def main() -> None:
         queries, chance = co_relevant(collection)
         root = args.work / collection.replace("/", "-")
         per_doc: dict[str, np.ndarray] = {}
-        for n, (name, encoder) in enumerate((("BM25", "bm25"), ("MiniLM flat", "minilm"))):
-            if not (root / encoder / "manifest.json").is_file():
-                build_index(collection, root / encoder, encoder=encoder, show_progress=False)
-            index = Index.load(root / encoder)
+        paths = built_indexes(collection, root, console)
+        for n, (name, path) in enumerate((("BM25", paths["BM25"]), ("MiniLM flat", paths["MiniLM"]))):
+            index = Index.load(path)
             docs = [d for d in queries if index.document(d) is not None]
             started = time.perf_counter()
             found = {d: similar(index, d, K) for d in docs}

@@ -31,6 +31,7 @@ from tessera.retrieval.rerank.base import hit_text
 
 if TYPE_CHECKING:
     from tessera.retrieval.index import Index
+    from tessera.retrieval.rerank.encoder import EncoderReranker
 
 DEPTH_FACTOR = 4  # candidates per place when no depth is given (LlamaIndex's mmr_prefetch_factor)
 DEFAULT_ENCODER = "minilm"
@@ -100,6 +101,17 @@ def own_vectors(mmr: Mmr, indexes: Sequence[Index]) -> Index | None:
     )
 
 
+def _embedder(mmr: Mmr) -> EncoderReranker:
+    """MMR's encoder (loaded once per process, `load_reranker`), which must make one vector."""
+    from tessera.retrieval.rerank import load_reranker
+    from tessera.retrieval.rerank.encoder import EncoderReranker
+
+    embedder = load_reranker(mmr.encoder)
+    if not isinstance(embedder, EncoderReranker) or getattr(embedder.encoder, "multi_vector", False):
+        raise TesseraError(f"MMR needs a single-vector encoder, not '{mmr.encoder}'", field="mmr_encoder")
+    return embedder
+
+
 def diversify(
     mmr: Mmr, rows: Sequence[Sequence[Hit]], k: int, indexes: Sequence[Index] = ()
 ) -> list[list[Hit]]:
@@ -107,13 +119,10 @@ def diversify(
     as they were, below them; ranks numbered again. Hits need their text (`Index.with_text`),
     unless one of `indexes` (those searched) holds MMR's vectors; the query is not read:
     relevance is the ranking's own."""
-    from tessera.retrieval.rerank import load_reranker
-    from tessera.retrieval.rerank.encoder import EncoderReranker
-
-    embedder = load_reranker(mmr.encoder)
-    if not isinstance(embedder, EncoderReranker) or getattr(embedder.encoder, "multi_vector", False):
-        raise TesseraError(f"MMR needs a single-vector encoder, not '{mmr.encoder}'", field="mmr_encoder")
     source = own_vectors(mmr, indexes)
+    # An index built with MMR's encoder lends its vectors: the encoder is loaded only for hits
+    # it lacks (a service searching a MiniLM index holds no second MiniLM).
+    embedder = _embedder(mmr) if source is None else None
     out = []
     for row in rows:
         pool, tail = list(row[: mmr.pool(k)]), list(row[mmr.pool(k) :])
@@ -122,6 +131,7 @@ def diversify(
             continue
         vectors = source.stored_vectors([h.doc_id for h in pool]) if source is not None else None
         if vectors is None:
+            embedder = embedder or _embedder(mmr)
             vectors = np.stack(embedder.doc_vectors([hit_text(h) for h in pool]))
         vectors = vectors.astype(np.float32)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

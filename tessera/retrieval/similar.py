@@ -23,7 +23,7 @@ SIMILAR_WORDS = 256
 
 def similar(index: Index, doc_id: str, k: int = 10, with_text: bool = False) -> list[Hit]:
     """The k documents nearest `doc_id`, best first (ranks 1..k)."""
-    check_search([doc_id], k)
+    check_search([], k)  # k alone: an empty id is an unknown document, below
     doc = index.document(doc_id)
     if doc is None:
         raise TesseraError(f"no document '{doc_id}' in {index.root}", field="doc_id")

@@ -120,7 +120,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         diversity = as_mmr(mmr)
         restrict = await pool.restriction(served.name, filter, None)
         first = reranking.first_stage_k(False, k, k, diversity)
-        rows = await pool.search(served.name, [q], first, text or mmr is not None, None, restrict)
+        rows = await pool.search(served.name, [q], first, text or diversity is not None, None, restrict)
         if diversity is not None:
             rows = await reranking.finish([q], rows, k, text, mmr=diversity, indexes=[served.index])
         return JSONResponse({"index": served.name, "k": k, **answer([q], rows, started)})
@@ -188,7 +188,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     ) -> JSONResponse:
         """The documents most like one of the index's own (retrieval/similar.py)."""
         started = time.perf_counter()
-        check_search([doc_id], k)
+        check_search([], k)
         check_k(k)
         served = pool.get(index)
         doc = (await pool.documents(served.name, [doc_id])).get(doc_id)

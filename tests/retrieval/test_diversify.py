@@ -22,16 +22,6 @@ from tests.conftest import run_cli
 QUERIES = ["boundary layer transition", "heat transfer to a blunt body", "propeller slipstream lift"]
 
 
-@pytest.fixture(scope="module")
-def bm25(cranfield_bm25: Path) -> Index:
-    return Index.load(cranfield_bm25)
-
-
-@pytest.fixture(scope="module")
-def dense(cranfield_dense: Path) -> Index:
-    return Index.load(cranfield_dense)
-
-
 def vectors_of(hits) -> np.ndarray:
     found = np.stack(load_reranker("minilm").doc_vectors([hit_text(h) for h in hits]))
     return found / np.linalg.norm(found, axis=1, keepdims=True)

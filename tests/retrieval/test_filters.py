@@ -21,16 +21,6 @@ NACA = {"bib": {"$gte": "naca", "$lt": "nacb"}}  # NACA reports: a third of the 
 FEW = {"author": {"$in": ["brenckman,m.", "kuhn,r.e.", "winston,m.m."]}}  # a handful of documents
 
 
-@pytest.fixture(scope="module")
-def bm25(cranfield_bm25: Path) -> Index:
-    return Index.load(cranfield_bm25)
-
-
-@pytest.fixture(scope="module")
-def dense(cranfield_dense: Path) -> Index:
-    return Index.load(cranfield_dense)
-
-
 def pairs(hits) -> list[tuple[str, float]]:
     return [(h.doc_id, h.score) for h in hits]
 

@@ -17,16 +17,6 @@ from tessera.retrieval.similar import SIMILAR_WORDS, similar
 from tests.conftest import run_cli
 
 
-@pytest.fixture(scope="module")
-def bm25(cranfield_bm25: Path) -> Index:
-    return Index.load(cranfield_bm25)
-
-
-@pytest.fixture(scope="module")
-def dense(cranfield_dense: Path) -> Index:
-    return Index.load(cranfield_dense)
-
-
 @pytest.mark.parametrize("doc_id", ["1", "484", "1400"])
 def test_dense_neighbours_are_the_exact_nearest(dense: Index, doc_id: str) -> None:
     ids = (dense.root / "docids.txt").read_text().splitlines()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -99,19 +101,27 @@ def test_search_page_in_chromium(browser, make_app, loaded, tmp_path: Path) -> N
         assert not foreign and not errors, (foreign, errors)
 
 
-def test_page_filters_by_metadata(browser, cranfield_bm25: Path) -> None:
-    """The filter box sends its JSON; hits and the document view show metadata; a bad filter
-    shows the service's message naming the key; malformed JSON is caught before sending."""
-    from tessera.retrieval.index import Index
+@contextmanager
+def cranfield_page(browser, index_dir: Path) -> Iterator:
+    """The page over one Cranfield index ("cran"), loaded, with a query typed in."""
     from tessera.serve import ServeSettings, create_app
 
-    index = Index.load(cranfield_bm25)
-    where = '{"bib": {"$gte": "naca", "$lt": "nacb"}}'
-    with live_server(create_app(ServeSettings(indexes={"cran": str(cranfield_bm25)}))) as url:
+    with live_server(create_app(ServeSettings(indexes={"cran": str(index_dir)}))) as url:
         page = browser.new_page(viewport={"width": 1000, "height": 900})
         page.goto(url + "/")
         page.wait_for_selector("#indexes input[value='cran']")
         page.fill("#q", "propeller slipstream lift")
+        yield page
+
+
+def test_page_filters_by_metadata(browser, cranfield_bm25: Path) -> None:
+    """The filter box sends its JSON; hits and the document view show metadata; a bad filter
+    shows the service's message naming the key; malformed JSON is caught before sending."""
+    from tessera.retrieval.index import Index
+
+    index = Index.load(cranfield_bm25)
+    where = '{"bib": {"$gte": "naca", "$lt": "nacb"}}'
+    with cranfield_page(browser, cranfield_bm25) as page:
         page.fill("#filter", where)
         page.click("button[type=submit]")
         page.wait_for_selector("#results li .meta")
@@ -140,14 +150,9 @@ def test_page_diverse_box_sends_mmr(browser, cranfield_bm25: Path) -> None:
     """The "diverse" box asks for MMR at weight 0.5: the page lists what search_one(mmr=0.5) picks."""
     from tessera.retrieval.index import Index
     from tessera.retrieval.query_set import search_one
-    from tessera.serve import ServeSettings, create_app
 
     index = Index.load(cranfield_bm25)
-    with live_server(create_app(ServeSettings(indexes={"cran": str(cranfield_bm25)}))) as url:
-        page = browser.new_page(viewport={"width": 1000, "height": 900})
-        page.goto(url + "/")
-        page.wait_for_selector("#indexes input[value='cran']")
-        page.fill("#q", "propeller slipstream lift")
+    with cranfield_page(browser, cranfield_bm25) as page:
         page.check("#diverse")
         page.click("button[type=submit]")
         page.wait_for_selector("#results li .score")
@@ -161,14 +166,9 @@ def test_page_shows_similar_documents(browser, cranfield_bm25: Path) -> None:
     """A document's view offers its nearest documents (GET /v1/similar), listed as results."""
     from tessera.retrieval.index import Index
     from tessera.retrieval.similar import similar
-    from tessera.serve import ServeSettings, create_app
 
     index = Index.load(cranfield_bm25)
-    with live_server(create_app(ServeSettings(indexes={"cran": str(cranfield_bm25)}))) as url:
-        page = browser.new_page(viewport={"width": 1000, "height": 900})
-        page.goto(url + "/")
-        page.wait_for_selector("#indexes input[value='cran']")
-        page.fill("#q", "propeller slipstream lift")
+    with cranfield_page(browser, cranfield_bm25) as page:
         page.fill("#k", "5")
         page.click("button[type=submit]")
         page.wait_for_selector("#results li .hit-title")
