@@ -120,11 +120,19 @@ def runs_of(
     return runs, data, {name: ms[RERANKED[name][1]] for name in rows}
 
 
-def first_stage(name: str) -> str:
-    return RERANKED[name][0] if name in RERANKED else name
+def first_stage(name: str, firsts: dict[str, str] | None = None) -> str:
+    """The system a row reranked (itself for a first stage)."""
+    return (firsts or {n: first for n, (first, _, _) in RERANKED.items()}).get(name, name)
 
 
-def table_of(collection: str, scores: dict[str, dict[str, dict[str, float]]], ms: dict[str, float]) -> Table:
+def table_of(
+    collection: str,
+    scores: dict[str, dict[str, dict[str, float]]],
+    ms: dict[str, float],
+    firsts: dict[str, str] | None = None,
+) -> Table:
+    """Every system's metrics beside its first stage's and the anchor's (`firsts`: reranked row ->
+    its first stage; default this script's rows)."""
     queries = list(scores["BM25"]["nDCG@10"])
     table = Table(title=f"{collection}: {len(queries)} judged queries")
     table.add_column("system")
@@ -139,7 +147,7 @@ def table_of(collection: str, scores: dict[str, dict[str, dict[str, float]]], ms
         return np.array([scores[name][metric][q] for q in queries])
 
     for name in scores:
-        base = first_stage(name)
+        base = first_stage(name, firsts)
         cells = []
         for metric in METRICS:
             mean, se = mean_se(values(name, metric))

@@ -1,4 +1,5 @@
-"""`tessera train ...`: encoders (dense, ColBERT, XTR, M2) and compressed indexes (JPQ, BEBR)."""
+"""`tessera train ...`: encoders (dense, ColBERT, XTR, M2), cross-encoder rerankers, and compressed
+indexes (JPQ, BEBR)."""
 
 from __future__ import annotations
 
@@ -109,8 +110,13 @@ TrainMiniBatch = Annotated[int, typer.Option(help="Rows per forward pass of the 
 TrainEpochs = Annotated[float, typer.Option()]
 TrainMaxSteps = Annotated[int | None, typer.Option(help="Stop after this many steps (overrides epochs).")]
 TrainBatch = Annotated[int, typer.Option(help="Rows per batch (in-batch negatives).")]
-TrainLr = Annotated[float | None, typer.Option("--lr", help="Learning rate (dense 2e-5, multi-vector 5e-5).")]
-TrainScale = Annotated[float | None, typer.Option(help="1/temperature (dense and xtr 20, colbert 1).")]
+TrainLr = Annotated[
+    float | None,
+    typer.Option("--lr", help="Learning rate (dense and cross-encoder 2e-5, multi-vector 5e-5)."),
+]
+TrainScale = Annotated[
+    float | None, typer.Option(help="1/temperature (dense and xtr 20, colbert 1, cross-encoder 10).")
+]
 TrainMaxLength = Annotated[int, typer.Option(help="Tokens per document.")]
 TrainPrecision = Annotated[
     str, typer.Option(help="auto (bf16 where the CPU/GPU has native bf16, else fp32) | bf16 | fp32.")
@@ -147,7 +153,7 @@ def _encoder_training_options(
     save_steps: TrainSaveSteps = 20,
     overwrite: TrainOverwrite = False,
 ) -> None:
-    """The options `train dense|colbert|xtr` share: only its signature is used."""
+    """The options `train dense|colbert|xtr|cross-encoder` share: only its signature is used."""
 
 
 _XTR_TOP_K = inspect.Parameter(
@@ -165,11 +171,25 @@ _DENSE_FREEZE = inspect.Parameter(
         typer.Option(help="Train a query tower only; documents keep the base model's embeddings."),
     ],
 )
-_KIND_OPTIONS = {"dense": [_DENSE_FREEZE], "colbert": [], "xtr": [_XTR_TOP_K]}
+_CROSS_NEGATIVES = inspect.Parameter(
+    "num_negatives",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    default=1,
+    annotation=Annotated[
+        int, typer.Option(help="Other rows' passages each query is scored against, beside its hard negative.")
+    ],
+)
+_KIND_OPTIONS = {
+    "dense": [_DENSE_FREEZE],
+    "colbert": [],
+    "xtr": [_XTR_TOP_K],
+    "cross-encoder": [_CROSS_NEGATIVES],
+}
 _ENCODER_DOCS = {
     "dense": "Fine-tune a dense encoder",
     "colbert": "Train a ColBERT (MaxSim) multi-vector encoder",
     "xtr": "Train an XTR (top-k token retrieval) multi-vector encoder",
+    "cross-encoder": "Train a cross-encoder reranker (query and passage read together)",
 }
 
 
@@ -184,6 +204,12 @@ def _encoder_training_command(kind: str):
             from tessera.training.dense import train_dense
 
             path = train_dense(dataset, output, base=base, **params)
+        elif kind == "cross-encoder":
+            from tessera.training.cross_encoder import train_cross_encoder
+
+            path = train_cross_encoder(dataset, output, base=base, **params)
+            out.print(f"cross-encoder written to {path} (use --rerank cross-encoder:{path})")
+            return
         else:
             from tessera.training.multivector import train_multivector
 

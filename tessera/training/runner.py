@@ -78,7 +78,7 @@ class TrainOptions:
 class Recipe:
     """What one kind of encoder adds to the shared path."""
 
-    kind: str  # dense | colbert | xtr | m2 | m2-distill
+    kind: str  # dense | colbert | xtr | cross-encoder | m2 | m2-distill
     base: str  # the starting model, resolved (part of the fingerprint)
     learning_rate: float
     scale: float
