@@ -27,9 +27,12 @@ SCALE = 10.0  # sentence-transformers' default for the cross-encoder MNRL (sigmo
 NUM_NEGATIVES = 1
 
 
-def _load(source: str, max_length: int):
+def _load(source: str, max_length: int, seed: int):
+    """The base with a one-logit head, drawn from `seed` (a new head's start is part of the run)."""
     from sentence_transformers import CrossEncoder
+    from transformers import set_seed
 
+    set_seed(seed)
     try:
         return CrossEncoder(source, num_labels=1, max_length=max_length)
     except (OSError, ValueError) as exc:
@@ -73,8 +76,9 @@ def train_cross_encoder(
     epochs, batch_size, ...). Running it again after an interruption resumes from the last
     checkpoint.
     """
-    if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) or num_negatives < 0:
-        raise TesseraError("must be a whole number >= 0", field="num_negatives")
+    if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) or num_negatives < 1:
+        # the loss samples them; with none it would learn from one hard negative a query
+        raise TesseraError("must be a whole number >= 1", field="num_negatives")
     settings = TrainOptions(**options)
     source = resolve_base(base)
     if model_type(source) not in (None, "SentenceTransformer", "CrossEncoder"):
@@ -89,7 +93,7 @@ def train_cross_encoder(
         learning_rate=LEARNING_RATE,
         scale=SCALE,
         settings={"num_negatives": num_negatives},
-        make_model=lambda: _load(source, settings.max_length),
+        make_model=lambda: _load(source, settings.max_length, settings.seed),
         make_loss=_loss_maker(num_negatives),
         classes=_classes,
     )
