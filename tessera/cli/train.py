@@ -112,7 +112,7 @@ TrainMaxSteps = Annotated[int | None, typer.Option(help="Stop after this many st
 TrainBatch = Annotated[int, typer.Option(help="Rows per batch (in-batch negatives).")]
 TrainLr = Annotated[
     float | None,
-    typer.Option("--lr", help="Learning rate (dense and cross-encoder 2e-5, multi-vector 5e-5)."),
+    typer.Option("--lr", help="Learning rate (dense 2e-5, multi-vector 5e-5, cross-encoder 1e-4)."),
 ]
 TrainScale = Annotated[
     float | None, typer.Option(help="1/temperature (dense and xtr 20, colbert 1, cross-encoder 10).")
@@ -179,11 +179,19 @@ _CROSS_NEGATIVES = inspect.Parameter(
         int, typer.Option(help="Other rows' passages each query is scored against, beside its hard negative.")
     ],
 )
+_CROSS_HEAD_LR = inspect.Parameter(
+    "head_lr",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    default=1e-2,
+    annotation=Annotated[
+        float, typer.Option("--head-lr", help="Learning rate of a new head (--lr is the body's).")
+    ],
+)
 _KIND_OPTIONS = {
     "dense": [_DENSE_FREEZE],
     "colbert": [],
     "xtr": [_XTR_TOP_K],
-    "cross-encoder": [_CROSS_NEGATIVES],
+    "cross-encoder": [_CROSS_NEGATIVES, _CROSS_HEAD_LR],
 }
 _ENCODER_DOCS = {
     "dense": "Fine-tune a dense encoder",
@@ -207,6 +215,7 @@ def _encoder_training_command(kind: str):
         elif kind == "cross-encoder":
             from tessera.training.cross_encoder import train_cross_encoder
 
+            params["head_learning_rate"] = params.pop("head_lr")
             path = train_cross_encoder(dataset, output, base=base, **params)
             out.print(f"cross-encoder written to {path} (use --rerank cross-encoder:{path})")
             return

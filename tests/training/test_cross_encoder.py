@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tessera.errors import EncoderError, TesseraError
-from tessera.training.cross_encoder import NUM_NEGATIVES, train_cross_encoder
+from tessera.training.cross_encoder import HEAD_LEARNING_RATE, NUM_NEGATIVES, train_cross_encoder
 from tests.conftest import run_cli
 from tests.training.test_encoders import LEARN, _losses
 
@@ -85,9 +85,11 @@ def test_cli_defaults_are_the_trainers() -> None:
     from tessera.training.multivector import TOP_K
 
     assert cli_train._CROSS_NEGATIVES.default == NUM_NEGATIVES
+    assert cli_train._CROSS_HEAD_LR.default == HEAD_LEARNING_RATE
     assert cli_train._XTR_TOP_K.default == TOP_K
     defaults = inspect.signature(train_cross_encoder).parameters
     assert defaults["num_negatives"].default == NUM_NEGATIVES
+    assert defaults["head_learning_rate"].default == HEAD_LEARNING_RATE
 
 
 def test_bad_input_is_refused_before_any_work(tiny: Path, tmp_path: Path) -> None:
