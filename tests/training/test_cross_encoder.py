@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 from tessera.errors import EncoderError, TesseraError
-from tessera.training.cross_encoder import HEAD_LEARNING_RATE, NUM_NEGATIVES, train_cross_encoder
+from tessera.training.cross_encoder import (
+    HEAD_LEARNING_RATE,
+    LEARNING_RATE,
+    NUM_NEGATIVES,
+    train_cross_encoder,
+)
 from tests.conftest import run_cli
 from tests.training.test_encoders import LEARN, _losses
 
@@ -31,12 +36,14 @@ def test_training_learns_to_put_each_positive_first_and_reranks(tiny: Path, tmp_
     from tessera.retrieval.rerank import load_reranker
 
     # query and passage share max_length: 96 tokens see most of a tiny document's 60 words
-    learn = {**LEARN, "max_steps": 8, "max_length": 96}
-    output = train_cross_encoder(tiny, tmp_path / "ce", learning_rate=5e-4, **learn)
+    learn = {**LEARN, "max_steps": 16, "max_length": 96}
+    output = train_cross_encoder(tiny, tmp_path / "ce", **learn)  # the default learning rates
     losses = _losses(output)
-    assert len(losses) == 8 and losses[-1] < 0.7 * losses[0]
+    assert len(losses) == 16 and losses[-1] < 0.7 * losses[0]
     record = json.loads((output / "training.json").read_text())
-    assert record["kind"] == "cross-encoder" and record["settings"]["num_negatives"] == NUM_NEGATIVES
+    settings = record["settings"]
+    assert (settings["kind"], settings["num_negatives"]) == ("cross-encoder", NUM_NEGATIVES)
+    assert (settings["learning_rate"], settings["head_learning_rate"]) == (LEARNING_RATE, HEAD_LEARNING_RATE)
     assert not (tmp_path / "ce.tmp-train").exists()
 
     model = CrossEncoder(str(output))
@@ -54,6 +61,10 @@ def test_training_learns_to_put_each_positive_first_and_reranks(tiny: Path, tmp_
     assert np.mean(reciprocal_ranks) >= 0.75 and sum(r == 1 for r in reciprocal_ranks) >= 6
     with pytest.raises(TesseraError, match="already exists"):
         train_cross_encoder(tiny, output, **LEARN)
+
+    # Trained on, a CrossEncoder keeps its head: one learning rate for all of it.
+    again = train_cross_encoder(tiny, tmp_path / "again", base=output, **{**learn, "max_steps": 1})
+    assert json.loads((again / "training.json").read_text())["settings"]["head_learning_rate"] is None
 
 
 def test_cli_trains_and_the_model_reranks_a_search(tiny: Path, tmp_path: Path) -> None:
