@@ -8,6 +8,10 @@ its mined hard negative and `num_negatives` other rows' passages, all scored joi
 query (a softmax over sigmoid logits times `scale`). The cached variant (GradCache) takes big
 batches in bounded memory. The result is a sentence-transformers CrossEncoder folder:
 `--rerank cross-encoder:OUT` on `search`, `eval`, `rag`, suite systems and the service.
+
+Measured (docs/results.md section 21): trained on one collection's training split (a few
+thousand rows) it fits its training queries but ranks test queries below the BM25 it reranks;
+it is for users with far more pairs, or a CrossEncoder folder to continue from.
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ def train_cross_encoder(
 
     `num_negatives` is how many of the batch's other passages each query is scored against
     besides its mined hard negative; `head_learning_rate` is a new head's (the body's is
-    `learning_rate`, default 2e-5); `options` are `TrainOptions` fields (pairs, negatives,
+    `learning_rate`, default 1e-4); `options` are `TrainOptions` fields (pairs, negatives,
     epochs, batch_size, ...). Running it again after an interruption resumes from the last
     checkpoint.
     """
