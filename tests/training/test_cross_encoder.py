@@ -47,7 +47,7 @@ def test_training_learns_to_put_each_positive_first_and_reranks(tiny: Path, tmp_
     assert not (tmp_path / "ce.tmp-train").exists()
 
     model = CrossEncoder(str(output))
-    assert model.num_labels == 1 and model.max_length == 96
+    assert model.num_labels == 1 and model.max_seq_length == 96
     queries, positives, documents = _training_pairs(tiny)
     reranker = load_reranker(f"cross-encoder:{output}")
     reciprocal_ranks = []
