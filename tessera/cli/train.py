@@ -213,19 +213,19 @@ def _encoder_training_command(kind: str):
             from tessera.training.dense import train_dense
 
             path = train_dense(dataset, output, base=base, **params)
+            use = f"--encoder {path}"
         elif kind == "cross-encoder":
             from tessera.training.cross_encoder import train_cross_encoder
 
             params["head_learning_rate"] = params.pop("head_lr")
             path = train_cross_encoder(dataset, output, base=base, **params)
-            out.print(f"cross-encoder written to {path} (use --rerank cross-encoder:{path})")
-            return
+            use = f"--rerank cross-encoder:{path}"
         else:
             from tessera.training.multivector import train_multivector
 
             path = train_multivector(dataset, output, scoring=kind, base=base, **params)
-        spec = str(path) if kind == "dense" else f"{kind}:{path}"
-        out.print(f"{kind} encoder written to {path} (use --encoder {spec})")
+            use = f"--encoder {kind}:{path}"
+        out.print(f"{kind} {'model' if kind == 'cross-encoder' else 'encoder'} written to {path} (use {use})")
 
     shared = list(inspect.signature(_encoder_training_options, eval_str=True).parameters.values())
     command.__signature__ = inspect.Signature(shared + _KIND_OPTIONS[kind])

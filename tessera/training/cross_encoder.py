@@ -16,12 +16,13 @@ it is for users with far more pairs, or a CrossEncoder folder to continue from.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from tessera.errors import EncoderError, TesseraError
 from tessera.training.bases import model_type, resolve_base
-from tessera.training.runner import Recipe, TrainOptions, run_training
+from tessera.training.runner import Recipe, TrainOptions, ranking_loss, run_training
 
 # A new head starts with every pair's logit near 0, and it reads the pooled [CLS] vector of a
 # body trained for mean-pooled embeddings (norm ~1.2 over 384 dimensions), so each Adam step of
@@ -42,8 +43,6 @@ NUM_NEGATIVES = 1
 
 def _load(source: str, max_length: int, seed: int, new_head: bool):
     """The base with a one-logit head, drawn from `seed` (a new head's start is part of the run)."""
-    import re
-
     from sentence_transformers import CrossEncoder
     from transformers import set_seed
 
@@ -68,11 +67,8 @@ def _loss_maker(num_negatives: int):
             MultipleNegativesRankingLoss,
         )
 
-        if options.loss == "cached":
-            return CachedMultipleNegativesRankingLoss(
-                model, num_negatives=num_negatives, scale=scale, mini_batch_size=options.mini_batch_size
-            )
-        return MultipleNegativesRankingLoss(model, num_negatives=num_negatives, scale=scale)
+        plain, cached = MultipleNegativesRankingLoss, CachedMultipleNegativesRankingLoss
+        return ranking_loss(options, plain, cached, model, num_negatives=num_negatives, scale=scale)
 
     return make
 
@@ -107,13 +103,13 @@ def train_cross_encoder(
         raise TesseraError("must be positive", field="head_learning_rate")
     settings = TrainOptions(**options)
     source = resolve_base(base)
-    if model_type(source) not in (None, "SentenceTransformer", "CrossEncoder"):
+    kind = model_type(source)
+    if kind not in (None, "SentenceTransformer", "CrossEncoder"):
         raise EncoderError(
-            f"'{source}' is a {model_type(source)} folder; a cross-encoder starts from a text "
-            "encoder or a CrossEncoder",
+            f"'{source}' is a {kind} folder; a cross-encoder starts from a text encoder or a CrossEncoder",
             field="base",
         )
-    new_head = model_type(source) != "CrossEncoder"
+    new_head = kind != "CrossEncoder"
     recipe = Recipe(
         kind="cross-encoder",
         base=source,

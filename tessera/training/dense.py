@@ -20,7 +20,13 @@ from typing import Any
 
 from tessera.errors import EncoderError
 from tessera.training.bases import model_type, resolve_base, routes_apart
-from tessera.training.runner import Recipe, TrainOptions, run_training, sentence_transformer_classes
+from tessera.training.runner import (
+    Recipe,
+    TrainOptions,
+    ranking_loss,
+    run_training,
+    sentence_transformer_classes,
+)
 
 LEARNING_RATE = 2e-5  # the pre-trained model is already good; small steps keep it so
 SCALE = 20.0  # 1 / temperature for cosine scores in [-1, 1] (sentence-transformers' default)
@@ -57,9 +63,9 @@ def _loss(model, options: TrainOptions, scale: float):
         MultipleNegativesRankingLoss,
     )
 
-    if options.loss == "cached":
-        return CachedMultipleNegativesRankingLoss(model, scale=scale, mini_batch_size=options.mini_batch_size)
-    return MultipleNegativesRankingLoss(model, scale=scale)
+    return ranking_loss(
+        options, MultipleNegativesRankingLoss, CachedMultipleNegativesRankingLoss, model, scale=scale
+    )
 
 
 def train_dense(

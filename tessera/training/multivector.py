@@ -20,7 +20,7 @@ from typing import Any
 from tessera.errors import EncoderError, TesseraError
 from tessera.models.multivector import SCORINGS, Scoring, new_multivector_model
 from tessera.training.bases import model_type, resolve_base
-from tessera.training.runner import Recipe, TrainOptions, run_training
+from tessera.training.runner import Recipe, TrainOptions, ranking_loss, run_training
 
 LEARNING_RATE = 5e-5  # higher than dense: the token projection starts random
 # MaxSim sums ~query_length cosines (scores up to 32): ST's scale 1. XTR averages the retrieved
@@ -49,11 +49,8 @@ def _loss_maker(scoring: Scoring, top_k: int):
         from sentence_transformers.multi_vector_encoder.scoring import XTRScores, colbert_scores
 
         similarity = XTRScores(top_k=top_k) if scoring == "xtr" else colbert_scores
-        if options.loss == "cached":
-            return CachedMultiVectorMultipleNegativesRankingLoss(
-                model, scale=scale, similarity_fct=similarity, mini_batch_size=options.mini_batch_size
-            )
-        return MultiVectorMultipleNegativesRankingLoss(model, scale=scale, similarity_fct=similarity)
+        plain, cached = MultiVectorMultipleNegativesRankingLoss, CachedMultiVectorMultipleNegativesRankingLoss
+        return ranking_loss(options, plain, cached, model, scale=scale, similarity_fct=similarity)
 
     return make
 

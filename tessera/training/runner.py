@@ -118,6 +118,14 @@ def _validate(options: TrainOptions) -> None:
         raise TesseraError(f"unknown precision (expected one of {', '.join(PRECISIONS)})", field="precision")
 
 
+def ranking_loss(options: TrainOptions, plain: type, cached: type, model: Any, **settings: Any) -> Any:
+    """The loss `options.loss` names: `plain` (an MNRL class), or `cached`, its GradCache variant,
+    at the options' mini-batch size; `settings` go to either (scale, similarity, negatives)."""
+    if options.loss == "cached":
+        return cached(model, mini_batch_size=options.mini_batch_size, **settings)
+    return plain(model, **settings)
+
+
 def use_bf16(precision: str) -> bool:
     """Whether to train under bf16 autocast: asked for, or `auto` on hardware with native bf16
     (CUDA that supports it; CPUs with AVX512-BF16/AMX, where bf16 matmuls run ~4x faster).

@@ -72,11 +72,12 @@ def test_cli_trains_and_the_model_reranks_a_search(tiny: Path, tmp_path: Path) -
     result = run_cli(
         "train", "cross-encoder", "--dataset", str(tiny), "-o", str(model), "--pairs", "qrels",
         "--negatives", "none", "--max-steps", "1", "--batch-size", "8", "--max-length", "32",
-        "--num-negatives", "2", "--precision", "fp32",
+        "--num-negatives", "2", "--precision", "fp32", "--loss", "cached", "--mini-batch-size", "4",
     )  # fmt: skip
     assert f"--rerank cross-encoder:{model}" in " ".join(result.stdout.split())
     settings = json.loads((model / "training.json").read_text())["settings"]
     assert (settings["num_negatives"], settings["kind"], settings["bf16"]) == (2, "cross-encoder", False)
+    assert (settings["loss"], settings["mini_batch_size"]) == ("cached", 4)  # GradCache trains too
     run_cli("index", str(tiny), "-o", str(index), "--encoder", "bm25")
     query = "the flow of air over a body at supersonic speed"
     plain = json.loads(run_cli("search", str(index), query, "-k", "5", "--json").stdout)

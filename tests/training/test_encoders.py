@@ -182,3 +182,19 @@ def test_cli_bad_input_exits_1_with_one_line(
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())  # no half-made output or work folder
+
+
+def test_the_loss_option_picks_the_plain_or_the_cached_class() -> None:
+    from tessera.training.runner import TrainOptions, ranking_loss
+
+    class Plain:
+        def __init__(self, model, **settings):
+            self.model, self.settings = model, settings
+
+    class Cached(Plain):
+        pass
+
+    plain = ranking_loss(TrainOptions(), Plain, Cached, "model", scale=20.0)
+    assert type(plain) is Plain and plain.settings == {"scale": 20.0}
+    cached = ranking_loss(TrainOptions(loss="cached", mini_batch_size=8), Plain, Cached, "model", scale=1.0)
+    assert type(cached) is Cached and cached.settings == {"scale": 1.0, "mini_batch_size": 8}
