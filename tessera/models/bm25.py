@@ -4,7 +4,10 @@ Lucene (Anserini, through pyserini) does the analysis and the scoring; every set
 applied when the index is searched, so a stored spec is a default that `--param` overrides, the
 way `nprobe` is for faiss. The spec round-trips through the manifest:
 
-    bm25                                  k1=0.9, b=0.4 (pyserini's defaults)
+    bm25                                  k1=0.9, b=0.4 (pyserini's defaults; kept because the
+                                          RRF hybrid with MiniLM scores best with them, while
+                                          BM25 alone scored 1.05-1.10x with k1=2, b=0.9 on four
+                                          collections: docs/results.md section 22)
     bm25:k1=1.2,b=0.75                    other BM25 parameters
     bm25:prf=rm3                          RM3 expansion (Lavrenko and Croft 2001; Anserini's
                                           fb_terms=10, fb_docs=10, original_query_weight=0.5)
