@@ -1,11 +1,12 @@
 """Which BM25 k1 and b should `bm25` default to, chosen on some collections and confirmed on others?
 
-Tessera's `bm25` took pyserini's defaults, k1=0.9 and b=0.4 (tuned by Anserini on MS MARCO-era
-tasks). Every setting applies at search time, so one Lucene index per collection serves the
-whole grid. Every judged query of each original collection (Cranfield 225, CISI 76, MEDLINE 30,
-LISA 35; BM25 learns nothing from them, so no split is needed), nDCG@10 and R@100 at each
-(k1, b). The setting is chosen by its mean nDCG@10 ratio to the old default over the `--choose`
-collections alone; the `--confirm` collections only report it.
+Tessera's `bm25` took pyserini's defaults, k1=0.9 and b=0.4. Every setting applies at search
+time, so one Lucene index per collection serves the whole grid, searched on its contents field
+alone (`title=0`, pyserini's one-field search; the title weight is `bm25_title.py`'s question).
+Every judged query of each original collection (Cranfield 225, CISI 76, MEDLINE 30, LISA 35;
+BM25 learns nothing from them, so no split is needed), nDCG@10 and R@100 at each (k1, b). The
+setting is chosen by its mean nDCG@10 ratio to the old default over the `--choose` collections
+alone; the `--confirm` collections only report it.
 
 Per collection: the old default, Lucene's own BM25Similarity default (k1=1.2, b=0.75), the
 chosen setting and the choice set's runners-up, each with nDCG@10 ± SE over queries, / the old
@@ -62,7 +63,7 @@ def sweep(collection: str, root: Path, grid: list[tuple[float, float]], console:
     dense = retrieve(Index.load(paths["MiniLM"]), data, DEPTH, False)
     out: dict = {"alone": {}, "hybrid": {}, "words": {}, "shared": {}}
     for setting in grid:
-        index = Index.load(paths["BM25"], search_params={"k1": setting[0], "b": setting[1]})
+        index = Index.load(paths["BM25"], search_params={"k1": setting[0], "b": setting[1], "title": 0})
         run = retrieve(index, data, DEPTH, False)
         out["alone"][setting] = per_query_scores(run, data, METRICS)
         fused = fuse([run, dense], "rrf", depth=DEPTH, top=DEPTH)

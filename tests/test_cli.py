@@ -138,7 +138,10 @@ def test_bm25_settings_given_at_indexing_are_the_stored_defaults(
         "prf=rocchio",
     )
     manifest = Manifest.read(tmp_path / "rocchio")
-    assert manifest.encoder == "bm25:k1=0.9,b=0.4,prf=rocchio,fb_terms=10,fb_docs=10,alpha=1,beta=0.75"
+    assert (
+        manifest.encoder
+        == "bm25:k1=0.9,b=0.4,title=0.25,prf=rocchio,fb_terms=10,fb_docs=10,alpha=1,beta=0.75"
+    )
     query = "boundary layer transition"
     stored = [h.doc_id for h in Index.load(tmp_path / "rocchio").search(query, k=10)]
     assert stored == [

@@ -11,6 +11,7 @@ transformers for its neural searchers, about 13 s before a one-shot BM25 query c
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Collection, Iterable
 from pathlib import Path
@@ -21,6 +22,7 @@ from tessera.indexing.jvm import java_class
 from tessera.models.bm25 import BM25
 
 FOLDER = "lucene"
+CONTENTS_FIELD, TITLE_FIELD = "contents", "title"
 THREADED_FROM = 100_000  # documents
 
 
@@ -32,16 +34,33 @@ def indexing_threads(count: int) -> int:
     return 1 if count < THREADED_FROM else max(1, min(4, os.cpu_count() or 1))
 
 
-def build_lucene_index(documents: Iterable[Document], root: Path, count: int, batch: int = 1000) -> None:
-    """Index `contents` (title + text) of `count` documents under their ids; raw text stays in
-    the docstore."""
+def _indexer_args(root: Path, count: int):
+    """Anserini's indexing arguments: one field per document part (`contents`, and `title`
+    alone for weighting at search time), document vectors stored. Parsed from a command line,
+    as Anserini's own indexer does, since the Java bridge cannot assign the `fields` array."""
     args = java_class("io.anserini.index.IndexCollection$Args")()
-    args.index, args.threads, args.storeDocvectors = str(root / FOLDER), indexing_threads(count), True
-    indexer = java_class("io.anserini.index.SimpleIndexer")(args)
-    make = java_class("io.anserini.collection.JsonCollection$Document").fromFields
+    line = java_class("java.util.ArrayList")()
+    for item in (
+        *("-input", str(root), "-collection", "JsonCollection"),  # required by the parser, unused
+        *("-index", str(root / FOLDER), "-threads", str(indexing_threads(count))),
+        *("-storeDocvectors", "-fields", TITLE_FIELD),
+    ):
+        line.add(item)
+    java_class("org.kohsuke.args4j.CmdLineParser")(args).parseArgument(line)
+    return args
+
+
+def build_lucene_index(documents: Iterable[Document], root: Path, count: int, batch: int = 1000) -> None:
+    """Index `contents` (title + text) of `count` documents under their ids, and the title
+    again as its own field, which `BM25.title` weights at search time; raw text stays in the
+    docstore."""
+    indexer = java_class("io.anserini.index.SimpleIndexer")(_indexer_args(root, count))
+    make = java_class("io.anserini.collection.JsonCollection$Document").fromString
     pending: list = []
     for doc in documents:
-        pending.append(make(doc.id, doc.contents))
+        pending.append(
+            make(json.dumps({"id": doc.id, "contents": doc.contents, TITLE_FIELD: doc.title or ""}))
+        )
         if len(pending) == batch:
             indexer.addJsonDocuments(pending)
             pending = []
@@ -58,8 +77,28 @@ class LuceneBackend:
         self.searcher = java_class("io.anserini.search.SimpleSearcher")(str(root / FOLDER))
         self.searcher.set_bm25(float(settings.k1), float(settings.b))
         self.expands = bool(settings.prf)
+        self.fields = None  # one contents field: Anserini's plain search
+        if settings.title:
+            self._weigh_title(root, settings)
         if settings.prf:
             self._expand(root, settings)
+
+    def _weigh_title(self, root: Path, settings: BM25) -> None:
+        """Search the contents and title fields with their weights (Anserini's `search_fields`,
+        which RM3 and Rocchio expand as pyserini's `search(q, fields=...)` does)."""
+        indexed = java_class("org.apache.lucene.index.FieldInfos").getIndexedFields(self.searcher.reader)
+        if TITLE_FIELD not in set(indexed):
+            self.searcher.close()
+            raise IndexFormatError(
+                f"title={settings.title:g} weighs the title field, which this BM25 index does not have "
+                "(built before Tessera indexed it): rebuild it with `tessera index`",
+                file=root / FOLDER,
+                field="title",
+            )
+        weights = java_class("java.util.HashMap")()
+        for name, weight in settings.field_weights.items():
+            weights.put(name, java_class("java.lang.Float")(float(weight)))
+        self.fields = weights
 
     def _expand(self, root: Path, settings: BM25) -> None:
         """Turn on RM3 or Rocchio; both read the feedback documents' stored term vectors."""
@@ -81,14 +120,21 @@ class LuceneBackend:
     def search(self, queries: list[str], k: int) -> list[list[tuple[str, float]]]:
         """Ranked (doc id, score) lists, one per query, in query order."""
         if len(queries) == 1:  # a thread pool costs more than it saves for one query
-            return [[(hit.docid, float(hit.score)) for hit in self.searcher.search(queries[0], int(k))]]
+            if self.fields is not None:
+                hits = self.searcher.search_fields(queries[0], self.fields, int(k))
+            else:
+                hits = self.searcher.search(queries[0], int(k))
+            return [[(hit.docid, float(hit.score)) for hit in hits]]
         array_list = java_class("java.util.ArrayList")
         texts, qids = array_list(), array_list()
         for qid, query in enumerate(queries):
             texts.add(query)
             qids.add(str(qid))
         threads = max(1, min(8, os.cpu_count() or 1))
-        found = self.searcher.batch_search(texts, qids, int(k), threads)
+        if self.fields is not None:
+            found = self.searcher.batch_search_fields(texts, qids, int(k), threads, self.fields)
+        else:
+            found = self.searcher.batch_search(texts, qids, int(k), threads)
         results = {entry.getKey(): entry.getValue() for entry in found.entrySet().toArray()}
         return [
             [(hit.docid, float(hit.score)) for hit in results.get(str(qid), [])]
@@ -114,7 +160,12 @@ class LuceneBackend:
         found = []
         for text in queries:
             query = builder()
-            query.add(words.buildQuery("contents", analyzer, text), occur.MUST)
+            words_query = (
+                words.buildQuery(CONTENTS_FIELD, analyzer, text)
+                if self.fields is None
+                else words.buildQuery(self.fields, analyzer, text)
+            )
+            query.add(words_query, occur.MUST)
             query.add(only, occur.FILTER)
             found.append(
                 [(hit.docid, float(hit.score)) for hit in self.searcher.search(query.build(), int(k))]

@@ -7,8 +7,14 @@ way `nprobe` is for faiss. The spec round-trips through the manifest:
     bm25                                  k1=0.9, b=0.4 (pyserini's defaults; kept because the
                                           RRF hybrid with MiniLM scores best with them, while
                                           BM25 alone scored 1.05-1.10x with k1=2, b=0.9 on four
-                                          collections: docs/results.md section 22)
+                                          collections: docs/results.md section 22), title=0.25
     bm25:k1=1.2,b=0.75                    other BM25 parameters
+    bm25:title=0.5                        a match in the document's title field adds 0.5 times
+                                          its own BM25 score (Anserini's multi-field search; the
+                                          title is also in the contents field); title=0 is
+                                          pyserini's one-field search. A new index stores 0.25
+                                          where the spec names no weight; a spec stored before
+                                          Tessera indexed titles names none and reads as 0.
     bm25:prf=rm3                          RM3 expansion (Lavrenko and Croft 2001; Anserini's
                                           fb_terms=10, fb_docs=10, original_query_weight=0.5)
     bm25:prf=rocchio                      Rocchio expansion (Anserini's fb_terms=10, fb_docs=10,
@@ -27,6 +33,10 @@ NO_PRF = "none"
 # Each expansion's own settings beside the shared fb_terms and fb_docs (Anserini's names).
 PRF_WEIGHTS = {"rm3": ("original_query_weight",), "rocchio": ("alpha", "beta")}
 FEEDBACK = ("fb_terms", "fb_docs")
+SCORING = ("k1", "b", "title")  # settings that apply with or without expansion
+# A new index's title weight: BM25 alone 1.05x (Cranfield), 1.05x (CISI), 1.12x (LISA) nDCG@10
+# against none, the RRF hybrid with MiniLM level (docs/results.md section 23).
+TITLE_WEIGHT = 0.25
 
 
 @dataclass(frozen=True)
@@ -41,10 +51,19 @@ class BM25:
     original_query_weight: float = 0.5  # rm3: the original query's share of the expanded one
     alpha: float = 1.0  # rocchio: the original query's weight
     beta: float = 0.75  # rocchio: the feedback documents' weight
+    # Weight of a match in the title field, added to the contents (title + text) score. 0 in a
+    # spec that names none, which is how specs stored before titles were indexed read; a new index
+    # stores TITLE_WEIGHT unless its spec names a weight (`new_index_settings`).
+    title: float = 0.0
+
+    @property
+    def field_weights(self) -> dict[str, float]:
+        """Lucene field -> weight of its BM25 score in a document's score."""
+        return {"contents": 1.0, **({"title": self.title} if self.title else {})}
 
     @property
     def spec(self) -> str:
-        text = f"bm25:k1={self.k1:g},b={self.b:g}"
+        text = f"bm25:k1={self.k1:g},b={self.b:g},title={self.title:g}"
         if self.prf:
             names = (*FEEDBACK, *PRF_WEIGHTS[self.prf])
             text += f",prf={self.prf}," + ",".join(f"{name}={getattr(self, name):g}" for name in names)
@@ -56,6 +75,17 @@ NAMES = tuple(field.name for field in fields(BM25))
 
 def parse_bm25(spec: str) -> BM25:
     """`bm25[:NAME=VALUE,...]` -> settings; unknown names and bad values are refused."""
+    return with_settings(BM25(), _items(spec), field="encoder")
+
+
+def new_index_settings(spec: str) -> BM25:
+    """The settings a new index stores: the spec's, with the title weight chosen across
+    collections (TITLE_WEIGHT) where the spec names none."""
+    settings = parse_bm25(spec)
+    return settings if "title" in _items(spec) else replace(settings, title=TITLE_WEIGHT)
+
+
+def _items(spec: str) -> dict[str, str]:
     _, _, text = spec.partition(":")
     values: dict[str, str] = {}
     for item in filter(None, text.split(",")):
@@ -66,7 +96,7 @@ def parse_bm25(spec: str) -> BM25:
                 field="encoder",
             )
         values[key.strip()] = value.strip()
-    return with_settings(BM25(), values, field="encoder")
+    return values
 
 
 def with_settings(base: BM25, given: Mapping[str, object], field: str = "search_params") -> BM25:
@@ -81,12 +111,12 @@ def with_settings(base: BM25, given: Mapping[str, object], field: str = "search_
             field=field,
         )
     prf = _prf(given["prf"], field) if "prf" in given else base.prf
-    settings = base if prf == base.prf else replace(BM25(k1=base.k1, b=base.b), prf=prf)
+    settings = base if prf == base.prf else replace(BM25(k1=base.k1, b=base.b, title=base.title), prf=prf)
     changes: dict[str, object] = {}
     for name, value in given.items():
         if name == "prf":
             continue
-        if name not in ("k1", "b", *((*FEEDBACK, *PRF_WEIGHTS[prf]) if prf else ())):
+        if name not in (*SCORING, *((*FEEDBACK, *PRF_WEIGHTS[prf]) if prf else ())):
             needs = "prf=rm3 or prf=rocchio" if name in FEEDBACK else _owner(name)
             raise EncoderError(f"BM25 parameter '{name}' needs {needs}", field=field)
         changes[name] = _number(name, value, field)

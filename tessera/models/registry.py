@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tessera import config
 from tessera.errors import EncoderError
-from tessera.models.bm25 import parse_bm25
+from tessera.models.bm25 import new_index_settings
 from tessera.models.bundled import BUNDLED, bundled_path
 from tessera.models.encoder import Encoder
 from tessera.models.llm import is_llm_spec, parse_llm_spec
@@ -66,7 +66,7 @@ def canonical_spec(spec: str) -> str:
 
 def _canonical_base(spec: str) -> str:
     if is_lexical(spec):
-        return parse_bm25(spec).spec
+        return new_index_settings(spec).spec
     if spec in BUNDLED:
         return spec
     if is_llm_spec(spec):

@@ -19,7 +19,11 @@ def small_index(tmp_path: Path) -> Path:
 
 def test_manifest_records_every_file_with_checksums(small_index: Path) -> None:
     manifest = Manifest.read(small_index)
-    assert (manifest.backend, manifest.encoder, manifest.doc_count) == ("lucene", "bm25:k1=0.9,b=0.4", 2)
+    assert (manifest.backend, manifest.encoder, manifest.doc_count) == (
+        "lucene",
+        "bm25:k1=0.9,b=0.4,title=0.25",
+        2,
+    )
     assert manifest.format_version == FORMAT_VERSION
     assert "docstore.sqlite" in manifest.files
     assert any(name.startswith("lucene/") for name in manifest.files)

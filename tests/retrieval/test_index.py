@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from tessera.errors import EncoderError, IndexFormatError
+from tessera.indexing.manifest import Manifest
+from tessera.models.bm25 import TITLE_WEIGHT
 from tessera.models.registry import load_encoder
 from tessera.retrieval.index import Index
 from tests.conftest import run_cli
@@ -97,7 +99,8 @@ CRANFIELD_QUERIES = [
 @pytest.mark.parametrize("prf", ["rm3", "rocchio"])
 def test_bm25_expansion_is_exactly_pyserinis(cranfield_bm25: Path, prf: str) -> None:
     """RM3/Rocchio through Tessera (batched: Anserini's thread pool) rank and score as pyserini's
-    LuceneSearcher does with its defaults on the same Lucene index, one query at a time."""
+    LuceneSearcher does with its defaults on the same Lucene index, one query at a time, over
+    the same fields (contents and the weighted title)."""
     from tessera.indexing.jvm import pyserini
 
     pyserini()
@@ -111,7 +114,7 @@ def test_bm25_expansion_is_exactly_pyserinis(cranfield_bm25: Path, prf: str) -> 
     for query, hits, before in zip(
         CRANFIELD_QUERIES, expanded.batch_search(CRANFIELD_QUERIES, k=20), plain, strict=True
     ):
-        expected = reference.search(query, 20)
+        expected = reference.search(query, 20, fields={"contents": 1.0, "title": TITLE_WEIGHT})
         assert [hit.doc_id for hit in hits] == [hit.docid for hit in expected], query
         np.testing.assert_allclose([hit.score for hit in hits], [hit.score for hit in expected], rtol=1e-6)
         assert [hit.doc_id for hit in hits] != [hit.doc_id for hit in before]  # expansion changed the ranking
@@ -127,15 +130,38 @@ def test_bm25_settings_are_search_parameters(cranfield_bm25: Path) -> None:
         Index.load(cranfield_bm25, search_params={"nprobe": 16})
 
 
+def test_the_title_weight_is_a_search_parameter_and_one_query_searches_as_a_batch(
+    cranfield_bm25: Path,
+) -> None:
+    """One query goes through Anserini's `search_fields`, several through its threaded
+    `batch_search_fields`: the same ranking and scores; title=0 is the one-field search."""
+    weighted = Index.load(cranfield_bm25)  # the stored default, title=0.25
+    assert "title=0.25" in weighted.manifest.encoder
+    plain = Index.load(cranfield_bm25, search_params={"title": 0})
+    batch = weighted.batch_search(CRANFIELD_QUERIES, k=10)
+    for query, hits in zip(CRANFIELD_QUERIES, batch, strict=True):
+        one = weighted.search(query, k=10)
+        assert [(h.doc_id, h.score) for h in one] == [(h.doc_id, h.score) for h in hits]
+    changed = [
+        [h.score for h in a] != pytest.approx([h.score for h in b])
+        for a, b in zip(batch, plain.batch_search(CRANFIELD_QUERIES, k=10), strict=True)
+    ]
+    assert all(changed)
+
+
 def test_expansion_on_an_index_without_document_vectors_says_rebuild(
     cranfield_head: Path, tmp_path: Path
 ) -> None:
-    """Indexes built before Tessera stored document vectors still search, but not with prf."""
+    """Indexes built before Tessera stored document vectors (or titles) still search, but not
+    with prf (or a title weight); their stored spec names no title weight, so it reads as 0."""
     from tessera.data.corpus import open_corpus
     from tessera.indexing.jvm import java_class
 
     run_index = tmp_path / "old"
     run_cli("index", str(cranfield_head), "-o", str(run_index), "--encoder", "bm25")
+    manifest = Manifest.read(run_index)
+    manifest.encoder = "bm25:k1=0.9,b=0.4"  # what Tessera stored then
+    manifest.write(run_index)
     shutil.rmtree(run_index / "lucene")
     # The indexer Tessera used before: no document vectors.
     writer = java_class("io.anserini.index.SimpleIndexer")(str(run_index / "lucene"), False, 1)
@@ -146,6 +172,8 @@ def test_expansion_on_an_index_without_document_vectors_says_rebuild(
     assert Index.load(run_index, verify=False).search("boundary layer", k=3)
     with pytest.raises(IndexFormatError, match="does not store .*rebuild it"):
         Index.load(run_index, verify=False, search_params={"prf": "rm3"})
+    with pytest.raises(IndexFormatError, match="title field, which this BM25 index does not have.*rebuild"):
+        Index.load(run_index, verify=False, search_params={"title": 0.25})
 
 
 def test_parameters_of_indexes_searched_together_go_to_their_kind() -> None:

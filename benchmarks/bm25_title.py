@@ -1,0 +1,118 @@
+"""Does weighting the title field (`bm25:title=W`) help BM25, alone and fused with MiniLM?
+
+Tessera's Lucene index holds each document's title + text in `contents` and, since this
+benchmark's session, the title again in its own field; `title=W` adds W times the title field's
+BM25 score to the contents score (Anserini's multi-field search, what pyserini's BEIR
+"multifield" runs do). Every judged query of the original collections (BM25 learns nothing from
+them); the weight is chosen on the `--choose` collections by BM25's mean nDCG@10 ratio to
+`title=0` alone, among the weights that do not lower the RRF(BM25, MiniLM) hybrid there, then
+read on the `--confirm` collections. MEDLINE has no titles, so every weight must leave it
+exactly as it is (printed as a check).
+
+Per collection: each weight's nDCG@10 and R@100 ± SE, / `title=0`, the paired difference ± SE
+and its p (Fisher randomization), alone and in the hybrid; then the means over each set.
+
+    TESSERA_DATA_DIR=../shared/data python benchmarks/bm25_title.py [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from tessera import config
+from tessera.data.datasets import load_eval_dataset
+from tessera.eval.evaluate import per_query_scores
+from tessera.eval.runs import retrieve
+from tessera.indexing.builder import build_index
+from tessera.retrieval.fusion import fuse
+from tessera.retrieval.index import Index
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bm25_settings import DEPTH, METRICS, comparison  # noqa: E402
+from rerank import built_indexes  # noqa: E402  (the MiniLM index these benchmarks share)
+
+WEIGHTS = [0.0, 0.1, 0.25, 0.5, 1.0]
+
+
+def name_of(weight: float) -> str:
+    return f"title={weight:g}"
+
+
+def measure(collection: str, root: Path, weights: list[float], console: Console) -> dict:
+    """{"alone"|"hybrid": {weight: {metric: {query: value}}}} for one collection."""
+    data = load_eval_dataset(collection)
+    bm25 = root / "bm25-fields"  # built with the title field (the shared `bm25` may predate it)
+    if not (bm25 / "manifest.json").is_file():
+        console.print(f"indexing {collection} with bm25 (contents and title fields)")
+        build_index(collection, bm25, encoder="bm25", show_progress=False)
+    dense = retrieve(Index.load(built_indexes(collection, root, console)["MiniLM"]), data, DEPTH, False)
+    out: dict = {"alone": {}, "hybrid": {}}
+    for weight in weights:
+        run = retrieve(Index.load(bm25, search_params={"title": weight}), data, DEPTH, False)
+        out["alone"][weight] = per_query_scores(run, data, METRICS)
+        out["hybrid"][weight] = per_query_scores(
+            fuse([run, dense], "rrf", depth=DEPTH, top=DEPTH), data, METRICS
+        )
+    return out
+
+
+def mean_ratio(scores: dict, weight: float) -> float:
+    new, old = (np.mean(list(scores[w]["nDCG@10"].values())) for w in (weight, 0.0))
+    return float(new / old)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--choose", nargs="+", default=["cranfield", "glasgow/cisi"])
+    parser.add_argument("--confirm", nargs="*", default=["glasgow/lisa", "glasgow/medline"])
+    parser.add_argument("--weights", nargs="+", type=float, default=WEIGHTS)
+    parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "rerank")
+    args = parser.parse_args()
+    console = Console(width=200)
+    weights = sorted({0.0, *args.weights})
+    collections = [*args.choose, *args.confirm]
+    measured = {c: measure(c, args.work / c.replace("/", "-"), weights, console) for c in collections}
+    ratios = {
+        use: {c: {w: mean_ratio(measured[c][use], w) for w in weights} for c in collections}
+        for use in ("alone", "hybrid")
+    }
+    for c in collections:
+        for use, label in (("alone", "BM25"), ("hybrid", "RRF(BM25, MiniLM)")):
+            rows = {f"{label} {name_of(w)}": measured[c][use][w] for w in weights}
+            console.print(comparison(f"{c}, {label}", rows, f"{label} {name_of(0.0)}"))
+        if all(measured[c]["alone"][w] == measured[c]["alone"][0.0] for w in weights):
+            console.print(f"{c}: every weight gives exactly title=0's scores (no document has a title)")
+
+    def choice_mean(use: str, weight: float) -> float:
+        return float(np.mean([ratios[use][c][weight] for c in args.choose]))
+
+    allowed = [w for w in weights if choice_mean("hybrid", w) >= 1.0]
+    chosen = max(allowed, key=lambda w: choice_mean("alone", w))
+    console.print(
+        f"chosen on {', '.join(args.choose)}: {name_of(chosen)} (the best alone among the weights "
+        "whose hybrid is not below title=0's there)"
+    )
+    groups = {"choice": args.choose, "confirmation": args.confirm}
+    summary = Table(title="nDCG@10 / title=0: mean over each set (min over its collections)")
+    summary.add_column("weight")
+    for use in ("BM25 alone", "RRF(BM25, MiniLM)"):
+        for label in groups:
+            summary.add_column(f"{use}, {label}", justify="right")
+    for w in weights:
+        cells = []
+        for use in ("alone", "hybrid"):
+            for members in groups.values():
+                r = [ratios[use][c][w] for c in members]
+                cells.append(f"{np.mean(r):.3f}x ({min(r):.3f}x)" if r else "–")
+        summary.add_row(name_of(w) + (" (chosen)" if w == chosen else ""), *cells)
+    console.print(summary)
+
+
+if __name__ == "__main__":
+    main()
