@@ -10,7 +10,8 @@ read on the `--confirm` collections. MEDLINE has no titles, so every weight must
 exactly as it is (printed as a check).
 
 Per collection: each weight's nDCG@10 and R@100 ± SE, / `title=0`, the paired difference ± SE
-and its p (Fisher randomization), alone and in the hybrid; then the means over each set.
+and its p (Fisher randomization), alone and in the hybrid, and what a query costs (milliseconds,
+one at a time, top 10); then the means over each set.
 
     TESSERA_DATA_DIR=../shared/data python benchmarks/bm25_title.py [--work DIR]
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +54,14 @@ def measure(collection: str, root: Path, weights: list[float], console: Console)
         console.print(f"indexing {collection} with bm25 (contents and title fields)")
         build_index(collection, bm25, encoder="bm25", show_progress=False)
     dense = retrieve(Index.load(built_indexes(collection, root, console)["MiniLM"]), data, DEPTH, False)
-    out: dict = {"alone": {}, "hybrid": {}}
+    out: dict = {"alone": {}, "hybrid": {}, "ms": {}}
     for weight in weights:
-        run = retrieve(Index.load(bm25, search_params={"title": weight}), data, DEPTH, False)
+        index = Index.load(bm25, search_params={"title": weight})
+        started = time.perf_counter()
+        for text in data.queries.values():  # one query at a time, as `tessera search` sends them
+            index.search(text, k=10)
+        out["ms"][weight] = 1000 * (time.perf_counter() - started) / len(data.queries)
+        run = retrieve(index, data, DEPTH, False)
         out["alone"][weight] = per_query_scores(run, data, METRICS)
         out["hybrid"][weight] = per_query_scores(
             fuse([run, dense], "rrf", depth=DEPTH, top=DEPTH), data, METRICS
@@ -86,6 +93,8 @@ def main() -> None:
         for use, label in (("alone", "BM25"), ("hybrid", "RRF(BM25, MiniLM)")):
             rows = {f"{label} {name_of(w)}": measured[c][use][w] for w in weights}
             console.print(comparison(f"{c}, {label}", rows, f"{label} {name_of(0.0)}"))
+        ms = ", ".join(f"{name_of(w)} {measured[c]['ms'][w]:.2f}" for w in weights)
+        console.print(f"{c}: milliseconds per query, one at a time, top 10: {ms}")
         if all(measured[c]["alone"][w] == measured[c]["alone"][0.0] for w in weights):
             console.print(f"{c}: every weight gives exactly title=0's scores (no document has a title)")
 
@@ -96,7 +105,8 @@ def main() -> None:
     chosen = max(allowed, key=lambda w: choice_mean("alone", w))
     console.print(
         f"chosen on {', '.join(args.choose)}: {name_of(chosen)} (the best alone among the weights "
-        "whose hybrid is not below title=0's there)"
+        f"whose hybrid is not below title=0's there): mean ratio alone {choice_mean('alone', chosen):.4f}, "
+        f"fused {choice_mean('hybrid', chosen):.4f}"
     )
     groups = {"choice": args.choose, "confirmation": args.confirm}
     summary = Table(title="nDCG@10 / title=0: mean over each set (min over its collections)")

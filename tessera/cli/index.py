@@ -30,8 +30,8 @@ def index(
     encoder: Annotated[
         str,
         typer.Option(
-            help="bm25[:k1=..,b=..] | minilm | PATH | hub name | colbert:PATH | xtr:PATH, optionally "
-            "@bf16 | @onnx | @onnx-int8 | @openvino | @auto for the runtime."
+            help="bm25[:k1=..,b=..,title=..] | minilm | PATH | hub name | colbert:PATH | xtr:PATH, "
+            "optionally @bf16 | @onnx | @onnx-int8 | @openvino | @auto for the runtime."
         ),
     ] = "minilm",
     index_factory: Annotated[

@@ -69,6 +69,11 @@ def build_lucene_index(documents: Iterable[Document], root: Path, count: int, ba
     indexer.close()
 
 
+def field_weights(settings: BM25) -> dict[str, float]:
+    """Lucene field -> the weight of its BM25 score in a document's score."""
+    return {CONTENTS_FIELD: 1.0, **({TITLE_FIELD: settings.title} if settings.title else {})}
+
+
 class LuceneBackend:
     supports_remove = False
     on_gpu = False
@@ -96,7 +101,7 @@ class LuceneBackend:
                 field="title",
             )
         weights = java_class("java.util.HashMap")()
-        for name, weight in settings.field_weights.items():
+        for name, weight in field_weights(settings).items():
             weights.put(name, java_class("java.lang.Float")(float(weight)))
         self.fields = weights
 

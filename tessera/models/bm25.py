@@ -57,11 +57,6 @@ class BM25:
     title: float = 0.0
 
     @property
-    def field_weights(self) -> dict[str, float]:
-        """Lucene field -> weight of its BM25 score in a document's score."""
-        return {"contents": 1.0, **({"title": self.title} if self.title else {})}
-
-    @property
     def spec(self) -> str:
         text = f"bm25:k1={self.k1:g},b={self.b:g},title={self.title:g}"
         if self.prf:

@@ -42,12 +42,12 @@ def test_compression_cuts_prompt_tokens_and_order_moves_blocks(index):
 def test_hybrid_retrieval_feeds_the_fused_hits_with_their_text(index, cranfield_bm25):
     bm25 = Index.load(cranfield_bm25)
     for fusion, weights in [("rrf", None), ("wsum", (0.4, 0.6))]:
-        prompt = prepare(index, QUESTION, k=6, fuse=[bm25], fusion=fusion, weights=weights, depth=50)
-        fused = hybrid_search([index, bm25], [QUESTION], 6, 50, fusion=fusion, weights=weights)[0]
+        prompt = prepare(index, QUESTION, k=10, fuse=[bm25], fusion=fusion, weights=weights, depth=50)
+        fused = hybrid_search([index, bm25], [QUESTION], 10, 50, fusion=fusion, weights=weights)[0]
         assert [(p.doc_id, p.rank) for p in prompt.passages] == [(h.doc_id, h.rank) for h in fused]
         stored = index.docstore.get([h.doc_id for h in fused])
         assert [p.text for p in prompt.passages] == [stored[h.doc_id].text for h in fused]
-    alone = {p.doc_id for p in prepare(index, QUESTION, k=6).passages}
+    alone = {p.doc_id for p in prepare(index, QUESTION, k=10).passages}
     assert alone != {p.doc_id for p in prompt.passages}  # BM25 changed what the prompt holds
 
 
