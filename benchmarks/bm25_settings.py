@@ -8,6 +8,8 @@ BM25 learns nothing from them, so no split is needed), nDCG@10 and R@100 at each
 setting is chosen by its mean nDCG@10 ratio to the old default over the `--choose` collections
 alone; the `--confirm` collections only report it.
 
+`--title W` runs the same grid with the title field weighted (section 23), on an index that has it.
+
 Per collection: the old default, Lucene's own BM25Similarity default (k1=1.2, b=0.75), the
 chosen setting and the choice set's runners-up, each with nDCG@10 ± SE over queries, / the old
 default, the difference ± paired SE and its two-sided p (Fisher randomization, seeded), and
@@ -36,6 +38,7 @@ from tessera.durable import write_text_atomic
 from tessera.eval.evaluate import per_query_scores
 from tessera.eval.runs import retrieve
 from tessera.eval.significance import mean_se, paired_p_value
+from tessera.indexing.builder import build_index
 from tessera.models.bm25 import BM25
 from tessera.retrieval.fusion import fuse
 from tessera.retrieval.index import Index
@@ -54,16 +57,28 @@ def name_of(setting: tuple[float, float]) -> str:
     return f"k1={setting[0]:g}, b={setting[1]:g}"
 
 
-def sweep(collection: str, root: Path, grid: list[tuple[float, float]], console: Console) -> dict:
+def titled_bm25(collection: str, root: Path, console: Console) -> Path:
+    """A BM25 index of `collection` with the title field (the shared `bm25` may predate it)."""
+    path = root / "bm25-fields"
+    if not (path / "manifest.json").is_file():
+        console.print(f"indexing {collection} with bm25 (contents and title fields)")
+        build_index(collection, path, encoder="bm25", show_progress=False)
+    return path
+
+
+def sweep(
+    collection: str, root: Path, grid: list[tuple[float, float]], console: Console, title: float = 0.0
+) -> dict:
     """Per grid setting: BM25's and the RRF(BM25, MiniLM) hybrid's {metric: {query: value}}, and
     what BM25's top 10 looks like beside MiniLM's (mean words, shared documents)."""
     data = load_eval_dataset(collection)
     paths = built_indexes(collection, root, console)
+    bm25 = titled_bm25(collection, root, console) if title else paths["BM25"]
     words = {doc.id: len(doc.contents.split()) for doc in open_corpus(collection)}
     dense = retrieve(Index.load(paths["MiniLM"]), data, DEPTH, False)
     out: dict = {"alone": {}, "hybrid": {}, "words": {}, "shared": {}}
     for setting in grid:
-        index = Index.load(paths["BM25"], search_params={"k1": setting[0], "b": setting[1], "title": 0})
+        index = Index.load(bm25, search_params={"k1": setting[0], "b": setting[1], "title": title})
         run = retrieve(index, data, DEPTH, False)
         out["alone"][setting] = per_query_scores(run, data, METRICS)
         fused = fuse([run, dense], "rrf", depth=DEPTH, top=DEPTH)
@@ -180,6 +195,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "rerank")
     parser.add_argument("--plot", type=Path, default=None, help="PNG heatmaps of the grid")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--title", type=float, default=0.0, help="title field weight at every grid point (0: contents alone)"
+    )
     args = parser.parse_args()
     console = Console(width=200)
     grid = [(k1, b) for k1 in args.k1 for b in args.b]
@@ -187,7 +205,7 @@ def main() -> None:
         if fixed not in grid:
             grid.append(fixed)
     collections = [*args.choose, *args.confirm]
-    swept = {c: sweep(c, args.work / c.replace("/", "-"), grid, console) for c in collections}
+    swept = {c: sweep(c, args.work / c.replace("/", "-"), grid, console, args.title) for c in collections}
     ratios = {
         use: {c: {s: ratio(swept[c][use], s) for s in grid} for c in collections}
         for use in ("alone", "hybrid")

@@ -31,12 +31,11 @@ from tessera import config
 from tessera.data.datasets import load_eval_dataset
 from tessera.eval.evaluate import per_query_scores
 from tessera.eval.runs import retrieve
-from tessera.indexing.builder import build_index
 from tessera.retrieval.fusion import fuse
 from tessera.retrieval.index import Index
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bm25_settings import DEPTH, METRICS, comparison  # noqa: E402
+from bm25_settings import DEPTH, METRICS, comparison, titled_bm25  # noqa: E402
 from rerank import built_indexes  # noqa: E402  (the MiniLM index these benchmarks share)
 
 WEIGHTS = [0.0, 0.1, 0.25, 0.5, 1.0]
@@ -49,10 +48,7 @@ def name_of(weight: float) -> str:
 def measure(collection: str, root: Path, weights: list[float], console: Console) -> dict:
     """{"alone"|"hybrid": {weight: {metric: {query: value}}}} for one collection."""
     data = load_eval_dataset(collection)
-    bm25 = root / "bm25-fields"  # built with the title field (the shared `bm25` may predate it)
-    if not (bm25 / "manifest.json").is_file():
-        console.print(f"indexing {collection} with bm25 (contents and title fields)")
-        build_index(collection, bm25, encoder="bm25", show_progress=False)
+    bm25 = titled_bm25(collection, root, console)
     dense = retrieve(Index.load(built_indexes(collection, root, console)["MiniLM"]), data, DEPTH, False)
     out: dict = {"alone": {}, "hybrid": {}, "ms": {}}
     for weight in weights:

@@ -6,8 +6,8 @@ way `nprobe` is for faiss. The spec round-trips through the manifest:
 
     bm25                                  k1=0.9, b=0.4 (pyserini's defaults; kept because the
                                           RRF hybrid with MiniLM scores best with them, while
-                                          BM25 alone scored 1.05-1.10x with k1=2, b=0.9 on four
-                                          collections: docs/results.md section 22), title=0.25
+                                          BM25 alone scored 1.03-1.10x with larger k1 and b on
+                                          four collections: docs/results.md section 22), title=0.25
     bm25:k1=1.2,b=0.75                    other BM25 parameters
     bm25:title=0.5                        a match in the document's title field adds 0.5 times
                                           its own BM25 score (Anserini's multi-field search; the
