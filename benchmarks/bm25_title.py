@@ -13,7 +13,7 @@ Per collection: each weight's nDCG@10 and R@100 ± SE, / `title=0`, the paired d
 and its p (Fisher randomization), alone and in the hybrid, and what a query costs (milliseconds,
 one at a time, top 10); then the means over each set.
 
-    TESSERA_DATA_DIR=../shared/data python benchmarks/bm25_title.py [--work DIR]
+    TESSERA_DATA_DIR=../shared/data python benchmarks/bm25_title.py [--work DIR] [--param prf=rocchio]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from tessera.eval.evaluate import per_query_scores
 from tessera.eval.runs import retrieve
 from tessera.retrieval.fusion import fuse
 from tessera.retrieval.index import Index
+from tessera.retrieval.params import parse_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bm25_settings import DEPTH, METRICS, comparison, titled_bm25  # noqa: E402
@@ -45,14 +46,15 @@ def name_of(weight: float) -> str:
     return f"title={weight:g}"
 
 
-def measure(collection: str, root: Path, weights: list[float], console: Console) -> dict:
-    """{"alone"|"hybrid": {weight: {metric: {query: value}}}} for one collection."""
+def measure(collection: str, root: Path, weights: list[float], console: Console, params: dict) -> dict:
+    """{"alone"|"hybrid": {weight: {metric: {query: value}}}} for one collection; `params`: other
+    BM25 settings applied at every weight (`--param prf=rocchio`)."""
     data = load_eval_dataset(collection)
     bm25 = titled_bm25(collection, root, console)
     dense = retrieve(Index.load(built_indexes(collection, root, console)["MiniLM"]), data, DEPTH, False)
     out: dict = {"alone": {}, "hybrid": {}, "ms": {}}
     for weight in weights:
-        index = Index.load(bm25, search_params={"title": weight})
+        index = Index.load(bm25, search_params={**params, "title": weight})
         for _ in range(2):  # the first pass warms the JVM up (else the first weight pays for it)
             started = time.perf_counter()
             for text in data.queries.values():  # one query at a time, as `tessera search` sends them
@@ -77,11 +79,13 @@ def main() -> None:
     parser.add_argument("--confirm", nargs="*", default=["glasgow/lisa", "glasgow/medline"])
     parser.add_argument("--weights", nargs="+", type=float, default=WEIGHTS)
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "rerank")
+    parser.add_argument("--param", action="append", default=[], help="another BM25 setting, NAME=VALUE")
     args = parser.parse_args()
+    params = parse_params(args.param)
     console = Console(width=200)
     weights = sorted({0.0, *args.weights})
     collections = [*args.choose, *args.confirm]
-    measured = {c: measure(c, args.work / c.replace("/", "-"), weights, console) for c in collections}
+    measured = {c: measure(c, args.work / c.replace("/", "-"), weights, console, params) for c in collections}
     ratios = {
         use: {c: {w: mean_ratio(measured[c][use], w) for w in weights} for c in collections}
         for use in ("alone", "hybrid")
