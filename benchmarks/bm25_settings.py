@@ -79,10 +79,7 @@ def sweep(
     out: dict = {"alone": {}, "hybrid": {}, "words": {}, "shared": {}}
     for setting in grid:
         index = Index.load(bm25, search_params={"k1": setting[0], "b": setting[1], "title": title})
-        run = retrieve(index, data, DEPTH, False)
-        out["alone"][setting] = per_query_scores(run, data, METRICS)
-        fused = fuse([run, dense], "rrf", depth=DEPTH, top=DEPTH)
-        out["hybrid"][setting] = per_query_scores(fused, data, METRICS)
+        run, out["alone"][setting], out["hybrid"][setting] = alone_and_fused(index, data, dense)
         tops = {q: [hit.doc_id for hit in hits[:10]] for q, hits in run.items()}
         out["words"][setting] = float(np.mean([words[d] for top in tops.values() for d in top]))
         out["shared"][setting] = float(
@@ -98,14 +95,40 @@ def sweep(
     return out
 
 
+def alone_and_fused(index: Index, data, dense: dict) -> tuple[dict, dict, dict]:
+    """BM25's run, and its and the RRF(BM25, MiniLM) hybrid's {metric: {query: value}}."""
+    run = retrieve(index, data, DEPTH, False)
+    fused = fuse([run, dense], "rrf", depth=DEPTH, top=DEPTH)
+    return run, per_query_scores(run, data, METRICS), per_query_scores(fused, data, METRICS)
+
+
 def values(by_metric: dict, metric: str, queries: list[str]) -> np.ndarray:
     return np.array([by_metric[metric][q] for q in queries])
 
 
-def ratio(scores: dict, setting: tuple[float, float]) -> float:
-    """Mean nDCG@10 at `setting` / at the old default."""
-    new, old = (np.mean(list(scores[s]["nDCG@10"].values())) for s in (setting, OLD))
+def ratio(scores: dict, key, baseline) -> float:
+    """Mean nDCG@10 at setting `key` / at setting `baseline`."""
+    new, old = (np.mean(list(scores[s]["nDCG@10"].values())) for s in (key, baseline))
     return float(new / old)
+
+
+USES = {"alone": "BM25 alone", "hybrid": "RRF(BM25, MiniLM)"}
+
+
+def add_set_columns(table: Table, groups: dict[str, list[str]]) -> None:
+    for label in USES.values():
+        for group in groups:
+            table.add_column(f"{label}, {group}", justify="right")
+
+
+def set_cells(ratios: dict, groups: dict[str, list[str]], key) -> list[str]:
+    """Mean ratio (min) over each set of collections, alone then fused: `add_set_columns`' cells."""
+    cells = []
+    for use in USES:
+        for members in groups.values():
+            r = [ratios[use][c][key] for c in members]
+            cells.append(f"{np.mean(r):.3f}x ({min(r):.3f}x)" if r else "–")
+    return cells
 
 
 def comparison(title: str, rows: dict[str, dict], baseline: str) -> Table:
@@ -206,10 +229,7 @@ def main() -> None:
             grid.append(fixed)
     collections = [*args.choose, *args.confirm]
     swept = {c: sweep(c, args.work / c.replace("/", "-"), grid, console, args.title) for c in collections}
-    ratios = {
-        use: {c: {s: ratio(swept[c][use], s) for s in grid} for c in collections}
-        for use in ("alone", "hybrid")
-    }
+    ratios = {use: {c: {s: ratio(swept[c][use], s, OLD) for s in grid} for c in collections} for use in USES}
     choice = sorted(grid, key=lambda s: -np.mean([ratios["alone"][c][s] for c in args.choose]))
     chosen = choice[0]
     console.print(
@@ -226,16 +246,9 @@ def main() -> None:
     summary = Table(title="nDCG@10 / (k1=0.9, b=0.4): mean over each set (min over its collections)")
     summary.add_column("BM25 setting")
     summary.add_column("rank alone, choice", justify="right")
-    for use in ("BM25 alone", "RRF(BM25, MiniLM)"):
-        for label in groups:
-            summary.add_column(f"{use}, {label}", justify="right")
+    add_set_columns(summary, groups)
     for s in shown:
-        cells = []
-        for use in ("alone", "hybrid"):
-            for members in groups.values():
-                r = [ratios[use][c][s] for c in members]
-                cells.append(f"{np.mean(r):.3f}x ({min(r):.3f}x)" if r else "–")
-        summary.add_row(name_of(s), str(choice.index(s) + 1), *cells)
+        summary.add_row(name_of(s), str(choice.index(s) + 1), *set_cells(ratios, groups, s))
     console.print(summary)
     if args.plot:
         heatmap(ratios, {k: v for k, v in groups.items() if v}, args.k1, args.b, chosen, args.plot)

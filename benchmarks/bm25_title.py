@@ -29,14 +29,21 @@ from rich.table import Table
 
 from tessera import config
 from tessera.data.datasets import load_eval_dataset
-from tessera.eval.evaluate import per_query_scores
 from tessera.eval.runs import retrieve
-from tessera.retrieval.fusion import fuse
 from tessera.retrieval.index import Index
 from tessera.retrieval.params import parse_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bm25_settings import DEPTH, METRICS, comparison, titled_bm25  # noqa: E402
+from bm25_settings import (  # noqa: E402
+    DEPTH,
+    USES,
+    add_set_columns,
+    alone_and_fused,
+    comparison,
+    ratio,
+    set_cells,
+    titled_bm25,
+)
 from rerank import built_indexes  # noqa: E402  (the MiniLM index these benchmarks share)
 
 WEIGHTS = [0.0, 0.1, 0.25, 0.5, 1.0]
@@ -60,17 +67,8 @@ def measure(collection: str, root: Path, weights: list[float], console: Console,
             for text in data.queries.values():  # one query at a time, as `tessera search` sends them
                 index.search(text, k=10)
         out["ms"][weight] = 1000 * (time.perf_counter() - started) / len(data.queries)
-        run = retrieve(index, data, DEPTH, False)
-        out["alone"][weight] = per_query_scores(run, data, METRICS)
-        out["hybrid"][weight] = per_query_scores(
-            fuse([run, dense], "rrf", depth=DEPTH, top=DEPTH), data, METRICS
-        )
+        _, out["alone"][weight], out["hybrid"][weight] = alone_and_fused(index, data, dense)
     return out
-
-
-def mean_ratio(scores: dict, weight: float) -> float:
-    new, old = (np.mean(list(scores[w]["nDCG@10"].values())) for w in (weight, 0.0))
-    return float(new / old)
 
 
 def main() -> None:
@@ -87,11 +85,10 @@ def main() -> None:
     collections = [*args.choose, *args.confirm]
     measured = {c: measure(c, args.work / c.replace("/", "-"), weights, console, params) for c in collections}
     ratios = {
-        use: {c: {w: mean_ratio(measured[c][use], w) for w in weights} for c in collections}
-        for use in ("alone", "hybrid")
+        use: {c: {w: ratio(measured[c][use], w, 0.0) for w in weights} for c in collections} for use in USES
     }
     for c in collections:
-        for use, label in (("alone", "BM25"), ("hybrid", "RRF(BM25, MiniLM)")):
+        for use, label in USES.items():
             rows = {f"{label} {name_of(w)}": measured[c][use][w] for w in weights}
             console.print(comparison(f"{c}, {label}", rows, f"{label} {name_of(0.0)}"))
         ms = ", ".join(f"{name_of(w)} {measured[c]['ms'][w]:.2f}" for w in weights)
@@ -112,16 +109,9 @@ def main() -> None:
     groups = {"choice": args.choose, "confirmation": args.confirm}
     summary = Table(title="nDCG@10 / title=0: mean over each set (min over its collections)")
     summary.add_column("weight")
-    for use in ("BM25 alone", "RRF(BM25, MiniLM)"):
-        for label in groups:
-            summary.add_column(f"{use}, {label}", justify="right")
+    add_set_columns(summary, groups)
     for w in weights:
-        cells = []
-        for use in ("alone", "hybrid"):
-            for members in groups.values():
-                r = [ratios[use][c][w] for c in members]
-                cells.append(f"{np.mean(r):.3f}x ({min(r):.3f}x)" if r else "–")
-        summary.add_row(name_of(w) + (" (chosen)" if w == chosen else ""), *cells)
+        summary.add_row(name_of(w) + (" (chosen)" if w == chosen else ""), *set_cells(ratios, groups, w))
     console.print(summary)
 
 
