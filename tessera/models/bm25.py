@@ -76,8 +76,9 @@ def parse_bm25(spec: str) -> BM25:
 def new_index_settings(spec: str) -> BM25:
     """The settings a new index stores: the spec's, with the title weight chosen across
     collections (TITLE_WEIGHT) where the spec names none."""
-    settings = parse_bm25(spec)
-    return settings if "title" in _items(spec) else replace(settings, title=TITLE_WEIGHT)
+    given = _items(spec)
+    settings = with_settings(BM25(), given, field="encoder")
+    return settings if "title" in given else replace(settings, title=TITLE_WEIGHT)
 
 
 def _items(spec: str) -> dict[str, str]:
