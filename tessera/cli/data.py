@@ -31,7 +31,11 @@ def beir(
 @data_app.command("synth-queries")
 def synth_queries(
     corpus: Annotated[
-        str, typer.Argument(help="Corpus: BEIR folder, JSONL, TSV, .txt folder or ir_datasets id.")
+        str,
+        typer.Argument(
+            help="Corpus: BEIR folder, JSONL, TSV, a folder of .txt/.md/.html/.pdf files (or one), "
+            "or ir_datasets id."
+        ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="JSONL file of {doc_id, query} to write.")],
     generator: Annotated[

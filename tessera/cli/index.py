@@ -24,7 +24,11 @@ TuneQueries = Annotated[
 @app.command()
 def index(
     corpus: Annotated[
-        str, typer.Argument(help="BEIR folder, .jsonl, .tsv, folder of .txt, or ir_datasets id.")
+        str,
+        typer.Argument(
+            help="BEIR folder, .jsonl, .tsv, a folder of .txt/.md/.html/.pdf files (or one such file), "
+            "or ir_datasets id."
+        ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
     encoder: Annotated[

@@ -1,7 +1,8 @@
 """Resolve what the user names as a corpus into one streaming source of `Document`s.
 
-A corpus is a BEIR folder (corpus.jsonl), a JSONL file, a TSV file, a folder of .txt
-files, or an ir_datasets id (read offline from `TESSERA_DATA_DIR`).
+A corpus is a BEIR folder (corpus.jsonl), a JSONL file, a TSV file, a folder of text,
+Markdown, HTML and PDF files (or one such file), or an ir_datasets id (read offline from
+`TESSERA_DATA_DIR`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 
 from tessera.data import irds
 from tessera.data.document import Document
+from tessera.data.files import FORMATS, folder_files, read_folder
 from tessera.data.metadata import is_scalar
-from tessera.data.readers import read_jsonl, read_tsv, read_txt_folder
+from tessera.data.readers import read_jsonl, read_tsv
 from tessera.errors import CorpusError, DatasetError
 
 
@@ -87,16 +89,24 @@ def open_corpus(spec: str | Path) -> Corpus:
         beir = path / "corpus.jsonl"
         if beir.is_file():
             return Corpus(str(path), "beir", lambda: read_jsonl(beir), _count_lines(beir))
-        if not any(path.rglob("*.txt")):
-            raise CorpusError("folder has neither corpus.jsonl nor .txt files", file=path)
-        return Corpus(str(path), "txt", lambda: read_txt_folder(path))
+        files = folder_files(path)
+        if not files:
+            raise CorpusError(
+                f"folder has neither corpus.jsonl nor files Tessera reads ({', '.join(FORMATS)})", file=path
+            )
+        return Corpus(str(path), "files", lambda: read_folder(path, files), len(files))
     if path.is_file():
         suffix = path.suffix.lower()
+        if suffix in FORMATS:  # one document: a report, a book, a paper (index it with --chunk)
+            return Corpus(str(path), "files", lambda: read_folder(path.parent, [path]), 1)
         if suffix in (".jsonl", ".json"):
             return Corpus(str(path), "jsonl", lambda: read_jsonl(path), _count_lines(path))
         if suffix in (".tsv", ".tab"):
             return Corpus(str(path), "tsv", lambda: read_tsv(path), _count_lines(path))
-        raise CorpusError("unknown corpus format: expected .jsonl, .tsv, a folder or a dataset id", file=path)
+        raise CorpusError(
+            f"unknown corpus format: expected .jsonl, .tsv, {', '.join(FORMATS)}, a folder or a dataset id",
+            file=path,
+        )
     if irds.is_known(text):
         dataset = irds.load(text)
         count = dataset.docs_count() if dataset.has_docs() else None

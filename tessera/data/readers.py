@@ -119,19 +119,6 @@ def read_tsv(path: Path) -> Iterator[Document]:
             yield Document(id=doc_id, text=text, title=title, file=str(path), line=number)
 
 
-def read_txt_folder(root: Path) -> Iterator[Document]:
-    """One document per `.txt` file (recursive, sorted); the id is the path without `.txt`."""
-    for path in sorted(root.rglob("*.txt")):
-        raw = path.read_bytes()
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            raise CorpusError(f"not valid UTF-8 at byte {exc.start}", file=path, line=line) from None
-        doc_id = path.relative_to(root).with_suffix("").as_posix()
-        yield Document(id=doc_id, text=text.strip(), file=str(path), line=1)
-
-
 def _query_records(path: str | Path, field: str) -> list[Document]:
     file = Path(path).expanduser()
     if not file.is_file():

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tessera.data.corpus import open_corpus
-from tessera.data.readers import read_jsonl, read_queries, read_query_texts, read_tsv, read_txt_folder
+from tessera.data.readers import read_jsonl, read_queries, read_query_texts, read_tsv
 from tessera.errors import CorpusError
 
 
@@ -75,9 +75,6 @@ def test_a_byte_order_mark_is_not_part_of_the_first_record(tmp_path: Path) -> No
     assert [(d.id, d.text, d.line) for d in read_tsv(tsv)] == [("d1", "first doc", 2)]
     jsonl = write(tmp_path / "c.jsonl", bom + b'{"_id": "a", "text": "x"}\n')
     assert [(d.id, d.text) for d in read_jsonl(jsonl)] == [("a", "x")]
-    (tmp_path / "txt").mkdir()
-    write(tmp_path / "txt" / "n.txt", bom + b"note")
-    assert [(d.id, d.text) for d in read_txt_folder(tmp_path / "txt")] == [("n", "note")]
     middle = write(tmp_path / "m.tsv", b"d1\tok\n" + bom + b"d2\tok\n")
     assert [d.id for d in read_tsv(middle)] == ["d1", "\ufeffd2"]  # only a file's first bytes are a mark
 
@@ -104,18 +101,6 @@ def test_queries_keep_ids_in_file_order_and_refuse_a_repeated_id(tmp_path: Path)
         assert info.value.field == "queries"
 
 
-def test_txt_folder_ids_are_relative_paths(tmp_path: Path) -> None:
-    (tmp_path / "sub").mkdir()
-    write(tmp_path / "a.txt", "alpha\n")
-    write(tmp_path / "sub" / "b.txt", "beta")
-    write(tmp_path / "ignored.md", "not a txt")
-    assert [(d.id, d.text) for d in read_txt_folder(tmp_path)] == [("a", "alpha"), ("sub/b", "beta")]
-    write(tmp_path / "sub" / "c.txt", b"line one\nbad \xff byte")
-    with pytest.raises(CorpusError) as info:
-        list(read_txt_folder(tmp_path))
-    assert info.value.line == 2 and info.value.file.endswith("c.txt")
-
-
 def test_open_corpus_dispatches_every_format(tmp_path: Path, data_dir: Path) -> None:
     assert open_corpus(data_dir / "cranfield-beir").kind == "beir"
     assert open_corpus(data_dir / "cranfield-beir" / "corpus.jsonl").size_hint == 1400
@@ -124,7 +109,7 @@ def test_open_corpus_dispatches_every_format(tmp_path: Path, data_dir: Path) -> 
     first = next(iter(cran))
     assert first.id == "1" and first.contents.startswith(first.title + " ")
     write(tmp_path / "x.txt", "hello")
-    assert open_corpus(tmp_path).kind == "txt"
+    assert open_corpus(tmp_path).kind == "files"  # text, Markdown, HTML, PDF: tests/data/test_files.py
     with pytest.raises(CorpusError, match="neither an existing file"):
         open_corpus("no/such/dataset-id")
     with pytest.raises(CorpusError, match="unknown corpus format"):

@@ -1,0 +1,138 @@
+"""A folder of files as a corpus: plain text, Markdown, HTML and PDF, one document per file.
+
+What users of LlamaIndex's SimpleDirectoryReader point an index at: notes, docs sites, papers.
+A document's id is its path relative to the folder without the suffix (`notes/intro` for
+notes/intro.md), so two files that would share an id are an error naming both. Its title and
+text come from the file's own markup (data/markup.py, data/pdf.py); its metadata, which filters
+select by, holds `path`, `format` (text, markdown, html, pdf), `modified` (the file's UTC
+modification time, ISO 8601, which compares as text), `pages` and `author` for PDFs, and a
+Markdown front matter's flat fields. Hidden files and folders (.git, .obsidian) are not read;
+files of other kinds, and files with no text (a scanned PDF), are listed in one warning each.
+"""
+
+from __future__ import annotations
+
+import datetime
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from tessera.data.document import Document
+from tessera.data.markup import Extracted, decode_html, html_to_text, markdown_to_text
+from tessera.data.pdf import pdf_to_text
+from tessera.errors import CorpusError, TesseraWarning
+
+FORMATS: dict[str, str] = {
+    ".txt": "text",
+    ".text": "text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+}
+_NAMED = 5  # files named in a warning before "and N more"
+
+
+def _listing(paths: list[Path], root: Path) -> str:
+    names = [path.relative_to(root).as_posix() for path in paths[:_NAMED]]
+    more = f" and {len(paths) - _NAMED} more" if len(paths) > _NAMED else ""
+    return ", ".join(names) + more
+
+
+def document_id(path: Path, root: Path) -> str:
+    """`sub/name` for root/sub/name.md: stable across runs and readable in a hit."""
+    return path.relative_to(root).with_suffix("").as_posix()
+
+
+def folder_files(root: Path) -> list[Path]:
+    """The files under `root` Tessera reads, sorted; other kinds are named in a warning."""
+    files, others = [], []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        (files if path.suffix.lower() in FORMATS else others).append(path)
+    if others:
+        kinds = Counter(path.suffix.lower() or "(no suffix)" for path in others)
+        summary = ", ".join(f"{kind} {count}" for kind, count in kinds.most_common())
+        warnings.warn(
+            TesseraWarning(
+                f"{len(others)} files of kinds Tessera does not read were left out ({summary}): "
+                f"{_listing(others, root)}; it reads {', '.join(FORMATS)}",
+                file=root,
+            ),
+            stacklevel=2,
+        )
+    seen: dict[str, Path] = {}
+    for path in files:
+        doc_id = document_id(path, root)
+        if doc_id in seen:
+            raise CorpusError(
+                f"'{seen[doc_id].name}' and '{path.name}' would both be document '{doc_id}': rename one",
+                file=path.parent,
+            )
+        seen[doc_id] = path
+    return files
+
+
+def _decode_text(raw: bytes, path: Path) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise CorpusError(f"not valid UTF-8 at byte {exc.start}", file=path, line=line) from None
+
+
+def extract(path: Path) -> Extracted:
+    """One file's title, text and format-specific metadata, by its suffix."""
+    kind = FORMATS[path.suffix.lower()]
+    if kind == "pdf":
+        return pdf_to_text(path)
+    raw = path.read_bytes()
+    if kind == "html":
+        return html_to_text(decode_html(raw, path))
+    text = _decode_text(raw, path)
+    return markdown_to_text(text, path) if kind == "markdown" else Extracted("", text.strip())
+
+
+def read_file(path: Path, root: Path) -> Document:
+    """One file as a Document (its text may be empty; `read_folder` skips those)."""
+    extracted = extract(path)
+    modified = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.UTC)
+    metadata = {
+        **extracted.metadata,
+        "path": path.relative_to(root).as_posix(),
+        "format": FORMATS[path.suffix.lower()],
+        "modified": modified.isoformat(timespec="seconds"),
+    }
+    return Document(
+        id=document_id(path, root),
+        text=extracted.text,
+        title=extracted.title,
+        file=str(path),
+        line=1,
+        metadata=metadata,
+    )
+
+
+def read_folder(root: Path, files: list[Path] | None = None) -> Iterator[Document]:
+    """Every readable file under `root` as a Document, in path order; files without text
+    are skipped and named in one warning at the end."""
+    empty = []
+    for path in folder_files(root) if files is None else files:
+        document = read_file(path, root)
+        if document.contents.strip():
+            yield document
+        else:
+            empty.append(path)
+    if empty:
+        warnings.warn(
+            TesseraWarning(
+                f"{len(empty)} files have no text and were left out (a scanned PDF needs OCR first): "
+                f"{_listing(empty, root)}",
+                file=root,
+            ),
+            stacklevel=2,
+        )

@@ -1,0 +1,52 @@
+"""A PDF's text layer as one document (pypdf, pure Python).
+
+Typeset text breaks words at line ends ("retrie-\\nval"); an index that keeps the halves never
+matches the word, so a hyphen at a line end between two lower-case letters is joined. Pages are
+separated by a blank line, so sentence splitting (RAG compression) never runs across them.
+A PDF without a text layer (a scan) gives empty text: the folder reader skips it with a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tessera.data.markup import Extracted
+from tessera.errors import CorpusError
+
+_LINE_END_HYPHEN = re.compile(r"(?<=[a-z])-[ \t]*\r?\n[ \t]*(?=[a-z])")
+# Title entries written by converters rather than authors ("Microsoft Word - draft.docx").
+_GENERATED_TITLE = re.compile(
+    r"^(microsoft \w+ - |untitled\b)|\.(docx?|pdf|tex|dvi|ps|rtf|odt|pptx?|indd|txt)$", re.IGNORECASE
+)
+
+
+def dehyphenate(text: str) -> str:
+    """Join words a line break split with a hyphen; hyphens inside a line stay."""
+    return _LINE_END_HYPHEN.sub("", text)
+
+
+def pdf_to_text(path: Path) -> Extracted:
+    """Title: the document's Title entry when an author wrote it. Metadata: `pages`, and
+    `author` when present. An unreadable or password-protected file is an error naming it."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise CorpusError("is password-protected: decrypt it first (qpdf --decrypt)", file=path)
+        pages = [dehyphenate(page.extract_text() or "").strip() for page in reader.pages]
+        info = reader.metadata
+    except CorpusError:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise CorpusError(f"cannot be read as PDF ({type(exc).__name__}: {exc})", file=path) from None
+    title = " ".join(str((info.title if info else None) or "").split())
+    if _GENERATED_TITLE.search(title):
+        title = ""
+    metadata: dict[str, object] = {"pages": len(pages)}
+    author = " ".join(str((info.author if info else None) or "").split())
+    if author:
+        metadata["author"] = author
+    return Extracted(title, "\n\n".join(page for page in pages if page), metadata)

@@ -1,0 +1,242 @@
+"""A folder of text, Markdown, HTML and PDF files as a corpus, read from real Cranfield documents."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+
+from tessera.data.corpus import open_corpus
+from tessera.data.files import folder_files, read_file, read_folder
+from tessera.data.markup import html_to_text, markdown_to_text
+from tessera.data.pdf import dehyphenate, pdf_to_text
+from tessera.errors import CorpusError, TesseraWarning
+from tessera.indexing.builder import build_index
+from tessera.retrieval.index import Index
+from tests.conftest import run_cli
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+def write_pdf(path: Path, pages: list[str], title: str | None = None) -> Path:
+    """A real PDF through matplotlib's PDF backend (standard fonts, so the text layer is plain)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    with (
+        matplotlib.rc_context({"pdf.use14corefonts": True}),
+        PdfPages(path, metadata={"Title": title}) as pdf,
+    ):
+        for text in pages:
+            figure = plt.figure(figsize=(8.27, 11.69))
+            figure.text(0.05, 0.95, text, va="top", fontsize=9, family="Helvetica", fontweight="medium")
+            pdf.savefig(figure)
+            plt.close(figure)
+    return path
+
+
+def wrapped(text: str) -> str:
+    return "\n".join(textwrap.wrap(" ".join(text.split()), 90, break_on_hyphens=False))
+
+
+def cranfield(data_dir: Path, count: int) -> list[dict]:
+    with (data_dir / "cranfield-beir" / "corpus.jsonl").open() as handle:
+        return [json.loads(next(handle)) for _ in range(count)]
+
+
+def test_markdown_title_text_and_front_matter(tmp_path: Path) -> None:
+    source = (
+        "---\ntitle: Boundary layers\ntags: [aero, heat]\ndate: 2024-05-01\nnested: {a: 1}\n---\n"
+        "# Shear flow\n\nA *flat* plate and a [link](http://example.org/x) with `u = 0`.\n\n"
+        "- first item\n- second item\n\n| mach | lift |\n|---|---|\n| 2.0 | 0.31 |\n\n"
+        "```\nrun(flow)\n```\n\n![a schlieren photograph](fig1.png)\n"
+    )
+    extracted = markdown_to_text(source, tmp_path / "n.md")
+    assert extracted.title == "Boundary layers"  # the front matter's title wins over the heading
+    assert extracted.text.splitlines() == [
+        "Shear flow",
+        "A flat plate and a link with u = 0.",
+        "first item",
+        "second item",
+        "mach | lift",
+        "2.0 | 0.31",
+        "run(flow)",
+        "a schlieren photograph",
+    ]
+    assert extracted.metadata == {"tags": ["aero", "heat"], "date": "2024-05-01"}  # nested: not filterable
+    plain = markdown_to_text("# Shear flow\n\nbody text\n\n# Second\n", tmp_path / "p.md")
+    assert (plain.title, plain.text) == ("Shear flow", "body text\nSecond")  # the first H1, not repeated
+
+
+def test_bad_front_matter_names_its_line(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="front matter is not valid YAML") as info:
+        markdown_to_text("---\ntitle: ok\ntags: [unclosed\n---\nbody\n", tmp_path / "n.md")
+    assert info.value.file == str(tmp_path / "n.md") and info.value.line == 4
+
+
+def test_html_title_entities_scripts_menus_and_declared_charset(tmp_path: Path) -> None:
+    page = (
+        '<!doctype html><html><head><meta charset="iso-8859-1"><title>Caf\u00e9 aerodynamics</title>'
+        "<style>p {color: red}</style><script>var lift = 1;</script></head><body>"
+        '<nav><a href="/">Home</a> <a href="/about">About</a></nav><h1>Wing theory</h1>'
+        "<p>Lift &amp; drag<br>at Mach 2</p><div>swept <b>wings</b></div>"
+        "<table><tr><td>0.31</td><td>2.0</td></tr></table></body></html>"
+    )
+    document = read_file(write(tmp_path / "w.html", page.encode("latin-1")), tmp_path)
+    assert document.title == "Caf\u00e9 aerodynamics"
+    assert document.text.splitlines() == [
+        "Wing theory",
+        "Lift & drag",
+        "at Mach 2",
+        "swept wings",
+        "0.31",
+        "2.0",
+    ]
+    untitled = html_to_text("<html><body><h1>Only a heading</h1><p>body</p></body></html>")
+    assert (untitled.title, untitled.text) == ("Only a heading", "body")
+    bad = write(tmp_path / "bad.html", b"<p>fine</p>\n<p>caf\xe9</p>")  # no charset declared: UTF-8
+    with pytest.raises(CorpusError, match="not valid utf-8") as info:
+        read_file(bad, tmp_path)
+    assert info.value.line == 2
+
+
+def test_pdf_pages_title_and_words_broken_at_line_ends(tmp_path: Path, data_dir: Path) -> None:
+    doc = cranfield(data_dir, 1)[0]
+    words = doc["text"].split()
+    half = len(words) // 2
+    pdf = write_pdf(
+        tmp_path / "p.pdf", [wrapped(" ".join(words[:half])), wrapped(" ".join(words[half:]))], "Wing"
+    )
+    extracted = pdf_to_text(pdf)
+    assert extracted.title == "Wing" and extracted.metadata == {"pages": 2}
+    assert extracted.text.split() == words
+    assert "\n\n" in extracted.text  # pages apart, so no sentence runs across them
+    assert dehyphenate("the retrie-\nval of bound-\nary layers; Mach-\n2 and X-\nrays") == (
+        "the retrieval of boundary layers; Mach-\n2 and X-\nrays"
+    )
+    converted = write_pdf(tmp_path / "c.pdf", ["text"], "Microsoft Word - draft3.docx")
+    assert pdf_to_text(converted).title == ""  # a converter's file name is not a title
+
+
+def test_unreadable_and_password_protected_pdfs_are_errors_naming_the_file(tmp_path: Path) -> None:
+    from pypdf import PdfReader, PdfWriter
+
+    broken = write(tmp_path / "broken.pdf", b"%PDF-1.4\nnot really a pdf\n")
+    with pytest.raises(CorpusError, match="cannot be read as PDF") as info:
+        pdf_to_text(broken)
+    assert info.value.file == str(broken)
+    writer = PdfWriter(clone_from=PdfReader(write_pdf(tmp_path / "plain.pdf", ["secret wing data"])))
+    writer.encrypt("pw", algorithm="RC4-128")
+    with (tmp_path / "locked.pdf").open("wb") as handle:
+        writer.write(handle)
+    with pytest.raises(CorpusError, match="password-protected") as info:
+        pdf_to_text(tmp_path / "locked.pdf")
+    assert info.value.file == str(tmp_path / "locked.pdf")
+
+
+def test_folder_ids_metadata_hidden_files_and_warnings(tmp_path: Path) -> None:
+    write(tmp_path / "a.txt", b"\xef\xbb\xbfalpha\n")  # a byte-order mark is not text
+    write(tmp_path / "sub" / "b.md", "# Beta\n\nbeta body\n")
+    write(tmp_path / ".git" / "config.txt", "not a document")
+    write(tmp_path / "photo.png", b"\x89PNG")
+    write_pdf(tmp_path / "scan.pdf", [""])  # a page without a text layer
+    with pytest.warns(TesseraWarning, match=r"1 files of kinds Tessera does not read.*\.png 1\): photo\.png"):
+        files = folder_files(tmp_path)
+    assert [path.name for path in files] == ["a.txt", "scan.pdf", "b.md"]
+    with pytest.warns(TesseraWarning, match=r"1 files have no text.*: scan\.pdf"):
+        documents = list(read_folder(tmp_path, files))
+    assert [(d.id, d.title, d.text) for d in documents] == [
+        ("a", "", "alpha"),
+        ("sub/b", "Beta", "beta body"),
+    ]
+    metadata = documents[1].metadata
+    assert (metadata["path"], metadata["format"]) == ("sub/b.md", "markdown")
+    assert metadata["modified"][:4].isdigit() and metadata["modified"].endswith("+00:00")
+    write(tmp_path / "sub" / "b.html", "<p>also beta</p>")
+    with (
+        pytest.raises(CorpusError, match="'b.html' and 'b.md' would both be document 'sub/b'"),
+        pytest.warns(TesseraWarning),
+    ):
+        folder_files(tmp_path)
+    bad = write(tmp_path / "bad" / "c.txt", b"line one\nbad \xff byte")
+    with pytest.raises(CorpusError, match="not valid UTF-8") as info:
+        list(read_folder(tmp_path / "bad"))
+    assert (info.value.file, info.value.line) == (str(bad), 2)
+
+
+def test_open_corpus_reads_a_folder_or_one_file(tmp_path: Path) -> None:
+    write(tmp_path / "x.txt", "hello")
+    corpus = open_corpus(tmp_path)
+    assert (corpus.kind, corpus.size_hint, [d.id for d in corpus]) == ("files", 1, ["x"])
+    single = open_corpus(write_pdf(tmp_path / "report.pdf", ["one long report"]))
+    assert (single.kind, [(d.id, d.text) for d in single]) == ("files", [("report", "one long report")])
+    empty = tmp_path / "empty"
+    write(empty / "photo.png", b"\x89PNG")
+    with warnings.catch_warnings(), pytest.raises(CorpusError, match="neither corpus.jsonl nor files"):
+        warnings.simplefilter("ignore", TesseraWarning)
+        open_corpus(empty)
+
+
+def mixed_folder(documents: list[dict], root: Path) -> Path:
+    """Cranfield documents, each in one of the four formats in turn, titles in each format's markup."""
+    for number, doc in enumerate(documents):
+        title, text = " ".join(doc["title"].split()), doc["text"]
+        kind = number % 4
+        if kind == 0:
+            write(root / "md" / f"{doc['_id']}.md", f"# {title}\n\n{text}\n")
+        elif kind == 1:
+            write(
+                root / "html" / f"{doc['_id']}.html",
+                f"<html><head><title>{title}</title></head><p>{text}</p>",
+            )
+        elif kind == 2:
+            write_pdf(root / "pdf" / f"{doc['_id']}.pdf", [wrapped(text)], title)
+        else:  # plain text has no title markup: the title is the text's first line, as Cranfield's is
+            write(root / "txt" / f"{doc['_id']}.txt", text)
+    return root
+
+
+def test_a_mixed_folder_ranks_like_the_same_documents_as_jsonl(tmp_path: Path, data_dir: Path) -> None:
+    documents = cranfield(data_dir, 40)
+    folder = mixed_folder(documents, tmp_path / "docs")
+    jsonl = tmp_path / "same.jsonl"
+    for number, doc in enumerate(documents):
+        folder_id = f"{['md', 'html', 'pdf', 'txt'][number % 4]}/{doc['_id']}"
+        title = "" if number % 4 == 3 else doc["title"]
+        with jsonl.open("a") as handle:
+            handle.write(json.dumps({"_id": folder_id, "title": title, "text": doc["text"]}) + "\n")
+    from_folder = Index.load(build_index(folder, tmp_path / "folder-idx", "bm25", show_progress=False))
+    from_jsonl = Index.load(build_index(jsonl, tmp_path / "jsonl-idx", "bm25", show_progress=False))
+    queries = [
+        "boundary layer in shear flow",
+        "wing in a propeller slipstream",
+        "heat transfer at high speed",
+    ]
+    for mine, theirs in zip(
+        from_folder.batch_search(queries, 10), from_jsonl.batch_search(queries, 10), strict=True
+    ):
+        assert [hit.doc_id for hit in mine] == [hit.doc_id for hit in theirs]
+        assert [hit.score for hit in mine] == pytest.approx([hit.score for hit in theirs], abs=1e-4)
+    assert from_folder.search("slipstream", 1)[0].doc_id == "md/1"
+    pdfs = from_folder.search("boundary layer", 10, filter={"format": "pdf"})
+    assert pdfs and all(hit.doc_id.startswith("pdf/") for hit in pdfs)
+
+
+def test_cli_indexes_a_folder_and_names_what_it_left_out(tmp_path: Path, data_dir: Path) -> None:
+    folder = mixed_folder(cranfield(data_dir, 8), tmp_path / "docs")
+    write(folder / "notes.docx", b"PK")
+    result = run_cli("index", str(folder), "-o", str(tmp_path / "idx"), "--encoder", "bm25")
+    assert "warning:" in result.stderr and "notes.docx" in result.stderr
+    found = run_cli("search", str(tmp_path / "idx"), "wing in a propeller slipstream", "-k", "1", "--json")
+    assert json.loads(found.stdout)[0]["doc_id"] == "md/1"
