@@ -66,6 +66,13 @@ MmrOption = Annotated[
     ),
 ]
 MmrDepthOption = Annotated[int | None, typer.Option(help="With --mmr: candidates per query (default 4 x k).")]
+PerDocumentOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Chunked indexes: up to N passages of one document, each its own hit (search default 1: "
+        "documents by their best passage; rag default: the k best passages, no limit)."
+    ),
+]
 FilterOption = Annotated[
     str | None,
     typer.Option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -188,6 +189,41 @@ def add(
 
     added = add_documents(index_dir, corpus, batch_size=batch_size)
     out.print(f"added {added} documents to {index_dir}")
+
+
+@app.command()
+def sync(
+    index_dir: Annotated[Path, typer.Argument(help="Index directory to bring up to date.")],
+    corpus: Annotated[
+        str, typer.Argument(help="The corpus as it is now (any corpus form; a folder of documents).")
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would change.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan's ids as JSON.")] = False,
+) -> None:
+    """Bring an index up to date with its corpus: add new documents, re-encode changed ones,
+    delete the ones gone (each step published atomically; run it again to finish an interrupted one)."""
+    from tessera.indexing.sync import sync_index
+
+    plan = sync_index(index_dir, corpus, dry_run=dry_run, show_progress=not as_json)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "added": plan.added,
+                    "changed": plan.changed,
+                    "deleted": plan.deleted,
+                    "unchanged": plan.unchanged,
+                }
+            )
+        )
+        return
+    counts = ", ".join(f"{name} {count}" for name, count in plan.summary.items())
+    out.print(f"{'would change' if dry_run else 'synced'} {index_dir}: {counts}")
+    for name in ("added", "changed", "deleted"):
+        ids = getattr(plan, name)
+        if ids and dry_run:
+            shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+            out.print(f"  {name}: {shown}", highlight=False, soft_wrap=True)
 
 
 @app.command()

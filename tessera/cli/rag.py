@@ -19,6 +19,7 @@ from tessera.cli.app import (
     MmrDepthOption,
     MmrOption,
     ParamOption,
+    PerDocumentOption,
     RerankDepthOption,
     RerankOption,
     WeightsOption,
@@ -74,9 +75,11 @@ def rag(
     filter: FilterOption = None,
     mmr: MmrOption = None,
     mmr_depth: MmrDepthOption = None,
+    per_document: PerDocumentOption = None,
 ) -> None:
     """Answer a question: retrieve (one index, or several fused; --filter: among documents whose
-    metadata match; --mmr: passages unlike each other), compress the context, generate (streamed)."""
+    metadata match; --mmr: passages unlike each other; a chunked index: passages, not whole
+    documents), compress the context, generate (streamed)."""
     from tessera.data.metadata import parse_filter
     from tessera.rag.generators import open_generator
     from tessera.rag.pipeline import prepare, stream_answer
@@ -106,6 +109,7 @@ def rag(
         rerank_depth=rerank_depth,
         filter=where,
         mmr=diversity,
+        per_document=per_document,
     )
     if as_json:
         answer = llm.generate(prompt.messages, max_new_tokens=max_new_tokens) if llm else None
@@ -130,7 +134,9 @@ def rag(
         return
     for source in prompt.sources:
         title = " ".join((source["title"] or "").split())
-        out.print(f"[{source['rank']}] {source['doc_id']}  {title}".rstrip(), highlight=False, soft_wrap=True)
+        where = " (characters {}-{})".format(*source["offsets"]) if "offsets" in source else ""
+        line = f"[{source['rank']}] {source['doc_id']}{where}  {title}".rstrip()
+        out.print(line, highlight=False, soft_wrap=True)
     ratio = prompt.prompt_tokens / prompt.plain_tokens
     out.print(
         f"prompt tokens: {prompt.plain_tokens} plain, {prompt.prompt_tokens} after '{compress}' "
@@ -176,6 +182,7 @@ def eval_rag(
     rerank_depth: RerankDepthOption = 100,
     mmr: MmrOption = None,
     mmr_depth: MmrDepthOption = None,
+    per_document: PerDocumentOption = None,
 ) -> None:
     """Measure a compressor over judged queries: token ratio, retention, the truncation baseline,
     recall of the context."""
@@ -203,6 +210,7 @@ def eval_rag(
         rerank=rerank,
         rerank_depth=rerank_depth,
         mmr=as_mmr(mmr, mmr_depth),
+        per_document=per_document,
     )
     table = Table(title=f"{result['dataset']}: {compress} over {result['query_count']} queries")
     table.add_column("measure")

@@ -17,6 +17,7 @@ from tessera.cli.app import (
     MmrDepthOption,
     MmrOption,
     ParamOption,
+    PerDocumentOption,
     RemoveQueryOption,
     RerankDepthOption,
     RerankOption,
@@ -63,10 +64,12 @@ def search(
     filter: FilterOption = None,
     mmr: MmrOption = None,
     mmr_depth: MmrDepthOption = None,
+    per_document: PerDocumentOption = None,
 ) -> None:
     """Search an index, or several fused (--fuse), and print the top hits; or run a whole query
     set into a TREC run file (--queries, --run). --rerank scores the first stage's hits again;
-    --filter keeps documents whose metadata match; --mmr picks hits unlike each other."""
+    --filter keeps documents whose metadata match; --mmr picks hits unlike each other;
+    --per-document N: a chunked index's best passages, up to N of one document."""
     from tessera.data.metadata import parse_filter
     from tessera.retrieval.diversify import as_mmr
     from tessera.retrieval.fusion import check_retrieval
@@ -88,6 +91,10 @@ def search(
         )
         raise TesseraError(message, field="query")
     if queries is not None:
+        if per_document not in (None, 1):
+            raise TesseraError(
+                "a TREC run ranks documents: --per-document is for one query", field="per_document"
+            )
         if run is None or as_json:
             raise TesseraError("--queries writes a TREC run: give --run FILE (not --json)", field="run")
         hits_per_query = RUN_HITS if k is None else k
@@ -115,7 +122,17 @@ def search(
     k = HITS if k is None else k
     indexes = load_indexes([index_dir, *fuse], params, mmap)
     hits = search_one(
-        indexes, query, k, max(depth, k), fusion, chosen, reranker, rerank_depth, where, diversity
+        indexes,
+        query,
+        k,
+        max(depth, k),
+        fusion,
+        chosen,
+        reranker,
+        rerank_depth,
+        where,
+        diversity,
+        per_document or 1,
     )
     title = " + ".join(str(p) for p in [index_dir, *fuse]) + (f" ({fusion})" if fuse else "")
     title += f": {query}" + (f" (reranked by {reranker.spec})" if reranker is not None else "")

@@ -67,10 +67,12 @@ def evaluate_rag(
     rerank: str | None = None,
     rerank_depth: int = RERANK_DEPTH,
     mmr: Mmr | float | None = None,
+    per_document: int | None = None,
 ) -> dict[str, Any]:
     """Compress every judged query's context and measure what it kept (see the module doc);
     `rerank` picks each query's k passages from the first stage's `rerank_depth`, `mmr` for
-    relevance and novelty (`retrieval.diversify`)."""
+    relevance and novelty (`retrieval.diversify`); a chunked index's context is its best
+    passages, at most `per_document` of one document (None: no limit)."""
     check_retrieval(len(fuse), fusion, weights)
     check_rerank_depth(rerank_depth)
     reranker = load_reranker(rerank) if rerank is not None else None
@@ -98,6 +100,7 @@ def evaluate_rag(
             search_params or {},
             *([rerank, rerank_depth] if rerank else []),  # journals from before reranking stay valid
             *([asdict(mmr)] if mmr else []),
+            *([{"per_document": per_document}] if per_document is not None else []),
         ],
         "generator": [getattr(generator, "name", None), max_new_tokens],
     }
@@ -126,6 +129,7 @@ def evaluate_rag(
                 rerank=reranker,
                 rerank_depth=rerank_depth,
                 mmr=mmr,
+                per_document=per_document,
             )
             context = context_text(prompt.blocks)
             cut = truncation.compress(question, prompt.passages, tools.tokens.count(context))
@@ -177,6 +181,7 @@ def evaluate_rag(
         search_params=search_params or {},
         rerank=rerank,
         mmr=asdict(mmr) if mmr else None,
+        per_document=per_document,
         compress=compress,
         k=k,
         budget=budget,

@@ -10,17 +10,23 @@ from tessera.retrieval.hits import Hit
 
 @dataclass(frozen=True, slots=True)
 class Passage:
-    """One retrieved document as the prompt sees it."""
+    """One retrieved document, or one passage of it (a chunked index's hit), as the prompt sees it."""
 
     doc_id: str
     text: str
     title: str | None = None
     score: float = 0.0
     rank: int = 0
+    offsets: tuple[int, int] | None = None  # where `text` lies in the document (chunked indexes)
 
     @classmethod
     def from_hit(cls, hit: Hit) -> Passage:
-        return cls(hit.doc_id, hit.text or "", hit.title or None, hit.score, hit.rank)
+        """The hit's passage where it has one: a long document's best passage, not the whole
+        document, goes into the prompt (what a reranker reads too, `rerank.base.hit_text`)."""
+        text = hit.text or ""
+        if hit.offsets is not None and text:
+            text = hit.passage if hit.passage is not None else text[hit.offsets[0] : hit.offsets[1]]
+        return cls(hit.doc_id, text, hit.title or None, hit.score, hit.rank, hit.offsets)
 
     @property
     def full_text(self) -> str:

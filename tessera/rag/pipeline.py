@@ -20,7 +20,7 @@ from tessera.retrieval.diversify import Mmr, as_mmr
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, Params, check_search, load_indexes
-from tessera.retrieval.query_set import search_one
+from tessera.retrieval.query_set import check_per_document, search_one
 from tessera.retrieval.rerank import RERANK_DEPTH, Reranker, check_rerank_depth, load_reranker
 
 
@@ -39,7 +39,9 @@ class RagPrompt:
     @property
     def sources(self) -> list[dict[str, Any]]:
         return [
-            {"doc_id": p.doc_id, "title": p.title, "rank": p.rank, "score": p.score} for p in self.passages
+            {"doc_id": p.doc_id, "title": p.title, "rank": p.rank, "score": p.score}
+            | ({"offsets": list(p.offsets)} if p.offsets is not None else {})
+            for p in self.passages
         ]
 
 
@@ -77,16 +79,19 @@ def retrieve(
     rerank_depth: int = RERANK_DEPTH,
     filter: Filter | None = None,
     mmr: Mmr | float | None = None,
+    per_document: int | None = None,
 ) -> list[Hit]:
     """The top k hits, with their text, of `index` alone or fused with the `fuse` indexes (hybrid
     retrieval: the first index's text; each index searched `depth` deep); with a `reranker`
     (`retrieval.rerank`), the k best of the first stage's `rerank_depth` by its scores; with a
     metadata `filter`, among the documents it selects; with `mmr`, the k picked for relevance and
-    novelty (`retrieval.diversify`)."""
+    novelty (`retrieval.diversify`). A chunked index gives passages: the k best, at most
+    `per_document` of one document (None: no limit; fused indexes rank documents, one passage each)."""
     check_retrieval(len(fuse), fusion, weights)
     check_search([question], k)
+    per_document = (1 if fuse else k) if per_document is None else per_document
     return search_one(
-        [index, *fuse], question, k, depth, fusion, weights, reranker, rerank_depth, filter, mmr
+        [index, *fuse], question, k, depth, fusion, weights, reranker, rerank_depth, filter, mmr, per_document
     )
 
 
@@ -122,20 +127,25 @@ def prepare(
     rerank_depth: int = RERANK_DEPTH,
     filter: Filter | None = None,
     mmr: Mmr | float | None = None,
+    per_document: int | None = None,
 ) -> RagPrompt:
     """Retrieve `k` passages (from `index`, or `index` fused with the `fuse` indexes by `fusion`),
     compress them, and build the chat prompt. `search_params` (nprobe, prf, ...) apply to indexes
     given as paths. `rerank` (a `retrieval.rerank` spec or reranker) picks the k passages from
     the first stage's `rerank_depth`. `filter`: a metadata filter (data/metadata.py) the
     passages must satisfy. `mmr` (an MMR weight, or `retrieval.diversify.Mmr`) picks the k for
-    relevance and novelty. `retrieved`: hits already searched (and reranked, diversified), with
-    text (the HTTP service searches through its own index threads)."""
+    relevance and novelty. A chunked index (`index --chunk`) puts passages in the prompt, not
+    whole documents: the k best, at most `per_document` of one document (None: no limit).
+    `retrieved`: hits already searched (and reranked, diversified), with text (the HTTP
+    service searches through its own index threads)."""
     if not question.strip():
         raise TesseraError("the question is empty", field="question")
     if budget is not None and budget < 1:
         raise TesseraError(f"budget must be at least 1 token, got {budget}", field="budget")
     check_retrieval(len(fuse), fusion, weights)
     check_rerank_depth(rerank_depth)
+    if per_document is not None:
+        check_per_document(per_document, 1 + len(fuse))
     filter = parse_filter(filter)
     reranker = load_reranker(rerank) if isinstance(rerank, str) else rerank
     mmr = as_mmr(mmr)
@@ -147,7 +157,18 @@ def prepare(
     started = time.perf_counter()
     if retrieved is None:
         retrieved = retrieve(
-            index, question, k, others, fusion, weights, depth, reranker, rerank_depth, filter, mmr
+            index,
+            question,
+            k,
+            others,
+            fusion,
+            weights,
+            depth,
+            reranker,
+            rerank_depth,
+            filter,
+            mmr,
+            per_document,
         )
     passages = [Passage.from_hit(hit) for hit in retrieved]
     searched = time.perf_counter()
@@ -176,7 +197,8 @@ def answer(
     """Answer a question from an index: retrieve, compress, generate (no generator: prompt only).
 
     `options` are `prepare`'s: k, compress, budget, order, compressor_options, search_params,
-    rerank and rerank_depth, filter, mmr, and fuse, fusion, weights, depth for hybrid retrieval."""
+    rerank and rerank_depth, filter, mmr, per_document, and fuse, fusion, weights, depth for
+    hybrid retrieval."""
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     prompt = prepare(index, question, generator=generator, **options)
     if generator is None:

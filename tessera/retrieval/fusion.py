@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tessera.data.metadata import Filter
@@ -132,12 +133,30 @@ def hybrid_search(
 ) -> list[list[Hit]]:
     """Search several indexes (e.g. BM25 + dense) and fuse each query's hits (`fusion`: rrf, wsum);
     `with_text` gives the hits the first index's stored title and text; `filter` (a metadata
-    filter) restricts every index's search to the documents it selects."""
+    filter) restricts every index's search to the documents it selects. A document a chunked
+    index found keeps its best passage's offsets (the first such index's), so a RAG prompt or a
+    reranker reads that passage, not the whole document."""
     check_fusion(fusion, weights, len(indexes))
     keys = [str(i) for i in range(len(queries))]
     runs = [
         dict(zip(keys, index.batch_search(queries, depth, filter=filter), strict=True)) for index in indexes
     ]
     fused = fuse(runs, fusion, weights, rrf_k=rrf_k, depth=depth, top=k)
-    rows = [fused[key] for key in keys]
+    rows = with_passages(runs, fused, keys)
     return indexes[0].with_text(rows) if with_text else rows
+
+
+def with_passages(runs: Sequence[Run], fused: Run, keys: Sequence[str]) -> list[list[Hit]]:
+    """`fused`'s rows in `keys` order, each hit with the offsets of its best passage where a
+    chunked index among `runs` found it (the first such run's)."""
+    spans = {
+        (key, hit.doc_id): hit.offsets
+        for run in reversed(runs)
+        for key, hits in run.items()
+        for hit in hits
+        if hit.offsets is not None
+    }
+    return [
+        [replace(hit, offsets=spans.get((key, hit.doc_id), hit.offsets)) for hit in fused[key]]
+        for key in keys
+    ]

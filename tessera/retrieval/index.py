@@ -185,8 +185,9 @@ class Index:
         with_text: bool = False,
         filter: Filter | None = None,
         doc_ids: Iterable[str] | None = None,
+        per_document: int = 1,
     ) -> list[Hit]:
-        return self.batch_search([query], k, with_text, filter, doc_ids)[0]
+        return self.batch_search([query], k, with_text, filter, doc_ids, per_document)[0]
 
     def batch_search(
         self,
@@ -195,21 +196,29 @@ class Index:
         with_text: bool = False,
         filter: Filter | None = None,
         doc_ids: Iterable[str] | None = None,
+        per_document: int = 1,
     ) -> list[list[Hit]]:
         """Top-k hits per query, best first. `filter` (a metadata filter, data/metadata.py) and
-        `doc_ids` rank only the documents they select (both: those both select)."""
+        `doc_ids` rank only the documents they select (both: those both select). A chunked
+        index gives each document once, by its best passage, or with `per_document` > 1 up to
+        that many of its best passages as hits of their own (the same id, other offsets): the
+        top k passages, as a RAG context over long documents wants them. Other kinds hold one
+        entry a document and ignore it."""
         queries = list(queries)
         check_search(queries, k)
+        if per_document < 1:
+            raise TesseraError(f"must be at least 1, got {per_document}", field="per_document")
+        per_document = per_document if self.passages is not None else 1
         if not queries:
             return []
         if filter is not None or doc_ids is not None:
-            rows = self._restricted(queries, k, self.allowed(filter, doc_ids))
+            rows = self._restricted(queries, k, self.allowed(filter, doc_ids), per_document)
             return self.with_text(rows) if with_text else rows
         spans: list[list[Span | None]] = [[None] * k for _ in queries]
         if self.encoder is None:
             ranked = self.backend.search(queries, k)
         elif self.passages is not None:
-            ranked, spans = self._maxp(queries, k)
+            ranked, spans = self._maxp(queries, k, per_document)
         else:
             vectors = self.encoder.encode_queries(queries)
             if self.prf is not None:
@@ -225,9 +234,17 @@ class Index:
             for row, row_spans in zip(ranked, spans, strict=True)
         ]
 
-    def _restricted(self, queries: list[str], k: int, allowed: set[str]) -> list[list[Hit]]:
+    def _restricted(
+        self, queries: list[str], k: int, allowed: set[str], per_document: int = 1
+    ) -> list[list[Hit]]:
         """Top k among `allowed` (retrieval/restrict.py): through the index's own restricted
         search where it has one; otherwise its ranking, searched deep enough."""
+        if per_document > 1:  # passages: as many as the allowed documents hold, among all passages
+            counts = np.bincount(self.passages[:, 0], minlength=len(self.doc_ids))
+            ordinals = list(self.docstore.ordinals(allowed).values())
+            search = partial(self.batch_search, with_text=False, per_document=per_document)
+            held = int(np.minimum(counts[ordinals], per_document).sum()) if ordinals else 0
+            return restricted_search(search, queries, k, allowed, len(self.passages), held)
         if allowed and (found := self._within(queries, k, allowed)) is not None:
             return [[Hit(doc, score, rank) for rank, (doc, score) in enumerate(row, 1)] for row in found]
         return restricted_search(partial(self.batch_search, with_text=False), queries, k, allowed, len(self))
@@ -264,9 +281,13 @@ class Index:
             for row_s, row_l in zip(scores, labels, strict=True)
         ]
 
-    def _maxp(self, queries: list[str], k: int) -> tuple[list[list[tuple[str, float]]], list[list[Span]]]:
-        """Documents by their best passage, with that passage's offsets."""
-        found = maxp_search(self.backend.search, self.encoder.encode_queries(queries), self.passages[:, 0], k)
+    def _maxp(
+        self, queries: list[str], k: int, per_document: int = 1
+    ) -> tuple[list[list[tuple[str, float]]], list[list[Span]]]:
+        """Documents by their best passage (or their best `per_document` passages), with the
+        passages' offsets."""
+        vectors = self.encoder.encode_queries(queries)
+        found = maxp_search(self.backend.search, vectors, self.passages[:, 0], k, per_document)
         ranked = [[(self.doc_ids[doc], score) for doc, score, _ in row] for row in found]
         spans = [[tuple(int(x) for x in self.passages[label, 1:]) for _, _, label in row] for row in found]
         return ranked, spans
@@ -342,6 +363,16 @@ class Index:
         deleted = delete_documents(self.root, ids)
         self._reopen()
         return deleted
+
+    def sync(self, corpus: str | Path, dry_run: bool = False, show_progress: bool = False):
+        """Make the index hold exactly `corpus`'s documents now: new ones added, changed ones
+        re-encoded, gone ones deleted (`indexing/sync.py`); returns the `SyncPlan`."""
+        from tessera.indexing.sync import sync_index
+
+        plan = sync_index(self.root, corpus, dry_run, self.encoder, show_progress)
+        if not dry_run:
+            self._reopen()
+        return plan
 
     def compact(self) -> int:
         """Rewrite the index without tombstones; returns how many were dropped."""

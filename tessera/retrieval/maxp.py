@@ -5,13 +5,20 @@ ranking. When the top k' passages hold at least k distinct documents, those docu
 exactly the top k by MaxP (every other document's passages all score below them), so the
 search widens k' until they do or the backend has no more candidates (an approximate
 backend's probe is exhausted when it returns fewer than k' labels): exact on exact backends.
+
+With `per_document` > 1 the same holds for passages: up to that many of one document's best
+passages are hits of their own (a RAG context drawn from the best passages, several of them
+from one long document), and the top k such hits are exact once k' holds k of them.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
+
+from tessera.errors import TesseraError
 
 # Passages fetched per wanted document on the first try; widened by doubling when short.
 FANOUT = 4
@@ -19,18 +26,23 @@ FANOUT = 4
 Ranked = list[tuple[int, float, int]]  # (document ordinal, score, passage row), best first
 
 
-def best_passages(scores: np.ndarray, labels: np.ndarray, passage_docs: np.ndarray, k: int) -> Ranked:
-    """The first k distinct documents of one query's passage ranking, each with its best passage."""
-    seen: dict[int, tuple[float, int]] = {}
+def best_passages(
+    scores: np.ndarray, labels: np.ndarray, passage_docs: np.ndarray, k: int, per_document: int = 1
+) -> Ranked:
+    """The first k passages of one query's passage ranking, at most `per_document` of any one
+    document (1: the first k distinct documents, each with its best passage)."""
+    taken: Counter[int] = Counter()
+    ranked: Ranked = []
     for score, label in zip(scores, labels, strict=True):
         if label < 0:
             continue
         doc = int(passage_docs[label])
-        if doc not in seen:
-            seen[doc] = (float(score), int(label))
-            if len(seen) == k:
+        if taken[doc] < per_document:
+            taken[doc] += 1
+            ranked.append((doc, float(score), int(label)))
+            if len(ranked) == k:
                 break
-    return [(doc, score, label) for doc, (score, label) in seen.items()]
+    return ranked
 
 
 def maxp_search(
@@ -38,11 +50,15 @@ def maxp_search(
     queries: np.ndarray,
     passage_docs: np.ndarray,
     k: int,
+    per_document: int = 1,
 ) -> list[Ranked]:
-    """Top-k documents per query by MaxP; `search(vectors, k')` is the passage backend's search."""
+    """Top-k documents per query by MaxP (or passages, `per_document` > 1); `search(vectors,
+    k')` is the passage backend's search."""
+    if per_document < 1:
+        raise TesseraError(f"must be at least 1, got {per_document}", field="per_document")
     total_passages = len(passage_docs)
-    total_docs = int(passage_docs.max()) + 1 if total_passages else 0
-    want = min(k, total_docs)
+    per_doc = np.bincount(passage_docs.astype(np.int64)) if total_passages else np.zeros(0, dtype=np.int64)
+    want = min(k, int(np.minimum(per_doc, per_document).sum()))
     results: list[Ranked | None] = [None] * len(queries)
     pending = list(range(len(queries)))
     depth = min(k * FANOUT, total_passages)
@@ -50,7 +66,7 @@ def maxp_search(
         scores, labels = search(queries[pending], depth)
         still = []
         for row, query in enumerate(pending):
-            ranked = best_passages(scores[row], labels[row], passage_docs, k)
+            ranked = best_passages(scores[row], labels[row], passage_docs, k, per_document)
             exhausted = depth >= total_passages or int((labels[row] >= 0).sum()) < depth
             if len(ranked) >= want or exhausted:
                 results[query] = ranked

@@ -9,6 +9,7 @@ from dataclasses import replace
 from rich.progress import Progress
 
 from tessera.data.metadata import Filter
+from tessera.errors import TesseraError
 from tessera.retrieval.diversify import Mmr, as_mmr, diversify
 from tessera.retrieval.fusion import Run, hybrid_search
 from tessera.retrieval.hits import Hit
@@ -129,6 +130,18 @@ def diversify_run(
     return diversified
 
 
+def check_per_document(per_document: int, indexes: int) -> None:
+    """Several passages of one document come from one chunked index; fusion ranks documents."""
+    if per_document < 1:
+        raise TesseraError(f"must be at least 1, got {per_document}", field="per_document")
+    if per_document > 1 and indexes > 1:
+        raise TesseraError(
+            "several passages of a document come from one chunked index; fused indexes rank documents "
+            "(each by its best passage)",
+            field="per_document",
+        )
+
+
 def search_one(
     indexes: Sequence[Index],
     query: str,
@@ -140,17 +153,20 @@ def search_one(
     rerank_depth: int = RERANK_DEPTH,
     filter: Filter | None = None,
     mmr: Mmr | float | None = None,
+    per_document: int = 1,
 ) -> list[Hit]:
     """One query's top `k` with their text, as `tessera search "QUERY"` and RAG retrieve it: one
     index, or several fused (each searched `depth` deep; the first index's text); with a
     `reranker`, the k best of the first stage's `rerank_depth` by its scores; with a `filter`,
-    among the documents it selects; with `mmr`, the k picked for relevance and novelty."""
+    among the documents it selects; with `mmr`, the k picked for relevance and novelty;
+    `per_document` (one chunked index): up to that many passages of one document."""
     check_rerank_depth(rerank_depth)
+    check_per_document(per_document, len(indexes))
     reranker = load_reranker(reranker) if isinstance(reranker, str) else reranker
     mmr = as_mmr(mmr)
     first = first_stage_depth(k, reranker is not None, rerank_depth, mmr)
     if len(indexes) == 1:
-        hits = indexes[0].search(query, k=first, with_text=True, filter=filter)
+        hits = indexes[0].search(query, k=first, with_text=True, filter=filter, per_document=per_document)
     else:
         deep = max(depth, first)
         hits = hybrid_search(

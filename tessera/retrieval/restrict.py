@@ -32,12 +32,13 @@ SELECTIVE_MAX = 20_000  # e.g. 20k x 384 multiply-adds scored one by one, ~1 ms 
 
 
 def restricted_search(
-    search: Search, queries: Sequence[str], k: int, allowed: set[str], total: int
+    search: Search, queries: Sequence[str], k: int, allowed: set[str], total: int, held: int | None = None
 ) -> list[list[Hit]]:
-    """Top k of `allowed` per query, ranked by `search` over an index of `total` documents."""
+    """Top k of `allowed` per query, ranked by `search` over an index of `total` entries, of which
+    the allowed documents hold `held` (default: one each)."""
     found: list[list[Hit]] = [[] for _ in queries]
     todo = list(range(len(queries))) if allowed else []
-    want = min(k, len(allowed))
+    want = min(k, len(allowed) if held is None else held)
     depth = min(total, max(10 * k, FIRST_DEPTH))
     while todo:
         rows = search([queries[i] for i in todo], depth)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tessera.data.metadata import parse_filter
-from tessera.retrieval.fusion import fuse
+from tessera.retrieval.fusion import fuse, with_passages
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
 from tessera.retrieval.params import route_params
@@ -131,12 +131,14 @@ class IndexPool:
         with_text: bool = False,
         params: dict[str, float | str] | None = None,
         restrict: Restriction | None = None,
+        per_document: int = 1,
     ) -> list[list[Hit]]:
         """Micro-batched with the index's other traffic; a `restrict`ed search (`filter`,
-        `doc_ids`: `Index.batch_search`'s restriction, exact) runs alone."""
+        `doc_ids`: `Index.batch_search`'s restriction, exact) or one for several passages of a
+        document (`per_document`) runs alone."""
         batcher = await self._variant(self.get(name), params or {})
-        if restrict:
-            return await batcher.alone(queries, k, with_text, **restrict)
+        if restrict or per_document > 1:
+            return await batcher.alone(queries, k, with_text, per_document=per_document, **(restrict or {}))
         return await batcher.search(queries, k, with_text)
 
     async def restriction(
@@ -183,7 +185,7 @@ class IndexPool:
         runs = [dict(zip(keys, rows, strict=True)) for rows in parts]
         first = self.served[names[0]]
         fused = await self.run(first, partial(fuse, runs, fusion, weights, rrf_k=rrf_k, depth=depth, top=k))
-        rows = [fused[key] for key in keys]
+        rows = with_passages(runs, fused, keys)
         return await self.with_text(names[0], rows) if with_text else rows
 
     async def with_text(self, name: str, rows: list[list[Hit]]) -> list[list[Hit]]:

@@ -21,6 +21,7 @@ from tessera.rag.pipeline import RagPrompt, prepare
 from tessera.retrieval.diversify import as_mmr
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.index import check_search
+from tessera.retrieval.query_set import check_per_document
 from tessera.serve.pool import IndexPool
 from tessera.serve.reranking import RerankService
 from tessera.serve.schemas import RagBody
@@ -55,6 +56,8 @@ class RagService:
         names = self.pool.names(body.index, body.indexes)
         check_retrieval(len(names) - 1, body.fusion, body.weights)
         diversity = as_mmr(body.mmr, body.mmr_depth)
+        per_document = body.per_document or (1 if len(names) > 1 else body.k)
+        check_per_document(per_document, len(names))
         first = self.reranking.first_stage_k(body.rerank, body.k, body.rerank_depth, diversity)
         retrieved = None
         restrict = await self.pool.restriction(names[0], body.filter, None)
@@ -73,7 +76,9 @@ class RagService:
             )
             retrieved = fused[0]
         elif body.params or body.rerank or restrict or diversity is not None:  # a variant (a few kept)
-            rows = await self.pool.search(names[0], [body.query], first, True, body.params, restrict)
+            rows = await self.pool.search(
+                names[0], [body.query], first, True, body.params, restrict, per_document
+            )
             retrieved = rows[0]
         if body.rerank or diversity is not None:
             depth = body.rerank_depth if body.rerank else None
@@ -95,6 +100,7 @@ class RagService:
                 body.order,
                 self.generator,
                 retrieved=retrieved,
+                per_document=body.per_document,
             ),
         )
         if body.stream:

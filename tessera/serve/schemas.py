@@ -51,6 +51,7 @@ class RagBody(BaseModel):
     filter: dict[str, Any] | None = None  # as /v1/search's
     mmr: float | None = Field(default=None, ge=0, le=1)  # as /v1/search's
     mmr_depth: int | None = Field(default=None, ge=1)
+    per_document: int | None = Field(default=None, ge=1)  # a chunked index's passages (prepare's)
     compress: str = "none"
     budget: int | None = None
     order: str = "rank"

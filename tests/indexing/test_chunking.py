@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,90 @@ def test_a_restricted_chunked_search_is_maxp_restricted(chunked: Path) -> None:
         (h.doc_id, h.score, h.offsets) for h in full[40:45]
     ]
     assert all(h.passage and h.passage == h.text[h.offsets[0] : h.offsets[1]] for h in hits)
+
+
+def brute_force_passages(index_dir: Path, query: str) -> tuple[np.ndarray, np.ndarray, list[Document]]:
+    """Every passage's score for `query`, the passage map, the documents: the exact answer."""
+    rows = np.load(index_dir / "passages.npy")
+    store = DocStore(index_dir / DocStore.FILE, readonly=True)
+    docs = list(store.documents())
+    store.close()
+    minilm = load_encoder("minilm")
+    vectors = minilm.encode_docs([passage_text(docs[d], s, e) for d, s, e in rows])
+    return vectors @ minilm.encode_queries([query])[0], rows, docs
+
+
+def capped(
+    scores: np.ndarray, rows: np.ndarray, cap: int, k: int, allowed: set[int] | None = None
+) -> list[int]:
+    """The best k passages, at most `cap` of one document (and only `allowed` documents)."""
+    taken: dict[int, int] = {}
+    picked = []
+    for label in np.argsort(-scores, kind="stable"):
+        doc = int(rows[label, 0])
+        if (allowed is None or doc in allowed) and taken.get(doc, 0) < cap:
+            taken[doc] = taken.get(doc, 0) + 1
+            picked.append(int(label))
+    return picked[:k]
+
+
+def test_per_document_gives_the_best_passages_several_of_one_document(chunked: Path) -> None:
+    """`per_document=N`: the k best passages, at most N of one document, each a hit with its own
+    offsets and passage text: what a RAG context over long documents is built from."""
+    index = Index.load(chunked)
+    scores, rows, docs = brute_force_passages(chunked, QUERIES[0])
+    for cap in (2, 10):
+        hits = index.search(QUERIES[0], k=10, with_text=True, per_document=cap)
+        expected = capped(scores, rows, cap, 10)
+        assert [(h.doc_id, h.offsets) for h in hits] == [
+            (docs[rows[n, 0]].id, tuple(rows[n, 1:])) for n in expected
+        ]
+        np.testing.assert_allclose([h.score for h in hits], scores[expected], atol=1e-5)
+        assert [h.rank for h in hits] == list(range(1, 11))
+        assert all(h.passage == h.text[h.offsets[0] : h.offsets[1]] for h in hits)
+    uncapped = index.search(QUERIES[0], k=10, per_document=10)
+    assert max(Counter(h.doc_id for h in uncapped).values()) > 1  # several passages of one document
+    assert [h.doc_id for h in index.search(QUERIES[0], k=10, per_document=1)] == [
+        h.doc_id for h in index.search(QUERIES[0], k=10)
+    ]
+    # restricted to three documents: all of their passages (up to k), best first
+    chosen = [h.doc_id for h in index.search(QUERIES[0], k=len(index))[60:63]]
+    ordinals = {n for n, doc in enumerate(docs) if doc.id in chosen}
+    hits = index.search(QUERIES[0], k=10, doc_ids=chosen, per_document=10)
+    expected = capped(scores, rows, 10, 10, ordinals)
+    assert [(h.doc_id, h.offsets) for h in hits] == [
+        (docs[rows[n, 0]].id, tuple(rows[n, 1:])) for n in expected
+    ]
+    with pytest.raises(TesseraError, match="at least 1"):
+        index.search(QUERIES[0], per_document=0)
+
+
+def test_cli_search_and_rag_take_passages(chunked: Path, cranfield_head: Path, tmp_path: Path) -> None:
+    index = Index.load(chunked)
+    found = run_cli("search", str(chunked), QUERIES[0], "-k", "5", "--per-document", "5", "--json")
+    expected = index.search(QUERIES[0], 5, per_document=5)
+    assert [(h["doc_id"], tuple(h["offsets"])) for h in json.loads(found.stdout)] == [
+        (h.doc_id, h.offsets) for h in expected
+    ]
+    queries = str(cranfield_head / "queries.jsonl")
+    refused = run_cli(
+        "search",
+        str(chunked),
+        "--queries",
+        queries,
+        "--run",
+        str(tmp_path / "r"),
+        "--per-document",
+        "2",
+        check=False,
+    )
+    assert refused.returncode == 1 and "a TREC run ranks documents" in refused.stderr
+    rag = json.loads(
+        run_cli("rag", str(chunked), QUERIES[0], "-k", "5", "--generator", "none", "--json").stdout
+    )
+    assert [(s["doc_id"], tuple(s["offsets"])) for s in rag["sources"]] == [
+        (h.doc_id, h.offsets) for h in expected
+    ]
 
 
 def test_eval_and_fusion_take_a_chunked_index(chunked: Path, cranfield_head: Path, tmp_path: Path) -> None:

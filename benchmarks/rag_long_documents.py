@@ -1,0 +1,228 @@
+"""RAG over long documents: whole documents, each document's best passage, or the best passages?
+
+Question: a RAG prompt built from a chunked index (`tessera index --chunk`) can hold each
+retrieved document whole (what `tessera rag` did before passages reached the prompt), each
+document's best passage (`per_document=1`), or the k best passages with up to N from one
+document (`per_document=N`). Which puts more of the judged-relevant text into the prompt, and
+at what length?
+
+Tasks: `tessera data longdoc` over judged BEIR folders (mix: the corpus packed into long
+documents; needle: each judged document alone among fillers), 2048 MiniLM tokens a document;
+index: MiniLM over passages of 256 tokens overlapping by 32 (`--chunk 256:32`, the README's
+recipe). Per test query, a judged-relevant original document (a member of a long document,
+located by `members.tsv`) is **in the prompt** when at least half of its characters lie inside
+the context's passages; recall is the share of the query's relevant members in the prompt
+(micro-averaged over members; ± the standard error over queries of the per-query share).
+Context length in SmolLM2 tokens (the bundled generator's), passages' text only. The
+whole-document row at the same length as the passages ("cut") keeps documents best first,
+whole, then the next document's first words, up to the word count of the `per_document=1` context.
+The last two rows ask one document (a user's one report or book): the long document holding the
+query's first relevant member, searched alone (`doc_ids`), recall over the relevant members
+inside it; they compare with each other, not with the rows above.
+
+    TESSERA_DATA_DIR=../shared/data python benchmarks/rag_long_documents.py \\
+        --collections cranfield-beir cisi-beir medline-beir --work /tmp/ragld
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import statistics
+import subprocess
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tessera import config
+from tessera.data.datasets import load_eval_dataset
+from tessera.indexing.builder import build_index
+from tessera.models.causal_lm import DEFAULT_LLM
+from tessera.rag.tokens import token_counter
+from tessera.retrieval.index import Index
+
+K = 10
+PER_DOCUMENT = (1, 2, 3, K)
+CHUNK = "256:32"
+TOKENS = 2048
+NEEDLE_DOCS = 300  # long documents of a needle task (its judged ones first in the seeded order)
+
+
+def task(collection: str, mode: str, work: Path) -> Path:
+    folder = work / "tasks" / f"{collection}-{mode}-{TOKENS}"
+    if not folder.is_dir():
+        source = config.data_dir() / collection
+        cap = ["--docs", str(NEEDLE_DOCS)] if mode == "needle" else []
+        command = ["tessera", "data", "longdoc", str(source), "--tokens", str(TOKENS), "--mode", mode, *cap]
+        subprocess.run([*command, "-o", str(folder)], check=True, capture_output=True)
+    return folder
+
+
+def chunked_index(folder: Path, work: Path) -> Index:
+    target = work / "indexes" / folder.name
+    if not (target / "manifest.json").is_file():
+        build_index(folder, target, "minilm", chunk=CHUNK, show_progress=True)
+    return Index.load(target)
+
+
+def relevant_members(folder: Path, source: Path) -> dict[str, list[tuple[str, int, int]]]:
+    """query -> the (long document, start, end) of each member it judges relevant (test split)."""
+    places: dict[str, list[tuple[str, int, int]]] = {}
+    with (folder / "members.tsv").open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            if row["role"] != "filler":  # fillers are never judged relevant (needle); mix: all members
+                places.setdefault(row["member-id"], []).append(
+                    (row["long-id"], int(row["start"]), int(row["end"]))
+                )
+    qrels = load_eval_dataset(source, "test").qrels
+    return {
+        qid: [place for member, grade in judged.items() if grade > 0 for place in places.get(member, [])]
+        for qid, judged in qrels.items()
+        if any(grade > 0 and member in places for member, grade in judged.items())
+    }
+
+
+def covered(spans: dict[str, list[tuple[int, int]]], place: tuple[str, int, int]) -> bool:
+    doc, start, end = place
+    inside = 0
+    for lo, hi in merge(spans.get(doc, [])):
+        inside += max(0, min(hi, end) - max(lo, start))
+    return inside * 2 >= end - start
+
+
+def merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def whole_documents_cut(hits: list, words: int) -> tuple[dict[str, list[tuple[int, int]]], str]:
+    """Documents best first, whole, until `words` words; the last one cut at a word boundary."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    parts, left = [], words
+    for hit in hits:
+        if left <= 0:
+            break
+        text = hit.text or ""
+        tokens = text.split()
+        if len(tokens) <= left:
+            spans[hit.doc_id] = [(0, len(text))]
+            parts.append(text)
+            left -= len(tokens)
+            continue
+        end = list(re.finditer(r"\S+", text))[left - 1].end()  # just after the `left`-th word
+        spans[hit.doc_id] = [(0, end)]
+        parts.append(text[:end])
+        left = 0
+    return spans, "\n\n".join(parts)
+
+
+def measure(collection: str, mode: str, work: Path, console: Console) -> dict:
+    saved = work / "results" / f"{collection}-{mode}.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())
+    folder = task(collection, mode, work)
+    index = chunked_index(folder, work)
+    judged = relevant_members(folder, config.data_dir() / collection)
+    queries = load_eval_dataset(folder, "test").queries
+    count = token_counter(DEFAULT_LLM).count
+    rows: dict[str, dict[str, list[float]]] = {}
+
+    def add(name: str, spans: dict, text: str, places: list) -> None:
+        row = rows.setdefault(name, {"recall": [], "kept": [], "total": [], "tokens": []})
+        kept = sum(covered(spans, place) for place in places)
+        row["recall"].append(kept / len(places))
+        row["kept"].append(kept)
+        row["total"].append(len(places))
+        row["tokens"].append(count(text))
+
+    for qid, places in judged.items():
+        question = queries[qid]
+        documents = index.search(question, K, with_text=True)
+        whole = {hit.doc_id: [(0, len(hit.text or ""))] for hit in documents}
+        add(f"whole documents, k={K}", whole, "\n\n".join(hit.text or "" for hit in documents), places)
+        words = 0
+        for per_document in PER_DOCUMENT:
+            hits = index.search(question, K, with_text=True, per_document=per_document)
+            spans: dict[str, list[tuple[int, int]]] = {}
+            for hit in hits:
+                spans.setdefault(hit.doc_id, []).append(hit.offsets)
+            text = "\n\n".join(hit.passage or "" for hit in hits)
+            add(f"passages, per_document={per_document}", spans, text, places)
+            if per_document == 1:
+                words = len(text.split())
+        cut_spans, cut_text = whole_documents_cut(documents, words)
+        add("whole documents, cut to per_document=1's words", cut_spans, cut_text, places)
+        # Asking one document (a report, a book): the long document holding the query's first
+        # relevant member, searched alone (`doc_ids`), its relevant members the ones that count.
+        alone = places[0][0]
+        inside = [place for place in places if place[0] == alone]
+        for per_document in (1, K):
+            hits = index.search(question, K, with_text=True, doc_ids=[alone], per_document=per_document)
+            spans = {alone: [hit.offsets for hit in hits]}
+            text = "\n\n".join(hit.passage or "" for hit in hits)
+            add(f"one document searched alone, per_document={per_document}", spans, text, inside)
+    result = {
+        "queries": len(judged),
+        "documents": len(index),
+        "passages": int(len(index.passages)),
+        "rows": rows,
+    }
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(result))
+    console.log(f"{collection} {mode}: {len(judged)} queries")
+    return result
+
+
+def se(values: list[float]) -> float:
+    return statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
+
+
+def table(collection: str, mode: str, result: dict) -> Table:
+    out = Table(
+        title=f"{collection} {mode} {TOKENS}: {result['queries']} test queries, "
+        f"{result['documents']} long documents, {result['passages']} passages"
+    )
+    for column in ("context", "relevant in prompt", "recall ± se", "ratio", "tokens", "ratio"):
+        out.add_column(column, justify="left" if column == "context" else "right")
+    base = result["rows"][f"passages, per_document={PER_DOCUMENT[0]}"]
+    # (the one-document rows count only the members inside that document: compare them together)
+    base_recall = sum(base["kept"]) / sum(base["total"])
+    base_tokens = statistics.mean(base["tokens"])
+    for name, row in result["rows"].items():
+        recall = sum(row["kept"]) / sum(row["total"])
+        tokens = statistics.mean(row["tokens"])
+        out.add_row(
+            name,
+            f"{sum(row['kept'])}/{sum(row['total'])}",
+            f"{recall:.3f} ± {se(row['recall']):.3f}",
+            f"{recall / base_recall:.3f}x" if base_recall else "-",
+            f"{tokens:.0f}",
+            f"{tokens / base_tokens:.2f}x",
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir", "medline-beir"])
+    parser.add_argument("--modes", nargs="+", default=["mix", "needle"])
+    parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "rag-long-documents")
+    args = parser.parse_args()
+    console = Console(width=150)
+    for collection in args.collections:
+        for mode in args.modes:
+            console.print(table(collection, mode, measure(collection, mode, args.work, console)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""`tessera sync`: an index brought up to date with its corpus equals a build of the corpus as it
+is now; unchanged documents are not re-encoded, a second sync does nothing, bad cases are refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tessera.errors import CorpusError, TesseraError
+from tessera.indexing.builder import build_index
+from tessera.indexing.manifest import Manifest
+from tessera.indexing.sync import sync_index
+from tessera.retrieval.index import Index
+from tests.conftest import run_cli
+
+QUERIES = ["boundary layer in shear flow", "wing in a propeller slipstream", "heat transfer at high speed"]
+
+
+def notes(cranfield_docs: dict[str, dict], folder: Path, count: int = 24) -> Path:
+    """Cranfield abstracts as a folder of notes: Markdown with a title heading, or plain text."""
+    folder.mkdir()
+    for n, (doc_id, doc) in enumerate(list(cranfield_docs.items())[:count]):
+        if n % 2:
+            (folder / f"{doc_id}.md").write_text(f"# {' '.join(doc['title'].split())}\n\n{doc['text']}\n")
+        else:
+            (folder / f"{doc_id}.txt").write_text(doc["text"])
+    return folder
+
+
+def ranked(index: Index) -> list[list[tuple[str, float]]]:
+    return [[(h.doc_id, round(h.score, 4)) for h in hits] for hits in index.batch_search(QUERIES, 10)]
+
+
+@pytest.mark.parametrize("encoder", ["bm25", "minilm"])
+def test_sync_equals_a_build_of_the_corpus_as_it_is_now(
+    cranfield_docs: dict[str, dict], tmp_path: Path, encoder: str
+) -> None:
+    folder = notes(cranfield_docs, tmp_path / "notes")
+    index_dir = build_index(folder, tmp_path / "idx", encoder, show_progress=False)
+    edited = folder / "2.md"
+    edited.write_text(edited.read_text() + "\nA later note on slipstream effects at high speed.\n")
+    (folder / "5.txt").unlink()
+    extra = list(cranfield_docs.items())[30]
+    (folder / "added.txt").write_text(extra[1]["text"])
+    plan = sync_index(index_dir, folder, dry_run=True)
+    assert (plan.added, plan.changed, plan.deleted, plan.unchanged) == (["added"], ["2"], ["5"], 22)
+    assert Manifest.read(index_dir).doc_count == 24  # a dry run changes nothing
+
+    assert sync_index(index_dir, folder).summary == {"added": 1, "changed": 1, "deleted": 1, "unchanged": 22}
+    fresh = Index.load(build_index(folder, tmp_path / "fresh", encoder, show_progress=False))
+    synced = Index.load(index_dir)
+    assert sorted(synced.docstore.ids()) == sorted(fresh.docstore.ids()) and len(synced) == 24
+    assert ranked(synced) == ranked(fresh)
+    assert synced.document("2").text.endswith("slipstream effects at high speed.")
+
+    checksum = (index_dir / "manifest.json").read_bytes()
+    assert synced.sync(folder).summary == {"added": 0, "changed": 0, "deleted": 0, "unchanged": 24}
+    assert (index_dir / "manifest.json").read_bytes() == checksum  # nothing to do: nothing published
+
+
+def test_an_index_whose_every_document_changed_says_rebuild(cranfield_docs: dict[str, dict], tmp_path: Path):
+    report = tmp_path / "report.txt"
+    original = next(iter(cranfield_docs.values()))["text"].strip()
+    report.write_text(original)
+    index_dir = build_index(report, tmp_path / "idx", "bm25", show_progress=False)
+    report.write_text(original + " revised")
+    with pytest.raises(TesseraError, match="every document changed or went: rebuild"):
+        sync_index(index_dir, report)
+    assert Index.load(index_dir).document("report").text == original  # untouched
+
+
+def test_a_repeated_id_is_refused_where_it_repeats(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"_id": "a", "text": "boundary layer"}\n{"_id": "b", "text": "shock wave"}\n')
+    index_dir = build_index(corpus, tmp_path / "idx", "bm25", show_progress=False)
+    corpus.write_text('{"_id": "a", "text": "boundary layer"}\n{"_id": "a", "text": "shock wave"}\n')
+    with pytest.raises(CorpusError, match="document id 'a' repeated") as info:
+        sync_index(index_dir, corpus)
+    assert (info.value.file, info.value.line) == (str(corpus), 2)
+    assert not list(tmp_path.glob(".idx.sync-*"))  # the pending files are gone
+
+
+def test_cli_sync_prints_the_plan(cranfield_docs: dict[str, dict], tmp_path: Path) -> None:
+    folder = notes(cranfield_docs, tmp_path / "notes", 6)
+    index_dir = tmp_path / "idx"
+    run_cli("index", str(folder), "-o", str(index_dir), "--encoder", "bm25")
+    (folder / "4.md").unlink()
+    dry = run_cli("sync", str(index_dir), str(folder), "--dry-run", "--json")
+    assert json.loads(dry.stdout) == {"added": [], "changed": [], "deleted": ["4"], "unchanged": 5}
+    done = run_cli("sync", str(index_dir), str(folder))
+    assert "deleted 1" in done.stdout and len(Index.load(index_dir)) == 5
