@@ -12,13 +12,15 @@ index: MiniLM over passages of 256 tokens overlapping by 32 (`--chunk 256:32`, t
 recipe). Per test query, a judged-relevant original document (a member of a long document,
 located by `members.tsv`) is **in the prompt** when at least half of its characters lie inside
 the context's passages; recall is the share of the query's relevant members in the prompt
-(micro-averaged over members; ± the standard error over queries of the per-query share).
+(micro-averaged over members; ± the standard error over queries of the per-query share;
+"paired diff." the mean per-query difference from `per_document=1`, ± its standard error).
 Context length in SmolLM2 tokens (the bundled generator's), passages' text only. The
 whole-document row at the same length as the passages ("cut") keeps documents best first,
 whole, then the next document's first words, up to the word count of the `per_document=1` context.
 The last two rows ask one document (a user's one report or book): the long document holding the
-query's first relevant member, searched alone (`doc_ids`), recall over the relevant members
-inside it; they compare with each other, not with the rows above.
+query's first relevant member, searched alone (`doc_ids`) for its 3 best passages (ten would
+hold all of its ~9), recall over the relevant members inside it; they compare with each
+other, not with the rows above.
 
     TESSERA_DATA_DIR=../shared/data python benchmarks/rag_long_documents.py \\
         --collections cranfield-beir cisi-beir medline-beir --work /tmp/ragld
@@ -48,6 +50,7 @@ K = 10
 PER_DOCUMENT = (1, 2, 3, K)
 CHUNK = "256:32"
 TOKENS = 2048
+ONE_DOCUMENT_K = 3  # passages asked of one document (of about 9): ten would hold all of it
 NEEDLE_DOCS = 300  # long documents of a needle task (its judged ones first in the seeded order)
 
 
@@ -164,11 +167,13 @@ def measure(collection: str, mode: str, work: Path, console: Console) -> dict:
         # relevant member, searched alone (`doc_ids`), its relevant members the ones that count.
         alone = places[0][0]
         inside = [place for place in places if place[0] == alone]
-        for per_document in (1, K):
-            hits = index.search(question, K, with_text=True, doc_ids=[alone], per_document=per_document)
+        for per_document in (1, ONE_DOCUMENT_K):
+            hits = index.search(
+                question, ONE_DOCUMENT_K, with_text=True, doc_ids=[alone], per_document=per_document
+            )
             spans = {alone: [hit.offsets for hit in hits]}
             text = "\n\n".join(hit.passage or "" for hit in hits)
-            add(f"one document searched alone, per_document={per_document}", spans, text, inside)
+            add(f"one document alone, k={ONE_DOCUMENT_K}, per_document={per_document}", spans, text, inside)
     result = {
         "queries": len(judged),
         "documents": len(index),
@@ -190,7 +195,16 @@ def table(collection: str, mode: str, result: dict) -> Table:
         title=f"{collection} {mode} {TOKENS}: {result['queries']} test queries, "
         f"{result['documents']} long documents, {result['passages']} passages"
     )
-    for column in ("context", "relevant in prompt", "recall ± se", "ratio", "tokens", "ratio"):
+    columns = (
+        "context",
+        "relevant in prompt",
+        "recall ± se",
+        "ratio",
+        "paired diff. ± se",
+        "tokens",
+        "ratio",
+    )
+    for column in columns:
         out.add_column(column, justify="left" if column == "context" else "right")
     base = result["rows"][f"passages, per_document={PER_DOCUMENT[0]}"]
     # (the one-document rows count only the members inside that document: compare them together)
@@ -199,11 +213,16 @@ def table(collection: str, mode: str, result: dict) -> Table:
     for name, row in result["rows"].items():
         recall = sum(row["kept"]) / sum(row["total"])
         tokens = statistics.mean(row["tokens"])
+        paired = ""
+        if name.startswith("passages") or name.startswith("whole"):  # the same queries and members
+            diffs = [a - b for a, b in zip(row["recall"], base["recall"], strict=True)]
+            paired = f"{statistics.mean(diffs):+.3f} ± {se(diffs):.3f}"
         out.add_row(
             name,
             f"{sum(row['kept'])}/{sum(row['total'])}",
             f"{recall:.3f} ± {se(row['recall']):.3f}",
             f"{recall / base_recall:.3f}x" if base_recall else "-",
+            paired,
             f"{tokens:.0f}",
             f"{tokens / base_tokens:.2f}x",
         )

@@ -70,7 +70,8 @@ PerDocumentOption = Annotated[
     int | None,
     typer.Option(
         help="Chunked indexes: up to N passages of one document, each its own hit (search default 1: "
-        "documents by their best passage; rag default: the k best passages, no limit)."
+        "documents by their best passage; rag default: 1 while the index or filter holds k documents, "
+        "else enough to fill k)."
     ),
 ]
 FilterOption = Annotated[

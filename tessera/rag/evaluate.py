@@ -72,7 +72,8 @@ def evaluate_rag(
     """Compress every judged query's context and measure what it kept (see the module doc);
     `rerank` picks each query's k passages from the first stage's `rerank_depth`, `mmr` for
     relevance and novelty (`retrieval.diversify`); a chunked index's context is its best
-    passages, at most `per_document` of one document (None: no limit)."""
+    passages, at most `per_document` of one document (None: RAG's default, one a document while
+    k documents are there)."""
     check_retrieval(len(fuse), fusion, weights)
     check_rerank_depth(rerank_depth)
     reranker = load_reranker(rerank) if rerank is not None else None

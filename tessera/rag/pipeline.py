@@ -20,7 +20,7 @@ from tessera.retrieval.diversify import Mmr, as_mmr
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, Params, check_search, load_indexes
-from tessera.retrieval.query_set import check_per_document, search_one
+from tessera.retrieval.query_set import check_per_document, passages_per_document, search_one
 from tessera.retrieval.rerank import RERANK_DEPTH, Reranker, check_rerank_depth, load_reranker
 
 
@@ -86,10 +86,12 @@ def retrieve(
     (`retrieval.rerank`), the k best of the first stage's `rerank_depth` by its scores; with a
     metadata `filter`, among the documents it selects; with `mmr`, the k picked for relevance and
     novelty (`retrieval.diversify`). A chunked index gives passages: the k best, at most
-    `per_document` of one document (None: no limit; fused indexes rank documents, one passage each)."""
+    `per_document` of one document (None: `query_set.passages_per_document`, one a document while
+    k documents are there to fill the context)."""
     check_retrieval(len(fuse), fusion, weights)
     check_search([question], k)
-    per_document = (1 if fuse else k) if per_document is None else per_document
+    if per_document is None:
+        per_document = passages_per_document(index, k, filter, fused=bool(fuse))
     return search_one(
         [index, *fuse], question, k, depth, fusion, weights, reranker, rerank_depth, filter, mmr, per_document
     )
@@ -135,7 +137,8 @@ def prepare(
     the first stage's `rerank_depth`. `filter`: a metadata filter (data/metadata.py) the
     passages must satisfy. `mmr` (an MMR weight, or `retrieval.diversify.Mmr`) picks the k for
     relevance and novelty. A chunked index (`index --chunk`) puts passages in the prompt, not
-    whole documents: the k best, at most `per_document` of one document (None: no limit).
+    whole documents: the k best, at most `per_document` of one document (None: one a document
+    while the index, or what `filter` selects, holds k documents; more when it holds fewer).
     `retrieved`: hits already searched (and reranked, diversified), with text (the HTTP
     service searches through its own index threads)."""
     if not question.strip():

@@ -142,6 +142,17 @@ def check_per_document(per_document: int, indexes: int) -> None:
         )
 
 
+def passages_per_document(index: Index, k: int, filter: Filter | None = None, fused: bool = False) -> int:
+    """RAG's default over a chunked index: one passage a document while the index (or the part a
+    filter selects) holds k documents, so the context spans k of them; fewer documents share the
+    k places (one long report indexed alone gives its k best passages). Fused indexes rank
+    documents: one each. docs/results.md, section 24, measures both sides of the rule."""
+    if fused or index.passages is None:
+        return 1
+    documents = len(index.allowed(filter, None)) if filter is not None else len(index)
+    return max(1, -(-k // max(documents, 1)))
+
+
 def search_one(
     indexes: Sequence[Index],
     query: str,

@@ -24,6 +24,7 @@ from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import check_search
 from tessera.retrieval.similar import similar
+from tessera.serve.embeddings import EmbeddingsBody, EmbeddingService
 from tessera.serve.errors import ApiError, BodyLimit, install_error_handlers
 from tessera.serve.pool import IndexPool, Loader
 from tessera.serve.rag import RagService
@@ -40,6 +41,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     pool = IndexPool(settings, load) if load else IndexPool(settings)
     reranking = RerankService(settings.rerank)
     rag = RagService(pool, None, reranking)
+    embeddings = EmbeddingService(pool, settings.max_queries)
 
     async def start() -> None:
         try:
@@ -207,6 +209,10 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         if body.mmr_depth is not None:
             check_k(body.mmr_depth, "mmr_depth")
         return await rag.answer(body)
+
+    @app.post("/v1/embeddings", response_model=None)
+    async def embeddings_answer(body: EmbeddingsBody) -> JSONResponse:
+        return JSONResponse(await embeddings.embed(body))
 
     return app
 

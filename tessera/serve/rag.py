@@ -21,7 +21,7 @@ from tessera.rag.pipeline import RagPrompt, prepare
 from tessera.retrieval.diversify import as_mmr
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.index import check_search
-from tessera.retrieval.query_set import check_per_document
+from tessera.retrieval.query_set import check_per_document, passages_per_document
 from tessera.serve.pool import IndexPool
 from tessera.serve.reranking import RerankService
 from tessera.serve.schemas import RagBody
@@ -56,11 +56,17 @@ class RagService:
         names = self.pool.names(body.index, body.indexes)
         check_retrieval(len(names) - 1, body.fusion, body.weights)
         diversity = as_mmr(body.mmr, body.mmr_depth)
-        per_document = body.per_document or (1 if len(names) > 1 else body.k)
-        check_per_document(per_document, len(names))
         first = self.reranking.first_stage_k(body.rerank, body.k, body.rerank_depth, diversity)
         retrieved = None
         restrict = await self.pool.restriction(names[0], body.filter, None)
+        per_document = body.per_document
+        if per_document is None:
+            served = self.pool.get(names[0])
+            where = (restrict or {}).get("filter")
+            per_document = await self.pool.run(
+                served, passages_per_document, served.index, body.k, where, len(names) > 1
+            )
+        check_per_document(per_document, len(names))
         if len(names) > 1:
             depth = max(body.depth, first)
             fused = await self.pool.fused(
@@ -100,7 +106,7 @@ class RagService:
                 body.order,
                 self.generator,
                 retrieved=retrieved,
-                per_document=body.per_document,
+                per_document=per_document,
             ),
         )
         if body.stream:

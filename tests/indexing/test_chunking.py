@@ -184,7 +184,9 @@ def test_cli_search_and_rag_take_passages(chunked: Path, cranfield_head: Path, t
     )
     assert refused.returncode == 1 and "a TREC run ranks documents" in refused.stderr
     rag = json.loads(
-        run_cli("rag", str(chunked), QUERIES[0], "-k", "5", "--generator", "none", "--json").stdout
+        run_cli(
+            "rag", str(chunked), QUERIES[0], "-k", "5", "--per-document", "5", "--generator", "none", "--json"
+        ).stdout
     )
     assert [(s["doc_id"], tuple(s["offsets"])) for s in rag["sources"]] == [
         (h.doc_id, h.offsets) for h in expected

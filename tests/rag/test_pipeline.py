@@ -57,30 +57,40 @@ def test_hybrid_retrieval_feeds_the_fused_hits_with_their_text(index, cranfield_
 
 @pytest.fixture(scope="module")
 def long_documents(cranfield_docs, tmp_path_factory) -> Path:
-    """Six long documents (25 Cranfield abstracts each), indexed in passages of 64 tokens."""
+    """Six long documents (25 Cranfield abstracts each, metadata `part`), in passages of 64 tokens."""
     folder = tmp_path_factory.mktemp("long")
     docs = list(cranfield_docs.values())[:150]
     with (folder / "corpus.jsonl").open("w") as handle:
         for n in range(6):
             text = "\n\n".join(d["text"] for d in docs[25 * n : 25 * n + 25])
-            handle.write(json.dumps({"_id": f"long-{n}", "title": "", "text": text}) + "\n")
+            record = {"_id": f"long-{n}", "title": "", "text": text, "metadata": {"part": n}}
+            handle.write(json.dumps(record) + "\n")
     return build_index(folder / "corpus.jsonl", folder / "chunked", chunk="64:8", show_progress=False)
+
+
+def passages(hits) -> list[tuple[str, tuple[int, int], str]]:
+    return [(h.doc_id, h.offsets, h.passage) for h in hits]
 
 
 def test_a_chunked_index_puts_its_best_passages_in_the_prompt_not_whole_documents(long_documents):
     index = Index.load(long_documents)
-    prompt = prepare(index, QUESTION, k=5)
-    passages = index.search(QUESTION, k=5, with_text=True, per_document=5)  # the default: no limit
-    assert [(p.doc_id, p.offsets) for p in prompt.passages] == [(h.doc_id, h.offsets) for h in passages]
-    assert [p.text for p in prompt.passages] == [h.passage for h in passages]
-    assert len({p.doc_id for p in prompt.passages}) < 5  # several passages of one long document
+    prompt = prepare(index, QUESTION, k=5)  # six documents hold five places: one passage each
+    found = index.search(QUESTION, k=5, with_text=True)
+    assert [(p.doc_id, p.offsets, p.text) for p in prompt.passages] == passages(found)
     assert prompt.plain_tokens < 800  # five passages of 64 tokens, not five documents of ~6,000
-    assert prompt.sources[0]["offsets"] == list(passages[0].offsets)
-    one_each = prepare(index, QUESTION, k=5, per_document=1)
-    assert len({p.doc_id for p in one_each.passages}) == 5
-    assert [p.text for p in one_each.passages] == [
-        h.passage for h in index.search(QUESTION, 5, with_text=True)
+    assert prompt.sources[0]["offsets"] == list(found[0].offsets)
+    twelve = prepare(index, QUESTION, k=12)  # twelve places, six documents: two passages each
+    found = index.search(QUESTION, k=12, with_text=True, per_document=2)
+    assert [(p.doc_id, p.offsets, p.text) for p in twelve.passages] == passages(found)
+    one_report = prepare(index, QUESTION, k=5, filter={"part": 4})  # one document: its five best passages
+    found = index.search(QUESTION, k=5, with_text=True, filter={"part": 4}, per_document=5)
+    assert [(p.doc_id, p.offsets, p.text) for p in one_report.passages] == passages(found)
+    assert {p.doc_id for p in one_report.passages} == {"long-4"} and len(one_report.passages) == 5
+    chosen = prepare(index, QUESTION, k=5, per_document=5)
+    assert [(p.doc_id, p.offsets) for p in chosen.passages] == [
+        (h.doc_id, h.offsets) for h in index.search(QUESTION, k=5, per_document=5)
     ]
+    assert len({p.doc_id for p in chosen.passages}) < 5  # several passages of one long document
     with pytest.raises(TesseraError, match="fused indexes rank documents"):
         prepare(index, QUESTION, k=5, fuse=[index], per_document=2)
     fused = prepare(index, QUESTION, k=3, fuse=[index])  # fusion: each document's best passage

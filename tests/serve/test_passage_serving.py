@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tessera.indexing.builder import build_index
+from tessera.rag import prepare
 from tessera.retrieval.index import Index
 from tessera.serve import ServeSettings, create_app
 from tests.serve.conftest import wait_ready
@@ -35,7 +36,7 @@ def client(chunked: Index, loaded: dict[str, Index]) -> Iterator[TestClient]:
 
 
 def test_rag_from_a_chunked_index_holds_its_best_passages(client: TestClient, chunked: Index) -> None:
-    got = client.post("/v1/rag", json={"query": QUERY, "k": 6, "index": "chunked"}).json()
+    got = client.post("/v1/rag", json={"query": QUERY, "k": 6, "index": "chunked", "per_document": 6}).json()
     passages = chunked.search(QUERY, 6, with_text=True, per_document=6)
     assert [(s["doc_id"], tuple(s["offsets"])) for s in got["sources"]] == [
         (h.doc_id, h.offsets) for h in passages
@@ -44,13 +45,17 @@ def test_rag_from_a_chunked_index_holds_its_best_passages(client: TestClient, ch
         f"{h.title}\n{h.passage}" if h.title and not h.passage.startswith(h.title) else h.passage
         for h in passages
     ]
-    one_each = client.post(
-        "/v1/rag", json={"query": QUERY, "k": 6, "index": "chunked", "per_document": 1}
-    ).json()
-    assert [s["doc_id"] for s in one_each["sources"]] == [h.doc_id for h in chunked.search(QUERY, 6)]
-    mmr = client.post("/v1/rag", json={"query": QUERY, "k": 4, "index": "chunked", "mmr": 1.0}).json()
+    default = client.post("/v1/rag", json={"query": QUERY, "k": 6, "index": "chunked"}).json()
+    expected = prepare(chunked, QUERY, k=6).sources  # 150 documents: one passage each
+    assert [(s["doc_id"], s["offsets"]) for s in default["sources"]] == [
+        (s["doc_id"], s["offsets"]) for s in expected
+    ]
+    assert [s["doc_id"] for s in default["sources"]] == [h.doc_id for h in chunked.search(QUERY, 6)]
+    mmr = client.post(
+        "/v1/rag", json={"query": QUERY, "k": 4, "index": "chunked", "mmr": 1.0, "per_document": 4}
+    )
     first_four = chunked.search(QUERY, 4, per_document=4)  # weight 1 keeps the first stage's order
-    assert [(s["doc_id"], tuple(s["offsets"])) for s in mmr["sources"]] == [
+    assert [(s["doc_id"], tuple(s["offsets"])) for s in mmr.json()["sources"]] == [
         (h.doc_id, h.offsets) for h in first_four
     ]
 

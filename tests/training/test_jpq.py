@@ -215,6 +215,35 @@ def test_output_index_loads_and_searches_with_the_trained_encoder(
     assert not np.allclose(vectors, original, atol=1e-4)
 
 
+def test_served_embeddings_of_a_jpq_index_are_its_two_encoders(
+    opq_index: Path, cranfield: Path, tmp_path: Path
+) -> None:
+    """`POST /v1/embeddings`: documents through the encoder the codes were built from, queries
+    through the trained query tower, as the index itself encodes them."""
+    from fastapi.testclient import TestClient
+
+    from tessera.models.registry import load_encoder
+    from tessera.serve import ServeSettings, create_app
+    from tests.serve.conftest import wait_ready
+
+    out = train_jpq(
+        opq_index, cranfield, tmp_path / "jpq", epochs=1, pairs="qrels", show_progress=False, **TRAIN
+    )
+    index = Index.load(out)
+    with TestClient(create_app(ServeSettings(indexes={"jpq": str(out)}))) as client:
+        wait_ready(client.get)
+        docs, queries = (
+            client.post("/v1/embeddings", json={"input": QUERIES, "input_type": kind}).json()["data"]
+            for kind in ("document", "query")
+        )
+    np.testing.assert_allclose(
+        [row["embedding"] for row in docs], load_encoder("minilm").encode_docs(QUERIES), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        [row["embedding"] for row in queries], index.encoder.encode_queries(QUERIES), atol=1e-6
+    )
+
+
 def test_refuses_other_index_kinds_and_existing_output(
     flat_index: Path, pq_index: Path, cranfield: Path, tmp_path: Path
 ) -> None:
