@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from tessera.cli.app import app, out
 from tessera.errors import TesseraError
@@ -189,6 +190,37 @@ def add(
 
     added = add_documents(index_dir, corpus, batch_size=batch_size)
     out.print(f"added {added} documents to {index_dir}")
+
+
+@app.command()
+def info(
+    index_dir: Annotated[Path, typer.Argument(help="Index directory.")],
+    verify: Annotated[bool, typer.Option("--verify", help="Check every file against its checksum.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the facts as JSON.")] = False,
+) -> None:
+    """What an index is: kind, encoder, documents, search defaults, size, metadata fields to filter by."""
+    from tessera.indexing.info import index_info
+
+    facts = index_info(index_dir, verify=verify)
+    if as_json:
+        print(json.dumps(facts, indent=2))
+        return
+    table = Table(title=str(facts["path"]), show_header=False)
+    table.add_column("fact")
+    table.add_column("value", overflow="fold")
+    for name, value in facts.items():
+        if name == "path":
+            continue
+        if name == "bytes":
+            value = f"{value / 2**20:.1f} MiB ({value:,} bytes)"
+        elif name == "metadata_fields":
+            value = ", ".join(f"{key} ({count})" for key, count in value.items()) or "none"
+        elif name == "verified":
+            value = "every file matches its checksum" if value else "not checked (--verify)"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{key}={item}" for key, item in value.items()) or "none"
+        table.add_row(name.replace("_", " "), str(value))
+    out.print(table)
 
 
 @app.command()

@@ -106,6 +106,14 @@ class DocStore:
         where, values = filter_sql(metadata_filter)
         return {doc_id for (doc_id,) in self.db.execute(f"SELECT id FROM docs WHERE {where}", values)}
 
+    def metadata_fields(self) -> dict[str, int]:
+        """Each metadata key and how many documents carry it, commonest first (one scan)."""
+        rows = self.db.execute(
+            "SELECT key, count(*) FROM docs, json_each(docs.metadata) WHERE docs.metadata IS NOT NULL "
+            "GROUP BY key ORDER BY count(*) DESC, key"
+        )
+        return dict(rows)
+
     def _where_ids(self, columns: str, ids: Iterable[str]) -> Iterator[tuple]:
         """`columns` of the rows whose id is in `ids` (unique), 500 ids per query (SQLite's
         parameter limit)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tessera.data.metadata import parse_filter
+from tessera.indexing.info import describe
 from tessera.retrieval.fusion import fuse, with_passages
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
@@ -40,18 +41,8 @@ class Served:
     variants: OrderedDict[tuple, MicroBatcher] = field(default_factory=OrderedDict)
 
     def summary(self) -> dict[str, Any]:
-        m = self.index.manifest
-        return {
-            "name": self.name,
-            "backend": m.backend,
-            "encoder": m.encoder,
-            "factory": m.factory,
-            "dim": m.dim,
-            "documents": len(self.index),
-            "search_params": m.search_params,
-            "chunked": bool(m.chunking),
-            "created_at": m.created_at,
-        }
+        """What `tessera info` says of the index's manifest, with its name and live document count."""
+        return {"name": self.name, "documents": len(self.index), **describe(self.index.manifest)}
 
 
 class IndexPool:

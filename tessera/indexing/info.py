@@ -1,0 +1,67 @@
+"""What an index is, read from its directory: `tessera info`, and the service's index list.
+
+`describe` is the manifest's answer to the first questions about an index (what encoder, what
+kind, how many documents, which search defaults); `index_info` adds what only the directory
+knows: its size on disk, whether every file still matches its checksum (`verify`), and the
+metadata fields its documents carry with how many carry each, which is what a user writing a
+`--filter` needs to know.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tessera.indexing.docstore import DocStore
+from tessera.indexing.manifest import MANIFEST, Manifest
+
+
+def describe(manifest: Manifest) -> dict[str, Any]:
+    """The manifest's facts a person asks first, as plain JSON types."""
+    facts: dict[str, Any] = {
+        "backend": manifest.backend,
+        "encoder": manifest.encoder,
+        "factory": manifest.factory,
+        "dim": manifest.dim,
+        "metric": manifest.metric,
+        "search_params": manifest.search_params,
+        "chunked": bool(manifest.chunking),
+        "corpus": manifest.corpus,
+        "created_at": manifest.created_at,
+    }
+    if manifest.query_encoder:
+        facts["query_encoder"] = manifest.query_encoder
+    if manifest.chunking:
+        facts["chunking"] = manifest.chunking
+    if manifest.tombstones:
+        facts["tombstones"] = manifest.tombstones
+    if manifest.shards:
+        facts["shards"] = len(manifest.shards)
+    if manifest.tuning:
+        facts["tuning"] = {
+            key: value for key, value in manifest.tuning.items() if not isinstance(value, (list, dict))
+        }
+    return facts
+
+
+def index_info(index: str | Path, verify: bool = False) -> dict[str, Any]:
+    """`describe` plus the directory's size, file count, metadata fields and (with `verify`) a
+    checksum of every file against the manifest (an `IndexFormatError` names the first that
+    does not match)."""
+    root = Path(index).expanduser().resolve()
+    manifest = Manifest.read(root, verify=verify)
+    store = DocStore(root / DocStore.FILE, readonly=True)
+    try:
+        fields = store.metadata_fields()
+    finally:
+        store.close()
+    size = sum(int(entry["bytes"]) for entry in manifest.files.values()) + (root / MANIFEST).stat().st_size
+    return {
+        "path": str(root),
+        "documents": manifest.doc_count,
+        **describe(manifest),
+        "bytes": size,
+        "files": len(manifest.files) + 1,
+        "metadata_fields": fields,
+        "verified": verify,
+    }
