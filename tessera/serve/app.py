@@ -24,6 +24,7 @@ from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import check_search
 from tessera.retrieval.similar import similar
+from tessera.serve.chat import ChatBody, ChatService
 from tessera.serve.embeddings import EmbeddingsBody, EmbeddingService
 from tessera.serve.errors import ApiError, BodyLimit, install_error_handlers
 from tessera.serve.pool import IndexPool, Loader
@@ -42,6 +43,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     reranking = RerankService(settings.rerank)
     rag = RagService(pool, None, reranking)
     embeddings = EmbeddingService(pool, settings.max_queries)
+    chat = ChatService(pool, rag)
 
     async def start() -> None:
         try:
@@ -209,6 +211,15 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         if body.mmr_depth is not None:
             check_k(body.mmr_depth, "mmr_depth")
         return await rag.answer(body)
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completion(body: ChatBody) -> Response:
+        check_k(body.k)
+        return await chat.complete(body)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return chat.models()
 
     @app.post("/v1/embeddings", response_model=None)
     async def embeddings_answer(body: EmbeddingsBody) -> JSONResponse:

@@ -52,6 +52,24 @@ class RagService:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="generator")
 
     async def answer(self, body: RagBody) -> JSONResponse | StreamingResponse:
+        prompt = await self.prompt(body)
+        if body.stream:
+            return StreamingResponse(
+                self._stream(prompt, body.max_new_tokens), media_type="text/event-stream"
+            )
+        text = None
+        if self.generator is not None:
+            text = await self.generate(prompt.messages, body.max_new_tokens)
+        return JSONResponse({**_summary(prompt), "answer": text, "generator": self.generator_name()})
+
+    async def generate(self, messages: list, max_new_tokens: int) -> str:
+        """The whole answer, on the generator's thread."""
+        loop = asyncio.get_running_loop()
+        call = partial(self.generator.generate, messages, max_new_tokens=max_new_tokens)
+        return await loop.run_in_executor(self.executor, call)
+
+    async def prompt(self, body: RagBody) -> RagPrompt:
+        """Retrieve (fused, reranked, diversified, filtered as asked) and build the prompt."""
         check_search([body.query], body.k)
         names = self.pool.names(body.index, body.indexes)
         check_retrieval(len(names) - 1, body.fusion, body.weights)
@@ -109,18 +127,7 @@ class RagService:
                 per_document=per_document,
             ),
         )
-        if body.stream:
-            return StreamingResponse(
-                self._stream(prompt, body.max_new_tokens), media_type="text/event-stream"
-            )
-        text = None
-        if self.generator is not None:
-            loop = asyncio.get_running_loop()
-            text = await loop.run_in_executor(
-                self.executor,
-                lambda: self.generator.generate(prompt.messages, max_new_tokens=body.max_new_tokens),
-            )
-        return JSONResponse({**_summary(prompt), "answer": text, "generator": self.generator_name()})
+        return prompt
 
     def generator_name(self) -> str | None:
         return self.generator.name if self.generator is not None else None
@@ -130,30 +137,39 @@ class RagService:
         if self.generator is None:
             yield _event("done", {"answer": None})
             return
+        answer: list[str] = []
+        async for piece in self.pieces(prompt.messages, max_new_tokens):
+            if isinstance(piece, Exception):
+                yield _event("error", {"error": str(piece)})
+                return
+            answer.append(piece)
+            yield _event("token", {"text": piece})
+        yield _event("done", {"answer": "".join(answer)})
+
+    async def pieces(self, messages: list, max_new_tokens: int) -> AsyncIterator[str | Exception]:
+        """The answer as the generator streams it, on the generator's thread; a failure arrives
+        as the last item (for the client to see as an event, not a broken stream). Closing the
+        iterator early (the client went away) stops the generation."""
         loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[Any] = asyncio.Queue()
-        stop = threading.Event()  # set when the client goes away: generation stops early
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
 
         def produce() -> None:
             try:
-                for piece in self.generator.stream(prompt.messages, max_new_tokens=max_new_tokens):
+                for piece in self.generator.stream(messages, max_new_tokens=max_new_tokens):
                     if stop.is_set():
                         break
-                    loop.call_soon_threadsafe(pieces.put_nowait, piece)
-            except Exception as exc:  # reported to the client as an event, not a broken stream
-                loop.call_soon_threadsafe(pieces.put_nowait, exc)
-            loop.call_soon_threadsafe(pieces.put_nowait, _END)
+                    loop.call_soon_threadsafe(queue.put_nowait, piece)
+            except Exception as exc:
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            loop.call_soon_threadsafe(queue.put_nowait, _END)
 
         loop.run_in_executor(self.executor, produce)
-        answer: list[str] = []
         try:
-            while (piece := await pieces.get()) is not _END:
+            while (piece := await queue.get()) is not _END:
+                yield piece
                 if isinstance(piece, Exception):
-                    yield _event("error", {"error": str(piece)})
                     return
-                answer.append(piece)
-                yield _event("token", {"text": piece})
-            yield _event("done", {"answer": "".join(answer)})
         finally:
             stop.set()
 

@@ -1,0 +1,161 @@
+"""`POST /v1/chat/completions` and `GET /v1/models`: RAG behind OpenAI's chat API.
+
+Chat front ends and SDKs that speak OpenAI's API (the `openai` client with `base_url`, chat UIs
+that take an OpenAI-compatible URL) talk to a served index as to a model: `model` names the
+index, the last user message is the question, the answer comes from the service's generator
+(`tessera serve --generator`) over the retrieved context. Earlier turns stay in the
+conversation, between the RAG system prompt (the client's system messages appended to it) and
+the final user turn, which carries the context; so a follow-up question is answered with its
+history, retrieved for by its own words. Streaming sends OpenAI's `chat.completion.chunk`
+events and `data: [DONE]`. The RAG options of `POST /v1/rag` (`k`, `compress`, `budget`,
+`order`, `filter`, `per_document`, `mmr`, `rerank`) may ride along (the `openai` client's
+`extra_body`); the response adds `sources`, the passages the answer was built from. OpenAI's
+sampling fields (temperature, top_p, ...) are accepted and not used: generation is greedy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from tessera.rag.tokens import Message
+from tessera.serve.errors import ApiError
+from tessera.serve.pool import IndexPool
+from tessera.serve.rag import RagService
+from tessera.serve.schemas import RagBody
+
+DEFAULT_MAX_TOKENS = 256
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[dict[str, Any]] | None = None
+
+    @property
+    def text(self) -> str:
+        """The message's text; content parts other than text (images) are not read."""
+        if isinstance(self.content, list):
+            return "".join(str(part.get("text", "")) for part in self.content if part.get("type") == "text")
+        return self.content or ""
+
+
+class ChatBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # OpenAI's sampling and tool fields: not used
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    max_tokens: int | None = Field(default=None, ge=1, le=4096)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
+    n: int = Field(default=1, ge=1, le=1)
+    # Tessera's RAG options, as POST /v1/rag takes them.
+    k: int = 10
+    compress: str = "none"
+    budget: int | None = None
+    order: str = "rank"
+    filter: dict[str, Any] | None = None
+    per_document: int | None = Field(default=None, ge=1)
+    mmr: float | None = Field(default=None, ge=0, le=1)
+    rerank: bool = False
+
+
+def conversation(body: ChatBody, rag_messages: list[Message]) -> list[Message]:
+    """The RAG prompt's system and context turns around the client's conversation."""
+    system, context = rag_messages[0], rag_messages[-1]
+    extra = [m.text for m in body.messages if m.role in ("system", "developer") and m.text.strip()]
+    turns = [m for m in body.messages if m.role in ("user", "assistant")]
+    history = [{"role": m.role, "content": m.text} for m in turns[:-1]]
+    system = {"role": "system", "content": "\n\n".join([system["content"], *extra])}
+    return [system, *history, context]
+
+
+class ChatService:
+    def __init__(self, pool: IndexPool, rag: RagService) -> None:
+        self.pool = pool
+        self.rag = rag
+
+    def models(self) -> dict[str, Any]:
+        self.pool.get(None)  # 503 while loading
+        return {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": 0, "owned_by": "tessera"}
+                for name in self.pool.served
+            ],
+        }
+
+    async def complete(self, body: ChatBody) -> JSONResponse | StreamingResponse:
+        if self.rag.generator is None:
+            raise ApiError(
+                400,
+                "this service has no generator: start it with `tessera serve --generator local` (or a URL)",
+            )
+        users = [m for m in body.messages if m.role in ("user", "assistant")]
+        if not users or users[-1].role != "user" or not users[-1].text.strip():
+            raise ApiError(400, "field 'messages': the last message must be the user's question")
+        name = self.pool.get(body.model).name
+        rag = RagBody(
+            query=users[-1].text,
+            k=body.k,
+            index=name,
+            compress=body.compress,
+            budget=body.budget,
+            order=body.order,
+            filter=body.filter,
+            per_document=body.per_document,
+            mmr=body.mmr,
+            rerank=body.rerank,
+        )
+        prompt = await self.rag.prompt(rag)
+        messages = conversation(body, prompt.messages)
+        max_tokens = body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_TOKENS
+        reply = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": name}
+        if body.stream:
+            return StreamingResponse(
+                self._chunks(reply, messages, max_tokens, prompt.sources), media_type="text/event-stream"
+            )
+        answer = await self.rag.generate(messages, max_tokens)
+        tokens = self.rag.generator.tokens
+        used, made = tokens.count_messages(messages), tokens.count(answer)
+        return JSONResponse(
+            {
+                **reply,
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer},
+                        "finish_reason": "length" if made >= max_tokens else "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": used, "completion_tokens": made, "total_tokens": used + made},
+                "sources": prompt.sources,
+            }
+        )
+
+    async def _chunks(
+        self, reply: dict[str, Any], messages: list[Message], max_tokens: int, sources: list[dict]
+    ) -> AsyncIterator[bytes]:
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+            body = {**reply, "object": "chat.completion.chunk", **extra}
+            body["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
+            return f"data: {json.dumps(body)}\n\n".encode()
+
+        yield chunk({"role": "assistant", "content": ""}, sources=sources)
+        answer = []
+        async for piece in self.rag.pieces(messages, max_tokens):
+            if isinstance(piece, Exception):
+                failure = {"error": {"message": str(piece), "type": "generator_error"}}
+                yield f"data: {json.dumps(failure)}\n\n".encode()
+                return
+            answer.append(piece)
+            yield chunk({"content": piece})
+        made = self.rag.generator.tokens.count("".join(answer))
+        yield chunk({}, "length" if made >= max_tokens else "stop")
+        yield b"data: [DONE]\n\n"

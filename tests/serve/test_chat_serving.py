@@ -1,0 +1,135 @@
+"""`POST /v1/chat/completions`: RAG behind OpenAI's chat API. The context is what `/v1/rag`
+retrieves for the last user message, earlier turns stay in the conversation, streaming sends
+OpenAI's chunks and `[DONE]`, and requests it cannot answer are JSON 400s."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tessera.rag import prepare
+from tessera.rag.tokens import token_counter
+from tessera.retrieval.index import Index
+from tessera.serve.chat import ChatBody, conversation
+from tests.serve.conftest import wait_ready
+
+QUESTION = "what is the effect of a propeller slipstream on wing lift"
+
+
+class Recording:
+    """A scripted generator that keeps the conversations it was given (no LLM in the test)."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self.tokens = token_counter()
+        self.seen: list[list[dict]] = []
+
+    def stream(self, messages, max_new_tokens=256):
+        self.seen.append(list(messages))
+        yield from ["The slipstream ", "raises lift [1]."]
+
+    def generate(self, messages, max_new_tokens=256):
+        self.seen.append(list(messages))
+        return "The slipstream raises lift [1]."
+
+
+@pytest.fixture
+def chatting(make_app) -> Iterator[tuple[TestClient, Recording]]:
+    with TestClient(make_app()) as client:
+        wait_ready(client.get)
+        generator = Recording()
+        client.app.state.rag.generator = generator
+        yield client, generator
+
+
+def test_a_chat_completion_answers_from_the_index(chatting, loaded: dict[str, Index]) -> None:
+    client, generator = chatting
+    body = {
+        "model": "head-minilm",
+        "messages": [
+            {"role": "system", "content": "Answer in one sentence."},
+            {"role": "user", "content": "what is a slipstream"},
+            {"role": "assistant", "content": "The air a propeller pushes back."},
+            {"role": "user", "content": [{"type": "text", "text": QUESTION}]},
+        ],
+        "temperature": 0.2,
+        "k": 3,
+    }
+    got = client.post("/v1/chat/completions", json=body).json()
+    assert got["object"] == "chat.completion" and got["model"] == "head-minilm"
+    assert got["choices"][0]["message"] == {"role": "assistant", "content": "The slipstream raises lift [1]."}
+    expected = prepare(loaded["head-minilm"], QUESTION, k=3)
+    assert [s["doc_id"] for s in got["sources"]] == [s["doc_id"] for s in expected.sources]
+    sent = generator.seen[-1]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert sent[0]["content"].endswith("\n\nAnswer in one sentence.")
+    assert sent[1:3] == [
+        {"role": "user", "content": "what is a slipstream"},
+        {"role": "assistant", "content": "The air a propeller pushes back."},
+    ]
+    assert sent[-1] == expected.messages[-1]  # the context and the question, retrieved for the last turn
+    usage = got["usage"]
+    assert usage["prompt_tokens"] == token_counter().count_messages(sent) and usage["completion_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert got["choices"][0]["finish_reason"] == "stop"
+    cut = client.post("/v1/chat/completions", json={**body, "max_tokens": 3}).json()
+    assert cut["choices"][0]["finish_reason"] == "length"  # the answer reached max_tokens
+    models = client.get("/v1/models").json()
+    assert [m["id"] for m in models["data"]] == ["head-minilm", "head-bm25"]
+
+
+def test_a_streamed_chat_completion_sends_openai_chunks(chatting) -> None:
+    client, _ = chatting
+    body = {"messages": [{"role": "user", "content": QUESTION}], "stream": True, "k": 2}
+    lines = [line for line in client.post("/v1/chat/completions", json=body).text.split("\n\n") if line]
+    assert lines[-1] == "data: [DONE]"
+    chunks = [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"} and len({c["id"] for c in chunks}) == 1
+    assert (
+        chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+        and len(chunks[0]["sources"]) == 2
+    )
+    assert (
+        "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+        == "The slipstream raises lift [1]."
+    )
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"messages": [{"role": "assistant", "content": "hello"}]},
+            "last message must be the user's question",
+        ),
+        ({"messages": [{"role": "user", "content": "  "}]}, "last message must be the user's question"),
+        ({"messages": [{"role": "user", "content": "lift"}], "model": "gpt-4o"}, "unknown index 'gpt-4o'"),
+        ({"messages": [{"role": "user", "content": "lift"}], "n": 2}, "field 'n'"),
+        ({"messages": []}, "field 'messages'"),
+    ],
+)
+def test_what_a_chat_cannot_answer_is_refused(chatting, body: dict, message: str) -> None:
+    client, _ = chatting
+    response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400 and message in response.json()["error"]
+
+
+def test_without_a_generator_a_chat_says_how_to_start_one(client: TestClient) -> None:
+    response = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": QUESTION}]})
+    assert response.status_code == 400 and "--generator local" in response.json()["error"]
+
+
+def test_the_conversation_keeps_turns_around_the_context() -> None:
+    body = ChatBody(
+        messages=[{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "q"}]
+    )
+    rag = [{"role": "system", "content": "SYSTEM"}, {"role": "user", "content": "Context: ... Question: q"}]
+    assert conversation(body, rag) == [
+        {"role": "system", "content": "SYSTEM\n\nBe brief."},
+        {"role": "user", "content": "Context: ... Question: q"},
+    ]
