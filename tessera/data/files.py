@@ -6,13 +6,15 @@ notes/intro.md), so two files that would share an id are an error naming both. I
 text come from the file's own markup (data/markup.py, data/pdf.py); its metadata, which filters
 select by, holds `path`, `format` (text, markdown, html, pdf), `modified` (the file's UTC
 modification time, ISO 8601, which compares as text), `pages` and `author` for PDFs, and a
-Markdown front matter's flat fields. Hidden files and folders (.git, .obsidian) are not read;
-files of other kinds, and files with no text (a scanned PDF), are listed in one warning each.
+Markdown front matter's flat fields. Hidden files and folders (.git, .obsidian) are not read,
+nor the files a `.tesseraignore` in the folder names (gitignore's simple patterns); files of
+other kinds, and files with no text (a scanned PDF), are listed in one warning each.
 """
 
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -46,12 +48,48 @@ def document_id(path: Path, root: Path) -> str:
     return path.relative_to(root).with_suffix("").as_posix()
 
 
+IGNORE_FILE = ".tesseraignore"
+
+
+def ignore_patterns(root: Path) -> list[str]:
+    """`root/.tesseraignore`: one pattern a line, `#` comments (gitignore's simple forms)."""
+    path = root / IGNORE_FILE
+    if not path.is_file():
+        return []
+    lines = (line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def ignored(relative: str, patterns: list[str]) -> bool:
+    """Whether a file's path (from the folder, with /) matches a pattern: one without a slash
+    matches a name at any depth (`*.log`), one with a slash the path from the folder
+    (`notes/*.md`), one ending in a slash a whole folder at any depth (`drafts/`)."""
+    parts = relative.split("/")
+    for pattern in patterns:
+        if pattern.endswith("/"):
+            folder = pattern.strip("/")
+            depth = folder.count("/") + 1
+            folders = ["/".join(parts[i : i + depth]) for i in range(len(parts) - depth)]
+            if any(fnmatch.fnmatchcase(name, folder) for name in folders):
+                return True
+        elif "/" in pattern:
+            if fnmatch.fnmatchcase(relative, pattern.lstrip("/")):
+                return True
+        elif any(fnmatch.fnmatchcase(part, pattern) for part in parts):
+            return True
+    return False
+
+
 def folder_files(root: Path) -> list[Path]:
-    """The files under `root` Tessera reads, sorted; other kinds are named in a warning."""
+    """The files under `root` Tessera reads, sorted; hidden ones and those `.tesseraignore`
+    names are left out quietly, other kinds with a warning."""
     files, others = [], []
+    patterns = ignore_patterns(root)
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
         if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        if patterns and ignored(relative.as_posix(), patterns):
             continue
         (files if path.suffix.lower() in FORMATS else others).append(path)
     if others:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tessera.data.corpus import open_corpus
-from tessera.data.files import folder_files, read_file, read_folder
+from tessera.data.files import folder_files, ignored, read_file, read_folder
 from tessera.data.markup import html_to_text, markdown_to_text
 from tessera.data.pdf import dehyphenate, pdf_to_text
 from tessera.errors import CorpusError, TesseraWarning
@@ -173,6 +173,18 @@ def test_folder_ids_metadata_hidden_files_and_warnings(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="not valid UTF-8") as info:
         list(read_folder(tmp_path / "bad"))
     assert (info.value.file, info.value.line) == (str(bad), 2)
+
+
+def test_tesseraignore_leaves_files_out_quietly(tmp_path: Path) -> None:
+    for name in ("a.md", "notes/b.md", "notes/b.log.txt", "drafts/c.md", "deep/drafts/d.md", "keep/e.txt"):
+        write(tmp_path / name, f"text of {name}")
+    write(tmp_path / ".tesseraignore", "# not for the index\n*.log.txt\ndrafts/\nkeep/*.txt\n\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TesseraWarning)  # ignored files are not warned about
+        files = folder_files(tmp_path)
+    assert [path.relative_to(tmp_path).as_posix() for path in files] == ["a.md", "notes/b.md"]
+    assert ignored("x/drafts/y.md", ["drafts/"]) and not ignored("drafts.md", ["drafts/"])
+    assert ignored("notes/b.md", ["notes/*.md"]) and not ignored("other/notes/b.md", ["notes/*.md"])
 
 
 def test_open_corpus_reads_a_folder_or_one_file(tmp_path: Path) -> None:
