@@ -168,8 +168,8 @@ def read_folder(root: Path, files: list[Path] | None = None) -> Iterator[Documen
     if empty:
         warnings.warn(
             TesseraWarning(
-                f"{len(empty)} files have no text and were left out (a scanned PDF needs OCR first): "
-                f"{_listing(empty, root)}",
+                f"{len(empty)} files have no text and were left out (empty, or a scanned PDF without a "
+                f"text layer: OCR it first): {_listing(empty, root)}",
                 file=root,
             ),
             stacklevel=2,
