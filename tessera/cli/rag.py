@@ -135,6 +135,7 @@ def rag(
     for source in prompt.sources:
         title = " ".join((source["title"] or "").split())
         where = " (characters {}-{})".format(*source["offsets"]) if "offsets" in source else ""
+        where = f" (page {source['page']})" if "page" in source else where
         line = f"[{source['rank']}] {source['doc_id']}{where}  {title}".rstrip()
         out.print(line, highlight=False, soft_wrap=True)
     ratio = prompt.prompt_tokens / prompt.plain_tokens

@@ -2,7 +2,9 @@
 
 Typeset text breaks words at line ends ("retrie-\\nval"); an index that keeps the halves never
 matches the word, so a hyphen at a line end between two lower-case letters is joined. Pages are
-separated by a blank line, so sentence splitting (RAG compression) never runs across them.
+separated by a form feed on a line of its own (`PAGE_BREAK`): whitespace to every tokenizer, a
+paragraph break to sentence splitting (so RAG compression never runs across pages), and what
+`page_of` counts to say which page a passage starts on.
 A PDF without a text layer (a scan) gives empty text: the folder reader skips it with a warning.
 """
 
@@ -19,6 +21,15 @@ _LINE_END_HYPHEN = re.compile(r"(?<=[a-z])-[ \t]*\r?\n[ \t]*(?=[a-z])")
 _GENERATED_TITLE = re.compile(
     r"^(microsoft \w+ - |untitled\b)|\.(docx?|pdf|tex|dvi|ps|rtf|odt|pptx?|indd|txt)$", re.IGNORECASE
 )
+
+
+PAGE_BREAK = "\n\f\n"
+
+
+def page_of(text: str, offset: int) -> int | None:
+    """The page (from 1) of a PDF document's text that character `offset` lies on; None for a
+    text without page breaks (one page, or not from a PDF)."""
+    return text.count("\f", 0, offset) + 1 if "\f" in text else None
 
 
 def dehyphenate(text: str) -> str:
@@ -49,4 +60,5 @@ def pdf_to_text(path: Path) -> Extracted:
     author = " ".join(str((info.author if info else None) or "").split())
     if author:
         metadata["author"] = author
-    return Extracted(title, "\n\n".join(page for page in pages if page), metadata)
+    text = PAGE_BREAK.join(pages) if any(pages) else ""  # empty pages kept: page_of counts them
+    return Extracted(title, text, metadata)

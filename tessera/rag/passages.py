@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tessera.data.pdf import page_of
 from tessera.retrieval.hits import Hit
 
 
@@ -18,15 +19,18 @@ class Passage:
     score: float = 0.0
     rank: int = 0
     offsets: tuple[int, int] | None = None  # where `text` lies in the document (chunked indexes)
+    page: int | None = None  # a PDF's page the passage starts on, for citations
 
     @classmethod
     def from_hit(cls, hit: Hit) -> Passage:
         """The hit's passage where it has one: a long document's best passage, not the whole
         document, goes into the prompt (what a reranker reads too, `rerank.base.hit_text`)."""
-        text = hit.text or ""
+        text = document = hit.text or ""
+        page = None
         if hit.offsets is not None and text:
             text = hit.passage if hit.passage is not None else text[hit.offsets[0] : hit.offsets[1]]
-        return cls(hit.doc_id, text, hit.title or None, hit.score, hit.rank, hit.offsets)
+            page = page_of(document, hit.offsets[0])
+        return cls(hit.doc_id, text, hit.title or None, hit.score, hit.rank, hit.offsets, page)
 
     @property
     def full_text(self) -> str:

@@ -41,6 +41,7 @@ class RagPrompt:
         return [
             {"doc_id": p.doc_id, "title": p.title, "rank": p.rank, "score": p.score}
             | ({"offsets": list(p.offsets)} if p.offsets is not None else {})
+            | ({"page": p.page} if p.page is not None else {})
             for p in self.passages
         ]
 

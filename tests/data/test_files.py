@@ -12,7 +12,8 @@ import pytest
 from tessera.data.corpus import open_corpus
 from tessera.data.files import folder_files, ignored, read_file, read_folder
 from tessera.data.markup import html_to_text, markdown_to_text
-from tessera.data.pdf import dehyphenate, pdf_to_text
+from tessera.data.pdf import dehyphenate, page_of, pdf_to_text
+from tessera.data.sentences import split_sentences
 from tessera.errors import CorpusError, TesseraWarning
 from tessera.indexing.builder import build_index
 from tessera.retrieval.index import Index
@@ -121,7 +122,11 @@ def test_pdf_pages_title_and_words_broken_at_line_ends(tmp_path: Path, data_dir:
     extracted = pdf_to_text(pdf)
     assert extracted.title == "Wing" and extracted.metadata == {"pages": 2}
     assert extracted.text.split() == words
-    assert "\n\n" in extracted.text  # pages apart, so no sentence runs across them
+    assert extracted.text.count("\f") == 1  # pages apart, so no sentence runs across them
+    second = extracted.text.index(words[half])
+    assert (page_of(extracted.text, 0), page_of(extracted.text, second)) == (1, 2)
+    assert any(sentence.split()[-1] == words[half - 1] for sentence in split_sentences(extracted.text))
+    assert page_of("one page only", 5) is None
     assert dehyphenate("the retrie-\nval of bound-\nary layers; Mach-\n2 and X-\nrays") == (
         "the retrieval of boundary layers; Mach-\n2 and X-\nrays"
     )

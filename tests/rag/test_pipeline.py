@@ -97,6 +97,21 @@ def test_a_chunked_index_puts_its_best_passages_in_the_prompt_not_whole_document
     assert len({p.doc_id for p in fused.passages}) == 3 and all(p.offsets for p in fused.passages)
 
 
+def test_passages_of_a_pdf_cite_their_page(cranfield_docs, tmp_path):
+    from tests.data.test_files import wrapped, write_pdf
+
+    texts = [d["text"] for d in list(cranfield_docs.values())[:24]]
+    pages = [wrapped(" ".join(texts[n : n + 4])) for n in range(0, 24, 4)]  # six pages
+    pdf = write_pdf(tmp_path / "report.pdf", pages, "Wing and slipstream studies")
+    index = Index.load(build_index(pdf, tmp_path / "idx", chunk="64:8", show_progress=False))
+    prompt = prepare(index, QUESTION, k=4)  # one document: its four best passages
+    document = index.document("report").text
+    assert [s["page"] for s in prompt.sources] == [
+        document.count("\f", 0, p.offsets[0]) + 1 for p in prompt.passages
+    ]
+    assert all(1 <= s["page"] <= 6 for s in prompt.sources) and len(prompt.sources) == 4
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
