@@ -15,6 +15,7 @@ _API = {
     "Index": "tessera.retrieval.index",
     "Hit": "tessera.retrieval.hits",
     "build_index": "tessera.indexing.builder",
+    "index_info": "tessera.indexing.info",
     "evaluate": "tessera.eval.evaluate",
     "search_run": "tessera.retrieval.query_set",
     "load_queries": "tessera.data.datasets",
