@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -238,16 +239,7 @@ def sync(
 
     plan = sync_index(index_dir, corpus, dry_run=dry_run, show_progress=not as_json)
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "added": plan.added,
-                    "changed": plan.changed,
-                    "deleted": plan.deleted,
-                    "unchanged": plan.unchanged,
-                }
-            )
-        )
+        print(json.dumps(asdict(plan)))
         return
     counts = ", ".join(f"{name} {count}" for name, count in plan.summary.items())
     out.print(f"{'would change' if dry_run else 'synced'} {index_dir}: {counts}")

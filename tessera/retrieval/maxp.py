@@ -18,8 +18,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tessera.errors import TesseraError
-
 # Passages fetched per wanted document on the first try; widened by doubling when short.
 FANOUT = 4
 
@@ -54,8 +52,6 @@ def maxp_search(
 ) -> list[Ranked]:
     """Top-k documents per query by MaxP (or passages, `per_document` > 1); `search(vectors,
     k')` is the passage backend's search."""
-    if per_document < 1:
-        raise TesseraError(f"must be at least 1, got {per_document}", field="per_document")
     total_passages = len(passage_docs)
     per_doc = np.bincount(passage_docs.astype(np.int64)) if total_passages else np.zeros(0, dtype=np.int64)
     want = min(k, int(np.minimum(per_doc, per_document).sum()))
