@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
@@ -15,9 +16,9 @@ import numpy as np
 from tessera.data.corpus import Corpus, open_corpus
 from tessera.data.document import Document
 from tessera.data.readers import read_query_texts
-from tessera.errors import CorpusError, TesseraError
+from tessera.errors import CorpusError, TesseraError, TesseraWarning
 from tessera.indexing import staging
-from tessera.indexing.chunking import Chunking, PassageMap, PassageSplitter, passage_text
+from tessera.indexing.chunking import Chunking, PassageMap, PassageSplitter, beyond_window, passage_text
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.lucene_backend import build_lucene_index
 from tessera.indexing.manifest import FORMAT_VERSION, Manifest
@@ -164,6 +165,21 @@ def publish_build(root: Path, target: Path, store: DocStore, manifest: Manifest,
     staging.publish(root, target, overwrite)
 
 
+def _warn_truncation(model, store: DocStore, spec: str) -> None:
+    """Say how many documents the encoder's window cut short: their tails are not indexed."""
+    longer, total, window = beyond_window(model, store.documents())
+    if longer:
+        warnings.warn(
+            TesseraWarning(
+                f"{longer} of {total} documents ({longer / total:.0%}) are longer than {spec}'s "
+                f"{window}-token input and are indexed by their first {window} tokens; `--chunk "
+                f"{window}:32` indexes all of their text (passages, each document scored by its best)",
+                field="chunk",
+            ),
+            stacklevel=3,
+        )
+
+
 def build_index(
     corpus: str | Path,
     output: str | Path,
@@ -287,6 +303,8 @@ def build_index(
                     "passages": passages.finish(),
                 }
             write_docids(root, store)
+            if passages is None:
+                _warn_truncation(model, store, spec)
         publish_build(root, target, store, manifest, overwrite)
     except TesseraError:
         store.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,25 @@ def word_windows(words: Sequence[int | None], budget: int, overlap: int) -> list
         following = word_start(max(end - overlap, start + 1))
         start = following if following > start else end
     return windows
+
+
+def beyond_window(model, documents: Iterable[Document], batch: int = 1000) -> tuple[int, int, int]:
+    """(documents longer than the encoder's input window, documents, the window): what a build
+    without `--chunk` cuts short. (0, 0, 0) for an encoder without a tokenizer and a window."""
+    tokenizer, window = getattr(model, "tokenizer", None), getattr(model, "max_tokens", None)
+    if tokenizer is None or not window:
+        return 0, 0, 0
+    longer = total = 0
+    pending: list[str] = []
+    for doc in documents:
+        pending.append(doc.contents)
+        if len(pending) == batch:
+            longer += sum(len(ids) > window for ids in tokenizer(pending, verbose=False)["input_ids"])
+            total, pending = total + len(pending), []
+    if pending:
+        longer += sum(len(ids) > window for ids in tokenizer(pending, verbose=False)["input_ids"])
+        total += len(pending)
+    return longer, total, int(window)
 
 
 def passage_text(doc: Document, start: int, end: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from tessera.data.document import Document
-from tessera.errors import IndexFormatError, TesseraError
+from tessera.errors import IndexFormatError, TesseraError, TesseraWarning
 from tessera.indexing.builder import build_index
 from tessera.indexing.chunking import Chunking, PassageSplitter, passage_text
 from tessera.indexing.docstore import DocStore
@@ -249,3 +250,20 @@ def test_a_damaged_passage_map_is_refused(chunked: Path, tmp_path: Path) -> None
     np.save(copy / "passages.npy", rows[:-1])
     with pytest.raises(IndexFormatError, match="passage map has shape"):
         Index.load(copy, verify=False)
+
+
+def test_a_build_says_how_many_documents_the_window_cut_short(
+    cranfield_docs: dict[str, dict], tmp_path: Path
+) -> None:
+    docs = list(cranfield_docs.values())
+    short = [d["text"] for d in docs if len(d["text"].split()) < 80][:3]
+    long = [" ".join(d["text"] for d in docs[8 * n : 8 * n + 8]) for n in range(2)]  # over 256 wordpieces
+    corpus = tmp_path / "c.jsonl"
+    with corpus.open("w") as handle:
+        for n, text in enumerate(long + short):
+            handle.write(json.dumps({"_id": f"d{n}", "text": text}) + "\n")
+    with pytest.warns(TesseraWarning, match=r"2 of 5 documents \(40%\) are longer than minilm's 256-token"):
+        build_index(corpus, tmp_path / "flat", "minilm", show_progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TesseraWarning)  # passages fit the window: nothing to say
+        build_index(corpus, tmp_path / "chunked", "minilm", chunk="256:32", show_progress=False)
