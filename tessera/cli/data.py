@@ -33,7 +33,7 @@ def synth_queries(
     corpus: Annotated[
         str,
         typer.Argument(
-            help="Corpus: BEIR folder, JSONL, TSV, a folder of .txt/.md/.html/.pdf files (or one), "
+            help="Corpus: BEIR folder, JSONL, TSV, a folder of .txt/.md/.html/.pdf/.docx files (or one), "
             "or ir_datasets id."
         ),
     ],

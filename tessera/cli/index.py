@@ -29,7 +29,7 @@ def index(
     corpus: Annotated[
         str,
         typer.Argument(
-            help="BEIR folder, .jsonl, .tsv, a folder of .txt/.md/.html/.pdf files (or one such file), "
+            help="BEIR folder, .jsonl, .tsv, a folder of .txt/.md/.html/.pdf/.docx files (or one such file), "
             "or ir_datasets id."
         ),
     ],

@@ -1,14 +1,15 @@
-"""A folder of files as a corpus: plain text, Markdown, HTML and PDF, one document per file.
+"""A folder of files as a corpus: plain text, Markdown, HTML, PDF and Word, one document per file.
 
 What users of LlamaIndex's SimpleDirectoryReader point an index at: notes, docs sites, papers.
 A document's id is its path relative to the folder without the suffix (`notes/intro` for
 notes/intro.md), so two files that would share an id are an error naming both. Its title and
-text come from the file's own markup (data/markup.py, data/pdf.py); its metadata, which filters
-select by, holds `path`, `format` (text, markdown, html, pdf), `modified` (the file's UTC
-modification time, ISO 8601, which compares as text), `pages` and `author` for PDFs, and a
-Markdown front matter's flat fields. Hidden files and folders (.git, .obsidian) are not read,
-nor the files a `.tesseraignore` in the folder names (gitignore's simple patterns); files of
-other kinds, and files with no text (a scanned PDF), are listed in one warning each.
+text come from the file's own markup (data/markup.py, data/pdf.py, data/docx.py); its metadata,
+which filters select by, holds `path`, `format` (text, markdown, html, pdf, docx), `modified`
+(the file's UTC modification time, ISO 8601, which compares as text), `pages` (PDF), `author`
+(PDF and Word) and a Markdown front matter's flat fields. Hidden files and folders (.git,
+.obsidian) are not read, nor the files a `.tesseraignore` in the folder names (gitignore's simple
+patterns); files of other kinds, and files with no text (a scanned PDF), are listed in one
+warning each.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tessera.data.document import Document
+from tessera.data.docx import docx_to_text
 from tessera.data.markup import Extracted, decode_html, html_to_text, markdown_to_text
 from tessera.data.pdf import pdf_to_text
 from tessera.errors import CorpusError, TesseraWarning
@@ -33,6 +35,7 @@ FORMATS: dict[str, str] = {
     ".html": "html",
     ".htm": "html",
     ".pdf": "pdf",
+    ".docx": "docx",
 }
 _NAMED = 5  # files named in a warning before "and N more"
 
@@ -128,6 +131,8 @@ def extract(path: Path) -> Extracted:
     kind = FORMATS[path.suffix.lower()]
     if kind == "pdf":
         return pdf_to_text(path)
+    if kind == "docx":
+        return docx_to_text(path)
     raw = path.read_bytes()
     if kind == "html":
         return html_to_text(decode_html(raw, path))

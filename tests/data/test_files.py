@@ -134,6 +134,50 @@ def test_pdf_pages_title_and_words_broken_at_line_ends(tmp_path: Path, data_dir:
     assert pdf_to_text(converted).title == ""  # a converter's file name is not a title
 
 
+def write_docx(path: Path, paragraphs: list[str], title: str = "", styled_title: str = "") -> Path:
+    """A minimal Word document: the parts a .docx needs ([Content_Types].xml, the body, core
+    properties), as Word writes them."""
+    import zipfile
+    from xml.sax.saxutils import escape
+
+    w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    runs = [
+        f'<w:p><w:pPr><w:pStyle w:val="Title"/></w:pPr><w:r><w:t>{escape(styled_title)}</w:t></w:r></w:p>'
+    ]
+    runs = runs if styled_title else []
+    for text in paragraphs:
+        first, _, rest = text.partition(" ")  # two runs, as Word splits them
+        second = f'<w:r><w:t xml:space="preserve"> {escape(rest)}</w:t></w:r>'
+        runs.append(f"<w:p><w:r><w:t>{escape(first)}</w:t></w:r>{second}</w:p>")
+    runs.append("<w:p><w:r><w:delText>deleted words</w:delText></w:r></w:p>")  # a tracked deletion
+    body = f'<?xml version="1.0"?><w:document xmlns:w="{w}"><w:body>{"".join(runs)}</w:body></w:document>'
+    core = (
+        '<?xml version="1.0"?><cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/'
+        'metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        f"<dc:title>{escape(title)}</dc:title><dc:creator>M. Brenckman</dc:creator></cp:coreProperties>"
+    )
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types/>')
+        archive.writestr("word/document.xml", body)
+        archive.writestr("docProps/core.xml", core)
+    return path
+
+
+def test_word_documents_give_paragraphs_title_and_author(tmp_path: Path, data_dir: Path) -> None:
+    docs = cranfield(data_dir, 3)
+    paragraphs = [" ".join(d["text"].split()) for d in docs]
+    path = write_docx(tmp_path / "w.docx", paragraphs, title="Slipstream studies")
+    document = read_file(path, tmp_path)
+    assert (document.id, document.title, document.text) == ("w", "Slipstream studies", "\n".join(paragraphs))
+    assert document.metadata["author"] == "M. Brenckman" and document.metadata["format"] == "docx"
+    styled = read_file(write_docx(tmp_path / "s.docx", paragraphs[:1], styled_title="Wing theory"), tmp_path)
+    assert (styled.title, styled.text) == ("Wing theory", paragraphs[0])  # the Title paragraph, not repeated
+    broken = write(tmp_path / "broken.docx", b"PK not a zip")
+    with pytest.raises(CorpusError, match="cannot be read as a Word document") as info:
+        read_file(broken, tmp_path)
+    assert info.value.file == str(broken)
+
+
 def test_unreadable_and_password_protected_pdfs_are_errors_naming_the_file(tmp_path: Path) -> None:
     from pypdf import PdfReader, PdfWriter
 
@@ -206,10 +250,10 @@ def test_open_corpus_reads_a_folder_or_one_file(tmp_path: Path) -> None:
 
 
 def mixed_folder(documents: list[dict], root: Path) -> Path:
-    """Cranfield documents, each in one of the four formats in turn, titles in each format's markup."""
+    """Cranfield documents, each in one of the five formats in turn, titles in each format's markup."""
     for number, doc in enumerate(documents):
         title, text = " ".join(doc["title"].split()), doc["text"]
-        kind = number % 4
+        kind = number % 5
         if kind == 0:
             write(root / "md" / f"{doc['_id']}.md", f"# {title}\n\n{text}\n")
         elif kind == 1:
@@ -219,6 +263,9 @@ def mixed_folder(documents: list[dict], root: Path) -> Path:
             )
         elif kind == 2:
             write_pdf(root / "pdf" / f"{doc['_id']}.pdf", [wrapped(text)], title)
+        elif kind == 4:
+            (root / "docx").mkdir(parents=True, exist_ok=True)
+            write_docx(root / "docx" / f"{doc['_id']}.docx", text.split("\n"), title=title)
         else:  # plain text has no title markup: the title is the text's first line, as Cranfield's is
             write(root / "txt" / f"{doc['_id']}.txt", text)
     return root
@@ -229,8 +276,8 @@ def test_a_mixed_folder_ranks_like_the_same_documents_as_jsonl(tmp_path: Path, d
     folder = mixed_folder(documents, tmp_path / "docs")
     jsonl = tmp_path / "same.jsonl"
     for number, doc in enumerate(documents):
-        folder_id = f"{['md', 'html', 'pdf', 'txt'][number % 4]}/{doc['_id']}"
-        title = "" if number % 4 == 3 else doc["title"]
+        folder_id = f"{['md', 'html', 'pdf', 'txt', 'docx'][number % 5]}/{doc['_id']}"
+        title = "" if number % 5 == 3 else doc["title"]
         with jsonl.open("a") as handle:
             handle.write(json.dumps({"_id": folder_id, "title": title, "text": doc["text"]}) + "\n")
     from_folder = Index.load(build_index(folder, tmp_path / "folder-idx", "bm25", show_progress=False))
@@ -252,8 +299,8 @@ def test_a_mixed_folder_ranks_like_the_same_documents_as_jsonl(tmp_path: Path, d
 
 def test_cli_indexes_a_folder_and_names_what_it_left_out(tmp_path: Path, data_dir: Path) -> None:
     folder = mixed_folder(cranfield(data_dir, 8), tmp_path / "docs")
-    write(folder / "notes.docx", b"PK")
+    write(folder / "slides.pptx", b"PK")
     result = run_cli("index", str(folder), "-o", str(tmp_path / "idx"), "--encoder", "bm25")
-    assert "warning:" in result.stderr and "notes.docx" in result.stderr
+    assert "warning:" in result.stderr and "slides.pptx" in result.stderr
     found = run_cli("search", str(tmp_path / "idx"), "wing in a propeller slipstream", "-k", "1", "--json")
     assert json.loads(found.stdout)[0]["doc_id"] == "md/1"

@@ -1,0 +1,76 @@
+"""A Word document's (.docx) text as one document, with the standard library alone.
+
+A .docx file is a zip of XML parts (Office Open XML): the body is `word/document.xml`, one
+`<w:p>` a paragraph (table cells hold paragraphs too), its words in `<w:t>` runs, tabs and
+breaks as `<w:tab/>` and `<w:br/>`; the title and author are in `docProps/core.xml`. Only those
+two parts are read: headers, footers, comments and tracked deletions (`<w:delText>`) are not
+the document's text. ElementTree's expat refuses entity expansion attacks (Python 3.11 ships
+expat >= 2.4.1), and a part that would inflate past `MAX_PART_BYTES` is refused before it is read.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from xml.etree import ElementTree
+
+from tessera.data.markup import Extracted
+from tessera.errors import CorpusError
+
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+DC = "{http://purl.org/dc/elements/1.1/}"
+BODY, CORE = "word/document.xml", "docProps/core.xml"
+MAX_PART_BYTES = 256 * 2**20
+
+
+def _part(archive: zipfile.ZipFile, name: str, path: Path) -> ElementTree.Element | None:
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        return None
+    if info.file_size > MAX_PART_BYTES:
+        raise CorpusError(f"{name} would inflate to {info.file_size:,} bytes; refused", file=path)
+    return ElementTree.fromstring(archive.read(name))
+
+
+def _paragraph(element: ElementTree.Element) -> str:
+    parts = []
+    for node in element.iter():
+        if node.tag == f"{W}t" and node.text:
+            parts.append(node.text)
+        elif node.tag == f"{W}tab":
+            parts.append("\t")
+        elif node.tag in (f"{W}br", f"{W}cr"):
+            parts.append("\n")
+    return "".join(parts).strip()
+
+
+def docx_to_text(path: Path) -> Extracted:
+    """Title: the document's core title, else its first paragraph in the `Title` style (then not
+    repeated in the text). Text: one line per non-empty paragraph. Metadata: `author`."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            body = _part(archive, BODY, path)
+            core = _part(archive, CORE, path)
+    except (zipfile.BadZipFile, ElementTree.ParseError, OSError) as exc:
+        raise CorpusError(
+            f"cannot be read as a Word document ({type(exc).__name__}: {exc})", file=path
+        ) from None
+    if body is None:
+        raise CorpusError(f"cannot be read as a Word document: no {BODY}", file=path)
+    title = author = ""
+    if core is not None:
+        title = " ".join((core.findtext(f"{DC}title") or "").split())
+        author = " ".join((core.findtext(f"{DC}creator") or "").split())
+    lines = []
+    for paragraph in body.iter(f"{W}p"):
+        if paragraph.find(f".//{W}p") is not None:
+            continue  # a paragraph holding others (text boxes): its inner paragraphs are read
+        text = _paragraph(paragraph)
+        style = paragraph.find(f"{W}pPr/{W}pStyle")
+        if text and not title and style is not None and style.get(f"{W}val") == "Title":
+            title = text
+            continue
+        if text:
+            lines.append(text)
+    return Extracted(title, "\n".join(lines), {"author": author} if author else {})
