@@ -39,6 +39,12 @@ def serve(
             "cross-encoder:NAME_OR_PATH or qlm[:LLM]."
         ),
     ] = None,
+    reload_seconds: Annotated[
+        float,
+        typer.Option(
+            help="How often to look for an index updated on disk (add, delete, sync) and reopen it; 0: never."
+        ),
+    ] = 5.0,
 ) -> None:
     """Serve indexes over HTTP: JSON search and RAG API, and a search page at /."""
     from tessera.errors import TesseraError
@@ -59,6 +65,7 @@ def serve(
         generator=generator,
         mmap=mmap,
         rerank=rerank,
+        reload_seconds=reload_seconds,
     )
     for path in settings.indexes.values():
         Manifest.read(Path(path), verify=False)  # a wrong path fails here, in one line, not in a worker
@@ -71,4 +78,6 @@ def serve(
     ):
         if value < 1:
             raise TesseraError(f"must be at least 1, got {value}", field=name)
+    if reload_seconds < 0:
+        raise TesseraError(f"must be 0 (never) or more, got {reload_seconds}", field="reload-seconds")
     run(settings, workers)

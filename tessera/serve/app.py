@@ -59,6 +59,8 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
             log.error("%s", pool.failure)
             return
         await pool.load_all()
+        if pool.ready:
+            await pool.watch()  # until the app stops: indexes updated on disk are reopened
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -57,6 +57,7 @@ class MicroBatcher:
         self.batches = 0  # batch_search calls made, for tests and /health
         self.batched_queries = 0
         self.last_batch = 0  # requests in the last batch gathered
+        self.executing = False  # a gathered batch is being searched
 
     async def alone(self, queries: list[str], k: int, with_text: bool, **options: Any) -> list[list[Hit]]:
         """One request outside the batches, on the index's thread: a restricted search
@@ -78,7 +79,11 @@ class MicroBatcher:
     async def _consume(self) -> None:
         while True:
             batch = await self._gather()
-            await self._execute([r for r in batch if not r.future.done()])  # skip cancelled clients
+            self.executing = True
+            try:
+                await self._execute([r for r in batch if not r.future.done()])  # skip cancelled clients
+            finally:
+                self.executing = False
 
     async def _gather(self) -> list[_Request]:
         """The first waiting request, and whatever joins it within the window."""
@@ -142,6 +147,19 @@ class MicroBatcher:
             for i, hits in zip(part, self.search_fn([queries[i] for i in part], k, with_text), strict=True):
                 results[i] = hits
         return results
+
+    async def retire(self, grace_s: float = 30.0) -> None:
+        """Close once every request already queued has its answer (at most `grace_s`): the batcher
+        of an index version that a reload replaced, which callers may still hold for a moment."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while (not self.queue.empty() or self.executing) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        await self.close()
+        while not self.queue.empty():  # past the grace period: say so rather than hang
+            request = self.queue.get_nowait()
+            if not request.future.done():
+                request.future.set_exception(Overloaded("the index was reloaded; retry"))
 
     async def close(self) -> None:
         if self.worker is not None:

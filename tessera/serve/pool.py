@@ -17,6 +17,7 @@ from typing import Any
 
 from tessera.data.metadata import parse_filter
 from tessera.indexing.info import describe
+from tessera.indexing.manifest import MANIFEST
 from tessera.retrieval.fusion import fuse, with_passages
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
@@ -39,10 +40,19 @@ class Served:
     executor: ThreadPoolExecutor
     batcher: MicroBatcher
     variants: OrderedDict[tuple, MicroBatcher] = field(default_factory=OrderedDict)
+    stamp: bytes = b""  # the manifest the loaded index was opened from
 
     def summary(self) -> dict[str, Any]:
         """What `tessera info` says of the index's manifest, with its name and live document count."""
         return {"name": self.name, "documents": len(self.index), **describe(self.index.manifest)}
+
+
+def _manifest(root: Path) -> bytes:
+    """The manifest's bytes (b"" when it cannot be read): every update publishes a new one."""
+    try:
+        return (root / MANIFEST).read_bytes()
+    except OSError:
+        return b""
 
 
 class IndexPool:
@@ -54,20 +64,54 @@ class IndexPool:
         self.served: dict[str, Served] = {}
         self.ready = False
         self.failure: str | None = None
+        self.retiring: set[asyncio.Task] = set()  # batchers of replaced index versions, draining
 
     async def load_all(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             for name, path in self.settings.indexes.items():
                 executor = ThreadPoolExecutor(1, thread_name_prefix=f"index-{name}")
+                stamp = _manifest(Path(path))
                 index = await loop.run_in_executor(executor, self.load, Path(path))
-                self.served[name] = Served(name, Path(path), index, executor, self._batcher(index, executor))
+                served = Served(
+                    name, Path(path), index, executor, self._batcher(index, executor), stamp=stamp
+                )
+                self.served[name] = served
                 log.info("loaded index '%s' (%d documents)", name, len(index))
         except Exception as exc:  # the service stays up and says why in /health
             self.failure = f"loading failed: {exc}"
             log.error("%s", self.failure)
             return
         self.ready = True
+
+    async def watch(self) -> None:
+        """Every `reload_seconds`, reopen each index whose manifest changed on disk (`tessera add`,
+        `delete`, `sync`, `compact`, a rebuild published over it) and swap it in. Requests already
+        running finish on the version they started with (its files stay open); a version that
+        fails to open leaves the served one in place, and the failure is logged."""
+        while self.settings.reload_seconds > 0:
+            await asyncio.sleep(self.settings.reload_seconds)
+            for served in list(self.served.values()):
+                stamp = _manifest(served.path)
+                if stamp and stamp != served.stamp:
+                    await self.reload(served, stamp)
+
+    async def reload(self, served: Served, stamp: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            index = await loop.run_in_executor(served.executor, self.load, served.path)
+        except Exception as exc:
+            log.error("index '%s' changed on disk but could not be reopened: %s", served.name, exc)
+            served.stamp = stamp  # not retried until it changes again
+            return
+        retired = [served.batcher, *served.variants.values()]
+        served.index, served.batcher, served.stamp = index, self._batcher(index, served.executor), stamp
+        served.variants = OrderedDict()
+        for batcher in retired:  # each closes once the requests it already holds are answered
+            task = loop.create_task(batcher.retire())
+            self.retiring.add(task)
+            task.add_done_callback(self.retiring.discard)
+        log.info("reloaded index '%s' (%d documents)", served.name, len(index))
 
     def _batcher(self, index: Index, executor: ThreadPoolExecutor) -> MicroBatcher:
         s = self.settings
@@ -193,6 +237,8 @@ class IndexPool:
         return [s.summary() for s in self.served.values()]
 
     async def close(self) -> None:
+        for task in list(self.retiring):
+            task.cancel()
         for served in self.served.values():
             for batcher in [served.batcher, *served.variants.values()]:
                 await batcher.close()
