@@ -43,6 +43,7 @@ from tessera import config
 from tessera.data.datasets import load_eval_dataset
 from tessera.indexing.builder import build_index
 from tessera.models.causal_lm import DEFAULT_LLM
+from tessera.rag import prepare
 from tessera.rag.tokens import token_counter
 from tessera.retrieval.index import Index
 
@@ -186,14 +187,62 @@ def measure(collection: str, mode: str, work: Path, console: Console) -> dict:
     return result
 
 
+def bm25_index(folder: Path, work: Path) -> Index:
+    target = work / "indexes" / f"{folder.name}-bm25"
+    if not (target / "manifest.json").is_file():
+        build_index(folder, target, "bm25", show_progress=False)
+    return Index.load(target)
+
+
+def measure_bm25(collection: str, mode: str, work: Path, console: Console) -> dict:
+    """The same tasks through a BM25 index, which retrieves whole long documents: the prompt
+    with each whole, with each cut to its best window (`rag.windows`, what `prepare` does), and
+    whole documents cut to the windows' words."""
+    saved = work / "results" / f"{collection}-{mode}-bm25.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())
+    folder = task(collection, mode, work)
+    index = bm25_index(folder, work)
+    judged = relevant_members(folder, config.data_dir() / collection)
+    queries = load_eval_dataset(folder, "test").queries
+    count = token_counter(DEFAULT_LLM).count
+    rows: dict[str, dict[str, list[float]]] = {}
+    for qid, places in judged.items():
+        question = queries[qid]
+        documents = index.search(question, K, with_text=True)
+        prompt = prepare(index, question, k=K)
+        windows: dict[str, list[tuple[int, int]]] = {}
+        for passage in prompt.passages:
+            windows.setdefault(passage.doc_id, []).append(passage.offsets or (0, len(passage.text)))
+        text = "\n\n".join(p.text for p in prompt.passages)
+        whole = {hit.doc_id: [(0, len(hit.text or ""))] for hit in documents}
+        cut_spans, cut_text = whole_documents_cut(documents, len(text.split()))
+        for name, spans, context in (
+            (f"BM25, whole documents, k={K}", whole, "\n\n".join(h.text or "" for h in documents)),
+            (f"BM25, each document's best window, k={K}", windows, text),
+            ("BM25, whole documents cut to the windows' words", cut_spans, cut_text),
+        ):
+            row = rows.setdefault(name, {"recall": [], "kept": [], "total": [], "tokens": []})
+            kept = sum(covered(spans, place) for place in places)
+            row["recall"].append(kept / len(places))
+            row["kept"].append(kept)
+            row["total"].append(len(places))
+            row["tokens"].append(count(context))
+    result = {"queries": len(judged), "documents": len(index), "passages": 0, "rows": rows}
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(result))
+    console.log(f"{collection} {mode} BM25: {len(judged)} queries")
+    return result
+
+
 def se(values: list[float]) -> float:
     return statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
 
 
 def table(collection: str, mode: str, result: dict) -> Table:
     out = Table(
-        title=f"{collection} {mode} {TOKENS}: {result['queries']} test queries, "
-        f"{result['documents']} long documents, {result['passages']} passages"
+        title=f"{collection} {mode} {TOKENS}: {result['queries']} test queries, {result['documents']} long "
+        f"documents" + (f", {result['passages']} passages" if result["passages"] else " (BM25, no passages)")
     )
     columns = (
         "context",
@@ -206,7 +255,9 @@ def table(collection: str, mode: str, result: dict) -> Table:
     )
     for column in columns:
         out.add_column(column, justify="left" if column == "context" else "right")
-    base = result["rows"][f"passages, per_document={PER_DOCUMENT[0]}"]
+    base = result["rows"].get(f"passages, per_document={PER_DOCUMENT[0]}") or next(
+        iter(result["rows"].values())
+    )
     # (the one-document rows count only the members inside that document: compare them together)
     base_recall = sum(base["kept"]) / sum(base["total"])
     base_tokens = statistics.mean(base["tokens"])
@@ -214,7 +265,7 @@ def table(collection: str, mode: str, result: dict) -> Table:
         recall = sum(row["kept"]) / sum(row["total"])
         tokens = statistics.mean(row["tokens"])
         paired = ""
-        if name.startswith("passages") or name.startswith("whole"):  # the same queries and members
+        if not name.startswith("one document"):  # the same queries and members
             diffs = [a - b for a, b in zip(row["recall"], base["recall"], strict=True)]
             paired = f"{statistics.mean(diffs):+.3f} ± {se(diffs):.3f}"
         out.add_row(
@@ -241,6 +292,7 @@ def main() -> None:
     for collection in args.collections:
         for mode in args.modes:
             console.print(table(collection, mode, measure(collection, mode, args.work, console)))
+            console.print(table(collection, mode, measure_bm25(collection, mode, args.work, console)))
 
 
 if __name__ == "__main__":

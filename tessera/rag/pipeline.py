@@ -16,6 +16,7 @@ from tessera.rag.generators import Generator, open_generator
 from tessera.rag.passages import Block, Passage, passage_blocks
 from tessera.rag.prompt import build_messages, order_blocks
 from tessera.rag.tokens import Message, token_counter
+from tessera.rag.windows import fit_passages
 from tessera.retrieval.diversify import Mmr, as_mmr
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.hits import Hit
@@ -137,9 +138,11 @@ def prepare(
     given as paths. `rerank` (a `retrieval.rerank` spec or reranker) picks the k passages from
     the first stage's `rerank_depth`. `filter`: a metadata filter (data/metadata.py) the
     passages must satisfy. `mmr` (an MMR weight, or `retrieval.diversify.Mmr`) picks the k for
-    relevance and novelty. A chunked index (`index --chunk`) puts passages in the prompt, not
-    whole documents: the k best, at most `per_document` of one document (None: one a document
-    while the index, or what `filter` selects, holds k documents; more when it holds fewer).
+    relevance and novelty. The passages fit the generator's window (`rag.windows`): when they
+    would not, the longest are cut to their windows that best match the question. A
+    chunked index (`index --chunk`) puts passages in the prompt, not whole documents: the k
+    best, at most `per_document` of one document (None: one a document while the index, or
+    what `filter` selects, holds k documents; more when it holds fewer).
     `retrieved`: hits already searched (and reranked, diversified), with text (the HTTP
     service searches through its own index threads)."""
     if not question.strip():
@@ -174,8 +177,8 @@ def prepare(
             mmr,
             per_document,
         )
-    passages = [Passage.from_hit(hit) for hit in retrieved]
     searched = time.perf_counter()
+    passages = fit_passages([Passage.from_hit(hit) for hit in retrieved], question, tools)
     plain = passage_blocks(passages)
     blocks = plain if compressor is None else compressor.compress(question, passages, budget)
     compressed = time.perf_counter()
