@@ -5,13 +5,14 @@ report of fifty pages would fill the generator's window alone. So the passages m
 context: the generator's window less what the instructions, question and answer need. When
 they do not, each is given at most the level that makes them fit (water-filling: short ones
 whole, the longest all cut to one level), and a longer document is represented by its window
-of that many tokens that best matches the question: candidate windows of whole words,
-overlapping by half, are ranked by how many of the question's content words they hold (cheap,
-over every window), and the best few of those by their best block's cosine with the question
-(blocks of 128 words, which the tools' sentence encoder, the one compression uses, reads
-whole; a window is as good as its best block, as MaxP scores a document). The passage keeps its offsets
-(and its PDF page), so the sources say where in the document it is. Passages that fit are left
-whole, so collections of abstracts see no change.
+of that many tokens that holds the most of the question's content words, each weighted by how
+few of the document's windows hold it (an IDF within the document: "aircraft" in every window
+of a report says less than "aeroelastic" in one); windows of whole words overlap by half, and
+repeats of those words break ties (the window holding more of the passage they open). Ranking
+windows by their best 128-word block under MiniLM was tried (docs/results.md, section 24): no
+steady gain, at 13-33x the time, so the lexical choice stands. The passage keeps its offsets (and its PDF
+page), so the sources say where in the document it is. Passages that fit are left whole, so
+collections of abstracts see no change.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from tessera.rag.passages import Passage
 
 CONTEXT_TOKENS = 8192  # the bundled SmolLM2's window; a tokenizer that states its own is believed
 RESERVED_TOKENS = 1024  # instructions, question, block headers and a 256-token answer
-SHORTLIST = 8  # windows per long document whose blocks are embedded
-BLOCK_WORDS = 128  # words the sentence encoder reads at once (MiniLM's 256 wordpieces hold ~180)
 _WORD = re.compile(r"\S+")
 _TERM = re.compile(r"[a-z0-9]+")
 
@@ -55,7 +54,7 @@ def water_level(lengths: Sequence[int], budget: int) -> int | None:
 
 
 def _stem(word: str) -> str:
-    return word[:5]  # a crude stem: enough to shortlist windows; the embedding decides
+    return word[:5]  # a crude stem: "slipstreams" meets "slipstream", "heated" meets "heating"
 
 
 def _question_terms(question: str) -> set[str]:
@@ -65,32 +64,23 @@ def _question_terms(question: str) -> set[str]:
 
 
 def best_window(passage: Passage, question: str, tools: Tools, share: int) -> Passage:
-    """`passage` cut to its window of about `share` tokens that best matches `question`."""
+    """`passage` cut to its window of about `share` tokens that holds the question's rarer words."""
     text = passage.text
     words = list(_WORD.finditer(text))
-    total = tools.tokens.count(text)
-    size = max(1, int(len(words) * share / max(total, 1)))
+    size = max(1, int(len(words) * share / max(tools.tokens.count(text), 1)))
     starts = list(range(0, max(1, len(words) - size), max(1, size // 2)))
     if starts[-1] + size < len(words):
         starts.append(len(words) - size)
-    terms = _question_terms(question)
-    hits = np.cumsum([0] + [_stem(m.group().lower().strip(".,;:()[]\"'")) in terms for m in words])
-    scores = [hits[min(start + size, len(words))] - hits[start] for start in starts]
-    shortlist = [starts[i] for i in np.argsort(scores, kind="stable")[::-1][:SHORTLIST]]
-    # A window scores as its best block (MaxP): the encoder reads BLOCK_WORDS at a time, not a
-    # whole window, so each block is embedded once and shared by the windows that hold it.
-    blocks = sorted({b for s in shortlist for b in range(s, min(s + size, len(words)), BLOCK_WORDS)})
-    spans = [(words[b].start(), words[min(b + BLOCK_WORDS, len(words)) - 1].end()) for b in blocks]
-    cosine = dict(
-        zip(
-            blocks,
-            tools.embed_docs([text[a:z] for a, z in spans]) @ tools.embed_queries([question])[0],
-            strict=True,
-        )
-    )
-    best = max(
-        shortlist, key=lambda s: max(cosine[b] for b in range(s, min(s + size, len(words)), BLOCK_WORDS))
-    )
+    stems = [_stem(m.group().lower().strip(".,;:()[]\"'")) for m in words]
+    ends = [min(s + size, len(words)) for s in starts]
+    scores = np.zeros(len(starts))
+    for term in _question_terms(question):
+        counts = np.cumsum([0] + [stem == term for stem in stems])
+        held = np.array([counts[e] - counts[s] for s, e in zip(starts, ends, strict=True)])
+        if held.any():  # a word every window holds tells them apart as little as one none holds
+            weight = np.log(1 + len(starts) / (held > 0).sum())
+            scores += weight * ((held > 0) + 1e-3 * held)  # repeats break ties: the fuller window
+    best = starts[int(np.argmax(scores))]  # the first on a tie
     first, last = words[best].start(), words[min(best + size, len(words)) - 1].end()
     window = tools.tokens.truncate(text[first:last], share)
     start, end = first, first + len(window)
