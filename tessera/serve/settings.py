@@ -29,9 +29,8 @@ class ServeSettings:
     generator: str = "none"  # RAG generator spec (tessera.rag.generators)
     rerank: str | None = None  # reranker spec (tessera.retrieval.rerank) requests may ask for
     mmap: bool = False  # map faiss index files (Index.load): workers share one copy in the page cache
-    reload_seconds: float = (
-        5.0  # how often to look for an index updated on disk (add, delete, sync); 0: never
-    )
+    # How often to look for an index updated on disk (add, delete, sync) and reopen it; 0: never.
+    reload_seconds: float = 5.0
 
     @classmethod
     def from_specs(cls, specs: list[str], **options) -> ServeSettings:
