@@ -23,7 +23,7 @@ hold all of its ~9), recall over the relevant members inside it; they compare wi
 other, not with the rows above.
 
     TESSERA_DATA_DIR=../shared/data python benchmarks/rag_long_documents.py \\
-        --collections cranfield-beir cisi-beir medline-beir --work /tmp/ragld
+        --collections cranfield-beir cisi-beir medline-beir
 """
 
 from __future__ import annotations
@@ -128,24 +128,33 @@ def whole_documents_cut(hits: list, words: int) -> tuple[dict[str, list[tuple[in
     return spans, "\n\n".join(parts)
 
 
+def task_inputs(collection: str, mode: str, work: Path) -> tuple[Path, dict, dict[str, str]]:
+    """A task's folder, each test query's relevant members (where they lie) and its text."""
+    folder = task(collection, mode, work)
+    judged = relevant_members(folder, config.data_dir() / collection)
+    return folder, judged, load_eval_dataset(folder, "test").queries
+
+
+def record(rows: dict, name: str, spans: dict, context: str, places: list) -> None:
+    """One query's row for one context: relevant members in the prompt, and its tokens."""
+    row = rows.setdefault(name, {"recall": [], "kept": [], "total": [], "tokens": []})
+    kept = sum(covered(spans, place) for place in places)
+    row["recall"].append(kept / len(places))
+    row["kept"].append(kept)
+    row["total"].append(len(places))
+    row["tokens"].append(token_counter(DEFAULT_LLM).count(context))
+
+
 def measure(collection: str, mode: str, work: Path, console: Console) -> dict:
     saved = work / "results" / f"{collection}-{mode}.json"
     if saved.is_file():
         return json.loads(saved.read_text())
-    folder = task(collection, mode, work)
+    folder, judged, queries = task_inputs(collection, mode, work)
     index = chunked_index(folder, work)
-    judged = relevant_members(folder, config.data_dir() / collection)
-    queries = load_eval_dataset(folder, "test").queries
-    count = token_counter(DEFAULT_LLM).count
     rows: dict[str, dict[str, list[float]]] = {}
 
     def add(name: str, spans: dict, text: str, places: list) -> None:
-        row = rows.setdefault(name, {"recall": [], "kept": [], "total": [], "tokens": []})
-        kept = sum(covered(spans, place) for place in places)
-        row["recall"].append(kept / len(places))
-        row["kept"].append(kept)
-        row["total"].append(len(places))
-        row["tokens"].append(count(text))
+        record(rows, name, spans, text, places)
 
     for qid, places in judged.items():
         question = queries[qid]
@@ -201,11 +210,8 @@ def measure_bm25(collection: str, mode: str, work: Path, console: Console) -> di
     saved = work / "results" / f"{collection}-{mode}-bm25.json"
     if saved.is_file():
         return json.loads(saved.read_text())
-    folder = task(collection, mode, work)
+    folder, judged, queries = task_inputs(collection, mode, work)
     index = bm25_index(folder, work)
-    judged = relevant_members(folder, config.data_dir() / collection)
-    queries = load_eval_dataset(folder, "test").queries
-    count = token_counter(DEFAULT_LLM).count
     rows: dict[str, dict[str, list[float]]] = {}
     for qid, places in judged.items():
         question = queries[qid]
@@ -222,12 +228,7 @@ def measure_bm25(collection: str, mode: str, work: Path, console: Console) -> di
             (f"BM25, each document's best window, k={K}", windows, text),
             ("BM25, whole documents cut to the windows' words", cut_spans, cut_text),
         ):
-            row = rows.setdefault(name, {"recall": [], "kept": [], "total": [], "tokens": []})
-            kept = sum(covered(spans, place) for place in places)
-            row["recall"].append(kept / len(places))
-            row["kept"].append(kept)
-            row["total"].append(len(places))
-            row["tokens"].append(count(context))
+            record(rows, name, spans, context, places)
     result = {"queries": len(judged), "documents": len(index), "passages": 0, "rows": rows}
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(result))
