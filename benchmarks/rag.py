@@ -9,10 +9,11 @@ baseline cut to the same tokens per query (the `truncation_*` columns of `tesser
 Tokens are SmolLM2's. Each measurement is saved under `--work`/results, so an interrupted run
 resumes and collections can run in separate processes (then one run over all of them prints every
 table and the plot from the saved results). CRAG's k is also fixed at 1 and 2 to show what the
-silhouette choice buys. TCRA-semantic runs on `--semantic-queries` (it embeds every word
-deletion). Answer agreement (MiniLM cosine between the answers from the compressed and the plain
-prompt, SmolLM2 greedy, 64 tokens) on the first `--answer-queries` queries. Standard errors are
-over queries.
+silhouette choice buys, and its two other sentence selectors (balanced and coverage fills) are
+compared with the default query by query (paired differences ± se). TCRA-semantic runs on
+`--semantic-queries` (it embeds every word deletion). Answer agreement (MiniLM cosine between
+the answers from the compressed and the plain prompt, SmolLM2 greedy, 64 tokens) on the first
+`--answer-queries` queries. Standard errors are over queries.
 """
 
 from __future__ import annotations
@@ -42,9 +43,12 @@ METHODS = [
     ("CRAG (silhouette k)", "crag", {}),
     *[(f"CRAG k={k}", "crag", {"clusters": k}) for k in (1, 2)],
     ("CRAG (balanced fill)", "crag", {"fill": "balanced"}),
+    ("CRAG (coverage fill)", "crag", {"fill": "coverage"}),
     ("TCRA summary", "tcra-summary", {}),
     ("TCRA semantic", "tcra-semantic", {}),
 ]
+
+DEFAULT = "CRAG (silhouette k)"  # the paired columns compare each method with it, query by query
 
 
 def stderr(values: list[float]) -> float:
@@ -63,6 +67,17 @@ def cached(path: Path, measure) -> dict:
 
 def per_query_retention(rows: list[dict], kept: str) -> list[float]:
     return [r[kept] / r["relevant_in_top_k"] for r in rows if r["relevant_in_top_k"]]
+
+
+def paired(rows: list[dict], baseline: list[dict] | None, kept: str) -> str:
+    """Mean per-query retention difference against CRAG's default on the same queries, ± its se."""
+    if baseline is None or [r["query_id"] for r in rows] != [r["query_id"] for r in baseline]:
+        return ""
+    differences = [
+        a - b
+        for a, b in zip(per_query_retention(rows, kept), per_query_retention(baseline, kept), strict=True)
+    ]
+    return f"{np.mean(differences):+.3f} ± {stderr(differences):.3f}"
 
 
 def main() -> None:
@@ -100,8 +115,11 @@ def main() -> None:
             "ratio",
             "ms/query",
             "answer agreement",
+            "vs default: retention",
+            "semantic",
         ):
             table.add_column(column, justify="right" if column != "method" else "left")
+        default_rows = None
         for label, compress, options in methods:
             queries = args.semantic_queries if compress == "tcra-semantic" else args.queries
             saved = args.work / "results" / collection
@@ -121,6 +139,8 @@ def main() -> None:
                 answered = cached(saved / f"{label}.answers{args.answer_queries}.json", measure)
                 agreement = f"{answered['answer_agreement']:.3f} (n={args.answer_queries})"
             rows = result["queries"]
+            if label == DEFAULT:
+                default_rows = rows
             kept = per_query_retention(rows, "kept")
             table.add_row(
                 label,
@@ -135,6 +155,8 @@ def main() -> None:
                 f"{result['semantic_retention'] / result['truncation_semantic_retention']:.3f}x",
                 f"{result['compress_ms']:.0f}",
                 agreement,
+                "" if label == DEFAULT else paired(rows, default_rows, "kept"),
+                "" if label == DEFAULT else paired(rows, default_rows, "semantic_kept"),
             )
             points.setdefault(label, []).append((result["token_ratio"], result["retention"], collection))
             points.setdefault(f"truncation at {label}'s tokens", []).append(

@@ -94,6 +94,31 @@ def test_balanced_fill_keeps_a_share_of_every_passage(rag_tools, passages):
         CragCompressor(rag_tools, fill="even")
 
 
+def test_coverage_fill_keeps_more_of_each_passages_words(rag_tools, passages):
+    """At half the tokens, the coverage selector keeps every passage's best sentence and more of
+    each passage's distinct content words than filling by score, for the worst-kept passage and
+    on average."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from tessera.rag.compressors.summaries import extractive_summary
+
+    question_vector = rag_tools.embed_queries([QUESTION])[0]
+    budget = sum(rag_tools.tokens.count(p.full_text) for p in passages) // 2
+    analyze = CountVectorizer(stop_words="english").build_analyzer()
+    share = {}
+    for fill in ("coverage", "score"):
+        summary = extractive_summary(rag_tools, question_vector, passages, budget, fill=fill)
+        assert rag_tools.tokens.count(summary) <= budget
+        sentences = set(split_sentences(summary))
+        assert all(any(s in sentences for s in split_sentences(p.full_text)) for p in passages)
+        words = set(analyze(summary))
+        share[fill] = [
+            len(words & set(analyze(p.full_text))) / len(set(analyze(p.full_text))) for p in passages
+        ]
+    assert min(share["coverage"]) > min(share["score"])
+    assert np.mean(share["coverage"]) > np.mean(share["score"])
+
+
 def test_tcra_summary_summarises_each_passage_on_its_own(rag_tools, passages):
     plain = sum(rag_tools.tokens.count(p.full_text) for p in passages)
     blocks = make_compressor("tcra-summary", rag_tools).compress(QUESTION, passages, None)

@@ -11,7 +11,14 @@ passages' tokens), so a passage far from the group's centre keeps as large a par
 central one; on three collections that kept slightly more of each passage's terms (within one
 standard error) and fewer passages' gist (semantic retention -0.09 on Cranfield), so it is not the
 default (docs/results.md section 5). Near-duplicates (cosine > `redundancy` to a chosen sentence)
-are skipped. Chosen sentences keep their passages' order and their order within each passage.
+are skipped. `fill="coverage"` is a different selector, concept coverage in the manner of Lin &
+Bilmes (2011): each passage's words (lower-cased, English stopwords out) weigh by their frequency
+in it times their rarity among the passages retrieved together, normalised per passage; a set of
+sentences scores the sum over passages of the square root of the weight it covers (any chosen
+sentence covers a word for every passage that has it), so a passage with nothing yet gains most;
+after every passage's best sentence (as above), sentences are added greedily by gain per token
+until the budget. Chosen sentences keep their
+passages' order and their order within each passage.
 `generator` asks the RAG generator for the summary and cuts it to the budget.
 """
 
@@ -71,6 +78,16 @@ def extractive_summary(
     firsts = sorted(first, key=lambda i: -scores[i])
     rest = [i for i in np.argsort(-scores, kind="stable") if i not in first]
 
+    if fill == "coverage":
+        start: list[int] = []
+        for i in firsts:
+            if sum(lengths[j] for j in start) + lengths[i] <= budget:
+                start.append(i)
+        chosen = coverage_choice(sentences, lengths, len(passages), budget, start)
+        if not chosen:  # even the best sentence is longer than the budget
+            return tools.tokens.truncate(sentences[firsts[0]].text, budget)
+        chosen.sort(key=lambda i: (sentences[i].passage, sentences[i].position))
+        return " ".join(sentences[i].text for i in chosen)
     chosen: list[int] = []
     used = 0
     spent = [0] * len(passages)
@@ -95,6 +112,49 @@ def extractive_summary(
     return " ".join(sentences[i].text for i in chosen)
 
 
+def coverage_choice(
+    sentences: Sequence[Sentence],
+    lengths: Sequence[int],
+    passages: int,
+    budget: int,
+    start: Sequence[int] = (),
+) -> list[int]:
+    """`start`, then sentences added greedily by the gain in the sum over passages of sqrt(covered
+    word weight) per token, while they fit the budget."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    try:
+        counts = CountVectorizer(stop_words="english").fit_transform([s.text for s in sentences])
+    except ValueError:  # nothing but stopwords
+        return list(start)
+    owners = np.array([s.passage for s in sentences])
+    per_passage = np.vstack([np.asarray(counts[owners == p].sum(axis=0)).ravel() for p in range(passages)])
+    frequency = (per_passage > 0).sum(axis=0)
+    weights = per_passage * (np.log((passages + 1) / (frequency + 1)) + 1.0)
+    weights /= weights.sum(axis=1, keepdims=True).clip(min=1e-12)
+    has_word = (counts > 0).toarray()
+    chosen = list(start)
+    used = sum(lengths[i] for i in chosen)
+    covered = has_word[chosen].any(axis=0) if chosen else np.zeros(counts.shape[1], dtype=bool)
+    mass = weights[:, covered].sum(axis=1)
+    cost = np.asarray(lengths, dtype=np.float64)
+    while True:
+        new_words = has_word & ~covered
+        gains = (
+            np.sqrt(mass[None, :] + new_words.astype(np.float64) @ weights.T).sum(axis=1)
+            - np.sqrt(mass).sum()
+        )
+        gains[chosen] = -1.0
+        gains[cost + used > budget] = -1.0
+        best = int(np.argmax(gains / cost))
+        if gains[best] <= 0:
+            return chosen
+        chosen.append(best)
+        used += lengths[best]
+        covered |= has_word[best]
+        mass = weights[:, covered].sum(axis=1)
+
+
 def generated_summary(tools: Tools, question: str, passages: Sequence[Passage], budget: int) -> str:
     """The generator's summary, cut to the budget."""
     joined = "\n\n".join(p.full_text for p in passages)
@@ -110,7 +170,7 @@ def generated_summary(tools: Tools, question: str, passages: Sequence[Passage], 
 
 
 SUMMARIZERS = ("extractive", "generator")
-FILLS = ("balanced", "score")
+FILLS = ("balanced", "coverage", "score")
 
 
 def check_summarizer(tools: Tools, summarizer: str) -> None:
