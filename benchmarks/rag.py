@@ -9,8 +9,9 @@ baseline cut to the same tokens per query (the `truncation_*` columns of `tesser
 Tokens are SmolLM2's. Each measurement is saved under `--work`/results, so an interrupted run
 resumes and collections can run in separate processes (then one run over all of them prints every
 table and the plot from the saved results). CRAG's k is also fixed at 1 and 2 to show what the
-silhouette choice buys, and its two other sentence selectors (balanced and coverage fills) are
-compared with the default query by query (paired differences ± se). TCRA-semantic runs on
+silhouette choice buys, and its two other sentence selectors (score and balanced fills) are
+compared with the default query by query (paired differences ± se; TCRA summary's score fill
+against TCRA summary). TCRA-semantic runs on
 `--semantic-queries` (it embeds every word deletion). Answer agreement (MiniLM cosine between
 the answers from the compressed and the plain prompt, SmolLM2 greedy, 64 tokens) on the first
 `--answer-queries` queries. Standard errors are over queries.
@@ -42,13 +43,15 @@ METHODS = [
     ("plain (no compression)", "none", {}),
     ("CRAG (silhouette k)", "crag", {}),
     *[(f"CRAG k={k}", "crag", {"clusters": k}) for k in (1, 2)],
+    ("CRAG (score fill)", "crag", {"fill": "score"}),
     ("CRAG (balanced fill)", "crag", {"fill": "balanced"}),
-    ("CRAG (coverage fill)", "crag", {"fill": "coverage"}),
     ("TCRA summary", "tcra-summary", {}),
+    ("TCRA summary (score fill)", "tcra-summary", {"fill": "score"}),
     ("TCRA semantic", "tcra-semantic", {}),
 ]
 
-DEFAULT = "CRAG (silhouette k)"  # the paired columns compare each method with it, query by query
+# The paired columns compare each method with the default run before it, query by query.
+DEFAULTS = ("plain (no compression)", "CRAG (silhouette k)", "TCRA summary")
 
 
 def stderr(values: list[float]) -> float:
@@ -70,7 +73,7 @@ def per_query_retention(rows: list[dict], kept: str) -> list[float]:
 
 
 def paired(rows: list[dict], baseline: list[dict] | None, kept: str) -> str:
-    """Mean per-query retention difference against CRAG's default on the same queries, ± its se."""
+    """Mean per-query retention difference against a default on the same queries, ± its se."""
     if baseline is None or [r["query_id"] for r in rows] != [r["query_id"] for r in baseline]:
         return ""
     differences = [
@@ -139,7 +142,7 @@ def main() -> None:
                 answered = cached(saved / f"{label}.answers{args.answer_queries}.json", measure)
                 agreement = f"{answered['answer_agreement']:.3f} (n={args.answer_queries})"
             rows = result["queries"]
-            if label == DEFAULT:
+            if label in DEFAULTS:
                 default_rows = rows
             kept = per_query_retention(rows, "kept")
             table.add_row(
@@ -155,8 +158,8 @@ def main() -> None:
                 f"{result['semantic_retention'] / result['truncation_semantic_retention']:.3f}x",
                 f"{result['compress_ms']:.0f}",
                 agreement,
-                "" if label == DEFAULT else paired(rows, default_rows, "kept"),
-                "" if label == DEFAULT else paired(rows, default_rows, "semantic_kept"),
+                "" if label in DEFAULTS else paired(rows, default_rows, "kept"),
+                "" if label in DEFAULTS else paired(rows, default_rows, "semantic_kept"),
             )
             points.setdefault(label, []).append((result["token_ratio"], result["retention"], collection))
             points.setdefault(f"truncation at {label}'s tokens", []).append(

@@ -7,8 +7,9 @@ The paper leaves its clustering and prompt unpublished; here:
   (cosine; scikit-learn), one cluster when there are fewer than three passages or no split has a
   positive silhouette, i.e. when the passages are not grouped at all,
 - each cluster summarised within a share of the budget proportional to its passages' tokens:
-  extractively (`summaries.extractive_summary`; `fill="balanced"` gives each passage a share) by
-  default, or by the generator (`summarizer="generator"`),
+  extractively (`summaries.extractive_summary`: each passage's gist, then the sentences covering
+  most of the cluster's words; `fill` picks another selector) by default, or by the generator
+  (`summarizer="generator"`),
 - the budget defaults to `ratio` (0.5) of the plain context's tokens.
 `clusters=K` fixes k instead (benchmarks/rag.py compares fixed k with the silhouette choice).
 Blocks come out in the order of each cluster's best-ranked passage; each names all its passages.
@@ -20,9 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tessera.errors import TesseraError
 from tessera.rag.compressors.base import Tools, budget_and_lengths, shares
-from tessera.rag.compressors.summaries import FILLS, check_summarizer, summarize
+from tessera.rag.compressors.summaries import DEFAULT_FILL, check_fill, check_summarizer, summarize
 from tessera.rag.passages import Block, Passage
 
 
@@ -73,11 +73,10 @@ class CragCompressor:
         summarizer: str = "extractive",
         seed: int = 0,
         clusters: int | None = None,
-        fill: str = "score",
+        fill: str = DEFAULT_FILL,
     ):
         check_summarizer(tools, summarizer)
-        if fill not in FILLS:
-            raise TesseraError(f"unknown fill '{fill}' ({', '.join(FILLS)})", field="fill")
+        check_fill(fill)
         self.fill = fill
         self.tools, self.ratio, self.max_clusters, self.fixed_k = tools, ratio, max_clusters, clusters
         self.summarizer, self.seed = summarizer, seed

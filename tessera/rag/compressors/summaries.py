@@ -2,23 +2,23 @@
 TCRA's summarisation step (one per passage).
 
 `extractive` (default) stands in for the papers' abstractive models (TCRA fine-tuned T5; no such
-weights are available offline): a sentence scores by cosine to the group's centroid (what the
-group is about) plus cosine to the question (what the user asked). Every passage first gets its
-best sentence, so no passage vanishes from the context; the rest of the budget goes to the
-highest scores of any passage (`fill="score"`, default). `fill="balanced"` first lets each
-passage take its next-best sentences up to its share of the budget (split in proportion to the
-passages' tokens), so a passage far from the group's centre keeps as large a part of itself as a
-central one; on three collections that kept slightly more of each passage's terms (within one
-standard error) and fewer passages' gist (semantic retention -0.09 on Cranfield), so it is not the
-default (docs/results.md section 5). Near-duplicates (cosine > `redundancy` to a chosen sentence)
-are skipped. `fill="coverage"` is a different selector, concept coverage in the manner of Lin &
-Bilmes (2011): each passage's words (lower-cased, English stopwords out) weigh by their frequency
-in it times their rarity among the passages retrieved together, normalised per passage; a set of
-sentences scores the sum over passages of the square root of the weight it covers (any chosen
-sentence covers a word for every passage that has it), so a passage with nothing yet gains most;
-after every passage's best sentence (as above), sentences are added greedily by gain per token
-until the budget. Chosen sentences keep their
-passages' order and their order within each passage.
+weights are available offline). Every passage first gets one sentence, so no passage vanishes
+from the context; the rest of the budget is filled by one of three selectors (`fill`):
+- `coverage` (default), concept coverage in the manner of Lin & Bilmes (2011): the first
+  sentence of a passage is its gist, the one nearest the whole passage's embedding; then each
+  passage's words (lower-cased, English stopwords out) weigh by their frequency in it times their
+  rarity among the passages summarised together, normalised per passage; a set of sentences
+  scores the sum over passages of the square root of the weight it covers (a chosen sentence
+  covers a word for every passage that has it), so a passage with little covered gains most, and
+  sentences are added greedily by gain per token while they fit.
+- `score`: a sentence scores by cosine to the group's centroid (what the group is about) plus
+  cosine to the question (what the user asked); each passage's best first, then the highest
+  scores of any passage, near-duplicates (cosine > `redundancy` to a chosen one) skipped.
+- `balanced`: as `score`, but each passage first takes its next-best sentences up to its share of
+  the budget (split in proportion to the passages' tokens).
+On four collections `coverage` kept more of the relevant passages' terms and of their gist than
+`score` (the default until then); `balanced` kept more terms and less gist (docs/results.md
+section 5). Chosen sentences keep their passages' order and their order within each passage.
 `generator` asks the RAG generator for the summary and cuts it to the budget.
 """
 
@@ -33,6 +33,10 @@ from tessera.data.sentences import split_sentences
 from tessera.errors import TesseraError
 from tessera.rag.compressors.base import Tools, shares
 from tessera.rag.passages import Passage
+
+SUMMARIZERS = ("extractive", "generator")
+FILLS = ("balanced", "coverage", "score")
+DEFAULT_FILL = "coverage"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +60,10 @@ def extractive_summary(
     passages: Sequence[Passage],
     budget: int,
     redundancy: float = 0.9,
-    fill: str = "score",
+    fill: str = DEFAULT_FILL,
 ) -> str:
     """At most `budget` tokens of the passages' own sentences (one sentence cut if nothing fits)."""
-    if fill not in FILLS:
-        raise TesseraError(f"unknown fill '{fill}' ({', '.join(FILLS)})", field="fill")
+    check_fill(fill)
     sentences = group_sentences(passages)
     if not sentences:
         return ""
@@ -69,32 +72,29 @@ def extractive_summary(
     centroid /= np.linalg.norm(centroid) or 1.0
     scores = vectors @ centroid + vectors @ question_vector
     lengths = [tools.tokens.count(s.text) + 1 for s in sentences]  # +1: the joining space
+    owners = [s.passage for s in sentences]
+    if fill == "coverage":  # each passage's own gist first: its sentence nearest the whole passage
+        own = tools.embed_docs([p.full_text for p in passages])
+        first_by = np.einsum("ij,ij->i", vectors, own[owners])
+    else:
+        first_by = scores
 
     best_per_passage: dict[int, int] = {}
-    for i, sentence in enumerate(sentences):
-        if sentence.passage not in best_per_passage or scores[i] > scores[best_per_passage[sentence.passage]]:
-            best_per_passage[sentence.passage] = i
+    for i, owner in enumerate(owners):
+        if owner not in best_per_passage or first_by[i] > first_by[best_per_passage[owner]]:
+            best_per_passage[owner] = i
     first = set(best_per_passage.values())
     firsts = sorted(first, key=lambda i: -scores[i])
     rest = [i for i in np.argsort(-scores, kind="stable") if i not in first]
 
-    if fill == "coverage":
-        start: list[int] = []
-        for i in firsts:
-            if sum(lengths[j] for j in start) + lengths[i] <= budget:
-                start.append(i)
-        chosen = coverage_choice(sentences, lengths, len(passages), budget, start)
-        if not chosen:  # even the best sentence is longer than the budget
-            return tools.tokens.truncate(sentences[firsts[0]].text, budget)
-        chosen.sort(key=lambda i: (sentences[i].passage, sentences[i].position))
-        return " ".join(sentences[i].text for i in chosen)
     chosen: list[int] = []
     used = 0
     spent = [0] * len(passages)
-    owners = [s.passage for s in sentences]
     quota = shares(budget, np.bincount(owners, weights=lengths, minlength=len(passages)).tolist())
     rounds = [(firsts, None), (rest, quota)] if fill == "balanced" else [(firsts, None)]
-    for order, limit in [*rounds, (rest, None)]:
+    if fill != "coverage":
+        rounds.append((rest, None))
+    for order, limit in rounds:
         for i in order:
             owner = owners[i]
             if i in chosen or used + lengths[i] > budget:
@@ -106,6 +106,8 @@ def extractive_summary(
             chosen.append(i)
             used += lengths[i]
             spent[owner] += lengths[i]
+    if fill == "coverage":
+        chosen = coverage_choice(sentences, lengths, len(passages), budget, chosen)
     if not chosen:  # even the best sentence is longer than the budget
         return tools.tokens.truncate(sentences[firsts[0]].text, budget)
     chosen.sort(key=lambda i: (sentences[i].passage, sentences[i].position))
@@ -169,10 +171,6 @@ def generated_summary(tools: Tools, question: str, passages: Sequence[Passage], 
     return tools.tokens.truncate(tools.generator.generate(messages, max_new_tokens=budget).strip(), budget)
 
 
-SUMMARIZERS = ("extractive", "generator")
-FILLS = ("balanced", "coverage", "score")
-
-
 def check_summarizer(tools: Tools, summarizer: str) -> None:
     if summarizer not in SUMMARIZERS:
         raise TesseraError(
@@ -184,6 +182,11 @@ def check_summarizer(tools: Tools, summarizer: str) -> None:
         )
 
 
+def check_fill(fill: str) -> None:
+    if fill not in FILLS:
+        raise TesseraError(f"unknown fill '{fill}' ({', '.join(FILLS)})", field="fill")
+
+
 def summarize(
     tools: Tools,
     question: str,
@@ -191,7 +194,7 @@ def summarize(
     passages: Sequence[Passage],
     budget: int,
     how: str,
-    fill: str = "score",
+    fill: str = DEFAULT_FILL,
 ) -> str:
     """One summary of `passages` in at most `budget` tokens, by the `how` summarizer."""
     if how == "generator":
