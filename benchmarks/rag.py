@@ -173,9 +173,8 @@ def main() -> None:
 
 def plot(points: dict[str, list[tuple[float, float, str]]], path: Path) -> None:
     figure, axis = plt.subplots(figsize=(7, 5))
-    for label, values in points.items():
-        if "k=" in label:
-            continue
+    shown = [(label, values) for label, values in points.items() if "k=" not in label]
+    for number, (label, values) in enumerate(shown):
         truncation = label.startswith("truncation")
         axis.scatter(
             [v[0] for v in values],
@@ -183,6 +182,7 @@ def plot(points: dict[str, list[tuple[float, float, str]]], path: Path) -> None:
             marker="x" if truncation else "o",
             label=label,
             alpha=0.6 if truncation else 1.0,
+            color=plt.get_cmap("tab20")(number % 20),  # the default cycle repeats after ten
         )
         for ratio, retention, collection in values:
             axis.annotate(collection.split("-")[0], (ratio, retention), fontsize=7)

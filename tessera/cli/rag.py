@@ -36,7 +36,8 @@ Budget = Annotated[
 Order = Annotated[str, typer.Option(help="Where the best passages sit: rank | reverse | sandwich.")]
 K = Annotated[int, typer.Option("-k", help="Passages retrieved.")]
 Option = Annotated[
-    list[str], typer.Option(help="Compressor option, e.g. ratio=0.4, floor=0.85, summarizer=generator.")
+    list[str],
+    typer.Option(help="Compressor option, e.g. ratio=0.4, floor=0.85, summarizer=generator, fill=score."),
 ]
 MaxNewTokens = Annotated[int, typer.Option(help="Answer length cap in tokens.")]
 

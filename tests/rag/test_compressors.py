@@ -117,6 +117,10 @@ def test_coverage_fill_keeps_more_of_each_passages_words(rag_tools, passages):
         ]
     assert min(share["coverage"]) > min(share["score"])
     assert np.mean(share["coverage"]) > np.mean(share["score"])
+    blocks = make_compressor("tcra-summary", rag_tools, fill="score").compress(QUESTION, passages, budget)
+    assert tokens_of(rag_tools, blocks) <= budget
+    with pytest.raises(TesseraError, match="unknown fill 'even'"):
+        make_compressor("tcra-summary", rag_tools, fill="even")
 
 
 def test_tcra_summary_summarises_each_passage_on_its_own(rag_tools, passages):
