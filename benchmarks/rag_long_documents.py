@@ -34,6 +34,7 @@ import json
 import re
 import statistics
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -145,22 +146,35 @@ def record(rows: dict, name: str, spans: dict, context: str, places: list) -> No
     row["tokens"].append(token_counter(DEFAULT_LLM).count(context))
 
 
+def saved_result(path: Path, compute: Callable[[], dict]) -> dict:
+    """A measurement computed once and saved (renamed into place whole), so a rerun reads it."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(result))
+    partial.replace(path)
+    return result
+
+
 def measure(collection: str, mode: str, work: Path, console: Console) -> dict:
-    saved = work / "results" / f"{collection}-{mode}.json"
-    if saved.is_file():
-        return json.loads(saved.read_text())
+    """Chunked MiniLM retrieval of a task: whole documents, passages, one document alone."""
+    return saved_result(
+        work / "results" / f"{collection}-{mode}.json",
+        lambda: measure_chunked(collection, mode, work, console),
+    )
+
+
+def measure_chunked(collection: str, mode: str, work: Path, console: Console) -> dict:
     folder, judged, queries = task_inputs(collection, mode, work)
     index = chunked_index(folder, work)
     rows: dict[str, dict[str, list[float]]] = {}
-
-    def add(name: str, spans: dict, text: str, places: list) -> None:
-        record(rows, name, spans, text, places)
-
     for qid, places in judged.items():
         question = queries[qid]
         documents = index.search(question, K, with_text=True)
         whole = {hit.doc_id: [(0, len(hit.text or ""))] for hit in documents}
-        add(f"whole documents, k={K}", whole, "\n\n".join(hit.text or "" for hit in documents), places)
+        record(rows, f"whole documents, k={K}", whole, "\n\n".join(h.text or "" for h in documents), places)
         words = 0
         for per_document in PER_DOCUMENT:
             hits = index.search(question, K, with_text=True, per_document=per_document)
@@ -168,11 +182,11 @@ def measure(collection: str, mode: str, work: Path, console: Console) -> dict:
             for hit in hits:
                 spans.setdefault(hit.doc_id, []).append(hit.offsets)
             text = "\n\n".join(hit.passage or "" for hit in hits)
-            add(f"passages, per_document={per_document}", spans, text, places)
+            record(rows, f"passages, per_document={per_document}", spans, text, places)
             if per_document == 1:
                 words = len(text.split())
         cut_spans, cut_text = whole_documents_cut(documents, words)
-        add("whole documents, cut to per_document=1's words", cut_spans, cut_text, places)
+        record(rows, "whole documents, cut to per_document=1's words", cut_spans, cut_text, places)
         # Asking one document (a report, a book): the long document holding the query's first
         # relevant member, searched alone (`doc_ids`), its relevant members the ones that count.
         alone = places[0][0]
@@ -183,15 +197,14 @@ def measure(collection: str, mode: str, work: Path, console: Console) -> dict:
             )
             spans = {alone: [hit.offsets for hit in hits]}
             text = "\n\n".join(hit.passage or "" for hit in hits)
-            add(f"one document alone, k={ONE_DOCUMENT_K}, per_document={per_document}", spans, text, inside)
+            name = f"one document alone, k={ONE_DOCUMENT_K}, per_document={per_document}"
+            record(rows, name, spans, text, inside)
     result = {
         "queries": len(judged),
         "documents": len(index),
         "passages": int(len(index.passages)),
         "rows": rows,
     }
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(result))
     console.log(f"{collection} {mode}: {len(judged)} queries")
     return result
 
@@ -207,9 +220,13 @@ def measure_bm25(collection: str, mode: str, work: Path, console: Console) -> di
     """The same tasks through a BM25 index, which retrieves whole long documents: the prompt
     with each whole, with each cut to its best window (`rag.windows`, what `prepare` does), and
     whole documents cut to the windows' words."""
-    saved = work / "results" / f"{collection}-{mode}-bm25.json"
-    if saved.is_file():
-        return json.loads(saved.read_text())
+    return saved_result(
+        work / "results" / f"{collection}-{mode}-bm25.json",
+        lambda: measure_whole_documents(collection, mode, work, console),
+    )
+
+
+def measure_whole_documents(collection: str, mode: str, work: Path, console: Console) -> dict:
     folder, judged, queries = task_inputs(collection, mode, work)
     index = bm25_index(folder, work)
     rows: dict[str, dict[str, list[float]]] = {}
@@ -229,11 +246,8 @@ def measure_bm25(collection: str, mode: str, work: Path, console: Console) -> di
             ("BM25, whole documents cut to the windows' words", cut_spans, cut_text),
         ):
             record(rows, name, spans, context, places)
-    result = {"queries": len(judged), "documents": len(index), "passages": 0, "rows": rows}
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(result))
     console.log(f"{collection} {mode} BM25: {len(judged)} queries")
-    return result
+    return {"queries": len(judged), "documents": len(index), "passages": 0, "rows": rows}
 
 
 def se(values: list[float]) -> float:
