@@ -82,11 +82,13 @@ class CragCompressor:
         self.summarizer, self.seed = summarizer, seed
         self.last_silhouette = 0.0
 
-    def clusters(self, passages: Sequence[Passage]) -> list[list[int]]:
-        """Passage positions per cluster, clusters in the order of their best-ranked passage."""
+    def clusters(self, passages: Sequence[Passage], vectors: np.ndarray | None = None) -> list[list[int]]:
+        """Passage positions per cluster, clusters in the order of their best-ranked passage.
+        `vectors`: the passages' embeddings, when the caller has them."""
         if len(passages) < 3 or self.fixed_k == 1:
             return [list(range(len(passages)))] if passages else []
-        vectors = self.tools.embed_docs([p.full_text for p in passages])
+        if vectors is None:
+            vectors = self.tools.embed_docs([p.full_text for p in passages])
         if self.fixed_k is None:
             labels, self.last_silhouette = choose_clusters(vectors, self.max_clusters, self.seed)
         else:
@@ -100,7 +102,8 @@ class CragCompressor:
         if not passages:
             return []
         budget, lengths = budget_and_lengths(self.tools, passages, budget, self.ratio)
-        groups = self.clusters(passages)
+        vectors = self.tools.embed_docs([p.full_text for p in passages])  # clusters and gists share them
+        groups = self.clusters(passages, vectors)
         question_vector = self.tools.embed_queries([question])[0]
         blocks = []
         for group, group_budget in zip(
@@ -108,7 +111,14 @@ class CragCompressor:
         ):
             members = [passages[i] for i in group]
             text = summarize(
-                self.tools, question, question_vector, members, group_budget, self.summarizer, self.fill
+                self.tools,
+                question,
+                question_vector,
+                members,
+                group_budget,
+                self.summarizer,
+                self.fill,
+                vectors[group],
             )
             blocks.append(Block(text, tuple(p.doc_id for p in members)))
         return blocks

@@ -61,8 +61,10 @@ def extractive_summary(
     budget: int,
     redundancy: float = 0.9,
     fill: str = DEFAULT_FILL,
+    passage_vectors: np.ndarray | None = None,
 ) -> str:
-    """At most `budget` tokens of the passages' own sentences (one sentence cut if nothing fits)."""
+    """At most `budget` tokens of the passages' own sentences (one sentence cut if nothing fits).
+    `passage_vectors`: the passages' embeddings, when the caller has them (CRAG clustered by them)."""
     check_fill(fill)
     sentences = group_sentences(passages)
     if not sentences:
@@ -74,8 +76,9 @@ def extractive_summary(
     lengths = [tools.tokens.count(s.text) + 1 for s in sentences]  # +1: the joining space
     owners = [s.passage for s in sentences]
     if fill == "coverage":  # each passage's own gist first: its sentence nearest the whole passage
-        own = tools.embed_docs([p.full_text for p in passages])
-        first_by = np.einsum("ij,ij->i", vectors, own[owners])
+        if passage_vectors is None:
+            passage_vectors = tools.embed_docs([p.full_text for p in passages])
+        first_by = np.einsum("ij,ij->i", vectors, passage_vectors[owners])
     else:
         first_by = scores
 
@@ -195,8 +198,11 @@ def summarize(
     budget: int,
     how: str,
     fill: str = DEFAULT_FILL,
+    passage_vectors: np.ndarray | None = None,
 ) -> str:
     """One summary of `passages` in at most `budget` tokens, by the `how` summarizer."""
     if how == "generator":
         return generated_summary(tools, question, passages, budget)
-    return extractive_summary(tools, question_vector, passages, budget, fill=fill)
+    return extractive_summary(
+        tools, question_vector, passages, budget, fill=fill, passage_vectors=passage_vectors
+    )
