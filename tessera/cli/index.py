@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -232,14 +231,23 @@ def sync(
     ],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would change.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan's ids as JSON.")] = False,
+    reread: Annotated[
+        bool,
+        typer.Option(
+            "--reread",
+            help="Read every file of a folder, also those whose size and modification time are "
+            "as when they were indexed (for tools that restore old times on changed files).",
+        ),
+    ] = False,
 ) -> None:
     """Bring an index up to date with its corpus: add new documents, re-encode changed ones,
-    delete the ones gone (each step published atomically; run it again to finish an interrupted one)."""
+    delete the ones gone (each step published atomically; run it again to finish an interrupted one).
+    A folder's files whose size and modification time did not change are not read again."""
     from tessera.indexing.sync import sync_index
 
-    plan = sync_index(index_dir, corpus, dry_run=dry_run, show_progress=not as_json)
+    plan = sync_index(index_dir, corpus, dry_run=dry_run, show_progress=not as_json, reread=reread)
     if as_json:
-        print(json.dumps(asdict(plan)))
+        print(json.dumps(plan.report))
         return
     counts = ", ".join(f"{name} {count}" for name, count in plan.summary.items())
     out.print(f"{'would change' if dry_run else 'synced'} {index_dir}: {counts}")

@@ -28,6 +28,8 @@ class Corpus:
     kind: str
     _open: Callable[[], Iterator[Document]]
     size_hint: int | None = None
+    # A folder of files (or one file): its root and the files read, which a sync looks at first.
+    folder: tuple[Path, tuple[Path, ...]] | None = None
 
     def __iter__(self) -> Iterator[Document]:
         return self._open()
@@ -94,11 +96,13 @@ def open_corpus(spec: str | Path) -> Corpus:
             raise CorpusError(
                 f"folder has neither corpus.jsonl nor files Tessera reads ({', '.join(FORMATS)})", file=path
             )
-        return Corpus(str(path), "files", lambda: read_folder(path, files), len(files))
+        return Corpus(str(path), "files", lambda: read_folder(path, files), len(files), (path, tuple(files)))
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix in FORMATS:  # one document: a report, a book, a paper (index it with --chunk)
-            return Corpus(str(path), "files", lambda: read_folder(path.parent, [path]), 1)
+            return Corpus(
+                str(path), "files", lambda: read_folder(path.parent, [path]), 1, (path.parent, (path,))
+            )
         if suffix in (".jsonl", ".json"):
             return Corpus(str(path), "jsonl", lambda: read_jsonl(path), _count_lines(path))
         if suffix in (".tsv", ".tab"):

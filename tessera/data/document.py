@@ -16,6 +16,9 @@ class Document:
     line: int | None = None
     # Flat JSON fields that filters select by (data/metadata.py); empty when the corpus has none.
     metadata: dict[str, Any] = field(default_factory=dict, hash=False)
+    # A folder file's size and modification time when it was read (data/files.py: `file_stamp`),
+    # so a sync can pass over files that have not changed without reading them again.
+    stamp: str | None = None
 
     @property
     def contents(self) -> str:

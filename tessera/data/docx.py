@@ -4,8 +4,7 @@ A .docx file is a zip of XML parts (Office Open XML): the body is `word/document
 `<w:p>` a paragraph (table cells hold paragraphs too), its words in `<w:t>` runs, tabs and
 breaks as `<w:tab/>` and `<w:br/>`; the title and author are in `docProps/core.xml`. Only those
 two parts are read: headers, footers, comments and tracked deletions (`<w:delText>`) are not
-the document's text. ElementTree's expat refuses entity expansion attacks (Python 3.11 ships
-expat >= 2.4.1), and a part that would inflate past `MAX_PART_BYTES` is refused before it is read.
+the document's text. Parts are read through `zipped.py`, which bounds what they inflate to.
 """
 
 from __future__ import annotations
@@ -15,22 +14,12 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from tessera.data.markup import Extracted
+from tessera.data.zipped import xml_part
 from tessera.errors import CorpusError
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 DC = "{http://purl.org/dc/elements/1.1/}"
 BODY, CORE = "word/document.xml", "docProps/core.xml"
-MAX_PART_BYTES = 256 * 2**20
-
-
-def _part(archive: zipfile.ZipFile, name: str, path: Path) -> ElementTree.Element | None:
-    try:
-        info = archive.getinfo(name)
-    except KeyError:
-        return None
-    if info.file_size > MAX_PART_BYTES:
-        raise CorpusError(f"{name} would inflate to {info.file_size:,} bytes; refused", file=path)
-    return ElementTree.fromstring(archive.read(name))
 
 
 def _paragraph(element: ElementTree.Element) -> str:
@@ -50,8 +39,8 @@ def docx_to_text(path: Path) -> Extracted:
     repeated in the text). Text: one line per non-empty paragraph. Metadata: `author`."""
     try:
         with zipfile.ZipFile(path) as archive:
-            body = _part(archive, BODY, path)
-            core = _part(archive, CORE, path)
+            body = xml_part(archive, BODY, path)
+            core = xml_part(archive, CORE, path)
     except (zipfile.BadZipFile, ElementTree.ParseError, OSError) as exc:
         raise CorpusError(
             f"cannot be read as a Word document ({type(exc).__name__}: {exc})", file=path

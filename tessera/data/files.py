@@ -1,28 +1,31 @@
-"""A folder of files as a corpus: plain text, Markdown, HTML, PDF and Word, one document per file.
+"""A folder of files as a corpus: plain text, Markdown, HTML, PDF, Word and EPUB, one document per file.
 
 What users of LlamaIndex's SimpleDirectoryReader point an index at: notes, docs sites, papers.
 A document's id is its path relative to the folder without the suffix (`notes/intro` for
 notes/intro.md), so two files that would share an id are an error naming both. Its title and
-text come from the file's own markup (data/markup.py, data/pdf.py, data/docx.py); its metadata,
-which filters select by, holds `path`, `format` (text, markdown, html, pdf, docx), `modified`
-(the file's UTC modification time, ISO 8601, which compares as text), `pages` (PDF), `author`
-(PDF and Word) and a Markdown front matter's flat fields. Hidden files and folders (.git,
-.obsidian) are not read, nor the files a `.tesseraignore` in the folder names (gitignore's simple
-patterns); files of other kinds, and files with no text (a scanned PDF), are listed in one
-warning each.
+text come from the file's own markup (data/markup.py, data/pdf.py, data/docx.py, data/epub.py);
+its metadata, which filters select by, holds `path`, `format` (text, markdown, html, pdf, docx,
+epub), `modified` (the file's UTC modification time, ISO 8601, which compares as text), `pages`
+(PDF), `chapters` (EPUB), `author` (PDF, Word, EPUB) and a Markdown front matter's flat fields.
+Hidden files and folders (.git, .obsidian) are not read, nor the files a `.tesseraignore` in the
+folder names (gitignore's simple patterns); files of other kinds, and files with no text (a
+scanned PDF), are listed in one warning each.
 """
 
 from __future__ import annotations
 
 import datetime
 import fnmatch
+import os
+import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tessera.data.document import Document
 from tessera.data.docx import docx_to_text
+from tessera.data.epub import epub_to_text
 from tessera.data.markup import Extracted, decode_html, html_to_text, markdown_to_text
 from tessera.data.pdf import pdf_to_text
 from tessera.errors import CorpusError, TesseraWarning
@@ -36,8 +39,12 @@ FORMATS: dict[str, str] = {
     ".htm": "html",
     ".pdf": "pdf",
     ".docx": "docx",
+    ".epub": "epub",
 }
 _NAMED = 5  # files named in a warning before "and N more"
+# A file modified this recently when read gets no stamp: a later edit within the clock's
+# granularity (2 s on FAT, 1 s on some network mounts) could leave size and time as they were.
+SETTLED_NS = 2_000_000_000
 
 
 def _listing(paths: list[Path], root: Path) -> str:
@@ -133,6 +140,8 @@ def extract(path: Path) -> Extracted:
         return pdf_to_text(path)
     if kind == "docx":
         return docx_to_text(path)
+    if kind == "epub":
+        return epub_to_text(path)
     raw = path.read_bytes()
     if kind == "html":
         return html_to_text(decode_html(raw, path))
@@ -140,10 +149,22 @@ def extract(path: Path) -> Extracted:
     return markdown_to_text(text, path) if kind == "markdown" else Extracted("", text.strip())
 
 
+def file_stamp(status: os.stat_result, now_ns: int | None = None) -> str | None:
+    """`size:mtime_ns` of a file settled before it is read (rsync's quick check: a file whose
+    size and modification time are unchanged is taken as unchanged); None for one modified
+    within `SETTLED_NS`, which a sync must read again."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    if now_ns - status.st_mtime_ns < SETTLED_NS:
+        return None
+    return f"{status.st_size}:{status.st_mtime_ns}"
+
+
 def read_file(path: Path, root: Path) -> Document:
-    """One file as a Document (its text may be empty; `read_folder` skips those)."""
+    """One file as a Document (its text may be empty; `read_folder` skips those). The file is
+    looked at before it is read, so an edit made while it is read shows as a change later."""
+    status = path.stat()
     extracted = extract(path)
-    modified = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.UTC)
+    modified = datetime.datetime.fromtimestamp(status.st_mtime, datetime.UTC)
     metadata = {
         **extracted.metadata,
         "path": path.relative_to(root).as_posix(),
@@ -157,12 +178,13 @@ def read_file(path: Path, root: Path) -> Document:
         file=str(path),
         line=1,
         metadata=metadata,
+        stamp=file_stamp(status),
     )
 
 
-def read_folder(root: Path, files: list[Path] | None = None) -> Iterator[Document]:
-    """Every readable file under `root` as a Document, in path order; files without text
-    are skipped and named in one warning at the end."""
+def read_folder(root: Path, files: Iterable[Path] | None = None) -> Iterator[Document]:
+    """Every readable file under `root` (or those of `files`, which may be a stream) as a
+    Document, in path order; files without text are skipped and named in one warning at the end."""
     empty = []
     for path in folder_files(root) if files is None else files:
         document = read_file(path, root)

@@ -19,10 +19,12 @@ CREATE TABLE IF NOT EXISTS docs (
     title TEXT NOT NULL,
     text TEXT NOT NULL,
     source TEXT,                   -- file:line the record came from, for error messages
-    metadata TEXT                  -- JSON object, NULL when the document has none
+    metadata TEXT,                 -- JSON object, NULL when the document has none
+    stamp TEXT                     -- a folder file's size:mtime_ns when read (sync's quick check)
 )
 """
-COLUMNS = "ordinal, id, title, text, source, metadata"
+COLUMNS = "ordinal, id, title, text, source, metadata, stamp"
+LATER_COLUMNS = ("metadata", "stamp")  # added since the first format: stores without them still open
 
 
 class DocStore:
@@ -37,11 +39,12 @@ class DocStore:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute(SCHEMA)
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(docs)")}
-        if columns and "metadata" not in columns:  # a store written before metadata existed
-            if readonly:
-                self.db.execute("CREATE TEMP VIEW docs AS SELECT *, NULL AS metadata FROM main.docs")
-            else:
-                self.db.execute("ALTER TABLE docs ADD COLUMN metadata TEXT")
+        missing = [name for name in LATER_COLUMNS if columns and name not in columns]
+        if missing and readonly:  # a store written before them: read as NULL
+            nulls = ", ".join(f"NULL AS {name}" for name in missing)
+            self.db.execute(f"CREATE TEMP VIEW docs AS SELECT *, {nulls} FROM main.docs")
+        for name in missing if not readonly else ():
+            self.db.execute(f"ALTER TABLE docs ADD COLUMN {name} TEXT")
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
@@ -54,8 +57,8 @@ class DocStore:
                 metadata = json.dumps(doc.metadata, ensure_ascii=False) if doc.metadata else None
                 try:
                     self.db.execute(
-                        f"INSERT INTO docs ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                        (start + offset, doc.id, doc.title, doc.text, source, metadata),
+                        f"INSERT INTO docs ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (start + offset, doc.id, doc.title, doc.text, source, metadata, doc.stamp),
                     )
                 except sqlite3.IntegrityError:
                     first = self.db.execute("SELECT source FROM docs WHERE id = ?", (doc.id,)).fetchone()
@@ -95,11 +98,20 @@ class DocStore:
             yield doc_id
 
     def documents(self) -> Iterator[Document]:
-        for row in self.db.execute("SELECT id, title, text, metadata FROM docs ORDER BY ordinal"):
+        for row in self.db.execute("SELECT id, title, text, metadata, stamp FROM docs ORDER BY ordinal"):
             yield _document(*row)
 
     def get(self, ids: Iterable[str]) -> dict[str, Document]:
-        return {row[0]: _document(*row) for row in self._where_ids("id, title, text, metadata", ids)}
+        return {row[0]: _document(*row) for row in self._where_ids("id, title, text, metadata, stamp", ids)}
+
+    def stamps(self, ids: Iterable[str]) -> dict[str, str]:
+        """The stamp of each stored id that has one (data/files.py: `file_stamp`)."""
+        return {doc_id: stamp for doc_id, stamp in self._where_ids("id, stamp", ids) if stamp is not None}
+
+    def set_stamps(self, stamps: Mapping[str, str]) -> None:
+        """Record files read again and found unchanged, so the next sync need not read them."""
+        with self.db:
+            self.db.executemany("UPDATE docs SET stamp = ? WHERE id = ?", ((v, k) for k, v in stamps.items()))
 
     def matching(self, metadata_filter: Mapping[str, Any]) -> set[str]:
         """Ids of the documents a checked filter (data/metadata.parse_filter) selects."""
@@ -127,5 +139,7 @@ class DocStore:
         self.db.close()
 
 
-def _document(doc_id: str, title: str, text: str, metadata: str | None) -> Document:
-    return Document(id=doc_id, title=title, text=text, metadata=json.loads(metadata) if metadata else {})
+def _document(doc_id: str, title: str, text: str, metadata: str | None, stamp: str | None) -> Document:
+    return Document(
+        id=doc_id, title=title, text=text, metadata=json.loads(metadata) if metadata else {}, stamp=stamp
+    )

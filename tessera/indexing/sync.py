@@ -2,7 +2,12 @@
 changed ones, delete the ones gone (what LlamaIndex's `refresh` does for a folder of notes).
 
 A document is unchanged when the stored one has its id, title, text and metadata; a folder's
-documents carry their file's `modified` time, so an edited file counts as changed. The plan is
+documents carry their file's `modified` time, so an edited file counts as changed. A folder's file
+whose size and modification time (to the nanosecond) are those stored when it was read is not read
+again, rsync's quick check: a sync of a folder of PDFs that did not change parses none of them
+(`reread` reads every file, for a tool that rewrites files and restores their times). A file
+touched but not changed is read at each sync until one that changes something stores its new
+stamp. The plan is
 one streaming pass over the corpus against the doc store (ids are held, documents are not: the
 new and changed ones are written to JSONL files beside the index as they are found). Then an
 add (new), a delete (changed and gone) and an add (changed), each published atomically by
@@ -16,12 +21,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tessera.data.corpus import open_corpus
 from tessera.data.document import Document
+from tessera.data.files import document_id, file_stamp, read_folder
 from tessera.errors import CorpusError, TesseraError
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.manifest import Manifest
@@ -38,6 +45,9 @@ class SyncPlan:
     changed: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     unchanged: int = 0
+    unread: int = 0  # of the unchanged: files passed over by their size and modification time
+    # size:mtime_ns of the files read whose stored stamp is missing or old, recorded by the sync
+    stamps: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -46,6 +56,14 @@ class SyncPlan:
             "changed": len(self.changed),
             "deleted": len(self.deleted),
             "unchanged": self.unchanged,
+            "unread": self.unread,
+        }
+
+    @property
+    def report(self) -> dict:
+        """The ids and counts, as `tessera sync --json` prints them."""
+        return {"added": self.added, "changed": self.changed, "deleted": self.deleted} | {
+            name: count for name, count in self.summary.items() if name in ("unchanged", "unread")
         }
 
 
@@ -64,16 +82,41 @@ def _batches(documents: Iterator[Document]) -> Iterator[list[Document]]:
         yield batch
 
 
-def plan_sync(root: Path, corpus: str | Path, pending: dict[str, Path] | None = None) -> SyncPlan:
+def _unread_files(folder: tuple[Path, tuple[Path, ...]], store: DocStore, plan: SyncPlan, seen: set[str]):
+    """A folder's files that must be read: those with no stored stamp or another one now. The
+    others are counted unchanged (and seen) without being opened."""
+    root, files = folder
+    for start in range(0, len(files), BATCH):
+        chunk = files[start : start + BATCH]
+        ids = [document_id(path, root) for path in chunk]
+        stored, now = store.stamps(ids), time.time_ns()
+        for path, doc_id in zip(chunk, ids, strict=True):
+            if doc_id in stored and file_stamp(path.stat(), now) == stored[doc_id]:
+                seen.add(doc_id)
+                plan.unchanged += 1
+                plan.unread += 1
+            else:
+                yield path
+
+
+def plan_sync(
+    root: Path, corpus: str | Path, pending: dict[str, Path] | None = None, reread: bool = False
+) -> SyncPlan:
     """Compare `corpus` with the index at `root`. With `pending` ({"added": FILE, "changed":
     FILE}), the new and the changed documents are written there as JSONL, in corpus order. A
-    repeated id is an error naming where it repeats."""
+    repeated id is an error naming where it repeats. A folder's files unchanged by their stamp
+    are not read unless `reread`."""
     plan = SyncPlan()
     seen: set[str] = set()
     store = DocStore(root / DocStore.FILE, readonly=True)
     outs = {kind: path.open("w", encoding="utf-8") for kind, path in (pending or {}).items()}
+    source = open_corpus(corpus)
+    if source.folder is None or reread:
+        documents = iter(source)
+    else:
+        documents = read_folder(source.folder[0], _unread_files(source.folder, store, plan, seen))
     try:
-        for batch in _batches(iter(open_corpus(corpus))):
+        for batch in _batches(documents):
             stored = store.get(doc.id for doc in batch)
             for doc in batch:
                 if doc.id in seen:
@@ -81,6 +124,8 @@ def plan_sync(root: Path, corpus: str | Path, pending: dict[str, Path] | None = 
                         f"document id '{doc.id}' repeated", file=doc.file, line=doc.line, field="id"
                     )
                 seen.add(doc.id)
+                if doc.stamp is not None and (doc.id not in stored or stored[doc.id].stamp != doc.stamp):
+                    plan.stamps[doc.id] = doc.stamp
                 if doc.id in stored and _same(stored[doc.id], doc):
                     plan.unchanged += 1
                     continue
@@ -98,19 +143,25 @@ def plan_sync(root: Path, corpus: str | Path, pending: dict[str, Path] | None = 
 
 
 def sync_index(
-    index: str | Path, corpus: str | Path, dry_run: bool = False, encoder=None, show_progress: bool = False
+    index: str | Path,
+    corpus: str | Path,
+    dry_run: bool = False,
+    encoder=None,
+    show_progress: bool = False,
+    reread: bool = False,
 ) -> SyncPlan:
     """Make the index at `index` hold exactly `corpus`'s documents; returns what changed.
     `encoder`: an already loaded document encoder for the added documents (as `Index.add`).
     New documents are added first, so an index whose every old document changed or went keeps
-    documents throughout; one with no new document to hold meanwhile cannot be, and says rebuild."""
+    documents throughout; one with no new document to hold meanwhile cannot be, and says rebuild.
+    The files' stamps ride with the last add, which holds every document they belong to."""
     root = Path(index).expanduser().resolve()
     manifest = Manifest.read(root, verify=False)  # a clear error for a folder that is not an index
     if dry_run:
-        return plan_sync(root, corpus)
+        return plan_sync(root, corpus, reread=reread)
     pending = {kind: _temporary(root, kind) for kind in ("added", "changed")}
     try:
-        plan = plan_sync(root, corpus, pending)
+        plan = plan_sync(root, corpus, pending, reread)
         gone = plan.changed + plan.deleted
         if gone and not plan.added and len(gone) == manifest.doc_count:
             raise TesseraError(
@@ -119,11 +170,14 @@ def sync_index(
                 field="corpus",
             )
         if plan.added:
-            add_documents(root, pending["added"], encoder=encoder, show_progress=show_progress)
+            stamps = None if plan.changed else plan.stamps
+            add_documents(root, pending["added"], encoder=encoder, show_progress=show_progress, stamps=stamps)
         if gone:
             delete_documents(root, gone)
         if plan.changed:
-            add_documents(root, pending["changed"], encoder=encoder, show_progress=show_progress)
+            add_documents(
+                root, pending["changed"], encoder=encoder, show_progress=show_progress, stamps=plan.stamps
+            )
     finally:
         for path in pending.values():
             path.unlink(missing_ok=True)

@@ -93,9 +93,15 @@ def read_ids_file(path: str | Path) -> tuple[list[str], dict[str, tuple[str, int
 
 
 def add_documents(
-    index: str | Path, corpus: str | Path, batch_size: int = 256, encoder=None, show_progress: bool = True
+    index: str | Path,
+    corpus: str | Path,
+    batch_size: int = 256,
+    encoder=None,
+    show_progress: bool = True,
+    stamps: Mapping[str, str] | None = None,
 ) -> int:
-    """Encode and add every document of `corpus`; returns how many were added."""
+    """Encode and add every document of `corpus`; returns how many were added. `stamps`: files'
+    size:mtime_ns by document id, recorded in the same update (a sync's, data/files.py)."""
     root = _root(index)
     added = 0
 
@@ -133,6 +139,8 @@ def add_documents(
             raise CorpusError(
                 "corpus has no documents", file=source.name if source.kind != "ir_datasets" else None
             )
+        if stamps:
+            store.set_stamps(stamps)
         if splitter is not None:
             rows = np.concatenate([_passages(root, manifest), np.asarray(spans, dtype=np.int64)])
             np.save(stage / PASSAGES, rows)

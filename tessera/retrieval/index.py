@@ -364,12 +364,15 @@ class Index:
         self._reopen()
         return deleted
 
-    def sync(self, corpus: str | Path, dry_run: bool = False, show_progress: bool = False):
+    def sync(
+        self, corpus: str | Path, dry_run: bool = False, show_progress: bool = False, reread: bool = False
+    ):
         """Make the index hold exactly `corpus`'s documents now: new ones added, changed ones
-        re-encoded, gone ones deleted (`indexing/sync.py`); returns the `SyncPlan`."""
+        re-encoded, gone ones deleted (`indexing/sync.py`); returns the `SyncPlan`. `reread`: read
+        every file of a folder, not only those whose size or modification time changed."""
         from tessera.indexing.sync import sync_index
 
-        plan = sync_index(self.root, corpus, dry_run, self.encoder, show_progress)
+        plan = sync_index(self.root, corpus, dry_run, self.encoder, show_progress, reread)
         if not dry_run:
             self._reopen()
         return plan

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
+import time
 import warnings
 from pathlib import Path
 
 import pytest
 
 from tessera.data.corpus import open_corpus
-from tessera.data.files import folder_files, ignored, read_file, read_folder
+from tessera.data.files import SETTLED_NS, file_stamp, folder_files, ignored, read_file, read_folder
 from tessera.data.markup import html_to_text, markdown_to_text
 from tessera.data.pdf import dehyphenate, page_of, pdf_to_text
 from tessera.data.sentences import split_sentences
@@ -304,3 +306,13 @@ def test_cli_indexes_a_folder_and_names_what_it_left_out(tmp_path: Path, data_di
     assert "warning:" in result.stderr and "slides.pptx" in result.stderr
     found = run_cli("search", str(tmp_path / "idx"), "wing in a propeller slipstream", "-k", "1", "--json")
     assert json.loads(found.stdout)[0]["doc_id"] == "md/1"
+
+
+def test_a_file_settled_before_it_is_read_gets_its_size_and_time_as_stamp(tmp_path: Path) -> None:
+    settled, recent = write(tmp_path / "a.txt", "wing flutter"), write(tmp_path / "b.txt", "shock wave")
+    hour_ago = time.time_ns() - 3600 * 10**9
+    os.utime(settled, ns=(hour_ago, hour_ago))
+    os.utime(recent, ns=(time.time_ns() - 10**9,) * 2)  # a second ago: an edit could still keep it
+    assert read_file(settled, tmp_path).stamp == f"12:{hour_ago}"
+    assert read_file(recent, tmp_path).stamp is None
+    assert file_stamp(recent.stat(), now_ns=recent.stat().st_mtime_ns + SETTLED_NS) is not None

@@ -68,23 +68,28 @@ def test_metadata_is_stored_and_read_back(store: DocStore) -> None:
     assert store.get(["e"])["e"].metadata == RECORDS["e"]
 
 
-def test_a_store_from_before_metadata_opens_and_gains_the_column(tmp_path: Path) -> None:
+@pytest.mark.parametrize("columns", ["source TEXT", "source TEXT, metadata TEXT"])
+def test_a_store_from_before_metadata_or_stamps_opens_and_gains_the_columns(tmp_path: Path, columns) -> None:
     path = tmp_path / DocStore.FILE
     with sqlite3.connect(path) as db:
         db.execute(
             "CREATE TABLE docs (ordinal INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
-            "title TEXT NOT NULL, text TEXT NOT NULL, source TEXT)"
+            f"title TEXT NOT NULL, text TEXT NOT NULL, {columns})"
         )
-        db.execute("INSERT INTO docs VALUES (0, 'old', '', 'old text', NULL)")
+        nulls = ", ".join(["NULL"] * (columns.count(",") + 1))
+        db.execute(f"INSERT INTO docs VALUES (0, 'old', '', 'old text', {nulls})")
     db.close()
     reader = DocStore(path, readonly=True)
-    assert reader.get(["old"])["old"].metadata == {}
+    assert reader.get(["old"])["old"].metadata == {} and reader.get(["old"])["old"].stamp is None
     assert reader.matching(parse_filter({"a": 1})) == set()
     assert reader.matching(parse_filter({"a": {"$exists": False}})) == {"old"}
+    assert reader.stamps(["old"]) == {}
     reader.close()
-    writer = DocStore(path)  # an update adds documents with metadata to it
-    writer.add(1, [Document("new", "new text", metadata={"a": 1})])
+    writer = DocStore(path)  # an update adds documents with metadata and stamps to it
+    writer.add(1, [Document("new", "new text", metadata={"a": 1}, stamp="8:1000")])
     assert writer.matching(parse_filter({"a": 1})) == {"new"}
+    writer.set_stamps({"old": "9:2000"})
     writer.renumber()
     assert {d.id: d.metadata for d in writer.documents()} == {"old": {}, "new": {"a": 1}}
+    assert writer.stamps(["old", "new", "absent"]) == {"old": "9:2000", "new": "8:1000"}
     writer.close()

@@ -4,10 +4,13 @@ is now; unchanged documents are not re-encoded, a second sync does nothing, bad 
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
 
+from tessera.data import files
 from tessera.errors import CorpusError, TesseraError
 from tessera.indexing.builder import build_index
 from tessera.indexing.manifest import Manifest
@@ -38,17 +41,20 @@ def test_sync_equals_a_build_of_the_corpus_as_it_is_now(
     cranfield_docs: dict[str, dict], tmp_path: Path, encoder: str
 ) -> None:
     folder = notes(cranfield_docs, tmp_path / "notes")
+    settle(*folder.iterdir())
     index_dir = build_index(folder, tmp_path / "idx", encoder, show_progress=False)
     edited = folder / "2.md"
     edited.write_text(edited.read_text() + "\nA later note on slipstream effects at high speed.\n")
     (folder / "5.txt").unlink()
     extra = list(cranfield_docs.items())[30]
     (folder / "added.txt").write_text(extra[1]["text"])
+    settle(edited, folder / "added.txt", ago=-60)  # modified too recently to get stamps
     plan = sync_index(index_dir, folder, dry_run=True)
     assert (plan.added, plan.changed, plan.deleted, plan.unchanged) == (["added"], ["2"], ["5"], 22)
     assert Manifest.read(index_dir).doc_count == 24  # a dry run changes nothing
 
-    assert sync_index(index_dir, folder).summary == {"added": 1, "changed": 1, "deleted": 1, "unchanged": 22}
+    summary = {"added": 1, "changed": 1, "deleted": 1, "unchanged": 22, "unread": 22}
+    assert sync_index(index_dir, folder).summary == summary
     fresh = Index.load(build_index(folder, tmp_path / "fresh", encoder, show_progress=False))
     synced = Index.load(index_dir)
     assert sorted(synced.docstore.ids()) == sorted(fresh.docstore.ids()) and len(synced) == 24
@@ -56,7 +62,8 @@ def test_sync_equals_a_build_of_the_corpus_as_it_is_now(
     assert synced.document("2").text.endswith("slipstream effects at high speed.")
 
     checksum = (index_dir / "manifest.json").read_bytes()
-    assert synced.sync(folder).summary == {"added": 0, "changed": 0, "deleted": 0, "unchanged": 24}
+    summary = {"added": 0, "changed": 0, "deleted": 0, "unchanged": 24, "unread": 22}
+    assert synced.sync(folder).summary == summary  # the two without stamps are read again
     assert (index_dir / "manifest.json").read_bytes() == checksum  # nothing to do: nothing published
 
 
@@ -84,10 +91,78 @@ def test_a_repeated_id_is_refused_where_it_repeats(tmp_path: Path) -> None:
 
 def test_cli_sync_prints_the_plan(cranfield_docs: dict[str, dict], tmp_path: Path) -> None:
     folder = notes(cranfield_docs, tmp_path / "notes", 6)
+    settle(*folder.iterdir())
     index_dir = tmp_path / "idx"
     run_cli("index", str(folder), "-o", str(index_dir), "--encoder", "bm25")
     (folder / "4.md").unlink()
     dry = run_cli("sync", str(index_dir), str(folder), "--dry-run", "--json")
-    assert json.loads(dry.stdout) == {"added": [], "changed": [], "deleted": ["4"], "unchanged": 5}
+    assert json.loads(dry.stdout) == {
+        "added": [],
+        "changed": [],
+        "deleted": ["4"],
+        "unchanged": 5,
+        "unread": 5,
+    }
     done = run_cli("sync", str(index_dir), str(folder))
     assert "deleted 1" in done.stdout and len(Index.load(index_dir)) == 5
+
+
+def settle(*paths: Path, ago: float = 3600) -> None:
+    """Modification times `ago` seconds back: files read afterwards are settled and get stamps."""
+    past = time.time_ns() - int(ago * 1e9)
+    for path in paths:
+        os.utime(path, ns=(past, past))
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files read (parsed) from now on."""
+    names: list[str] = []
+    extract = files.extract
+    monkeypatch.setattr(files, "extract", lambda path: names.append(path.name) or extract(path))
+    return names
+
+
+def test_sync_reads_only_files_whose_size_or_time_changed(cranfield_docs, tmp_path: Path, reads) -> None:
+    folder = notes(cranfield_docs, tmp_path / "notes", 8)
+    settle(*folder.iterdir())
+    index_dir = build_index(folder, tmp_path / "idx", "bm25", show_progress=False)
+    reads.clear()
+    unchanged = {"added": 0, "changed": 0, "deleted": 0, "unchanged": 8, "unread": 8}
+    assert sync_index(index_dir, folder).summary == unchanged and reads == []
+
+    edited = folder / "2.md"
+    edited.write_text(edited.read_text() + "\nA later note on slipstream effects.\n")
+    settle(edited, ago=1800)
+    (folder / "added.txt").write_text("Heat transfer at hypersonic speed.")
+    settle(folder / "added.txt", ago=-60)  # modified too recently for a stamp (its clock is ahead)
+    plan = sync_index(index_dir, folder)
+    assert (plan.added, plan.changed, plan.unchanged, plan.unread) == (["added"], ["2"], 7, 7)
+    assert sorted(reads) == ["2.md", "added.txt"]
+    assert Index.load(index_dir).document("2").text.endswith("slipstream effects.")
+
+    reads.clear()  # the edited file's new stamp was stored; the recent one had none to store
+    assert sync_index(index_dir, folder).summary == {**unchanged, "unchanged": 9} and reads == ["added.txt"]
+
+
+def test_an_edit_that_keeps_size_and_time_is_found_by_reread_or_when_it_came_too_soon(
+    cranfield_docs, tmp_path: Path, reads
+) -> None:
+    folder = notes(cranfield_docs, tmp_path / "notes", 4)
+    settle(*folder.glob("*.txt"))  # 1.txt and 3.txt settled
+    settle(*folder.glob("*.md"), ago=-60)  # 2.md and 4.md modified too recently when read
+    index_dir = build_index(folder, tmp_path / "idx", "bm25", show_progress=False)
+    for name in ("1.txt", "2.md"):  # one letter changed, size and nanosecond time put back
+        path, before = folder / name, (folder / name).stat()
+        path.write_text(path.read_text().replace("the", "THE", 1))
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    plan = sync_index(index_dir, folder, dry_run=True)
+    assert (plan.changed, plan.unread) == (["2"], 2)  # 1.txt passes rsync's quick check, as with rsync
+    assert sync_index(index_dir, folder, dry_run=True, reread=True).changed == ["1", "2"]
+    assert json.loads(run_cli("sync", str(index_dir), str(folder), "--reread", "--json").stdout)[
+        "changed"
+    ] == [
+        "1",
+        "2",
+    ]
+    assert Index.load(index_dir).document("1").text.count("THE") == 1

@@ -1,0 +1,33 @@
+"""Parts of a zip-packaged document (Word, EPUB), read with a bound on what they inflate to.
+
+A crafted archive can declare a small part that inflates to gigabytes: a part whose declared
+size passes `MAX_PART_BYTES` is refused before it is read, naming the file. XML parts are
+parsed with ElementTree, whose expat refuses entity expansion attacks (Python 3.11 ships expat
+>= 2.4.1)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from xml.etree import ElementTree
+
+from tessera.errors import CorpusError
+
+MAX_PART_BYTES = 256 * 2**20
+
+
+def read_part(archive: zipfile.ZipFile, name: str, path: Path) -> bytes | None:
+    """The bytes of part `name`, None when the archive has no such part."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        return None
+    if info.file_size > MAX_PART_BYTES:
+        raise CorpusError(f"{name} would inflate to {info.file_size:,} bytes; refused", file=path)
+    return archive.read(name)
+
+
+def xml_part(archive: zipfile.ZipFile, name: str, path: Path) -> ElementTree.Element | None:
+    """Part `name` parsed as XML, None when the archive has no such part."""
+    raw = read_part(archive, name, path)
+    return None if raw is None else ElementTree.fromstring(raw)
