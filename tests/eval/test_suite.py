@@ -23,7 +23,7 @@ from tests.conftest import read_qrels, run_cli
 
 SYSTEMS = ["bm25", "pq=minilm@PQ16x4", "minilm", "hybrid=rrf:bm25+minilm", "scores=wsum:bm25^1+minilm^3"]
 DATASETS = {"cranfield-beir/test": "cranfield", "medline-beir/test": "medline"}
-MAX_DOCS = 400
+MAX_DOCS = 200
 
 
 @pytest.fixture(scope="module")
@@ -189,12 +189,12 @@ def test_reranked_systems_equal_evaluate_and_build_no_index(data_dir: Path, tmp_
         "hd=rrf:bm25+minilm?rerank=minilm&mmr=0.7",
     ]
     results = run_suite(
-        f"folders:{folder}", systems, tmp_path, metrics=["nDCG@10"], plots=False, max_docs=300
+        f"folders:{folder}", systems, tmp_path, metrics=["nDCG@10"], plots=False, max_docs=150
     )
-    built = sorted(p.name for p in (tmp_path / "indexes" / "medline-beir.max300").iterdir() if p.is_dir())
+    built = sorted(p.name for p in (tmp_path / "indexes" / "medline-beir.max150").iterdir() if p.is_dir())
     assert built == ["bm25", "minilm"]
     scores = results["results"]["medline-beir/test"]
-    root = tmp_path / "indexes" / "medline-beir.max300"
+    root = tmp_path / "indexes" / "medline-beir.max150"
     alone = evaluate(
         [root / "bm25"], folder, metrics=["nDCG@10"], show_progress=False, rerank="minilm", rerank_depth=30
     )

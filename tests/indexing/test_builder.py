@@ -93,10 +93,10 @@ def _rows(index: Path) -> list[tuple]:
 
 
 def test_resume_after_kill_gives_the_identical_index(tmp_path: Path, data_dir: Path) -> None:
-    corpus = cranfield_subset(data_dir, tmp_path, 240)
+    corpus = cranfield_subset(data_dir, tmp_path, 120)
     args = ["index", str(corpus), "--encoder", "minilm", "--batch-size", "16"]
     killed = tmp_path / "killed"
-    kill_then_resume(args, killed, after=64, total=240)
+    kill_then_resume(args, killed, after=32, total=120)
     clean = build_index(corpus, tmp_path / "clean", encoder="minilm", batch_size=16, show_progress=False)
 
     assert leftovers(killed) == ["killed"]
@@ -104,4 +104,4 @@ def test_resume_after_kill_gives_the_identical_index(tmp_path: Path, data_dir: P
     for name in ("vectors.faiss", "docids.txt"):
         assert resumed_manifest.files[name] == clean_manifest.files[name], name
     assert _rows(killed) == _rows(clean)
-    assert resumed_manifest.doc_count == 240
+    assert resumed_manifest.doc_count == 120
