@@ -184,10 +184,15 @@ def read_file(path: Path, root: Path) -> Document:
 
 def read_folder(root: Path, files: Iterable[Path] | None = None) -> Iterator[Document]:
     """Every readable file under `root` (or those of `files`, which may be a stream) as a
-    Document, in path order; files without text are skipped and named in one warning at the end."""
-    empty = []
+    Document, in path order; files without text, and files deleted after the folder was listed
+    (a live folder), are skipped and named in one warning each at the end."""
+    empty, gone = [], []
     for path in folder_files(root) if files is None else files:
-        document = read_file(path, root)
+        try:
+            document = read_file(path, root)
+        except FileNotFoundError:
+            gone.append(path)
+            continue
         if document.contents.strip():
             yield document
         else:
@@ -198,6 +203,13 @@ def read_folder(root: Path, files: Iterable[Path] | None = None) -> Iterator[Doc
                 f"{len(empty)} files have no text and were left out (empty, or a scanned PDF without a "
                 f"text layer: OCR it first): {_listing(empty, root)}",
                 file=root,
+            ),
+            stacklevel=2,
+        )
+    if gone:
+        warnings.warn(
+            TesseraWarning(
+                f"{len(gone)} files were deleted while being read: {_listing(gone, root)}", file=root
             ),
             stacklevel=2,
         )

@@ -91,12 +91,21 @@ def _unread_files(folder: tuple[Path, tuple[Path, ...]], store: DocStore, plan: 
         ids = [document_id(path, root) for path in chunk]
         stored, now = store.stamps(ids), time.time_ns()
         for path, doc_id in zip(chunk, ids, strict=True):
-            if doc_id in stored and file_stamp(path.stat(), now) == stored[doc_id]:
+            if doc_id in stored and _stamp_now(path, now) == stored[doc_id]:
                 seen.add(doc_id)
                 plan.unchanged += 1
                 plan.unread += 1
             else:
                 yield path
+
+
+def _stamp_now(path: Path, now: int) -> str | None:
+    """A file's stamp now; None for one deleted since the folder was listed (then read_folder
+    names it, and the sync deletes its document as gone)."""
+    try:
+        return file_stamp(path.stat(), now)
+    except FileNotFoundError:
+        return None
 
 
 def plan_sync(

@@ -316,3 +316,12 @@ def test_a_file_settled_before_it_is_read_gets_its_size_and_time_as_stamp(tmp_pa
     assert read_file(settled, tmp_path).stamp == f"12:{hour_ago}"
     assert read_file(recent, tmp_path).stamp is None
     assert file_stamp(recent.stat(), now_ns=recent.stat().st_mtime_ns + SETTLED_NS) is not None
+
+
+def test_a_file_deleted_after_the_listing_is_skipped_and_named(tmp_path: Path) -> None:
+    kept, deleted = write(tmp_path / "a.txt", "wing flutter"), write(tmp_path / "b.md", "# Shock\n\nwaves")
+    listed = folder_files(tmp_path)
+    deleted.unlink()  # a live folder: an editor removed it while the index was being built
+    with pytest.warns(TesseraWarning, match="1 files were deleted while being read: b.md"):
+        documents = list(read_folder(tmp_path, listed))
+    assert [d.id for d in documents] == ["a"] and documents[0].file == str(kept)
