@@ -1,12 +1,15 @@
-"""A folder of files as a corpus: plain text, Markdown, HTML, PDF, Word and EPUB, one document per file.
+"""A folder of files as a corpus: text, Markdown, HTML, PDF, Word, PowerPoint, EPUB and Jupyter
+notebooks, one document per file.
 
 What users of LlamaIndex's SimpleDirectoryReader point an index at: notes, docs sites, papers.
 A document's id is its path relative to the folder without the suffix (`notes/intro` for
 notes/intro.md), so two files that would share an id are an error naming both. Its title and
-text come from the file's own markup (data/markup.py, data/pdf.py, data/docx.py, data/epub.py);
-its metadata, which filters select by, holds `path`, `format` (text, markdown, html, pdf, docx,
-epub), `modified` (the file's UTC modification time, ISO 8601, which compares as text), `pages`
-(PDF), `chapters` (EPUB), `author` (PDF, Word, EPUB) and a Markdown front matter's flat fields.
+text come from the file's own markup (data/markup.py, pdf.py, docx.py, pptx.py, epub.py,
+notebook.py); its metadata, which filters select by, holds `path`, `format` (text, markdown,
+html, pdf, docx, pptx, epub, notebook), `modified` (the file's UTC modification time, ISO 8601,
+which compares as text), `pages` (PDF), `slides` (PowerPoint), `chapters` (EPUB), `cells` and
+`language` (notebooks), `author` (PDF, Word, PowerPoint, EPUB) and a Markdown front matter's
+flat fields.
 Hidden files and folders (.git, .obsidian) are not read, nor the files a `.tesseraignore` in the
 folder names (gitignore's simple patterns); files of other kinds, and files with no text (a
 scanned PDF), are listed in one warning each.
@@ -27,7 +30,9 @@ from tessera.data.document import Document
 from tessera.data.docx import docx_to_text
 from tessera.data.epub import epub_to_text
 from tessera.data.markup import Extracted, decode_html, html_to_text, markdown_to_text
+from tessera.data.notebook import notebook_to_text
 from tessera.data.pdf import pdf_to_text
+from tessera.data.pptx import pptx_to_text
 from tessera.errors import CorpusError, TesseraWarning
 
 FORMATS: dict[str, str] = {
@@ -39,7 +44,9 @@ FORMATS: dict[str, str] = {
     ".htm": "html",
     ".pdf": "pdf",
     ".docx": "docx",
+    ".pptx": "pptx",
     ".epub": "epub",
+    ".ipynb": "notebook",
 }
 _NAMED = 5  # files named in a warning before "and N more"
 # A file modified this recently when read gets no stamp: a later edit within the clock's
@@ -140,12 +147,16 @@ def extract(path: Path) -> Extracted:
         return pdf_to_text(path)
     if kind == "docx":
         return docx_to_text(path)
+    if kind == "pptx":
+        return pptx_to_text(path)
     if kind == "epub":
         return epub_to_text(path)
     raw = path.read_bytes()
     if kind == "html":
         return html_to_text(decode_html(raw, path))
     text = _decode_text(raw, path)
+    if kind == "notebook":
+        return notebook_to_text(text, path)
     return markdown_to_text(text, path) if kind == "markdown" else Extracted("", text.strip())
 
 
