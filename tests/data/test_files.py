@@ -301,9 +301,9 @@ def test_a_mixed_folder_ranks_like_the_same_documents_as_jsonl(tmp_path: Path, d
 
 def test_cli_indexes_a_folder_and_names_what_it_left_out(tmp_path: Path, data_dir: Path) -> None:
     folder = mixed_folder(cranfield(data_dir, 8), tmp_path / "docs")
-    write(folder / "slides.pptx", b"PK")
+    write(folder / "sheet.xlsx", b"PK")
     result = run_cli("index", str(folder), "-o", str(tmp_path / "idx"), "--encoder", "bm25")
-    assert "warning:" in result.stderr and "slides.pptx" in result.stderr
+    assert "warning:" in result.stderr and "sheet.xlsx" in result.stderr
     found = run_cli("search", str(tmp_path / "idx"), "wing in a propeller slipstream", "-k", "1", "--json")
     assert json.loads(found.stdout)[0]["doc_id"] == "md/1"
 
