@@ -1,18 +1,18 @@
-"""A folder of files as a corpus: text, Markdown, HTML, PDF, Word, PowerPoint, EPUB and Jupyter
-notebooks, one document per file.
+"""A folder of files as a corpus: text, Markdown, HTML, PDF, Word, PowerPoint, OpenDocument, EPUB
+and Jupyter notebooks, one document per file.
 
 What users of LlamaIndex's SimpleDirectoryReader point an index at: notes, docs sites, papers.
 A document's id is its path relative to the folder without the suffix (`notes/intro` for
 notes/intro.md), so two files that would share an id are an error naming both. Its title and
-text come from the file's own markup (data/markup.py, pdf.py, docx.py, pptx.py, epub.py,
-notebook.py); its metadata, which filters select by, holds `path`, `format` (text, markdown,
-html, pdf, docx, pptx, epub, notebook), `modified` (the file's UTC modification time, ISO 8601,
-which compares as text), `pages` (PDF), `slides` (PowerPoint), `chapters` (EPUB), `cells` and
-`language` (notebooks), `author` (PDF, Word, PowerPoint, EPUB) and a Markdown front matter's
-flat fields.
-Hidden files and folders (.git, .obsidian) are not read, nor the files a `.tesseraignore` in the
-folder names (gitignore's simple patterns); files of other kinds, and files with no text (a
-scanned PDF), are listed in one warning each.
+text come from the file's own markup (data/markup.py, pdf.py, docx.py, pptx.py, opendocument.py,
+epub.py, notebook.py); its metadata, which filters select by, holds `path`, `format` (text,
+markdown, html, pdf, docx, pptx, odt, odp, epub, notebook), `modified` (the file's UTC
+modification time, ISO 8601, which compares as text), `pages` (PDF), `slides` (PowerPoint),
+`chapters` (EPUB), `cells` and `language` (notebooks), `author` (PDF, Word, PowerPoint,
+OpenDocument, EPUB) and a Markdown front matter's flat fields. Hidden files and folders (.git,
+.obsidian) are not read, nor the files a `.tesseraignore` in the folder names (gitignore's
+simple patterns); files of other kinds, and files with no text (a scanned PDF), are listed in
+one warning each.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from tessera.data.docx import docx_to_text
 from tessera.data.epub import epub_to_text
 from tessera.data.markup import Extracted, decode_html, html_to_text, markdown_to_text
 from tessera.data.notebook import notebook_to_text
+from tessera.data.opendocument import opendocument_to_text
 from tessera.data.pdf import pdf_to_text
 from tessera.data.pptx import pptx_to_text
 from tessera.errors import CorpusError, TesseraWarning
@@ -45,6 +46,8 @@ FORMATS: dict[str, str] = {
     ".pdf": "pdf",
     ".docx": "docx",
     ".pptx": "pptx",
+    ".odt": "odt",
+    ".odp": "odp",
     ".epub": "epub",
     ".ipynb": "notebook",
 }
@@ -149,6 +152,8 @@ def extract(path: Path) -> Extracted:
         return docx_to_text(path)
     if kind == "pptx":
         return pptx_to_text(path)
+    if kind in ("odt", "odp"):
+        return opendocument_to_text(path)
     if kind == "epub":
         return epub_to_text(path)
     raw = path.read_bytes()

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 SHARD_DOCS = 10_000  # default documents per shard: ~15 MiB of 384-d vectors, seconds to minutes of work
 LAYOUTS = ("merged", "sharded")
+TRIAL_DIMS = (384, 768, 1024, 1536)  # common encoder widths, to judge a factory before the encoder loads
 INSTALL = "distributed indexing needs Ray: pip install 'tessera[dist]'"
 
 
@@ -64,7 +65,7 @@ def build_index_ray(
     `address` None starts a local Ray with `workers` CPUs (default: all); otherwise connects
     to that cluster. Interrupted builds resume (documents by batch, vectors by shard) when run
     again with the same arguments; bad input removes the staging directory."""
-    spec = _check_request(encoder, layout, workers, shards)
+    spec = _check_request(encoder, factory, layout, workers, shards)
     ray = import_ray()
     target = staging.new_target(output, overwrite)
     source = open_corpus(corpus)
@@ -123,7 +124,7 @@ def import_ray():
     return ray
 
 
-def _check_request(encoder: str, layout: str, workers: int | None, shards: int | None) -> str:
+def _check_request(encoder: str, factory: str, layout: str, workers: int | None, shards: int | None) -> str:
     """Refuse what the distributed build does not do before anything starts."""
     spec = canonical_spec(encoder)
     if is_lexical(spec):
@@ -141,6 +142,8 @@ def _check_request(encoder: str, layout: str, workers: int | None, shards: int |
     for name, value in (("workers", workers), ("shards", shards)):
         if value is not None and value < 1:
             raise TesseraError("must be at least 1", field=name)
+    if layout == "sharded":  # most factories' structure shows at any dimension: refuse before Ray starts
+        _refuse_unshardable(factory, TRIAL_DIMS)
     return spec
 
 
@@ -200,20 +203,33 @@ def _checked_dim(described: tuple[int, bool], spec: str, factory: str, layout: s
         )
     validate_factory(factory, dim)
     if layout == "sharded":
-        kind = kind_of(factory)
-        index = create_index(dim, factory) if kind == "faiss" else None
-        if index is None or not mergeable(index):
-            what = (
-                "HNSW graphs"
-                if index is not None and tunable_parameter(index) == "efSearch"
-                else f"'{factory}'"
-            )
-            raise TesseraError(
-                f"layout sharded takes faiss Flat and IVF kinds: {what} searched shard by shard would "
-                "not give the merged index's results; use --layout merged",
-                field="layout",
-            )
+        _refuse_unshardable(factory, (dim,))
     return dim
+
+
+def _refuse_unshardable(factory: str, dims: tuple[int, ...]) -> None:
+    """Refuse a factory whose shards searched one by one would not answer as the merged index,
+    judged on the first of `dims` faiss builds it at (its structure does not depend on the
+    dimension); one that faiss builds at none is left to the check at the encoder's dimension."""
+    index = None
+    if kind_of(factory) == "faiss":
+        for dim in dims:
+            try:
+                index = create_index(dim, factory)
+                break
+            except TesseraError:
+                continue
+        else:
+            return
+    if index is None or not mergeable(index):
+        what = (
+            "HNSW graphs" if index is not None and tunable_parameter(index) == "efSearch" else f"'{factory}'"
+        )
+        raise TesseraError(
+            f"layout sharded takes faiss Flat and IVF kinds: {what} searched shard by shard would "
+            "not give the merged index's results; use --layout merged",
+            field="layout",
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -249,10 +249,12 @@ def test_lexical_and_token_encoders_are_refused(corpus, tmp_path) -> None:
     assert not any(tmp_path.iterdir())
 
 
-def test_hnsw_sharded_is_refused_before_encoding(ray_address, corpus, tmp_path) -> None:
-    args = ["index", str(corpus), "-o", str(tmp_path / "h"), "--ray", "--ray-address", ray_address]
-    result = run_cli(*args, "--index", "HNSW32", "--layout", "sharded", check=False)
-    assert result.returncode == 1 and "HNSW graphs searched shard by shard" in result.stderr
+def test_unshardable_kinds_are_refused_before_ray_starts(corpus, tmp_path) -> None:
+    """In this process: the refusal comes before Ray is imported or started."""
+    with pytest.raises(TesseraError, match="HNSW graphs searched shard by shard"):
+        build_index_ray(corpus, tmp_path / "h", factory="HNSW32", layout="sharded")
+    with pytest.raises(TesseraError, match="layout sharded takes faiss Flat and IVF kinds: 'binary'"):
+        build_index_ray(corpus, tmp_path / "b", factory="binary", layout="sharded")
     assert not any(tmp_path.iterdir())
 
 
