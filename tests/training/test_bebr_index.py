@@ -15,7 +15,7 @@ from tests.conftest import run_cli
 def bebr_index(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("bebr")
     corpus = work / "subset.jsonl"
-    lines = (data_dir / "cranfield-beir" / "corpus.jsonl").read_text().splitlines()[:300]
+    lines = (data_dir / "cranfield-beir" / "corpus.jsonl").read_text().splitlines()[:150]
     corpus.write_text("\n".join(lines))
     return build_index(corpus, work / "bebr1", encoder="minilm", factory="bebr:1", show_progress=False)
 
@@ -38,7 +38,7 @@ def test_plain_retraining_writes_new_codes(bebr_index: Path, tmp_path: Path) -> 
 
     out = retrain_bebr_index(bebr_index, tmp_path / "two-bits", bits=2, show_progress=False)
     manifest = Manifest.read(out)
-    assert manifest.factory == "bebr:2" and manifest.doc_count == 300
+    assert manifest.factory == "bebr:2" and manifest.doc_count == 150
     assert manifest.files["codes.faiss"]["bytes"] > Manifest.read(bebr_index).files["codes.faiss"]["bytes"]
     assert len(Index.load(out).search("shock waves", k=5)) == 5
     with pytest.raises(TesseraError, match="keeps the old number of bits"):
