@@ -90,17 +90,11 @@ def build_vector_backend(
 
     if kind == "binary":
         return SignBinaryBackend.build(vectors)
-    # Fitting the binarizer is unsupervised, like training a faiss quantizer, so indexing runs
-    # it (the one import of training/ from indexing/): its ITQ start, which kept as much as the
-    # trained refinement on four collections; `tessera train bebr` runs the refinement.
-    from tessera.training.bebr import INDEX_EPOCHS, train_binarizer
+    # Fitting the binarizer's start is unsupervised, like training a faiss quantizer: it kept as
+    # much as the trained refinement on four collections; `tessera train bebr` runs that.
+    from tessera.models.bebr_start import fit_start
 
-    binarizer, _ = train_binarizer(
-        np.asarray(vectors, dtype=np.float32),
-        bebr_bits(factory),
-        epochs=INDEX_EPOCHS,
-        show_progress=show_progress,
-    )
+    binarizer = fit_start(np.asarray(vectors, dtype=np.float32), bebr_bits(factory))
     return BebrBackend.build(binarizer, vectors, **_bebr_search(params))
 
 

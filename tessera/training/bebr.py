@@ -7,14 +7,15 @@ scores do (a softmax distillation at a low temperature). Both sides are binarize
 search is symmetric (SDC). Batches are large (1024) so that the neighbours a row is ranked
 against are close ones; with 256 the objective barely tracked retrieval quality.
 
-Training starts from a strong point (an ITQ rotation and greedy residual signs) and refines
-it; the sign's gradient is tanh's (see `ste_sign`), without which training made codes worse.
-Measured on four collections (benchmarks/bebr_settings.py, docs/results.md section 7: MiniLM,
-every judged query, three seeds), the refinement keeps no more of flat search's nDCG@10 than
-its start: level on Cranfield, CISI and MEDLINE, 0.02 lower on LISA. So a `bebr:BITS` index
-is fitted with the start alone (`INDEX_EPOCHS`): 2 s for LISA's 6,000 documents where 60
-epochs took 20-30 s (about an hour per million documents on one thread). `tessera train bebr`
-runs the training, which compatible training (below) needs.
+Training starts from a strong point (an ITQ rotation and greedy residual signs,
+models/bebr_start.py) and refines it; the sign's gradient is tanh's (see `ste_sign`), without
+which training made codes worse. Measured on four collections (benchmarks/bebr_settings.py,
+docs/results.md section 7: MiniLM, every judged query, three seeds), the refinement keeps no
+more of flat search's nDCG@10 than its start: level on Cranfield, CISI and MEDLINE, 0.02 lower
+on LISA. So a `bebr:BITS` index is fitted with the start alone (`bebr_start.fit_start`, which
+indexing calls): 2 s for LISA's 6,000 documents where 60 epochs took 20-30 s (about an hour per
+million documents on one thread). `tessera train bebr` runs the training, which compatible
+training (below) needs.
 
 Compatible training (BEBR's backward-compatible upgrade): with `previous` given, the new
 binarizer's codes must also be readable by the old binarizer's decoder, so that an index of
@@ -34,14 +35,11 @@ from torch import nn
 
 from tessera.errors import TesseraError
 from tessera.models.bebr import RecurrentBinarizer
+from tessera.models.bebr_start import as_matrix, initialize, seeded_model
 from tessera.progress import progress_bar
 
 TEMPERATURE = 0.05  # cosine gaps between near neighbours are a few hundredths
-ITQ_ROWS = 65_536  # rows that fit the rotation; plenty for a d x d orthogonal matrix
-ITQ_ITERATIONS = 30
-OFFSET_START = 0.5  # fraction of the centre the offset starts from; training sets the rest
 TRAIN_EPOCHS = 60  # `tessera train bebr`
-INDEX_EPOCHS = 0  # `--index bebr:BITS`: the ITQ + greedy residual start (see the module docstring)
 
 
 def ranking_loss(left: torch.Tensor, right: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -81,54 +79,6 @@ def compatibility_loss(
     return reconstruction + ranking_loss(read_by_old, old_docs, batch @ batch.T)
 
 
-def fit_rotation(centred: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Iterative quantization (Gong & Lazebnik): the rotation whose sign bits lose the least.
-
-    Alternates the best codes for a rotation and the best rotation for the codes (Procrustes),
-    from a random orthogonal start; balancing variance over dimensions is what matters most."""
-    dim = centred.shape[1]
-    rows = torch.randperm(len(centred), generator=generator)[:ITQ_ROWS]
-    sample = centred[rows]
-    rotation, _ = torch.linalg.qr(torch.randn(dim, dim, generator=generator))
-    for _ in range(ITQ_ITERATIONS):
-        rotation = procrustes(sample, torch.where(sample @ rotation >= 0, 1.0, -1.0))
-    return rotation
-
-
-def procrustes(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The orthogonal R minimising ||source @ R - target||."""
-    left, _, right = torch.linalg.svd(source.T @ target)
-    return left @ right
-
-
-def initialize(
-    model: RecurrentBinarizer,
-    embeddings: torch.Tensor,
-    generator: torch.Generator,
-    previous: RecurrentBinarizer | None = None,
-    previous_embeddings: torch.Tensor | None = None,
-) -> None:
-    """Greedy residual sign quantization in a fitted basis; training refines it from there.
-
-    Each step's scales are the mean absolute residual, the best scale for a fixed sign. With a
-    previous binarizer the basis is the old code space (Procrustes on the paired embeddings),
-    so new and old bits start out meaning the same thing."""
-    with torch.no_grad():
-        model.center.copy_(embeddings.mean(dim=0))
-        centred = embeddings - model.center
-        if previous is None:
-            model.rotation.copy_(fit_rotation(centred, generator))
-        else:
-            paired = embeddings if previous_embeddings is None else previous_embeddings
-            model.rotation.copy_(procrustes(centred, previous.to_code_space(paired)))
-        model.offset.copy_(OFFSET_START * model.center @ model.rotation)
-        residual = centred @ model.rotation
-        for step in range(model.bits):
-            scale = residual.abs().mean(dim=0)
-            model.scales[step].copy_(scale)
-            residual = residual - scale * torch.where(residual >= 0, 1.0, -1.0)
-
-
 def check_epochs(epochs: int, compatible: bool) -> None:
     """0 epochs is the ITQ start alone; compatible training needs at least one."""
     if epochs < 0 or (compatible and epochs == 0):
@@ -142,10 +92,6 @@ def _check(
     embeddings: np.ndarray, bits: int, previous: RecurrentBinarizer | None, old: np.ndarray, epochs: int
 ) -> None:
     check_epochs(epochs, previous is not None)
-    if embeddings.ndim != 2 or len(embeddings) < 2:
-        raise TesseraError(
-            f"need a [n, d] matrix of at least 2 embeddings, got {list(embeddings.shape)}", field="embeddings"
-        )
     if previous is not None and (previous.bits, previous.dim) != (bits, embeddings.shape[1]):
         raise TesseraError(
             f"previous binarizer has {previous.bits} bits x {previous.dim} dims; compatible training "
@@ -178,15 +124,11 @@ def train_binarizer(
     are the same items as the old binarizer saw them (an older encoder version); by default the
     embedding space is unchanged and `embeddings` serve for both. Deterministic for a seed on a
     given machine and torch thread count (thread count changes float summation order)."""
-    # Writable, contiguous float32 (torch cannot wrap a read-only memmap); copies only if needed.
-    writable = ["C", "W"]
-    embeddings = np.require(embeddings, np.float32, writable)
-    old = embeddings if previous_embeddings is None else np.require(previous_embeddings, np.float32, writable)
+    embeddings = as_matrix(embeddings)
+    old = embeddings if previous_embeddings is None else as_matrix(previous_embeddings)
     _check(embeddings, bits, previous, old, epochs)
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
     data, old_data = torch.from_numpy(embeddings), torch.from_numpy(old)
-    model = RecurrentBinarizer(embeddings.shape[1], bits, hidden)
+    model, generator = seeded_model(embeddings.shape[1], bits, hidden, seed)
     if previous is not None:  # a frozen copy: the caller's model stays as it was, gradients and all
         previous = copy.deepcopy(previous).eval().requires_grad_(False)
     initialize(model, data, generator, previous, old_data)

@@ -49,13 +49,16 @@ def test_indexing_fits_the_itq_start_and_train_bebr_trains(bebr_index: Path, tmp
     import numpy as np
 
     from tessera.indexing.binary_backend import BebrBackend
-    from tessera.training.bebr import INDEX_EPOCHS, train_binarizer
+    from tessera.models.bebr_start import fit_start
+    from tessera.training.bebr import train_binarizer
     from tessera.training.bebr_index import _document_vectors
 
     vectors = _document_vectors(bebr_index, Manifest.read(bebr_index), show_progress=False)
-    start, _ = train_binarizer(vectors, 1, epochs=INDEX_EPOCHS, show_progress=False)
+    start = fit_start(vectors, 1)
     indexed = BebrBackend.load(bebr_index)
     assert np.array_equal(indexed.codes, start.encode(vectors))  # the index holds the start's codes
+    untrained, _ = train_binarizer(vectors, 1, epochs=0, show_progress=False)
+    assert np.array_equal(untrained.encode(vectors), indexed.codes)  # training starts where indexing stops
     assert all(not block.fc2.weight.any() for block in indexed.binarizer.steps)  # untrained blocks
     out = tmp_path / "trained"
     run_cli("train", "bebr", "--index", str(bebr_index), "-o", str(out), "--epochs", "2")
