@@ -18,7 +18,16 @@ ALLOWED = {
     "training": BASE | {"data", "models", "indexing", "retrieval", "rag.generators"},
     "rag": BASE | {"data", "models", "retrieval", "indexing.jvm", "indexing.manifest"},
     "eval": BASE | {"data", "models", "indexing", "retrieval"},
-    "serve": BASE | {"data", "retrieval", "rag", "models.registry", "indexing.info", "indexing.manifest"},
+    "serve": BASE
+    | {
+        "data",
+        "retrieval",
+        "rag",
+        "models.registry",
+        "indexing.info",
+        "indexing.manifest",
+        "indexing.updates",
+    },
 }
 
 

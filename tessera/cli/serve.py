@@ -45,6 +45,14 @@ def serve(
             help="How often to look for an index updated on disk (add, delete, sync) and reopen it; 0: never."
         ),
     ] = 5.0,
+    writable: Annotated[
+        bool,
+        typer.Option(
+            "--writable",
+            help="Let clients add and delete documents (POST /v1/indexes/NAME/documents, /delete); "
+            "the service has no authentication, so keep it on 127.0.0.1.",
+        ),
+    ] = False,
 ) -> None:
     """Serve indexes over HTTP: JSON search and RAG API, and a search page at /."""
     from tessera.errors import TesseraError
@@ -66,6 +74,7 @@ def serve(
         mmap=mmap,
         rerank=rerank,
         reload_seconds=reload_seconds,
+        writable=writable,
     )
     for path in settings.indexes.values():
         Manifest.read(Path(path), verify=False)  # a wrong path fails here, in one line, not in a worker
@@ -80,4 +89,10 @@ def serve(
             raise TesseraError(f"must be at least 1, got {value}", field=name)
     if reload_seconds < 0:
         raise TesseraError(f"must be 0 (never) or more, got {reload_seconds}", field="reload-seconds")
+    if writable and workers > 1 and reload_seconds == 0:
+        raise TesseraError(
+            "--writable with several workers needs --reload-seconds > 0: the other workers see a "
+            "write when they next look for changed indexes",
+            field="reload-seconds",
+        )
     run(settings, workers)

@@ -25,6 +25,7 @@ from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import check_search
 from tessera.retrieval.similar import similar
 from tessera.serve.chat import ChatBody, ChatService
+from tessera.serve.documents import DeleteBody, DocumentsBody, DocumentService
 from tessera.serve.embeddings import EmbeddingsBody, EmbeddingService
 from tessera.serve.errors import ApiError, BodyLimit, install_error_handlers
 from tessera.serve.pool import IndexPool, Loader
@@ -44,6 +45,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     rag = RagService(pool, None, reranking)
     embeddings = EmbeddingService(pool, settings.max_queries)
     chat = ChatService(pool, rag)
+    writes = DocumentService(pool, settings.writable)
 
     async def start() -> None:
         try:
@@ -72,6 +74,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
             await pool.close()
             rag.close()
             reranking.close()
+            writes.close()
 
     app = FastAPI(title="Tessera", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.pool, app.state.rag = pool, rag
@@ -226,6 +229,14 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     @app.post("/v1/embeddings", response_model=None)
     async def embeddings_answer(body: EmbeddingsBody) -> JSONResponse:
         return JSONResponse(await embeddings.embed(body))
+
+    @app.post("/v1/indexes/{name}/documents")
+    async def add_documents(name: str, body: DocumentsBody) -> dict[str, Any]:
+        return await writes.add(name, body)
+
+    @app.post("/v1/indexes/{name}/delete")
+    async def delete_documents(name: str, body: DeleteBody) -> dict[str, Any]:
+        return await writes.delete(name, body)
 
     return app
 

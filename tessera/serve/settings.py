@@ -31,6 +31,8 @@ class ServeSettings:
     mmap: bool = False  # map faiss index files (Index.load): workers share one copy in the page cache
     # How often to look for an index updated on disk (add, delete, sync) and reopen it; 0: never.
     reload_seconds: float = 5.0
+    # POST /v1/indexes/{name}/documents and /delete (serve/documents.py); off: no authentication.
+    writable: bool = False
 
     @classmethod
     def from_specs(cls, specs: list[str], **options) -> ServeSettings:

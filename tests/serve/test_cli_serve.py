@@ -34,11 +34,12 @@ def test_binds_loopback_by_default(started: list[dict], serve_indexes: dict[str,
 def test_options_reach_the_settings(started: list[dict], serve_indexes: dict[str, Path]) -> None:
     args = ["serve", f"a={serve_indexes['head-bm25']}", f"b={serve_indexes['head-minilm']}"]
     args += ["--host", "0.0.0.0", "--port", "9001", "--workers", "2", "--max-k", "50", "--max-batch", "1"]
-    CliRunner().invoke(app, [*args, "--mmap"], catch_exceptions=False)
+    CliRunner().invoke(app, [*args, "--mmap", "--writable"], catch_exceptions=False)
     assert (started[0]["host"], started[0]["port"], started[0]["workers"]) == ("0.0.0.0", 9001, 2)
     settings = ServeSettings.from_env()
     assert list(settings.indexes) == ["a", "b"] and settings.max_k == 50 and settings.max_batch == 1
     assert settings.mmap and not ServeSettings().mmap
+    assert settings.writable and not ServeSettings().writable  # read-only unless asked
 
 
 def test_bad_arguments_fail_before_starting(
@@ -52,6 +53,12 @@ def test_bad_arguments_fail_before_starting(
         runner.invoke(app, ["serve", same, same], catch_exceptions=False)
     with pytest.raises(TesseraError, match="workers"):
         runner.invoke(app, ["serve", same, "--workers", "0"], catch_exceptions=False)
+    with pytest.raises(TesseraError, match="--writable with several workers needs --reload-seconds > 0"):
+        runner.invoke(
+            app,
+            ["serve", same, "--writable", "--workers", "2", "--reload-seconds", "0"],
+            catch_exceptions=False,
+        )
     assert not started
 
 

@@ -1,0 +1,86 @@
+"""Adding and deleting documents over HTTP (`tessera serve --writable`): the served index then
+answers as the Python API's updated index does; bad requests are JSON errors that change nothing."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tessera.indexing.manifest import Manifest
+from tessera.retrieval.index import Index
+from tessera.serve import ServeSettings, create_app
+from tests.serve.conftest import wait_ready
+
+
+@pytest.fixture
+def writable(serve_indexes: dict[str, Path], tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, Path]]]:
+    """A writable service over copies of the shared MiniLM and BM25 indexes."""
+    copies = {name: Path(shutil.copytree(path, tmp_path / name)) for name, path in serve_indexes.items()}
+    specs = [f"{name}={path}" for name, path in copies.items()]
+    with TestClient(create_app(ServeSettings.from_specs(specs, writable=True, reload_seconds=0))) as client:
+        wait_ready(client.get)
+        yield client, copies
+
+
+def later_documents(cranfield_docs: dict[str, dict], count: int = 2) -> list[dict]:
+    """Cranfield documents past the served first 150, as the API takes them."""
+    chosen = list(cranfield_docs.values())[200 : 200 + count]
+    return [
+        {"id": d["_id"], "title": " ".join(d["title"].split()), "text": d["text"], "metadata": {"via": "api"}}
+        for d in chosen
+    ]
+
+
+def ranked(client: TestClient, index: str, query: str, **extra) -> list[tuple[str, float]]:
+    body = {"queries": [query], "k": 10, "index": index, **extra}
+    return [
+        (h["doc_id"], h["score"]) for h in client.post("/v1/search", json=body).json()["results"][0]["hits"]
+    ]
+
+
+@pytest.mark.parametrize("name", ["head-minilm", "head-bm25"])
+def test_added_and_deleted_documents_are_searched_at_once(writable, cranfield_docs, name: str) -> None:
+    client, copies = writable
+    documents = later_documents(cranfield_docs)
+    added = client.post(f"/v1/indexes/{name}/documents", json={"documents": documents})
+    assert added.status_code == 200, added.text
+    assert (added.json()["added"], added.json()["documents"]) == (2, 152)
+    query = documents[0]["title"]
+    hits = ranked(client, name, query)
+    assert hits[0][0] == documents[0]["id"]
+    on_disk = Index.load(copies[name])  # the published version, as the Python API reads it
+    assert hits == [(h.doc_id, pytest.approx(h.score, abs=1e-5)) for h in on_disk.search(query, k=10)]
+    filtered = ranked(client, name, query, filter={"via": "api"})
+    assert sorted(doc_id for doc_id, _ in filtered) == sorted(d["id"] for d in documents)
+
+    gone = client.post(f"/v1/indexes/{name}/delete", json={"ids": [documents[0]["id"]]})
+    assert gone.status_code == 200 and (gone.json()["deleted"], gone.json()["documents"]) == (1, 151)
+    assert documents[0]["id"] not in {doc_id for doc_id, _ in ranked(client, name, query)}
+    assert Manifest.read(copies[name]).doc_count == 151  # checksums verified
+    assert not list(copies[name].parent.glob(f".{name}.add-*"))  # the request's file is gone
+
+
+def test_bad_writes_are_json_errors_that_change_nothing(writable, cranfield_docs, client: TestClient) -> None:
+    service, copies = writable
+    before = (copies["head-minilm"] / "manifest.json").read_bytes()
+    documents = later_documents(cranfield_docs)
+    url = "/v1/indexes/head-minilm"
+    cases = [
+        (f"{url}/documents", {"documents": [documents[0], documents[0]]}, 400, "documents[1].id"),
+        (f"{url}/documents", {"documents": [{**documents[0], "id": " "}]}, 400, "documents[0].id"),
+        (f"{url}/documents", {"documents": [{**documents[0], "title": "", "text": " "}]}, 400, "no text"),
+        (f"{url}/documents", {"documents": [{**documents[0], "id": "1"}]}, 409, "id '1' is already in index"),
+        (f"{url}/documents", {"documents": []}, 400, "documents"),
+        (f"{url}/delete", {"ids": ["1", "no-such-doc"]}, 404, "not in index 'head-minilm': no-such-doc"),
+        ("/v1/indexes/nowhere/documents", {"documents": documents}, 400, "unknown index 'nowhere'"),
+    ]
+    for path, body, status, message in cases:
+        response = service.post(path, json=body)
+        assert response.status_code == status and message in response.json()["error"], (path, response.text)
+    assert (copies["head-minilm"] / "manifest.json").read_bytes() == before
+    read_only = client.post(f"{url}/documents", json={"documents": documents})  # the shared service
+    assert read_only.status_code == 403 and "--writable" in read_only.json()["error"]
