@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tessera.data.metadata import check_metadata
 from tessera.errors import TesseraError
-from tessera.indexing.manifest import MANIFEST
+from tessera.indexing.manifest import MANIFEST, Manifest
 from tessera.indexing.updates import add_documents, delete_documents
+from tessera.models.registry import is_lexical, load_encoder
 from tessera.serve.errors import ApiError
 from tessera.serve.pool import IndexPool, Served
 
@@ -81,6 +82,7 @@ class DocumentService:
         self.pool = pool
         self.writable = writable
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="index-writer")
+        self.encoders: dict[str, Any] = {}  # document encoders by spec, used on the writer thread only
 
     def _served(self, name: str) -> Served:
         if not self.writable:
@@ -97,7 +99,7 @@ class DocumentService:
             raise ApiError(
                 409, f"field 'documents': id '{first}' is already in index '{name}' ({len(taken)} taken)"
             )
-        added = await self._update(served, _add, records)
+        added = await self._update(served, self._add, records)
         return {"index": name, "added": added, **await self._after(served, started)}
 
     async def delete(self, name: str, body: DeleteBody) -> dict[str, Any]:
@@ -127,13 +129,16 @@ class DocumentService:
     def close(self) -> None:
         self.writer.shutdown(wait=True)
 
-
-def _add(root: Path, records: list[dict[str, Any]]) -> int:
-    """`add_documents` from a JSONL file beside the index, removed afterwards."""
-    handle, name = tempfile.mkstemp(prefix=f".{root.name}.add-", suffix=".jsonl", dir=root.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-        return add_documents(root, name, show_progress=False)
-    finally:
-        Path(name).unlink(missing_ok=True)
+    def _add(self, root: Path, records: list[dict[str, Any]]) -> int:
+        """`add_documents` from a JSONL file beside the index, removed afterwards, with the
+        index's document encoder loaded once per service (a model load a request otherwise)."""
+        spec = Manifest.read(root, verify=False).encoder
+        if spec not in self.encoders and not is_lexical(spec):
+            self.encoders[spec] = load_encoder(spec)
+        handle, name = tempfile.mkstemp(prefix=f".{root.name}.add-", suffix=".jsonl", dir=root.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+            return add_documents(root, name, encoder=self.encoders.get(spec), show_progress=False)
+        finally:
+            Path(name).unlink(missing_ok=True)

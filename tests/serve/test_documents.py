@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tessera.indexing.manifest import Manifest
+from tessera.models.registry import load_encoder
 from tessera.retrieval.index import Index
 from tessera.serve import ServeSettings, create_app
 from tests.serve.conftest import wait_ready
@@ -43,12 +44,22 @@ def ranked(client: TestClient, index: str, query: str, **extra) -> list[tuple[st
 
 
 @pytest.mark.parametrize("name", ["head-minilm", "head-bm25"])
-def test_added_and_deleted_documents_are_searched_at_once(writable, cranfield_docs, name: str) -> None:
+def test_added_and_deleted_documents_are_searched_at_once(
+    writable, cranfield_docs, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tessera.serve import documents as module
+
     client, copies = writable
-    documents = later_documents(cranfield_docs)
-    added = client.post(f"/v1/indexes/{name}/documents", json={"documents": documents})
+    loads = []
+    monkeypatch.setattr(module, "load_encoder", lambda spec: loads.append(spec) or load_encoder(spec))
+    documents = later_documents(cranfield_docs, 3)
+    added = client.post(f"/v1/indexes/{name}/documents", json={"documents": documents[:2]})
     assert added.status_code == 200, added.text
     assert (added.json()["added"], added.json()["documents"]) == (2, 152)
+    assert (
+        client.post(f"/v1/indexes/{name}/documents", json={"documents": documents[2:]}).json()["added"] == 1
+    )
+    assert loads == ([] if name == "head-bm25" else ["minilm"])  # the document encoder, loaded once
     query = documents[0]["title"]
     hits = ranked(client, name, query)
     assert hits[0][0] == documents[0]["id"]
@@ -58,9 +69,9 @@ def test_added_and_deleted_documents_are_searched_at_once(writable, cranfield_do
     assert sorted(doc_id for doc_id, _ in filtered) == sorted(d["id"] for d in documents)
 
     gone = client.post(f"/v1/indexes/{name}/delete", json={"ids": [documents[0]["id"]]})
-    assert gone.status_code == 200 and (gone.json()["deleted"], gone.json()["documents"]) == (1, 151)
+    assert gone.status_code == 200 and (gone.json()["deleted"], gone.json()["documents"]) == (1, 152)
     assert documents[0]["id"] not in {doc_id for doc_id, _ in ranked(client, name, query)}
-    assert Manifest.read(copies[name]).doc_count == 151  # checksums verified
+    assert Manifest.read(copies[name]).doc_count == 152  # checksums verified
     assert not list(copies[name].parent.glob(f".{name}.add-*"))  # the request's file is gone
 
 
