@@ -119,12 +119,12 @@ def plan_sync(
     seen: set[str] = set()
     store = DocStore(root / DocStore.FILE, readonly=True)
     outs = {kind: path.open("w", encoding="utf-8") for kind, path in (pending or {}).items()}
-    source = open_corpus(corpus)
-    if source.folder is None or reread:
-        documents = iter(source)
-    else:
-        documents = read_folder(source.folder[0], _unread_files(source.folder, store, plan, seen))
     try:
+        source = open_corpus(corpus)
+        if source.folder is None or reread:
+            documents = iter(source)
+        else:
+            documents = read_folder(source.folder[0], _unread_files(source.folder, store, plan, seen))
         for batch in _batches(documents):
             stored = store.get(doc.id for doc in batch)
             for doc in batch:
