@@ -33,8 +33,8 @@ def synth_queries(
     corpus: Annotated[
         str,
         typer.Argument(
-            help="Corpus: BEIR folder, JSONL, TSV, a folder of .txt/.md/.html/.pdf/.docx files (or one), "
-            "or ir_datasets id."
+            help="Corpus: BEIR folder, JSONL, TSV, a folder of documents (text, Markdown, HTML, PDF, "
+            "Office, EPUB, notebooks) or one, or ir_datasets id."
         ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="JSONL file of {doc_id, query} to write.")],

@@ -28,8 +28,8 @@ def index(
     corpus: Annotated[
         str,
         typer.Argument(
-            help="BEIR folder, .jsonl, .tsv, a folder of .txt/.md/.html/.pdf/.docx files (or one such file), "
-            "or ir_datasets id."
+            help="BEIR folder, .jsonl, .tsv, a folder of documents (text, Markdown, HTML, PDF, "
+            "Office, EPUB, notebooks) or one, or ir_datasets id."
         ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
