@@ -28,6 +28,22 @@ def beir(
     out.print(f"BEIR folder written to {path} (splits: qrels/train.tsv, qrels/test.tsv, qrels/all.tsv)")
 
 
+@data_app.command("extract")
+def extract(
+    corpus: Annotated[
+        str, typer.Argument(help="Any corpus; typically a folder of documents, or one document.")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="JSONL file to write.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Write a corpus as one JSONL file ({_id, title, text, metadata} a line): what the readers made
+    of a folder of PDFs, Office files or books, to inspect or to use elsewhere."""
+    from tessera.data.export import export_corpus
+
+    count = export_corpus(corpus, output, overwrite=overwrite)
+    out.print(f"{count} documents written to {output}")
+
+
 @data_app.command("synth-queries")
 def synth_queries(
     corpus: Annotated[

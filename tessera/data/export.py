@@ -1,0 +1,50 @@
+"""Any corpus written out as one JSONL file (`tessera data extract`): what the readers made of a
+folder of PDFs, Word files or books, to inspect, or to hand to another tool (pyserini, BEIR).
+
+Each line is `{"_id", "title", "text", "metadata"}`, the form the JSONL reader reads back into
+the same documents. The file is written beside its final name and renamed into place whole
+after an fsync, so an interrupted or failed export leaves no file, never part of one."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tessera.data.corpus import open_corpus
+from tessera.errors import TesseraError
+from tessera.progress import progress_bar
+
+
+def export_corpus(
+    corpus: str | Path, output: str | Path, overwrite: bool = False, show_progress: bool = True
+) -> int:
+    """Write every document of `corpus` to the JSONL file `output`; returns how many."""
+    target = Path(output).expanduser()
+    if target.exists() and not overwrite:
+        raise TesseraError("already exists (use --overwrite)", file=target, field="output")
+    source = open_corpus(corpus)
+    if source.folder and target.resolve() == (source.folder[0] / "corpus.jsonl").resolve():
+        raise TesseraError(
+            "would turn the folder into a BEIR folder, read from that file alone: write it elsewhere",
+            file=target,
+            field="output",
+        )
+    partial = target.with_name(target.name + ".partial")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    try:
+        with partial.open("w", encoding="utf-8") as handle, progress_bar(show_progress) as bar:
+            task = bar.add_task(f"extracting {source.name}", total=source.size_hint) if bar else None
+            for doc in source:
+                record = {"_id": doc.id, "title": doc.title, "text": doc.text, "metadata": doc.metadata}
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                count += 1
+                if bar:
+                    bar.advance(task)
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count

@@ -1,0 +1,54 @@
+"""`tessera data extract`: a folder of documents written as JSONL reads back as the same
+documents; failures leave no file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tessera.data.corpus import open_corpus
+from tessera.data.export import export_corpus
+from tessera.errors import CorpusError, TesseraError
+from tests.conftest import run_cli
+
+
+def notes(data_dir: Path, folder: Path) -> Path:
+    """Four Cranfield documents as Markdown (title heading, front matter) and plain text."""
+    folder.mkdir()
+    with (data_dir / "cranfield-beir" / "corpus.jsonl").open() as handle:
+        docs = [json.loads(next(handle)) for _ in range(4)]
+    for n, doc in enumerate(docs):
+        title = " ".join(doc["title"].split())
+        if n % 2:
+            (folder / f"{doc['_id']}.md").write_text(f"---\ntopic: aero\n---\n# {title}\n\n{doc['text']}\n")
+        else:
+            (folder / f"{doc['_id']}.txt").write_text(doc["text"])
+    return folder
+
+
+def fields(documents) -> list[tuple]:
+    return [(d.id, d.title, d.text, d.metadata) for d in documents]
+
+
+def test_extracted_documents_read_back_the_same(data_dir: Path, tmp_path: Path) -> None:
+    folder = notes(data_dir, tmp_path / "notes")
+    output = tmp_path / "out" / "notes.jsonl"
+    assert export_corpus(folder, output, show_progress=False) == 4
+    assert fields(open_corpus(output)) == fields(open_corpus(folder))
+    assert json.loads(output.read_text().splitlines()[1])["metadata"]["topic"] == "aero"
+    with pytest.raises(TesseraError, match="already exists"):
+        export_corpus(folder, output, show_progress=False)
+    with pytest.raises(TesseraError, match="would turn the folder into a BEIR folder"):
+        export_corpus(folder, folder / "corpus.jsonl", show_progress=False)
+
+    (folder / "broken.docx").write_bytes(b"PK not a zip")
+    with pytest.raises(CorpusError, match="cannot be read as a Word document") as info:
+        export_corpus(folder, tmp_path / "again.jsonl", show_progress=False)
+    assert info.value.file == str(folder / "broken.docx")
+    assert not list(tmp_path.glob("again.jsonl*"))  # nothing written, no partial file
+
+    (folder / "broken.docx").unlink()
+    shown = run_cli("data", "extract", str(folder), "-o", str(output), "--overwrite")
+    assert "4 documents written" in shown.stdout
