@@ -249,8 +249,9 @@ def sync(
     if as_json:
         print(json.dumps(plan.report))
         return
-    counts = ", ".join(f"{name} {count}" for name, count in plan.summary.items())
-    out.print(f"{'would change' if dry_run else 'synced'} {index_dir}: {counts}")
+    counts = ", ".join(f"{name} {count}" for name, count in plan.summary.items() if name != "unread")
+    unread = f" ({plan.unread} files not read: size and time as when indexed)" if plan.unread else ""
+    out.print(f"{'would change' if dry_run else 'synced'} {index_dir}: {counts}{unread}")
     for name in ("added", "changed", "deleted"):
         ids = getattr(plan, name)
         if ids and dry_run:

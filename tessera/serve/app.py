@@ -106,6 +106,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
             "status": "ok",
             "generator": rag.generator_name(),
             "reranker": reranking.spec,
+            "writable": settings.writable,
             "indexes": pool.summaries(),
         }
 

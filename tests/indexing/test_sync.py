@@ -105,6 +105,7 @@ def test_cli_sync_prints_the_plan(cranfield_docs: dict[str, dict], tmp_path: Pat
     }
     done = run_cli("sync", str(index_dir), str(folder))
     assert "deleted 1" in done.stdout and len(Index.load(index_dir)) == 5
+    assert "(5 files not read: size and time as when indexed)" in " ".join(done.stdout.split())  # rich wraps
 
 
 def settle(*paths: Path, ago: float = 3600) -> None:

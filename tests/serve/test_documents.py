@@ -95,3 +95,4 @@ def test_bad_writes_are_json_errors_that_change_nothing(writable, cranfield_docs
     assert (copies["head-minilm"] / "manifest.json").read_bytes() == before
     read_only = client.post(f"{url}/documents", json={"documents": documents})  # the shared service
     assert read_only.status_code == 403 and "--writable" in read_only.json()["error"]
+    assert service.get("/health").json()["writable"] and not client.get("/health").json()["writable"]
