@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import traceback
+import warnings
 from pathlib import Path
 
 import pytest
@@ -41,20 +45,59 @@ def data_dir() -> Path:
 
 
 def run_cli(
-    *args: str, check: bool = True, cwd: Path | None = None, env: dict[str, str] | None = None
+    *args: str,
+    check: bool = True,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    isolated: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Run the real `tessera` entry point in a subprocess (exit codes and stderr as users see
-    them); `env` adds variables to this process's environment."""
-    result = subprocess.run(
-        [sys.executable, "-c", "from tessera.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-    )
+    """Run the real `tessera` entry point (`tessera.cli.main`): its exit code, stdout and stderr
+    as users see them. In this process, so a call pays no interpreter, torch or JVM start-up,
+    unless `isolated`, `env` is given (variables added to this environment) or the command
+    starts Ray (`--ray`, whose runtime must not load into the test process): those run in a
+    subprocess, as from a shell."""
+    if isolated or env or "--ray" in args:
+        result = subprocess.run(
+            [sys.executable, "-c", "from tessera.cli import main; main()", *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+        )
+    else:
+        result = _run_in_process(list(args), cwd)
     if check and result.returncode != 0:
         raise AssertionError(f"tessera {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result
+
+
+def _run_in_process(args: list[str], cwd: Path | None) -> subprocess.CompletedProcess:
+    """`main()` with this call's argv, working directory and captured streams; every warning
+    shown, as in a fresh process, and the CLI's global state put back afterwards."""
+    from tessera.cli import main
+    from tessera.cli.app import state
+
+    out, err, saved_state = io.StringIO(), io.StringIO(), dict(state)
+    saved_argv, saved_cwd, code = sys.argv, os.getcwd(), 0
+    try:
+        sys.argv = ["tessera", *args]
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("always")
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except Exception:  # what the interpreter does with an uncaught one: traceback, status 1
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        state.clear()
+        state.update(saved_state)
+    return subprocess.CompletedProcess(["tessera", *args], code, out.getvalue(), err.getvalue())
 
 
 MAPS = Path("/proc/self/maps")  # the Linux kernel's list of this process's mapped files
