@@ -9,12 +9,11 @@ the document's text. Parts are read through `zipped.py`, which bounds what they 
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from xml.etree import ElementTree
 
 from tessera.data.markup import Extracted
-from tessera.data.zipped import xml_part
+from tessera.data.zipped import opened, xml_part
 from tessera.errors import CorpusError
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
@@ -37,14 +36,9 @@ def _paragraph(element: ElementTree.Element) -> str:
 def docx_to_text(path: Path) -> Extracted:
     """Title: the document's core title, else its first paragraph in the `Title` style (then not
     repeated in the text). Text: one line per non-empty paragraph. Metadata: `author`."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            body = xml_part(archive, BODY, path)
-            core = xml_part(archive, CORE, path)
-    except (zipfile.BadZipFile, ElementTree.ParseError, OSError) as exc:
-        raise CorpusError(
-            f"cannot be read as a Word document ({type(exc).__name__}: {exc})", file=path
-        ) from None
+    with opened(path, "a Word document") as archive:
+        body = xml_part(archive, BODY, path)
+        core = xml_part(archive, CORE, path)
     if body is None:
         raise CorpusError(f"cannot be read as a Word document: no {BODY}", file=path)
     title = author = ""

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 from xml.etree import ElementTree
 
 from tessera.data.markup import Extracted, decode_html, html_to_text
-from tessera.data.zipped import read_part, xml_part
+from tessera.data.zipped import opened, read_part, xml_part
 from tessera.errors import CorpusError
 
 CONTAINER, ENCRYPTION = "META-INF/container.xml", "META-INF/encryption.xml"
@@ -74,25 +74,20 @@ def epub_to_text(path: Path) -> Extracted:
     """Title and author: the package's Dublin Core `title` and first `creator`. Text: the spine's
     parts in order, a blank line between them. Metadata: `author`, `chapters` (spine parts with
     text)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            name = _package_name(xml_part(archive, CONTAINER, path), path)
-            package = xml_part(archive, name, path)
-            if package is None:
-                raise CorpusError(f"cannot be read as an EPUB book: no package file {name}", file=path)
-            spine = _spine(package, posixpath.dirname(name))
-            locked = _encrypted(archive, path).intersection(spine)
-            if locked:
-                raise CorpusError(
-                    f"is encrypted (DRM: {len(locked)} of {len(spine)} chapters); Tessera reads only "
-                    "books without DRM",
-                    file=path,
-                )
-            parts = [(part, read_part(archive, part, path)) for part in spine]
-    except (zipfile.BadZipFile, ElementTree.ParseError, OSError) as exc:
-        raise CorpusError(
-            f"cannot be read as an EPUB book ({type(exc).__name__}: {exc})", file=path
-        ) from None
+    with opened(path, "an EPUB book") as archive:
+        name = _package_name(xml_part(archive, CONTAINER, path), path)
+        package = xml_part(archive, name, path)
+        if package is None:
+            raise CorpusError(f"cannot be read as an EPUB book: no package file {name}", file=path)
+        spine = _spine(package, posixpath.dirname(name))
+        locked = _encrypted(archive, path).intersection(spine)
+        if locked:
+            raise CorpusError(
+                f"is encrypted (DRM: {len(locked)} of {len(spine)} chapters); Tessera reads only "
+                "books without DRM",
+                file=path,
+            )
+        parts = [(part, read_part(archive, part, path)) for part in spine]
     title = _text(package.findtext(f"{OPF}metadata/{DC}title"))
     author = _text(package.findtext(f"{OPF}metadata/{DC}creator"))
     chapters = []

@@ -143,19 +143,22 @@ def _decode_text(raw: bytes, path: Path) -> str:
         raise CorpusError(f"not valid UTF-8 at byte {exc.start}", file=path, line=line) from None
 
 
+# Kinds whose reader opens the file itself (a zip of parts, or a PDF); the rest are text.
+PACKAGED = {
+    "pdf": pdf_to_text,
+    "docx": docx_to_text,
+    "pptx": pptx_to_text,
+    "odt": opendocument_to_text,
+    "odp": opendocument_to_text,
+    "epub": epub_to_text,
+}
+
+
 def extract(path: Path) -> Extracted:
     """One file's title, text and format-specific metadata, by its suffix."""
     kind = FORMATS[path.suffix.lower()]
-    if kind == "pdf":
-        return pdf_to_text(path)
-    if kind == "docx":
-        return docx_to_text(path)
-    if kind == "pptx":
-        return pptx_to_text(path)
-    if kind in ("odt", "odp"):
-        return opendocument_to_text(path)
-    if kind == "epub":
-        return epub_to_text(path)
+    if kind in PACKAGED:
+        return PACKAGED[kind](path)
     raw = path.read_bytes()
     if kind == "html":
         return html_to_text(decode_html(raw, path))

@@ -11,12 +11,11 @@ bodies and a slide's speaker notes are not the document's text. Parts are read t
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from xml.etree import ElementTree
 
 from tessera.data.markup import Extracted
-from tessera.data.zipped import xml_part
+from tessera.data.zipped import opened, xml_part
 from tessera.errors import CorpusError
 
 TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
@@ -63,14 +62,9 @@ def opendocument_to_text(path: Path) -> Extracted:
     """Title and author: `meta.xml`'s `dc:title` and creator (else initial creator). Text: one
     line per non-empty paragraph or heading. Metadata: `author`."""
     kind = KINDS.get(path.suffix.lower().lstrip("."), "OpenDocument file")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            content = xml_part(archive, CONTENT, path)
-            meta = xml_part(archive, META_PART, path)
-    except (zipfile.BadZipFile, ElementTree.ParseError, OSError) as exc:
-        raise CorpusError(
-            f"cannot be read as an OpenDocument {kind} ({type(exc).__name__}: {exc})", file=path
-        ) from None
+    with opened(path, f"an OpenDocument {kind}") as archive:
+        content = xml_part(archive, CONTENT, path)
+        meta = xml_part(archive, META_PART, path)
     body = None if content is None else content.find(f"{OFFICE}body")
     if body is None:
         raise CorpusError(f"cannot be read as an OpenDocument {kind}: no {CONTENT} body", file=path)

@@ -12,12 +12,11 @@ which bounds what they inflate to.
 from __future__ import annotations
 
 import posixpath
-import zipfile
 from pathlib import Path
 from xml.etree import ElementTree
 
 from tessera.data.markup import Extracted
-from tessera.data.zipped import xml_part
+from tessera.data.zipped import opened, xml_part
 from tessera.errors import CorpusError
 
 A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
@@ -78,18 +77,13 @@ def _slide(slide: ElementTree.Element) -> tuple[str, list[str]]:
 def pptx_to_text(path: Path) -> Extracted:
     """Text: each shown slide's paragraphs, a blank line between slides. Metadata: `slides`
     (shown slides with text), `author`."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            presentation = xml_part(archive, PRESENTATION, path)
-            if presentation is None:
-                raise CorpusError(f"cannot be read as a PowerPoint deck: no {PRESENTATION}", file=path)
-            names = _slide_names(presentation, xml_part(archive, PRESENTATION_RELS, path))
-            slides = [xml_part(archive, name, path) for name in names]
-            core = xml_part(archive, CORE, path)
-    except (zipfile.BadZipFile, ElementTree.ParseError, OSError) as exc:
-        raise CorpusError(
-            f"cannot be read as a PowerPoint deck ({type(exc).__name__}: {exc})", file=path
-        ) from None
+    with opened(path, "a PowerPoint deck") as archive:
+        presentation = xml_part(archive, PRESENTATION, path)
+        if presentation is None:
+            raise CorpusError(f"cannot be read as a PowerPoint deck: no {PRESENTATION}", file=path)
+        names = _slide_names(presentation, xml_part(archive, PRESENTATION_RELS, path))
+        slides = [xml_part(archive, name, path) for name in names]
+        core = xml_part(archive, CORE, path)
     title = author = ""
     if core is not None:
         title = " ".join((core.findtext(f"{DC}title") or "").split())

@@ -8,6 +8,8 @@ parsed with ElementTree, whose expat refuses entity expansion attacks (Python 3.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -31,3 +33,15 @@ def xml_part(archive: zipfile.ZipFile, name: str, path: Path) -> ElementTree.Ele
     """Part `name` parsed as XML, None when the archive has no such part."""
     raw = read_part(archive, name, path)
     return None if raw is None else ElementTree.fromstring(raw)
+
+
+@contextmanager
+def opened(path: Path, what: str) -> Iterator[zipfile.ZipFile]:
+    """`path` open as a zip; a file that is not one, or an XML part that does not parse, is a
+    CorpusError naming the file: "cannot be read as `what` (...)". A reader's own
+    CorpusErrors pass through."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            yield archive
+    except (zipfile.BadZipFile, ElementTree.ParseError, OSError) as exc:
+        raise CorpusError(f"cannot be read as {what} ({type(exc).__name__}: {exc})", file=path) from None
