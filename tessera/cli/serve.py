@@ -13,7 +13,9 @@ from tessera.cli.app import app
 @app.command()
 def serve(
     indexes: Annotated[list[str], typer.Argument(help="Index directories, or NAME=DIR.")],
-    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the service.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the service (give it an API key).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Processes, each loading every index.")] = 1,
     max_k: Annotated[int, typer.Option(help="Largest k (and fusion depth) a request may ask.")] = 1000,
@@ -50,13 +52,23 @@ def serve(
         typer.Option(
             "--writable",
             help="Let clients add and delete documents (POST /v1/indexes/NAME/documents, /delete); "
-            "the service has no authentication, so keep it on 127.0.0.1.",
+            "off 127.0.0.1 only with an API key.",
         ),
     ] = False,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keys, one per line, of which every /v1/ request must bear one "
+            "('Authorization: Bearer KEY'); $TESSERA_API_KEY adds one.",
+        ),
+    ] = None,
 ) -> None:
     """Serve indexes over HTTP: JSON search and RAG API, and a search page at /."""
-    from tessera.errors import TesseraError
+    import warnings
+
+    from tessera.errors import TesseraError, TesseraWarning
     from tessera.indexing.manifest import Manifest
+    from tessera.serve.auth import ENV_KEY, is_loopback, key_digests
     from tessera.serve.server import run
     from tessera.serve.settings import ServeSettings
 
@@ -75,6 +87,7 @@ def serve(
         rerank=rerank,
         reload_seconds=reload_seconds,
         writable=writable,
+        api_key_digests=key_digests(api_key_file),
     )
     for path in settings.indexes.values():
         Manifest.read(Path(path), verify=False)  # a wrong path fails here, in one line, not in a worker
@@ -94,5 +107,18 @@ def serve(
             "--writable with several workers needs --reload-seconds > 0: the other workers see a "
             "write when they next look for changed indexes",
             field="reload-seconds",
+        )
+    if not is_loopback(host) and not settings.api_key_digests:
+        if writable:
+            raise TesseraError(
+                f"--writable on {host} lets anyone who reaches it change the index: give an API key "
+                f"(--api-key-file or ${ENV_KEY}), or serve on 127.0.0.1",
+                field="host",
+            )
+        warnings.warn(
+            f"serving on {host} with no API key: anyone who reaches it can search it "
+            f"(--api-key-file or ${ENV_KEY} sets one)",
+            TesseraWarning,
+            stacklevel=1,
         )
     run(settings, workers)

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -24,6 +24,7 @@ from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import check_search
 from tessera.retrieval.similar import similar
+from tessera.serve.auth import ApiKeyGuard, accepts
 from tessera.serve.chat import ChatBody, ChatService
 from tessera.serve.documents import DeleteBody, DocumentsBody, DocumentService
 from tessera.serve.embeddings import EmbeddingsBody, EmbeddingService
@@ -79,6 +80,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     app = FastAPI(title="Tessera", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.pool, app.state.rag = pool, rag
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(ApiKeyGuard, digests=settings.api_key_digests)  # outermost: before the body
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -101,13 +103,18 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
+    async def health(request: Request) -> dict[str, Any]:
+        """Open to all (a load balancer's probe has no key); what is served, only to a key holder."""
+        indexes = pool.summaries()  # 503 while loading
+        status = {"status": "ok", "auth": bool(settings.api_key_digests)}
+        if not accepts(settings.api_key_digests, request.headers.raw):
+            return status
         return {
-            "status": "ok",
+            **status,
             "generator": rag.generator_name(),
             "reranker": reranking.spec,
             "writable": settings.writable,
-            "indexes": pool.summaries(),
+            "indexes": indexes,
         }
 
     @app.get("/v1/indexes")

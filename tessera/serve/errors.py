@@ -1,7 +1,10 @@
 """Every failure as `{"error": "..."}` with a status a client can act on, never a traceback.
 
-400 bad parameter (TesseraError from the shared validation, pydantic's), 404 unknown document or
-route, 413 oversized request, 503 loading or overloaded, 500 (logged here) for bugs."""
+400 bad parameter (TesseraError from the shared validation, pydantic's), 401 no or wrong API key,
+404 unknown document or route, 413 oversized request, 503 loading or overloaded, 500 (logged here)
+for bugs. The OpenAI-compatible routes answer in OpenAI's shape instead,
+`{"error": {"message", "type", "param", "code"}}`, which is where OpenAI clients look for the
+message (they show only "Error code: 400" otherwise)."""
 
 from __future__ import annotations
 
@@ -26,8 +29,23 @@ class ApiError(Exception):
         self.message = message
 
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+OPENAI_ROUTES = ("/v1/chat/completions", "/v1/embeddings", "/v1/models")
+OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+
+
+def error(status: int, message: str, path: str = "") -> JSONResponse:
+    """The error response for a request to `path`."""
+    if not path.startswith(OPENAI_ROUTES):
+        return JSONResponse({"error": message}, status_code=status)
+    kind = OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "param": None, "code": status}}, status_code=status
+    )
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -39,24 +57,24 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error(exc.status, exc.message)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error(exc.status, exc.message, request.url.path)
 
-    async def tessera_error(_: Request, exc: TesseraError) -> JSONResponse:
-        return error(400, str(exc))
+    async def tessera_error(request: Request, exc: TesseraError) -> JSONResponse:
+        return error(400, str(exc), request.url.path)
 
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error(400, _validation_message(exc))
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error(400, _validation_message(exc), request.url.path)
 
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail))
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail), request.url.path)
 
-    async def overloaded(_: Request, exc: Overloaded) -> JSONResponse:
-        return error(503, f"overloaded: {exc}; retry shortly")
+    async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+        return error(503, f"overloaded: {exc}; retry shortly", request.url.path)
 
-    async def bug(_: Request, exc: Exception) -> JSONResponse:
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error")
-        return error(500, f"internal error ({type(exc).__name__}); see the server log")
+        return error(500, f"internal error ({type(exc).__name__}); see the server log", request.url.path)
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(TesseraError, tessera_error)
@@ -88,7 +106,7 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await error(413, f"request body over {self.limit} bytes")(scope, receive, send)
+            await error(413, f"request body over {self.limit} bytes", scope["path"])(scope, receive, send)
             return
         seen = 0
 

@@ -17,7 +17,7 @@ ENV = "TESSERA_SERVE_SETTINGS"
 @dataclass
 class ServeSettings:
     indexes: dict[str, str] = field(default_factory=dict)  # name -> index directory, in order
-    host: str = "127.0.0.1"  # loopback unless told otherwise: the service has no authentication
+    host: str = "127.0.0.1"  # loopback unless told otherwise
     port: int = 8000
     max_k: int = 1000
     max_queries: int = 256  # queries in one POST /v1/search (more: 413)
@@ -31,8 +31,10 @@ class ServeSettings:
     mmap: bool = False  # map faiss index files (Index.load): workers share one copy in the page cache
     # How often to look for an index updated on disk (add, delete, sync) and reopen it; 0: never.
     reload_seconds: float = 5.0
-    # POST /v1/indexes/{name}/documents and /delete (serve/documents.py); off: no authentication.
+    # POST /v1/indexes/{name}/documents and /delete (serve/documents.py)
     writable: bool = False
+    # SHA-256 digests of the API keys every /v1/ request must bear (serve/auth.py); none: open
+    api_key_digests: list[str] = field(default_factory=list)
 
     @classmethod
     def from_specs(cls, specs: list[str], **options) -> ServeSettings:

@@ -116,12 +116,12 @@ def test_a_streamed_chat_completion_sends_openai_chunks(chatting) -> None:
 def test_what_a_chat_cannot_answer_is_refused(chatting, body: dict, message: str) -> None:
     client, _ = chatting
     response = client.post("/v1/chat/completions", json=body)
-    assert response.status_code == 400 and message in response.json()["error"]
+    assert response.status_code == 400 and message in response.json()["error"]["message"]
 
 
 def test_without_a_generator_a_chat_says_how_to_start_one(client: TestClient) -> None:
     response = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": QUESTION}]})
-    assert response.status_code == 400 and "--generator local" in response.json()["error"]
+    assert response.status_code == 400 and "--generator local" in response.json()["error"]["message"]
 
 
 def test_the_conversation_keeps_turns_around_the_context() -> None:

@@ -8,8 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tessera.cli.app import app
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, TesseraWarning
 from tessera.serve import ServeSettings
+from tessera.serve.auth import digest
 from tests.conftest import run_cli
 
 
@@ -31,7 +32,10 @@ def test_binds_loopback_by_default(started: list[dict], serve_indexes: dict[str,
     assert settings.indexes == {"head-bm25": str(serve_indexes["head-bm25"].resolve())}
 
 
-def test_options_reach_the_settings(started: list[dict], serve_indexes: dict[str, Path]) -> None:
+def test_options_reach_the_settings(
+    started: list[dict], serve_indexes: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TESSERA_API_KEY", "a-key-from-the-environment")
     args = ["serve", f"a={serve_indexes['head-bm25']}", f"b={serve_indexes['head-minilm']}"]
     args += ["--host", "0.0.0.0", "--port", "9001", "--workers", "2", "--max-k", "50", "--max-batch", "1"]
     CliRunner().invoke(app, [*args, "--mmap", "--writable"], catch_exceptions=False)
@@ -40,6 +44,35 @@ def test_options_reach_the_settings(started: list[dict], serve_indexes: dict[str
     assert list(settings.indexes) == ["a", "b"] and settings.max_k == 50 and settings.max_batch == 1
     assert settings.mmap and not ServeSettings().mmap
     assert settings.writable and not ServeSettings().writable  # read-only unless asked
+    assert settings.api_key_digests == [digest("a-key-from-the-environment")]
+
+
+def test_an_exposed_service_needs_a_key_to_write(
+    started: list[dict], serve_indexes: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Off loopback: --writable without a key is refused, read-only without one is warned of; a key
+    file is read (one bad line stops it, naming the line) and only its digests reach the workers."""
+    monkeypatch.delenv("TESSERA_API_KEY", raising=False)
+    index = str(serve_indexes["head-bm25"])
+    with pytest.raises(TesseraError, match="--writable on 0.0.0.0 lets anyone"):
+        CliRunner().invoke(app, ["serve", index, "--host", "0.0.0.0", "--writable"], catch_exceptions=False)
+    assert not started
+    with pytest.warns(TesseraWarning, match="serving on 0.0.0.0 with no API key"):
+        CliRunner().invoke(app, ["serve", index, "--host", "0.0.0.0"], catch_exceptions=False)
+    assert ServeSettings.from_env().api_key_digests == []
+    keys = tmp_path / "keys"
+    keys.write_text("first-key-of-the-file\nsecond-key-of-the-file\n")
+    result = run_cli(
+        "serve", index, "--host", "0.0.0.0", "--writable", "--api-key-file", str(keys), "--port", "0"
+    )
+    assert result.returncode == 0 and "warning" not in result.stderr
+    settings = ServeSettings.from_env()
+    assert settings.writable and settings.api_key_digests == sorted(map(digest, keys.read_text().split()))
+    keys.write_text("first-key-of-the-file\nshort\n")
+    result = run_cli("serve", index, "--api-key-file", str(keys), check=False)
+    assert (
+        result.returncode == 1 and f"{keys}:2" in result.stderr and "at least 16 characters" in result.stderr
+    )
 
 
 def test_bad_arguments_fail_before_starting(

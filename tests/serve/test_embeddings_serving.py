@@ -58,11 +58,11 @@ def test_what_cannot_be_embedded_is_refused(make_app, body: dict, status: int, m
     with TestClient(make_app(max_queries=2)) as client:
         wait_ready(client.get)
         response = client.post("/v1/embeddings", json=body)
-    assert response.status_code == status and message in response.json()["error"]
+    assert response.status_code == status and message in response.json()["error"]["message"]
 
 
 def test_a_token_index_gives_no_embeddings(cranfield_tokens: Path) -> None:
     with TestClient(create_app(ServeSettings(indexes={"tokens": str(cranfield_tokens)}))) as client:
         wait_ready(client.get)
         response = client.post("/v1/embeddings", json={"input": TEXTS})
-    assert response.status_code == 400 and "one vector per token" in response.json()["error"]
+    assert response.status_code == 400 and "one vector per token" in response.json()["error"]["message"]

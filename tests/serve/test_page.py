@@ -76,7 +76,7 @@ def test_search_page_in_chromium(browser, make_app, loaded, tmp_path: Path) -> N
         assert "server" in page.inner_text("#meta") and "ms" in page.inner_text("#meta")
 
         page.check("#indexes input[value='head-bm25']")  # two indexes: fused
-        page.click("button[type=submit]")
+        page.click("#search button[type=submit]")
         page.wait_for_function("document.querySelector('#meta').textContent.includes('(RRF)')")
         shot = page.screenshot(path=str(tmp_path / "search_page.png"))  # fused results, highlighted
         assert shot[:8] == b"\x89PNG\r\n\x1a\n"
@@ -123,7 +123,7 @@ def test_page_filters_by_metadata(browser, cranfield_bm25: Path) -> None:
     where = '{"bib": {"$gte": "naca", "$lt": "nacb"}}'
     with cranfield_page(browser, cranfield_bm25) as page:
         page.fill("#filter", where)
-        page.click("button[type=submit]")
+        page.click("#search button[type=submit]")
         page.wait_for_selector("#results li .meta")
         expected = index.search(
             "propeller slipstream lift", k=10, filter={"bib": {"$gte": "naca", "$lt": "nacb"}}
@@ -139,10 +139,10 @@ def test_page_filters_by_metadata(browser, cranfield_bm25: Path) -> None:
         page.keyboard.press("Escape")
 
         page.fill("#filter", '{"bib": {"$like": "naca%"}}')
-        page.click("button[type=submit]")
+        page.click("#search button[type=submit]")
         page.wait_for_function("document.querySelector('#error').textContent.includes('filter.bib.$like')")
         page.fill("#filter", '{"bib": ')
-        page.click("button[type=submit]")
+        page.click("#search button[type=submit]")
         page.wait_for_function("document.querySelector('#error').textContent.includes('not valid JSON')")
 
 
@@ -154,7 +154,7 @@ def test_page_diverse_box_sends_mmr(browser, cranfield_bm25: Path) -> None:
     index = Index.load(cranfield_bm25)
     with cranfield_page(browser, cranfield_bm25) as page:
         page.check("#diverse")
-        page.click("button[type=submit]")
+        page.click("#search button[type=submit]")
         page.wait_for_selector("#results li .score")
         shown = page.locator("#results li .score").all_inner_texts()
         expected = search_one([index], "propeller slipstream lift", 10, mmr=0.5)
@@ -170,7 +170,7 @@ def test_page_shows_similar_documents(browser, cranfield_bm25: Path) -> None:
     index = Index.load(cranfield_bm25)
     with cranfield_page(browser, cranfield_bm25) as page:
         page.fill("#k", "5")
-        page.click("button[type=submit]")
+        page.click("#search button[type=submit]")
         page.wait_for_selector("#results li .hit-title")
         first = page.locator("#results li .score").first.inner_text().split("id ")[-1]
         page.locator("#results li .hit-title").first.click()
@@ -179,3 +179,38 @@ def test_page_shows_similar_documents(browser, cranfield_bm25: Path) -> None:
         page.wait_for_function(f"document.querySelector('#meta').textContent.includes('like {first}')")
         shown = page.locator("#results li .score").all_inner_texts()
         assert [text.split("id ")[-1] for text in shown] == [h.doc_id for h in similar(index, first, 5)]
+
+
+def test_page_asks_for_the_api_key(browser, make_app, loaded) -> None:
+    """A service with keys: the page shows the key form (no index listed); a wrong key is refused
+    and the form shown again; the right one lists the indexes, searches and answers, and the
+    tab keeps it."""
+    from tessera.serve.auth import digest
+
+    key = "page-test-key-0123456789"
+    with live_server(make_app(api_key_digests=[digest(key)])) as url:
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url + "/")
+        page.wait_for_selector("#key-form:not([hidden])")
+        assert "needs an API key" in page.inner_text("#status")
+        assert page.locator("#indexes input").count() == 0
+        page.fill("#key", "a-wrong-key-of-some-length")
+        page.press("#key", "Enter")
+        page.wait_for_function("document.querySelector('#status').textContent.includes('invalid API key')")
+        assert page.is_visible("#key-form")
+        page.fill("#key", key)
+        page.click("#key-form button")
+        page.wait_for_selector("#indexes input[value='head-bm25']")
+        assert page.is_hidden("#key-form") and "ready: 2 index(es)" in page.inner_text("#status")
+        page.fill("#q", "boundary layer flow")
+        page.click("#search button[type=submit]")
+        page.wait_for_selector("#results li .hit-title")
+        expected = loaded["head-minilm"].search("boundary layer flow", k=10)
+        assert f"id {expected[0].doc_id}" in page.locator("#results li").first.inner_text()
+        page.click("#ask")  # the streamed RAG request carries the key too
+        page.wait_for_selector("#sources li")
+        page.reload()  # the tab keeps the key
+        page.wait_for_selector("#indexes input[value='head-bm25']")
+        assert page.is_hidden("#key-form") and not errors, errors

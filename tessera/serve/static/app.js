@@ -39,8 +39,45 @@ function showError(message) {
   $("error").hidden = !message;
 }
 
+// An API key the server asked for (a 401), kept for this tab only; the key form shows while none works.
+const KEY = "tessera-api-key";
+class KeyNeeded extends Error {}
+let keyGiven = null; // a promise, resolved when the key form is next submitted
+let keyResolve = null;
+
+function askForKey() {
+  sessionStorage.removeItem(KEY);
+  $("key-form").hidden = false;
+  $("key").focus();
+  keyGiven ||= new Promise((resolve) => { keyResolve = resolve; });
+}
+
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(KEY, $("key").value.trim());
+  $("key").value = "";
+  $("key-form").hidden = true;
+  showError("");
+  const resolve = keyResolve;
+  keyGiven = keyResolve = null;
+  if (resolve) resolve();
+});
+
+// fetch, with the key when there is one; a 401 opens the key form and throws KeyNeeded.
+async function send(url, options = {}) {
+  const key = sessionStorage.getItem(KEY);
+  const headers = key ? { ...options.headers, authorization: `Bearer ${key}` } : options.headers;
+  const response = await fetch(url, { ...options, headers });
+  if (response.status === 401) {
+    const body = await response.json().catch(() => ({}));
+    askForKey();
+    throw new KeyNeeded(body.error || "this server needs an API key");
+  }
+  return response;
+}
+
 async function call(url, options) {
-  const response = await fetch(url, options);
+  const response = await send(url, options);
   const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
   if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
   return body;
@@ -78,6 +115,7 @@ async function loadIndexes() {
   for (;;) {
     try {
       const health = await call("/health");
+      if (!health.indexes) await call("/v1/indexes"); // the server names its indexes to key holders only
       const box = $("indexes");
       health.indexes.forEach((info, i) => {
         const label = el("label");
@@ -93,7 +131,8 @@ async function loadIndexes() {
       return;
     } catch (err) {
       $("status").textContent = err.message;
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      if (err instanceof KeyNeeded) await keyGiven;
+      else await new Promise((resolve) => setTimeout(resolve, 500));
     }
   }
 }
@@ -187,7 +226,7 @@ async function ask() {
   $("sources").replaceChildren();
   const started = performance.now();
   try {
-    const response = await fetch("/v1/rag", {
+    const response = await send("/v1/rag", {
       method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({
         query, k: Number($("k").value) || 10, stream: true, filter: chosenFilter(), mmr: chosenMmr(),
