@@ -5,6 +5,7 @@
 | `TESSERA_DATA_DIR` | `../shared/data` if it exists, else `~/.tessera/data` | collections, a folder each |
 | `TESSERA_CACHE_DIR` | `~/.cache/tessera` | caches (ir_datasets home, scratch) |
 | `TESSERA_JVM_HEAP` | `4g` | `-Xmx` for the Lucene JVM behind pyserini |
+| `TESSERA_API_KEY` | unset | one more API key `tessera serve` accepts (serve/auth.py) |
 | `HF_HUB_OFFLINE` | `1` unless set | never reach the Hugging Face hub unless the user asks for it |
 """
 
@@ -34,6 +35,11 @@ def cache_dir() -> Path:
 
 def jvm_heap() -> str:
     return os.environ.get("TESSERA_JVM_HEAP", "4g")
+
+
+def api_key() -> str | None:
+    """A key for `tessera serve`, for those who would rather not write a key file."""
+    return os.environ.get("TESSERA_API_KEY") or None
 
 
 def apply_offline_defaults() -> None:

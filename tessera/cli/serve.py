@@ -66,6 +66,7 @@ def serve(
     """Serve indexes over HTTP: JSON search and RAG API, and a search page at /."""
     import warnings
 
+    from tessera import config
     from tessera.errors import TesseraError, TesseraWarning
     from tessera.indexing.manifest import Manifest
     from tessera.serve.auth import ENV_KEY, is_loopback, key_digests
@@ -87,7 +88,7 @@ def serve(
         rerank=rerank,
         reload_seconds=reload_seconds,
         writable=writable,
-        api_key_digests=key_digests(api_key_file),
+        api_key_digests=key_digests(api_key_file, config.api_key()),
     )
     for path in settings.indexes.values():
         Manifest.read(Path(path), verify=False)  # a wrong path fails here, in one line, not in a worker

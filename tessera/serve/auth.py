@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tessera.errors import TesseraError
 from tessera.serve.errors import error
 
-ENV_KEY = "TESSERA_API_KEY"  # one key, for those who would rather not write a file
+ENV_KEY = "TESSERA_API_KEY"  # read by config.api_key
 MIN_KEY_CHARS = 16
 PROTECTED = "/v1/"
 HOW = "Authorization: Bearer KEY"
@@ -60,11 +59,12 @@ def read_key_file(path: Path) -> list[str]:
     return keys
 
 
-def key_digests(key_file: Path | None, environ: Mapping[str, str] = os.environ) -> list[str]:
-    """The digests of the keys in `key_file` and in $TESSERA_API_KEY; none: no authentication."""
+def key_digests(key_file: Path | None, env_key: str | None) -> list[str]:
+    """The digests of the keys in `key_file` and of `env_key` ($TESSERA_API_KEY); none: no
+    authentication."""
     keys = read_key_file(key_file) if key_file is not None else []
-    if environ.get(ENV_KEY):
-        keys.append(_checked(environ[ENV_KEY].strip(), f"${ENV_KEY}", None))
+    if env_key:
+        keys.append(_checked(env_key.strip(), f"${ENV_KEY}", None))
     return sorted({digest(key) for key in keys})
 
 

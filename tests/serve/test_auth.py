@@ -85,9 +85,9 @@ def test_key_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     keys = tmp_path / "keys"
     keys.write_text(f"# rotation: the new key first\n{KEY}\n\n  {OTHER}  \n")
     assert read_key_file(keys) == [KEY, OTHER]
-    both = key_digests(keys, {"TESSERA_API_KEY": "from-the-environment-1"})
+    both = key_digests(keys, "from-the-environment-1")
     assert set(both) == {digest(KEY), digest(OTHER), digest("from-the-environment-1")}
-    assert key_digests(None, {}) == []
+    assert key_digests(None, None) == []
     settings = ServeSettings(api_key_digests=both)
     monkeypatch.setenv("TESSERA_SERVE_SETTINGS", "{}")  # restored after the test
     settings.to_env()
@@ -111,7 +111,7 @@ def test_a_bad_key_file_names_its_line(tmp_path: Path, text: str, message: str, 
     with pytest.raises(TesseraError, match="cannot read the API key file"):
         read_key_file(tmp_path / "absent")
     with pytest.raises(TesseraError, match=r"\$TESSERA_API_KEY: an API key needs at least 16"):
-        key_digests(None, {"TESSERA_API_KEY": "short"})
+        key_digests(None, "short")
 
 
 def test_loopback_hosts() -> None:
