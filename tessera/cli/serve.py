@@ -62,6 +62,13 @@ def serve(
             "('Authorization: Bearer KEY'); $TESSERA_API_KEY adds one.",
         ),
     ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An origin (https://app.example.org) whose pages may call the API from a browser; "
+            "repeat for more, * for any.",
+        ),
+    ] = None,
 ) -> None:
     """Serve indexes over HTTP: JSON search and RAG API, and a search page at /."""
     import warnings
@@ -69,7 +76,7 @@ def serve(
     from tessera import config
     from tessera.errors import TesseraError, TesseraWarning
     from tessera.indexing.manifest import Manifest
-    from tessera.serve.auth import ENV_KEY, is_loopback, key_digests
+    from tessera.serve.auth import ENV_KEY, check_origin, is_loopback, key_digests
     from tessera.serve.server import run
     from tessera.serve.settings import ServeSettings
 
@@ -89,6 +96,7 @@ def serve(
         reload_seconds=reload_seconds,
         writable=writable,
         api_key_digests=key_digests(api_key_file, config.api_key()),
+        cors_origins=[check_origin(origin) for origin in cors_origin or []],
     )
     for path in settings.indexes.values():
         Manifest.read(Path(path), verify=False)  # a wrong path fails here, in one line, not in a worker

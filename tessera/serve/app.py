@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -80,7 +81,15 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     app = FastAPI(title="Tessera", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.pool, app.state.rag = pool, rag
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(ApiKeyGuard, digests=settings.api_key_digests)  # outermost: before the body
+    app.add_middleware(ApiKeyGuard, digests=settings.api_key_digests)  # before the body is read
+    if settings.cors_origins:  # outermost: answers preflights (which carry no key), labels 401s too
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type"],
+            max_age=600,
+        )
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

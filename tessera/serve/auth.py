@@ -1,10 +1,11 @@
-"""API keys for `tessera serve`: `Authorization: Bearer KEY` on every `/v1/` route.
+"""Who may call `tessera serve`: API keys, and the origins whose pages may call it (CORS).
 
-Bearer because that is what OpenAI clients send with their `api_key`, so a chat or embeddings
-client needs no adapter. The settings hold SHA-256 digests of the keys, never the keys: settings
-reach `--workers` processes through the environment. A presented key is hashed and compared with
-every digest in constant time. The page, its static files, `/docs` and `/health` stay open (a load
-balancer's probe has no key); `/health` then names no index to a client without a key."""
+With keys, every `/v1/` route needs `Authorization: Bearer KEY`: Bearer because that is what
+OpenAI clients send with their `api_key`, so a chat or embeddings client needs no adapter. The
+settings hold SHA-256 digests of the keys, never the keys: settings reach `--workers` processes
+through the environment. A presented key is hashed and compared with every digest in constant
+time. The page, its static files, `/docs` and `/health` stay open (a load balancer's probe has no
+key); `/health` then names no index to a client without a key."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import hmac
 import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -77,6 +79,20 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_origin(origin: str) -> str:
+    """A CORS origin as browsers send it: `*`, or scheme://host[:port] with no path."""
+    parts = urlsplit(origin)
+    if origin == "*" or (
+        parts.scheme in ("http", "https") and parts.netloc and origin == f"{parts.scheme}://{parts.netloc}"
+    ):
+        return origin
+    raise TesseraError(
+        f"'{origin}' is not an origin: give scheme://host[:port] with no path or trailing slash "
+        "(https://app.example.org), or *",
+        field="cors-origin",
+    )
 
 
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:

@@ -35,6 +35,8 @@ class ServeSettings:
     writable: bool = False
     # SHA-256 digests of the API keys every /v1/ request must bear (serve/auth.py); none: open
     api_key_digests: list[str] = field(default_factory=list)
+    # Origins whose pages may call the API from a browser (CORS); none: same origin only
+    cors_origins: list[str] = field(default_factory=list)
 
     @classmethod
     def from_specs(cls, specs: list[str], **options) -> ServeSettings:

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from tessera.errors import TesseraError
 from tessera.retrieval.index import Index
 from tessera.serve import ServeSettings
-from tessera.serve.auth import digest, is_loopback, key_digests, read_key_file
+from tessera.serve.auth import check_origin, digest, is_loopback, key_digests, read_key_file
 from tests.serve.conftest import live_server, wait_ready
 
 KEY = "k7Qx-2mTz9_vR4pLw8sNc1"
@@ -134,3 +134,43 @@ def test_the_openai_client_authenticates_with_its_api_key(make_app, loaded: dict
         stranger = openai.OpenAI(base_url=f"{url}/v1", api_key="not-the-key-0000000", max_retries=0)
         with pytest.raises(openai.AuthenticationError, match="invalid API key"):
             stranger.models.list()
+
+
+def test_cors_lets_named_origins_call_from_a_browser(make_app) -> None:
+    """A named origin's preflight is answered without a key (browsers send none there), and its
+    responses, a 401 included, carry the header that lets its page read them; another origin's
+    preflight is refused; with no origins named, no CORS header at all."""
+    app = make_app(api_key_digests=[digest(KEY)], cors_origins=["https://app.example.org"])
+    preflight = {
+        "Origin": "https://app.example.org",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    with TestClient(app) as client:
+        wait_ready(client.get)
+        allowed = client.options("/v1/search", headers=preflight)
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example.org"
+        assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+        other = client.options("/v1/search", headers={**preflight, "Origin": "https://evil.example"})
+        assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
+        origin = {"Origin": "https://app.example.org"}
+        refused = client.get("/v1/search", params={"q": QUERY}, headers=origin)
+        assert (
+            refused.status_code == 401 and refused.headers["access-control-allow-origin"] == origin["Origin"]
+        )
+        served = client.get("/v1/search", params={"q": QUERY}, headers={**origin, **bearer(KEY)})
+        assert served.status_code == 200 and served.headers["access-control-allow-origin"] == origin["Origin"]
+    with TestClient(make_app()) as client:
+        wait_ready(client.get)
+        plain = client.get("/v1/search", params={"q": QUERY}, headers={"Origin": "https://app.example.org"})
+        assert plain.status_code == 200 and "access-control-allow-origin" not in plain.headers
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://app.example.org/", "app.example.org", "ftp://x.org", "https://a.org/p"]
+)
+def test_a_bad_cors_origin_is_refused(origin: str) -> None:
+    with pytest.raises(TesseraError, match="is not an origin"):
+        check_origin(origin)
+    assert check_origin("http://localhost:3000") == "http://localhost:3000" and check_origin("*") == "*"

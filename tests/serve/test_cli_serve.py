@@ -38,13 +38,16 @@ def test_options_reach_the_settings(
     monkeypatch.setenv("TESSERA_API_KEY", "a-key-from-the-environment")
     args = ["serve", f"a={serve_indexes['head-bm25']}", f"b={serve_indexes['head-minilm']}"]
     args += ["--host", "0.0.0.0", "--port", "9001", "--workers", "2", "--max-k", "50", "--max-batch", "1"]
-    CliRunner().invoke(app, [*args, "--mmap", "--writable"], catch_exceptions=False)
+    origins = ["--cors-origin", "https://a.example.org", "--cors-origin", "http://localhost:3000"]
+    CliRunner().invoke(app, [*args, "--mmap", "--writable", *origins], catch_exceptions=False)
     assert (started[0]["host"], started[0]["port"], started[0]["workers"]) == ("0.0.0.0", 9001, 2)
     settings = ServeSettings.from_env()
     assert list(settings.indexes) == ["a", "b"] and settings.max_k == 50 and settings.max_batch == 1
     assert settings.mmap and not ServeSettings().mmap
     assert settings.writable and not ServeSettings().writable  # read-only unless asked
     assert settings.api_key_digests == [digest("a-key-from-the-environment")]
+    assert settings.cors_origins == ["https://a.example.org", "http://localhost:3000"]
+    assert ServeSettings().cors_origins == []  # same origin only unless named
 
 
 def test_an_exposed_service_needs_a_key_to_write(
