@@ -15,6 +15,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # a docstring's paragraphs rewrap to the terminal
     help="Tessera: index a corpus, search it, answer from it, evaluate it.",
 )
 out = Console()

@@ -36,8 +36,9 @@ def extract(
     output: Annotated[Path, typer.Option("-o", "--output", help="JSONL file to write.")],
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
-    """Write a corpus as one JSONL file ({_id, title, text, metadata} a line): what the readers made
-    of a folder of PDFs, Office files or books, to inspect or to use elsewhere."""
+    """Write a corpus as one JSONL file ({_id, title, text, metadata} a line).
+
+    What the readers made of a folder of PDFs, Office files or books, to inspect or use elsewhere."""
     from tessera.data.export import export_corpus
 
     count = export_corpus(corpus, output, overwrite=overwrite)
@@ -162,8 +163,10 @@ def loco(
     output: Annotated[Path, typer.Option("-o", "--output", help="BEIR folder to create.")],
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
-    """Write one LoCoV1 task (hazyresearch/LoCoV1-Queries and -Documents, exported locally) as a
-    BEIR folder: all queries in the test split, grade 1 for each answer pid."""
+    """Write one LoCoV1 task (exported locally) as a BEIR folder.
+
+    hazyresearch/LoCoV1-Queries and -Documents: all queries in the test split, grade 1 for each
+    answer pid."""
     from tessera.data.loco import write_loco
 
     stats = write_loco(queries, documents, task, output, overwrite=overwrite)

@@ -49,9 +49,10 @@ def eval_(
     mmr_depth: MmrDepthOption = None,
     filter: FilterOption = None,
 ) -> None:
-    """Evaluate one index, or several fused, on judged queries (--rerank: and reranked; --mmr:
-    each query's first page of 10 picked by MMR; --filter: on the sub-collection whose metadata
-    match, judgments of other documents dropped)."""
+    """Evaluate one index, or several fused, on judged queries.
+
+    --rerank: and reranked; --mmr: each query's first page of 10 picked by MMR; --filter: on the
+    sub-collection whose metadata match, judgments of other documents dropped."""
     from tessera.eval.evaluate import DEFAULT_METRICS, evaluate
     from tessera.retrieval.diversify import as_mmr
 

@@ -240,9 +240,10 @@ def sync(
         ),
     ] = False,
 ) -> None:
-    """Bring an index up to date with its corpus: add new documents, re-encode changed ones,
-    delete the ones gone (each step published atomically; run it again to finish an interrupted one).
-    A folder's files whose size and modification time did not change are not read again."""
+    """Bring an index up to date with its corpus: add new, re-encode changed, delete gone documents.
+
+    Each step is published atomically; run it again to finish an interrupted one. A folder's files
+    whose size and modification time did not change are not read again."""
     from tessera.indexing.sync import sync_index
 
     plan = sync_index(index_dir, corpus, dry_run=dry_run, show_progress=not as_json, reread=reread)

@@ -78,9 +78,10 @@ def rag(
     mmr_depth: MmrDepthOption = None,
     per_document: PerDocumentOption = None,
 ) -> None:
-    """Answer a question: retrieve (one index, or several fused; --filter: among documents whose
-    metadata match; --mmr: passages unlike each other; a chunked index: passages, not whole
-    documents), compress the context, generate (streamed)."""
+    """Answer a question: retrieve, compress the context, generate (streamed).
+
+    Retrieval from one index, or several fused; --filter: among documents whose metadata match;
+    --mmr: passages unlike each other; a chunked index: passages, not whole documents."""
     from tessera.data.metadata import parse_filter
     from tessera.rag.generators import open_generator
     from tessera.rag.pipeline import prepare, stream_answer
@@ -186,8 +187,9 @@ def eval_rag(
     mmr_depth: MmrDepthOption = None,
     per_document: PerDocumentOption = None,
 ) -> None:
-    """Measure a compressor over judged queries: token ratio, retention, the truncation baseline,
-    recall of the context."""
+    """Measure a compressor over judged queries.
+
+    Token ratio, retention, the truncation baseline, recall of the context."""
     from tessera.rag.evaluate import evaluate_rag
     from tessera.retrieval.diversify import as_mmr
 

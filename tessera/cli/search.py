@@ -66,10 +66,11 @@ def search(
     mmr_depth: MmrDepthOption = None,
     per_document: PerDocumentOption = None,
 ) -> None:
-    """Search an index, or several fused (--fuse), and print the top hits; or run a whole query
-    set into a TREC run file (--queries, --run). --rerank scores the first stage's hits again;
-    --filter keeps documents whose metadata match; --mmr picks hits unlike each other;
-    --per-document N: a chunked index's best passages, up to N of one document."""
+    """Search an index, or several fused (--fuse), and print the top hits.
+
+    Or run a whole query set into a TREC run file (--queries, --run). --rerank scores the first
+    stage's hits again; --filter keeps documents whose metadata match; --mmr picks hits unlike each
+    other; --per-document N: a chunked index's best passages, up to N of one document."""
     from tessera.data.metadata import parse_filter
     from tessera.retrieval.diversify import as_mmr
     from tessera.retrieval.fusion import check_retrieval
