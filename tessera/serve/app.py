@@ -30,6 +30,7 @@ from tessera.serve.chat import ChatBody, ChatService
 from tessera.serve.documents import DeleteBody, DocumentsBody, DocumentService
 from tessera.serve.embeddings import EmbeddingsBody, EmbeddingService
 from tessera.serve.errors import ApiError, BodyLimit, install_error_handlers
+from tessera.serve.metrics import RequestMetrics, exposition
 from tessera.serve.pool import IndexPool, Loader
 from tessera.serve.rag import RagService
 from tessera.serve.reranking import RerankService
@@ -82,7 +83,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     app.state.pool, app.state.rag = pool, rag
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(ApiKeyGuard, digests=settings.api_key_digests)  # before the body is read
-    if settings.cors_origins:  # outermost: answers preflights (which carry no key), labels 401s too
+    if settings.cors_origins:  # answers preflights (which carry no key), labels 401s too
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
@@ -90,6 +91,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
             allow_headers=["authorization", "content-type"],
             max_age=600,
         )
+    app.add_middleware(RequestMetrics)  # outermost: every request counted, refused ones too
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -125,6 +127,12 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
             "writable": settings.writable,
             "indexes": indexes,
         }
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus' text format (serve/metrics.py); needs a key when the service has keys."""
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/v1/indexes")
     async def indexes() -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Who may call `tessera serve`: API keys, and the origins whose pages may call it (CORS).
 
-With keys, every `/v1/` route needs `Authorization: Bearer KEY`: Bearer because that is what
+With keys, every `/v1/` route and `/metrics` need `Authorization: Bearer KEY`: Bearer because that is what
 OpenAI clients send with their `api_key`, so a chat or embeddings client needs no adapter. The
 settings hold SHA-256 digests of the keys, never the keys: settings reach `--workers` processes
 through the environment. A presented key is hashed and compared with every digest in constant
@@ -23,7 +23,7 @@ from tessera.serve.errors import error
 
 ENV_KEY = "TESSERA_API_KEY"  # read by config.api_key
 MIN_KEY_CHARS = 16
-PROTECTED = "/v1/"
+PROTECTED = ("/v1/", "/metrics")
 HOW = "Authorization: Bearer KEY"
 MAKE_ONE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 

@@ -46,8 +46,10 @@ class MicroBatcher:
         max_batch: int = 64,
         queue_limit: int = 1024,
         sub_batch: int = 8,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.search_fn = search
+        self.on_batch = on_batch or (lambda queries: None)  # told each batch_search call's query count
         self.sub_batch = max(1, sub_batch)
         self.executor = executor
         self.window_s = window_s
@@ -63,7 +65,9 @@ class MicroBatcher:
         """One request outside the batches, on the index's thread: a restricted search
         (`filter`, `doc_ids`) ranks its own candidates, so it is not merged with others."""
         call = partial(self.search_fn, queries, k, with_text, **options)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        rows = await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        self.on_batch(len(queries))
+        return rows
 
     async def search(self, queries: list[str], k: int, with_text: bool = False) -> list[list[Hit]]:
         """Hits per query, as `batch_search(queries, k, with_text)` would give them."""
@@ -126,6 +130,7 @@ class MicroBatcher:
                 continue
             self.batches += 1
             self.batched_queries += len(queries)
+            self.on_batch(len(queries))
             start = 0
             for request in requests:
                 end = start + len(request.queries)

@@ -22,6 +22,7 @@ from tessera.retrieval.fusion import fuse, with_passages
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
 from tessera.retrieval.params import route_params
+from tessera.serve import metrics
 from tessera.serve.batching import MicroBatcher
 from tessera.serve.errors import ApiError
 from tessera.serve.settings import ServeSettings
@@ -74,9 +75,10 @@ class IndexPool:
                 stamp = _manifest(Path(path))
                 index = await loop.run_in_executor(executor, self.load, Path(path))
                 served = Served(
-                    name, Path(path), index, executor, self._batcher(index, executor), stamp=stamp
+                    name, Path(path), index, executor, self._batcher(name, index, executor), stamp=stamp
                 )
                 self.served[name] = served
+                metrics.DOCUMENTS.labels(name).set(len(index))
                 log.info("loaded index '%s' (%d documents)", name, len(index))
         except Exception as exc:  # the service stays up and says why in /health
             self.failure = f"loading failed: {exc}"
@@ -105,18 +107,27 @@ class IndexPool:
             served.stamp = stamp  # not retried until it changes again
             return
         retired = [served.batcher, *served.variants.values()]
-        served.index, served.batcher, served.stamp = index, self._batcher(index, served.executor), stamp
+        served.index, served.stamp = index, stamp
+        served.batcher = self._batcher(served.name, index, served.executor)
         served.variants = OrderedDict()
         for batcher in retired:  # each closes once the requests it already holds are answered
             task = loop.create_task(batcher.retire())
             self.retiring.add(task)
             task.add_done_callback(self.retiring.discard)
+        metrics.RELOADS.labels(served.name).inc()
+        metrics.DOCUMENTS.labels(served.name).set(len(index))
         log.info("reloaded index '%s' (%d documents)", served.name, len(index))
 
-    def _batcher(self, index: Index, executor: ThreadPoolExecutor) -> MicroBatcher:
+    def _batcher(self, name: str, index: Index, executor: ThreadPoolExecutor) -> MicroBatcher:
         s = self.settings
         return MicroBatcher(
-            index.batch_search, executor, s.batch_window_ms / 1000, s.max_batch, s.queue_limit, s.sub_batch
+            index.batch_search,
+            executor,
+            s.batch_window_ms / 1000,
+            s.max_batch,
+            s.queue_limit,
+            s.sub_batch,
+            on_batch=partial(metrics.searched, name),
         )
 
     def get(self, name: str | None) -> Served:
@@ -152,7 +163,7 @@ class IndexPool:
             opened = await self.run(
                 served, Index.load, served.path, served.index.encoder, False, dict(params), self.settings.mmap
             )
-            served.variants[key] = self._batcher(opened, served.executor)
+            served.variants[key] = self._batcher(served.name, opened, served.executor)
             if len(served.variants) > MAX_VARIANTS:
                 await served.variants.popitem(last=False)[1].close()
         served.variants.move_to_end(key)
