@@ -14,8 +14,12 @@ import time
 import traceback
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tessera.retrieval.index import Index
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TESSERA_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
@@ -264,3 +268,21 @@ def update_corpora(
         "queries": texts[:queries],
         **{n: folder / f"{n}.jsonl" for n in ("base", "more", "final")},
     }
+
+
+@pytest.fixture(scope="session")
+def serve_indexes(indexes: Path, cranfield_head: Path) -> dict[str, Path]:
+    """name -> index directory, over the same 150 documents (so fusion and doc views agree)."""
+    corpus = str(cranfield_head / "corpus.jsonl")
+    built = {}
+    for name, encoder in (("head-minilm", "minilm"), ("head-bm25", "bm25")):
+        built[name] = indexes / name
+        run_cli("index", corpus, "-o", str(built[name]), "--encoder", encoder)
+    return built
+
+
+@pytest.fixture(scope="session")
+def loaded(serve_indexes: dict[str, Path]) -> dict[str, Index]:
+    from tessera.retrieval.index import Index
+
+    return {name: Index.load(path) for name, path in serve_indexes.items()}

@@ -1,5 +1,6 @@
-"""Serve fixtures: small real indexes (the first 150 Cranfield documents, MiniLM and BM25), loaded
-once and shared by every app a test builds, and a real uvicorn server on a loopback port."""
+"""Serve fixtures: apps over the small real indexes of tests/conftest.py (`serve_indexes`, the
+first 150 Cranfield documents, MiniLM and BM25), loaded once and shared by every app a test
+builds, and a real uvicorn server on a loopback port."""
 
 from __future__ import annotations
 
@@ -17,23 +18,6 @@ from fastapi.testclient import TestClient
 
 from tessera.retrieval.index import Index
 from tessera.serve import ServeSettings, create_app
-from tests.conftest import run_cli
-
-
-@pytest.fixture(scope="session")
-def serve_indexes(indexes: Path, cranfield_head: Path) -> dict[str, Path]:
-    """name -> index directory, over the same 150 documents (so fusion and doc views agree)."""
-    corpus = str(cranfield_head / "corpus.jsonl")
-    built = {}
-    for name, encoder in (("head-minilm", "minilm"), ("head-bm25", "bm25")):
-        built[name] = indexes / name
-        run_cli("index", corpus, "-o", str(built[name]), "--encoder", encoder)
-    return built
-
-
-@pytest.fixture(scope="session")
-def loaded(serve_indexes: dict[str, Path]) -> dict[str, Index]:
-    return {name: Index.load(path) for name, path in serve_indexes.items()}
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,62 @@
+"""What every framework adapter shares: its search options checked when it is made, and a hit's
+metadata as the adapters hand it on."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tessera.errors import TesseraError
+from tessera.models.encoder import Encoder
+from tessera.models.registry import load_encoder
+from tessera.retrieval.hits import Hit
+from tessera.retrieval.index import Index, check_search
+from tessera.retrieval.query_set import search_one
+
+SEARCH_OPTIONS = frozenset(inspect.signature(search_one).parameters) - {"indexes", "query", "k"}
+
+
+def check_retriever(indexes: Sequence[Index], k: int, options: Mapping[str, Any]) -> None:
+    """Wrong options fail when the adapter is made, naming the option, not at the first question."""
+    unknown = sorted(set(options) - SEARCH_OPTIONS)
+    if unknown:
+        raise TesseraError(
+            f"unknown search option {', '.join(map(repr, unknown))}; "
+            f"options: {', '.join(sorted(SEARCH_OPTIONS))}",
+            field="options",
+        )
+    if not indexes:
+        raise TesseraError("no index to retrieve from", field="indexes")
+    check_search([], k)
+
+
+def retrieve(indexes: Sequence[Index], query: str, k: int, options: Mapping[str, Any]) -> list[Hit]:
+    """`search_one`: what `tessera search "QUERY"` and RAG retrieve."""
+    return search_one(indexes, query, k, **options)
+
+
+def content(hit: Hit) -> str:
+    """The best passage of a chunked index's hit, else the document's text."""
+    return hit.passage or hit.text or ""
+
+
+def hit_metadata(hit: Hit) -> dict[str, Any]:
+    """The document's own metadata, plus `doc_id`, `title`, `score`, `rank` (and a passage's
+    `offsets` in its document)."""
+    metadata = {**(hit.metadata or {}), "doc_id": hit.doc_id, "title": hit.title}
+    metadata |= {"score": hit.score, "rank": hit.rank}
+    if hit.offsets is not None:
+        metadata["offsets"] = list(hit.offsets)
+    return metadata
+
+
+def single_vector_encoder(spec: str) -> Encoder:
+    """A registry encoder that gives one vector a text (frameworks' embeddings are that)."""
+    encoder = load_encoder(spec)
+    if encoder.multi_vector:
+        raise TesseraError(
+            f"'{spec}' makes one vector per token; a framework's embeddings are one vector per text",
+            field="spec",
+        )
+    return encoder

@@ -1,0 +1,77 @@
+"""LangChain over Tessera: a retriever over one index or several fused, and Tessera's encoders as
+LangChain embeddings. Needs `langchain-core` (`pip install 'tessera[langchain]'`).
+
+    from tessera.integrations.langchain import TesseraRetriever
+    retriever = TesseraRetriever.from_paths("indexes/cran-minilm", "indexes/cran-bm25", k=5)
+    docs = retriever.invoke("boundary layer transition")   # or .batch, .ainvoke, a chain's step
+
+The retriever is `search_one`, what `tessera search "QUERY"` and RAG retrieve: its `options` are
+that function's keywords (`fusion`, `weights`, `depth`, `reranker`, `rerank_depth`, `filter`,
+`mmr`, `per_document`), checked when the retriever is made. A hit becomes a `Document` whose `id`
+is the document's id, whose content is the best passage of a chunked index or else the document's
+text, and whose metadata are `common.hit_metadata`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, Field
+
+from tessera.integrations.common import (
+    check_retriever,
+    content,
+    hit_metadata,
+    retrieve,
+    single_vector_encoder,
+)
+from tessera.retrieval.index import Index, load_indexes
+
+
+class TesseraRetriever(BaseRetriever):
+    """The top `k` of one index, or of several fused (RRF unless `options` say otherwise)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    indexes: list[Index]
+    k: int = 10
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        check_retriever(self.indexes, self.k, self.options)
+
+    @classmethod
+    def from_paths(
+        cls, *paths: str | Path, search_params: dict[str, float | str] | None = None, **fields: Any
+    ) -> TesseraRetriever:
+        """Open index directories (`search_params`, e.g. nprobe, to the indexes of their kind)."""
+        return cls(indexes=load_indexes(paths, search_params), **fields)
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [
+            Document(id=hit.doc_id, page_content=content(hit), metadata=hit_metadata(hit))
+            for hit in retrieve(self.indexes, query, self.k, self.options)
+        ]
+
+
+class TesseraEmbeddings(Embeddings):
+    """Any single-vector Tessera encoder spec (`minilm`, `minilm@onnx-int8`, a trained folder,
+    `llm:smollm2`, `m2:PATH`) as LangChain embeddings: documents and queries each through their
+    own side of the encoder, so an asymmetric model (a query tower, a prompt) stays asymmetric."""
+
+    def __init__(self, spec: str = "minilm") -> None:
+        self.spec = spec
+        self.encoder = single_vector_encoder(spec)
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.encoder.encode_docs(list(texts)).tolist() if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encoder.encode_queries([text])[0].tolist()

@@ -1,0 +1,76 @@
+"""LangChain over Tessera, with the real langchain-core: the retriever returns what `search_one`
+returns (one index, fused, filtered), as Runnables do (invoke, batch, a chain's step, async);
+the embeddings are the encoder's own vectors; wrong options fail when the retriever is made."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tessera.errors import TesseraError
+from tessera.retrieval.fusion import hybrid_search
+from tessera.retrieval.index import Index
+
+langchain_core = pytest.importorskip("langchain_core")
+from langchain_core.runnables import RunnableLambda  # noqa: E402
+
+from tessera.integrations.langchain import TesseraEmbeddings, TesseraRetriever  # noqa: E402
+
+QUERY = "boundary layer flow"
+
+
+def test_the_retriever_returns_the_index_hits_as_documents(loaded: dict[str, Index]) -> None:
+    index = loaded["head-minilm"]
+    retriever = TesseraRetriever(indexes=[index], k=5)
+    docs = retriever.invoke(QUERY)
+    expected = index.search(QUERY, k=5, with_text=True)
+    assert [d.id for d in docs] == [h.doc_id for h in expected]
+    assert [d.metadata["doc_id"] for d in docs] == [h.doc_id for h in expected]
+    assert [d.metadata["rank"] for d in docs] == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose([d.metadata["score"] for d in docs], [h.score for h in expected], atol=1e-6)
+    assert docs[0].page_content == expected[0].text and docs[0].metadata["title"] == expected[0].title
+    batched = retriever.batch([QUERY, "heat transfer"])  # the Runnable interface
+    assert [d.id for d in batched[0]] == [d.id for d in docs] and len(batched[1]) == 5
+    chain = retriever | RunnableLambda(lambda found: "\n\n".join(d.page_content for d in found))
+    assert chain.invoke(QUERY).startswith(expected[0].text)
+    assert [d.id for d in asyncio.run(retriever.ainvoke(QUERY))] == [d.id for d in docs]
+
+
+def test_fused_retriever_from_paths(serve_indexes: dict[str, Path], loaded: dict[str, Index]) -> None:
+    retriever = TesseraRetriever.from_paths(serve_indexes["head-minilm"], serve_indexes["head-bm25"], k=10)
+    fused = hybrid_search([loaded["head-minilm"], loaded["head-bm25"]], [QUERY], 10, 100)[0]
+    assert [d.id for d in retriever.invoke(QUERY)] == [h.doc_id for h in fused]
+
+
+def test_options_reach_the_search(cranfield_bm25: Path) -> None:
+    where = {"bib": {"$gte": "naca", "$lt": "nacb"}}
+    retriever = TesseraRetriever.from_paths(cranfield_bm25, k=10, options={"filter": where})
+    docs = retriever.invoke("propeller slipstream lift")
+    expected = Index.load(cranfield_bm25).search("propeller slipstream lift", k=10, filter=where)
+    assert [d.id for d in docs] == [h.doc_id for h in expected]
+    assert all(d.metadata["bib"].startswith("naca") for d in docs)  # the document's own metadata
+
+
+def test_wrong_options_fail_when_made(loaded: dict[str, Index]) -> None:
+    index = loaded["head-minilm"]
+    with pytest.raises(TesseraError, match="unknown search option 'filters'"):
+        TesseraRetriever(indexes=[index], options={"filters": {}})
+    with pytest.raises(TesseraError, match="k must be at least 1"):
+        TesseraRetriever(indexes=[index], k=0)
+    with pytest.raises(TesseraError, match="no index"):
+        TesseraRetriever(indexes=[])
+
+
+def test_embeddings_are_the_encoder_vectors(loaded: dict[str, Index]) -> None:
+    encoder = loaded["head-minilm"].encoder
+    embeddings = TesseraEmbeddings("minilm")
+    texts = ["boundary layer transition", "heat transfer to a blunt body"]
+    np.testing.assert_allclose(embeddings.embed_documents(texts), encoder.encode_docs(texts), atol=1e-6)
+    query = encoder.encode_queries(texts[:1])[0]
+    np.testing.assert_allclose(embeddings.embed_query(texts[0]), query, atol=1e-6)
+    assert embeddings.embed_documents([]) == []
+    with pytest.raises(TesseraError, match="lexical"):
+        TesseraEmbeddings("bm25")

@@ -1,0 +1,65 @@
+"""LlamaIndex over Tessera, with the real llama-index-core: the retriever returns what
+`search_one` returns, as nodes a query engine answers from; the embedding model is the encoder's
+own vectors and serves LlamaIndex's own vector index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tessera.errors import TesseraError
+from tessera.retrieval.fusion import hybrid_search
+from tessera.retrieval.index import Index
+
+pytest.importorskip("llama_index.core")
+from llama_index.core import Document, VectorStoreIndex  # noqa: E402
+from llama_index.core.llms.mock import MockLLM  # noqa: E402
+from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
+
+from tessera.integrations.llama_index import TesseraEmbedding, TesseraRetriever  # noqa: E402
+
+QUERY = "boundary layer flow"
+
+
+def test_the_retriever_returns_the_index_hits_as_nodes(loaded: dict[str, Index]) -> None:
+    index = loaded["head-minilm"]
+    nodes = TesseraRetriever([index], k=5).retrieve(QUERY)
+    expected = index.search(QUERY, k=5, with_text=True)
+    assert [n.node.node_id for n in nodes] == [h.doc_id for h in expected]
+    np.testing.assert_allclose([n.score for n in nodes], [h.score for h in expected], atol=1e-6)
+    assert nodes[0].node.get_content() == expected[0].text
+    assert nodes[0].node.metadata["title"] == expected[0].title and nodes[0].node.metadata["rank"] == 1
+
+
+def test_a_query_engine_answers_from_fused_hits(
+    serve_indexes: dict[str, Path], loaded: dict[str, Index]
+) -> None:
+    retriever = TesseraRetriever.from_paths(serve_indexes["head-minilm"], serve_indexes["head-bm25"], k=4)
+    engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM(max_tokens=8))
+    response = engine.query(QUERY)
+    fused = hybrid_search([loaded["head-minilm"], loaded["head-bm25"]], [QUERY], 4, 100)[0]
+    assert [n.node.node_id for n in response.source_nodes] == [h.doc_id for h in fused]
+    assert str(response).strip()
+
+
+def test_wrong_options_fail_when_made(loaded: dict[str, Index]) -> None:
+    with pytest.raises(TesseraError, match="unknown search option 'rerank'"):
+        TesseraRetriever([loaded["head-minilm"]], options={"rerank": "minilm"})
+
+
+def test_the_embedding_model_serves_a_llama_index_vector_index(loaded: dict[str, Index]) -> None:
+    encoder = loaded["head-minilm"].encoder
+    model = TesseraEmbedding("minilm")
+    texts = ["boundary layer transition", "heat transfer to a blunt body", "propeller slipstream"]
+    np.testing.assert_allclose(model.get_text_embedding_batch(texts), encoder.encode_docs(texts), atol=1e-6)
+    query = encoder.encode_queries(["blunt body heating"])[0]
+    np.testing.assert_allclose(model.get_query_embedding("blunt body heating"), query, atol=1e-6)
+    vectors = VectorStoreIndex.from_documents(
+        [Document(text=t, id_=str(i)) for i, t in enumerate(texts)], embed_model=model
+    )
+    top = vectors.as_retriever(similarity_top_k=1).retrieve("blunt body heating")
+    assert top[0].node.get_content() == texts[1]
+    with pytest.raises(TesseraError, match="lexical"):
+        TesseraEmbedding("bm25")
