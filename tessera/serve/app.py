@@ -33,7 +33,7 @@ from tessera.serve.errors import ApiError, BodyLimit, install_error_handlers
 from tessera.serve.metrics import RequestMetrics, exposition
 from tessera.serve.pool import IndexPool, Loader
 from tessera.serve.rag import RagService
-from tessera.serve.reranking import RerankService
+from tessera.serve.reranking import RerankBody, RerankService
 from tessera.serve.schemas import RagBody, SearchBody, hit_json
 from tessera.serve.settings import ServeSettings
 
@@ -254,6 +254,10 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     @app.post("/v1/embeddings", response_model=None)
     async def embeddings_answer(body: EmbeddingsBody) -> JSONResponse:
         return JSONResponse(await embeddings.embed(body))
+
+    @app.post("/v1/rerank")
+    async def rerank_texts(body: RerankBody) -> dict[str, Any]:
+        return await reranking.rerank_texts(body, settings.max_k)
 
     @app.post("/v1/indexes/{name}/documents")
     async def add_documents(name: str, body: DocumentsBody) -> dict[str, Any]:

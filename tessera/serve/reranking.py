@@ -1,21 +1,50 @@
 """The service's second stages, run on their own thread: its reranker (`tessera serve --rerank
 SPEC`, loaded once at start; a request asks for it with `"rerank": true` but never names a
 model, so a client cannot make the service load one) and MMR (`"mmr": WEIGHT`, over the bundled
-MiniLM, `retrieval.diversify`)."""
+MiniLM, `retrieval.diversify`).
+
+`POST /v1/rerank` offers the same reranker to texts a client brings, in the request and response
+shape of Cohere's and Jina's rerank APIs (which vLLM and text-embeddings-inference serve too), so
+their clients and the frameworks' rerankers built on them work unchanged: `query`, `documents`
+(strings or `{"text": ...}`), `top_n`, `return_documents`; results best first, each with its
+`index` in `documents` and its `relevance_score`, the reranker's own score (a cross-encoder's
+logit, an encoder's dot product, a mean log probability), not rescaled to 0-1. `model` is
+accepted and not used: the response names the reranker that scored."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from tessera.retrieval.diversify import Mmr, diversify
 from tessera.retrieval.hits import Hit
-from tessera.retrieval.index import Index
+from tessera.retrieval.index import Index, check_search
 from tessera.retrieval.query_set import first_stage_depth
 from tessera.retrieval.rerank import Reranker, load_reranker, rerank
 from tessera.serve.errors import ApiError
+
+REFUSED = "this service has no reranker (start it with --rerank SPEC)"
+
+
+class RerankText(BaseModel):
+    model_config = ConfigDict(extra="allow")  # Jina's and Cohere's documents may carry more fields
+    text: str
+
+
+class RerankBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str
+    documents: list[str | RerankText]
+    model: str | None = None
+    top_n: int | None = Field(default=None, ge=1)
+    return_documents: bool = False
+    max_chunks_per_doc: int | None = None  # Cohere v1's; accepted and not used
 
 
 class RerankService:
@@ -32,7 +61,7 @@ class RerankService:
         """How many hits to search for: `depth` when reranking (refused without a reranker), MMR's
         candidates with `mmr`."""
         if wanted and self.reranker is None:
-            raise ApiError(400, "field 'rerank': this service has no reranker (start it with --rerank SPEC)")
+            raise ApiError(400, f"field 'rerank': {REFUSED}")
         return first_stage_depth(k, wanted, depth, mmr)
 
     async def finish(
@@ -67,6 +96,26 @@ class RerankService:
         if rerank_depth is not None:
             rows = rerank(self.reranker, queries, rows, rerank_depth)
         return diversify(mmr, rows, k, indexes) if mmr is not None else rows
+
+    async def rerank_texts(self, body: RerankBody, max_documents: int) -> dict[str, Any]:
+        """`POST /v1/rerank`: the texts scored against the query, best first (ties by position)."""
+        if self.reranker is None:
+            raise ApiError(400, REFUSED)
+        check_search([body.query], 1)
+        texts = [d if isinstance(d, str) else d.text for d in body.documents]
+        if not texts:
+            raise ApiError(400, "field 'documents': no document to rerank")
+        if len(texts) > max_documents:
+            raise ApiError(413, f"{len(texts)} documents; at most {max_documents} per request (--max-k)")
+        scores = await asyncio.get_running_loop().run_in_executor(
+            self.executor, self.reranker.score, body.query, texts
+        )
+        order = sorted(range(len(texts)), key=lambda i: (-float(scores[i]), i))[: body.top_n]
+        results = [{"index": i, "relevance_score": float(scores[i])} for i in order]
+        if body.return_documents:
+            for result in results:
+                result["document"] = {"text": texts[result["index"]]}
+        return {"id": uuid.uuid4().hex, "model": self.spec, "results": results}
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -83,3 +83,50 @@ def test_a_reranker_that_cannot_load_keeps_the_service_unready(make_app) -> None
                 break
         assert got.status_code == 503 and "reranker 'bm25' failed" in got.json()["error"]
         assert "bm25 cannot rerank" in got.json()["error"]
+
+
+def test_the_rerank_api_scores_a_clients_texts(reranking: TestClient) -> None:
+    """`POST /v1/rerank` in Cohere's and Jina's shape: the reranker's own scores, best first, ties
+    by position; `top_n` cuts; documents as strings or `{"text"}` objects; texts on request."""
+    texts = [
+        "heat transfer to blunt bodies in hypersonic flow",
+        "the lift of a wing in a propeller slipstream",
+        {"text": "boundary layer transition on a flat plate", "id": "x"},
+        "heat transfer to blunt bodies in hypersonic flow",  # a duplicate: the later one ranks after
+    ]
+    plain = [t if isinstance(t, str) else t["text"] for t in texts]
+    scores = load_reranker("minilm").score(QUERIES[1], plain)
+    got = reranking.post("/v1/rerank", json={"query": QUERIES[1], "documents": texts, "model": "any"})
+    assert got.status_code == 200
+    body = got.json()
+    assert body["model"] == "minilm" and [r["index"] for r in body["results"]] == [0, 3, 2, 1]
+    assert [r["relevance_score"] for r in body["results"]] == pytest.approx(
+        [scores[i] for i in (0, 3, 2, 1)], abs=1e-5
+    )
+    assert "document" not in body["results"][0]
+    top = reranking.post(
+        "/v1/rerank", json={"query": QUERIES[0], "documents": plain, "top_n": 1, "return_documents": True}
+    ).json()["results"]
+    assert len(top) == 1 and top[0]["index"] == 2 and top[0]["document"] == {"text": plain[2]}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"query": "wing", "documents": []}, 400, "no document to rerank"),
+        ({"query": " ", "documents": ["a"]}, 400, "query 1 of 1 is empty"),
+        ({"query": "wing", "documents": ["a"], "top_n": 0}, 400, "top_n"),
+        ({"query": "wing", "documents": [{"title": "no text"}]}, 400, "documents.0"),
+        ({"query": "wing", "documents": ["a"] * 6}, 413, "at most 5 per request"),
+    ],
+)
+def test_what_cannot_be_reranked_is_refused(make_app, body: dict, status: int, message: str) -> None:
+    with TestClient(make_app(rerank="minilm", max_k=5)) as client:
+        wait_ready(client.get)
+        got = client.post("/v1/rerank", json=body)
+        assert got.status_code == status and message in got.json()["error"], got.text
+
+
+def test_the_rerank_api_without_a_reranker_is_a_400(client: TestClient) -> None:
+    got = client.post("/v1/rerank", json={"query": "wing", "documents": ["a"]})
+    assert got.status_code == 400 and "--rerank SPEC" in got.json()["error"]
