@@ -1,20 +1,21 @@
 """Question: how many prompt tokens does each context compressor save, and what does it keep?
 
     python benchmarks/rag.py [--collections cranfield-beir cisi-beir] [--queries 24] \
-        [--semantic-queries 8] [--answer-queries 4] [--plot docs/rag.png] [--only LABEL ...]
+        [--semantic-queries 8] [--answer-queries 4] [--plot docs/rag.png] [--only LABEL ...] [--split test]
 
-For each BEIR folder in TESSERA_DATA_DIR: a MiniLM Flat index; the first `--queries` judged test
-queries; top k=10 passages. Each compressor at its default settings, beside the truncation
-baseline cut to the same tokens per query (the `truncation_*` columns of `tessera eval-rag`).
-Tokens are SmolLM2's. Each measurement is saved under `--work`/results, so an interrupted run
-resumes and collections can run in separate processes (then one run over all of them prints every
-table and the plot from the saved results). CRAG's k is also fixed at 1 and 2 to show what the
-silhouette choice buys, and its two other sentence selectors (score and balanced fills) are
-compared with the default query by query (paired differences ± se; TCRA summary's score fill
-against TCRA summary). TCRA-semantic runs on
-`--semantic-queries` (it embeds every word deletion). Answer agreement (MiniLM cosine between
-the answers from the compressed and the plain prompt, SmolLM2 greedy, 64 tokens) on the first
-`--answer-queries` queries. Standard errors are over queries.
+For each BEIR folder in TESSERA_DATA_DIR: a MiniLM Flat index; the first `--queries` judged
+queries of `--split` (test by default; the compressors train on nothing, so on a collection none
+of their settings was chosen on, `--split all` measures every judged query); top k=10 passages.
+Each compressor at its default settings, beside the truncation baseline cut to the same tokens
+per query (the `truncation_*` columns of `tessera eval-rag`). Tokens are SmolLM2's. Each
+measurement is saved under `--work`/results, so an interrupted run resumes and collections can
+run in separate processes (then one run over all of them prints every table and the plot from
+the saved results). CRAG's k is also fixed at 1 and 2 to show what the silhouette choice buys,
+and its two other sentence selectors (score and balanced fills) are compared with the default
+query by query (paired differences ± se; TCRA summary's score fill against TCRA summary).
+TCRA-semantic runs on `--semantic-queries` (it embeds every word deletion). Answer agreement
+(MiniLM cosine between the answers from the compressed and the plain prompt, SmolLM2 greedy, 64
+tokens) on the first `--answer-queries` queries. Standard errors are over queries.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "rag")
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--only", nargs="+", default=None, help="method labels to run (default: all)")
+    parser.add_argument("--split", default="test", help="the judged queries: test, train or all")
     args = parser.parse_args()
     methods = [m for m in METHODS if args.only is None or m[0] in args.only]
     console = Console(width=220)
@@ -104,7 +106,8 @@ def main() -> None:
         if not index_dir.exists():
             build_index(str(folder), index_dir, encoder="minilm")
         index = Index.load(index_dir)
-        table = Table(title=f"{collection} test, k={args.k}: compressed vs truncated to the same tokens")
+        title = f"{collection} {args.split}, k={args.k}: compressed vs truncated to the same tokens"
+        table = Table(title=title)
         for column in (
             "method",
             "queries",
@@ -125,8 +128,10 @@ def main() -> None:
         default_rows = None
         for label, compress, options in methods:
             queries = args.semantic_queries if compress == "tcra-semantic" else args.queries
-            saved = args.work / "results" / collection
-            common = {"dataset": folder, "split": "test", "k": args.k, "compress": compress}
+            saved = (
+                args.work / "results" / (collection if args.split == "test" else f"{collection}.{args.split}")
+            )
+            common = {"dataset": folder, "split": args.split, "k": args.k, "compress": compress}
             measure = partial(evaluate_rag, index, **common, compressor_options=options, max_queries=queries)
             result = cached(saved / f"{label}.q{queries}.json", measure)
             agreement = ""
