@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import tempfile
 from contextlib import ExitStack
+from pathlib import Path
 
 import uvicorn
 
+from tessera.errors import TesseraError
 from tessera.serve.metrics import MULTIPROCESS_ENV
 from tessera.serve.settings import ServeSettings
 
@@ -16,6 +18,9 @@ def run(settings: ServeSettings, workers: int = 1, log_level: str = "info") -> N
     """Serve until interrupted. Settings travel through the environment so every worker
     process builds the same app; with several workers, so does the folder where each writes
     its metrics (a fresh one, removed at exit, unless the user set one)."""
+    given = os.environ.get(MULTIPROCESS_ENV)
+    if given and not Path(given).is_dir():
+        raise TesseraError(f"${MULTIPROCESS_ENV} names no folder: {given}", field=MULTIPROCESS_ENV)
     settings.to_env()
     with ExitStack() as stack:
         if workers > 1 and not os.environ.get(MULTIPROCESS_ENV):

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tessera.retrieval.index import Index
 from tessera.serve.auth import digest
+from tests.conftest import run_cli
 from tests.serve.conftest import wait_ready
 
 
@@ -110,3 +111,11 @@ def test_two_workers_are_summed_in_every_scrape(serve_indexes: dict[str, Path], 
         server.wait(timeout=30)
     if server.returncode not in (0, -15):
         pytest.fail(server.stderr.read().decode())
+
+
+def test_a_metrics_folder_that_is_not_there_is_refused(
+    serve_indexes: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "absent"))
+    result = run_cli("serve", str(serve_indexes["head-bm25"]), "--workers", "2", check=False)
+    assert result.returncode == 1 and "$PROMETHEUS_MULTIPROC_DIR names no folder" in result.stderr
