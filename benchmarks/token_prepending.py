@@ -29,7 +29,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from tessera import build_index, evaluate
+from tessera import build_index, config, evaluate
 from tessera.data.datasets import load_eval_dataset
 from tessera.models.llm import (
     DEFAULT_EXIT,
@@ -41,7 +41,6 @@ from tessera.models.llm import (
     LLMSpec,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 METRIC = ir_measures.parse_measure("nDCG@10")
 
 
@@ -268,7 +267,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         folders = {
-            c: sample_collection(DATA / c, work / "samples" / c, args.docs, args.words)
+            c: sample_collection(config.data_dir() / c, work / "samples" / c, args.docs, args.words)
             for c in args.collections
         }
         if args.sweep:
