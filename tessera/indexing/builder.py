@@ -165,13 +165,19 @@ def publish_build(root: Path, target: Path, store: DocStore, manifest: Manifest,
     staging.publish(root, target, overwrite)
 
 
+def share(part: int, whole: int) -> str:
+    """A percentage that does not round a few documents away: 0.4%, not 0%."""
+    fraction = part / whole
+    return f"{fraction:.1%}" if 0 < fraction < 0.1 else f"{fraction:.0%}"
+
+
 def _warn_truncation(model, store: DocStore, spec: str) -> None:
     """Say how many documents the encoder's window cut short: their tails are not indexed."""
     longer, total, window = beyond_window(model, store.documents())
     if longer:
         warnings.warn(
             TesseraWarning(
-                f"{longer} of {total} documents ({longer / total:.0%}) are longer than {spec}'s "
+                f"{longer} of {total} documents ({share(longer, total)}) are longer than {spec}'s "
                 f"{window}-token input and are indexed by their first {window} tokens; `--chunk "
                 f"{window}:32` indexes all of their text (passages, each document scored by its best)",
                 field="chunk",

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tessera.errors import CorpusError, TesseraError
-from tessera.indexing.builder import build_index
+from tessera.indexing.builder import build_index, share
 from tessera.indexing.manifest import Manifest
 from tests.conftest import kill_then_resume
 
@@ -105,3 +105,7 @@ def test_resume_after_kill_gives_the_identical_index(tmp_path: Path, data_dir: P
         assert resumed_manifest.files[name] == clean_manifest.files[name], name
     assert _rows(killed) == _rows(clean)
     assert resumed_manifest.doc_count == 120
+
+
+def test_the_truncation_share_never_rounds_documents_away() -> None:
+    assert [share(23, 5999), share(48, 150), share(3, 50), share(150, 150)] == ["0.4%", "32%", "6.0%", "100%"]
