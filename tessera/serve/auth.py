@@ -115,8 +115,8 @@ def accepts(digests: list[str], headers: Iterable[tuple[bytes, bytes]]) -> bool:
 
 
 class ApiKeyGuard:
-    """ASGI middleware: a `/v1/` request without a valid key gets 401 and a JSON error, before any
-    route, body parsing or index work."""
+    """ASGI middleware: a `/v1/` or `/metrics` request without a valid key gets 401 and a JSON
+    error, before any route, body parsing or index work."""
 
     def __init__(self, app: ASGIApp, digests: list[str]) -> None:
         self.app = app
