@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, TesseraWarning
 from tessera.serve.errors import error
 
 ENV_KEY = "TESSERA_API_KEY"  # read by config.api_key
@@ -58,6 +59,14 @@ def read_key_file(path: Path) -> list[str]:
     ]
     if not keys:
         raise TesseraError("the API key file holds no key", file=path, field="api-key-file")
+    if path.stat().st_mode & 0o077:
+        warnings.warn(
+            TesseraWarning(
+                f"other users may read these keys (mode {path.stat().st_mode & 0o777:o}): chmod 600 {path}",
+                file=path,
+            ),
+            stacklevel=2,
+        )
     return keys
 
 

@@ -5,6 +5,7 @@ real OpenAI client works against the service with its `api_key`."""
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, TesseraWarning
 from tessera.retrieval.index import Index
 from tessera.serve import ServeSettings
 from tessera.serve.auth import check_origin, digest, is_loopback, key_digests, read_key_file
@@ -84,7 +85,14 @@ def test_without_keys_everything_is_open(client: TestClient) -> None:
 def test_key_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = tmp_path / "keys"
     keys.write_text(f"# rotation: the new key first\n{KEY}\n\n  {OTHER}  \n")
-    assert read_key_file(keys) == [KEY, OTHER]
+    keys.chmod(0o600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # owner-only: no warning
+        assert read_key_file(keys) == [KEY, OTHER]
+    keys.chmod(0o644)
+    with pytest.warns(TesseraWarning, match="other users may read these keys \\(mode 644\\): chmod 600"):
+        read_key_file(keys)
+    keys.chmod(0o600)
     both = key_digests(keys, "from-the-environment-1")
     assert set(both) == {digest(KEY), digest(OTHER), digest("from-the-environment-1")}
     assert key_digests(None, None) == []

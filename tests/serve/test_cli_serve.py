@@ -65,6 +65,7 @@ def test_an_exposed_service_needs_a_key_to_write(
     assert ServeSettings.from_env().api_key_digests == []
     keys = tmp_path / "keys"
     keys.write_text("first-key-of-the-file\nsecond-key-of-the-file\n")
+    keys.chmod(0o600)
     result = run_cli(
         "serve", index, "--host", "0.0.0.0", "--writable", "--api-key-file", str(keys), "--port", "0"
     )
