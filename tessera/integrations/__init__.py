@@ -1,4 +1,5 @@
 """Tessera inside other frameworks: thin skins over the Python API, like the CLI and the service.
 
-`tessera.integrations.langchain`: `TesseraRetriever` and `TesseraEmbeddings` for LangChain
-(`pip install 'tessera[langchain]'`)."""
+`tessera.integrations.langchain` (`pip install 'tessera[langchain]'`) and
+`tessera.integrations.llama_index` (`pip install 'tessera[llama-index]'`): a retriever over one
+index or several fused, and Tessera's encoders as the framework's embeddings."""

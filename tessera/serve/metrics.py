@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
 UNMATCHED = "unmatched"  # a request no route took: 404s, and 401s answered before routing
+METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})  # others: "other"
 
 REQUESTS = Counter("tessera_http_requests", "HTTP requests answered.", ["method", "route", "status"])
 DURATION = Histogram(
@@ -87,5 +88,6 @@ class RequestMetrics:
             await self.app(scope, receive, sent)
         finally:
             route = getattr(scope.get("route"), "path", UNMATCHED)
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            method = scope["method"] if scope["method"] in METHODS else "other"  # a bounded label
+            REQUESTS.labels(method, route, str(status)).inc()
             DURATION.labels(route).observe(time.perf_counter() - started)

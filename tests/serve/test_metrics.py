@@ -43,6 +43,7 @@ def test_requests_queries_and_documents_are_counted(client: TestClient, loaded: 
     assert client.post("/v1/search", json=body).status_code == 200
     assert client.get("/v1/doc/no-such-doc").status_code == 404
     assert client.get("/nowhere").status_code == 404
+    assert client.request("BREW", "/v1/search").status_code == 405  # an invented method: one label
     response = client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     after = samples(response.text)
@@ -55,7 +56,8 @@ def test_requests_queries_and_documents_are_counted(client: TestClient, loaded: 
     assert grew(requests, method="POST", route="/v1/search", status="200") == 1
     assert grew(requests, method="GET", route="/v1/doc/{doc_id:path}", status="404") == 1  # no raw ids
     assert grew(requests, method="GET", route="unmatched", status="404") == 1
-    assert grew("tessera_http_request_duration_seconds_count", route="/v1/search") == 3
+    assert grew(requests, method="other", route="/v1/search", status="405") == 1
+    assert grew("tessera_http_request_duration_seconds_count", route="/v1/search") == 4  # 405 too
     assert grew("tessera_search_queries_total", index="head-minilm") == 5
     batches = grew("tessera_search_batch_queries_count", index="head-minilm")
     assert 1 <= batches <= 3 and grew("tessera_search_batch_queries_sum", index="head-minilm") == 5
