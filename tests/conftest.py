@@ -8,6 +8,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,6 +47,13 @@ def data_dir() -> Path:
     if not (DATA / "cranfield" / "cran.tar.gz").is_file():
         pytest.skip(f"test collections not found in {DATA}")
     return DATA
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now (a server started on it, or a refused connection)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def run_cli(

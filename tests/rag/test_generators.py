@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import pytest
 
 from tessera.errors import GeneratorError
 from tessera.rag.generators import LocalGenerator, OpenAIGenerator, normalize_base_url, open_generator
+from tests.conftest import free_port
 
 QUESTION = [
     {"role": "system", "content": "Answer in one short sentence."},
@@ -127,9 +127,7 @@ def test_a_client_error_is_not_retried_and_shows_the_server_message(stub):
 
 
 def test_a_server_that_is_down_fails_fast_naming_the_url():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     llm = OpenAIGenerator(f"http://127.0.0.1:{port}", timeout=2, retries=2, backoff=0.01)
     started = time.perf_counter()
     with pytest.raises(GeneratorError) as caught:

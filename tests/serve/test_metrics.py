@@ -5,7 +5,6 @@ index; with `--workers 2` every scrape adds up both processes."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tessera.retrieval.index import Index
 from tessera.serve.auth import digest
-from tests.conftest import run_cli
+from tests.conftest import free_port, run_cli
 from tests.serve.conftest import wait_ready
 
 
@@ -72,12 +71,6 @@ def test_metrics_need_a_key_when_the_service_has_keys(make_app) -> None:
         assert client.get("/metrics").status_code == 401
         scraped = client.get("/metrics", headers={"Authorization": f"Bearer {key}"})
         assert scraped.status_code == 200 and "tessera_http_requests_total" in scraped.text
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_two_workers_are_summed_in_every_scrape(serve_indexes: dict[str, Path], tmp_path: Path) -> None:
