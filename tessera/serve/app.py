@@ -116,16 +116,16 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     @app.get("/health")
     async def health(request: Request) -> dict[str, Any]:
         """Open to all (a load balancer's probe has no key); what is served, only to a key holder."""
-        indexes = pool.summaries()  # 503 while loading
+        pool.get(None)  # 503 while loading
         status = {"status": "ok", "auth": bool(settings.api_key_digests)}
         if not accepts(settings.api_key_digests, request.headers.raw):
-            return status
+            return status  # a probe's answer: no summary built
         return {
             **status,
             "generator": rag.generator_name(),
             "reranker": reranking.spec,
             "writable": settings.writable,
-            "indexes": indexes,
+            "indexes": pool.summaries(),
         }
 
     @app.get("/metrics", include_in_schema=False)
