@@ -31,11 +31,6 @@ def check_retriever(indexes: Sequence[Index], k: int, options: Mapping[str, Any]
     check_search([], k)
 
 
-def retrieve(indexes: Sequence[Index], query: str, k: int, options: Mapping[str, Any]) -> list[Hit]:
-    """`search_one`: what `tessera search "QUERY"` and RAG retrieve."""
-    return search_one(indexes, query, k, **options)
-
-
 def content(hit: Hit) -> str:
     """The best passage of a chunked index's hit, else the document's text."""
     return hit.passage or hit.text or ""

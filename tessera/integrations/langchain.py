@@ -27,10 +27,10 @@ from tessera.integrations.common import (
     check_retriever,
     content,
     hit_metadata,
-    retrieve,
     single_vector_encoder,
 )
 from tessera.retrieval.index import Index, load_indexes
+from tessera.retrieval.query_set import search_one
 
 
 class TesseraRetriever(BaseRetriever):
@@ -57,7 +57,7 @@ class TesseraRetriever(BaseRetriever):
     ) -> list[Document]:
         return [
             Document(id=hit.doc_id, page_content=content(hit), metadata=hit_metadata(hit))
-            for hit in retrieve(self.indexes, query, self.k, self.options)
+            for hit in search_one(self.indexes, query, self.k, **self.options)
         ]
 
 

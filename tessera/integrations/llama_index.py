@@ -24,11 +24,11 @@ from tessera.integrations.common import (
     check_retriever,
     content,
     hit_metadata,
-    retrieve,
     single_vector_encoder,
 )
 from tessera.models.encoder import Encoder
 from tessera.retrieval.index import Index, load_indexes
+from tessera.retrieval.query_set import search_one
 
 
 class TesseraRetriever(BaseRetriever):
@@ -52,7 +52,7 @@ class TesseraRetriever(BaseRetriever):
             NodeWithScore(
                 node=TextNode(id_=hit.doc_id, text=content(hit), metadata=hit_metadata(hit)), score=hit.score
             )
-            for hit in retrieve(self.indexes, query_bundle.query_str, self.k, self.options)
+            for hit in search_one(self.indexes, query_bundle.query_str, self.k, **self.options)
         ]
 
 
