@@ -18,7 +18,7 @@ ALLOWED = {
     "training": BASE | {"data", "models", "indexing", "retrieval", "rag.generators"},
     "rag": BASE | {"data", "models", "retrieval", "indexing.jvm", "indexing.manifest"},
     "eval": BASE | {"data", "models", "indexing", "retrieval"},
-    "integrations": BASE | {"retrieval", "models"},
+    "integrations": BASE | {"data", "models", "indexing", "retrieval"},
     "serve": BASE
     | {
         "data",

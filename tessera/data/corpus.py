@@ -8,9 +8,14 @@ Markdown, HTML and PDF files (or one such file), or an ir_datasets id (read offl
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tessera.data import irds
 from tessera.data.document import Document
@@ -118,3 +123,18 @@ def open_corpus(spec: str | Path) -> Corpus:
     raise CorpusError(
         f"'{text}' is neither an existing file or folder nor a known ir_datasets id", field="corpus"
     )
+
+
+@contextmanager
+def records_file(records: Iterable[Mapping[str, Any]], directory: Path, prefix: str) -> Iterator[Path]:
+    """Corpus records (`_id`, `title`, `text`, `metadata`) as a JSONL corpus in `directory` (beside
+    the index: the same file system) while the block runs, removed afterwards: how documents held
+    in memory (a service's request, a framework's add) reach the builder and the updater, which
+    read corpora."""
+    handle, name = tempfile.mkstemp(prefix=prefix, suffix=".jsonl", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)

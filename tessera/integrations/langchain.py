@@ -5,6 +5,8 @@ LangChain embeddings. Needs `langchain-core` (`pip install 'tessera[langchain]'`
     retriever = TesseraRetriever.from_paths("indexes/cran-minilm", "indexes/cran-bm25", k=5)
     docs = retriever.invoke("boundary layer transition")   # or .batch, .ainvoke, a chain's step
 
+`TesseraVectorStore` (langchain_vectorstore.py) is LangChain's vector store over one index directory.
+
 The retriever is `search_one`, what `tessera search "QUERY"` and RAG retrieve: its `options` are
 that function's keywords (`fusion`, `weights`, `depth`, `reranker`, `rerank_depth`, `filter`,
 `mmr`, `per_document`), checked when the retriever is made. A hit becomes a `Document` whose `id`
@@ -29,8 +31,11 @@ from tessera.integrations.common import (
     hit_metadata,
     single_vector_encoder,
 )
+from tessera.integrations.langchain_vectorstore import TesseraVectorStore
 from tessera.retrieval.index import Index, load_indexes
 from tessera.retrieval.query_set import search_one
+
+__all__ = ["TesseraEmbeddings", "TesseraRetriever", "TesseraVectorStore"]
 
 
 class TesseraRetriever(BaseRetriever):

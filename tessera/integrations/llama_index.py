@@ -6,6 +6,8 @@ a LlamaIndex embedding model. Needs `llama-index-core` (`pip install 'tessera[ll
     nodes = retriever.retrieve("boundary layer transition")
     engine = RetrieverQueryEngine.from_args(retriever, llm=...)   # answers from Tessera's hits
 
+`TesseraVectorStore` (llama_index_vectorstore.py) is LlamaIndex's vector store over one index directory.
+
 The retriever is `search_one`, as in the LangChain adapter (the same `options`, checked when it
 is made). A hit becomes a `NodeWithScore`: a `TextNode` whose id is the document's id, whose text
 is the best passage of a chunked index or else the document's text, with `common.hit_metadata`."""
@@ -26,9 +28,12 @@ from tessera.integrations.common import (
     hit_metadata,
     single_vector_encoder,
 )
+from tessera.integrations.llama_index_vectorstore import TesseraVectorStore
 from tessera.models.encoder import Encoder
 from tessera.retrieval.index import Index, load_indexes
 from tessera.retrieval.query_set import search_one
+
+__all__ = ["TesseraEmbedding", "TesseraRetriever", "TesseraVectorStore"]
 
 
 class TesseraRetriever(BaseRetriever):

@@ -33,6 +33,11 @@ def is_lexical(spec: str) -> bool:
     return spec == "bm25" or spec.startswith("bm25:")
 
 
+def is_single_vector(spec: str) -> bool:
+    """Whether a spec names an encoder of one vector a text (not BM25, not ColBERT or XTR)."""
+    return not is_lexical(spec) and parse_multivector_spec(_runtime_of(spec)[0]) is None
+
+
 M2_PREFIX = "m2:"
 
 

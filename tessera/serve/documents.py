@@ -13,9 +13,6 @@ carry many documents, not one. Off by default, since the service has no authenti
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tessera.data.corpus import records_file
 from tessera.data.metadata import check_metadata
 from tessera.errors import TesseraError
 from tessera.indexing.manifest import MANIFEST, Manifest
@@ -127,15 +125,10 @@ class DocumentService:
         self.writer.shutdown(wait=True)
 
     def _add(self, root: Path, records: list[dict[str, Any]]) -> int:
-        """`add_documents` from a JSONL file beside the index, removed afterwards, with the
-        index's document encoder loaded once per service (a model load a request otherwise)."""
+        """`add_documents` from a JSONL file beside the index (`records_file`), with the index's
+        document encoder loaded once per service (a model load a request otherwise)."""
         spec = Manifest.read(root, verify=False).encoder
         if spec not in self.encoders and not is_lexical(spec):
             self.encoders[spec] = load_encoder(spec)
-        handle, name = tempfile.mkstemp(prefix=f".{root.name}.add-", suffix=".jsonl", dir=root.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-            return add_documents(root, name, encoder=self.encoders.get(spec), show_progress=False)
-        finally:
-            Path(name).unlink(missing_ok=True)
+        with records_file(records, root.parent, f".{root.name}.add-") as corpus:
+            return add_documents(root, corpus, encoder=self.encoders.get(spec), show_progress=False)

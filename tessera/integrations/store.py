@@ -1,0 +1,182 @@
+"""One index directory as a framework's vector store needs it: created by the first add, ids
+replaced when added again, emptied by deleting its last documents. LangChain's and LlamaIndex's
+vector stores are translations of this class.
+
+The directory is an ordinary index (`tessera search`, `serve`, RAG read it). The first add builds
+it (`build_index`, with `encoder` and `factory`); later adds and deletes are the index's updates
+(indexing/updates.py: each one atomic, so batch them). An id already stored is replaced: a delete
+and then an add, two updates (a crash between them loses the old version; adding again finishes
+it); replacing every document is one build. Deleting the last documents removes the directory,
+since an index is never empty: the store is empty again, and the next add builds anew. Texts are
+encoded by the index's own encoder. Metadata is kept as given when it is flat (strings, numbers,
+booleans, null, lists of those: what filters select by); anything else is refused, never dropped.
+This object sees its own updates; another process's show after reopening."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tessera.data.corpus import records_file
+from tessera.data.document import Document
+from tessera.data.metadata import Filter, filterable
+from tessera.errors import TesseraError
+from tessera.indexing.builder import build_index
+from tessera.indexing.manifest import MANIFEST, Manifest
+from tessera.integrations.common import SEARCH_OPTIONS
+from tessera.models.registry import canonical_spec, is_single_vector
+from tessera.retrieval.diversify import DEFAULT_ENCODER
+from tessera.retrieval.hits import Hit
+from tessera.retrieval.index import Index
+from tessera.retrieval.query_set import search_one
+
+
+class IndexStore:
+    """An index directory that may not exist yet, with upserts and deletes down to empty."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        encoder: str | None = None,
+        factory: str = "Flat",
+        search_params: dict[str, float | str] | None = None,
+    ) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.factory, self.search_params = factory, search_params
+        built = (self.path / MANIFEST).is_file()
+        built_with = Manifest.read(self.path, verify=False).encoder if built else None
+        if encoder and built_with and canonical_spec(encoder) != canonical_spec(built_with):
+            raise TesseraError(f"{self.path} was built with '{built_with}', not '{encoder}'", field="encoder")
+        self.encoder_spec = built_with or encoder or DEFAULT_ENCODER
+        self.index = Index.load(self.path, search_params=search_params) if built else None
+
+    def __len__(self) -> int:
+        return 0 if self.index is None else len(self.index.docstore)
+
+    @property
+    def single_vector(self) -> bool:
+        """Whether the encoder makes one vector a text: scores are cosines, and MMR compares hits
+        by the index's own vectors (BM25 and token indexes: neither)."""
+        return is_single_vector(self.encoder_spec)
+
+    @property
+    def likeness_encoder(self) -> str:
+        """The encoder MMR compares hits with: the index's own, else MiniLM."""
+        return self.encoder_spec if self.single_vector else DEFAULT_ENCODER
+
+    # Writing.
+
+    def upsert(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Add corpus records (from `record`); those whose id is stored replace it."""
+        if not records:
+            return
+        ids = [r["_id"] for r in records]
+        if len(set(ids)) < len(ids):
+            twice = next(doc_id for doc_id in ids if ids.count(doc_id) > 1)
+            raise TesseraError(f"id '{twice}' is given twice", field="ids")
+        stored = self.stored(ids)
+        if self.index is None or len(stored) == len(self):
+            self._build(records, overwrite=self.index is not None)
+            return
+        if stored:
+            self.index.delete(stored)
+        with records_file(records, self.path.parent, f".{self.path.name}.add-") as corpus:
+            self.index.add(corpus)
+
+    def _build(self, records: Sequence[Mapping[str, Any]], overwrite: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with records_file(records, self.path.parent, f".{self.path.name}.build-") as corpus:
+            build_index(
+                corpus, self.path, self.encoder_spec, self.factory, overwrite=overwrite, show_progress=False
+            )
+        self._close()
+        self.index = Index.load(self.path, search_params=self.search_params)
+
+    def delete(self, ids: Sequence[str] | None = None) -> int:
+        """Delete these ids (ids not stored are passed over), or every document with None;
+        returns how many were deleted."""
+        if self.index is None:
+            return 0
+        gone = self.ids() if ids is None else self.stored(ids)
+        if len(gone) == len(self):
+            self._remove()
+        elif gone:
+            self.index.delete(gone)
+        return len(gone)
+
+    def _remove(self) -> None:
+        """The index directory gone at once (renamed away, then removed): the store is empty."""
+        self._close()
+        parting = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.deleted-", dir=self.path.parent))
+        self.path.rename(parting / self.path.name)
+        shutil.rmtree(parting)
+
+    def _close(self) -> None:
+        if self.index is not None:
+            self.index.close()
+            self.index = None
+
+    # Reading.
+
+    def ids(self) -> list[str]:
+        return [] if self.index is None else list(self.index.docstore.ids())
+
+    def stored(self, ids: Sequence[str]) -> list[str]:
+        """Those of `ids` the store holds, once each, in order."""
+        if self.index is None:
+            return []
+        found = self.index.docstore.ordinals(ids)
+        return [doc_id for doc_id in dict.fromkeys(ids) if doc_id in found]
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """The stored documents among `ids`, in that order."""
+        if self.index is None:
+            return []
+        found = self.index.docstore.get(ids)
+        return [found[doc_id] for doc_id in dict.fromkeys(ids) if doc_id in found]
+
+    def matching(self, filter: Filter) -> list[str]:
+        """The ids a metadata filter selects."""
+        return [] if self.index is None else sorted(self.index.allowed(filter, None))
+
+    def search(self, query: str, k: int, filter: Filter | None = None, **options: Any) -> list[Hit]:
+        """The top k with their text; `options` are `search_one`'s (`reranker`, `mmr`, ...)."""
+        unknown = sorted(set(options) - SEARCH_OPTIONS)
+        if unknown:
+            raise TesseraError(f"unknown search option {', '.join(map(repr, unknown))}", field="options")
+        if self.index is None:
+            return []
+        return search_one([self.index], query, min(k, len(self)), filter=filter, **options)
+
+    def search_vector(self, vector: Sequence[float] | np.ndarray, k: int) -> list[Hit]:
+        """The top k for a vector of the index's own space (an index of one vector a document)."""
+        if self.index is None:
+            return []
+        vectors = np.asarray([vector], dtype=np.float32)
+        return self.index.with_text(self.index.search_vectors(vectors, min(k, len(self))))[0]
+
+
+def record(doc_id: object, text: object, metadata: object, where: str) -> dict[str, Any]:
+    """A corpus record; `where` names the item in the caller's terms (`metadatas[3]`) in errors.
+    Metadata a filter could not select by is refused, never dropped."""
+    for field, value in (("id", doc_id), ("text", text)):
+        if not isinstance(value, str):
+            raise TesseraError(f"must be a string, got {type(value).__name__}", field=f"{where}.{field}")
+    if not doc_id:
+        raise TesseraError("is empty", field=f"{where}.id")
+    metadata = {} if metadata is None else metadata
+    if not isinstance(metadata, Mapping):
+        raise TesseraError(f"must be a mapping, got {type(metadata).__name__}", field=f"{where}.metadata")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key or '"' in key or not filterable(value):
+            raise TesseraError(
+                f"{value!r} cannot be stored: metadata are flat (strings, numbers, booleans, null, "
+                "lists of those) under names without '\"'",
+                field=f"{where}.metadata.{key}",
+            )
+    return {"_id": doc_id, "title": "", "text": text, "metadata": dict(metadata)}

@@ -1,0 +1,135 @@
+"""LangChain's vector store over a Tessera index: LangChain's own standard test suite
+(langchain-tests: add, upsert by id, delete, get by id, sync and async), and on real Cranfield
+documents the same hits as an index built from them by the CLI, filters, MMR, scores, a BM25
+store, refused input that leaves the index as it was, and the store emptied and built again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tessera.data.corpus import open_corpus
+from tessera.errors import TesseraError
+from tessera.indexing.builder import build_index
+from tessera.indexing.manifest import Manifest
+from tessera.retrieval.index import Index
+
+langchain_core = pytest.importorskip("langchain_core")
+langchain_tests = pytest.importorskip("langchain_tests")
+from langchain_core.documents import Document  # noqa: E402
+from langchain_core.embeddings import DeterministicFakeEmbedding  # noqa: E402
+from langchain_tests.integration_tests import VectorStoreIntegrationTests  # noqa: E402
+
+from tessera.integrations.langchain import TesseraEmbeddings, TesseraVectorStore  # noqa: E402
+
+QUERY = "boundary layer flow"
+
+
+class TestLangChainStandard(VectorStoreIntegrationTests):
+    """Every test of LangChain's contract for vector stores, on a MiniLM Flat index."""
+
+    @pytest.fixture
+    def vectorstore(self, tmp_path: Path) -> Iterator[TesseraVectorStore]:
+        store = TesseraVectorStore(tmp_path / "store")
+        yield store
+        store.delete()
+
+
+HEAD = 150
+
+
+@pytest.fixture(scope="module")
+def head_documents(data_dir: Path) -> list[Document]:
+    """The first 150 Cranfield documents with their author and bib, as a LangChain user holds them."""
+    corpus = iter(open_corpus("cranfield"))
+    return [Document(id=d.id, page_content=d.text, metadata=d.metadata) for d in islice(corpus, HEAD)]
+
+
+@pytest.fixture(scope="module")
+def head_store(
+    head_documents: list[Document], tmp_path_factory: pytest.TempPathFactory
+) -> TesseraVectorStore:
+    return TesseraVectorStore.from_documents(
+        head_documents, TesseraEmbeddings("minilm"), path=tmp_path_factory.mktemp("stores") / "head"
+    )
+
+
+def test_the_store_finds_what_an_index_of_the_same_texts_finds(
+    head_store: TesseraVectorStore, head_documents: list[Document], tmp_path: Path
+) -> None:
+    corpus = tmp_path / "texts.jsonl"
+    lines = (json.dumps({"_id": d.id, "text": d.page_content}) + "\n" for d in head_documents)
+    corpus.write_text("".join(lines))
+    expected = Index.load(build_index(corpus, tmp_path / "index", show_progress=False)).search(QUERY, k=5)
+    found = head_store.similarity_search_with_score(QUERY, k=5)
+    assert [doc.id for doc, _ in found] == [h.doc_id for h in expected]
+    np.testing.assert_allclose([score for _, score in found], [h.score for h in expected], atol=1e-5)
+    assert Manifest.read(head_store.path).encoder == "minilm" and len(head_store.store) == HEAD
+    by_vector = head_store.similarity_search_by_vector(head_store.embeddings.embed_query(QUERY), k=5)
+    assert [doc.id for doc in by_vector] == [h.doc_id for h in expected]
+    relevance = head_store.similarity_search_with_relevance_scores(QUERY, k=5)
+    np.testing.assert_allclose([r for _, r in relevance], [(1 + h.score) / 2 for h in expected], atol=1e-5)
+    assert [doc.id for doc in head_store.as_retriever(search_kwargs={"k": 3}).invoke(QUERY)] == [
+        h.doc_id for h in expected[:3]
+    ]
+
+
+def test_filters_mmr_and_get_by_ids(head_store: TesseraVectorStore, head_documents: list[Document]) -> None:
+    docs = {doc.id: doc for doc in head_documents}
+    where = {"bib": {"$gte": "naca", "$lt": "nacb"}}
+    selected = {i for i, d in docs.items() if "naca" <= d.metadata.get("bib", "") < "nacb"}
+    assert selected, "the filter should select some head documents"
+    filtered = head_store.similarity_search(QUERY, k=10, filter=where)
+    assert filtered and {doc.id for doc in filtered} <= selected
+    assert filtered[0].metadata == docs[filtered[0].id].metadata  # the user's metadata, as given
+    plain = head_store.similarity_search(QUERY, k=4)
+    diverse = head_store.max_marginal_relevance_search(QUERY, k=4, fetch_k=20, lambda_mult=0.3)
+    assert len({d.id for d in diverse}) == 4 and diverse[0].id == plain[0].id
+    assert [d.id for d in diverse] != [d.id for d in plain]
+    wanted = [plain[1].id, "no-such-id", plain[0].id]
+    assert head_store.get_by_ids(wanted) == [docs[plain[1].id], docs[plain[0].id]]
+
+
+def test_bad_input_is_refused_naming_it_and_nothing_is_written(tmp_path: Path) -> None:
+    store = TesseraVectorStore(tmp_path / "store")
+    store.add_texts(["flow over a flat plate"], ids=["a"])
+    manifest = (store.path / "manifest.json").read_bytes()
+    with pytest.raises(TesseraError) as nested:
+        store.add_texts(["x", "y"], [{"page": 1}, {"pages": {"first": 1}}])
+    assert nested.value.field == "texts[1].metadata.pages"
+    with pytest.raises(TesseraError) as counted:
+        store.add_texts(["x", "y"], ids=["b"])
+    assert counted.value.field == "ids"
+    with pytest.raises(TesseraError, match="'b' is given twice"):
+        store.add_texts(["x", "y"], ids=["b", "b"])
+    with pytest.raises(TesseraError, match="TesseraEmbeddings"):
+        TesseraVectorStore.from_texts(["x"], DeterministicFakeEmbedding(size=6), path=tmp_path / "other")
+    with pytest.raises(TesseraError, match="built with 'minilm'"):
+        TesseraVectorStore(store.path, encoder="bm25")
+    assert (store.path / "manifest.json").read_bytes() == manifest
+    assert not (tmp_path / "other").exists()
+
+
+def test_a_bm25_store_and_the_store_emptied_then_built_again(tmp_path: Path) -> None:
+    store = TesseraVectorStore(tmp_path / "lexical", encoder="bm25")
+    ids = store.add_texts(
+        ["supersonic flow past a cone", "heat transfer in laminar flow", "buckling of thin shells"],
+        [{"topic": "flow"}, {"topic": "heat"}, {"topic": "structures"}],
+    )
+    assert [d.id for d in store.similarity_search("shells buckling", k=1)] == [ids[2]]
+    assert [d.id for d in store.similarity_search("flow", k=3, filter={"topic": "heat"})] == [ids[1]]
+    assert store.embeddings is None
+    with pytest.raises(TesseraError, match="no fixed range"):
+        store.similarity_search_with_relevance_scores("flow", k=1)
+    reopened = TesseraVectorStore(store.path)
+    assert reopened.store.encoder_spec.startswith("bm25:") and len(reopened.get_by_ids(ids)) == 3
+    assert TesseraVectorStore(store.path, encoder="bm25").store.index is not None  # the same spec, canonical
+    store.delete(ids)
+    assert not store.path.exists() and store.similarity_search("flow") == []
+    store.add_texts(["a cone in supersonic flow"], ids=["again"])
+    assert [d.id for d in store.similarity_search("cone", k=5)] == ["again"]
