@@ -7,11 +7,12 @@ import re
 import numpy as np
 import pytest
 
+from tessera.data.corpus import open_corpus
 from tessera.data.sentences import split_sentences
 from tessera.errors import TesseraError
 from tessera.rag.compressors import make_compressor
 from tessera.rag.compressors.crag import CragCompressor
-from tessera.rag.compressors.tcra_semantic import TcraSemanticCompressor, is_protected
+from tessera.rag.compressors.tcra_semantic import TcraSemanticCompressor, is_protected, is_shouting
 from tessera.rag.passages import context_text
 
 # Judged-relevant documents of two unrelated Cranfield queries: heat conduction in composite
@@ -142,6 +143,28 @@ def test_summarizer_generator_needs_a_generator(rag_tools):
 def test_protected_words_are_numbers_and_ids():
     assert all(map(is_protected, ["2.5", "1954", "NACA", "(NACA)", "x-15", "M=3"]))
     assert not any(map(is_protected, ["the", "Wing", "layer", "A"]))
+    # In a text written in capitals, capitals are no id: numbers only.
+    assert [is_protected(w, shouting=True) for w in ["NACA", "1954", "X-15", "LIBRARY"]] == [
+        False,
+        True,
+        True,
+        False,
+    ]
+    assert is_shouting(["THE", "NACA", "WING", "IN", "A", "SLIPSTREAM"]) and not is_shouting(
+        ["the", "NACA", "wing", "in", "it"]
+    )
+
+
+def test_semantic_compression_deletes_words_of_a_text_in_capitals(rag_tools, data_dir):
+    """LISA's abstracts are all capitals: every word looked like an id, and nothing was deleted."""
+    text = next(d.text for d in open_corpus("glasgow/lisa") if 60 < len(d.text.split()) < 150)
+    compressed = TcraSemanticCompressor(rag_tools).compress_text(
+        text, int(rag_tools.tokens.count(text) * 0.75)
+    )
+    assert rag_tools.tokens.count(compressed) <= rag_tools.tokens.count(text) * 0.8
+    assert _is_subsequence(compressed.split(), text.split())
+    numbers = [w for w in text.split() if is_protected(w, shouting=True)]
+    assert [w for w in compressed.split() if is_protected(w, shouting=True)] == numbers
 
 
 @pytest.fixture(scope="module")

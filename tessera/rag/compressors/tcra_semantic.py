@@ -8,7 +8,9 @@ embedding keeps cosine >= `floor` to the original and the passage is above its s
 budget (a round deletes no more words than the tokens still over budget); a round that crosses
 the floor is retried with half as many deletions, down to one word. Without a budget the target
 is `ratio` (0.75) of the passage's tokens; `ratio=None` deletes until the floor (or `max_rounds`).
-Numbers and ids (any word with a digit, or an all-capital token such as "NACA") are never deleted.
+Numbers and ids (any word with a digit, or an all-capital token such as "NACA") are never deleted;
+in a passage written in capitals (most of its words, as in LISA's abstracts), capitals mark the
+text, not an id, and only words with digits are kept.
 """
 
 from __future__ import annotations
@@ -22,12 +24,20 @@ from tessera.data.sentences import split_sentences
 from tessera.rag.compressors.base import Tools, budget_and_lengths, shares
 from tessera.rag.passages import Block, Passage
 
-_PROTECTED = re.compile(r"\d|^[^a-z]*[A-Z]{2,}[^a-z]*$")
+_NUMBER = re.compile(r"\d")
+_CAPITALS = re.compile(r"^[^a-z]*[A-Z]{2,}[^a-z]*$")
+SHOUTING = 0.5  # share of all-capital words above which capitals are the text's, not an id's
 
 
-def is_protected(word: str) -> bool:
-    """Numbers and ids survive compression."""
-    return bool(_PROTECTED.search(word))
+def is_protected(word: str, shouting: bool = False) -> bool:
+    """Numbers and ids survive compression (in a `shouting` text, numbers only)."""
+    return bool(_NUMBER.search(word)) or (not shouting and bool(_CAPITALS.search(word)))
+
+
+def is_shouting(words: Sequence[str]) -> bool:
+    """Whether most words of two letters or more are written in capitals."""
+    lettered = [w for w in words if sum(c.isalpha() for c in w) >= 2]
+    return bool(lettered) and sum(bool(_CAPITALS.search(w)) for w in lettered) > SHOUTING * len(lettered)
 
 
 class TcraSemanticCompressor:
@@ -57,12 +67,13 @@ class TcraSemanticCompressor:
     def compress_text(self, text: str, target_tokens: int = 0) -> str:
         """Delete words until `target_tokens` or the similarity floor, whichever comes first."""
         sentences = [s.split() for s in split_sentences(text)]
+        shouting = is_shouting([word for words in sentences for word in words])
         original = self.tools.embed_docs([text])[0]
         for _ in range(self.max_rounds):
             excess = self.tools.tokens.count(_join(sentences)) - target_tokens
             if excess <= 0:
                 break
-            ranked = self._least_meaningful(sentences)
+            ranked = self._least_meaningful(sentences, shouting)
             if not ranked:
                 break
             # A word is at least one token: deleting `excess` words never overshoots by much.
@@ -77,14 +88,14 @@ class TcraSemanticCompressor:
                 break
         return _join(sentences)
 
-    def _least_meaningful(self, sentences: list[list[str]]) -> list[tuple[int, int]]:
+    def _least_meaningful(self, sentences: list[list[str]], shouting: bool) -> list[tuple[int, int]]:
         """Deletable (sentence, word) positions, least meaning lost first."""
         positions = [
             (s, w)
             for s, words in enumerate(sentences)
             if len(words) > 1
             for w, word in enumerate(words)
-            if not is_protected(word)
+            if not is_protected(word, shouting)
         ]
         if not positions:
             return []
