@@ -9,7 +9,8 @@ from pathlib import Path
 import tessera
 
 ROOT = Path(tessera.__file__).parent
-BASE = {"errors", "config", "progress", "durable", "lazy"}  # the top-level modules every room may use
+# The top-level modules every room may use.
+BASE = {"errors", "config", "progress", "durable", "lazy", "openai_http"}
 ALLOWED = {
     "data": BASE,
     "models": BASE,

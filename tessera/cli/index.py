@@ -37,7 +37,8 @@ def index(
         str,
         typer.Option(
             help="bm25[:k1=..,b=..,title=..] | minilm | PATH | hub name | colbert:PATH | xtr:PATH, "
-            "optionally @bf16 | @onnx | @onnx-int8 | @openvino | @auto for the runtime."
+            "optionally @bf16 | @onnx | @onnx-int8 | @openvino | @auto for the runtime; or an "
+            "OpenAI-compatible embeddings endpoint, http(s)://HOST[:PORT]/v1#MODEL."
         ),
     ] = "minilm",
     index_factory: Annotated[

@@ -26,6 +26,7 @@ from tessera.models.bundled import BUNDLED, bundled_path
 from tessera.models.encoder import Encoder
 from tessera.models.llm import is_llm_spec, parse_llm_spec
 from tessera.models.multivector import parse_multivector_spec
+from tessera.models.remote import canonical_remote_spec, is_remote_spec
 from tessera.models.runtimes import AUTO, DEFAULT_RUNTIME, EXPORTED, split_runtime, with_runtime
 
 
@@ -35,6 +36,8 @@ def is_lexical(spec: str) -> bool:
 
 def is_single_vector(spec: str) -> bool:
     """Whether a spec names an encoder of one vector a text (not BM25, not ColBERT or XTR)."""
+    if is_remote_spec(spec):
+        return True
     return not is_lexical(spec) and parse_multivector_spec(_runtime_of(spec)[0]) is None
 
 
@@ -64,7 +67,10 @@ def _runtime_of(spec: str) -> tuple[str, str]:
 
 def canonical_spec(spec: str) -> str:
     """The spec as the manifest stores it: BM25 with explicit parameters, paths absolute, the
-    runtime suffix kept (fp32, the default, never written)."""
+    runtime suffix kept (fp32, the default, never written); an endpoint's URL with `/v1` and
+    its model."""
+    if is_remote_spec(spec):
+        return canonical_remote_spec(spec)
     base, runtime = _runtime_of(spec)
     return with_runtime(_canonical_base(base), runtime)
 
@@ -113,6 +119,8 @@ def load_query_encoder(spec: str) -> Encoder:
     fp32 runtime the cached TorchScript trace of `runtimes/traced.py` (a one-shot `tessera
     search` then skips sentence-transformers' imports), else `load_encoder(spec)`. Loading the
     full fp32 encoder here makes the trace, so the next process finds it."""
+    if is_remote_spec(spec):
+        return load_encoder(spec)
     base, runtime = _runtime_of(spec)
     plain = not is_lexical(base) and not is_llm_spec(base) and not base.startswith(M2_PREFIX)
     if not plain or parse_multivector_spec(base) is not None or runtime not in (*EXPORTED, DEFAULT_RUNTIME):
@@ -141,6 +149,10 @@ def load_encoder(spec: str) -> Encoder:
     from tessera.models.dense import DenseEncoder
 
     config.apply_offline_defaults()
+    if is_remote_spec(spec):
+        from tessera.models.remote import RemoteEncoder
+
+        return RemoteEncoder(spec)
     full = spec
     spec, runtime = _runtime_of(full)
     if is_lexical(spec):

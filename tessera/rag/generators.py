@@ -12,17 +12,13 @@ Both decode greedily (temperature 0) so answers are reproducible and comparable 
 from __future__ import annotations
 
 import json
-import os
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from tessera.errors import EncoderError, GeneratorError
 from tessera.models.causal_lm import DEFAULT_LLM, load_causal_lm
+from tessera.openai_http import OpenAIClient, is_url, normalize_base_url, snippet
 from tessera.rag.tokens import Message, TokenCounter, token_counter
 
 
@@ -43,7 +39,7 @@ def open_generator(spec: str | None) -> Generator | None:
     """The generator a spec names (see the module table); None for `none`."""
     if spec is None or spec == "none":
         return None
-    if spec.lower().startswith(("http://", "https://")):
+    if is_url(spec):
         return OpenAIGenerator(spec)
     if spec == "local" or (spec.startswith("local:") and spec != "local:"):
         try:
@@ -156,24 +152,6 @@ class LocalGenerator:
             raise failures[0]
 
 
-RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})  # busy, overloaded or restarting
-
-
-def normalize_base_url(url: str) -> str:
-    """The API root of an OpenAI-compatible server: `/v1` is appended unless the path ends in it.
-
-    `http://host:8080`, `http://host:8080/` and `http://host:8080/v1/` all give
-    `http://host:8080/v1`; `http://host/proxy` gives `http://host/proxy/v1`.
-    """
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or parts.query:
-        raise GeneratorError(f"not an http(s) base URL: '{url}'", field="generator")
-    path = parts.path.rstrip("/")
-    if not path.endswith("/v1"):
-        path += "/v1"
-    return f"{parts.scheme.lower()}://{parts.netloc}{path}"
-
-
 class OpenAIGenerator:
     """Any OpenAI-compatible chat endpoint (`POST {base}/chat/completions`), temperature 0.
 
@@ -196,18 +174,17 @@ class OpenAIGenerator:
         api_key: str | None = None,
     ):
         base, _, fragment = url.partition("#")
-        self.base_url = normalize_base_url(base)
+        self.base_url = normalize_base_url(base, "generator", GeneratorError)
         self.model = model or fragment or "default"
         self.name = f"{self.base_url}#{self.model}"
         self.tokens = token_counter()
-        self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
-        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.client = OpenAIClient(
+            self.base_url, "LLM endpoint", GeneratorError, timeout, retries, backoff, api_key
+        )
 
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 256) -> str:
         with self._post(messages, max_new_tokens, stream=False) as response:
-            return self._content(self._read(response.read))
+            return self._content(self.client.read(response.read))
 
     def generate_batch(self, chats: Sequence[Sequence[Message]], max_new_tokens: int = 256) -> list[str]:
         """One request per chat, in order (the server batches concurrent requests itself)."""
@@ -220,9 +197,9 @@ class OpenAIGenerator:
         """
         with self._post(messages, max_new_tokens, stream=True) as response:
             if response.headers.get_content_type() == "application/json":
-                yield self._content(self._read(response.read))
+                yield self._content(self.client.read(response.read))
                 return
-            while line := self._read(response.readline):
+            while line := self.client.read(response.readline):
                 data = line.decode("utf-8").strip()
                 if not data.startswith("data:"):
                     continue  # blank separators, comments, `event:` lines
@@ -232,11 +209,11 @@ class OpenAIGenerator:
                 try:
                     event = json.loads(data)
                     if event.get("error"):
-                        raise self._error(f"answered an error: {_snippet(data)}")
+                        raise self.client.error(f"answered an error: {snippet(data)}")
                     choices = event.get("choices") or [{}]
                     piece = (choices[0].get("delta") or {}).get("content")
                 except (ValueError, AttributeError, TypeError):
-                    raise self._error(f"sent an unexpected event: {_snippet(data)}") from None
+                    raise self.client.error(f"sent an unexpected event: {snippet(data)}") from None
                 if piece:
                     yield piece
 
@@ -245,10 +222,9 @@ class OpenAIGenerator:
         try:
             return json.loads(body)["choices"][0]["message"]["content"] or ""
         except (ValueError, LookupError, TypeError):
-            raise self._error(f"answered an unexpected body: {_snippet(body)}") from None
+            raise self.client.error(f"answered an unexpected body: {snippet(body)}") from None
 
     def _post(self, messages: Sequence[Message], max_new_tokens: int, stream: bool) -> Any:
-        """The open HTTP response, after retrying what a busy or restarting server may recover from."""
         payload = {
             "model": self.model,
             "messages": list(messages),
@@ -256,49 +232,4 @@ class OpenAIGenerator:
             "temperature": 0,
             "stream": stream,
         }
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(
-            f"{self.base_url}/chat/completions", json.dumps(payload).encode(), headers, method="POST"
-        )
-        tries = self.retries + 1
-        for attempt in range(tries):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                return urllib.request.urlopen(request, timeout=self.timeout)
-            except urllib.error.HTTPError as exc:
-                with exc:
-                    cause = f"HTTP {exc.code}: {_snippet(exc.read())}"
-                if exc.code not in RETRY_STATUS:
-                    raise self._error(f"answered {cause}") from None
-                failure = f"failed after {tries} tries: {cause}"
-            except (urllib.error.URLError, OSError) as exc:
-                failure = f"unreachable after {tries} tries: {self._cause(exc)}"
-        raise self._error(failure)
-
-    def _read(self, read: Any) -> bytes:
-        """One read of an open response; a server that stalls or drops mid-answer is not retried."""
-        try:
-            return read()
-        except OSError as exc:
-            raise self._error(f"stopped answering: {self._cause(exc)}") from None
-
-    def _cause(self, exc: OSError) -> str:
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        if isinstance(reason, TimeoutError):
-            return f"no answer within {self.timeout:g} s"
-        if isinstance(reason, ConnectionRefusedError):
-            return "connection refused"
-        return str(reason) or type(reason).__name__
-
-    def _error(self, what: str) -> GeneratorError:
-        return GeneratorError(f"LLM endpoint {self.base_url} {what}")
-
-
-def _snippet(body: bytes | str, limit: int = 300) -> str:
-    """The start of a server's answer, on one line, for an error message."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "..."
+        return self.client.post("/chat/completions", payload)

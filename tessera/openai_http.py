@@ -1,0 +1,119 @@
+"""A client for OpenAI-compatible HTTP APIs (llama.cpp server, vLLM, Ollama, TEI, OpenAI): the
+base URL rule, JSON posts with retries, and errors that say which endpoint failed and how. The
+RAG generator (`rag/generators.py`) and the remote encoder (`models/remote.py`) both use it.
+
+The standard library's urllib, no client package: one request at a time, which both callers
+make (the servers batch concurrent requests themselves)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from tessera.errors import TesseraError
+
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})  # busy, overloaded or restarting
+
+
+def is_url(spec: str) -> bool:
+    return spec.lower().startswith(("http://", "https://"))
+
+
+def normalize_base_url(url: str, field: str = "generator", error: type[TesseraError] = TesseraError) -> str:
+    """The API root of an OpenAI-compatible server: `/v1` is appended unless the path ends in it.
+
+    `http://host:8080`, `http://host:8080/` and `http://host:8080/v1/` all give
+    `http://host:8080/v1`; `http://host/proxy` gives `http://host/proxy/v1`.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or parts.query:
+        raise error(f"not an http(s) base URL: '{url}'", field=field)
+    path = parts.path.rstrip("/")
+    if not path.endswith("/v1"):
+        path += "/v1"
+    return f"{parts.scheme.lower()}://{parts.netloc}{path}"
+
+
+class OpenAIClient:
+    """POSTs JSON to `{base_url}{path}`. `Authorization: Bearer KEY` is sent with a key (default
+    `$OPENAI_API_KEY`). Connection errors, timeouts and HTTP 408/429/500/502/503/504 are retried
+    `retries` times, waiting `backoff`, 2x`backoff`, ... seconds; other HTTP errors are not.
+    Failures raise `error` (a TesseraError class) as "`label` URL what happened"."""
+
+    def __init__(
+        self,
+        base_url: str,
+        label: str,
+        error: type[TesseraError] = TesseraError,
+        timeout: float = 60.0,
+        retries: int = 2,
+        backoff: float = 0.5,
+        api_key: str | None = None,
+    ) -> None:
+        self.base_url, self.label, self.error_type = base_url, label, error
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+
+    def post(self, path: str, payload: dict[str, Any]) -> Any:
+        """The open HTTP response, after retrying what a busy or restarting server may recover from."""
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        request = urllib.request.Request(
+            f"{self.base_url}{path}", json.dumps(payload).encode(), headers, method="POST"
+        )
+        tries = self.retries + 1
+        for attempt in range(tries):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                return urllib.request.urlopen(request, timeout=self.timeout)
+            except urllib.error.HTTPError as exc:
+                with exc:
+                    cause = f"HTTP {exc.code}: {snippet(exc.read())}"
+                if exc.code not in RETRY_STATUS:
+                    raise self.error(f"answered {cause}") from None
+                failure = f"failed after {tries} tries: {cause}"
+            except (urllib.error.URLError, OSError) as exc:
+                failure = f"unreachable after {tries} tries: {self._cause(exc)}"
+        raise self.error(failure)
+
+    def post_json(self, path: str, payload: dict[str, Any]) -> Any:
+        """The decoded JSON body of a POST."""
+        with self.post(path, payload) as response:
+            body = self.read(response.read)
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise self.error(f"answered a body that is not JSON: {snippet(body)}") from None
+
+    def read(self, read: Callable[[], bytes]) -> bytes:
+        """One read of an open response; a server that stalls or drops mid-answer is not retried."""
+        try:
+            return read()
+        except OSError as exc:
+            raise self.error(f"stopped answering: {self._cause(exc)}") from None
+
+    def _cause(self, exc: OSError) -> str:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, TimeoutError):
+            return f"no answer within {self.timeout:g} s"
+        if isinstance(reason, ConnectionRefusedError):
+            return "connection refused"
+        return str(reason) or type(reason).__name__
+
+    def error(self, what: str) -> TesseraError:
+        return self.error_type(f"{self.label} {self.base_url} {what}")
+
+
+def snippet(body: bytes | str, limit: int = 300) -> str:
+    """The start of a server's answer, on one line, for an error message."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
