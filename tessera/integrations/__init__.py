@@ -2,4 +2,5 @@
 
 `tessera.integrations.langchain` (`pip install 'tessera[langchain]'`) and
 `tessera.integrations.llama_index` (`pip install 'tessera[llama-index]'`): a retriever over one
-index or several fused, and Tessera's encoders as the framework's embeddings."""
+index or several fused, Tessera's encoders as the framework's embeddings, and the framework's
+vector store over one index directory (`store.IndexStore`)."""

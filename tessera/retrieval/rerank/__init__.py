@@ -4,6 +4,7 @@
 |---|---|
 | an `--encoder` spec: `minilm`, `PATH`, `colbert:PATH`, ... | its own similarity (`encoder.py`) |
 | `cross-encoder:NAME_OR_PATH` | a sentence-transformers CrossEncoder (`cross_encoder.py`) |
+| `cross-encoder:http(s)://HOST/v1#MODEL` | a rerank endpoint, Cohere's and Jina's shape (`remote.py`) |
 | `qlm`, `qlm:LLM` | query likelihood under a causal LM, UPR (`query_likelihood.py`) |
 
 An encoder reranks by the dot product of its vectors, or by exact MaxSim for a multi-vector
@@ -19,6 +20,7 @@ from dataclasses import replace
 from functools import cache
 
 from tessera.errors import EncoderError, TesseraError
+from tessera.openai_http import is_url
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.rerank.base import Reranker, hit_text
 
@@ -57,9 +59,14 @@ def load_reranker(spec: str) -> Reranker:
     """The reranker a spec names (once per process)."""
     check_reranker_spec(spec)
     if spec.startswith(CROSS_ENCODER_PREFIX):
+        model = spec[len(CROSS_ENCODER_PREFIX) :]
+        if is_url(model):
+            from tessera.retrieval.rerank.remote import RemoteReranker
+
+            return RemoteReranker(model, spec)
         from tessera.retrieval.rerank.cross_encoder import CrossEncoderReranker
 
-        return CrossEncoderReranker(spec[len(CROSS_ENCODER_PREFIX) :], spec)
+        return CrossEncoderReranker(model, spec)
     if spec == QLM or spec.startswith(QLM + ":"):
         from tessera.models.causal_lm import DEFAULT_LLM
         from tessera.retrieval.rerank.query_likelihood import QueryLikelihoodReranker
