@@ -13,6 +13,7 @@ from tessera.models.registry import load_encoder
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, check_search
 from tessera.retrieval.query_set import search_one
+from tessera.retrieval.rerank import Reranker, best_first
 
 SEARCH_OPTIONS = frozenset(inspect.signature(search_one).parameters) - {"indexes", "query", "k"}
 
@@ -55,3 +56,18 @@ def single_vector_encoder(spec: str) -> Encoder:
             field="spec",
         )
     return encoder
+
+
+def check_top_n(top_n: int | None) -> None:
+    if isinstance(top_n, bool) or (top_n is not None and (not isinstance(top_n, int) or top_n < 1)):
+        raise TesseraError(f"must be a whole number >= 1 or None, got {top_n!r}", field="top_n")
+
+
+def reranked(
+    reranker: Reranker, query: str, texts: Sequence[str], top_n: int | None
+) -> list[tuple[int, float]]:
+    """(position, score) of the `top_n` texts a Tessera reranker scores best, best first (ties in
+    their given order), as `POST /v1/rerank` answers."""
+    check_top_n(top_n)
+    scores = reranker.score(query, list(texts)) if texts else []
+    return [(i, float(scores[i])) for i in best_first(scores, top_n)]

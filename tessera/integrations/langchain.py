@@ -19,23 +19,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
+from langchain_core.callbacks import CallbackManagerForRetrieverRun, Callbacks
+from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from tessera.integrations.common import (
     check_retriever,
+    check_top_n,
     content,
     hit_metadata,
+    reranked,
     single_vector_encoder,
 )
 from tessera.integrations.langchain_vectorstore import TesseraVectorStore
 from tessera.retrieval.index import Index, load_indexes
 from tessera.retrieval.query_set import search_one
+from tessera.retrieval.rerank import Reranker, load_reranker
 
-__all__ = ["TesseraEmbeddings", "TesseraRetriever", "TesseraVectorStore"]
+__all__ = ["TesseraEmbeddings", "TesseraReranker", "TesseraRetriever", "TesseraVectorStore"]
 
 
 class TesseraRetriever(BaseRetriever):
@@ -80,3 +83,29 @@ class TesseraEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.encoder.encode_queries([text])[0].tolist()
+
+
+class TesseraReranker(BaseDocumentCompressor):
+    """A Tessera reranker spec (`minilm`, `colbert:PATH`, `cross-encoder:NAME_OR_URL`, `qlm`) as a
+    LangChain document compressor (`ContextualCompressionRetriever`, or a chain's step): the
+    `top_n` documents it scores best, copies with `relevance_score` in their metadata, as
+    LangChain's own rerankers give them."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    spec: str = "minilm"
+    top_n: int | None = 3
+    _reranker: Reranker = PrivateAttr()
+
+    def model_post_init(self, context: Any, /) -> None:
+        check_top_n(self.top_n)
+        self._reranker = load_reranker(self.spec)
+
+    def compress_documents(
+        self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
+    ) -> Sequence[Document]:
+        texts = [doc.page_content for doc in documents]
+        return [
+            documents[i].model_copy(update={"metadata": {**documents[i].metadata, "relevance_score": score}})
+            for i, score in reranked(self._reranker, query, texts, self.top_n)
+        ]

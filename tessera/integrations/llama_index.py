@@ -19,21 +19,26 @@ from typing import Any
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.embeddings import BaseEmbedding
-from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 from pydantic import PrivateAttr
 
+from tessera.errors import TesseraError
 from tessera.integrations.common import (
     check_retriever,
+    check_top_n,
     content,
     hit_metadata,
+    reranked,
     single_vector_encoder,
 )
 from tessera.integrations.llama_index_vectorstore import TesseraVectorStore
 from tessera.models.encoder import Encoder
 from tessera.retrieval.index import Index, load_indexes
 from tessera.retrieval.query_set import search_one
+from tessera.retrieval.rerank import Reranker, load_reranker
 
-__all__ = ["TesseraEmbedding", "TesseraRetriever", "TesseraVectorStore"]
+__all__ = ["TesseraEmbedding", "TesseraRerank", "TesseraRetriever", "TesseraVectorStore"]
 
 
 class TesseraRetriever(BaseRetriever):
@@ -54,11 +59,23 @@ class TesseraRetriever(BaseRetriever):
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return [
-            NodeWithScore(
-                node=TextNode(id_=hit.doc_id, text=content(hit), metadata=hit_metadata(hit)), score=hit.score
-            )
+            NodeWithScore(node=_node(hit), score=hit.score)
             for hit in search_one(self.indexes, query_bundle.query_str, self.k, **self.options)
         ]
+
+
+RETRIEVAL_KEYS = ["doc_id", "score", "rank", "offsets"]  # about the search, not the text
+
+
+def _node(hit) -> TextNode:
+    """A hit as a node; its search metadata kept from what embedders, rerankers and LLMs read."""
+    return TextNode(
+        id_=hit.doc_id,
+        text=content(hit),
+        metadata=hit_metadata(hit),
+        excluded_embed_metadata_keys=RETRIEVAL_KEYS,
+        excluded_llm_metadata_keys=RETRIEVAL_KEYS,
+    )
 
 
 class TesseraEmbedding(BaseEmbedding):
@@ -86,3 +103,34 @@ class TesseraEmbedding(BaseEmbedding):
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return self._encoder.encode_docs(list(texts)).tolist()
+
+
+class TesseraRerank(BaseNodePostprocessor):
+    """A Tessera reranker spec (`minilm`, `colbert:PATH`, `cross-encoder:NAME_OR_URL`, `qlm`) as a
+    LlamaIndex node postprocessor (a query engine's `node_postprocessors`): the `top_n` nodes it
+    scores best (default 2, as LlamaIndex's SentenceTransformerRerank), with its scores. Nodes are
+    read as LlamaIndex's rerankers read them (text and the metadata meant for embedding)."""
+
+    spec: str = "minilm"
+    top_n: int | None = 2
+    _reranker: Reranker = PrivateAttr()
+
+    def __init__(self, spec: str = "minilm", top_n: int | None = 2, **fields: Any) -> None:
+        check_top_n(top_n)
+        super().__init__(spec=spec, top_n=top_n, **fields)
+        self._reranker = load_reranker(spec)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "TesseraRerank"
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        if query_bundle is None:
+            raise TesseraError("reranking needs the query", field="query_bundle")
+        texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+        return [
+            NodeWithScore(node=nodes[i].node, score=score)
+            for i, score in reranked(self._reranker, query_bundle.query_str, texts, self.top_n)
+        ]

@@ -26,7 +26,7 @@ from tessera.retrieval.diversify import Mmr, diversify
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, check_search
 from tessera.retrieval.query_set import first_stage_depth
-from tessera.retrieval.rerank import Reranker, load_reranker, rerank
+from tessera.retrieval.rerank import Reranker, best_first, load_reranker, rerank
 from tessera.serve.errors import ApiError
 
 REFUSED = "this service has no reranker (start it with --rerank SPEC)"
@@ -110,7 +110,7 @@ class RerankService:
         scores = await asyncio.get_running_loop().run_in_executor(
             self.executor, self.reranker.score, body.query, texts
         )
-        order = sorted(range(len(texts)), key=lambda i: (-float(scores[i]), i))[: body.top_n]
+        order = best_first(scores, body.top_n)
         results = [{"index": i, "relevance_score": float(scores[i])} for i in order]
         if body.return_documents:
             for result in results:

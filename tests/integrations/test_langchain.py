@@ -13,11 +13,12 @@ import pytest
 from tessera.errors import TesseraError
 from tessera.retrieval.fusion import hybrid_search
 from tessera.retrieval.index import Index
+from tessera.retrieval.rerank import load_reranker
 
 langchain_core = pytest.importorskip("langchain_core")
 from langchain_core.runnables import RunnableLambda  # noqa: E402
 
-from tessera.integrations.langchain import TesseraEmbeddings, TesseraRetriever  # noqa: E402
+from tessera.integrations.langchain import TesseraEmbeddings, TesseraReranker, TesseraRetriever  # noqa: E402
 
 QUERY = "boundary layer flow"
 
@@ -74,3 +75,33 @@ def test_embeddings_are_the_encoder_vectors(loaded: dict[str, Index]) -> None:
     assert embeddings.embed_documents([]) == []
     with pytest.raises(TesseraError, match="lexical"):
         TesseraEmbeddings("bm25")
+
+
+def test_the_reranker_compresses_as_tessera_reranks(loaded: dict[str, Index]) -> None:
+    """BM25's top 10 reranked by MiniLM: the top 3 and scores of `retrieval.rerank`."""
+    index = loaded["head-bm25"]
+    docs = TesseraRetriever(indexes=[index], k=10).invoke(QUERY)
+    hits = index.search(QUERY, k=10, with_text=True)
+    # The retriever's page_content is the text alone; rerank the same texts.
+    texts = [hit.text for hit in hits]
+    scores = load_reranker("minilm").score(QUERY, texts)
+    best = np.argsort(-scores, kind="stable")[:3]
+    reranker = TesseraReranker(spec="minilm")
+    kept = reranker.compress_documents(docs, QUERY)
+    assert [d.id for d in kept] == [hits[i].doc_id for i in best]
+    np.testing.assert_allclose([d.metadata["relevance_score"] for d in kept], scores[best], atol=1e-5)
+    assert "relevance_score" not in docs[0].metadata  # the retrieved documents are not changed
+    chain = retriever_then(reranker, TesseraRetriever(indexes=[index], k=10))
+    assert [d.id for d in chain.invoke(QUERY)] == [d.id for d in kept]
+    assert [d.id for d in TesseraReranker(spec="minilm", top_n=None).compress_documents(docs, QUERY)][:3] == [
+        d.id for d in kept
+    ]
+    with pytest.raises(TesseraError, match="top_n"):
+        TesseraReranker(top_n=0)
+
+
+def retriever_then(reranker: TesseraReranker, retriever: TesseraRetriever):
+    """A retriever and a reranker as one Runnable chain, as ContextualCompressionRetriever is."""
+    return RunnableLambda(lambda q: {"docs": retriever.invoke(q), "query": q}) | RunnableLambda(
+        lambda x: reranker.compress_documents(x["docs"], x["query"])
+    )

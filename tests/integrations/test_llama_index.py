@@ -12,13 +12,15 @@ import pytest
 from tessera.errors import TesseraError
 from tessera.retrieval.fusion import hybrid_search
 from tessera.retrieval.index import Index
+from tessera.retrieval.rerank import load_reranker
 
 pytest.importorskip("llama_index.core")
 from llama_index.core import Document, VectorStoreIndex  # noqa: E402
 from llama_index.core.llms.mock import MockLLM  # noqa: E402
 from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
+from llama_index.core.schema import MetadataMode  # noqa: E402
 
-from tessera.integrations.llama_index import TesseraEmbedding, TesseraRetriever  # noqa: E402
+from tessera.integrations.llama_index import TesseraEmbedding, TesseraRerank, TesseraRetriever  # noqa: E402
 
 QUERY = "boundary layer flow"
 
@@ -63,3 +65,26 @@ def test_the_embedding_model_serves_a_llama_index_vector_index(loaded: dict[str,
     assert top[0].node.get_content() == texts[1]
     with pytest.raises(TesseraError, match="lexical"):
         TesseraEmbedding("bm25")
+
+
+def test_the_postprocessor_reranks_a_query_engines_nodes(loaded: dict[str, Index]) -> None:
+    index = loaded["head-bm25"]
+    hits = index.search(QUERY, k=10, with_text=True)
+    engine = RetrieverQueryEngine.from_args(
+        TesseraRetriever([index], k=10),
+        llm=MockLLM(max_tokens=8),
+        node_postprocessors=[TesseraRerank("minilm", top_n=3)],
+    )
+    nodes = engine.query(QUERY).source_nodes
+    # LlamaIndex reads a node with its metadata (title, ...) as the reranker's text; the order
+    # of MiniLM over those texts:
+    texts = [
+        n.node.get_content(metadata_mode=MetadataMode.EMBED)
+        for n in TesseraRetriever([index], k=10).retrieve(QUERY)
+    ]
+    assert texts[0].startswith("title: ") and "score: " not in texts[0]  # search metadata left out
+    scores = load_reranker("minilm").score(QUERY, texts)
+    assert [n.node.node_id for n in nodes] == [hits[i].doc_id for i in np.argsort(-scores, kind="stable")[:3]]
+    np.testing.assert_allclose([n.score for n in nodes], np.sort(scores)[::-1][:3], atol=1e-5)
+    with pytest.raises(TesseraError, match="top_n"):
+        TesseraRerank("minilm", top_n=-1)

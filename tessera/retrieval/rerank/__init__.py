@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import cache
 
+import numpy as np
+
 from tessera.errors import EncoderError, TesseraError
 from tessera.openai_http import is_url
 from tessera.retrieval.hits import Hit
@@ -31,6 +33,7 @@ QLM = "qlm"
 __all__ = [
     "RERANK_DEPTH",
     "Reranker",
+    "best_first",
     "check_rerank_depth",
     "check_reranker_spec",
     "load_reranker",
@@ -83,6 +86,11 @@ def check_rerank_depth(depth: int) -> None:
         raise TesseraError(f"rerank depth must be a whole number >= 1, got {depth!r}", field="rerank_depth")
 
 
+def best_first(scores: Sequence[float] | np.ndarray, top_n: int | None = None) -> list[int]:
+    """Positions by falling score, ties in their given order; the first `top_n` (None: all)."""
+    return sorted(range(len(scores)), key=lambda i: -float(scores[i]))[:top_n]
+
+
 def rerank(
     reranker: Reranker, queries: Sequence[str], rows: Sequence[Sequence[Hit]], depth: int = RERANK_DEPTH
 ) -> list[list[Hit]]:
@@ -94,7 +102,7 @@ def rerank(
     for query, row in zip(queries, rows, strict=True):
         head, tail = list(row[:depth]), list(row[depth:])
         scores = reranker.score(query, [hit_text(h) for h in head])
-        order = sorted(range(len(head)), key=lambda i: -float(scores[i]))
+        order = best_first(scores)
         reordered = [replace(head[i], score=float(scores[i])) for i in order]
         if tail and reordered:
             # below every reranked score, in the first stage's order
