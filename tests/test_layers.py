@@ -19,7 +19,7 @@ ALLOWED = {
     "training": BASE | {"data", "models", "indexing", "retrieval", "rag.generators"},
     "rag": BASE | {"data", "models", "retrieval", "indexing.jvm", "indexing.manifest"},
     "eval": BASE | {"data", "models", "indexing", "retrieval"},
-    "integrations": BASE | {"data", "models", "indexing", "retrieval"},
+    "integrations": BASE | {"data", "models", "indexing", "retrieval", "rag"},
     "serve": BASE
     | {
         "data",

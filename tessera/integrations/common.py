@@ -1,11 +1,12 @@
-"""What every framework adapter shares: its search options checked when it is made, and a hit's
-metadata as the adapters hand it on."""
+"""What every framework adapter shares: its search options checked when it is made, a hit's
+metadata as the adapters hand it on, and the rerankers' and RAG compressors' work on a
+framework's retrieved texts."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tessera.errors import TesseraError
 from tessera.models.encoder import Encoder
@@ -14,6 +15,9 @@ from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, check_search
 from tessera.retrieval.query_set import search_one
 from tessera.retrieval.rerank import Reranker, best_first
+
+if TYPE_CHECKING:
+    from tessera.rag.compressors.base import Compressor
 
 SEARCH_OPTIONS = frozenset(inspect.signature(search_one).parameters) - {"indexes", "query", "k"}
 
@@ -71,3 +75,30 @@ def reranked(
     check_top_n(top_n)
     scores = reranker.score(query, list(texts)) if texts else []
     return [(i, float(scores[i])) for i in best_first(scores, top_n)]
+
+
+def context_compressor(compress: str, options: Mapping[str, Any]) -> Compressor | None:
+    """A RAG compressor (`crag`, `tcra-summary`, `tcra-semantic`, `truncation`; `none` is None)
+    for a framework's retrieved texts: budgets in the bundled LLM's tokens, passages embedded by
+    the bundled MiniLM. Wrong options fail here, naming them."""
+    from tessera.rag.compressors import make_compressor
+    from tessera.rag.pipeline import compression_tools
+
+    try:
+        return make_compressor(compress, compression_tools(None, None), **options)
+    except TypeError as exc:
+        raise TesseraError(f"not an option of '{compress}': {exc}", field="options") from None
+
+
+def compressed(
+    compressor: Compressor | None, budget: int | None, query: str, texts: Sequence[str]
+) -> list[tuple[str, list[int]]]:
+    """The compressed context, best first: each block's text and the positions of the texts it
+    came from (uncompressed without a compressor)."""
+    from tessera.rag.passages import Passage
+
+    if compressor is None or not texts:
+        return [(text, [i]) for i, text in enumerate(texts)]
+    passages = [Passage(str(i), text, rank=i + 1) for i, text in enumerate(texts)]
+    blocks = compressor.compress(query, passages, budget)
+    return [(block.text, [int(i) for i in block.sources]) for block in blocks]

@@ -28,7 +28,9 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from tessera.integrations.common import (
     check_retriever,
     check_top_n,
+    compressed,
     content,
+    context_compressor,
     hit_metadata,
     reranked,
     single_vector_encoder,
@@ -38,7 +40,13 @@ from tessera.retrieval.index import Index, load_indexes
 from tessera.retrieval.query_set import search_one
 from tessera.retrieval.rerank import Reranker, load_reranker
 
-__all__ = ["TesseraEmbeddings", "TesseraReranker", "TesseraRetriever", "TesseraVectorStore"]
+__all__ = [
+    "TesseraCompressor",
+    "TesseraEmbeddings",
+    "TesseraReranker",
+    "TesseraRetriever",
+    "TesseraVectorStore",
+]
 
 
 class TesseraRetriever(BaseRetriever):
@@ -109,3 +117,32 @@ class TesseraReranker(BaseDocumentCompressor):
             documents[i].model_copy(update={"metadata": {**documents[i].metadata, "relevance_score": score}})
             for i, score in reranked(self._reranker, query, texts, self.top_n)
         ]
+
+
+class TesseraCompressor(BaseDocumentCompressor):
+    """A Tessera RAG compressor (`crag`, `tcra-summary`, `tcra-semantic`, `truncation`, with
+    `options` and a token `budget`, as `tessera rag --compress`) as a LangChain document
+    compressor: the retrieved documents, best first, become fewer tokens of context. A block from
+    one document keeps its metadata; every block lists `sources`, the ids (else positions) of the
+    documents it came from."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    compress: str = "crag"
+    budget: int | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    _compressor: Any = PrivateAttr()
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._compressor = context_compressor(self.compress, self.options)
+
+    def compress_documents(
+        self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
+    ) -> Sequence[Document]:
+        texts = [doc.page_content for doc in documents]
+        out = []
+        for text, sources in compressed(self._compressor, self.budget, query, texts):
+            metadata = dict(documents[sources[0]].metadata) if len(sources) == 1 else {}
+            metadata["sources"] = [documents[i].id if documents[i].id is not None else i for i in sources]
+            out.append(Document(page_content=text, metadata=metadata))
+        return out

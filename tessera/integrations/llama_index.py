@@ -27,7 +27,9 @@ from tessera.errors import TesseraError
 from tessera.integrations.common import (
     check_retriever,
     check_top_n,
+    compressed,
     content,
+    context_compressor,
     hit_metadata,
     reranked,
     single_vector_encoder,
@@ -38,7 +40,7 @@ from tessera.retrieval.index import Index, load_indexes
 from tessera.retrieval.query_set import search_one
 from tessera.retrieval.rerank import Reranker, load_reranker
 
-__all__ = ["TesseraEmbedding", "TesseraRerank", "TesseraRetriever", "TesseraVectorStore"]
+__all__ = ["TesseraCompress", "TesseraEmbedding", "TesseraRerank", "TesseraRetriever", "TesseraVectorStore"]
 
 
 class TesseraRetriever(BaseRetriever):
@@ -134,3 +136,37 @@ class TesseraRerank(BaseNodePostprocessor):
             NodeWithScore(node=nodes[i].node, score=score)
             for i, score in reranked(self._reranker, query_bundle.query_str, texts, self.top_n)
         ]
+
+
+class TesseraCompress(BaseNodePostprocessor):
+    """A Tessera RAG compressor (`crag`, `tcra-summary`, `tcra-semantic`, `truncation`, with
+    `options` and a token `budget`) as a LlamaIndex node postprocessor: the retrieved nodes
+    become fewer tokens of context, one node a block (scored by its best source), listing the
+    ids of the nodes it came from in `sources`; a block from one node keeps that node's metadata."""
+
+    compress: str = "crag"
+    budget: int | None = None
+    options: dict[str, Any] = {}
+    _compressor: Any = PrivateAttr()
+
+    def __init__(self, compress: str = "crag", budget: int | None = None, **fields: Any) -> None:
+        super().__init__(compress=compress, budget=budget, **fields)
+        self._compressor = context_compressor(compress, self.options)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "TesseraCompress"
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        if query_bundle is None:
+            raise TesseraError("compression needs the query", field="query_bundle")
+        texts = [n.node.get_content(metadata_mode=MetadataMode.NONE) for n in nodes]
+        out = []
+        for text, sources in compressed(self._compressor, self.budget, query_bundle.query_str, texts):
+            metadata = dict(nodes[sources[0]].node.metadata) if len(sources) == 1 else {}
+            metadata["sources"] = [nodes[i].node.node_id for i in sources]
+            score = max((nodes[i].score for i in sources if nodes[i].score is not None), default=None)
+            out.append(NodeWithScore(node=TextNode(text=text, metadata=metadata), score=score))
+        return out

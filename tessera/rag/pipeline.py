@@ -99,12 +99,13 @@ def retrieve(
     )
 
 
-def compression_tools(index: Index, generator: Generator | None) -> Tools:
+def compression_tools(index: Index | None, generator: Generator | None) -> Tools:
     """Budgets in the generator's tokens (the bundled LLM's without one); passages embedded by the
-    index's own dense encoder, or by the bundled MiniLM for BM25 and token indexes."""
+    index's own dense encoder, or by the bundled MiniLM for BM25 and token indexes (and without
+    an index: passages a framework retrieved)."""
     from tessera.models.registry import load_encoder
 
-    encoder = index.encoder
+    encoder = index.encoder if index is not None else None
     if encoder is None or getattr(encoder, "multi_vector", False):
         encoder = load_encoder("minilm")
     tokens = generator.tokens if generator is not None else token_counter(DEFAULT_LLM)

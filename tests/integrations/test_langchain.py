@@ -18,7 +18,12 @@ from tessera.retrieval.rerank import load_reranker
 langchain_core = pytest.importorskip("langchain_core")
 from langchain_core.runnables import RunnableLambda  # noqa: E402
 
-from tessera.integrations.langchain import TesseraEmbeddings, TesseraReranker, TesseraRetriever  # noqa: E402
+from tessera.integrations.langchain import (  # noqa: E402
+    TesseraCompressor,
+    TesseraEmbeddings,
+    TesseraReranker,
+    TesseraRetriever,
+)
 
 QUERY = "boundary layer flow"
 
@@ -105,3 +110,22 @@ def retriever_then(reranker: TesseraReranker, retriever: TesseraRetriever):
     return RunnableLambda(lambda q: {"docs": retriever.invoke(q), "query": q}) | RunnableLambda(
         lambda x: reranker.compress_documents(x["docs"], x["query"])
     )
+
+
+def test_crag_compresses_the_retrieved_documents(loaded: dict[str, Index]) -> None:
+    from tessera.rag.pipeline import compression_tools
+
+    docs = TesseraRetriever(indexes=[loaded["head-minilm"]], k=10).invoke(QUERY)
+    blocks = TesseraCompressor(compress="crag").compress_documents(docs, QUERY)
+    tokens = compression_tools(None, None).tokens.count
+    before, after = sum(tokens(d.page_content) for d in docs), sum(tokens(b.page_content) for b in blocks)
+    assert after < 0.6 * before  # CRAG's default keeps about half the tokens
+    sources = [source for block in blocks for source in block.metadata["sources"]]
+    assert sorted(sources) == sorted(d.id for d in docs)  # every document in exactly one cluster
+    semantic = TesseraCompressor(compress="tcra-semantic", budget=int(before * 0.8))
+    kept = semantic.compress_documents(docs[:3], QUERY)
+    assert [b.metadata["sources"] for b in kept] == [[d.id] for d in docs[:3]]
+    assert kept[0].metadata["title"] == docs[0].metadata["title"]  # one source: its metadata kept
+    with pytest.raises(TesseraError) as wrong:
+        TesseraCompressor(compress="crag", options={"clusterz": 2})
+    assert wrong.value.field == "options"

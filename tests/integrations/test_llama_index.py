@@ -20,7 +20,12 @@ from llama_index.core.llms.mock import MockLLM  # noqa: E402
 from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
 from llama_index.core.schema import MetadataMode  # noqa: E402
 
-from tessera.integrations.llama_index import TesseraEmbedding, TesseraRerank, TesseraRetriever  # noqa: E402
+from tessera.integrations.llama_index import (  # noqa: E402
+    TesseraCompress,
+    TesseraEmbedding,
+    TesseraRerank,
+    TesseraRetriever,
+)
 
 QUERY = "boundary layer flow"
 
@@ -88,3 +93,22 @@ def test_the_postprocessor_reranks_a_query_engines_nodes(loaded: dict[str, Index
     np.testing.assert_allclose([n.score for n in nodes], np.sort(scores)[::-1][:3], atol=1e-5)
     with pytest.raises(TesseraError, match="top_n"):
         TesseraRerank("minilm", top_n=-1)
+
+
+def test_a_query_engine_reranks_then_compresses(loaded: dict[str, Index]) -> None:
+    from tessera.rag.pipeline import compression_tools
+
+    retriever = TesseraRetriever([loaded["head-bm25"]], k=10)
+    engine = RetrieverQueryEngine.from_args(
+        retriever,
+        llm=MockLLM(max_tokens=8),
+        node_postprocessors=[TesseraRerank("minilm", top_n=5), TesseraCompress("tcra-summary")],
+    )
+    nodes = engine.query(QUERY).source_nodes
+    top5 = TesseraRerank("minilm", top_n=5).postprocess_nodes(retriever.retrieve(QUERY), query_str=QUERY)
+    assert [n.node.metadata["sources"] for n in nodes] == [[n.node.node_id] for n in top5]
+    tokens = compression_tools(None, None).tokens.count
+    assert sum(tokens(n.node.get_content()) for n in nodes) < 0.7 * sum(
+        tokens(n.node.get_content()) for n in top5
+    )
+    assert [n.score for n in nodes] == [n.score for n in top5]
