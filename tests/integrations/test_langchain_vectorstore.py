@@ -40,12 +40,12 @@ class TestLangChainStandard(VectorStoreIntegrationTests):
         store.delete()
 
 
-HEAD = 150
+HEAD = 60
 
 
 @pytest.fixture(scope="module")
 def head_documents(data_dir: Path) -> list[Document]:
-    """The first 150 Cranfield documents with their author and bib, as a LangChain user holds them."""
+    """The first 60 Cranfield documents with their author and bib, as a LangChain user holds them."""
     corpus = iter(open_corpus("cranfield"))
     return [Document(id=d.id, page_content=d.text, metadata=d.metadata) for d in islice(corpus, HEAD)]
 

@@ -33,12 +33,12 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
 from tessera.integrations.llama_index import TesseraEmbedding, TesseraVectorStore  # noqa: E402
 
 QUERY = "boundary layer flow"
-HEAD = 150
+HEAD = 60
 
 
 @pytest.fixture(scope="module")
 def head_nodes(data_dir: Path) -> list[TextNode]:
-    """The first 150 Cranfield documents as nodes of source documents 'src-1'..'src-30' (five a
+    """The first 60 Cranfield documents as nodes of source documents 'src-1'..'src-12' (five a
     source), with their author and bib and a tag list."""
     nodes = []
     for number, doc in enumerate(islice(iter(open_corpus("cranfield")), HEAD)):
