@@ -158,10 +158,10 @@ def test_protected_words_are_numbers_and_ids():
 def test_semantic_compression_deletes_words_of_a_text_in_capitals(rag_tools, data_dir):
     """LISA's abstracts are all capitals: every word looked like an id, and nothing was deleted."""
     text = next(d.text for d in open_corpus("glasgow/lisa") if 60 < len(d.text.split()) < 150)
-    compressed = TcraSemanticCompressor(rag_tools).compress_text(
-        text, int(rag_tools.tokens.count(text) * 0.75)
-    )
-    assert rag_tools.tokens.count(compressed) <= rag_tools.tokens.count(text) * 0.8
+    target = int(rag_tools.tokens.count(text) * 0.75)
+    compressed = TcraSemanticCompressor(rag_tools).compress_text(text, target)
+    # At the target, not far below it: a word of a text in capitals is several tokens.
+    assert target * 0.95 <= rag_tools.tokens.count(compressed) <= target
     assert _is_subsequence(compressed.split(), text.split())
     numbers = [w for w in text.split() if is_protected(w, shouting=True)]
     assert [w for w in compressed.split() if is_protected(w, shouting=True)] == numbers

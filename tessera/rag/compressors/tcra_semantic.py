@@ -5,7 +5,8 @@ sentence's embedding (1 - cosine between the sentence with and without it; sente
 variants keep the cost linear in passage length), and the lowest-scoring `step` share of the
 remaining deletable words is deleted. A round is accepted only while the whole passage's
 embedding keeps cosine >= `floor` to the original and the passage is above its share of the
-budget (a round deletes no more words than the tokens still over budget); a round that crosses
+budget (a round deletes no more words than hold the tokens still over budget, each word counted
+in the budget's tokens); a round that crosses
 the floor is retried with half as many deletions, down to one word. Without a budget the target
 is `ratio` (0.75) of the passage's tokens; `ratio=None` deletes until the floor (or `max_rounds`).
 Numbers and ids (any word with a digit, or an all-capital token such as "NACA") are never deleted;
@@ -76,8 +77,7 @@ class TcraSemanticCompressor:
             ranked = self._least_meaningful(sentences, shouting)
             if not ranked:
                 break
-            # A word is at least one token: deleting `excess` words never overshoots by much.
-            count = max(1, min(int(len(ranked) * self.step), excess))
+            count = max(1, min(int(len(ranked) * self.step), self._words_for(excess, sentences, ranked)))
             while count >= 1:
                 candidate = _delete(sentences, ranked[:count])
                 if float(self.tools.embed_docs([_join(candidate)])[0] @ original) >= self.floor:
@@ -87,6 +87,16 @@ class TcraSemanticCompressor:
             if count < 1:  # even one word crosses the floor
                 break
         return _join(sentences)
+
+    def _words_for(self, excess: int, sentences: list[list[str]], ranked: list[tuple[int, int]]) -> int:
+        """How many of the ranked words hold `excess` tokens: a word may be several tokens (most
+        of an all-capital text's are), so deleting `excess` words would cut far below the target."""
+        held = 0
+        for count, (s, w) in enumerate(ranked, start=1):
+            held += max(1, self.tools.tokens.count(" " + sentences[s][w]))
+            if held >= excess:
+                return count
+        return len(ranked)
 
     def _least_meaningful(self, sentences: list[list[str]], shouting: bool) -> list[tuple[int, int]]:
         """Deletable (sentence, word) positions, least meaning lost first."""
