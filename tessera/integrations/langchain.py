@@ -1,5 +1,6 @@
-"""LangChain over Tessera: a retriever over one index or several fused, and Tessera's encoders as
-LangChain embeddings. Needs `langchain-core` (`pip install 'tessera[langchain]'`).
+"""LangChain over Tessera: a retriever over one index or several fused, Tessera's encoders as
+LangChain embeddings, and its rerankers and RAG compressors (CRAG, TCRA) as document
+compressors. Needs `langchain-core` (`pip install 'tessera[langchain]'`).
 
     from tessera.integrations.langchain import TesseraRetriever
     retriever = TesseraRetriever.from_paths("indexes/cran-minilm", "indexes/cran-bm25", k=5)

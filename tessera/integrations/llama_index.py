@@ -1,5 +1,6 @@
-"""LlamaIndex over Tessera: a retriever over one index or several fused, and Tessera's encoders as
-a LlamaIndex embedding model. Needs `llama-index-core` (`pip install 'tessera[llama-index]'`).
+"""LlamaIndex over Tessera: a retriever over one index or several fused, Tessera's encoders as a
+LlamaIndex embedding model, and its rerankers and RAG compressors (CRAG, TCRA) as node
+postprocessors. Needs `llama-index-core` (`pip install 'tessera[llama-index]'`).
 
     from tessera.integrations.llama_index import TesseraRetriever
     retriever = TesseraRetriever.from_paths("indexes/cran-minilm", "indexes/cran-bm25", k=5)
@@ -21,7 +22,7 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.embeddings import BaseEmbedding
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from tessera.errors import TesseraError
 from tessera.integrations.common import (
@@ -146,7 +147,7 @@ class TesseraCompress(BaseNodePostprocessor):
 
     compress: str = "crag"
     budget: int | None = None
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = Field(default_factory=dict)
     _compressor: Any = PrivateAttr()
 
     def __init__(self, compress: str = "crag", budget: int | None = None, **fields: Any) -> None:
@@ -165,8 +166,17 @@ class TesseraCompress(BaseNodePostprocessor):
         texts = [n.node.get_content(metadata_mode=MetadataMode.NONE) for n in nodes]
         out = []
         for text, sources in compressed(self._compressor, self.budget, query_bundle.query_str, texts):
-            metadata = dict(nodes[sources[0]].node.metadata) if len(sources) == 1 else {}
-            metadata["sources"] = [nodes[i].node.node_id for i in sources]
+            first = nodes[sources[0]].node
+            kept = {} if len(sources) > 1 else first.metadata  # and what embedders and LLMs skip of it
+            node = TextNode(
+                text=text,
+                metadata={**kept, "sources": [nodes[i].node.node_id for i in sources]},
+                excluded_embed_metadata_keys=[
+                    *(first.excluded_embed_metadata_keys if kept else []),
+                    "sources",
+                ],
+                excluded_llm_metadata_keys=[*(first.excluded_llm_metadata_keys if kept else []), "sources"],
+            )
             score = max((nodes[i].score for i in sources if nodes[i].score is not None), default=None)
-            out.append(NodeWithScore(node=TextNode(text=text, metadata=metadata), score=score))
+            out.append(NodeWithScore(node=node, score=score))
         return out

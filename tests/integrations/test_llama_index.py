@@ -112,3 +112,5 @@ def test_a_query_engine_reranks_then_compresses(loaded: dict[str, Index]) -> Non
         tokens(n.node.get_content()) for n in top5
     )
     assert [n.score for n in nodes] == [n.score for n in top5]
+    read = nodes[0].node.get_content(metadata_mode=MetadataMode.LLM)  # what the LLM is given
+    assert read.startswith("title: ") and "score: " not in read and "sources" not in read
