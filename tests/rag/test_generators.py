@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tessera.errors import GeneratorError
-from tessera.rag.generators import LocalGenerator, OpenAIGenerator, normalize_base_url, open_generator
+from tessera.rag.generators import LocalGenerator, OpenAIGenerator, open_generator
 from tests.conftest import free_port
 
 QUESTION = [
@@ -144,20 +144,6 @@ def test_a_server_slower_than_the_timeout_fails(stub):
     with pytest.raises(GeneratorError, match=r"unreachable after 2 tries: no answer within 0.3 s"):
         llm.generate(QUESTION)
     assert len(stub.requests) == 2
-
-
-@pytest.mark.parametrize(
-    ("url", "base"),
-    [
-        ("http://localhost:8080", "http://localhost:8080/v1"),
-        ("http://localhost:8080/", "http://localhost:8080/v1"),
-        ("http://localhost:8080/v1", "http://localhost:8080/v1"),
-        ("HTTPS://api.example.com/v1/", "https://api.example.com/v1"),
-        ("http://gateway/ollama", "http://gateway/ollama/v1"),
-    ],
-)
-def test_base_url_gets_v1_unless_it_ends_in_it(url, base):
-    assert normalize_base_url(url) == base
 
 
 def test_specs():
