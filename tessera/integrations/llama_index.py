@@ -67,6 +67,13 @@ class TesseraRetriever(BaseRetriever):
         ]
 
 
+def _query(query_bundle: QueryBundle | None) -> str:
+    """The question a postprocessor works for (LlamaIndex may call one without it)."""
+    if query_bundle is None:
+        raise TesseraError("a postprocessor needs the query", field="query_bundle")
+    return query_bundle.query_str
+
+
 RETRIEVAL_KEYS = ["doc_id", "score", "rank", "offsets"]  # about the search, not the text
 
 
@@ -130,12 +137,10 @@ class TesseraRerank(BaseNodePostprocessor):
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        if query_bundle is None:
-            raise TesseraError("reranking needs the query", field="query_bundle")
         texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
         return [
             NodeWithScore(node=nodes[i].node, score=score)
-            for i, score in reranked(self._reranker, query_bundle.query_str, texts, self.top_n)
+            for i, score in reranked(self._reranker, _query(query_bundle), texts, self.top_n)
         ]
 
 
@@ -161,11 +166,9 @@ class TesseraCompress(BaseNodePostprocessor):
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        if query_bundle is None:
-            raise TesseraError("compression needs the query", field="query_bundle")
         texts = [n.node.get_content(metadata_mode=MetadataMode.NONE) for n in nodes]
         out = []
-        for text, sources in compressed(self._compressor, self.budget, query_bundle.query_str, texts):
+        for text, sources in compressed(self._compressor, self.budget, _query(query_bundle), texts):
             first = nodes[sources[0]].node
             kept = {} if len(sources) > 1 else first.metadata  # and what embedders and LLMs skip of it
             node = TextNode(

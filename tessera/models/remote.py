@@ -49,8 +49,8 @@ class RemoteEncoder:
         self.spec = canonical_remote_spec(spec)
         base, _, self.model = self.spec.partition("#")
         self.client = OpenAIClient(base, "embeddings endpoint", EncoderError, timeout, retries, 0.5, api_key)
-        self.dim = 0
-        self.dim = int(self._embed([PROBE]).shape[1])
+        self.dim = 0  # any width, for the probe's answer
+        self.dim = int(self._request([PROBE]).shape[1])
 
     def encode_docs(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed(texts)
@@ -63,11 +63,7 @@ class RemoteEncoder:
         wanted = [i for i, text in enumerate(texts) if text.strip()]
         for start in range(0, len(wanted), BATCH):
             rows = wanted[start : start + BATCH]
-            got = self._request([texts[i] for i in rows])
-            if not self.dim:
-                self.dim = got.shape[1]
-                vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
-            vectors[rows] = got
+            vectors[rows] = self._request([texts[i] for i in rows])
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.divide(vectors, norms, out=vectors, where=norms > 0)
 
