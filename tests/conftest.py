@@ -62,37 +62,42 @@ def run_cli(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     isolated: bool = False,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess:
     """Run the real `tessera` entry point (`tessera.cli.main`): its exit code, stdout and stderr
     as users see them. In this process, so a call pays no interpreter, torch or JVM start-up,
     unless `isolated`, `env` is given (variables added to this environment) or the command
     starts Ray (`--ray`, whose runtime must not load into the test process): those run in a
-    subprocess, as from a shell."""
+    subprocess, as from a shell. `input` is its standard input."""
     if isolated or env or "--ray" in args:
         result = subprocess.run(
             [sys.executable, "-c", "from tessera.cli import main; main()", *args],
             capture_output=True,
             text=True,
+            input=input,
             cwd=cwd,
             env={**os.environ, **(env or {})},
         )
     else:
-        result = _run_in_process(list(args), cwd)
+        result = _run_in_process(list(args), cwd, input)
     if check and result.returncode != 0:
         raise AssertionError(f"tessera {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result
 
 
-def _run_in_process(args: list[str], cwd: Path | None) -> subprocess.CompletedProcess:
+def _run_in_process(
+    args: list[str], cwd: Path | None, input: str | None = None
+) -> subprocess.CompletedProcess:
     """`main()` with this call's argv, working directory and captured streams; every warning
     shown, as in a fresh process, and the CLI's global state put back afterwards."""
     from tessera.cli import main
     from tessera.cli.app import state
 
     out, err, saved_state = io.StringIO(), io.StringIO(), dict(state)
-    saved_argv, saved_cwd, code = sys.argv, os.getcwd(), 0
+    saved_argv, saved_stdin, saved_cwd, code = sys.argv, sys.stdin, os.getcwd(), 0
     try:
         sys.argv = ["tessera", *args]
+        sys.stdin = io.StringIO(input or "")
         if cwd is not None:
             os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
@@ -105,7 +110,7 @@ def _run_in_process(args: list[str], cwd: Path | None) -> subprocess.CompletedPr
                 traceback.print_exc()
                 code = 1
     finally:
-        sys.argv = saved_argv
+        sys.argv, sys.stdin = saved_argv, saved_stdin
         os.chdir(saved_cwd)
         state.clear()
         state.update(saved_state)

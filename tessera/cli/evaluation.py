@@ -87,6 +87,59 @@ def eval_(
     out.print(table)
 
 
+@app.command(name="eval-runs")
+def eval_runs(
+    runs: Annotated[list[Path], typer.Argument(help="TREC run files; the first is the baseline.")],
+    dataset: Annotated[str, typer.Option(help="ir_datasets id or BEIR folder.")],
+    split: Annotated[str, typer.Option(help="Qrels split of a BEIR folder (or ID/SPLIT).")] = "test",
+    metrics: Annotated[list[str], typer.Option(help="ir_measures metrics.")] = [],  # noqa: B006
+    fusion: Annotated[
+        str | None, typer.Option(help="Also fuse the runs (rrf | wsum) and score the fusion.")
+    ] = None,
+    weights: WeightsOption = None,
+    depth: Annotated[int, typer.Option(help="With --fusion: hits taken from each run.")] = 1000,
+    run: Annotated[Path | None, typer.Option(help="With --fusion: write the fused run here.")] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the comparison as JSON here.")
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level after Holm's correction.")] = 0.05,
+) -> None:
+    """Score TREC runs made anywhere on judged queries and test each against the first.
+
+    Each cell is the mean over the judged queries ± its standard error; a judged query a run
+    does not answer scores 0. ▲/▼: better/worse than the first run by ranx's paired t-test,
+    Holm-corrected over the runs (p in the JSON, with Fisher's randomization test)."""
+    from tessera.eval.compare import compare_runs
+    from tessera.eval.evaluate import DEFAULT_METRICS
+
+    names = [m for item in metrics for m in item.replace(",", " ").split()] or list(DEFAULT_METRICS)
+    result = compare_runs(
+        runs,
+        dataset,
+        split=split,
+        metrics=names,
+        fusion=fusion,
+        weights=parse_weights(weights),
+        depth=depth,
+        alpha=alpha,
+        run_path=run,
+        json_path=json_path,
+    )
+    table = Table(title=f"{result.dataset}: {result.queries} judged queries, baseline {result.runs[0].name}")
+    table.add_column("run")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("answered", justify="right")
+    for row in result.runs:
+        cells = []
+        for name in names:
+            test = result.significance[name]["t-test"].get(row.name)
+            mark = "" if not test or not test["significant"] else (" ▲" if test["delta"] > 0 else " ▼")
+            cells.append(f"{row.means[name]:.4f}±{row.errors[name]:.4f}{mark}")
+        table.add_row(row.name, *cells, f"{row.answered}/{result.queries}")
+    out.print(table)
+
+
 @app.command(name="eval-suite")
 def eval_suite(
     suite: Annotated[str, typer.Argument(help="classic | beir | msmarco-passage | folders:PATH,PATH,...")],

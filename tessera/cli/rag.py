@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -28,6 +28,10 @@ from tessera.cli.app import (
     parse_weights,
 )
 from tessera.retrieval.params import parse_params
+
+if TYPE_CHECKING:
+    from tessera.rag.generators import Generator
+    from tessera.rag.pipeline import RagPrompt
 
 Compress = Annotated[str, typer.Option(help="none | truncation | crag | tcra-summary | tcra-semantic.")]
 Budget = Annotated[
@@ -77,42 +81,54 @@ def rag(
     mmr: MmrOption = None,
     mmr_depth: MmrDepthOption = None,
     per_document: PerDocumentOption = None,
+    chat: Annotated[
+        bool, typer.Option("--chat", help="Then read follow-up questions, one a line, until an empty one.")
+    ] = False,
+    follow_up: Annotated[
+        str, typer.Option(help="With --chat, what a follow-up searches: last | turns | rewrite.")
+    ] = "last",
 ) -> None:
     """Answer a question: retrieve, compress the context, generate (streamed).
 
     Retrieval from one index, or several fused; --filter: among documents whose metadata match;
-    --mmr: passages unlike each other; a chunked index: passages, not whole documents."""
+    --mmr: passages unlike each other; a chunked index: passages, not whole documents. --chat
+    goes on as a conversation: each follow-up is answered after the earlier turns."""
     from tessera.data.metadata import parse_filter
+    from tessera.errors import TesseraError
+    from tessera.rag.conversation import check_follow_up
     from tessera.rag.generators import open_generator
-    from tessera.rag.pipeline import prepare, stream_answer
+    from tessera.rag.pipeline import open_indexes, prepare_chat
     from tessera.retrieval.diversify import as_mmr
     from tessera.retrieval.fusion import check_retrieval
+    from tessera.retrieval.rerank import load_reranker
 
     chosen = parse_weights(weights)
     check_retrieval(len(fuse), fusion, chosen)
     where = parse_filter(filter)
     diversity = as_mmr(mmr, mmr_depth)
+    if chat and as_json:
+        raise TesseraError("--chat streams a conversation; it does not combine with --json", field="chat")
     llm = open_generator(generator)
-    prompt = prepare(
-        index_dir,
-        question,
-        k,
-        compress,
-        budget,
-        order,
-        llm,
-        _options(option),
-        fuse=fuse,
-        fusion=fusion,
-        weights=chosen,
-        depth=depth,
-        search_params=parse_params(param),
-        rerank=rerank,
-        rerank_depth=rerank_depth,
-        filter=where,
-        mmr=diversity,
-        per_document=per_document,
-    )
+    check_follow_up(follow_up, llm)
+    opened, *others = open_indexes(index_dir, fuse, parse_params(param))
+    options = {
+        "k": k,
+        "compress": compress,
+        "budget": budget,
+        "order": order,
+        "compressor_options": _options(option),
+        "fuse": others,
+        "fusion": fusion,
+        "weights": chosen,
+        "depth": depth,
+        "rerank": load_reranker(rerank) if rerank else None,
+        "rerank_depth": rerank_depth,
+        "filter": where,
+        "mmr": diversity,
+        "per_document": per_document,
+    }
+    conversation = [{"role": "user", "content": question}]
+    prompt = prepare_chat(opened, conversation, llm, follow_up, **options)
     if as_json:
         answer = llm.generate(prompt.messages, max_new_tokens=max_new_tokens) if llm else None
         print(
@@ -134,6 +150,29 @@ def rag(
             )
         )
         return
+    while True:
+        answer = _show(prompt, compress, llm, max_new_tokens)
+        if not chat or not (question := _next_question()):
+            return
+        conversation += [{"role": "assistant", "content": answer}] if answer else []
+        conversation.append({"role": "user", "content": question})
+        prompt = prepare_chat(opened, conversation, llm, follow_up, **options)
+
+
+def _next_question() -> str:
+    """The next line of standard input ('' at its end); a prompt where a person types it."""
+    if sys.stdin.isatty():
+        sys.stdout.write("> ")
+        sys.stdout.flush()
+    return sys.stdin.readline().strip()
+
+
+def _show(prompt: RagPrompt, compress: str, llm: Generator | None, max_new_tokens: int) -> str | None:
+    """The sources and token counts, then the answer as it streams; the answer."""
+    from tessera.rag.pipeline import stream_answer
+
+    if prompt.search_query is not None:
+        out.print(f"searched: {' '.join(prompt.search_query.split())}", highlight=False, soft_wrap=True)
     for source in prompt.sources:
         title = " ".join((source["title"] or "").split())
         where = " (characters {}-{})".format(*source["offsets"]) if "offsets" in source else ""
@@ -148,11 +187,14 @@ def rag(
         soft_wrap=True,
     )
     if llm is None:
-        return
+        return None
+    pieces = []
     for piece in stream_answer(prompt, llm, max_new_tokens):
+        pieces.append(piece)
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
+    return "".join(pieces)
 
 
 @app.command("eval-rag")

@@ -3,12 +3,14 @@ search, `retrieval.query_set.iter_search`, can be written as it streams)."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from tessera.data.datasets import EvalDataset
 from tessera.data.metadata import Filter
+from tessera.errors import TesseraError
 from tessera.retrieval.fusion import Run
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
@@ -56,9 +58,48 @@ def write_trec(
 
 
 def read_trec(path: str | Path) -> Run:
-    run: Run = {}
-    with Path(path).open(encoding="utf-8-sig") as handle:
-        for line in handle:
-            qid, _, doc_id, rank, score, *_ = line.split()
-            run.setdefault(qid, []).append(Hit(doc_id, float(score), int(rank)))
-    return run
+    """A TREC run file (`QID Q0 DOCID RANK SCORE TAG`, whitespace separated, as trec_eval and
+    pyserini write them): each query's hits ordered by score, best first (trec_eval's order;
+    the file's own ranks are not trusted), ranks renumbered from 1. A malformed line, a score
+    that is not a finite number, or a document given twice for one query is refused, naming
+    the file, the line and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise TesseraError("no such run file", file=path)
+    scored: dict[str, dict[str, tuple[float, int]]] = {}
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) < 5:
+                raise TesseraError(
+                    f"a run line has {len(parts)} fields, not the 6 of QID Q0 DOCID RANK SCORE TAG",
+                    file=path,
+                    line=number,
+                )
+            qid, _, doc_id, _, score = parts[:5]
+            try:
+                value = float(score)
+            except ValueError:
+                value = math.nan
+            if not math.isfinite(value):
+                raise TesseraError(
+                    f"score '{score}' is not a finite number", file=path, line=number, field="score"
+                )
+            hits = scored.setdefault(qid, {})
+            if doc_id in hits:
+                raise TesseraError(
+                    f"document '{doc_id}' is ranked twice for query '{qid}'",
+                    file=path,
+                    line=number,
+                    field="doc_id",
+                )
+            hits[doc_id] = (value, number)
+    return {
+        qid: [
+            Hit(doc_id, value, rank)
+            for rank, (doc_id, (value, _)) in enumerate(sorted(hits.items(), key=lambda item: -item[1][0]), 1)
+        ]
+        for qid, hits in scored.items()
+    }

@@ -130,15 +130,14 @@ class TesseraVectorStore(BasePydanticVectorStore):
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """The top `similarity_top_k` for the query text (or, without one, for its embedding in
-        the index's own space); `kwargs` are `search_one`'s options (`reranker`, ...)."""
+        the index's own space), among the `node_ids` when it names some; `kwargs` are
+        `search_one`'s options (`reranker`, ...)."""
         chosen = to_filter(query.filters)
         if query.doc_ids:
             by_source = {"ref_doc_id": {"$in": list(query.doc_ids)}}
             chosen = by_source if chosen is None else {"$and": [chosen, by_source]}
         if query.node_ids:  # LlamaIndex's retriever sends [] for none
-            raise TesseraError(
-                "a query restricted to node ids is not supported; use filters", field="node_ids"
-            )
+            kwargs["doc_ids"] = list(query.node_ids)
         if query.mode == VectorStoreQueryMode.MMR:
             weight = query.mmr_threshold if query.mmr_threshold is not None else 0.5
             kwargs["mmr"] = Mmr(weight, None, self._store.likeness_encoder)

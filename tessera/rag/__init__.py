@@ -10,6 +10,8 @@ from tessera.lazy import lazy_exports
 
 _API = {
     "answer": "tessera.rag.pipeline",
+    "chat": "tessera.rag.pipeline",
+    "search_query": "tessera.rag.conversation",
     "prepare": "tessera.rag.pipeline",
     "evaluate_rag": "tessera.rag.evaluate",
     "open_generator": "tessera.rag.generators",

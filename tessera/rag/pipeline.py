@@ -12,9 +12,11 @@ from tessera.data.metadata import Filter, parse_filter
 from tessera.errors import TesseraError
 from tessera.models.causal_lm import DEFAULT_LLM
 from tessera.rag.compressors import Tools, make_compressor
+from tessera.rag.conversation import DEFAULT_FOLLOW_UP
+from tessera.rag.conversation import search_query as follow_up_query
 from tessera.rag.generators import Generator, open_generator
 from tessera.rag.passages import Block, Passage, passage_blocks
-from tessera.rag.prompt import build_messages, order_blocks
+from tessera.rag.prompt import build_messages, order_blocks, with_conversation
 from tessera.rag.tokens import Message, token_counter
 from tessera.rag.windows import fit_passages
 from tessera.retrieval.diversify import Mmr, as_mmr
@@ -36,6 +38,7 @@ class RagPrompt:
     plain_tokens: int  # prompt tokens of the uncompressed context
     prompt_tokens: int  # prompt tokens after compression
     timings: dict[str, float] = field(default_factory=dict)
+    search_query: str | None = None  # what was searched, where not the question (a follow-up)
 
     @property
     def sources(self) -> list[dict[str, Any]]:
@@ -133,6 +136,7 @@ def prepare(
     filter: Filter | None = None,
     mmr: Mmr | float | None = None,
     per_document: int | None = None,
+    search_query: str | None = None,
 ) -> RagPrompt:
     """Retrieve `k` passages (from `index`, or `index` fused with the `fuse` indexes by `fusion`),
     compress them, and build the chat prompt. `search_params` (nprobe, prf, ...) apply to indexes
@@ -145,7 +149,9 @@ def prepare(
     best, at most `per_document` of one document (None: one a document while the index, or
     what `filter` selects, holds k documents; more when it holds fewer).
     `retrieved`: hits already searched (and reranked, diversified), with text (the HTTP
-    service searches through its own index threads)."""
+    service searches through its own index threads). `search_query`: what to search, pick
+    windows and compress by, where it is not the question (a follow-up in a conversation,
+    `rag.conversation`); the prompt still asks the question."""
     if not question.strip():
         raise TesseraError("the question is empty", field="question")
     if budget is not None and budget < 1:
@@ -154,6 +160,9 @@ def prepare(
     check_rerank_depth(rerank_depth)
     if per_document is not None:
         check_per_document(per_document, 1 + len(fuse))
+    if search_query is not None and not search_query.strip():
+        raise TesseraError("the search query is empty", field="search_query")
+    query = search_query or question
     filter = parse_filter(filter)
     reranker = load_reranker(rerank) if isinstance(rerank, str) else rerank
     mmr = as_mmr(mmr)
@@ -166,7 +175,7 @@ def prepare(
     if retrieved is None:
         retrieved = retrieve(
             index,
-            question,
+            query,
             k,
             others,
             fusion,
@@ -179,9 +188,9 @@ def prepare(
             per_document,
         )
     searched = time.perf_counter()
-    passages = fit_passages([Passage.from_hit(hit) for hit in retrieved], question, tools)
+    passages = fit_passages([Passage.from_hit(hit) for hit in retrieved], query, tools)
     plain = passage_blocks(passages)
-    blocks = plain if compressor is None else compressor.compress(question, passages, budget)
+    blocks = plain if compressor is None else compressor.compress(query, passages, budget)
     compressed = time.perf_counter()
     messages = build_messages(question, order_blocks(blocks, order))
     return RagPrompt(
@@ -192,6 +201,7 @@ def prepare(
         plain_tokens=tools.tokens.count_messages(build_messages(question, order_blocks(plain, order))),
         prompt_tokens=tools.tokens.count_messages(messages),
         timings={"retrieve_s": searched - started, "compress_s": compressed - searched},
+        search_query=None if query == question else query,
     )
 
 
@@ -208,7 +218,44 @@ def answer(
     rerank and rerank_depth, filter, mmr, per_document, and fuse, fusion, weights, depth for
     hybrid retrieval."""
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
-    prompt = prepare(index, question, generator=generator, **options)
+    return generated(prepare(index, question, generator=generator, **options), generator, max_new_tokens)
+
+
+def prepare_chat(
+    index: Index | str | Path,
+    messages: Sequence[Message],
+    generator: Generator | str | None = None,
+    follow_up: str = DEFAULT_FOLLOW_UP,
+    **options: Any,
+) -> RagPrompt:
+    """The prompt of the next answer in a conversation (`messages`: system, user and assistant
+    turns, oldest first, the last one the user's question): the question searched as
+    `follow_up` says (`rag.conversation`), asked after the earlier turns. Token counts stay the
+    context's, as `prepare` gives them. `options` are `prepare`'s."""
+    generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
+    turns = [m for m in messages if m["role"] in ("user", "assistant")]
+    query = follow_up_query(turns, follow_up, generator)
+    prompt = prepare(index, turns[-1]["content"], generator=generator, search_query=query, **options)
+    prompt.messages = with_conversation(prompt.messages, messages)
+    return prompt
+
+
+def chat(
+    index: Index | str | Path,
+    messages: Sequence[Message],
+    generator: Generator | str | None = "local",
+    max_new_tokens: int = 256,
+    follow_up: str = DEFAULT_FOLLOW_UP,
+    **options: Any,
+) -> RagAnswer:
+    """The next answer in a conversation (`prepare_chat`'s prompt, generated)."""
+    generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
+    prompt = prepare_chat(index, messages, generator, follow_up, **options)
+    return generated(prompt, generator, max_new_tokens)
+
+
+def generated(prompt: RagPrompt, generator: Generator | None, max_new_tokens: int) -> RagAnswer:
+    """The prompt's answer, timed (no generator: none)."""
     if generator is None:
         return RagAnswer(prompt, None)
     started = time.perf_counter()

@@ -46,3 +46,16 @@ def build_messages(question: str, blocks: Sequence[Block]) -> list[Message]:
     """System instruction, then the context and the question in one user turn."""
     user = f"Context:\n{render_context(blocks)}\n\nQuestion: {question}\nAnswer:"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def with_conversation(rag_messages: Sequence[Message], conversation: Sequence[Message]) -> list[Message]:
+    """A RAG prompt inside a conversation: the system instruction (the conversation's system
+    and developer messages appended to it), the earlier user and assistant turns, then the
+    context turn, which asks the last question. A follow-up is so answered with its history."""
+    system, context = rag_messages[0], rag_messages[-1]
+    extra = [
+        m["content"] for m in conversation if m["role"] in ("system", "developer") and m["content"].strip()
+    ]
+    turns = [m for m in conversation if m["role"] in ("user", "assistant")]
+    history = [{"role": m["role"], "content": m["content"]} for m in turns[:-1]]
+    return [{"role": "system", "content": "\n\n".join([system["content"], *extra])}, *history, context]

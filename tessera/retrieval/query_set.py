@@ -3,7 +3,7 @@ run of any size can be written as it is searched (`tessera search --queries --ru
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from rich.progress import Progress
@@ -165,19 +165,23 @@ def search_one(
     filter: Filter | None = None,
     mmr: Mmr | float | None = None,
     per_document: int = 1,
+    doc_ids: Iterable[str] | None = None,
 ) -> list[Hit]:
     """One query's top `k` with their text, as `tessera search "QUERY"` and RAG retrieve it: one
     index, or several fused (each searched `depth` deep; the first index's text); with a
     `reranker`, the k best of the first stage's `rerank_depth` by its scores; with a `filter`,
     among the documents it selects; with `mmr`, the k picked for relevance and novelty;
-    `per_document` (one chunked index): up to that many passages of one document."""
+    `per_document` (one chunked index): up to that many passages of one document; `doc_ids`
+    (one index): among those documents only."""
     check_rerank_depth(rerank_depth)
     check_per_document(per_document, len(indexes))
+    if doc_ids is not None and len(indexes) > 1:
+        raise TesseraError("a search among given ids takes one index, not several fused", field="doc_ids")
     reranker = load_reranker(reranker) if isinstance(reranker, str) else reranker
     mmr = as_mmr(mmr)
     first = first_stage_depth(k, reranker is not None, rerank_depth, mmr)
     if len(indexes) == 1:
-        hits = indexes[0].search(query, k=first, with_text=True, filter=filter, per_document=per_document)
+        hits = indexes[0].search(query, first, True, filter, doc_ids, per_document)
     else:
         deep = max(depth, first)
         hits = hybrid_search(

@@ -6,11 +6,14 @@ index, the last user message is the question, the answer comes from the service'
 (`tessera serve --generator`) over the retrieved context. Earlier turns stay in the
 conversation, between the RAG system prompt (the client's system messages appended to it) and
 the final user turn, which carries the context; so a follow-up question is answered with its
-history, retrieved for by its own words. Streaming sends OpenAI's `chat.completion.chunk`
-events and `data: [DONE]`. The RAG options of `POST /v1/rag` (`k`, `compress`, `budget`,
-`order`, `filter`, `per_document`, `mmr`, `rerank`) may ride along (the `openai` client's
-`extra_body`); the response adds `sources`, the passages the answer was built from. OpenAI's
-sampling fields (temperature, top_p, ...) are accepted and not used: generation is greedy.
+history. What is searched for it is `follow_up`'s choice (rag/conversation.py): its own words
+(`last`, the default), the earlier user turns with it (`turns`), or the generator's standalone
+rewrite with it (`rewrite`); the response's `search_query` says what was searched. Streaming
+sends OpenAI's `chat.completion.chunk` events and `data: [DONE]`. The RAG options of `POST
+/v1/rag` (`k`, `compress`, `budget`, `order`, `filter`, `per_document`, `mmr`, `rerank`) and
+`follow_up` may ride along (the `openai` client's `extra_body`); the response adds `sources`,
+the passages the answer was built from. OpenAI's sampling fields (temperature, top_p, ...) are
+accepted and not used: generation is greedy.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from typing import Any, Literal
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from tessera.rag.conversation import DEFAULT_FOLLOW_UP, check_follow_up, search_query
+from tessera.rag.prompt import with_conversation
 from tessera.rag.tokens import Message
 from tessera.serve.errors import ApiError
 from tessera.serve.pool import IndexPool
@@ -63,16 +68,11 @@ class ChatBody(BaseModel):
     per_document: int | None = Field(default=None, ge=1)
     mmr: float | None = Field(default=None, ge=0, le=1)
     rerank: bool = False
+    follow_up: str = DEFAULT_FOLLOW_UP
 
-
-def conversation(body: ChatBody, rag_messages: list[Message]) -> list[Message]:
-    """The RAG prompt's system and context turns around the client's conversation."""
-    system, context = rag_messages[0], rag_messages[-1]
-    extra = [m.text for m in body.messages if m.role in ("system", "developer") and m.text.strip()]
-    turns = [m for m in body.messages if m.role in ("user", "assistant")]
-    history = [{"role": m.role, "content": m.text} for m in turns[:-1]]
-    system = {"role": "system", "content": "\n\n".join([system["content"], *extra])}
-    return [system, *history, context]
+    def conversation(self) -> list[Message]:
+        """The messages as the RAG pipeline takes them (text content only)."""
+        return [{"role": m.role, "content": m.text} for m in self.messages]
 
 
 class ChatService:
@@ -100,8 +100,13 @@ class ChatService:
         if not users or users[-1].role != "user" or not users[-1].text.strip():
             raise ApiError(400, "field 'messages': the last message must be the user's question")
         name = self.pool.get(body.model).name
+        check_follow_up(body.follow_up, self.rag.generator)
+        conversation = body.conversation()
+        turns = [m for m in conversation if m["role"] in ("user", "assistant")]
+        searched = await self.rag.on_generator(search_query, turns, body.follow_up, self.rag.generator)
         rag = RagBody(
             query=users[-1].text,
+            search_query=searched,
             k=body.k,
             index=name,
             compress=body.compress,
@@ -113,12 +118,15 @@ class ChatService:
             rerank=body.rerank,
         )
         prompt = await self.rag.prompt(rag)
-        messages = conversation(body, prompt.messages)
+        messages = with_conversation(prompt.messages, conversation)
         max_tokens = body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_TOKENS
         reply = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": name}
         if body.stream:
             return StreamingResponse(
-                self._chunks(reply, messages, max_tokens, prompt.sources), media_type="text/event-stream"
+                self._chunks(
+                    reply, messages, max_tokens, {"sources": prompt.sources, "search_query": searched}
+                ),
+                media_type="text/event-stream",
             )
         answer = await self.rag.generate(messages, max_tokens)
         tokens = self.rag.generator.tokens
@@ -136,18 +144,21 @@ class ChatService:
                 ],
                 "usage": {"prompt_tokens": used, "completion_tokens": made, "total_tokens": used + made},
                 "sources": prompt.sources,
+                "search_query": searched,
             }
         )
 
     async def _chunks(
-        self, reply: dict[str, Any], messages: list[Message], max_tokens: int, sources: list[dict]
+        self, reply: dict[str, Any], messages: list[Message], max_tokens: int, first: dict[str, Any]
     ) -> AsyncIterator[bytes]:
+        """OpenAI's chunks; the first also carries `first` (the sources, what was searched)."""
+
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
             body = {**reply, "object": "chat.completion.chunk", **extra}
             body["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
             return f"data: {json.dumps(body)}\n\n".encode()
 
-        yield chunk({"role": "assistant", "content": ""}, sources=sources)
+        yield chunk({"role": "assistant", "content": ""}, **first)
         answer = []
         async for piece in self.rag.pieces(messages, max_tokens):
             if isinstance(piece, Exception):

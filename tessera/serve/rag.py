@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from tessera.errors import TesseraError
 from tessera.rag.generators import Generator
 from tessera.rag.pipeline import RagPrompt, prepare
 from tessera.retrieval.diversify import as_mmr
@@ -27,11 +28,13 @@ from tessera.serve.reranking import RerankService
 from tessera.serve.schemas import RagBody
 
 _END = object()
+T = TypeVar("T")
 
 
 def _summary(prompt: RagPrompt) -> dict[str, Any]:
     return {
         "query": prompt.question,
+        **({"search_query": prompt.search_query} if prompt.search_query is not None else {}),
         "sources": prompt.sources,
         "context": [{"text": b.text, "sources": list(b.sources)} for b in prompt.blocks],
         "plain_tokens": prompt.plain_tokens,
@@ -64,13 +67,19 @@ class RagService:
 
     async def generate(self, messages: list, max_new_tokens: int) -> str:
         """The whole answer, on the generator's thread."""
+        return await self.on_generator(self.generator.generate, messages, max_new_tokens=max_new_tokens)
+
+    async def on_generator(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`call` on the generator's thread (what may run the generator: answers, rewrites)."""
         loop = asyncio.get_running_loop()
-        call = partial(self.generator.generate, messages, max_new_tokens=max_new_tokens)
-        return await loop.run_in_executor(self.executor, call)
+        return await loop.run_in_executor(self.executor, partial(call, *args, **kwargs))
 
     async def prompt(self, body: RagBody) -> RagPrompt:
         """Retrieve (fused, reranked, diversified, filtered as asked) and build the prompt."""
         check_search([body.query], body.k)
+        query = body.query if body.search_query is None else body.search_query
+        if not query.strip():
+            raise TesseraError("the search query is empty", field="search_query")
         names = self.pool.names(body.index, body.indexes)
         check_retrieval(len(names) - 1, body.fusion, body.weights)
         diversity = as_mmr(body.mmr, body.mmr_depth)
@@ -89,7 +98,7 @@ class RagService:
             depth = max(body.depth, first)
             fused = await self.pool.fused(
                 names,
-                [body.query],
+                [query],
                 first,
                 depth,
                 with_text=True,
@@ -100,15 +109,13 @@ class RagService:
             )
             retrieved = fused[0]
         elif body.params or body.rerank or restrict or diversity is not None:  # a variant (a few kept)
-            rows = await self.pool.search(
-                names[0], [body.query], first, True, body.params, restrict, per_document
-            )
+            rows = await self.pool.search(names[0], [query], first, True, body.params, restrict, per_document)
             retrieved = rows[0]
         if body.rerank or diversity is not None:
             depth = body.rerank_depth if body.rerank else None
             searched = [self.pool.get(name).index for name in names]
             finished = await self.reranking.finish(
-                [body.query], [retrieved], body.k, True, depth, diversity, searched
+                [query], [retrieved], body.k, True, depth, diversity, searched
             )
             retrieved = finished[0]
         served = self.pool.get(names[0])
@@ -125,6 +132,7 @@ class RagService:
                 self.generator,
                 retrieved=retrieved,
                 per_document=per_document,
+                search_query=body.search_query,
             ),
         )
         return prompt

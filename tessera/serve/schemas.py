@@ -39,6 +39,7 @@ class RagBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     query: str
+    search_query: str | None = None  # searched instead of the query (a follow-up's; prepare's)
     k: int = 10
     index: str | None = None
     indexes: list[str] | None = None

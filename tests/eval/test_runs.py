@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tessera.data.datasets import load_eval_dataset
+from tessera.errors import TesseraError
 from tessera.eval.runs import read_trec, retrieve, write_trec
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
@@ -37,3 +39,20 @@ def test_remove_query_drops_each_querys_own_id_and_ranks_again(cranfield_bm25: P
         assert [hit.rank for hit in dropped[qid]] == list(range(1, len(kept) + 1))
         removed += len(hits) - len(kept)
     assert removed > 50  # most of the 114 test queries' ids are also document ids in their top 1000
+
+
+def test_a_run_file_is_read_in_score_order_and_bad_lines_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "other.trec"
+    path.write_text("q1 Q0 d2 1 1.5 x\n\nq1 Q0 d1 2 2.5 x\nq2 Q0 d3 1 -0.5 x\n")
+    assert read_trec(path) == {"q1": [Hit("d1", 2.5, 1), Hit("d2", 1.5, 2)], "q2": [Hit("d3", -0.5, 1)]}
+    for text, message in [
+        ("q1 Q0 d1 1 0.9 x\nq1 Q0 d2 2\n", f"{path}:2: a run line has 4 fields"),
+        ("q1 Q0 d1 1 high x\n", f"{path}:1, field 'score': score 'high' is not a finite number"),
+        ("q1 Q0 d1 1 nan x\n", "score 'nan' is not a finite number"),
+        ("q1 Q0 d1 1 0.9 x\nq1 Q0 d1 2 0.8 x\n", f"{path}:2, field 'doc_id': document 'd1' is ranked twice"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(TesseraError, match=re.escape(message)):
+            read_trec(path)
+    with pytest.raises(TesseraError, match="no such run file"):
+        read_trec(tmp_path / "missing.trec")

@@ -1,7 +1,8 @@
 """LlamaIndex's vector store over a Tessera index, with the real llama-index-core: LlamaIndex's
 own VectorStoreIndex adds real Cranfield nodes to it and retrieves what an index of the same texts
 retrieves, the nodes come back as they were added; LlamaIndex's filters, deletes by source
-document, by id and by filter, MMR, a query engine, and an index built by the CLI opened as one."""
+document, by id and by filter, queries among given node ids, MMR, a query engine, and an index
+built by the CLI opened as one."""
 
 from __future__ import annotations
 
@@ -111,6 +112,13 @@ def test_filters_translate_and_the_untranslatable_are_refused(built: VectorStore
     assert set(tagged.ids) == {i for i, n in nodes.items() if n.metadata["tags"] != ["t0"]}
     by_source = store.query(VectorStoreQuery(query_str=QUERY, similarity_top_k=10, doc_ids=["src-2"]))
     assert sorted(by_source.ids, key=int) == ["6", "7", "8", "9", "10"]
+    chosen = ["3", "17", "40", "59"]
+    by_id = store.query(VectorStoreQuery(query_str=QUERY, similarity_top_k=3, node_ids=chosen))
+    assert by_id.ids == [h.doc_id for h in store.client.index.search(QUERY, k=3, doc_ids=chosen)]
+    both = store.query(VectorStoreQuery(query_str=QUERY, similarity_top_k=9, node_ids=chosen, filters=either))
+    assert set(both.ids) == {i for i in chosen if nodes[i].metadata["tags"] != ["t0"]}
+    gone = store.query(VectorStoreQuery(query_str=QUERY, node_ids=["3", "no-such-node"]))
+    assert gone.ids == ["3"]  # as LlamaIndex's own stores: an id not stored (deleted) is no match
     with pytest.raises(TesseraError) as refused:
         store.query(
             VectorStoreQuery(

@@ -76,6 +76,22 @@ def test_rag_streams_an_answer(cranfield_dense: Path) -> None:
     assert len(" ".join(lines[4:]).split()) >= 3  # the streamed answer
 
 
+def test_rag_chat_answers_follow_ups_from_standard_input(cranfield_dense: Path) -> None:
+    follow_up = "and how is it measured in a wind tunnel"
+    args = ("rag", str(cranfield_dense), QUESTION, "-k", "3", "--generator", "none", "--chat")
+    result = run_cli(*args, "--follow-up", "turns", input=f"{follow_up}\n\nnever read\n")
+    lines = result.stdout.strip().splitlines()
+    assert [n for n, line in enumerate(lines) if line.startswith("prompt tokens: ")] == [3, 8]
+    assert lines[4] == f"searched: {QUESTION} {follow_up}"  # the turns, one line
+    index = Index.load(cranfield_dense)
+    for first, question in [(0, QUESTION), (5, f"{QUESTION}\n{follow_up}")]:
+        ids = [line.split()[1] for line in lines[first : first + 3]]
+        assert ids == [h.doc_id for h in index.search(question, k=3)]
+    own = run_cli(*args, input=f"{follow_up}\n").stdout.strip().splitlines()
+    assert not any(line.startswith("searched: ") for line in own)  # the default: its own words
+    assert [line.split()[1] for line in own[4:7]] == [h.doc_id for h in index.search(follow_up, k=3)]
+
+
 def test_rag_refuses_bad_input_in_one_line(cranfield_dense: Path) -> None:
     for args, message in [
         (["-k", "0"], "field 'k': k must be at least 1"),
@@ -84,6 +100,9 @@ def test_rag_refuses_bad_input_in_one_line(cranfield_dense: Path) -> None:
         (["--option", "ratio"], "expected NAME=VALUE"),
         (["--weights", "0.5,0.5"], "field 'fuse': fusion and weights need indexes to fuse with"),
         (["--fuse", str(cranfield_dense), "--fusion", "max"], "field 'fusion': unknown fusion 'max'"),
+        (["--chat", "--json"], "field 'chat': --chat streams a conversation"),
+        (["--chat", "--follow-up", "rewrite"], "field 'follow_up': follow_up 'rewrite' needs a generator"),
+        (["--chat", "--follow-up", "all"], "field 'follow_up': unknown follow_up 'all'"),
     ]:
         result = run_cli("rag", str(cranfield_dense), QUESTION, "--generator", "none", *args, check=False)
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr

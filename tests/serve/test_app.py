@@ -136,6 +136,7 @@ def test_indexes_and_health(client: TestClient) -> None:
         ("post", "/v1/search", {"queries": ["flow"], "params": {"nprobe": 4}}, 400, "nprobe"),
         ("post", "/v1/search", {"queries": ["flow"] * 300}, 413, "at most 256"),
         ("post", "/v1/rag", {"query": " "}, 400, "empty"),
+        ("post", "/v1/rag", {"query": "flow", "search_query": " "}, 400, "search query is empty"),
         ("post", "/v1/rag", {"query": "flow", "k": 0}, 400, "k must be at least 1"),
         ("post", "/v1/rag", {"query": "flow", "compress": "zip"}, 400, "zip"),
         (
@@ -221,7 +222,34 @@ def test_rag_json_without_generator(client: TestClient, loaded: dict[str, Index]
     assert [s["doc_id"] for s in got["sources"]] == [
         h.doc_id for h in loaded["head-minilm"].search(QUERIES[0], 3)
     ]
-    assert got["prompt_tokens"] == got["plain_tokens"] > 0
+    assert got["prompt_tokens"] == got["plain_tokens"] > 0 and "search_query" not in got
+
+
+def test_rag_searches_the_search_query_and_asks_the_query(
+    client: TestClient, loaded: dict[str, Index]
+) -> None:
+    """A follow-up's search (rag/conversation.py) on each retrieval path: plain, diversified, fused."""
+    index = loaded["head-minilm"]
+    for extra in ({}, {"mmr": 0.9}):
+        body = {"query": "and why?", "search_query": QUERIES[0], "k": 3, "index": "head-minilm", **extra}
+        response = client.post("/v1/rag", json=body)
+        assert response.status_code == 200, response.text
+        got = response.json()
+        assert got["query"] == "and why?" and got["search_query"] == QUERIES[0]
+        if not extra:
+            assert [s["doc_id"] for s in got["sources"]] == [h.doc_id for h in index.search(QUERIES[0], 3)]
+    both = [index, loaded["head-bm25"]]
+    fused = client.post(
+        "/v1/rag",
+        json={
+            "query": "and why?",
+            "search_query": QUERIES[1],
+            "k": 4,
+            "indexes": ["head-minilm", "head-bm25"],
+        },
+    ).json()
+    expected = hybrid_search(both, [QUERIES[1]], k=4, depth=100)[0]
+    assert [s["doc_id"] for s in fused["sources"]] == [h.doc_id for h in expected]
 
 
 def test_rag_from_fused_indexes_equals_hybrid_search(client: TestClient, loaded: dict[str, Index]) -> None:

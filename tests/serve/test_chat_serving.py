@@ -1,6 +1,7 @@
 """`POST /v1/chat/completions`: RAG behind OpenAI's chat API. The context is what `/v1/rag`
-retrieves for the last user message, earlier turns stay in the conversation, streaming sends
-OpenAI's chunks and `[DONE]`, and requests it cannot answer are JSON 400s."""
+retrieves for the last user message (or, as `follow_up` asks, with the earlier turns or the
+generator's rewrite), earlier turns stay in the conversation, streaming sends OpenAI's chunks and
+`[DONE]`, and requests it cannot answer are JSON 400s."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tessera.rag import prepare
+from tessera.rag.prompt import with_conversation
 from tessera.rag.tokens import token_counter
 from tessera.retrieval.index import Index
-from tessera.serve.chat import ChatBody, conversation
+from tessera.serve.chat import ChatBody
 from tests.serve.conftest import wait_ready
 
 QUESTION = "what is the effect of a propeller slipstream on wing lift"
@@ -35,6 +37,10 @@ class Recording:
     def generate(self, messages, max_new_tokens=256):
         self.seen.append(list(messages))
         return "The slipstream raises lift [1]."
+
+    def generate_batch(self, chats, max_new_tokens=256):
+        self.seen.extend(list(chat) for chat in chats)
+        return ["propeller slipstream effect on wing lift" for _ in chats]
 
 
 @pytest.fixture
@@ -126,10 +132,47 @@ def test_without_a_generator_a_chat_says_how_to_start_one(client: TestClient) ->
 
 def test_the_conversation_keeps_turns_around_the_context() -> None:
     body = ChatBody(
-        messages=[{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "q"}]
+        messages=[
+            {"role": "developer", "content": "Be brief."},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "q"}, {"type": "image_url", "image_url": {}}],
+            },
+        ]
     )
     rag = [{"role": "system", "content": "SYSTEM"}, {"role": "user", "content": "Context: ... Question: q"}]
-    assert conversation(body, rag) == [
+    assert body.conversation()[-1] == {"role": "user", "content": "q"}
+    assert with_conversation(rag, body.conversation()) == [
         {"role": "system", "content": "SYSTEM\n\nBe brief."},
         {"role": "user", "content": "Context: ... Question: q"},
     ]
+
+
+def test_a_follow_up_is_searched_as_follow_up_asks(chatting, loaded: dict[str, Index]) -> None:
+    client, generator = chatting
+    messages = [
+        {"role": "user", "content": "what is a propeller slipstream"},
+        {"role": "assistant", "content": "The air a propeller pushes back."},
+        {"role": "user", "content": "what does it do to the wing"},
+    ]
+    index = loaded["head-minilm"]
+    own = client.post("/v1/chat/completions", json={"messages": messages, "k": 3}).json()
+    assert own["search_query"] == "what does it do to the wing"
+    turns = client.post(
+        "/v1/chat/completions", json={"messages": messages, "k": 3, "follow_up": "turns"}
+    ).json()
+    searched = "what is a propeller slipstream\nwhat does it do to the wing"
+    assert turns["search_query"] == searched
+    expected = prepare(index, "what does it do to the wing", k=3, search_query=searched)
+    assert turns["sources"] == expected.sources and generator.seen[-1][-1] == expected.messages[-1]
+    body = {"messages": messages, "k": 3, "follow_up": "rewrite", "stream": True}
+    lines = [line for line in client.post("/v1/chat/completions", json=body).text.split("\n\n") if line]
+    first = json.loads(lines[0].removeprefix("data: "))
+    rewritten = "what does it do to the wing\npropeller slipstream effect on wing lift"
+    assert first["search_query"] == rewritten
+    assert first["sources"] == prepare(index, "x", k=3, search_query=rewritten).sources
+    assert (
+        "Last message: what does it do to the wing" in generator.seen[-2][-1]["content"]
+    )  # the rewrite's chat
+    wrong = client.post("/v1/chat/completions", json={"messages": messages, "follow_up": "history"})
+    assert wrong.status_code == 400 and "unknown follow_up 'history'" in wrong.json()["error"]["message"]
