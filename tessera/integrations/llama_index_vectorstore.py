@@ -7,12 +7,13 @@ metadata filters, on any index kind Tessera builds (an index built by `tessera i
     store = TesseraVectorStore("indexes/notes", encoder="minilm")    # empty until the first add
     context = StorageContext.from_defaults(vector_store=store)
     index = VectorStoreIndex.from_documents(docs, storage_context=context,
-                                            embed_model=TesseraEmbedding("minilm"))
+                                            embed_model=MockEmbedding(embed_dim=1))
     index.as_retriever(similarity_top_k=4).retrieve("boundary layer")
 
 The index encodes node texts and queries with its own encoder (`is_embedding_query` is False, so
-a retriever sends the query text and embeds nothing; LlamaIndex still embeds nodes before adding
-them: `TesseraEmbedding` of the same spec gives the same vectors). A node is kept as LlamaIndex's
+a retriever sends the query text and embeds nothing). LlamaIndex still embeds nodes before adding
+them, which the store does not read: LlamaIndex's `MockEmbedding` makes that free (a
+`TesseraEmbedding` of the same spec would encode every node twice). A node is kept as LlamaIndex's
 own vector stores keep it: its text as the document's text, the rest of it (id, relationships,
 metadata) as JSON in the metadata beside its flat metadata and `ref_doc_id`, so a query returns
 the node that was added. Hits of a corpus indexed by Tessera become `TextNode`s with their

@@ -19,7 +19,7 @@ from tessera.indexing.builder import build_index
 from tessera.retrieval.index import Index
 
 pytest.importorskip("llama_index.core")
-from llama_index.core import StorageContext, VectorStoreIndex  # noqa: E402
+from llama_index.core import MockEmbedding, StorageContext, VectorStoreIndex  # noqa: E402
 from llama_index.core.llms.mock import MockLLM  # noqa: E402
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode  # noqa: E402
 from llama_index.core.vector_stores.types import (  # noqa: E402
@@ -176,3 +176,18 @@ def test_an_index_built_by_the_cli_is_a_vector_store(
             [TextNode(id_="a", text="x", metadata={"pages": {"first": 1}})]
         )
     assert nested.value.field == "nodes[0].metadata.pages"
+
+
+def test_a_mock_embedding_skips_llama_index_s_own_encoding(
+    built: VectorStoreIndex, head_nodes: list[TextNode], tmp_path: Path
+) -> None:
+    """The store encodes nodes itself, so LlamaIndex's embedding of them before the add is waste;
+    `MockEmbedding` makes it free and changes nothing the retriever finds."""
+    context = StorageContext.from_defaults(
+        vector_store=TesseraVectorStore(tmp_path / "mock", encoder="minilm")
+    )
+    cheap = VectorStoreIndex(head_nodes, storage_context=context, embed_model=MockEmbedding(embed_dim=1))
+    found = cheap.as_retriever(similarity_top_k=5).retrieve(QUERY)
+    expected = built.as_retriever(similarity_top_k=5).retrieve(QUERY)
+    assert [n.node.node_id for n in found] == [n.node.node_id for n in expected]
+    np.testing.assert_allclose([n.score for n in found], [n.score for n in expected], atol=1e-5)
