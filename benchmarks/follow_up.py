@@ -11,7 +11,8 @@ that shares no relevant document (the user changed the subject) or the one that 
 (a related question before it). The question needs no history in both, so `last` is the ceiling
 and every other mode can only lose; the loss is what a mode costs where it does not help.
 Retrievers: the bundled MiniLM (Flat) and BM25; rewrites by the bundled SmolLM2 (greedy, cached
-under TESSERA_CACHE_DIR/benchmarks/follow-up). nDCG@10; ratio to `last` and the paired
+under TESSERA_CACHE_DIR/benchmarks/follow-up), asked with no worked example (`zero-shot`) and
+with the two of `rag.conversation.REWRITE_EXAMPLES` (`two-examples`). nDCG@10; ratio to `last` and the paired
 difference ± its standard error over queries.
 """
 
@@ -30,11 +31,23 @@ from tessera import config
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.eval.evaluate import per_query_scores
 from tessera.indexing.builder import build_index
-from tessera.rag.conversation import REWRITE_TOKENS, TURNS, clean_rewrite, rewrite_chat
+from tessera.rag.conversation import (
+    REWRITE_EXAMPLES,
+    REWRITE_TOKENS,
+    TURNS,
+    clean_rewrite,
+    rewrite_chat,
+    with_rewrite,
+)
 from tessera.rag.generators import open_generator
 from tessera.retrieval.index import Index
 
-MODES = ("last", "turns", "rewrite", "rewrite only")
+PROMPTS = {"zero-shot": (), "two-examples": REWRITE_EXAMPLES}  # the rewriter's worked examples
+MODES = (
+    "last",
+    "turns",
+    *(f"{mode} ({prompt})" for mode in ("rewrite", "rewrite only") for prompt in PROMPTS),
+)
 
 
 def open_index(folder: Path, encoder: str, work: Path) -> Index:
@@ -63,16 +76,16 @@ def previous_questions(test: EvalDataset, pool: EvalDataset, seed: int) -> dict[
     return chosen
 
 
-def rewrites(name: str, conversations: dict[str, list[dict]], work: Path) -> dict[str, str]:
+def rewrites(name: str, conversations: dict[str, list[dict]], work: Path, prompt: str) -> dict[str, str]:
     """SmolLM2's rewrite of each conversation, cached (greedy, so a rerun gives the same)."""
-    path = work / "rewrites" / f"{name}.json"
+    path = work / "rewrites" / f"{name}-{prompt}.json"
     done = json.loads(path.read_text()) if path.is_file() else {}
     missing = [key for key in conversations if key not in done]
     if missing:
         generator = open_generator("local")
         for start in range(0, len(missing), 8):
             keys = missing[start : start + 8]
-            chats = [rewrite_chat(conversations[key]) for key in keys]
+            chats = [rewrite_chat(conversations[key], PROMPTS[prompt]) for key in keys]
             done.update(zip(keys, generator.generate_batch(chats, REWRITE_TOKENS), strict=True))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(done))
@@ -80,15 +93,15 @@ def rewrites(name: str, conversations: dict[str, list[dict]], work: Path) -> dic
     return done
 
 
-def search_text(mode: str, previous: str, question: str, raw_rewrite: str) -> str:
-    rewrite = clean_rewrite(raw_rewrite)
+def search_text(mode: str, previous: str, question: str, raw: dict[str, str]) -> str:
     if mode == "last":
         return question
     if mode == "turns":
         return "\n".join([previous, question][-TURNS:])
-    if mode == "rewrite":
-        return f"{question}\n{rewrite}" if rewrite else question
-    return rewrite or question
+    kind, prompt = mode.rstrip(")").split(" (")
+    if kind == "rewrite":
+        return with_rewrite(question, raw[prompt])
+    return clean_rewrite(raw[prompt]) or question
 
 
 def main() -> None:
@@ -114,7 +127,10 @@ def main() -> None:
             for qid, kinds in previous.items()
             for kind, before in kinds.items()
         }
-        raw = rewrites(f"{name}-{args.split}-{args.seed}", conversations, work)
+        raw = {
+            prompt: rewrites(f"{name}-{args.split}-{args.seed}", conversations, work, prompt)
+            for prompt in PROMPTS
+        }
         table = Table(title=f"{name} ({args.split}): nDCG@10 of a question asked after another")
         for column in ("retriever", "asked after", "n", "mode", "nDCG@10", "x last", "diff ± se"):
             table.add_column(column)
@@ -130,7 +146,12 @@ def main() -> None:
                 scores = {}
                 for mode in MODES:
                     texts = [
-                        search_text(mode, previous[q][kind], test.queries[q], raw[f"{q}/{kind}"])
+                        search_text(
+                            mode,
+                            previous[q][kind],
+                            test.queries[q],
+                            {p: r[f"{q}/{kind}"] for p, r in raw.items()},
+                        )
                         for q in qids
                     ]
                     run = dict(zip(qids, index.batch_search(texts, k=10), strict=True))

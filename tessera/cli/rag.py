@@ -109,7 +109,7 @@ def rag(
     if chat and as_json:
         raise TesseraError("--chat streams a conversation; it does not combine with --json", field="chat")
     llm = open_generator(generator)
-    check_follow_up(follow_up, llm)
+    check_follow_up(follow_up, llm is not None)
     opened, *others = open_indexes(index_dir, fuse, parse_params(param))
     options = {
         "k": k,

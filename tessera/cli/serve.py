@@ -31,6 +31,13 @@ def serve(
     generator: Annotated[
         str, typer.Option(help="RAG generator: none (prompt and sources only) | local | local:MODEL | URL.")
     ] = "none",
+    follow_up: Annotated[
+        str,
+        typer.Option(
+            help="What a chat's follow-up question searches when a request names none (chat UIs "
+            "cannot): last | turns | rewrite (needs --generator).",
+        ),
+    ] = "last",
     mmap: Annotated[
         bool, typer.Option("--mmap", help="Map faiss index files, not read them; workers share them.")
     ] = False,
@@ -76,6 +83,7 @@ def serve(
     from tessera import config
     from tessera.errors import TesseraError, TesseraWarning
     from tessera.indexing.manifest import Manifest
+    from tessera.rag.conversation import check_follow_up
     from tessera.serve.auth import ENV_KEY, check_origin, is_loopback, key_digests
     from tessera.serve.server import run
     from tessera.serve.settings import ServeSettings
@@ -91,6 +99,7 @@ def serve(
         max_batch=max_batch,
         sub_batch=sub_batch,
         generator=generator,
+        follow_up=follow_up,
         mmap=mmap,
         rerank=rerank,
         reload_seconds=reload_seconds,
@@ -98,6 +107,7 @@ def serve(
         api_key_digests=key_digests(api_key_file, config.api_key()),
         cors_origins=[check_origin(origin) for origin in cors_origin or []],
     )
+    check_follow_up(follow_up, generator != "none")
     for path in settings.indexes.values():
         Manifest.read(Path(path), verify=False)  # a wrong path fails here, in one line, not in a worker
     for name, value in (

@@ -8,8 +8,8 @@ retrieve poorly. Three ways to search for the last user turn, as `follow_up` nam
   (TREC CAsT's "all utterances" baseline).
 - `rewrite`: the generator rewrites the last turn as a standalone question from the
   conversation (LangChain's history-aware retriever, LlamaIndex's condense-question engine);
-  the search runs on the last turn followed by that rewrite, so a question that needs no
-  history keeps all of its own words.
+  the search runs on the last turn followed by that rewrite (the turn alone where the rewrite
+  only repeats it), so a question that needs no history keeps all of its own words.
 
 With no earlier user turn every mode searches the question itself, and `rewrite` without a
 generator is refused. docs/results.md section 34 measures what each costs on questions that need
@@ -18,6 +18,7 @@ no history.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from tessera.errors import TesseraError
@@ -29,6 +30,27 @@ DEFAULT_FOLLOW_UP = "last"  # section 34: chosen by what the others cost where n
 TURNS = 3  # the last turn and the two before it: older topics mostly add noise
 HISTORY_WORDS = 400  # the conversation shown to the rewriter, most recent words kept
 REWRITE_TOKENS = 64
+# Two worked examples shown to the rewriter as earlier chat turns: one follow-up that needs its
+# subject from the history, one change of subject that needs none. A small model copies their
+# form (a short query) instead of answering the question.
+REWRITE_EXAMPLES: tuple[tuple[tuple[Message, ...], str, str], ...] = (
+    (
+        (
+            {"role": "user", "content": "who designed the eiffel tower?"},
+            {"role": "assistant", "content": "Gustave Eiffel's engineering company designed it."},
+        ),
+        "when was it built?",
+        "when was the Eiffel Tower built",
+    ),
+    (
+        (
+            {"role": "user", "content": "what is the boiling point of water at sea level?"},
+            {"role": "assistant", "content": "100 degrees Celsius."},
+        ),
+        "how do vaccines train the immune system?",
+        "how do vaccines train the immune system",
+    ),
+)
 REWRITE_SYSTEM = (
     "You turn the user's last message in a conversation into one standalone search query. "
     "Replace pronouns and references with the names and topics from the earlier turns they "
@@ -37,12 +59,12 @@ REWRITE_SYSTEM = (
 )
 
 
-def check_follow_up(mode: str, generator: Generator | None) -> None:
+def check_follow_up(mode: str, has_generator: bool) -> None:
     if mode not in FOLLOW_UPS:
         raise TesseraError(
             f"unknown follow_up '{mode}' (expected one of {', '.join(FOLLOW_UPS)})", field="follow_up"
         )
-    if mode == "rewrite" and generator is None:
+    if mode == "rewrite" and not has_generator:
         raise TesseraError("follow_up 'rewrite' needs a generator", field="follow_up")
 
 
@@ -59,14 +81,24 @@ def transcript(history: Sequence[Message], words: int = HISTORY_WORDS) -> str:
     return "\n".join(reversed(lines))
 
 
-def rewrite_chat(turns: Sequence[Message]) -> list[Message]:
-    """The rewriter's prompt: the conversation so far as a transcript, then the last message."""
-    *history, last = turns
-    user = (
+def _rewrite_request(history: Sequence[Message], last: str) -> Message:
+    text = (
         f"Conversation:\n{transcript(history)}\n\n"
-        f"Last message: {' '.join(last['content'].split())}\n\nStandalone search query:"
+        f"Last message: {' '.join(last.split())}\n\nStandalone search query:"
     )
-    return [{"role": "system", "content": REWRITE_SYSTEM}, {"role": "user", "content": user}]
+    return {"role": "user", "content": text}
+
+
+def rewrite_chat(
+    turns: Sequence[Message], examples: Sequence[tuple[Sequence[Message], str, str]] = REWRITE_EXAMPLES
+) -> list[Message]:
+    """The rewriter's prompt: the worked examples, then the conversation so far as a transcript
+    and its last message."""
+    *history, last = turns
+    shots: list[Message] = []
+    for shown, question, rewrite in examples:
+        shots += [_rewrite_request(shown, question), {"role": "assistant", "content": rewrite}]
+    return [{"role": "system", "content": REWRITE_SYSTEM}, *shots, _rewrite_request(history, last["content"])]
 
 
 def clean_rewrite(raw: str) -> str:
@@ -81,19 +113,32 @@ def clean_rewrite(raw: str) -> str:
     return ""
 
 
+def with_rewrite(question: str, raw: str) -> str:
+    """The question followed by the generator's rewrite of it (`raw`, cleaned), or the question
+    alone where the rewrite is empty or repeats its words."""
+    rewrite = clean_rewrite(raw)
+    return question if not rewrite or _words(rewrite) == _words(question) else f"{question}\n{rewrite}"
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
 def search_query(
-    turns: Sequence[Message], follow_up: str = "last", generator: Generator | None = None
+    turns: Sequence[Message], follow_up: str = DEFAULT_FOLLOW_UP, generator: Generator | None = None
 ) -> str:
     """What to search for the last user turn of `turns` (user and assistant messages, oldest
-    first), as `follow_up` says (the module's table)."""
+    first), as `follow_up` says (the module's list)."""
     return search_queries([turns], follow_up, generator)[0]
 
 
 def search_queries(
-    conversations: Sequence[Sequence[Message]], follow_up: str = "last", generator: Generator | None = None
+    conversations: Sequence[Sequence[Message]],
+    follow_up: str = DEFAULT_FOLLOW_UP,
+    generator: Generator | None = None,
 ) -> list[str]:
     """`search_query` of each conversation; the rewrites in one batch (`Generator.generate_batch`)."""
-    check_follow_up(follow_up, generator)
+    check_follow_up(follow_up, generator is not None)
     queries: list[str] = []
     pending: list[int] = []
     for number, turns in enumerate(conversations):
@@ -108,7 +153,5 @@ def search_queries(
     if pending:
         chats = [rewrite_chat(conversations[number]) for number in pending]
         for number, raw in zip(pending, generator.generate_batch(chats, REWRITE_TOKENS), strict=True):
-            rewrite = clean_rewrite(raw)
-            if rewrite:
-                queries[number] = f"{queries[number]}\n{rewrite}"
+            queries[number] = with_rewrite(queries[number], raw)
     return queries

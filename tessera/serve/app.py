@@ -47,7 +47,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     reranking = RerankService(settings.rerank)
     rag = RagService(pool, None, reranking)
     embeddings = EmbeddingService(pool, settings.max_queries)
-    chat = ChatService(pool, rag)
+    chat = ChatService(pool, rag, settings.follow_up)
     writes = DocumentService(pool, settings.writable)
 
     async def start() -> None:
@@ -80,7 +80,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
             writes.close()
 
     app = FastAPI(title="Tessera", lifespan=lifespan, docs_url="/docs", redoc_url=None)
-    app.state.pool, app.state.rag = pool, rag
+    app.state.pool, app.state.rag, app.state.chat = pool, rag, chat
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(ApiKeyGuard, digests=settings.api_key_digests)  # before the body is read
     if settings.cors_origins:  # answers preflights (which carry no key), labels 401s too

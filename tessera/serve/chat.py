@@ -8,7 +8,8 @@ conversation, between the RAG system prompt (the client's system messages append
 the final user turn, which carries the context; so a follow-up question is answered with its
 history. What is searched for it is `follow_up`'s choice (rag/conversation.py): its own words
 (`last`, the default), the earlier user turns with it (`turns`), or the generator's standalone
-rewrite with it (`rewrite`); the response's `search_query` says what was searched. Streaming
+rewrite with it (`rewrite`); a request that names none (chat UIs cannot) gets `tessera serve
+--follow-up`'s; the response's `search_query` says what was searched. Streaming
 sends OpenAI's `chat.completion.chunk` events and `data: [DONE]`. The RAG options of `POST
 /v1/rag` (`k`, `compress`, `budget`, `order`, `filter`, `per_document`, `mmr`, `rerank`) and
 `follow_up` may ride along (the `openai` client's `extra_body`); the response adds `sources`,
@@ -68,7 +69,7 @@ class ChatBody(BaseModel):
     per_document: int | None = Field(default=None, ge=1)
     mmr: float | None = Field(default=None, ge=0, le=1)
     rerank: bool = False
-    follow_up: str = DEFAULT_FOLLOW_UP
+    follow_up: str | None = None  # None: the service's (`tessera serve --follow-up`)
 
     def conversation(self) -> list[Message]:
         """The messages as the RAG pipeline takes them (text content only)."""
@@ -76,9 +77,10 @@ class ChatBody(BaseModel):
 
 
 class ChatService:
-    def __init__(self, pool: IndexPool, rag: RagService) -> None:
+    def __init__(self, pool: IndexPool, rag: RagService, follow_up: str = DEFAULT_FOLLOW_UP) -> None:
         self.pool = pool
         self.rag = rag
+        self.follow_up = follow_up
 
     def models(self) -> dict[str, Any]:
         self.pool.get(None)  # 503 while loading
@@ -100,10 +102,14 @@ class ChatService:
         if not users or users[-1].role != "user" or not users[-1].text.strip():
             raise ApiError(400, "field 'messages': the last message must be the user's question")
         name = self.pool.get(body.model).name
-        check_follow_up(body.follow_up, self.rag.generator)
+        follow_up = body.follow_up or self.follow_up
+        check_follow_up(follow_up, self.rag.generator is not None)
         conversation = body.conversation()
         turns = [m for m in conversation if m["role"] in ("user", "assistant")]
-        searched = await self.rag.on_generator(search_query, turns, body.follow_up, self.rag.generator)
+        if follow_up == "rewrite":  # the generator's work, on its thread
+            searched = await self.rag.on_generator(search_query, turns, follow_up, self.rag.generator)
+        else:
+            searched = search_query(turns, follow_up)
         rag = RagBody(
             query=users[-1].text,
             search_query=searched,

@@ -28,6 +28,9 @@ class ServeSettings:
     queue_limit: int = 1024  # requests waiting per index before 503
     generator: str = "none"  # RAG generator spec (tessera.rag.generators)
     rerank: str | None = None  # reranker spec (tessera.retrieval.rerank) requests may ask for
+    follow_up: str = (
+        "last"  # what a chat's follow-up searches when the request names none (rag/conversation.py)
+    )
     mmap: bool = False  # map faiss index files (Index.load): workers share one copy in the page cache
     # How often to look for an index updated on disk (add, delete, sync) and reopen it; 0: never.
     reload_seconds: float = 5.0

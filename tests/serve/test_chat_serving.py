@@ -174,5 +174,7 @@ def test_a_follow_up_is_searched_as_follow_up_asks(chatting, loaded: dict[str, I
     assert (
         "Last message: what does it do to the wing" in generator.seen[-2][-1]["content"]
     )  # the rewrite's chat
+    client.app.state.chat.follow_up = "turns"  # `tessera serve --follow-up turns`: a request naming none
+    assert client.post("/v1/chat/completions", json={"messages": messages}).json()["search_query"] == searched
     wrong = client.post("/v1/chat/completions", json={"messages": messages, "follow_up": "history"})
     assert wrong.status_code == 400 and "unknown follow_up 'history'" in wrong.json()["error"]["message"]

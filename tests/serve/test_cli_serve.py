@@ -39,7 +39,9 @@ def test_options_reach_the_settings(
     args = ["serve", f"a={serve_indexes['head-bm25']}", f"b={serve_indexes['head-minilm']}"]
     args += ["--host", "0.0.0.0", "--port", "9001", "--workers", "2", "--max-k", "50", "--max-batch", "1"]
     origins = ["--cors-origin", "https://a.example.org", "--cors-origin", "http://localhost:3000"]
-    CliRunner().invoke(app, [*args, "--mmap", "--writable", *origins], catch_exceptions=False)
+    CliRunner().invoke(
+        app, [*args, "--mmap", "--writable", *origins, "--follow-up", "turns"], catch_exceptions=False
+    )
     assert (started[0]["host"], started[0]["port"], started[0]["workers"]) == ("0.0.0.0", 9001, 2)
     settings = ServeSettings.from_env()
     assert list(settings.indexes) == ["a", "b"] and settings.max_k == 50 and settings.max_batch == 1
@@ -48,6 +50,7 @@ def test_options_reach_the_settings(
     assert settings.api_key_digests == [digest("a-key-from-the-environment")]
     assert settings.cors_origins == ["https://a.example.org", "http://localhost:3000"]
     assert ServeSettings().cors_origins == []  # same origin only unless named
+    assert settings.follow_up == "turns" and ServeSettings().follow_up == "last"
 
 
 def test_an_exposed_service_needs_a_key_to_write(
@@ -96,6 +99,10 @@ def test_bad_arguments_fail_before_starting(
             ["serve", same, "--writable", "--workers", "2", "--reload-seconds", "0"],
             catch_exceptions=False,
         )
+    with pytest.raises(TesseraError, match="follow_up 'rewrite' needs a generator"):
+        runner.invoke(app, ["serve", same, "--follow-up", "rewrite"], catch_exceptions=False)
+    with pytest.raises(TesseraError, match="unknown follow_up 'all'"):
+        runner.invoke(app, ["serve", same, "--follow-up", "all"], catch_exceptions=False)
     assert not started
 
 
