@@ -1,8 +1,9 @@
 """Every failure as `{"error": "..."}` with a status a client can act on, never a traceback.
 
 400 bad parameter (TesseraError from the shared validation, pydantic's), 401 no or wrong API key,
-404 unknown document or route, 413 oversized request, 503 loading or overloaded, 500 (logged here)
-for bugs. The OpenAI-compatible routes answer in OpenAI's shape instead,
+404 unknown document or route, 413 oversized request, 502 the generator's LLM endpoint failed
+(GeneratorError: down, timing out, answering errors), 503 loading or overloaded, 500 (logged
+here) for bugs. The OpenAI-compatible routes answer in OpenAI's shape instead,
 `{"error": {"message", "type", "param", "code"}}`, which is where OpenAI clients look for the
 message (they show only "Error code: 400" otherwise)."""
 
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tessera.errors import TesseraError
+from tessera.errors import GeneratorError, TesseraError
 from tessera.serve.batching import Overloaded
 
 log = logging.getLogger("tessera.serve")
@@ -61,7 +62,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return error(exc.status, exc.message, request.url.path)
 
     async def tessera_error(request: Request, exc: TesseraError) -> JSONResponse:
-        return error(400, str(exc), request.url.path)
+        upstream = isinstance(exc, GeneratorError)  # the service's own LLM endpoint failed, not the request
+        return error(502 if upstream else 400, str(exc), request.url.path)
 
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error(400, _validation_message(exc), request.url.path)

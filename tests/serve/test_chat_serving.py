@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from tessera.errors import GeneratorError
 from tessera.rag import prepare
 from tessera.rag.prompt import with_conversation
 from tessera.rag.tokens import token_counter
@@ -178,3 +179,31 @@ def test_a_follow_up_is_searched_as_follow_up_asks(chatting, loaded: dict[str, I
     assert client.post("/v1/chat/completions", json={"messages": messages}).json()["search_query"] == searched
     wrong = client.post("/v1/chat/completions", json={"messages": messages, "follow_up": "history"})
     assert wrong.status_code == 400 and "unknown follow_up 'history'" in wrong.json()["error"]["message"]
+
+
+class Down(Recording):
+    """A generator whose LLM endpoint is down, as `OpenAIGenerator` reports it."""
+
+    def generate(self, messages, max_new_tokens=256):
+        raise GeneratorError("LLM endpoint http://127.0.0.1:9/v1 is unreachable", field="generator")
+
+    def generate_batch(self, chats, max_new_tokens=256):
+        return [self.generate(chat) for chat in chats]
+
+
+def test_a_failing_llm_endpoint_is_a_502_not_the_client_s_fault(chatting) -> None:
+    client, _ = chatting
+    client.app.state.rag.generator = Down()
+    question = {"messages": [{"role": "user", "content": QUESTION}]}
+    follow_up = {
+        "messages": [*question["messages"], {"role": "user", "content": "why?"}],
+        "follow_up": "rewrite",
+    }
+    for body in (question, follow_up):  # the answer, then a follow-up's rewrite
+        response = client.post("/v1/chat/completions", json=body)
+        assert response.status_code == 502
+        assert response.json()["error"]["message"].endswith(
+            "LLM endpoint http://127.0.0.1:9/v1 is unreachable"
+        )
+    rag = client.post("/v1/rag", json={"query": QUESTION, "k": 2})
+    assert rag.status_code == 502 and "unreachable" in rag.json()["error"]
