@@ -108,7 +108,8 @@ def eval_runs(
 
     Each cell is the mean over the judged queries ± its standard error; a judged query a run
     does not answer scores 0. ▲/▼: better/worse than the first run by ranx's paired t-test,
-    Holm-corrected over the runs (p in the JSON, with Fisher's randomization test)."""
+    Holm-corrected over the runs (p in the JSON, with Fisher's randomization test and every
+    query's scores); the last column counts queries better, tied and worse than the first run."""
     from tessera.eval.compare import compare_runs
     from tessera.eval.evaluate import DEFAULT_METRICS
 
@@ -130,13 +131,16 @@ def eval_runs(
     for name in names:
         table.add_column(name, justify="right")
     table.add_column("answered", justify="right")
+    table.add_column(f"{names[0]}: better/tied/worse", justify="right")
     for row in result.runs:
         cells = []
         for name in names:
             test = result.significance[name]["t-test"].get(row.name)
             mark = "" if not test or not test["significant"] else (" ▲" if test["delta"] > 0 else " ▼")
             cells.append(f"{row.means[name]:.4f}±{row.errors[name]:.4f}{mark}")
-        table.add_row(row.name, *cells, f"{row.answered}/{result.queries}")
+        counts = result.against_baseline(row, names[0])
+        versus = "" if row is result.runs[0] else f"{counts['better']}/{counts['tied']}/{counts['worse']}"
+        table.add_row(row.name, *cells, f"{row.answered}/{result.queries}", versus)
     out.print(table)
 
 

@@ -48,6 +48,16 @@ class Comparison:
     significance: dict[str, Any]  # {metric: {test: {run: {p, p_holm, significant, delta}}}}, against runs[0]
     alpha: float
 
+    def against_baseline(self, run: RunScores, metric: str) -> dict[str, int]:
+        """Judged queries on which `run` scores above, level with, and below the first run."""
+        base = self.runs[0].per_query[metric]
+        differences = [run.per_query[metric][qid] - base[qid] for qid in base]
+        return {
+            "better": sum(d > 1e-9 for d in differences),
+            "tied": sum(abs(d) <= 1e-9 for d in differences),
+            "worse": sum(d < -1e-9 for d in differences),
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
@@ -59,6 +69,8 @@ class Comparison:
                     "source": r.source,
                     "answered_queries": r.answered,
                     "metrics": {m: {"mean": r.means[m], "se": r.errors[m]} for m in self.metrics},
+                    "against_baseline": {m: self.against_baseline(r, m) for m in self.metrics},
+                    "per_query": r.per_query,  # trec_eval -q's table: metric -> query id -> value
                 }
                 for r in self.runs
             },

@@ -46,6 +46,9 @@ def test_each_run_scores_as_eval_scores_its_index(runs, cranfield_bm25, cranfiel
     tested = saved["significance"]["nDCG@10"]["t-test"]
     assert set(tested) == {"minilm", "rrf(bm25+minilm)"}
     fused = tested["rrf(bm25+minilm)"]
+    versus = saved["runs"]["rrf(bm25+minilm)"]["against_baseline"]["nDCG@10"]
+    assert sum(versus.values()) == 114 and versus["better"] > versus["worse"]
+    assert saved["runs"]["bm25"]["per_query"]["nDCG@10"] == result.runs[0].per_query["nDCG@10"]
     assert fused["delta"] == pytest.approx(result.runs[2].means["nDCG@10"] - result.runs[0].means["nDCG@10"])
     assert fused["p_holm"] >= fused["p"] and fused["significant"] == (fused["p_holm"] <= 0.05)
 
@@ -92,6 +95,8 @@ def test_eval_runs_prints_the_table_and_refuses_bad_files_in_one_line(runs, tmp_
     rows = [line for line in shown.stdout.splitlines() if line.startswith("│")]
     assert [row.split("│")[1].strip() for row in rows] == ["bm25", "minilm"]  # the header row is ┃
     assert rows[0].split("│")[3].strip() == "114/114" and "±" in rows[1].split("│")[2]
+    better, tied, worse = map(int, rows[1].split("│")[4].split("/"))
+    assert better + tied + worse == 114 and rows[0].split("│")[4].strip() == ""
     broken = tmp_path / "broken.trec"
     broken.write_text("1 Q0 184 1 x tessera\n")
     bad = run_cli("eval-runs", str(broken), "--dataset", "cranfield-beir", check=False)
