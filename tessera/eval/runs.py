@@ -66,7 +66,7 @@ def read_trec(path: str | Path) -> Run:
     path = Path(path)
     if not path.is_file():
         raise TesseraError("no such run file", file=path)
-    scored: dict[str, dict[str, tuple[float, int]]] = {}
+    scored: dict[str, dict[str, float]] = {}
     with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, 1):
             parts = line.split()
@@ -95,11 +95,11 @@ def read_trec(path: str | Path) -> Run:
                     line=number,
                     field="doc_id",
                 )
-            hits[doc_id] = (value, number)
+            hits[doc_id] = value
     return {
         qid: [
             Hit(doc_id, value, rank)
-            for rank, (doc_id, (value, _)) in enumerate(sorted(hits.items(), key=lambda item: -item[1][0]), 1)
+            for rank, (doc_id, value) in enumerate(sorted(hits.items(), key=lambda item: -item[1]), 1)
         ]
         for qid, hits in scored.items()
     }
