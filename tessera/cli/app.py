@@ -95,6 +95,11 @@ def parse_weights(text: str | None) -> list[float] | None:
         raise TesseraError(f"expected numbers separated by commas, got '{text}'", field="weights") from None
 
 
+def metric_names(items: list[str]) -> list[str]:
+    """`--metrics` as given: repeated, or several in one separated by commas or spaces."""
+    return [name for item in items for name in item.replace(",", " ").split()]
+
+
 def hits_table(hits, title: str) -> Table:
     """Rank, id, score and the start of the text; a metadata column when any hit has metadata."""
     table = Table(title=title)

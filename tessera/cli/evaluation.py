@@ -18,6 +18,7 @@ from tessera.cli.app import (
     RerankOption,
     WeightsOption,
     app,
+    metric_names,
     out,
     parse_weights,
 )
@@ -58,7 +59,7 @@ def eval_(
 
     diversity = as_mmr(mmr, mmr_depth)
 
-    names = [m for item in metrics for m in item.replace(",", " ").split()] or list(DEFAULT_METRICS)
+    names = metric_names(metrics) or list(DEFAULT_METRICS)
     result = evaluate(
         index_dirs,
         dataset,
@@ -113,7 +114,7 @@ def eval_runs(
     from tessera.eval.compare import compare_runs
     from tessera.eval.evaluate import DEFAULT_METRICS
 
-    names = [m for item in metrics for m in item.replace(",", " ").split()] or list(DEFAULT_METRICS)
+    names = metric_names(metrics) or list(DEFAULT_METRICS)
     result = compare_runs(
         runs,
         dataset,
@@ -174,7 +175,7 @@ def eval_suite(
     from tessera.eval.report import metric_table
     from tessera.eval.suite import run_suite
 
-    names = [m for item in metrics for m in item.replace(",", " ").split()]
+    names = metric_names(metrics)
     results = run_suite(
         suite,
         system,

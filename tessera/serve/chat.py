@@ -98,20 +98,18 @@ class ChatService:
                 400,
                 "this service has no generator: start it with `tessera serve --generator local` (or a URL)",
             )
-        users = [m for m in body.messages if m.role in ("user", "assistant")]
-        if not users or users[-1].role != "user" or not users[-1].text.strip():
-            raise ApiError(400, "field 'messages': the last message must be the user's question")
         name = self.pool.get(body.model).name
         follow_up = body.follow_up or self.follow_up
         check_follow_up(follow_up, self.rag.generator is not None)
         conversation = body.conversation()
         turns = [m for m in conversation if m["role"] in ("user", "assistant")]
+        # search_query refuses a conversation that does not end with the user's question
         if follow_up == "rewrite":  # the generator's work, on its thread
             searched = await self.rag.on_generator(search_query, turns, follow_up, self.rag.generator)
         else:
             searched = search_query(turns, follow_up)
         rag = RagBody(
-            query=users[-1].text,
+            query=turns[-1]["content"],
             search_query=searched,
             k=body.k,
             index=name,
