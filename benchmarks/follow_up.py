@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,54 @@ def main() -> None:
                         "" if mode == "last" else f"{diff.mean():+.3f}±{se:.3f}",
                     )
         console.print(table)
+        console.print(copying(conversations, raw))
+    console.print(by_hand())
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower()))
+
+
+def copying(conversations: dict[str, list[dict]], raw: dict[str, dict[str, str]]) -> Table:
+    """How often each prompt's rewrite repeats the question word for word, and how often it
+    brings in a word of the earlier question that the question lacks (always a mistake here:
+    no question needs its history)."""
+    table = Table(title="what the rewrites are")
+    for column in ("prompt", "n", "repeats the question", "borrows an earlier word"):
+        table.add_column(column)
+    for prompt, rewrites in raw.items():
+        same = borrowed = 0
+        for key, turns in conversations.items():
+            before, question = turns[0]["content"], turns[-1]["content"]
+            rewrite = clean_rewrite(rewrites[key])
+            same += re.findall(r"\w+", rewrite.lower()) == re.findall(r"\w+", question.lower())
+            borrowed += bool(_words(rewrite) & (_words(before) - _words(question)))
+        n = len(conversations)
+        table.add_row(prompt, str(n), f"{same / n:.2f}", f"{borrowed / n:.2f}")
+    return table
+
+
+BY_HAND = [  # follow-ups that do need their history, written for this check (not a test set)
+    "and how does it change with angle of attack",
+    "how does it change with angle of attack?",
+    "what about at supersonic speeds?",
+]
+
+
+def by_hand() -> Table:
+    """The two-example rewriter on a few follow-ups that need the earlier turn to be understood."""
+    before = [
+        {"role": "user", "content": "what is the heat transfer to a blunt body in hypersonic flow"},
+        {"role": "assistant", "content": "It is highest at the stagnation point."},
+    ]
+    generator = open_generator("local")
+    chats = [rewrite_chat([*before, {"role": "user", "content": text}]) for text in BY_HAND]
+    table = Table(title=f"rewrites of follow-ups after: {before[0]['content']}")
+    table.add_column("follow-up")
+    table.add_column("rewrite (two examples)")
+    for text, raw in zip(BY_HAND, generator.generate_batch(chats, REWRITE_TOKENS), strict=True):
+        table.add_row(text, clean_rewrite(raw))
+    return table
 
 
 if __name__ == "__main__":
