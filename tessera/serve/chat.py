@@ -11,8 +11,8 @@ history. What is searched for it is `follow_up`'s choice (rag/conversation.py): 
 rewrite with it (`rewrite`); a request that names none (chat UIs cannot) gets `tessera serve
 --follow-up`'s; the response's `search_query` says what was searched. Streaming
 sends OpenAI's `chat.completion.chunk` events and `data: [DONE]`. The RAG options of `POST
-/v1/rag` (`k`, `compress`, `budget`, `order`, `filter`, `per_document`, `mmr`, `rerank`) and
-`follow_up` may ride along (the `openai` client's `extra_body`); the response adds `sources`,
+/v1/rag` (`k`, `indexes`, `compress`, `budget`, `order`, `filter`, `per_document`, `mmr`,
+`rerank`) and `follow_up` may ride along (the `openai` client's `extra_body`); the response adds `sources`,
 the passages the answer was built from. OpenAI's sampling fields (temperature, top_p, ...) are
 accepted and not used: generation is greedy.
 """
@@ -62,6 +62,7 @@ class ChatBody(BaseModel):
     n: int = Field(default=1, ge=1, le=1)
     # Tessera's RAG options, as POST /v1/rag takes them.
     k: int = 10
+    indexes: list[str] | None = None  # two or more: retrieved from them fused; `model` is then not read
     compress: str = "none"
     budget: int | None = None
     order: str = "rank"
@@ -98,7 +99,7 @@ class ChatService:
                 400,
                 "this service has no generator: start it with `tessera serve --generator local` (or a URL)",
             )
-        name = self.pool.get(body.model).name
+        name = self.pool.get(body.indexes[0] if body.indexes else body.model).name
         follow_up = body.follow_up or self.follow_up
         check_follow_up(follow_up, self.rag.generator is not None)
         conversation = body.conversation()
@@ -112,7 +113,8 @@ class ChatService:
             query=turns[-1]["content"],
             search_query=searched,
             k=body.k,
-            index=name,
+            index=None if body.indexes else name,
+            indexes=body.indexes,
             compress=body.compress,
             budget=body.budget,
             order=body.order,

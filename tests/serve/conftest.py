@@ -16,8 +16,31 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tessera.rag.tokens import token_counter
 from tessera.retrieval.index import Index
 from tessera.serve import ServeSettings, create_app
+
+
+class Recording:
+    """A scripted generator that keeps the conversations it was given (no LLM in the test)."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self.tokens = token_counter()
+        self.seen: list[list[dict]] = []
+
+    def stream(self, messages, max_new_tokens=256):
+        self.seen.append(list(messages))
+        yield from ["The slipstream ", "raises lift [1]."]
+
+    def generate(self, messages, max_new_tokens=256):
+        self.seen.append(list(messages))
+        return "The slipstream raises lift [1]."
+
+    def generate_batch(self, chats, max_new_tokens=256):
+        self.seen.extend(list(chat) for chat in chats)
+        return ["propeller slipstream effect on wing lift" for _ in chats]
 
 
 @pytest.fixture(scope="session")

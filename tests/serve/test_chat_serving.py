@@ -17,31 +17,9 @@ from tessera.rag.prompt import with_conversation
 from tessera.rag.tokens import token_counter
 from tessera.retrieval.index import Index
 from tessera.serve.chat import ChatBody
-from tests.serve.conftest import wait_ready
+from tests.serve.conftest import Recording, wait_ready
 
 QUESTION = "what is the effect of a propeller slipstream on wing lift"
-
-
-class Recording:
-    """A scripted generator that keeps the conversations it was given (no LLM in the test)."""
-
-    name = "scripted"
-
-    def __init__(self) -> None:
-        self.tokens = token_counter()
-        self.seen: list[list[dict]] = []
-
-    def stream(self, messages, max_new_tokens=256):
-        self.seen.append(list(messages))
-        yield from ["The slipstream ", "raises lift [1]."]
-
-    def generate(self, messages, max_new_tokens=256):
-        self.seen.append(list(messages))
-        return "The slipstream raises lift [1]."
-
-    def generate_batch(self, chats, max_new_tokens=256):
-        self.seen.extend(list(chat) for chat in chats)
-        return ["propeller slipstream effect on wing lift" for _ in chats]
 
 
 @pytest.fixture
@@ -207,3 +185,15 @@ def test_a_failing_llm_endpoint_is_a_502_not_the_client_s_fault(chatting) -> Non
         )
     rag = client.post("/v1/rag", json={"query": QUESTION, "k": 2})
     assert rag.status_code == 502 and "unreachable" in rag.json()["error"]
+
+
+def test_a_chat_over_several_indexes_retrieves_them_fused(chatting) -> None:
+    client, _ = chatting
+    body = {"model": "ignored", "messages": [{"role": "user", "content": QUESTION}], "k": 4}
+    fused = client.post("/v1/chat/completions", json={**body, "indexes": ["head-minilm", "head-bm25"]}).json()
+    rag = client.post(
+        "/v1/rag", json={"query": QUESTION, "k": 4, "indexes": ["head-minilm", "head-bm25"]}
+    ).json()
+    assert fused["sources"] == rag["sources"] and fused["model"] == "head-minilm"
+    alone = client.post("/v1/rag", json={"query": QUESTION, "k": 4, "index": "head-minilm"}).json()
+    assert fused["sources"] != alone["sources"]

@@ -3,6 +3,7 @@ network but the app itself (every other request is refused, so a CDN asset would
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tessera.rag import prepare
+from tessera.rag.conversation import with_rewrite
 from tessera.retrieval.fusion import hybrid_search
-from tests.serve.conftest import live_server
+from tests.serve.conftest import Recording, live_server
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOT = REPO / "docs" / "search_page.png"  # refreshed with TESSERA_UPDATE_SCREENSHOT=1
@@ -214,3 +217,64 @@ def test_page_asks_for_the_api_key(browser, make_app, loaded) -> None:
         page.reload()  # the tab keeps the key
         page.wait_for_selector("#indexes input[value='head-bm25']")
         assert page.is_hidden("#key-form") and not errors, errors
+
+
+def test_page_holds_a_conversation_of_follow_ups(browser, make_app, loaded) -> None:
+    """An answer opens a conversation: each follow-up goes to the chat API with every earlier
+    turn, is searched as the chosen mode says (what was searched is shown), and lists the turns
+    before it; "Answer" starts a new conversation. A scripted generator stands in for the LLM."""
+    app = make_app(("head-minilm",))
+    with live_server(app) as url:
+        generator = Recording()
+        app.state.rag.generator = generator
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        sent: list[dict] = []
+        page.on("request", lambda r: sent.append(json.loads(r.post_data)) if "/v1/chat/" in r.url else None)
+        page.goto(url + "/")
+        page.wait_for_selector("#indexes input[value='head-minilm']")
+        assert "answers by scripted" in page.inner_text("#status")
+        first = "what is a propeller slipstream"
+        answer = "The slipstream raises lift [1]."
+        page.fill("#q", first)
+        page.click("#ask")
+        page.wait_for_selector("#follow-up:not([hidden])")
+        assert page.inner_text("#question") == first and page.inner_text("#answer") == answer
+
+        def follow_up(question: str, mode: str, turns: int) -> None:
+            page.fill("#fq", question)
+            page.select_option("#follow-mode", mode)
+            page.press("#fq", "Enter")
+            page.wait_for_function(
+                f"document.querySelectorAll('#turns li').length === {turns}"
+                " && !document.querySelector('#follow-up').hidden"
+            )
+
+        second = "what does it do to the wing"
+        follow_up(second, "rewrite", 1)
+        assert sent[-1]["messages"] == [
+            {"role": "user", "content": first},
+            {"role": "assistant", "content": answer},
+            {"role": "user", "content": second},
+        ]
+        assert sent[-1]["follow_up"] == "rewrite" and sent[-1]["model"] == "head-minilm"
+        searched = with_rewrite(second, "propeller slipstream effect on wing lift")
+        assert page.text_content("#searched") == f"searched: {searched}" and page.is_visible("#searched")
+        expected = prepare(loaded["head-minilm"], second, k=10, search_query=searched)
+        shown = [text.strip() for text in page.locator("#sources li .score").all_inner_texts()]
+        assert shown == [source["doc_id"] for source in expected.sources]
+        assert page.locator("#turns li p").all_inner_texts() == [first, answer]
+        assert page.inner_text("#question") == second and page.inner_text("#answer") == answer
+        assert {"role": "assistant", "content": answer} in generator.seen[-1]  # the history was prompted
+
+        third = "and at high speed"
+        follow_up(third, "last", 2)  # its own words: nothing else searched, nothing shown
+        assert [m["content"] for m in sent[-1]["messages"]] == [first, answer, second, answer, third]
+        assert page.is_hidden("#searched") and page.input_value("#fq") == ""
+
+        page.fill("#q", "boundary layer flow")  # "Answer": a new conversation
+        page.click("#ask")
+        page.wait_for_function("document.querySelector('#question').textContent === 'boundary layer flow'")
+        page.wait_for_selector("#follow-up:not([hidden])")
+        assert page.locator("#turns li").count() == 0 and not errors, errors

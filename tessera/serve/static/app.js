@@ -76,11 +76,17 @@ async function send(url, options = {}) {
   return response;
 }
 
+// The message of an error response: Tessera's {"error": "..."} or OpenAI's {"error": {"message": ...}}.
+async function failure(response) {
+  const body = await response.json().catch(() => ({}));
+  const error = body.error && typeof body.error === "object" ? body.error.message : body.error;
+  return new Error(error || `HTTP ${response.status}`);
+}
+
 async function call(url, options) {
   const response = await send(url, options);
-  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
-  return body;
+  if (!response.ok) throw await failure(response);
+  return response.json();
 }
 
 // The "diverse" box: MMR at LangChain's default weight, or undefined (not sent).
@@ -213,17 +219,73 @@ async function showSimilar(docId, index) {
   }
 }
 
-// RAG over the chosen indexes (two or more: fused, as the search), streamed (server-sent events
-// read from fetch). Fused sources carry the first index's text, so documents open there.
+// Server-sent events read from a fetch response: {name, data} for each block, data as text.
+async function* serverEvents(response) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      yield { name: (block.match(/^event: (.*)$/m) || [])[1], data: (block.match(/^data: (.*)$/m) || [])[1] };
+    }
+  }
+}
+
+// The conversation in the answer panel, as OpenAI messages: finished question and answer turns.
+let conversation = [];
+
+// The panel for a new `question`: the finished turns above it, its answer and sources to come.
+function startTurn(question) {
+  const turns = [];
+  for (let i = 0; i + 1 < conversation.length; i += 2) {
+    const item = el("li");
+    item.append(el("p", "question", conversation[i].content), el("p", "", conversation[i + 1].content));
+    turns.push(item);
+  }
+  $("turns").replaceChildren(...turns);
+  $("rag").hidden = false;
+  $("question").textContent = question;
+  $("answer").textContent = "…";
+  $("searched").hidden = true;
+  $("sources").replaceChildren();
+  $("follow-up").hidden = true;
+}
+
+// The passages an answer was built from; fused sources carry the first index's text, so
+// documents open there.
+function showSources(sources, index, query) {
+  for (const s of sources) {
+    const item = el("li");
+    const link = el("a", "hit-title", s.title || s.doc_id);
+    link.href = "#";
+    link.addEventListener("click", (e) => { e.preventDefault(); openDocument(s.doc_id, index, query); });
+    item.append(link, el("span", "score", ` ${s.doc_id}`));
+    $("sources").append(item);
+  }
+}
+
+// A turn answered: it joins the conversation, and a follow-up may be asked.
+function finishTurn(question, answer, indexes, started) {
+  conversation.push({ role: "user", content: question }, { role: "assistant", content: answer });
+  $("follow-up").hidden = false;
+  $("meta").textContent = `answer from ${indexes.join(" + ")}${indexes.length > 1 ? " (RRF)" : ""}` +
+    ` in ${(performance.now() - started).toFixed(0)} ms`;
+}
+
+// RAG over the chosen indexes (two or more: fused, as the search), streamed; starts a new conversation.
 async function ask() {
   const query = $("q").value.trim();
   const indexes = chosenIndexes();
   const index = indexes[0];
   if (!query || !index) return showError("type a question and pick an index");
   showError("");
-  $("rag").hidden = false;
-  $("answer").textContent = "…";
-  $("sources").replaceChildren();
+  conversation = [];
+  startTurn(query);
   const started = performance.now();
   try {
     const response = await send("/v1/rag", {
@@ -233,43 +295,68 @@ async function ask() {
         ...(indexes.length > 1 ? { indexes } : { index }),
       }),
     });
-    if (!response.ok) throw new Error((await response.json()).error);
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
+    if (!response.ok) throw await failure(response);
     let answer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let cut;
-      while ((cut = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        const name = (block.match(/^event: (.*)$/m) || [])[1];
-        const data = JSON.parse((block.match(/^data: (.*)$/m) || [])[1] || "null");
-        if (name === "sources") {
-          for (const s of data.sources) {
-            const item = el("li");
-            const link = el("a", "hit-title", s.title || s.doc_id);
-            link.href = "#";
-            link.addEventListener("click", (e) => { e.preventDefault(); openDocument(s.doc_id, index, query); });
-            item.append(link, el("span", "score", ` ${s.doc_id}`));
-            $("sources").append(item);
-          }
-          $("answer").textContent = data.generator ? "" :
-            `no generator on this server (start it with --generator local): ${data.prompt_tokens} prompt tokens from these sources`;
-        } else if (name === "token") {
-          answer += data.text;
-          $("answer").textContent = answer;
-        } else if (name === "error") {
-          throw new Error(data.error);
-        }
+    let generator = null;
+    for await (const { name, data } of serverEvents(response)) {
+      const body = JSON.parse(data || "null");
+      if (name === "sources") {
+        showSources(body.sources, index, query);
+        generator = body.generator;
+        $("answer").textContent = generator ? "" :
+          `no generator on this server (start it with --generator local): ${body.prompt_tokens} prompt tokens from these sources`;
+      } else if (name === "token") {
+        answer += body.text;
+        $("answer").textContent = answer;
+      } else if (name === "error") {
+        throw new Error(body.error);
       }
     }
-    $("meta").textContent = `answer from ${indexes.join(" + ")}${indexes.length > 1 ? " (RRF)" : ""}` +
-      ` in ${(performance.now() - started).toFixed(0)} ms`;
+    if (generator) finishTurn(query, answer, indexes, started);
   } catch (err) {
     showError(err.message);
+  }
+}
+
+// A follow-up: the whole conversation goes to the chat API, which searches as `follow_up` says
+// (the server's default unless chosen) and answers with the earlier turns in the prompt.
+async function followUp(event) {
+  event.preventDefault();
+  const question = $("fq").value.trim();
+  const indexes = chosenIndexes();
+  if (!question || !indexes.length) return showError(indexes.length ? "type a follow-up" : "pick an index");
+  showError("");
+  const messages = [...conversation, { role: "user", content: question }];
+  startTurn(question);
+  const started = performance.now();
+  try {
+    const response = await send("/v1/chat/completions", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        model: indexes[0], messages, stream: true, k: Number($("k").value) || 10,
+        filter: chosenFilter(), mmr: chosenMmr(), follow_up: $("follow-mode").value || undefined,
+        ...(indexes.length > 1 ? { indexes } : {}),
+      }),
+    });
+    if (!response.ok) throw await failure(response);
+    let answer = "";
+    for await (const { data } of serverEvents(response)) {
+      if (!data || data === "[DONE]") continue;
+      const chunk = JSON.parse(data);
+      if (chunk.error) throw new Error(chunk.error.message);
+      if (chunk.sources) {
+        showSources(chunk.sources, indexes[0], chunk.search_query);
+        $("searched").textContent = `searched: ${chunk.search_query}`;
+        $("searched").hidden = chunk.search_query === question;
+      }
+      answer += chunk.choices[0].delta.content || "";
+      $("answer").textContent = answer || "…";
+    }
+    $("fq").value = "";
+    finishTurn(question, answer, indexes, started);
+  } catch (err) {
+    showError(err.message);
+    $("follow-up").hidden = false; // the conversation is as it was: ask again
   }
 }
 
@@ -281,6 +368,7 @@ document.addEventListener("keydown", (event) => {
 });
 $("search").addEventListener("submit", search);
 $("ask").addEventListener("click", ask);
+$("follow-up").addEventListener("submit", followUp);
 const initial = new URLSearchParams(location.search).get("q");
 if (initial) $("q").value = initial;
 loadIndexes().then(() => { if (initial) $("search").requestSubmit(); });
