@@ -241,6 +241,11 @@ def test_page_holds_a_conversation_of_follow_ups(browser, make_app, loaded) -> N
         page.click("#ask")
         page.wait_for_selector("#follow-up:not([hidden])")
         assert page.inner_text("#question") == first and page.inner_text("#answer") == answer
+        cited = page.locator("#sources li .hit-title").first.inner_text()
+        page.click("#answer a.cite")  # "[1]": the first source's document
+        page.wait_for_selector("dialog#doc[open]")
+        assert page.inner_text("#doc-title") == cited
+        page.keyboard.press("Escape")
 
         def follow_up(question: str, mode: str, turns: int) -> None:
             page.fill("#fq", question)

@@ -256,6 +256,26 @@ function startTurn(question) {
   $("follow-up").hidden = true;
 }
 
+// An answer with its citations ([n], as the RAG prompt asks for them) linked to the sources they
+// name; a number with no source stays text.
+function showAnswer(text) {
+  const links = [...$("sources").querySelectorAll("a.hit-title")];
+  const parts = [];
+  let last = 0;
+  for (const m of text.matchAll(/\[(\d+)\]/g)) {
+    const source = links[Number(m[1]) - 1];
+    if (!source) continue;
+    const link = el("a", "cite", m[0]);
+    link.href = "#";
+    link.title = source.textContent;
+    link.addEventListener("click", (e) => { e.preventDefault(); source.click(); });
+    parts.push(text.slice(last, m.index), link);
+    last = m.index + m[0].length;
+  }
+  parts.push(text.slice(last));
+  $("answer").replaceChildren(...parts);
+}
+
 // The passages an answer was built from; fused sources carry the first index's text, so
 // documents open there.
 function showSources(sources, index, query) {
@@ -307,7 +327,7 @@ async function ask() {
           `no generator on this server (start it with --generator local): ${body.prompt_tokens} prompt tokens from these sources`;
       } else if (name === "token") {
         answer += body.text;
-        $("answer").textContent = answer;
+        showAnswer(answer);
       } else if (name === "error") {
         throw new Error(body.error);
       }
@@ -350,7 +370,7 @@ async function followUp(event) {
         $("searched").hidden = chunk.search_query === question;
       }
       answer += chunk.choices[0].delta.content || "";
-      $("answer").textContent = answer || "…";
+      showAnswer(answer || "…");
     }
     $("fq").value = "";
     finishTurn(question, answer, indexes, started);
