@@ -64,7 +64,7 @@ def index(
         str | None,
         typer.Option(
             help="TOKENS[:OVERLAP]: index passages of at most TOKENS encoder tokens; a document scores "
-            "as its best passage (MaxP)."
+            "as its best passage (MaxP). 128:32 ranked long documents best with MiniLM."
         ),
     ] = None,
     ray: Annotated[

@@ -179,7 +179,8 @@ def _warn_truncation(model, store: DocStore, spec: str) -> None:
             TesseraWarning(
                 f"{longer} of {total} documents ({share(longer, total)}) are longer than {spec}'s "
                 f"{window}-token input and are indexed by their first {window} tokens; `--chunk "
-                f"{window}:32` indexes all of their text (passages, each document scored by its best)",
+                f"{Chunking.suggested(window).spec}` indexes all of their text (passages, each document "
+                "scored by its best)",
                 field="chunk",
             ),
             stacklevel=3,

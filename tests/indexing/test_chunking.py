@@ -262,8 +262,14 @@ def test_a_build_says_how_many_documents_the_window_cut_short(
     with corpus.open("w") as handle:
         for n, text in enumerate(long + short):
             handle.write(json.dumps({"_id": f"d{n}", "text": text}) + "\n")
-    with pytest.warns(TesseraWarning, match=r"2 of 5 documents \(40%\) are longer than minilm's 256-token"):
+    with pytest.warns(
+        TesseraWarning, match=r"2 of 5 documents \(40%\) are longer than minilm's 256-token"
+    ) as said:
         build_index(corpus, tmp_path / "flat", "minilm", show_progress=False)
+    assert any(
+        "`--chunk 128:32` indexes all of their text" in str(w.message) for w in said
+    )  # results section 35
     with warnings.catch_warnings():
         warnings.simplefilter("error", TesseraWarning)  # passages fit the window: nothing to say
-        build_index(corpus, tmp_path / "chunked", "minilm", chunk="256:32", show_progress=False)
+        build_index(corpus, tmp_path / "chunked", "minilm", chunk="128:32", show_progress=False)
+    assert Chunking.suggested(512).spec == "128:32" and Chunking.suggested(64).spec == "64:16"
