@@ -9,7 +9,8 @@ at what length?
 Tasks: `tessera data longdoc` over judged BEIR folders (mix: the corpus packed into long
 documents; needle: each judged document alone among fillers), 2048 MiniLM tokens a document;
 index: MiniLM over passages of 256 tokens overlapping by 32 (`--chunk 256:32`, the README's
-recipe). Per test query, a judged-relevant original document (a member of a long document,
+recipe when section 24 was measured; section 35 later chose `128:32`). Per test query, a
+judged-relevant original document (a member of a long document,
 located by `members.tsv`) is **in the prompt** when at least half of its characters lie inside
 the context's passages; recall is the share of the query's relevant members in the prompt
 (micro-averaged over members; ± the standard error over queries of the per-query share;
