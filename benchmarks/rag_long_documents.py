@@ -25,6 +25,9 @@ other, not with the rows above.
 
     TESSERA_DATA_DIR=../shared/data python benchmarks/rag_long_documents.py \\
         --collections cranfield-beir cisi-beir medline-beir
+
+`--chunks 256:32 128:32` measures each passage setting and prints them side by side (one passage
+a document, at k and 2k passages, paired against the first setting at k): results section 35.
 """
 
 from __future__ import annotations
@@ -67,10 +70,15 @@ def task(collection: str, mode: str, work: Path) -> Path:
     return folder
 
 
-def chunked_index(folder: Path, work: Path) -> Index:
-    target = work / "indexes" / folder.name
+def chunk_suffix(chunk: str) -> str:
+    """File-name suffix of a passage setting (none for section 24's `256:32`: its files keep their names)."""
+    return "" if chunk == CHUNK else f"-{chunk.replace(':', '_')}"
+
+
+def chunked_index(folder: Path, work: Path, chunk: str = CHUNK) -> Index:
+    target = work / "indexes" / f"{folder.name}{chunk_suffix(chunk)}"
     if not (target / "manifest.json").is_file():
-        build_index(folder, target, "minilm", chunk=CHUNK, show_progress=True)
+        build_index(folder, target, "minilm", chunk=chunk, show_progress=True)
     return Index.load(target)
 
 
@@ -159,17 +167,17 @@ def saved_result(path: Path, compute: Callable[[], dict]) -> dict:
     return result
 
 
-def measure(collection: str, mode: str, work: Path, console: Console) -> dict:
+def measure(collection: str, mode: str, work: Path, console: Console, chunk: str = CHUNK) -> dict:
     """Chunked MiniLM retrieval of a task: whole documents, passages, one document alone."""
     return saved_result(
-        work / "results" / f"{collection}-{mode}.json",
-        lambda: measure_chunked(collection, mode, work, console),
+        work / "results" / f"{collection}-{mode}{chunk_suffix(chunk)}.json",
+        lambda: measure_chunked(collection, mode, work, console, chunk),
     )
 
 
-def measure_chunked(collection: str, mode: str, work: Path, console: Console) -> dict:
+def measure_chunked(collection: str, mode: str, work: Path, console: Console, chunk: str = CHUNK) -> dict:
     folder, judged, queries = task_inputs(collection, mode, work)
-    index = chunked_index(folder, work)
+    index = chunked_index(folder, work, chunk)
     rows: dict[str, dict[str, list[float]]] = {}
     for qid, places in judged.items():
         question = queries[qid]
@@ -186,6 +194,12 @@ def measure_chunked(collection: str, mode: str, work: Path, console: Console) ->
             record(rows, f"passages, per_document={per_document}", spans, text, places)
             if per_document == 1:
                 words = len(text.split())
+        hits = index.search(question, 2 * K, with_text=True, per_document=1)  # twice the passages
+        spans = {}
+        for hit in hits:
+            spans.setdefault(hit.doc_id, []).append(hit.offsets)
+        text = "\n\n".join(hit.passage or "" for hit in hits)
+        record(rows, f"passages, per_document=1, k={2 * K}", spans, text, places)
         cut_spans, cut_text = whole_documents_cut(documents, words)
         record(rows, "whole documents, cut to per_document=1's words", cut_spans, cut_text, places)
         # Asking one document (a report, a book): the long document holding the query's first
@@ -206,7 +220,7 @@ def measure_chunked(collection: str, mode: str, work: Path, console: Console) ->
         "passages": int(len(index.passages)),
         "rows": rows,
     }
-    console.log(f"{collection} {mode}: {len(judged)} queries")
+    console.log(f"{collection} {mode} ({chunk}): {len(judged)} queries")
     return result
 
 
@@ -296,6 +310,34 @@ def table(collection: str, mode: str, result: dict) -> Table:
     return out
 
 
+def compare_chunks(results: dict[str, dict[str, dict]]) -> Table:
+    """Per task, each passage setting's prompt recall (one passage a document) and tokens, at k
+    and at 2k passages, against the first setting at k (paired over the same queries)."""
+    out = Table(title=f"Passage settings for RAG: recall of judged members in the prompt, k={K} and {2 * K}")
+    for column in ("task", "--chunk", "k", "recall ± se", "paired diff. ± se", "tokens", "tokens ratio"):
+        out.add_column(column, justify="left" if column in ("task", "--chunk") else "right")
+    for name, by_chunk in results.items():
+        base = next(iter(by_chunk.values()))["rows"]["passages, per_document=1"]
+        for chunk, result in by_chunk.items():
+            for k, row_name in (
+                (K, "passages, per_document=1"),
+                (2 * K, f"passages, per_document=1, k={2 * K}"),
+            ):
+                row = result["rows"][row_name]
+                diffs = [a - b for a, b in zip(row["recall"], base["recall"], strict=True)]
+                out.add_row(
+                    name,
+                    chunk,
+                    str(k),
+                    f"{statistics.mean(row['recall']):.3f} ± {se(row['recall']):.3f}",
+                    f"{statistics.mean(diffs):+.3f} ± {se(diffs):.3f}",
+                    f"{statistics.mean(row['tokens']):.0f}",
+                    f"{statistics.mean(row['tokens']) / statistics.mean(base['tokens']):.2f}x",
+                )
+        out.add_section()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -303,12 +345,23 @@ def main() -> None:
     parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir", "medline-beir"])
     parser.add_argument("--modes", nargs="+", default=["mix", "needle"])
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "rag-long-documents")
+    parser.add_argument(
+        "--chunks", nargs="+", default=[CHUNK], help="passage settings; the first is the baseline"
+    )
+    parser.add_argument("--skip-bm25", action="store_true", help="only the chunked MiniLM tables")
     args = parser.parse_args()
     console = Console(width=150)
+    compared: dict[str, dict[str, dict]] = {}
     for collection in args.collections:
         for mode in args.modes:
-            console.print(table(collection, mode, measure(collection, mode, args.work, console)))
-            console.print(table(collection, mode, measure_bm25(collection, mode, args.work, console)))
+            for chunk in args.chunks:
+                result = measure(collection, mode, args.work, console, chunk)
+                compared.setdefault(f"{collection} {mode}", {})[chunk] = result
+                console.print(table(collection, mode, result))
+            if not args.skip_bm25:
+                console.print(table(collection, mode, measure_bm25(collection, mode, args.work, console)))
+    if len(args.chunks) > 1:
+        console.print(compare_chunks(compared))
 
 
 if __name__ == "__main__":
