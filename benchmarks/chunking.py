@@ -40,7 +40,6 @@ from tessera.data.datasets import load_eval_dataset
 from tessera.eval.runs import retrieve
 from tessera.eval.significance import mean_se
 from tessera.indexing.builder import build_index
-from tessera.indexing.manifest import Manifest
 from tessera.models.registry import load_encoder
 from tessera.retrieval.index import Index
 
@@ -79,17 +78,17 @@ def measure(task: Path, setting: str, work: Path, console: Console) -> dict:
     start = time.perf_counter()
     build_index(task, index_dir, encoder="minilm", chunk=chunk, show_progress=False)
     seconds = time.perf_counter() - start
-    manifest = Manifest.read(index_dir)
+    index = Index.load(index_dir)
     judged = load_eval_dataset(task, "all")
-    run = retrieve(Index.load(index_dir), judged, 100, show_progress=False)
+    run = retrieve(index, judged, 100, show_progress=False)
     scores = {qid: {h.doc_id: h.score for h in hits} for qid, hits in run.items()}
     per_query = {str(m): dict.fromkeys(judged.qrels, 0.0) for m in METRICS}
     for found in ir_measures.iter_calc(METRICS, judged.qrels, scores):
         per_query[str(found.measure)][found.query_id] = found.value
     result = {
         "per_query": per_query,
-        "docs": manifest.doc_count,
-        "vectors": manifest.chunking.get("passages", manifest.doc_count),
+        "docs": len(index),
+        "vectors": len(index) if index.passages is None else len(index.passages),
         "seconds": seconds,
     }
     saved.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +38,7 @@ from tessera.rag.conversation import (
     clean_rewrite,
     rewrite_chat,
     with_rewrite,
+    words_of,
 )
 from tessera.rag.generators import open_generator
 from tessera.retrieval.index import Index
@@ -175,10 +175,6 @@ def main() -> None:
     console.print(by_hand())
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"\w+", text.lower()))
-
-
 def copying(conversations: dict[str, list[dict]], raw: dict[str, dict[str, str]]) -> Table:
     """How often each prompt's rewrite repeats the question word for word, and how often it
     brings in a word of the earlier question that the question lacks (always a mistake here:
@@ -191,8 +187,8 @@ def copying(conversations: dict[str, list[dict]], raw: dict[str, dict[str, str]]
         for key, turns in conversations.items():
             before, question = turns[0]["content"], turns[-1]["content"]
             rewrite = clean_rewrite(rewrites[key])
-            same += re.findall(r"\w+", rewrite.lower()) == re.findall(r"\w+", question.lower())
-            borrowed += bool(_words(rewrite) & (_words(before) - _words(question)))
+            same += words_of(rewrite) == words_of(question)
+            borrowed += bool(set(words_of(rewrite)) & (set(words_of(before)) - set(words_of(question))))
         n = len(conversations)
         table.add_row(prompt, str(n), f"{same / n:.2f}", f"{borrowed / n:.2f}")
     return table

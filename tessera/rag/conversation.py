@@ -117,10 +117,11 @@ def with_rewrite(question: str, raw: str) -> str:
     """The question followed by the generator's rewrite of it (`raw`, cleaned), or the question
     alone where the rewrite is empty or repeats its words."""
     rewrite = clean_rewrite(raw)
-    return question if not rewrite or _words(rewrite) == _words(question) else f"{question}\n{rewrite}"
+    return question if not rewrite or words_of(rewrite) == words_of(question) else f"{question}\n{rewrite}"
 
 
-def _words(text: str) -> list[str]:
+def words_of(text: str) -> list[str]:
+    """Lower-cased words: what decides whether a rewrite only repeats its question."""
     return re.findall(r"\w+", text.lower())
 
 

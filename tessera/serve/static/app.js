@@ -89,6 +89,15 @@ async function call(url, options) {
   return response.json();
 }
 
+// A JSON POST; the response when it succeeded (read it whole or as a stream), else its error thrown.
+async function post(url, body) {
+  const response = await send(url, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+  });
+  if (!response.ok) throw await failure(response);
+  return response;
+}
+
 // The "diverse" box: MMR at LangChain's default weight, or undefined (not sent).
 const DIVERSE_WEIGHT = 0.5;
 function chosenMmr() {
@@ -177,9 +186,7 @@ async function search(event) {
   try {
     const body = { queries: [query], k, filter: chosenFilter(), mmr: chosenMmr() };
     if (indexes.length > 1) body.indexes = indexes; else body.index = indexes[0];
-    const result = await call("/v1/search", {
-      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
-    });
+    const result = await (await post("/v1/search", body)).json();
     const total = performance.now() - started;
     renderHits(result.results[0].hits, query, indexes[0]);
     $("meta").textContent = `${result.results[0].hits.length} results from ${indexes.join(" + ")}` +
@@ -234,6 +241,11 @@ async function* serverEvents(response) {
       yield { name: (block.match(/^event: (.*)$/m) || [])[1], data: (block.match(/^data: (.*)$/m) || [])[1] };
     }
   }
+}
+
+// What an answer is asked with on both RAG routes: the page's k, filter and diversity, streamed.
+function answerOptions() {
+  return { k: Number($("k").value) || 10, stream: true, filter: chosenFilter(), mmr: chosenMmr() };
 }
 
 // The conversation in the answer panel, as OpenAI messages: finished question and answer turns.
@@ -308,14 +320,9 @@ async function ask() {
   startTurn(query);
   const started = performance.now();
   try {
-    const response = await send("/v1/rag", {
-      method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        query, k: Number($("k").value) || 10, stream: true, filter: chosenFilter(), mmr: chosenMmr(),
-        ...(indexes.length > 1 ? { indexes } : { index }),
-      }),
+    const response = await post("/v1/rag", {
+      query, ...answerOptions(), ...(indexes.length > 1 ? { indexes } : { index }),
     });
-    if (!response.ok) throw await failure(response);
     let answer = "";
     let generator = null;
     for await (const { name, data } of serverEvents(response)) {
@@ -350,15 +357,10 @@ async function followUp(event) {
   startTurn(question);
   const started = performance.now();
   try {
-    const response = await send("/v1/chat/completions", {
-      method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        model: indexes[0], messages, stream: true, k: Number($("k").value) || 10,
-        filter: chosenFilter(), mmr: chosenMmr(), follow_up: $("follow-mode").value || undefined,
-        ...(indexes.length > 1 ? { indexes } : {}),
-      }),
+    const response = await post("/v1/chat/completions", {
+      model: indexes[0], messages, ...answerOptions(), follow_up: $("follow-mode").value || undefined,
+      ...(indexes.length > 1 ? { indexes } : {}),
     });
-    if (!response.ok) throw await failure(response);
     let answer = "";
     for await (const { data } of serverEvents(response)) {
       if (!data || data === "[DONE]") continue;
