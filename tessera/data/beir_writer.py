@@ -4,7 +4,8 @@ Collections such as LISA come with one set of judged queries; learned components
 train split that never touches the test queries. The split is by a hash of the query id
 (`int(sha256(id), 16) % 2`: 1 train, 0 test), the rule the BEIR copies in the shared data
 were written with, so a collection split here and one split there agree query for query,
-and adding queries never moves an existing one.
+and adding queries never moves an existing one. K-fold splits (`tessera.data.folds`) use the
+same hash.
 
 The folder is written beside the target and renamed onto it (`tessera.data.beir_folder`): it
 is absent or complete.
@@ -12,13 +13,13 @@ is absent or complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from tessera.data.beir_folder import durable_open, new_target, publish_folder, write_qrels
 from tessera.data.corpus import open_corpus
 from tessera.data.datasets import Qrels
+from tessera.data.folds import query_bucket
 from tessera.errors import DatasetError, TesseraError
 from tessera.progress import progress_bar
 
@@ -27,7 +28,7 @@ SPLITS = ("train", "test")
 
 def query_split(query_id: str) -> str:
     """`train` or `test` for a query id (see the module docstring)."""
-    return "train" if int(hashlib.sha256(query_id.encode()).hexdigest(), 16) % 2 == 1 else "test"
+    return "train" if query_bucket(query_id, 2) == 1 else "test"
 
 
 def _read_source(source: str) -> tuple[dict[str, str], Qrels]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tessera import config
 from tessera.data import irds
+from tessera.data.folds import Fold, judged_files
 from tessera.data.readers import read_jsonl, read_queries
 from tessera.errors import DatasetError
 
@@ -56,14 +57,26 @@ def read_beir_qrels(path: Path) -> Qrels:
     return qrels
 
 
+def _judged_in_fold(qrels_dir: Path, fold: Fold) -> Qrels:
+    """The judgments of the fold's queries, from the files that judge every query."""
+    qrels: Qrels = {}
+    for path in judged_files(qrels_dir):
+        for qid, judged in read_beir_qrels(path).items():
+            if qid in qrels:
+                raise DatasetError(f"query '{qid}' is judged in two split files", file=path, field="query-id")
+            qrels[qid] = judged
+    return {qid: judged for qid, judged in qrels.items() if fold.holds(qid)}
+
+
 def _from_beir_folder(folder: Path, split: str) -> EvalDataset:
     qrels_path = folder / "qrels" / f"{split}.tsv"
-    if not qrels_path.is_file():
+    fold = None if qrels_path.is_file() else Fold.parse(split)
+    if fold is None and not qrels_path.is_file():
         splits = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
         raise DatasetError(
             f"no split '{split}' (available: {', '.join(splits) or 'none'})", file=qrels_path, field="split"
         )
-    qrels = read_beir_qrels(qrels_path)
+    qrels = _judged_in_fold(folder / "qrels", fold) if fold else read_beir_qrels(qrels_path)
     queries = {doc.id: doc.text for doc in read_jsonl(folder / "queries.jsonl") if doc.id in qrels}
     missing = sorted(set(qrels) - set(queries))
     if missing:
@@ -75,15 +88,18 @@ def _from_beir_folder(folder: Path, split: str) -> EvalDataset:
     return EvalDataset(f"{folder.name}/{split}", queries, qrels)
 
 
-def _from_ir_datasets(dataset_id: str) -> EvalDataset:
+def _from_ir_datasets(dataset_id: str, fold: Fold | None = None) -> EvalDataset:
+    """Every judged query of the id, or those of `fold`."""
     dataset = irds.load(dataset_id)
     if not (dataset.has_queries() and dataset.has_qrels()):
         raise DatasetError(f"ir_datasets id '{dataset_id}' has no queries or no qrels", field="dataset")
     qrels: Qrels = {}
     for qrel in dataset.qrels_iter():
         qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = qrel.relevance
+    if fold:
+        qrels = {qid: judged for qid, judged in qrels.items() if fold.holds(qid)}
     queries = {q.query_id: q.default_text() for q in dataset.queries_iter() if q.query_id in qrels}
-    return EvalDataset(dataset_id, queries, qrels)
+    return EvalDataset(f"{dataset_id}/{fold.name()}" if fold else dataset_id, queries, qrels)
 
 
 def _is_beir_folder(path: Path) -> bool:
@@ -92,7 +108,8 @@ def _is_beir_folder(path: Path) -> bool:
 
 def load_eval_dataset(spec: str | Path, split: str = "test") -> EvalDataset:
     """Resolve `spec`: a BEIR folder (+ split), an ir_datasets id (`ID/SPLIT` when that exists),
-    or a BEIR folder in TESSERA_DATA_DIR (`NAME` or `beir/NAME[/SPLIT]`)."""
+    or a BEIR folder in TESSERA_DATA_DIR (`NAME` or `beir/NAME[/SPLIT]`). A split `foldIofK-train`
+    or `-test` is fold I of K-fold cross-validation (`tessera.data.folds`) on any of them."""
     text = str(spec)
     path = Path(text).expanduser()
     if path.is_dir():
@@ -107,7 +124,7 @@ def load_eval_dataset(spec: str | Path, split: str = "test") -> EvalDataset:
         return _from_beir_folder(local / text, split)
     if irds.is_known(f"{text}/{split}"):
         return _from_ir_datasets(f"{text}/{split}")
-    return _from_ir_datasets(text)
+    return _from_ir_datasets(text, Fold.parse(split))
 
 
 def load_queries(spec: str | Path, split: str = "test") -> dict[str, str]:
