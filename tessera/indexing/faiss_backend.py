@@ -14,6 +14,7 @@ import faiss
 import numpy as np
 
 from tessera.errors import EncoderError, TesseraError
+from tessera.indexing.faiss_training import one_clustering_warning, skip_polysemous_training
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +82,6 @@ def selector_params(
     return None
 
 
-def _skip_polysemous_training(index: faiss.Index) -> None:
-    """index_factory turns on polysemous training for PQ (15x slower to train here); it only
-    pays off for polysemous Hamming filtering, which Tessera's search does not use."""
-    while isinstance(index, (faiss.IndexPreTransform, faiss.IndexRefine)):
-        index = faiss.downcast_index(
-            index.index if isinstance(index, faiss.IndexPreTransform) else index.base_index
-        )
-    if hasattr(index, "do_polysemous_training"):
-        index.do_polysemous_training = False
-
-
 def create_index(dim: int, factory: str, metric: str = "ip") -> faiss.Index:
     """An empty index of `factory` (polysemous training off), or a clear error."""
     try:
@@ -100,14 +90,15 @@ def create_index(dim: int, factory: str, metric: str = "ip") -> faiss.Index:
         raise TesseraError(
             f"faiss cannot build '{factory}': {str(exc).strip().splitlines()[-1]}", field="index"
         ) from None
-    _skip_polysemous_training(index)
+    skip_polysemous_training(index)
     return index
 
 
 def train_index(index: faiss.Index, sample: np.ndarray, factory: str) -> None:
     """Train `index` (CPU or GPU) on `sample` rows, turning faiss' errors into Tessera's."""
     try:
-        index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        with one_clustering_warning(index, len(sample), factory):
+            index.train(np.ascontiguousarray(sample, dtype=np.float32))
     except RuntimeError as exc:
         raise TesseraError(
             f"faiss could not train '{factory}' on {len(sample)} vectors: "
