@@ -106,7 +106,7 @@ def bebr_bits(factory: str) -> int:
 
 
 def _bebr_search(params: Params) -> dict:
-    """Search options of a BEBR index: mode=sdc|hamming, rescore=N (hamming only)."""
+    """Search options of a BEBR index: mode=sdc|adc|hamming, rescore=N (hamming only)."""
     unknown = set(params) - {"mode", "rescore"}
     if unknown:
         raise TesseraError(

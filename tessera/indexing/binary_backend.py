@@ -18,6 +18,9 @@ faiss' SIMD "fast scan" scans with 8-bit quantized tables held in registers; the
 exact (the top k too, unless table rounding, ~1e-3, outweighs the gap to rank 2k). With
 u = 3 the chunks are 6-bit and scanned exactly, which is much slower. On a GPU (faiss sees
 one) the look-ups run as an IVF-PQ with a single list, where faiss supports the code size.
+- ADC (`mode=adc`, asymmetric): the same tables and look-ups, but the query is not binarized:
+  its code-space reconstruction is exact (`RecurrentBinarizer.query_space`), so only the
+  documents' bits are lost. It costs what SDC costs (faiss builds the tables from any float query).
 
 Measured, one thread, 100k codes of 384 dims, k = 10 (ms per query, query encoding aside):
 SDC 0.21 / 0.44 / 0.79 for u = 1 / 2 / 4, Hamming 0.37 / 0.52 / 0.48, Hamming + rescoring
@@ -40,7 +43,7 @@ from tessera.models.bebr import RecurrentBinarizer
 log = logging.getLogger(__name__)
 
 CODES = "codes.faiss"
-MODES = ("sdc", "hamming")
+MODES = ("sdc", "adc", "hamming")
 REFINE_FACTOR = 2  # fast-scan candidates re-scored per result; 2 recovered every exact top-k tried
 RESCORE_BLOCK = 1 << 24  # floats of decoded candidates held at once while rescoring
 
@@ -247,8 +250,16 @@ class BebrBackend:
             self.query_binarizer.save(root / self.QUERY_BINARIZER)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = _check_queries(queries, self.dim)
+        if self.mode == "adc":
+            return self._look_up(self.binarizer.query_space(queries), k)
         encoder = self.query_binarizer or self.binarizer
-        return self.search_codes(encoder.encode(_check_queries(queries, self.dim)), k)
+        return self.search_codes(encoder.encode(queries), k)
+
+    def _look_up(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Table look-up scores of code-space queries (binarized and decoded, or float) against the codes."""
+        scores, labels = self.index.search(queries, min(k, len(self.codes)))
+        return scores, labels.astype(np.int64)
 
     def search_codes(self, query_codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Search with queries already binarized, e.g. by a newer, compatibly trained binarizer."""
@@ -262,9 +273,8 @@ class BebrBackend:
                 field="codes",
             )
         k = min(k, len(self.codes))
-        if self.mode == "sdc":
-            scores, labels = self.index.search(self.binarizer.code_space(query_codes), k)
-            return scores, labels.astype(np.int64)
+        if self.mode != "hamming":  # binarized queries: SDC, whatever the mode
+            return self._look_up(self.binarizer.code_space(query_codes), k)
         if not self.rescore:
             return hamming_search(self.index, query_codes, k)
         _, candidates = hamming_search(self.index, query_codes, min(max(self.rescore, k), len(self.codes)))

@@ -152,6 +152,14 @@ class RecurrentBinarizer(nn.Module):
         with torch.no_grad():
             return self.to_embedding_space(torch.from_numpy(self.code_space(codes))).numpy()
 
+    def query_space(self, x: np.ndarray) -> np.ndarray:
+        """Float queries for asymmetric scoring: m + (x - c) @ R, the code-space reconstruction a
+        query would have with no bits lost, so its inner products with `code_space(codes)` are
+        SDC's with the query exact (the offset's per-document bias included, as SDC has it)."""
+        with torch.no_grad():
+            exact = self.offset + self.to_code_space(torch.from_numpy(self._check_vectors(x)))
+        return np.ascontiguousarray(exact.numpy())
+
     def chunk_tables(self, chunk_dims: int) -> np.ndarray:
         """[d/c, 2^(c*u), c]: the code-space values of every possible code of c dimensions.
 

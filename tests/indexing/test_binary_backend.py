@@ -62,6 +62,33 @@ def test_sdc_scores_equal_brute_force_from_decoded_vectors(docs: np.ndarray, bit
     np.testing.assert_allclose(scores, -np.sort(-exact, axis=1)[:, :10], atol=1e-4)
 
 
+@pytest.mark.parametrize("bits", [1, 2, 3, 4])
+def test_adc_scores_the_unbinarized_query_against_decoded_codes(docs: np.ndarray, bits: int) -> None:
+    """ADC is SDC with the query's code-space reconstruction exact: m + (q - c) R."""
+    binarizer = random_binarizer(bits)
+    with torch.no_grad():
+        binarizer.center.normal_(0, 0.1)
+    backend = BebrBackend.build(binarizer, docs, mode="adc")
+    queries = docs[:40]
+    scores, labels = backend.search(queries, 10)
+    rotation, center, offset = (
+        t.detach().numpy() for t in (binarizer.rotation, binarizer.center, binarizer.offset)
+    )
+    exact = (offset + (queries - center) @ rotation) @ binarizer.code_space(backend.codes).T
+    np.testing.assert_allclose(scores, np.take_along_axis(exact, labels, axis=1), atol=1e-4)
+    np.testing.assert_allclose(scores, -np.sort(-exact, axis=1)[:, :10], atol=1e-4)
+    sdc_scores, _ = BebrBackend(binarizer, backend.codes, "sdc").search(queries, 10)
+    assert not np.allclose(scores, sdc_scores, atol=1e-3)
+    # already binarized queries have no float form: SDC in either mode
+    codes = binarizer.encode(queries)
+    for got, want in zip(
+        backend.search_codes(codes, 10),
+        BebrBackend(binarizer, backend.codes, "sdc").search_codes(codes, 10),
+        strict=True,
+    ):
+        assert np.array_equal(got, want)
+
+
 @pytest.mark.parametrize("bits", [1, 2, 4])
 def test_index_handed_to_a_gpu_computes_the_same_sdc_scores(docs: np.ndarray, bits: int) -> None:
     """Checked on the CPU: the IVF-PQ form faiss would clone to a GPU sums the same look-ups."""
@@ -112,7 +139,7 @@ def test_rescoring_reorders_hamming_candidates_by_decoded_inner_product(docs: np
     np.testing.assert_allclose(everything, -np.sort(-exact, axis=1)[:, :10], atol=1e-4)
 
 
-@pytest.mark.parametrize("mode", ["sdc", "hamming"])
+@pytest.mark.parametrize("mode", ["sdc", "adc", "hamming"])
 def test_bebr_save_load_search_round_trip(tmp_path: Path, docs: np.ndarray, mode: str) -> None:
     backend = BebrBackend.build(random_binarizer(2), docs, mode=mode)
     backend.save(tmp_path)
