@@ -112,7 +112,8 @@ def _bebr_search(params: Params) -> dict:
         raise TesseraError(
             f"BEBR indexes take mode and rescore, not {', '.join(sorted(unknown))}", field="search_params"
         )
-    return {"mode": str(params.get("mode", "sdc")), "rescore": int(params.get("rescore", 0))}
+    mode = params.get("mode")  # None: the default for the index's bits (binary_backend.default_mode)
+    return {"mode": None if mode is None else str(mode), "rescore": int(params.get("rescore", 0))}
 
 
 def open_vector_backend(root: Path, manifest: Manifest, params: Params, mmap: bool = False) -> VectorBackend:

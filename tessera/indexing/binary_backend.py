@@ -20,7 +20,11 @@ u = 3 the chunks are 6-bit and scanned exactly, which is much slower. On a GPU (
 one) the look-ups run as an IVF-PQ with a single list, where faiss supports the code size.
 - ADC (`mode=adc`, asymmetric): the same tables and look-ups, but the query is not binarized:
   its code-space reconstruction is exact (`RecurrentBinarizer.query_space`), so only the
-  documents' bits are lost. It costs what SDC costs (faiss builds the tables from any float query).
+  documents' bits are lost, and no binarizer MLP runs per query. The default at 1 bit, SDC at
+  more (`default_mode`): on every judged query of four collections, seed means of three ITQ
+  starts, ADC kept more of flat's nDCG@10 at 1 bit on all four (+0.003 to +0.031; chosen on
+  Cranfield and CISI, 3.1 and 2.5 SE, confirmed on MEDLINE and LISA), and was level at 2 and 4
+  bits (docs/results.md section 37).
 
 Measured, one thread, 100k codes of 384 dims, k = 10 (ms per query, query encoding aside):
 SDC 0.21 / 0.44 / 0.79 for u = 1 / 2 / 4, Hamming 0.37 / 0.52 / 0.48, Hamming + rescoring
@@ -44,6 +48,13 @@ log = logging.getLogger(__name__)
 
 CODES = "codes.faiss"
 MODES = ("sdc", "adc", "hamming")
+
+
+def default_mode(bits: int) -> str:
+    """The search a BEBR index of `bits` bits a dimension gets unless told (module docstring)."""
+    return "adc" if bits == 1 else "sdc"
+
+
 REFINE_FACTOR = 2  # fast-scan candidates re-scored per result; 2 recovered every exact top-k tried
 RESCORE_BLOCK = 1 << 24  # floats of decoded candidates held at once while rescoring
 
@@ -180,23 +191,24 @@ def sdc_gpu_source(binarizer: RecurrentBinarizer, codes: np.ndarray) -> faiss.In
 
 
 class BebrBackend:
-    """BEBR codes of a RecurrentBinarizer; searched by SDC or by Hamming (+ optional rescoring).
+    """BEBR codes of a RecurrentBinarizer; searched by ADC, SDC or Hamming (+ optional rescoring).
 
     Files: `codes.faiss` (the packed codes), `binarizer.safetensors` and `binarizer.json`."""
 
     FILE = CODES
     supports_remove = False
 
-    QUERY_BINARIZER = "query_binarizer"  # folder: a compatibly trained successor that encodes queries
+    QUERY_BINARIZER = "query_binarizer"  # folder: a compatible successor binarizing queries (SDC, Hamming)
 
     def __init__(
         self,
         binarizer: RecurrentBinarizer,
         codes: np.ndarray,
-        mode: str = "sdc",
+        mode: str | None = None,
         rescore: int = 0,
         query_binarizer: RecurrentBinarizer | None = None,
     ):
+        mode = mode or default_mode(binarizer.bits)
         if mode not in MODES:
             raise TesseraError(f"unknown search mode '{mode}' (known: {', '.join(MODES)})", field="mode")
         if rescore < 0 or (rescore and mode != "hamming"):
@@ -228,12 +240,12 @@ class BebrBackend:
 
     @classmethod
     def build(
-        cls, binarizer: RecurrentBinarizer, vectors: np.ndarray, mode: str = "sdc", rescore: int = 0
+        cls, binarizer: RecurrentBinarizer, vectors: np.ndarray, mode: str | None = None, rescore: int = 0
     ) -> BebrBackend:
         return cls(binarizer, binarizer.encode(vectors), mode, rescore)
 
     @classmethod
-    def load(cls, root: Path, mode: str = "sdc", rescore: int = 0) -> BebrBackend:
+    def load(cls, root: Path, mode: str | None = None, rescore: int = 0) -> BebrBackend:
         successor = root / cls.QUERY_BINARIZER
         queries = RecurrentBinarizer.load(successor) if successor.is_dir() else None
         return cls(RecurrentBinarizer.load(root), read_codes(root), mode, rescore, queries)

@@ -55,11 +55,14 @@ def test_bebr_search_mode_can_change_at_load(cranfield_dense: Path, tmp_path: Pa
 
     out = reindex(cranfield_dense, tmp_path / "bebr", "bebr:1", show_progress=False)
     query = "pressure distribution on a cone"
-    sdc = Index.load(out).search(query, k=10)
+    sdc = Index.load(out, search_params={"mode": "sdc"}).search(query, k=10)
     rescored = Index.load(out, search_params={"mode": "hamming", "rescore": 1400}).search(query, k=10)
     # Rescoring every document by decoded inner product is exactly what SDC's lookup tables compute.
     assert [h.doc_id for h in sdc] == [h.doc_id for h in rescored]
     assert [h.score for h in sdc] == pytest.approx([h.score for h in rescored], abs=1e-4)
+    adc = Index.load(out).search(query, k=10)  # 1 bit: ADC unless told, the float query unbinarized
+    assert Index.load(out).backend.mode == "adc"
+    assert [h.score for h in adc] != pytest.approx([h.score for h in sdc], abs=1e-3)
 
 
 def test_bad_bebr_spec_fails_before_encoding(tmp_path: Path, data_dir: Path) -> None:

@@ -27,9 +27,9 @@ def test_compatible_successor_keeps_document_codes(bebr_index: Path, tmp_path: P
     assert new.files["codes.faiss"] == old.files["codes.faiss"]  # no document re-indexed
     assert new.files["binarizer.safetensors"] == old.files["binarizer.safetensors"]
     assert "query_binarizer/binarizer.safetensors" in new.files
-    query = "supersonic flow over a wedge"
-    before = {h.doc_id for h in Index.load(bebr_index).search(query, k=10)}
-    after = {h.doc_id for h in Index.load(out).search(query, k=10)}
+    query = "supersonic flow over a wedge"  # binarized by the successor: SDC (1 bit defaults to ADC)
+    before = {h.doc_id for h in Index.load(bebr_index, search_params={"mode": "sdc"}).search(query, k=10)}
+    after = {h.doc_id for h in Index.load(out, search_params={"mode": "sdc"}).search(query, k=10)}
     assert len(before & after) >= 4  # new query codes still land among the old documents
 
 
