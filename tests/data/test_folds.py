@@ -82,3 +82,31 @@ def test_impossible_folds_are_refused(medline: Path, split: str) -> None:
 def test_other_split_names_are_not_folds() -> None:
     assert Fold.parse("test") is None and Fold.parse("fold1of3") is None
     assert Fold.parse("fold2of5-train") == Fold(2, 5, "train")
+
+
+def test_eval_scores_each_fold_and_the_runs_cover_every_query_once(
+    cranfield_bm25: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import run_cli
+
+    folder = data_dir / "cranfield-beir"
+    seen: list[str] = []
+    for i in (1, 2):
+        run = tmp_path / f"fold{i}.trec"
+        run_cli(
+            "eval",
+            str(cranfield_bm25),
+            "--dataset",
+            str(folder),
+            "--split",
+            f"fold{i}of2-test",
+            "--run",
+            str(run),
+        )
+        queries = {line.split()[0] for line in run.read_text().splitlines()}
+        assert queries == set(load_eval_dataset(folder, f"fold{i}of2-test").queries)
+        seen += queries
+    assert sorted(seen) == sorted(load_eval_dataset(folder, "all").queries)  # 225, each once
+    assert set(load_eval_dataset(folder, "fold1of2-test").queries) == set(
+        load_eval_dataset(folder, "test").queries
+    )
