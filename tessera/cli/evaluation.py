@@ -24,12 +24,16 @@ from tessera.cli.app import (
 )
 from tessera.retrieval.params import parse_params
 
+EvalSplit = Annotated[
+    str, typer.Option(help="Qrels split of a BEIR folder (or ID/SPLIT); foldIofK-test for cross-validation.")
+]
+
 
 @app.command(name="eval")
 def eval_(
     index_dirs: Annotated[list[Path], typer.Argument(help="One or more index directories (fused).")],
     dataset: Annotated[str, typer.Option(help="ir_datasets id or BEIR folder.")],
-    split: Annotated[str, typer.Option(help="Qrels split of a BEIR folder (or ID/SPLIT).")] = "test",
+    split: EvalSplit = "test",
     metrics: Annotated[list[str], typer.Option(help="ir_measures metrics.")] = [],  # noqa: B006
     fusion: FusionOption = "rrf",
     weights: WeightsOption = None,
@@ -92,7 +96,7 @@ def eval_(
 def eval_runs(
     runs: Annotated[list[Path], typer.Argument(help="TREC run files; the first is the baseline.")],
     dataset: Annotated[str, typer.Option(help="ir_datasets id or BEIR folder.")],
-    split: Annotated[str, typer.Option(help="Qrels split of a BEIR folder (or ID/SPLIT).")] = "test",
+    split: EvalSplit = "test",
     metrics: Annotated[list[str], typer.Option(help="ir_measures metrics.")] = [],  # noqa: B006
     fusion: Annotated[
         str | None, typer.Option(help="Also fuse the runs (rrf | wsum) and score the fusion.")

@@ -20,7 +20,7 @@ def train_jpq(
     index_dir: Annotated[Path, typer.Option("--index", help="A PQ{m} or OPQ{m},PQ{m} dense index.")],
     dataset: Annotated[str, typer.Option(help="ir_datasets id or BEIR folder with training qrels.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Index directory to create.")],
-    split: Annotated[str, typer.Option(help="Qrels split to train on.")] = "train",
+    split: TrainSplit = "train",
     epochs: Annotated[int, typer.Option()] = 10,
     pairs: Annotated[
         str, typer.Option(help="Pair sources, comma-separated: qrels, titles, crop, ict, synthetic.")
@@ -80,7 +80,9 @@ def train_bebr(
 
 TrainDataset = Annotated[str, typer.Option(help="ir_datasets id or BEIR folder (qrels + corpus).")]
 TrainOutput = Annotated[Path, typer.Option("-o", "--output", help="Model folder to create.")]
-TrainSplit = Annotated[str, typer.Option(help="Qrels split whose judged queries train.")]
+TrainSplit = Annotated[
+    str, typer.Option(help="Qrels split whose judged queries train; foldIofK-train for cross-validation.")
+]
 TrainCorpus = Annotated[str | None, typer.Option(help="Corpus to use instead of the dataset's own.")]
 TrainPairs = Annotated[
     str,
