@@ -25,18 +25,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
-import ir_measures
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from tessera import config
 from tessera.data.datasets import load_eval_dataset
+from tessera.eval.evaluate import per_query_scores
 from tessera.eval.runs import retrieve
 from tessera.eval.significance import mean_se
 from tessera.indexing.builder import build_index
@@ -49,7 +49,7 @@ SETTINGS = ("truncated", "128", "128:32", "256", "256:32", "256:64")  # "truncat
 BASELINE = "256:32"
 TOKENS = 2048
 NEEDLE_DOCS = 200
-METRICS = [ir_measures.parse_measure(m) for m in ("nDCG@10", "R@100")]
+METRICS = ["nDCG@10", "R@100"]
 
 
 MODES = ("plain", "mix", "needle")
@@ -58,7 +58,7 @@ MODES = ("plain", "mix", "needle")
 def task_folder(collection: str, mode: str, work: Path) -> Path:
     """The collection itself (`plain`), or its long-document task, written once by `tessera data longdoc`."""
     if mode == "plain":
-        return Path(os.environ.get("TESSERA_DATA_DIR", "../shared/data")) / f"{collection}-beir"
+        return config.data_dir() / f"{collection}-beir"
     folder = work / "tasks" / f"{collection}-{mode}-{TOKENS}"
     if not folder.is_dir():
         cap = ["--docs", str(NEEDLE_DOCS)] if mode == "needle" else []
@@ -80,11 +80,7 @@ def measure(task: Path, setting: str, work: Path, console: Console) -> dict:
     seconds = time.perf_counter() - start
     index = Index.load(index_dir)
     judged = load_eval_dataset(task, "all")
-    run = retrieve(index, judged, 100, show_progress=False)
-    scores = {qid: {h.doc_id: h.score for h in hits} for qid, hits in run.items()}
-    per_query = {str(m): dict.fromkeys(judged.qrels, 0.0) for m in METRICS}
-    for found in ir_measures.iter_calc(METRICS, judged.qrels, scores):
-        per_query[str(found.measure)][found.query_id] = found.value
+    per_query = per_query_scores(retrieve(index, judged, 100, show_progress=False), judged, METRICS)
     result = {
         "per_query": per_query,
         "docs": len(index),

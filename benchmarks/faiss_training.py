@@ -33,6 +33,9 @@ from tessera.indexing.builder import build_index
 from tessera.indexing.faiss_backend import FaissBackend, create_index, train_index
 from tessera.models.registry import load_encoder
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generalization import collection_folder  # noqa: E402
+
 FACTORIES = ["PQ48", "OPQ48,PQ48", "IVF64,PQ48", "HNSW32_PQ48"]
 
 
@@ -103,8 +106,8 @@ def main() -> None:
     ):
         table.add_column(column, justify="left" if column in ("collection", "factory") else "right")
     for name in args.collections:
-        folder = config.data_dir() / name
-        path = args.work / name / "flat"
+        folder = collection_folder(name, args.work)
+        path = args.work / name.replace("/", "-") / "flat"
         if not path.is_dir():
             build_index(folder, path, encoder="minilm", show_progress=False)
         vectors = np.ascontiguousarray(FaissBackend.load(path).exact_vectors(), dtype=np.float32)

@@ -175,6 +175,14 @@ def measure(collection: str, mode: str, work: Path, console: Console, chunk: str
     )
 
 
+def passage_context(hits: list) -> tuple[dict[str, list[tuple[int, int]]], str]:
+    """The passages' spans per document and the context they make, joined as RAG joins them."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for hit in hits:
+        spans.setdefault(hit.doc_id, []).append(hit.offsets)
+    return spans, "\n\n".join(hit.passage or "" for hit in hits)
+
+
 def measure_chunked(collection: str, mode: str, work: Path, console: Console, chunk: str = CHUNK) -> dict:
     folder, judged, queries = task_inputs(collection, mode, work)
     index = chunked_index(folder, work, chunk)
@@ -187,19 +195,12 @@ def measure_chunked(collection: str, mode: str, work: Path, console: Console, ch
         words = 0
         for per_document in PER_DOCUMENT:
             hits = index.search(question, K, with_text=True, per_document=per_document)
-            spans: dict[str, list[tuple[int, int]]] = {}
-            for hit in hits:
-                spans.setdefault(hit.doc_id, []).append(hit.offsets)
-            text = "\n\n".join(hit.passage or "" for hit in hits)
+            spans, text = passage_context(hits)
             record(rows, f"passages, per_document={per_document}", spans, text, places)
             if per_document == 1:
                 words = len(text.split())
-        hits = index.search(question, 2 * K, with_text=True, per_document=1)  # twice the passages
-        spans = {}
-        for hit in hits:
-            spans.setdefault(hit.doc_id, []).append(hit.offsets)
-        text = "\n\n".join(hit.passage or "" for hit in hits)
-        record(rows, f"passages, per_document=1, k={2 * K}", spans, text, places)
+        spans, text = passage_context(index.search(question, 2 * K, with_text=True, per_document=1))
+        record(rows, f"passages, per_document=1, k={2 * K}", spans, text, places)  # twice the passages
         cut_spans, cut_text = whole_documents_cut(documents, words)
         record(rows, "whole documents, cut to per_document=1's words", cut_spans, cut_text, places)
         # Asking one document (a report, a book): the long document holding the query's first
@@ -210,8 +211,7 @@ def measure_chunked(collection: str, mode: str, work: Path, console: Console, ch
             hits = index.search(
                 question, ONE_DOCUMENT_K, with_text=True, doc_ids=[alone], per_document=per_document
             )
-            spans = {alone: [hit.offsets for hit in hits]}
-            text = "\n\n".join(hit.passage or "" for hit in hits)
+            spans, text = passage_context(hits)  # every hit is `alone`'s
             name = f"one document alone, k={ONE_DOCUMENT_K}, per_document={per_document}"
             record(rows, name, spans, text, inside)
     result = {
