@@ -150,7 +150,7 @@ def report(results: dict[str, dict[str, dict]], console: Console) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/chunking"))
+    parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "chunking")
     parser.add_argument("--collections", nargs="+", default=[*CHOICE, *CONFIRMATION])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
     args = parser.parse_args()
