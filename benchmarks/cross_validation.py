@@ -9,9 +9,10 @@ is that split), and twice as many queries are scored.
 
 Per collection, pooled over the folds: BM25, MiniLM flat, their RRF (the anchor), OPQ48/24 and
 BEBR 1/2-bit (no queries used: one index for all folds), JPQ48/JPQ24 trained with `train jpq`'s
-defaults from OPQ48/24 per fold, `--dense` adds `train dense`'s default recipe per fold, and each
-trained model fused with BM25. Then the goals, each with its paired difference and standard
-error. Results are saved under `--work` as they come, so a rerun resumes.
+defaults from OPQ48/24 per fold, `--dense` adds `train dense`'s default recipe per fold, `--tower`
+its query tower (`--freeze-documents`, lr 1e-4), and each trained model fused with BM25. Then
+the goals, each with its paired difference and standard error. Results are saved under `--work`
+as they come, so a rerun resumes.
 
     TESSERA_DATA_DIR=../shared/data python benchmarks/cross_validation.py \\
         --collections medline-beir glasgow/lisa --work /tmp/cv
@@ -46,6 +47,8 @@ from generalization_report import report  # noqa: E402
 
 ANCHOR = "RRF(BM25, MiniLM flat)"
 UNTRAINED = {"OPQ48": "OPQ48,PQ48", "OPQ24": "OPQ24,PQ24", "BEBR 1-bit": "bebr:1", "BEBR 2-bit": "bebr:2"}
+# `train dense` recipes: its default, and the query tower of results section 7 (lr 1e-4, 1 epoch)
+DENSE = {"dense": {}, "query tower": {"freeze_documents": True, "learning_rate": 1e-4}}
 
 
 class CrossValidation:
@@ -101,10 +104,10 @@ class CrossValidation:
         build = lambda encoder: lambda p: build_index(self.folder, p, encoder=encoder, show_progress=False)  # noqa: E731
         flat = self.built("flat", build("minilm"))
         self.indexes = {"BM25": [self.built("bm25", build("bm25"))] * k, "MiniLM flat": [flat] * k}
-        for label, factory in UNTRAINED.items():
+        for label, factory in UNTRAINED.items() if self.args.compressed else ():
             path = self.built(label, lambda p, f=factory: reindex(flat, p, f, {}, show_progress=False))
             self.indexes[label] = [path] * k
-        for m in (48, 24):
+        for m in (48, 24) if self.args.compressed else ():
             self.indexes[f"JPQ{m}"] = [
                 self.built(
                     f"JPQ{m} {split} s{seed}",
@@ -114,24 +117,25 @@ class CrossValidation:
                 )
                 for split in self.splits
             ]
-        if self.args.dense:
+        for system in self.args.trained:
+            prefix = system.replace(" ", "_")  # the dense rows' folder names stay as first saved
             models = [
                 self.built(
-                    f"model dense {split} s{seed}",
-                    lambda p, s=split: train_dense(
-                        self.folder, p, split=f"{s}-train", seed=seed, show_progress=False
+                    f"model {prefix} {split} s{seed}",
+                    lambda p, s=split, recipe=DENSE[system]: train_dense(
+                        self.folder, p, split=f"{s}-train", seed=seed, show_progress=False, **recipe
                     ),
                 )
                 for split in self.splits
             ]
-            self.indexes["dense"] = [
-                self.built(f"dense {split} s{seed}", build(str(model)))
+            self.indexes[system] = [
+                self.built(f"{prefix} {split} s{seed}", build(str(model)))
                 for split, model in zip(self.splits, models, strict=True)
             ]
         out = {}
         for system in list(self.indexes):
             out[system] = self.measure(system)
-            if system in ("MiniLM flat", "JPQ48", "JPQ24", "dense"):
+            if system in ("MiniLM flat", "JPQ48", "JPQ24", *DENSE):
                 fused = ANCHOR if system == "MiniLM flat" else f"RRF(BM25, {system})"
                 self.fusions[fused] = ("BM25", system)
                 out[fused] = self.measure(fused)
@@ -145,7 +149,9 @@ def delta(scores: dict[str, float], baseline: dict[str, float]) -> tuple[float, 
 def goals(name: str, results: dict[str, dict[str, float]], console: Console) -> None:
     """Issue 11's goals on the pooled queries, each with the paired difference behind it."""
     mean = {system: mean_se(list(scores.values()))[0] for system, scores in results.items()}
-    trained = [s for s in ("JPQ48", "JPQ24", "dense") if s in results]
+    trained = [s for s in ("JPQ48", "JPQ24", *DENSE) if s in results]
+    if not trained:
+        return
     best = max(trained, key=mean.get)
     best_fused = max((f"RRF(BM25, {s})" for s in trained), key=mean.get)
     rows = [  # (goal, system, baseline, target as a ratio to the baseline or a difference from it)
@@ -161,10 +167,45 @@ def goals(name: str, results: dict[str, dict[str, float]], console: Console) -> 
     for column in ("goal", "value", "met", "Δ baseline ± paired SE"):
         table.add_column(column, justify="left" if column == "goal" else "right")
     for goal, system, baseline, target in rows:
+        if system not in results:
+            continue
         value = mean[system] - mean[baseline] if target < 0.5 else mean[system] / mean[baseline]
         diff, se = delta(results[system], results[baseline])
         table.add_row(goal, f"{value:.3f}", "yes" if value >= target else "no", f"{diff:+.4f} ± {se:.4f}")
     console.print(table)
+
+
+def plot(collections: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
+    """A forest plot: each system's nDCG@10 over the anchor per collection, with the paired standard
+    error of its difference to the anchor as the bar, and the goals' 1.00x and 1.03x as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = list(dict.fromkeys(s for results in collections.values() for s in results if s != ANCHOR))
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(systems) * len(collections) + 1.5))
+    height = 0.8 / len(collections)
+    for i, (name, results) in enumerate(collections.items()):
+        anchor = mean_se(list(results[ANCHOR].values()))[0]
+        rows = [(j, s) for j, s in enumerate(systems) if s in results]
+        points = [delta(results[s], results[ANCHOR]) for _, s in rows]
+        ax.errorbar(
+            [1 + d / anchor for d, _ in points],
+            [j + i * height for j, _ in rows],
+            xerr=[se / anchor for _, se in points],
+            fmt="o",
+            capsize=3,
+            label=f"{name} ({len(results[ANCHOR])} queries)",
+        )
+    for x, style in ((1.0, "-"), (1.03, ":")):
+        ax.axvline(x, color="black", linewidth=0.8, linestyle=style)
+    ax.set_yticks([j + 0.4 - height / 2 for j in range(len(systems))], systems, fontsize=8)
+    ax.set_xlabel(f"nDCG@10 / {ANCHOR}, every judged query out of fold (bars: paired SE)")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def main() -> None:
@@ -175,17 +216,26 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dense", action="store_true", help="Add `train dense`'s default recipe (slow).")
+    parser.add_argument("--tower", action="store_true", help="Add the query tower (slow).")
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "cross_validation")
+    parser.add_argument(
+        "--no-compressed", dest="compressed", action="store_false", help="Skip OPQ, BEBR and JPQ."
+    )
+    parser.add_argument("--plot", type=Path, help="Write a PNG of every system against the anchor here.")
     args = parser.parse_args()
+    args.trained = [name for name, wanted in (("dense", args.dense), ("query tower", args.tower)) if wanted]
     if args.folds < 2:
         parser.error("--folds must be at least 2")
     console = Console(width=160)
     config.apply_offline_defaults()
+    collections = {}
     for name in args.collections:
         console.rule(f"{name}: {args.folds}-fold cross-validation, seed {args.seed}")
-        results = CrossValidation(name, args, console).all()
+        results = collections[name] = CrossValidation(name, args, console).all()
         report(name, results, console)
         goals(name, results, console)
+    if args.plot:
+        plot(collections, args.plot)
 
 
 if __name__ == "__main__":

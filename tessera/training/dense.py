@@ -9,7 +9,8 @@ With `freeze_documents`, only a query tower learns: the model becomes a sentence
 `Router` whose document route is the base model, frozen. Documents keep the base model's
 embeddings and each step backpropagates through the short queries only, as JPQ trains its
 query encoder against fixed document codes; with few judged queries this adapts the query side
-without pulling the document space apart.
+without pulling the document space apart. The frozen route runs once per document, in eval mode
+(`frozen_route.py`), not once per row with dropout.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from tessera.errors import EncoderError
 from tessera.training.bases import model_type, resolve_base, routes_apart
+from tessera.training.frozen_route import memoize_route
 from tessera.training.runner import (
     Recipe,
     TrainOptions,
@@ -54,6 +56,7 @@ def _query_tower(source: str, max_length: int):
     router = Router.for_query_document(list(query.children()), list(document.children()))
     model = SentenceTransformer(modules=[router], similarity_fn_name=query.similarity_fn_name)
     model.max_seq_length = query.max_seq_length
+    memoize_route(router)  # each document encoded once, in eval mode, as the index will
     return model
 
 
