@@ -118,10 +118,9 @@ class CrossValidation:
                 for split in self.splits
             ]
         for system in self.args.trained:
-            prefix = system.replace(" ", "_")  # the dense rows' folder names stay as first saved
             models = [
                 self.built(
-                    f"model {prefix} {split} s{seed}",
+                    f"model {system} {split} s{seed}",
                     lambda p, s=split, recipe=DENSE[system]: train_dense(
                         self.folder, p, split=f"{s}-train", seed=seed, show_progress=False, **recipe
                     ),
@@ -129,7 +128,7 @@ class CrossValidation:
                 for split in self.splits
             ]
             self.indexes[system] = [
-                self.built(f"{prefix} {split} s{seed}", build(str(model)))
+                self.built(f"{system} {split} s{seed}", build(str(model)))
                 for split, model in zip(self.splits, models, strict=True)
             ]
         out = {}

@@ -10,9 +10,8 @@ Per collection, K-fold cross-validation (`--split foldIofK-train|test`, every ju
 by a tower that never saw it): the tower trained both ways (the section 7 recipe: qrels + titles,
 1 epoch, lr 1e-4, BM25 negatives, the same seed), each indexed with `build_index` and scored on
 its fold's test queries. Printed: pooled nDCG@10 of MiniLM flat and both towers, the paired
-difference after - before, and the seconds each training took (measured in this run, the two
-trained back to back per fold; `--reuse DIR` takes "before" models and indexes a
-`cross_validation.py --tower` run left in DIR instead of training them again: no time then).
+difference after - before, and the seconds each training took (the two trained back to back per
+fold, under the same load).
 
     TESSERA_DATA_DIR=../shared/data python benchmarks/query_tower_memo.py \\
         --collections cranfield-beir cisi-beir medline-beir glasgow/lisa --work /tmp/memo
@@ -70,8 +69,7 @@ def measure(name: str, args: argparse.Namespace, console: Console) -> dict:
         return json.loads(saved.read_text())
     work.mkdir(parents=True, exist_ok=True)
     out: dict = {"scores": {s: {} for s in ("MiniLM flat", *SYSTEMS)}, "seconds": {s: [] for s in SYSTEMS}}
-    reused = args.reuse / name.replace("/", "-") if args.reuse else None
-    flat = reused / "flat" if reused else work / "flat"
+    flat = work / "flat"
     if not flat.is_dir():
         build_index(folder, flat, encoder="minilm", show_progress=False)
     negatives_index("bm25", dataset_corpus(folder, "train", None), show_progress=False)  # cached: untimed
@@ -82,27 +80,19 @@ def measure(name: str, args: argparse.Namespace, console: Console) -> dict:
             per_query(retrieve(Index.load(flat), test, show_progress=False), test)
         )
         for system in SYSTEMS:
-            if reused and system == "before":  # cross_validation.py's tower: the same recipe
-                index = reused / f"query_tower_{split}_s{args.seed}"
-            else:
-                model, index = work / f"{system}_model_{split}", work / f"{system}_index_{split}"
-                timing = work / f"{system}_model_{split}.seconds"
-                if not model.is_dir():  # a rerun after an interruption keeps what was trained
-                    start = time.perf_counter()
-                    with memoized(system == "after"):
-                        train_dense(
-                            folder,
-                            model,
-                            split=f"{split}-train",
-                            seed=args.seed,
-                            show_progress=False,
-                            **TOWER,
-                        )
-                    timing.write_text(f"{time.perf_counter() - start:.3f}")
-                out["seconds"][system].append(float(timing.read_text()))
-                console.log(f"{name} {split}: {system} trained in {out['seconds'][system][-1]:.0f} s")
-                if not index.is_dir():
-                    build_index(folder, index, encoder=str(model), show_progress=False)
+            model, index = work / f"{system}_model_{split}", work / f"{system}_index_{split}"
+            timing = work / f"{system}_model_{split}.seconds"
+            if not model.is_dir():  # a rerun after an interruption keeps what was trained
+                start = time.perf_counter()
+                with memoized(system == "after"):
+                    train_dense(
+                        folder, model, split=f"{split}-train", seed=args.seed, show_progress=False, **TOWER
+                    )
+                timing.write_text(f"{time.perf_counter() - start:.3f}")
+            out["seconds"][system].append(float(timing.read_text()))
+            console.log(f"{name} {split}: {system} trained in {out['seconds'][system][-1]:.0f} s")
+            if not index.is_dir():
+                build_index(folder, index, encoder=str(model), show_progress=False)
             out["scores"][system].update(
                 per_query(retrieve(Index.load(index), test, show_progress=False), test)
             )
@@ -117,7 +107,6 @@ def main() -> None:
     parser.add_argument("--collections", nargs="*", default=["cranfield-beir", "cisi-beir"])
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--reuse", type=Path, help="A cross_validation.py --work holding 'before' towers.")
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "query_tower_memo")
     args = parser.parse_args()
     console = Console(width=160)
@@ -134,8 +123,8 @@ def main() -> None:
         scores, seconds = out["scores"], out["seconds"]
         mean = {s: mean_se(list(v.values()))[0] for s, v in scores.items()}
         diff, se = mean_se([scores["after"][q] - scores["before"][q] for q in scores["before"]])
-        time_cells = [f"{sum(seconds[s]):.0f}" if seconds[s] else "reused" for s in SYSTEMS]
-        ratio = f"{sum(seconds['before']) / sum(seconds['after']):.2f}x" if seconds["before"] else ""
+        time_cells = [f"{sum(seconds[s]):.0f}" for s in SYSTEMS]
+        ratio = f"{sum(seconds['before']) / sum(seconds['after']):.2f}x"
         table.add_row(
             name, str(len(scores["before"])), *(f"{mean[s]:.4f}" for s in ("MiniLM flat", *SYSTEMS)),
             f"{diff:+.4f} ± {se:.4f}", *time_cells, ratio,
