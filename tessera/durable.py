@@ -110,9 +110,15 @@ def publish_dir(stage: Path, target: Path, overwrite: bool) -> None:
         stage.rename(target)
 
 
-def new_target(output: str | Path, overwrite: bool) -> Path:
-    """The resolved target folder; an existing one is refused unless `overwrite`."""
+def new_target(output: str | Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> Path:
+    """The resolved target folder; an existing one is refused unless `overwrite`, and one that is
+    or holds an input of the job (`inputs`: paths or dataset names) is refused always, since
+    publishing would delete what is being read."""
     target = Path(output).expanduser().resolve()
+    for given in inputs:
+        source = Path(given).expanduser()
+        if source.exists() and (target == source.resolve() or target in source.resolve().parents):
+            raise TesseraError(f"holds the input '{given}', which writing here would delete", file=target)
     if target.exists() and not overwrite:
         raise TesseraError("already exists (use --overwrite to replace it)", file=target)
     return target

@@ -258,3 +258,30 @@ def test_remove_query_in_runs_and_evaluation(cranfield_bm25: Path, tmp_path: Pat
     plain = evaluate([cranfield_bm25], "cranfield-beir", show_progress=False)
     assert scores == pytest.approx(expected.metrics)
     assert expected.metrics != pytest.approx(plain.metrics)
+
+
+def test_users_text_is_printed_as_given_never_as_markup(tmp_path: Path) -> None:
+    """Ids, titles and texts may hold `[/i]` or `[bold]`: rich markup would crash or eat them."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(
+        '{"_id": "[bold]x", "title": "[red]Title", "text": "matrix a[/i] element zyzzyva"}\n'
+        '{"_id": " pad ", "text": "padded identifier"}\n{"_id": "other", "text": "unrelated"}\n'
+    )
+    index = tmp_path / "idx"
+    run_cli("index", str(corpus), "-o", str(index), "--encoder", "bm25")
+    shown = run_cli("search", str(index), "zyzzyva", check=False)
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+    assert "[bold]x" in shown.stdout and "[red]Title" in shown.stdout and "a[/i]" in shown.stdout
+    ids_file = tmp_path / "ids.txt"  # ids exactly as the corpus gave them, spaces kept
+    ids_file.write_text(" pad \n")
+    assert "deleted 1 documents" in run_cli("delete", str(index), "--ids-file", str(ids_file)).stdout
+    queries = tmp_path / "q.tsv"
+    queries.write_text("q1\tzyzzyva\n")
+    (tmp_path / "runs").mkdir()
+    for args, message in [
+        (["search", str(index), "zyzzyva", "--per-document", "0"], "field 'per_document': must be at least"),
+        (["search", str(index), "--queries", str(queries), "--run", str(tmp_path / "runs")], "is a folder"),
+    ]:
+        result = run_cli(*args, check=False)
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("runs.tmp*"))

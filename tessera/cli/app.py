@@ -18,7 +18,8 @@ app = typer.Typer(
     rich_markup_mode="markdown",  # a docstring's paragraphs rewrap to the terminal
     help="Tessera: index a corpus, search it, answer from it, evaluate it.",
 )
-out = Console()
+# No markup: what is printed holds users' text (ids, titles, queries, paths), where `[/i]` is text.
+out = Console(markup=False)
 state = {"debug": False}
 MULTI_VALUE_OPTIONS = ("--metrics",)
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from tessera.cli.app import (
     FilterOption,
@@ -205,5 +206,5 @@ def eval_suite(
         out.print(table)
     for dataset, info in results["datasets"].items():
         if info.get("missing"):
-            out.print(f"[yellow]not available[/]: {dataset}: {info['missing']}")
+            out.print(Text("not available", style="yellow") + Text(f": {dataset}: {info['missing']}"))
     out.print(f"report written to {Path(output) / 'report.md'}")

@@ -133,7 +133,7 @@ def search(
         rerank_depth,
         where,
         diversity,
-        per_document or 1,
+        1 if per_document is None else per_document,
     )
     title = " + ".join(str(p) for p in [index_dir, *fuse]) + (f" ({fusion})" if fuse else "")
     title += f": {query}" + (f" (reranked by {reranker.spec})" if reranker is not None else "")

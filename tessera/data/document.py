@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def id_problem(doc_id: str) -> str | None:
+    """Why `doc_id` cannot be a document id, or None. An id is one line of an index's
+    `docids.txt` and one field of a TSV qrels row, so line breaks (every one `str.splitlines`
+    splits at), tabs and other control characters are refused; spaces are allowed."""
+    if not doc_id.strip():
+        return "is empty"
+    for char in doc_id:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            return f"id {doc_id!r} holds the control character U+{ord(char):04X}: an id is one line of text"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,7 +174,7 @@ def write_loco(
 ) -> LocoStats:
     """Write one LoCoV1 task (see `read_loco`) as a BEIR folder: every query in the `test`
     split (LoCoV1 has no training queries), empty titles, and `loco.json` for provenance."""
-    target = new_target(output, overwrite)
+    target = new_target(output, overwrite, inputs=(queries_path, documents_path))
     loaded = read_loco(queries_path, documents_path, task)
     stats = LocoStats(
         target,

@@ -243,7 +243,7 @@ def build_longdoc(
     `docs` caps the long documents written; `distractors` (needle mode) sets how many
     filler-only long documents there are; `counter_name` is recorded in `longdoc.json`."""
     _check_parameters(mode, tokens, docs, distractors)
-    target = new_target(output, overwrite)
+    target = new_target(output, overwrite, inputs=(source,))
     data = read_beir_source(source)
     if target == data.folder.resolve() or data.folder.resolve() in target.parents:
         raise DatasetError("must not be the source folder or inside it", file=target, field="output")

@@ -56,6 +56,22 @@ def check_metadata(value: object, file: str | Path | None = None, line: int | No
     return {key: item for key, item in value.items() if key and '"' not in key and filterable(item)}
 
 
+def strict_metadata(value: object, where: str) -> Metadata:
+    """Metadata given through an API (`where` names the item in the caller's terms, e.g.
+    `documents[3]`): what a filter could not select by is refused, never dropped."""
+    value = {} if value is None else value
+    if not isinstance(value, Mapping):
+        raise TesseraError(f"must be a mapping, got {type(value).__name__}", field=f"{where}.metadata")
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or '"' in key or not filterable(item):
+            raise TesseraError(
+                f"{item!r} cannot be stored: metadata are flat (strings, numbers, booleans, null, "
+                "lists of those) under names without '\"'",
+                field=f"{where}.metadata.{key}",
+            )
+    return dict(value)
+
+
 def parse_filter(value: Filter | None, field: str = "filter") -> dict[str, Any] | None:
     """A filter from JSON text (the CLI's `--filter`) or a mapping, checked; None stays None."""
     if value is None:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from tessera.data.document import Document
+from tessera.data.document import Document, id_problem
 from tessera.data.metadata import check_metadata, filterable
 from tessera.errors import CorpusError
 
@@ -69,8 +69,8 @@ def read_jsonl(path: Path) -> Iterator[Document]:
                     f"expected a JSON object, got {type(record).__name__}", file=path, line=number
                 )
             doc_id = _string_field(record, ID_FIELDS, path, number, required=True)
-            if not doc_id.strip():
-                raise CorpusError("is empty", file=path, line=number, field="_id")
+            if problem := id_problem(doc_id):
+                raise CorpusError(problem, file=path, line=number, field="_id")
             text = _string_field(record, TEXT_FIELDS, path, number, required=True)
             title = _string_field(record, ("title",), path, number, required=False)
             metadata = _metadata(record, path, number)
@@ -114,8 +114,8 @@ def read_tsv(path: Path) -> Iterator[Document]:
                     line=number,
                     field="text" if len(columns) == 1 else None,
                 )
-            if not doc_id.strip():
-                raise CorpusError("is empty", file=path, line=number, field="id")
+            if problem := id_problem(doc_id):
+                raise CorpusError(problem, file=path, line=number, field="id")
             yield Document(id=doc_id, text=text, title=title, file=str(path), line=number)
 
 

@@ -38,23 +38,39 @@ def write_trec(
     run: Run | Iterable[tuple[str, list[Hit]]], path: str | Path, tag: str = "tessera"
 ) -> tuple[int, int]:
     """Write a run (or stream `iter_search`) atomically: the file appears complete or not at all.
-    Returns how many queries and hits were written."""
+    Returns how many queries and hits were written. An id holding whitespace is refused: a TREC
+    run's fields are whitespace-separated, so trec_eval (and `read_trec`) would misread it."""
     path = Path(path)
+    if path.is_dir():
+        raise TesseraError("is a folder: name the run file to write", file=path, field="run")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".tmp")
     queries = hits_written = 0
     try:
         with partial.open("w", encoding="utf-8") as handle:
             for qid, hits in run.items() if isinstance(run, Mapping) else run:
+                _check_run_id(qid, "query_id", path)
+                for hit in hits:
+                    _check_run_id(hit.doc_id, "doc_id", path)
                 handle.writelines(f"{qid} Q0 {h.doc_id} {h.rank} {h.score:.6f} {tag}\n" for h in hits)
                 queries, hits_written = queries + 1, hits_written + len(hits)
             handle.flush()
             os.fsync(handle.fileno())
+        partial.replace(path)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    partial.replace(path)
     return queries, hits_written
+
+
+def _check_run_id(value: str, field: str, path: Path) -> None:
+    if not value or any(char.isspace() for char in value):
+        raise TesseraError(
+            f"id {value!r} holds whitespace, which a TREC run cannot carry (its fields are "
+            "whitespace-separated, so trec_eval would misread the line)",
+            file=path,
+            field=field,
+        )
 
 
 def read_trec(path: str | Path) -> Run:
@@ -72,7 +88,7 @@ def read_trec(path: str | Path) -> Run:
             parts = line.split()
             if not parts:
                 continue
-            if len(parts) < 5:
+            if len(parts) not in (5, 6):  # the tag is optional; more fields mean an id with spaces
                 raise TesseraError(
                     f"a run line has {len(parts)} fields, not the 6 of QID Q0 DOCID RANK SCORE TAG",
                     file=path,

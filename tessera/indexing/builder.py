@@ -22,6 +22,7 @@ from tessera.indexing.chunking import Chunking, PassageMap, PassageSplitter, bey
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.lucene_backend import build_lucene_index
 from tessera.indexing.manifest import FORMAT_VERSION, Manifest
+from tessera.indexing.search_params import check_params
 from tessera.models.bm25 import parse_bm25, with_settings
 from tessera.models.encoder import Encoder
 from tessera.models.registry import canonical_spec, is_lexical, load_encoder
@@ -171,6 +172,22 @@ def share(part: int, whole: int) -> str:
     return f"{fraction:.1%}" if 0 < fraction < 0.1 else f"{fraction:.0%}"
 
 
+def warn_empty(store: DocStore, start: int = 0) -> None:
+    """Say how many documents have no text: they are indexed (their ids stay, as judgments may
+    name them), BM25 never finds them, and a dense encoder gives them the vector of an empty
+    input, which an unrelated query can rank high."""
+    count, first = store.empty(start)
+    if count:
+        warnings.warn(
+            TesseraWarning(
+                f"{count} documents have neither title nor text and are indexed empty (first: "
+                f"{', '.join(first)})",
+                field="text",
+            ),
+            stacklevel=3,
+        )
+
+
 def _warn_truncation(model, store: DocStore, spec: str) -> None:
     """Say how many documents the encoder's window cut short: their tails are not indexed."""
     longer, total, window = beyond_window(model, store.documents())
@@ -210,7 +227,7 @@ def build_index(
     `tune_queries` (.jsonl/.tsv of sample queries): IVF/HNSW defaults are tuned on them instead
     of on perturbed corpus vectors (indexing/tuning.py).
     """
-    target = staging.new_target(output, overwrite)
+    target = staging.new_target(output, overwrite, inputs=(corpus, *([tune_queries] if tune_queries else ())))
     if batch_size < 1:
         raise TesseraError("must be at least 1", field="batch_size")
     source = open_corpus(corpus)
@@ -221,6 +238,7 @@ def build_index(
         raise TesseraError("BM25 indexes have no search parameter to tune", field="tune_queries")
     model = None if lexical else load_encoder(spec)
     params = dict(search_params or {})
+    check_params(params)
     if lexical:  # BM25's settings are its spec, which the manifest stores (models/bm25.py)
         spec, params = with_settings(parse_bm25(spec), params).spec, {}
     if getattr(model, "multi_vector", False):
@@ -312,6 +330,7 @@ def build_index(
             write_docids(root, store)
             if passages is None:
                 _warn_truncation(model, store, spec)
+        warn_empty(store)
         publish_build(root, target, store, manifest, overwrite)
     except TesseraError:
         store.close()

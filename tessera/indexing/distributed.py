@@ -67,7 +67,7 @@ def build_index_ray(
     again with the same arguments; bad input removes the staging directory."""
     spec = _check_request(encoder, factory, layout, workers, shards)
     ray = import_ray()
-    target = staging.new_target(output, overwrite)
+    target = staging.new_target(output, overwrite, inputs=(corpus,))
     source = open_corpus(corpus)
     key = f"ray|{factory}|{layout}|shards={shards}"
     root, progress = staging.stage(target, _fingerprint(source, spec, key, DEFAULT_BATCH))

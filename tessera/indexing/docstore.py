@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tessera.data.document import Document
+from tessera.data.document import Document, id_problem
 from tessera.errors import CorpusError
 from tessera.indexing.filter_sql import filter_sql
 
@@ -50,7 +50,11 @@ class DocStore:
         return self.db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
 
     def add(self, start: int, documents: Sequence[Document]) -> None:
-        """Insert one batch in one transaction; a duplicate id names both records."""
+        """Insert one batch in one transaction; a duplicate id names both records, an id no index
+        file can hold (`id_problem`) names its record."""
+        for doc in documents:
+            if problem := id_problem(doc.id):
+                raise CorpusError(problem, file=doc.file, line=doc.line, field="_id")
         with self.db:
             for offset, doc in enumerate(documents):
                 source = f"{doc.file}:{doc.line}" if doc.file else None
@@ -112,6 +116,15 @@ class DocStore:
         """Record files read again and found unchanged, so the next sync need not read them."""
         with self.db:
             self.db.executemany("UPDATE docs SET stamp = ? WHERE id = ?", ((v, k) for k, v in stamps.items()))
+
+    def empty(self, start: int = 0) -> tuple[int, list[str]]:
+        """How many documents from ordinal `start` have neither title nor text, and where the
+        first few came from (`file:line`, else their ids)."""
+        blank = "trim(title, ' \t\r\n') = '' AND trim(text, ' \t\r\n') = ''"
+        where = f"ordinal >= ? AND {blank}"
+        (count,) = self.db.execute(f"SELECT COUNT(*) FROM docs WHERE {where}", (start,)).fetchone()
+        rows = self.db.execute(f"SELECT coalesce(source, id) FROM docs WHERE {where} LIMIT 3", (start,))
+        return count, [row[0] for row in rows]
 
     def matching(self, metadata_filter: Mapping[str, Any]) -> set[str]:
         """Ids of the documents a checked filter (data/metadata.parse_filter) selects."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from tessera.errors import EncoderError, TesseraError
 from tessera.indexing.faiss_training import one_clustering_warning, skip_polysemous_training
+from tessera.indexing.search_params import check_params
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def _to_gpu(index: faiss.Index) -> faiss.Index | None:
 
 def apply_search_params(index: faiss.Index, params: dict[str, float]) -> None:
     """Set nprobe, efSearch, ... through faiss' own ParameterSpace (works on wrapped indexes)."""
+    check_params(params)
     space = (
         faiss.GpuParameterSpace() if gpu_count() and "Gpu" in type(index).__name__ else faiss.ParameterSpace()
     )

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from tessera.durable import new_target, publish_dir, write_text_atomic  # noqa: F401  (new_target: part of this module's API)
+from tessera import durable
+from tessera.durable import publish_dir, write_text_atomic
 from tessera.errors import TesseraError
-from tessera.indexing.manifest import Manifest, utc_now
+from tessera.indexing.manifest import MANIFEST, Manifest, utc_now
 
 PROGRESS = "progress.json"
 
@@ -42,6 +43,18 @@ def _owner_alive(staging: Path) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def new_target(output: str | Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> Path:
+    """An index's target folder (`durable.new_target`); `overwrite` replaces an index, never a
+    folder of something else (a corpus, a user's files), which is refused."""
+    target = durable.new_target(output, overwrite, inputs)
+    if target.is_file() or (target.is_dir() and not (target / MANIFEST).is_file() and any(target.iterdir())):
+        raise TesseraError(
+            f"is not a Tessera index (no {MANIFEST}): --overwrite replaces an index, nothing else",
+            file=target,
+        )
+    return target
 
 
 def stage(target: Path, fingerprint: str) -> tuple[Path, Progress]:
@@ -74,6 +87,9 @@ def publish(staging: Path, target: Path, overwrite: bool) -> None:
     """Make the finished build visible at `target` in one rename (replacing an old index)."""
     (staging / PROGRESS).unlink(missing_ok=True)
     publish_dir(staging, target, overwrite)
+    for abandoned in target.parent.glob(f"{target.name}.tmp-*"):  # interrupted builds of other inputs
+        if abandoned.name.rsplit("-", 1)[-1].isdigit() and not _owner_alive(abandoned):
+            discard(abandoned)
 
 
 def discard(staging: Path) -> None:

@@ -45,7 +45,7 @@ import numpy as np
 from tessera.data.corpus import open_corpus
 from tessera.errors import CorpusError, EncoderError, IndexFormatError, TesseraError
 from tessera.indexing import staging
-from tessera.indexing.builder import batches
+from tessera.indexing.builder import batches, warn_empty
 from tessera.indexing.chunking import PASSAGES, Chunking, PassageSplitter, load_passages, passage_text
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.faiss_backend import FaissBackend
@@ -75,7 +75,8 @@ Where = Mapping[str, tuple[str, int]]  # id -> (file, line) it was read from
 
 
 def read_ids_file(path: str | Path) -> tuple[list[str], dict[str, tuple[str, int]]]:
-    """Ids one per line (blank lines skipped), with where each was read for error messages."""
+    """Ids one per line, exactly as the corpus gave them (spaces kept; blank lines skipped), with
+    where each was read for error messages."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
@@ -84,7 +85,7 @@ def read_ids_file(path: str | Path) -> tuple[list[str], dict[str, tuple[str, int
     where = {}
     for number, line in enumerate(lines, 1):
         if line.strip():
-            where.setdefault(line.strip(), (str(path), number))
+            where.setdefault(line, (str(path), number))
     return list(where), where
 
 
@@ -139,6 +140,7 @@ def add_documents(
             raise CorpusError(
                 "corpus has no documents", file=source.name if source.kind != "ir_datasets" else None
             )
+        warn_empty(store, start=labels)
         if stamps:
             store.set_stamps(stamps)
         if splitter is not None:

@@ -86,8 +86,10 @@ def context_compressor(compress: str, options: Mapping[str, Any]) -> Compressor 
 
     try:
         return make_compressor(compress, compression_tools(None, None), **options)
-    except TypeError as exc:
-        raise TesseraError(f"not an option of '{compress}': {exc}", field="options") from None
+    except TesseraError as exc:  # named as this surface's parameter
+        if exc.field != "option":
+            raise
+        raise TesseraError(exc.message, field="options") from None
 
 
 def compressed(

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from tessera.data.corpus import records_file
-from tessera.data.document import Document
-from tessera.data.metadata import Filter, filterable
+from tessera.data.document import Document, id_problem
+from tessera.data.metadata import Filter, strict_metadata
 from tessera.errors import TesseraError
 from tessera.indexing.builder import build_index
 from tessera.indexing.manifest import MANIFEST, Manifest
@@ -167,16 +167,6 @@ def record(doc_id: object, text: object, metadata: object, where: str) -> dict[s
     for field, value in (("id", doc_id), ("text", text)):
         if not isinstance(value, str):
             raise TesseraError(f"must be a string, got {type(value).__name__}", field=f"{where}.{field}")
-    if not doc_id:
-        raise TesseraError("is empty", field=f"{where}.id")
-    metadata = {} if metadata is None else metadata
-    if not isinstance(metadata, Mapping):
-        raise TesseraError(f"must be a mapping, got {type(metadata).__name__}", field=f"{where}.metadata")
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not key or '"' in key or not filterable(value):
-            raise TesseraError(
-                f"{value!r} cannot be stored: metadata are flat (strings, numbers, booleans, null, "
-                "lists of those) under names without '\"'",
-                field=f"{where}.metadata.{key}",
-            )
-    return {"_id": doc_id, "title": "", "text": text, "metadata": dict(metadata)}
+    if problem := id_problem(doc_id):
+        raise TesseraError(problem, field=f"{where}.id")
+    return {"_id": doc_id, "title": "", "text": text, "metadata": strict_metadata(metadata, where)}

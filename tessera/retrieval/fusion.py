@@ -111,6 +111,12 @@ def check_fusion(method: str, weights: Sequence[float] | None = None, count: int
         check_weights(weights, count)
 
 
+def check_depth(depth: int) -> None:
+    """Each fused index's search depth: a whole number >= 1 (below k it is raised to k)."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise TesseraError(f"must be a whole number >= 1, got {depth!r}", field="depth")
+
+
 def check_retrieval(fuse_count: int, fusion: str = "rrf", weights: Sequence[float] | None = None) -> None:
     """Fusion options make sense only with indexes to fuse (`fuse_count` besides the first);
     checked before any index is opened."""

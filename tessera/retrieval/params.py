@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from tessera.errors import TesseraError
+from tessera.indexing.search_params import check_params
 from tessera.models.bm25 import NAMES as BM25_PARAMS
 
 if TYPE_CHECKING:  # the alias lives with the backends; importing them would import faiss
@@ -28,6 +29,7 @@ def parse_params(items: Iterable[str], field: str = "param") -> Params:
             params[name] = float(value)
         except ValueError:
             params[name] = value
+    check_params(params)
     return params
 
 

@@ -11,7 +11,7 @@ from rich.progress import Progress
 from tessera.data.metadata import Filter
 from tessera.errors import TesseraError
 from tessera.retrieval.diversify import Mmr, as_mmr, diversify
-from tessera.retrieval.fusion import Run, hybrid_search
+from tessera.retrieval.fusion import Run, check_depth, hybrid_search
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
 from tessera.retrieval.rerank import RERANK_DEPTH, Reranker, check_rerank_depth, load_reranker, rerank
@@ -46,6 +46,7 @@ def iter_search(
     metadata filter, data/metadata.py) ranks only the documents it selects. `mmr` then picks the
     k from the top `mmr.pool(k)` for relevance and novelty (`retrieval.diversify`; a number is
     its weight)."""
+    check_depth(depth)
     mmr = as_mmr(mmr)
     first = first_stage_depth(k, reranker is not None, rerank_depth, mmr)
     deep = first if len(indexes) == 1 else max(depth, first)
@@ -174,6 +175,7 @@ def search_one(
     `per_document` (one chunked index): up to that many passages of one document; `doc_ids`
     (one index): among those documents only."""
     check_rerank_depth(rerank_depth)
+    check_depth(depth)
     check_per_document(per_document, len(indexes))
     if doc_ids is not None and len(indexes) > 1:
         raise TesseraError("a search among given ids takes one index, not several fused", field="doc_ids")

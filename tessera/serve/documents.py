@@ -21,7 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tessera.data.corpus import records_file
-from tessera.data.metadata import check_metadata
+from tessera.data.document import id_problem
+from tessera.data.metadata import strict_metadata
 from tessera.errors import TesseraError
 from tessera.indexing.manifest import MANIFEST, Manifest
 from tessera.indexing.updates import add_documents, delete_documents
@@ -58,14 +59,14 @@ def _records(documents: list[DocumentIn]) -> list[dict[str, Any]]:
     records = []
     for number, doc in enumerate(documents):
         where = f"documents[{number}]"
-        if not doc.id.strip():
-            raise ApiError(400, f"field '{where}.id': is empty")
+        if problem := id_problem(doc.id):
+            raise ApiError(400, f"field '{where}.id': {problem}")
         if doc.id in seen:
             raise ApiError(400, f"field '{where}.id': '{doc.id}' is also documents[{seen[doc.id]}]")
         seen[doc.id] = number
         if not (doc.title + doc.text).strip():
             raise ApiError(400, f"field '{where}.text': no text")
-        metadata = check_metadata(doc.metadata) if doc.metadata is not None else {}  # flat fields kept
+        metadata = strict_metadata(doc.metadata, where)  # nested values refused (a 400), not dropped
         records.append({"_id": doc.id, "title": doc.title, "text": doc.text, "metadata": metadata})
     return records
 

@@ -22,7 +22,7 @@ class SearchBody(BaseModel):
     params: dict[str, float | str] = Field(default_factory=dict)  # search parameters, e.g. nprobe
     doc_ids: list[str] | None = None  # rank only these documents
     filter: dict[str, Any] | None = None  # rank only documents whose metadata match (data/metadata.py)
-    depth: int = 100  # fused search: hits taken from each index
+    depth: int = Field(default=100, ge=1)  # fused search: hits taken from each index
     rrf_k: int = 60
     fusion: str = "rrf"
     weights: list[float] | None = None
@@ -43,7 +43,7 @@ class RagBody(BaseModel):
     k: int = 10
     index: str | None = None
     indexes: list[str] | None = None
-    depth: int = 100  # fused retrieval: hits taken from each index
+    depth: int = Field(default=100, ge=1)  # fused retrieval: hits taken from each index
     fusion: str = "rrf"
     weights: list[float] | None = None
     params: dict[str, float | str] = Field(default_factory=dict)  # search parameters, as /v1/search's

@@ -25,7 +25,7 @@ from typing import Any
 from tessera import config
 from tessera.data.corpus import Corpus
 from tessera.data.datasets import EvalDataset
-from tessera.durable import write_text_atomic
+from tessera.durable import new_target, write_text_atomic
 from tessera.errors import DatasetError, TesseraError
 from tessera.indexing import staging
 from tessera.indexing.manifest import utc_now
@@ -298,9 +298,8 @@ def _trainer(recipe: Recipe, options: TrainOptions, rows: Rows, work: Path, loss
 def run_training(dataset: str | Path, output: str | Path, recipe: Recipe, options: TrainOptions) -> Path:
     """Train `recipe`'s model on `dataset` and publish it at `output` (see the module docstring)."""
     config.apply_offline_defaults()
-    target = Path(output).expanduser().resolve()
-    if target.exists() and not options.overwrite:
-        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+    sources = (dataset, *([options.corpus] if options.corpus else ()))
+    target = new_target(output, options.overwrite, inputs=sources)
     check_negatives(options.negatives)
     if "synthetic" in parse_sources(options.pairs):
         check_negatives(options.synthetic_filter)

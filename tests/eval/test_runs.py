@@ -49,6 +49,7 @@ def test_a_run_file_is_read_in_score_order_and_bad_lines_are_located(tmp_path: P
         ("q1 Q0 d1 1 0.9 x\nq1 Q0 d2 2\n", f"{path}:2: a run line has 4 fields"),
         ("q1 Q0 d1 1 high x\n", f"{path}:1, field 'score': score 'high' is not a finite number"),
         ("q1 Q0 d1 1 nan x\n", "score 'nan' is not a finite number"),
+        ("q1 Q0 doc 1 1 0.9 x\n", f"{path}:1: a run line has 7 fields"),  # an id with a space, unread
         ("q1 Q0 d1 1 0.9 x\nq1 Q0 d1 2 0.8 x\n", f"{path}:2, field 'doc_id': document 'd1' is ranked twice"),
     ]:
         path.write_text(text)
@@ -56,3 +57,19 @@ def test_a_run_file_is_read_in_score_order_and_bad_lines_are_located(tmp_path: P
             read_trec(path)
     with pytest.raises(TesseraError, match="no such run file"):
         read_trec(tmp_path / "missing.trec")
+
+
+def test_ids_a_run_file_cannot_carry_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    """TREC fields are whitespace-separated: 'doc 1' would be read back as 'doc' ranked '1'."""
+    path = tmp_path / "r.trec"
+    cases = [({"q1": [Hit("doc 1", 1.0, 1)]}, "doc_id"), ({"q 1": [Hit("d1", 1.0, 1)]}, "query_id")]
+    for run, field in cases:
+        with pytest.raises(TesseraError, match="holds whitespace") as info:
+            write_trec(run, path)
+        assert info.value.field == field
+        assert list(tmp_path.iterdir()) == []
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    with pytest.raises(TesseraError, match="is a folder"):
+        write_trec({"q1": [Hit("d1", 1.0, 1)]}, folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tessera.errors import CorpusError, TesseraError
+from tessera.errors import CorpusError, TesseraError, TesseraWarning
 from tessera.indexing.builder import build_index, share
 from tessera.indexing.manifest import Manifest
 from tests.conftest import kill_then_resume
@@ -32,6 +32,10 @@ def cranfield_subset(data_dir: Path, tmp_path: Path, count: int) -> Path:
         (['{"_id": "a", "text": "x"}', '{"_id": "a", "text": "y"}'], 2, "_id", "duplicate document id 'a'"),
         (['{"_id": "a", "text": "x"}', '{"_id": "b"}'], 2, "text", "missing"),
         (['{"_id": "a", "text": "x"}', "{oops"], 2, None, "malformed JSON"),
+        # one id a line of docids.txt: every line break str.splitlines knows is refused
+        (['{"_id": "a", "text": "x"}', '{"_id": "b\\u2028c", "text": "y"}'], 2, "_id", "U\\+2028"),
+        (['{"_id": "a\\nb", "text": "x"}'], 1, "_id", "U\\+000A"),
+        (['{"_id": "a\\tb", "text": "x"}'], 1, "_id", "control character"),
     ],
 )
 def test_bad_input_fails_clearly_and_leaves_nothing(tmp_path, lines, line, field, message) -> None:
@@ -78,6 +82,33 @@ def test_existing_index_is_kept_unless_overwrite(tmp_path: Path) -> None:
     assert Manifest.read(target).doc_count == 2
     assert Manifest.read(target).created_at >= created
     assert leftovers(target) == ["idx"]
+
+
+def test_overwrite_replaces_an_index_never_other_folders_nor_the_corpus(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("my notes about wings")
+    with pytest.raises(TesseraError, match="holds the input"):
+        build_index(notes, notes, encoder="bm25", overwrite=True, show_progress=False)
+    with pytest.raises(TesseraError, match="holds the input"):
+        build_index(notes, tmp_path, encoder="bm25", overwrite=True, show_progress=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("not an index")
+    with pytest.raises(TesseraError, match="is not a Tessera index"):
+        build_index(notes, other, encoder="bm25", overwrite=True, show_progress=False)
+    assert (notes / "a.txt").read_text() == "my notes about wings" and (other / "keep.txt").is_file()
+    assert leftovers(other) == ["other"]
+    (tmp_path / "empty").mkdir()  # an empty folder holds nothing to lose
+    built = build_index(notes, tmp_path / "empty", encoder="bm25", overwrite=True, show_progress=False)
+    assert Manifest.read(built).doc_count == 1
+
+
+def test_documents_without_text_are_indexed_with_a_warning(tmp_path: Path) -> None:
+    path = corpus_file(tmp_path, ['{"_id": "a", "text": "alpha"}', '{"_id": "b", "title": " ", "text": ""}'])
+    with pytest.warns(TesseraWarning, match=rf"1 documents have neither title nor text .*{path}:2"):
+        target = build_index(path, tmp_path / "idx", encoder="bm25", show_progress=False)
+    assert Manifest.read(target).doc_count == 2  # kept: judgments may name it
 
 
 def test_unknown_faiss_factory_is_a_clear_error(tmp_path: Path, data_dir: Path) -> None:

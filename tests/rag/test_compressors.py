@@ -140,6 +140,23 @@ def test_summarizer_generator_needs_a_generator(rag_tools):
         make_compressor("zip", rag_tools)
 
 
+def test_compressor_options_are_checked_against_the_constructor(rag_tools):
+    """A CLI's `--option` arrives as numbers or words; what the compressor cannot take is named."""
+    assert make_compressor("crag", rag_tools, ratio=0.4, max_clusters=4).max_clusters == 4
+    assert isinstance(make_compressor("crag", rag_tools, max_clusters=4.0).max_clusters, int)
+    for name, options, message in [
+        ("crag", {"nope": 1}, "compressor 'crag' has no option 'nope' (it takes ratio, max_clusters"),
+        ("truncation", {"ratio": 0.5}, "compressor 'truncation' has no option 'ratio' (it takes none)"),
+        ("crag", {"max_clusters": 2.5}, "option 'max_clusters' of 'crag' takes a whole number, got 2.5"),
+        ("tcra-semantic", {"floor": "abc"}, "option 'floor' of 'tcra-semantic' takes a number, got 'abc'"),
+        ("tcra-summary", {"summarizer": 3}, "option 'summarizer' of 'tcra-summary' takes a word, got 3"),
+        ("none", {"ratio": 0.5}, "compressor 'none' takes no option"),
+    ]:
+        with pytest.raises(TesseraError, match=re.escape(message)) as info:
+            make_compressor(name, rag_tools, **options)
+        assert info.value.field == "option"
+
+
 def test_protected_words_are_numbers_and_ids():
     assert all(map(is_protected, ["2.5", "1954", "NACA", "(NACA)", "x-15", "M=3"]))
     assert not any(map(is_protected, ["the", "Wing", "layer", "A"]))

@@ -189,3 +189,25 @@ def test_parameters_of_indexes_searched_together_go_to_their_kind() -> None:
         route_params(["faiss"], {"prf": "rm3"})
     with pytest.raises(TesseraError, match="nprobe does not apply to a BM25 index"):
         route_params(["lucene"], params)
+
+
+def test_count_parameters_below_one_are_refused_wherever_they_are_set(cranfield_dense: Path) -> None:
+    """faiss asserts on nprobe=0 and silently returns fewer hits with efSearch=0."""
+    from tessera.errors import TesseraError
+    from tessera.retrieval.params import parse_params
+
+    for given in ("nprobe=0", "efSearch=-3", "k_factor=0.5"):
+        with pytest.raises(TesseraError, match=f"'{given.split('=')[0]}' must be at least 1"):
+            parse_params([given])
+    with pytest.raises(TesseraError, match="'nprobe' must be at least 1"):
+        Index.load(cranfield_dense, search_params={"nprobe": 0})
+    given = parse_params(["nprobe=1", "efSearch=16", "mode=sdc"])
+    assert given == {"nprobe": 1.0, "efSearch": 16.0, "mode": "sdc"}
+
+
+def test_a_k_beyond_the_index_gives_every_document_once(cranfield_dense: Path, cranfield_bm25: Path) -> None:
+    """A k of a hundred million is clamped to the index's size, not allocated per row."""
+    dense = Index.load(cranfield_dense).search("boundary layer", k=10**8)
+    assert len(dense) == 1400 and len({hit.doc_id for hit in dense}) == 1400
+    assert [hit.rank for hit in dense[:3]] == [1, 2, 3]
+    assert len(Index.load(cranfield_bm25).search("boundary layer", k=10**8)) <= 1400

@@ -83,6 +83,12 @@ def test_bad_writes_are_json_errors_that_change_nothing(writable, cranfield_docs
     cases = [
         (f"{url}/documents", {"documents": [documents[0], documents[0]]}, 400, "documents[1].id"),
         (f"{url}/documents", {"documents": [{**documents[0], "id": " "}]}, 400, "documents[0].id"),
+        # a line break would split the index's docids.txt: refused, not written
+        (f"{url}/documents", {"documents": [{**documents[0], "id": "a\nb"}]}, 400, "documents[0].id"),
+        (f"{url}/documents", {"documents": [{**documents[0], "id": "a\u2028b"}]}, 400, "U+2028"),
+        # nested metadata cannot be filtered on: refused, not dropped
+        (f"{url}/documents", {"documents": [{**documents[0], "metadata": {"a": {}}}]}, 400, "].metadata.a"),
+        ("/v1/search", {"queries": ["q"], "indexes": ["head-minilm", "head-bm25"], "depth": 0}, 400, "depth"),
         (f"{url}/documents", {"documents": [{**documents[0], "title": "", "text": " "}]}, 400, "no text"),
         (f"{url}/documents", {"documents": [{**documents[0], "id": "1"}]}, 409, "id '1' is already in index"),
         (f"{url}/documents", {"documents": []}, 400, "documents"),

@@ -2,34 +2,59 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from typing import Any
 
 from tessera.errors import TesseraError
 from tessera.rag.compressors.base import Compressor, Tools
 
-COMPRESSORS = ("none", "truncation", "crag", "tcra-summary", "tcra-semantic")
+# name -> (module, class); "none" is no compressor
+CLASSES = {
+    "truncation": ("truncation", "TruncationCompressor"),
+    "crag": ("crag", "CragCompressor"),
+    "tcra-summary": ("tcra_summary", "TcraSummaryCompressor"),
+    "tcra-semantic": ("tcra_semantic", "TcraSemanticCompressor"),
+}
+COMPRESSORS = ("none", *CLASSES)
 
 
 def make_compressor(name: str, tools: Tools, **options: Any) -> Compressor | None:
-    """The compressor called `name` (None for "none"), with its own options."""
+    """The compressor called `name` (None for "none"), with its own options, checked against its
+    constructor: an unknown option or a word where a number belongs names the option."""
     if name == "none":
+        if options:
+            raise TesseraError(f"compressor 'none' takes no option, got {', '.join(options)}", field="option")
         return None
-    if name == "truncation":
-        from tessera.rag.compressors.truncation import TruncationCompressor
+    if name not in CLASSES:
+        raise TesseraError(
+            f"unknown compressor '{name}' (expected one of {', '.join(COMPRESSORS)})", field="compress"
+        )
+    module, cls_name = CLASSES[name]
+    cls = getattr(importlib.import_module(f"tessera.rag.compressors.{module}"), cls_name)
+    return cls(tools, **_checked(name, cls, options))
 
-        return TruncationCompressor(tools, **options)
-    if name == "crag":
-        from tessera.rag.compressors.crag import CragCompressor
 
-        return CragCompressor(tools, **options)
-    if name == "tcra-summary":
-        from tessera.rag.compressors.tcra_summary import TcraSummaryCompressor
-
-        return TcraSummaryCompressor(tools, **options)
-    if name == "tcra-semantic":
-        from tessera.rag.compressors.tcra_semantic import TcraSemanticCompressor
-
-        return TcraSemanticCompressor(tools, **options)
-    raise TesseraError(
-        f"unknown compressor '{name}' (expected one of {', '.join(COMPRESSORS)})", field="compress"
-    )
+def _checked(name: str, cls: type, options: dict[str, Any]) -> dict[str, Any]:
+    parameters = {
+        key: parameter for key, parameter in inspect.signature(cls).parameters.items() if key != "tools"
+    }
+    checked = {}
+    for key, value in options.items():
+        if key not in parameters:
+            takes = f"it takes {', '.join(parameters)}" if parameters else "it takes none"
+            raise TesseraError(f"compressor '{name}' has no option '{key}' ({takes})", field="option")
+        kinds = str(parameters[key].annotation)  # "float", "int | None", "str" (postponed annotations)
+        numeric = ("int" in kinds or "float" in kinds) and "str" not in kinds
+        whole = numeric and "float" not in kinds
+        wanted = None
+        if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            wanted = "a number"
+        elif whole and not float(value).is_integer():
+            wanted = "a whole number"
+        elif not numeric and "str" in kinds and not isinstance(value, str):
+            wanted = "a word"
+        if wanted:
+            raise TesseraError(f"option '{key}' of '{name}' takes {wanted}, got {value!r}", field="option")
+        checked[key] = int(value) if whole else value
+    return checked
