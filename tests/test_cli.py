@@ -285,3 +285,18 @@ def test_users_text_is_printed_as_given_never_as_markup(tmp_path: Path) -> None:
         result = run_cli(*args, check=False)
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
     assert not list(tmp_path.glob("runs.tmp*"))
+
+
+def test_progress_descriptions_are_text_not_markup() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from tessera.progress import progress_bar, quiet_bar
+
+    for bar in (progress_bar(True), quiet_bar(True)):
+        bar.live.console = Console(file=StringIO(), force_terminal=True, width=120)
+        with bar:
+            task = bar.add_task("indexing /data/a[/i]b", total=2)
+            bar.advance(task, 2)
+        assert "a[/i]b" in bar.console.file.getvalue()

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.progress import Progress
 
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.durable import JsonLines, write_text_atomic
 from tessera.indexing.manifest import sha256_file
 from tessera.models.registry import load_encoder
+from tessera.progress import quiet_bar
 from tessera.rag.compressors.truncation import TruncationCompressor
 from tessera.rag.generators import Generator, open_generator
 from tessera.rag.passages import context_text, passage_blocks
@@ -107,7 +107,7 @@ def evaluate_rag(
     }
     journal, done = _resume(json_path, json.loads(json.dumps(settings, default=repr)))
     rows = []
-    with Progress(transient=True, disable=not show_progress) as bar:
+    with quiet_bar(show_progress) as bar:
         task = bar.add_task(f"eval-rag {compress}", total=len(qids), completed=sum(q in done for q in qids))
         for qid in qids:
             if qid in done:

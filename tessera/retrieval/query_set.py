@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
-from rich.progress import Progress
-
 from tessera.data.metadata import Filter
 from tessera.errors import TesseraError
+from tessera.progress import quiet_bar
 from tessera.retrieval.diversify import Mmr, as_mmr, diversify
 from tessera.retrieval.fusion import Run, check_depth, hybrid_search
 from tessera.retrieval.hits import Hit
@@ -51,7 +50,7 @@ def iter_search(
     first = first_stage_depth(k, reranker is not None, rerank_depth, mmr)
     deep = first if len(indexes) == 1 else max(depth, first)
     qids = list(queries)
-    with Progress(transient=True, disable=not show_progress) as bar:
+    with quiet_bar(show_progress) as bar:
         task = bar.add_task(f"searching {' + '.join(index.root.name for index in indexes)}", total=len(qids))
         for start in range(0, len(qids), QUERY_BATCH):
             chunk = qids[start : start + QUERY_BATCH]
@@ -105,7 +104,7 @@ def rerank_run(
     `retrieval.rerank` spec, `index` giving the hits' text; hits come back without text."""
     reranker = load_reranker(reranker) if isinstance(reranker, str) else reranker
     reranked: Run = {}
-    with Progress(transient=True, disable=not show_progress) as bar:
+    with quiet_bar(show_progress) as bar:
         task = bar.add_task(f"reranking with {reranker.spec}", total=len(run))
         for qid, hits in run.items():
             reranked[qid] = _reranked(reranker, [queries[qid]], [hits], index, depth)[0]
@@ -121,7 +120,7 @@ def diversify_run(
     gives the hits' text, any may hold MMR's vectors. Hits come back without text."""
     mmr = as_mmr(mmr)
     diversified: Run = {}
-    with Progress(transient=True, disable=not show_progress) as bar:
+    with quiet_bar(show_progress) as bar:
         task = bar.add_task(f"MMR {mmr.weight:g}", total=len(run))
         for qid, hits in run.items():
             head = indexes[0].with_text([hits[: mmr.pool(k)]])

@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from rich.progress import Progress
 
 from tessera.errors import TesseraError
 from tessera.indexing import staging
@@ -22,6 +21,7 @@ from tessera.indexing.chunking import refuse_chunked
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.manifest import Manifest
 from tessera.models.registry import load_encoder
+from tessera.progress import quiet_bar
 from tessera.training.bebr import TRAIN_EPOCHS, check_epochs, train_binarizer
 
 BATCH = 256
@@ -31,7 +31,7 @@ def _document_vectors(root: Path, manifest: Manifest, show_progress: bool) -> np
     encoder = load_encoder(manifest.encoder)
     store = DocStore(root / DocStore.FILE, readonly=True)
     chunks, batch = [], []
-    with Progress(disable=not show_progress) as bar:
+    with quiet_bar(show_progress, transient=False) as bar:
         task = bar.add_task("re-encoding documents", total=manifest.doc_count)
         for doc in store.documents():
             batch.append(doc.contents)
