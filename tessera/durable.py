@@ -110,10 +110,29 @@ def publish_dir(stage: Path, target: Path, overwrite: bool) -> None:
         stage.rename(target)
 
 
-def new_target(output: str | Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> Path:
+def check_output_file(path: str | Path | None, field: str) -> None:
+    """Refuse, before any work, an output file that cannot or must not be written: an existing
+    folder (the rename would fail after the work), or a file inside an index's folder (a run
+    written as `manifest.json` would break the index)."""
+    if path is None:
+        return
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise TesseraError("is a folder: name the file to write", file=path, field=field)
+    if all((path.parent / name).is_file() for name in ("manifest.json", "docstore.sqlite")):  # an index
+        raise TesseraError("is inside an index's folder: write it elsewhere", file=path, field=field)
+
+
+def new_target(
+    output: str | Path,
+    overwrite: bool,
+    inputs: Iterable[str | Path] = (),
+    marker: tuple[str, str] | None = None,
+) -> Path:
     """The resolved target folder; an existing one is refused unless `overwrite`, and one that is
     or holds an input of the job (`inputs`: paths or dataset names) is refused always, since
-    publishing would delete what is being read."""
+    publishing would delete what is being read. `marker` (file, what): `overwrite` replaces only
+    an empty folder or one holding that file (what this kind of job writes), never other files."""
     target = Path(output).expanduser().resolve()
     for given in inputs:
         source = Path(given).expanduser()
@@ -121,4 +140,11 @@ def new_target(output: str | Path, overwrite: bool, inputs: Iterable[str | Path]
             raise TesseraError(f"holds the input '{given}', which writing here would delete", file=target)
     if target.exists() and not overwrite:
         raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+    if marker and (
+        target.is_file() or (target.is_dir() and not (target / marker[0]).is_file() and any(target.iterdir()))
+    ):
+        raise TesseraError(
+            f"is not {marker[1]} (no {marker[0]}): --overwrite replaces {marker[1]}, nothing else",
+            file=target,
+        )
     return target

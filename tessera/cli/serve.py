@@ -84,6 +84,7 @@ def serve(
     from tessera.errors import TesseraError, TesseraWarning
     from tessera.indexing.manifest import Manifest
     from tessera.rag.conversation import check_follow_up
+    from tessera.retrieval.rerank import check_reranker_spec
     from tessera.serve.auth import ENV_KEY, check_origin, is_loopback, key_digests
     from tessera.serve.server import run
     from tessera.serve.settings import ServeSettings
@@ -108,6 +109,10 @@ def serve(
         cors_origins=[check_origin(origin) for origin in cors_origin or []],
     )
     check_follow_up(follow_up, generator != "none")
+    if rerank is not None:
+        check_reranker_spec(rerank)  # a wrong spec fails here, not as a 503 on every request
+    if not 0 <= port <= 65535:  # 0: a free port the system picks
+        raise TesseraError(f"must be 0-65535, got {port}", field="port")
     for path in settings.indexes.values():
         Manifest.read(Path(path), verify=False)  # a wrong path fails here, in one line, not in a worker
     for name, value in (

@@ -10,15 +10,22 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from tessera import durable
 from tessera.data.datasets import Qrels
-from tessera.durable import new_target, publish_dir  # noqa: F401  (new_target: part of this module's API)
+from tessera.durable import publish_dir
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
+
+
+def new_target(output: str | Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> Path:
+    """A BEIR folder's target (`durable.new_target`): `overwrite` replaces a BEIR folder (one with
+    `corpus.jsonl`), never a folder of other files."""
+    return durable.new_target(output, overwrite, inputs, marker=("corpus.jsonl", "a BEIR folder"))
 
 
 @contextmanager

@@ -52,7 +52,7 @@ def write_beir(
 ) -> Path:
     """Write `source` (an ir_datasets id with docs, queries and qrels) as a BEIR folder with
     `qrels/all.tsv`, `train.tsv` and `test.tsv`; return its path."""
-    target = new_target(output, overwrite)
+    target = new_target(output, overwrite, inputs=(source,))
     queries, qrels = _read_source(source)
     corpus = open_corpus(source)
 

@@ -16,6 +16,16 @@ def id_problem(doc_id: str) -> str | None:
     for char in doc_id:
         if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
             return f"id {doc_id!r} holds the control character U+{ord(char):04X}: an id is one line of text"
+    return text_problem(doc_id)
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` is not text, or None: a lone UTF-16 surrogate (JSON's `\\ud800` unpaired, or a
+    command-line argument that was not UTF-8) cannot be encoded, so no tokenizer, index or
+    response can take it."""
+    bad = next((char for char in text if "\ud800" <= char <= "\udfff"), None)
+    if bad is not None:
+        return f"holds U+{ord(bad):04X}, a lone surrogate: not valid Unicode text (was it UTF-8?)"
     return None
 
 

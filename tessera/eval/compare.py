@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from tessera.data.datasets import EvalDataset, load_eval_dataset
-from tessera.durable import write_text_atomic
+from tessera.durable import check_output_file, write_text_atomic
 from tessera.errors import TesseraError, TesseraWarning
 from tessera.eval.evaluate import DEFAULT_METRICS, parse_metrics, per_query_scores
 from tessera.eval.runs import read_trec, write_trec
 from tessera.eval.significance import compare_to_baseline, mean_se
-from tessera.retrieval.fusion import Run, check_fusion, fuse
+from tessera.retrieval.fusion import Run, check_depth, check_fusion, fuse
 
 SAMPLE_IDS = 3  # query ids named in a mismatch error
 
@@ -134,6 +134,7 @@ def compare_runs(
         raise TesseraError("at least one run file is needed", field="runs")
     if fusion is not None:
         check_fusion(fusion, weights, len(paths))
+        check_depth(depth)
         if len(paths) < 2:
             raise TesseraError("fusion needs at least two runs", field="fusion")
     elif run_path is not None or weights is not None:
@@ -141,6 +142,8 @@ def compare_runs(
     if not 0 < alpha < 1:
         raise TesseraError(f"alpha must be between 0 and 1, got {alpha}", field="alpha")
     parse_metrics(metrics)
+    check_output_file(run_path, "run")
+    check_output_file(json_path, "json")
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     runs = [read_trec(path) for path in paths]
     names = run_names(paths)

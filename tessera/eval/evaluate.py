@@ -11,7 +11,7 @@ import ir_measures
 
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.data.metadata import Filter, parse_filter
-from tessera.durable import write_text_atomic
+from tessera.durable import check_output_file, write_text_atomic
 from tessera.errors import TesseraError
 from tessera.eval.runs import retrieve, write_trec
 from tessera.retrieval.diversify import Mmr, as_mmr
@@ -28,9 +28,13 @@ def parse_metrics(names: Sequence[str]) -> list:
     measures = []
     for name in names:
         try:
-            measures.append(ir_measures.parse_measure(name))
+            measure = ir_measures.parse_measure(name)
         except (ValueError, NameError, SyntaxError, TypeError):
             raise TesseraError(f"unknown ir_measures metric '{name}'", field="metrics") from None
+        cutoff = measure.params.get("cutoff")
+        if cutoff is not None and not cutoff >= 1:  # trec_eval aborts the process on a cutoff of 0
+            raise TesseraError(f"metric '{name}': the cutoff must be at least 1", field="metrics")
+        measures.append(measure)
     return measures
 
 
@@ -100,6 +104,8 @@ def evaluate(
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     parse_metrics(metrics)
     check_rerank_depth(rerank_depth)
+    check_output_file(run_path, "run")
+    check_output_file(json_path, "json")
     mmr = as_mmr(mmr)
     if rerank is not None:
         load_reranker(rerank)  # a bad spec fails before retrieval

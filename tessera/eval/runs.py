@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tessera.data.datasets import EvalDataset
 from tessera.data.metadata import Filter
+from tessera.durable import check_output_file
 from tessera.errors import TesseraError
 from tessera.retrieval.fusion import Run
 from tessera.retrieval.hits import Hit
@@ -41,8 +42,7 @@ def write_trec(
     Returns how many queries and hits were written. An id holding whitespace is refused: a TREC
     run's fields are whitespace-separated, so trec_eval (and `read_trec`) would misread it."""
     path = Path(path)
-    if path.is_dir():
-        raise TesseraError("is a folder: name the run file to write", file=path, field="run")
+    check_output_file(path, "run")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".tmp")
     queries = hits_written = 0

@@ -24,6 +24,9 @@ from tessera.models.bm25 import BM25
 FOLDER = "lucene"
 CONTENTS_FIELD, TITLE_FIELD = "contents", "title"
 THREADED_FROM = 100_000  # documents
+# Lucene refuses a query of more than 1,024 clauses, and each distinct query term is one clause a
+# field searched: a pasted paragraph of ~500 distinct words failed. Raised once per JVM.
+MAX_CLAUSES = 1 << 16
 
 
 def indexing_threads(count: int) -> int:
@@ -79,6 +82,7 @@ class LuceneBackend:
     on_gpu = False
 
     def __init__(self, root: Path, settings: BM25):
+        java_class("org.apache.lucene.search.IndexSearcher").setMaxClauseCount(MAX_CLAUSES)
         self.searcher = java_class("io.anserini.search.SimpleSearcher")(str(root / FOLDER))
         self.searcher.set_bm25(float(settings.k1), float(settings.b))
         self.expands = bool(settings.prf)

@@ -48,13 +48,7 @@ def _owner_alive(staging: Path) -> bool:
 def new_target(output: str | Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> Path:
     """An index's target folder (`durable.new_target`); `overwrite` replaces an index, never a
     folder of something else (a corpus, a user's files), which is refused."""
-    target = durable.new_target(output, overwrite, inputs)
-    if target.is_file() or (target.is_dir() and not (target / MANIFEST).is_file() and any(target.iterdir())):
-        raise TesseraError(
-            f"is not a Tessera index (no {MANIFEST}): --overwrite replaces an index, nothing else",
-            file=target,
-        )
-    return target
+    return durable.new_target(output, overwrite, inputs, marker=(MANIFEST, "a Tessera index"))
 
 
 def stage(target: Path, fingerprint: str) -> tuple[Path, Progress]:

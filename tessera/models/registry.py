@@ -178,9 +178,19 @@ def load_encoder(spec: str) -> Encoder:
     path = Path(spec).expanduser()
     if path.exists():
         return DenseEncoder(canonical_spec(full), path, runtime=runtime)
-    if "/" not in spec:
+    check_known(spec)
+    return DenseEncoder(canonical_spec(full), spec, runtime=runtime)
+
+
+def check_known(spec: str, field: str = "encoder") -> None:
+    """Refuse a plain spec that is no folder, no hub name (`org/name`) and no bundled model,
+    without loading anything; other kinds (llm:, m2:, colbert:, URLs) pass to their loaders."""
+    name = _runtime_of(spec)[0] if not is_remote_spec(spec) else spec
+    special = is_remote_spec(spec) or is_lexical(name) or is_llm_spec(name) or name.startswith(M2_PREFIX)
+    if special or parse_multivector_spec(name) is not None or name in BUNDLED or "/" in name:
+        return
+    if not Path(name).expanduser().exists():
         known = ", ".join(["bm25", *BUNDLED])
         raise EncoderError(
-            f"unknown encoder '{spec}': not a folder, a hub name, or one of {known}", field="encoder"
+            f"unknown encoder '{spec}': not a folder, a hub name, or one of {known}", field=field
         )
-    return DenseEncoder(canonical_spec(full), spec, runtime=runtime)

@@ -65,6 +65,8 @@ def check_weights(weights: Sequence[float] | None, count: int) -> list[float]:
         raise TesseraError(f"{len(weights)} weights for {count} runs", field="weights")
     if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
         raise TesseraError(f"weights must be >= 0 and not all 0, got {weights}", field="weights")
+    if not math.isfinite(sum(weights)):  # fused scores (normalised, weighted, summed) would be inf
+        raise TesseraError(f"weights too large: their sum overflows, got {weights}", field="weights")
     return weights
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tessera.data.document import Document
+from tessera.data.document import Document, text_problem
 from tessera.data.metadata import Filter, parse_filter
 from tessera.errors import EncoderError, IndexFormatError, TesseraError
 from tessera.indexing.backends import Params, open_vector_backend
@@ -48,6 +48,9 @@ def check_search(queries: Sequence[str], k: int) -> None:
     empty = next((n for n, q in enumerate(queries, 1) if not q.strip()), None)
     if empty is not None:
         raise TesseraError(f"query {empty} of {len(queries)} is empty", field="query")
+    for number, query in enumerate(queries, 1):
+        if problem := text_problem(query):
+            raise TesseraError(f"query {number} of {len(queries)} {problem}", field="query")
 
 
 def load_indexes(

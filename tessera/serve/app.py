@@ -99,6 +99,13 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         if k > settings.max_k:
             raise ApiError(400, f"field '{field}': at most {settings.max_k}, got {k}")
 
+    def check_depths(body, fused: bool) -> None:
+        """The depths a request uses, against `--max-k`: `depth` when it fuses, `rerank_depth`
+        when it reranks (their defaults would otherwise refuse every request under a small cap)."""
+        for name, used in (("depth", fused), ("rerank_depth", body.rerank), ("mmr_depth", body.mmr_depth)):
+            if used:
+                check_k(getattr(body, name), name)
+
     def answer(queries: list[str], rows: list[list[Hit]], started: float) -> dict[str, Any]:
         """Plain JSON types only, returned as a JSONResponse: no response-model pass per request."""
         return {
@@ -166,10 +173,8 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
             raise ApiError(413, f"{len(body.queries)} queries; at most {settings.max_queries} per request")
         check_search(body.queries, body.k)
         check_k(body.k)
-        check_k(body.rerank_depth, "rerank_depth")
-        if body.mmr_depth is not None:
-            check_k(body.mmr_depth, "mmr_depth")
         names = pool.names(body.index, body.indexes)
+        check_depths(body, fused=len(names) > 1)
         check_retrieval(len(names) - 1, body.fusion, body.weights)
         diversity = as_mmr(body.mmr, body.mmr_depth)
         first = reranking.first_stage_k(body.rerank, body.k, body.rerank_depth, diversity)
@@ -177,7 +182,6 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         with_text = body.text or second  # the second stages read the text
         restrict = await pool.restriction(names[0], body.filter, body.doc_ids)
         if len(names) > 1:
-            check_k(body.depth, "depth")
             depth = max(body.depth, first)
             rows = await pool.fused(
                 names,
@@ -236,10 +240,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     @app.post("/v1/rag", response_model=None)
     async def rag_answer(body: RagBody) -> Response:
         check_k(body.k)
-        check_k(body.depth, "depth")
-        check_k(body.rerank_depth, "rerank_depth")
-        if body.mmr_depth is not None:
-            check_k(body.mmr_depth, "mmr_depth")
+        check_depths(body, fused=len(pool.names(body.index, body.indexes)) > 1)
         return await rag.answer(body)
 
     @app.post("/v1/chat/completions", response_model=None)

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tessera.data.corpus import records_file
-from tessera.data.document import id_problem
+from tessera.data.document import id_problem, text_problem
 from tessera.data.metadata import strict_metadata
 from tessera.errors import TesseraError
 from tessera.indexing.manifest import MANIFEST, Manifest
@@ -66,6 +66,9 @@ def _records(documents: list[DocumentIn]) -> list[dict[str, Any]]:
         seen[doc.id] = number
         if not (doc.title + doc.text).strip():
             raise ApiError(400, f"field '{where}.text': no text")
+        for name in ("title", "text"):
+            if problem := text_problem(getattr(doc, name)):
+                raise ApiError(400, f"field '{where}.{name}': {problem}")
         metadata = strict_metadata(doc.metadata, where)  # nested values refused (a 400), not dropped
         records.append({"_id": doc.id, "title": doc.title, "text": doc.text, "metadata": metadata})
     return records
@@ -102,6 +105,9 @@ class DocumentService:
         started = time.perf_counter()
         served = self._served(name)
         ids = list(dict.fromkeys(body.ids))
+        for number, doc_id in enumerate(ids):
+            if problem := id_problem(doc_id):
+                raise ApiError(400, f"field 'ids.{number}': {problem}")
         unknown = set(ids) - set(await self.pool.documents(name, ids))
         if unknown:
             raise ApiError(404, f"field 'ids': not in index '{name}': {', '.join(sorted(unknown)[:5])}")

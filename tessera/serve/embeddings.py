@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from tessera.data.document import text_problem
 from tessera.serve.errors import ApiError
 from tessera.serve.pool import IndexPool, Served
 
@@ -92,6 +93,9 @@ class EmbeddingService:
         empty = next((n for n, text in enumerate(texts) if not text.strip()), None)
         if empty is not None:
             raise ApiError(400, f"field 'input': input {empty} is empty")
+        for number, text in enumerate(texts):
+            if problem := text_problem(text):
+                raise ApiError(400, f"field 'input': input {number} {problem}")
         served = _served(self.pool, body.model)
         if body.dimensions is not None and body.dimensions != served.index.manifest.dim:
             raise ApiError(

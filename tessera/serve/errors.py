@@ -52,8 +52,18 @@ def error(status: int, message: str, path: str = "") -> JSONResponse:
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for problem in exc.errors():
-        where = ".".join(str(p) for p in problem.get("loc", ()) if p not in ("body", "query", "path"))
-        parts.append(f"field '{where}': {problem.get('msg', 'invalid')}" if where else problem.get("msg", ""))
+        loc = list(problem.get("loc", ()))
+        if loc and loc[0] in ("body", "query", "path"):  # where it was: only the first element says
+            loc = loc[1:]
+        message = problem.get("msg", "invalid")
+        if problem.get("type") == "json_invalid":  # its location is a character offset, not a field
+            reason = (problem.get("ctx") or {}).get("error", "")
+            parts.append(
+                f"malformed JSON at character {loc[0] if loc else 0}" + (f": {reason}" if reason else "")
+            )
+            continue
+        where = ".".join(str(p) for p in loc)
+        parts.append(f"field '{where}': {message}" if where else message)
     return "; ".join(parts) or "invalid request"
 
 
@@ -75,6 +85,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error(503, f"overloaded: {exc}; retry shortly", request.url.path)
 
     async def bug(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, UnicodeEncodeError) and "surrogate" in exc.reason:  # a field no check covers
+            return error(
+                400, "a text in the request holds a lone surrogate: not valid Unicode", request.url.path
+            )
         log.exception("internal error")
         return error(500, f"internal error ({type(exc).__name__}); see the server log", request.url.path)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tessera.data.document import text_problem
 from tessera.retrieval.diversify import Mmr, diversify
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, check_search
@@ -103,6 +104,9 @@ class RerankService:
             raise ApiError(400, REFUSED)
         check_search([body.query], 1)
         texts = [d if isinstance(d, str) else d.text for d in body.documents]
+        for number, text in enumerate(texts):
+            if problem := text_problem(text):
+                raise ApiError(400, f"field 'documents.{number}': {problem}")
         if not texts:
             raise ApiError(400, "field 'documents': no document to rerank")
         if len(texts) > max_documents:

@@ -23,7 +23,7 @@ class SearchBody(BaseModel):
     doc_ids: list[str] | None = None  # rank only these documents
     filter: dict[str, Any] | None = None  # rank only documents whose metadata match (data/metadata.py)
     depth: int = Field(default=100, ge=1)  # fused search: hits taken from each index
-    rrf_k: int = 60
+    rrf_k: int = Field(default=60, ge=0)  # RRF's constant: 1 / (rrf_k + rank)
     fusion: str = "rrf"
     weights: list[float] | None = None
     text: bool = True  # titles and snippets; False: ids and scores only

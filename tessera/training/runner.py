@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -110,10 +111,14 @@ def _validate(options: TrainOptions) -> None:
             raise TesseraError("must be at least 1", field=name)
     if options.synthetic_docs is not None and options.synthetic_docs < 1:
         raise TesseraError("must be at least 1 (or None for every document)", field="synthetic_docs")
-    if options.epochs <= 0 or (options.max_steps is not None and options.max_steps < 1):
+    if not 0 < options.epochs < math.inf or (options.max_steps is not None and options.max_steps < 1):
         raise TesseraError("epochs must be > 0 and max_steps >= 1", field="epochs")
-    if options.learning_rate is not None and options.learning_rate <= 0:
-        raise TesseraError("must be positive", field="learning_rate")
+    for name in ("learning_rate", "scale", "warmup"):
+        value = getattr(options, name)
+        if value is not None and not (0 <= value <= 1 if name == "warmup" else 0 < value < math.inf):
+            # nan fails every comparison: refused here, not as a traceback deep in the trainer
+            wanted = "in [0, 1]" if name == "warmup" else "a positive finite number"
+            raise TesseraError(f"must be {wanted}, got {value}", field=name)
     if options.precision not in PRECISIONS:
         raise TesseraError(f"unknown precision (expected one of {', '.join(PRECISIONS)})", field="precision")
 

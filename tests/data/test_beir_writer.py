@@ -44,3 +44,18 @@ def test_record_fields_travel_as_beir_metadata(tmp_path: Path) -> None:
     written = write_beir("cranfield", tmp_path / "cranfield", show_progress=False)
     first = next(iter(open_corpus(written)))
     assert first.metadata == {"author": "brenckman,m.", "bib": "j. ae. scs. 25, 1958, 324."}
+
+
+def test_overwrite_replaces_a_beir_folder_never_other_files(tmp_path: Path) -> None:
+    from tessera.data.beir_folder import new_target
+
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "important.txt").write_text("precious")
+    with pytest.raises(TesseraError, match="is not a BEIR folder \\(no corpus.jsonl\\)"):
+        new_target(junk, overwrite=True)
+    assert (junk / "important.txt").read_text() == "precious"
+    (junk / "corpus.jsonl").write_text("")
+    assert new_target(junk, overwrite=True) == junk.resolve()
+    with pytest.raises(TesseraError, match="holds the input"):
+        new_target(tmp_path, overwrite=True, inputs=(junk,))

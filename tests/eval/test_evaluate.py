@@ -120,6 +120,9 @@ def test_hybrid_beats_both_inputs_on_cranfield_test(
 def test_unknown_metric_and_fusion(cranfield_bm25: Path) -> None:
     with pytest.raises(TesseraError, match="unknown ir_measures metric 'nDCG@x'"):
         evaluate([cranfield_bm25], "cranfield", metrics=["nDCG@x"], show_progress=False)
+    for zero in ("nDCG@0", "P@0"):  # trec_eval would abort the whole process
+        with pytest.raises(TesseraError, match=f"metric '{zero}': the cutoff must be at least 1"):
+            evaluate([cranfield_bm25], "cranfield", metrics=[zero], show_progress=False)
     with pytest.raises(TesseraError, match="unknown fusion 'comb'"):
         evaluate([cranfield_bm25], "cranfield", fusion="comb", show_progress=False)
 

@@ -73,3 +73,11 @@ def test_ids_a_run_file_cannot_carry_are_refused_and_nothing_is_written(tmp_path
     with pytest.raises(TesseraError, match="is a folder"):
         write_trec({"q1": [Hit("d1", 1.0, 1)]}, folder)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+def test_a_run_is_never_written_into_an_index_folder(cranfield_bm25: Path) -> None:
+    """`eval --run IDX/manifest.json` replaced the manifest and broke the index."""
+    before = (cranfield_bm25 / "manifest.json").read_bytes()
+    with pytest.raises(TesseraError, match="inside an index's folder") as info:
+        write_trec({"q1": [Hit("d1", 1.0, 1)]}, cranfield_bm25 / "manifest.json")
+    assert info.value.field == "run" and (cranfield_bm25 / "manifest.json").read_bytes() == before

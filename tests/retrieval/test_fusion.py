@@ -67,6 +67,8 @@ def test_wsum_weights_are_checked() -> None:
         weighted_score_fusion(runs, weights=[0.0, 0.0])
     with pytest.raises(TesseraError, match="not all 0"):
         weighted_score_fusion(runs, weights=[-1.0, 2.0])
+    with pytest.raises(TesseraError, match="their sum overflows"):  # every fused score would be inf
+        weighted_score_fusion(runs, weights=[1e308, 1e308])
     with pytest.raises(TesseraError, match="takes no weights"):
         fuse(runs, "rrf", weights=[0.5, 0.5])
     with pytest.raises(TesseraError, match="unknown fusion 'max'") as info:

@@ -211,3 +211,10 @@ def test_a_k_beyond_the_index_gives_every_document_once(cranfield_dense: Path, c
     assert len(dense) == 1400 and len({hit.doc_id for hit in dense}) == 1400
     assert [hit.rank for hit in dense[:3]] == [1, 2, 3]
     assert len(Index.load(cranfield_bm25).search("boundary layer", k=10**8)) <= 1400
+
+
+def test_a_long_bm25_query_of_many_distinct_terms_is_searched(cranfield_bm25: Path) -> None:
+    """Over 512 distinct words (two fields each) passed Lucene's default 1,024-clause limit."""
+    words = " ".join(f"w{i}" for i in range(600)) + " boundary layer"
+    hits = Index.load(cranfield_bm25).search(words, k=5)
+    assert len(hits) == 5 and hits == Index.load(cranfield_bm25).search("boundary layer", k=5)

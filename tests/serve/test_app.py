@@ -136,6 +136,8 @@ def test_indexes_and_health(client: TestClient) -> None:
         ("post", "/v1/search", {"queries": ["flow"], "params": {"nprobe": 4}}, 400, "nprobe"),
         ("post", "/v1/search", {"queries": ["flow"] * 300}, 413, "at most 256"),
         ("post", "/v1/rag", {"query": " "}, 400, "empty"),
+        ("post", "/v1/rag", {"k": 1}, 400, "field 'query': Field required"),  # a body field named query
+        ("post", "/v1/rag", {"query": 5}, 400, "field 'query': Input should be a valid string"),
         ("post", "/v1/rag", {"query": "flow", "search_query": " "}, 400, "search query is empty"),
         ("post", "/v1/rag", {"query": "flow", "k": 0}, 400, "k must be at least 1"),
         ("post", "/v1/rag", {"query": "flow", "compress": "zip"}, 400, "zip"),
@@ -320,3 +322,9 @@ def test_rag_stream_with_a_generator(client: TestClient) -> None:
     assert 'event: done\ndata: {"answer": "A boundary layer."}' in streamed
     plain = client.post("/v1/rag", json={"query": QUERIES[0], "k": 2}).json()
     assert plain["answer"] == "A boundary layer." and plain["generator"] == "scripted"
+
+
+def test_malformed_json_is_located_by_character_not_named_a_field(client: TestClient) -> None:
+    json_type = {"content-type": "application/json"}
+    got = client.post("/v1/search", content='{"queries":["wing"', headers=json_type)
+    assert got.status_code == 400 and got.json()["error"].startswith("malformed JSON at character 18")

@@ -103,6 +103,10 @@ def test_bad_arguments_fail_before_starting(
         runner.invoke(app, ["serve", same, "--follow-up", "rewrite"], catch_exceptions=False)
     with pytest.raises(TesseraError, match="unknown follow_up 'all'"):
         runner.invoke(app, ["serve", same, "--follow-up", "all"], catch_exceptions=False)
+    with pytest.raises(TesseraError, match="field 'rerank': unknown encoder 'nosuchmodel'"):
+        runner.invoke(app, ["serve", same, "--rerank", "nosuchmodel"], catch_exceptions=False)
+    with pytest.raises(TesseraError, match="field 'port': must be 0-65535, got 70000"):
+        runner.invoke(app, ["serve", same, "--port", "70000"], catch_exceptions=False)
     assert not started
 
 
@@ -114,3 +118,6 @@ def test_cli_search_refuses_bad_k_and_empty_query(serve_indexes: dict[str, Path]
     assert "Traceback" not in result.stderr
     with pytest.raises(TesseraError, match="query 1 of 1 is empty"):  # same path, in-process
         CliRunner().invoke(app, ["search", index, "  "], catch_exceptions=False)
+    # a command-line argument that was not UTF-8 arrives with a lone surrogate (surrogateescape)
+    with pytest.raises(TesseraError, match="query 1 of 1 holds U\\+DCFF, a lone surrogate"):
+        CliRunner().invoke(app, ["search", index, "wing \udcff"], catch_exceptions=False)

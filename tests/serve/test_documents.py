@@ -89,6 +89,7 @@ def test_bad_writes_are_json_errors_that_change_nothing(writable, cranfield_docs
         # nested metadata cannot be filtered on: refused, not dropped
         (f"{url}/documents", {"documents": [{**documents[0], "metadata": {"a": {}}}]}, 400, "].metadata.a"),
         ("/v1/search", {"queries": ["q"], "indexes": ["head-minilm", "head-bm25"], "depth": 0}, 400, "depth"),
+        ("/v1/search", {"queries": ["q"], "indexes": ["head-minilm", "head-bm25"], "rrf_k": -1}, 400, "rrf"),
         (f"{url}/documents", {"documents": [{**documents[0], "title": "", "text": " "}]}, 400, "no text"),
         (f"{url}/documents", {"documents": [{**documents[0], "id": "1"}]}, 409, "id '1' is already in index"),
         (f"{url}/documents", {"documents": []}, 400, "documents"),
@@ -98,6 +99,15 @@ def test_bad_writes_are_json_errors_that_change_nothing(writable, cranfield_docs
     for path, body, status, message in cases:
         response = service.post(path, json=body)
         assert response.status_code == status and message in response.json()["error"], (path, response.text)
+    # JSON's escape of a lone surrogate decodes to a str no encoder, index or response can take
+    for path, raw, message in [
+        ("/v1/search", '{"queries": ["wing \\ud800"]}', "query 1 of 1 holds U+D800, a lone surrogate"),
+        (f"{url}/documents", '{"documents": [{"id": "s1", "text": "x \\ud800"}]}', "documents[0].text"),
+        (f"{url}/delete", '{"ids": ["\\ud800"]}', "field 'ids.0'"),
+        ("/v1/embeddings", '{"input": ["\\ud800"], "model": "head-minilm"}', "input 0 holds U+D800"),
+    ]:
+        response = service.post(path, content=raw, headers={"content-type": "application/json"})
+        assert response.status_code == 400 and message in response.text, (path, response.text)
     assert (copies["head-minilm"] / "manifest.json").read_bytes() == before
     read_only = client.post(f"{url}/documents", json={"documents": documents})  # the shared service
     assert read_only.status_code == 403 and "--writable" in read_only.json()["error"]

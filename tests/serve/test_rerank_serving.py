@@ -130,3 +130,17 @@ def test_what_cannot_be_reranked_is_refused(make_app, body: dict, status: int, m
 def test_the_rerank_api_without_a_reranker_is_a_400(client: TestClient) -> None:
     got = client.post("/v1/rerank", json={"query": "wing", "documents": ["a"]})
     assert got.status_code == 400 and "--rerank SPEC" in got.json()["error"]
+
+
+def test_a_small_max_k_caps_only_the_depths_a_request_uses(make_app) -> None:
+    """The default rerank_depth (100) and depth (100) are not used without --rerank or fusion."""
+    with TestClient(make_app(max_k=5)) as client:
+        wait_ready(client.get)
+        plain = client.post("/v1/search", json={"queries": ["wing"], "k": 5, "index": "head-bm25"})
+        assert plain.status_code == 200 and len(plain.json()["results"][0]["hits"]) == 5
+        fused = {"queries": ["wing"], "k": 5, "indexes": ["head-bm25", "head-minilm"]}
+        got = client.post("/v1/search", json=fused)
+        assert got.status_code == 400 and "field 'depth': at most 5" in got.json()["error"]
+        assert client.post("/v1/search", json={**fused, "depth": 5}).status_code == 200
+        reranked = {"queries": ["wing"], "k": 5, "index": "head-bm25", "rerank": True}
+        assert "field 'rerank_depth'" in client.post("/v1/search", json=reranked).json()["error"]

@@ -171,6 +171,10 @@ def test_cli_train_xtr_takes_top_k_and_precision(tiny: Path, tmp_path: Path) -> 
         (["--loss", "triplet"], "unknown loss 'triplet'"),
         (["--precision", "fp16"], "field 'precision'"),
         (["--base", "no-such-model"], "field 'base'"),
+        # nan fails every comparison: it once passed the checks and failed deep in the trainer
+        (["--lr", "nan"], "field 'learning_rate': must be a positive finite number"),
+        (["--lr", "inf"], "field 'learning_rate': must be a positive finite number"),
+        (["--scale", "0"], "field 'scale': must be a positive finite number"),
     ],
 )
 def test_cli_bad_input_exits_1_with_one_line(

@@ -44,7 +44,7 @@ __all__ = [
 def check_reranker_spec(spec: str) -> None:
     """Refuse what can never rerank, without loading anything (suite systems are checked when
     parsed, before an hour of other work)."""
-    from tessera.models.registry import is_lexical
+    from tessera.models.registry import check_known, is_lexical
 
     if not spec or not spec.strip():
         raise EncoderError("an empty reranker spec", field="rerank")
@@ -55,6 +55,8 @@ def check_reranker_spec(spec: str) -> None:
             "bm25 cannot rerank (it scores from an index); rerank with an encoder, cross-encoder:NAME or qlm",
             field="rerank",
         )
+    if not spec.startswith(CROSS_ENCODER_PREFIX) and spec != QLM and not spec.startswith(QLM + ":"):
+        check_known(spec, field="rerank")
 
 
 @cache
