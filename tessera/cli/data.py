@@ -76,15 +76,24 @@ def synth_queries(
     Answers are cached as they come (TESSERA_CACHE_DIR/synthetic): an interrupted run resumes.
     Train on the file with `--pairs synthetic --synthetic FILE`.
     """
+    from tessera.errors import TesseraError
     from tessera.training.synthetic import SyntheticSettings, write_query_file
 
-    settings = SyntheticSettings(generator, max_docs or None, top_k, filter)
-    path, kept, generated = write_query_file(
-        corpus, output, dataset=dataset, split=split, settings=settings, overwrite=overwrite
-    )
+    try:
+        settings = SyntheticSettings(generator, max_docs or None, top_k, filter)
+        path, kept, generated = write_query_file(
+            corpus, output, dataset=dataset, split=split, settings=settings, overwrite=overwrite
+        )
+    except TesseraError as exc:  # the library names its own fields; name this command's options
+        exc.field = SYNTH_OPTIONS.get(exc.field, exc.field)
+        raise
     out.print(
         f"{kept} of {generated} generated queries kept (round trip: {filter} top {top_k}); written to {path}"
     )
+
+
+# `SyntheticSettings`' fields (as `train --synthetic-*` names them) -> `data synth-queries`' options
+SYNTH_OPTIONS = {"synthetic_docs": "max-docs", "synthetic_top_k": "top-k", "negatives": "filter"}
 
 
 def _minilm_token_counter():

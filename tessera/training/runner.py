@@ -104,13 +104,10 @@ def _validate(options: TrainOptions) -> None:
     parse_sources(options.pairs)
     if options.loss not in LOSSES:
         raise TesseraError(f"unknown loss '{options.loss}' (expected {' or '.join(LOSSES)})", field="loss")
-    positive = ("batch_size", "mini_batch_size", "max_length", "save_steps", "logging_steps")
-    positive += ("synthetic_top_k",)
-    for name in positive:
+    for name in ("batch_size", "mini_batch_size", "max_length", "save_steps", "logging_steps"):
         if getattr(options, name) < 1:
             raise TesseraError("must be at least 1", field=name)
-    if options.synthetic_docs is not None and options.synthetic_docs < 1:
-        raise TesseraError("must be at least 1 (or None for every document)", field="synthetic_docs")
+    SyntheticSettings(max_docs=options.synthetic_docs, top_k=options.synthetic_top_k)  # checks them
     if not 0 < options.epochs < math.inf or (options.max_steps is not None and options.max_steps < 1):
         raise TesseraError("epochs must be > 0 and max_steps >= 1", field="epochs")
     for name in ("learning_rate", "scale", "warmup"):

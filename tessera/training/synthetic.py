@@ -224,6 +224,12 @@ class SyntheticSettings:
     filter: str = "bm25"  # bm25[:k1=..,b=..] | minilm | INDEX_DIR | none
     batch_size: int = 16
 
+    def __post_init__(self) -> None:  # before the generation, which takes minutes
+        if self.max_docs is not None and self.max_docs < 1:
+            raise TesseraError("must be at least 1 (or none given: every document)", field="synthetic_docs")
+        if self.top_k < 1:
+            raise TesseraError("must be at least 1", field="synthetic_top_k")
+
 
 def synthetic_queries(
     corpus: Corpus,

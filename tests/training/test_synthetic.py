@@ -118,3 +118,17 @@ def test_synth_queries_cli_writes_a_file_training_reads(tiny_corpus: Path, tmp_p
     bad.write_text('{"doc_id": "1", "query": "ok query"}\n{"doc_id": "2"}\n')
     with pytest.raises(DatasetError, match=r"bad.jsonl:2"):
         read_query_file(bad)
+
+
+def test_synth_queries_options_are_checked_before_generating_and_named_as_given(
+    tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """`--top-k 0` was checked only after the LLM had generated every query."""
+    output = tmp_path / "queries.jsonl"
+    for args, message in [
+        (["--top-k", "0"], "field 'top-k': must be at least 1"),
+        (["--max-docs", "-1"], "field 'max-docs': must be at least 1"),
+        (["--filter", "bogus"], "field 'filter': 'bogus' is not an index directory"),
+    ]:
+        result = run_cli("data", "synth-queries", str(tiny_corpus), "-o", str(output), *args, check=False)
+        assert result.returncode == 1 and message in result.stderr and not output.exists()
