@@ -214,8 +214,7 @@ class Index:
         per_document = per_document if self.passages is not None else 1
         if not queries:
             return []
-        # No more hits than entries: a k of millions would otherwise size every result row by it.
-        k = min(k, max(len(self), 1) if per_document == 1 else max(len(self.passages), 1))
+        k = min(k, max(len(self) if per_document == 1 else len(self.passages), 1))  # rows sized by k
         if filter is not None or doc_ids is not None:
             rows = self._restricted(queries, k, self.allowed(filter, doc_ids), per_document)
             return self.with_text(rows) if with_text else rows
