@@ -13,6 +13,8 @@ def id_problem(doc_id: str) -> str | None:
     splits at), tabs and other control characters are refused; spaces are allowed."""
     if not doc_id.strip():
         return "is empty"
+    if doc_id.isprintable():  # the common case, in C: every id is checked by a reader and the doc store
+        return None
     for char in doc_id:
         if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
             return f"id {doc_id!r} holds the control character U+{ord(char):04X}: an id is one line of text"
@@ -23,9 +25,11 @@ def text_problem(text: str) -> str | None:
     """Why `text` is not text, or None: a lone UTF-16 surrogate (JSON's `\\ud800` unpaired, or a
     command-line argument that was not UTF-8) cannot be encoded, so no tokenizer, index or
     response can take it."""
-    bad = next((char for char in text if "\ud800" <= char <= "\udfff"), None)
-    if bad is not None:
-        return f"holds U+{ord(bad):04X}, a lone surrogate: not valid Unicode text (was it UTF-8?)"
+    try:
+        text.encode("utf-8")  # in C: every query of every search passes here
+    except UnicodeEncodeError as exc:
+        bad = ord(text[exc.start])
+        return f"holds U+{bad:04X}, a lone surrogate: not valid Unicode text (was it UTF-8?)"
     return None
 
 

@@ -25,7 +25,8 @@ FOLDER = "lucene"
 CONTENTS_FIELD, TITLE_FIELD = "contents", "title"
 THREADED_FROM = 100_000  # documents
 # Lucene refuses a query of more than 1,024 clauses, and each distinct query term is one clause a
-# field searched: a pasted paragraph of ~500 distinct words failed. Raised once per JVM.
+# field searched: a pasted paragraph of ~500 distinct words failed. A static JVM setting, raised
+# again (at no cost) by every backend opened.
 MAX_CLAUSES = 1 << 16
 
 
