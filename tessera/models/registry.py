@@ -36,9 +36,7 @@ def is_lexical(spec: str) -> bool:
 
 def is_single_vector(spec: str) -> bool:
     """Whether a spec names an encoder of one vector a text (not BM25, not ColBERT or XTR)."""
-    if is_remote_spec(spec):
-        return True
-    return not is_lexical(spec) and parse_multivector_spec(_runtime_of(spec)[0]) is None
+    return encoder_kind(spec) not in ("lexical", "multivector")
 
 
 M2_PREFIX = "m2:"
@@ -119,14 +117,12 @@ def load_query_encoder(spec: str) -> Encoder:
     fp32 runtime the cached TorchScript trace of `runtimes/traced.py` (a one-shot `tessera
     search` then skips sentence-transformers' imports), else `load_encoder(spec)`. Loading the
     full fp32 encoder here makes the trace, so the next process finds it."""
-    if is_remote_spec(spec):
+    kind = encoder_kind(spec)
+    if kind not in ("bundled", "folder"):
         return load_encoder(spec)
     base, runtime = _runtime_of(spec)
-    plain = not is_lexical(base) and not is_llm_spec(base) and not base.startswith(M2_PREFIX)
-    if not plain or parse_multivector_spec(base) is not None or runtime not in (*EXPORTED, DEFAULT_RUNTIME):
-        return load_encoder(spec)
-    folder = bundled_path(base) if base in BUNDLED else Path(base).expanduser()
-    if not folder.is_dir():
+    folder = bundled_path(base) if kind == "bundled" else Path(base).expanduser()
+    if runtime not in (*EXPORTED, DEFAULT_RUNTIME) or not folder.is_dir():
         return load_encoder(spec)
     if runtime == DEFAULT_RUNTIME:
         from tessera.models.runtimes.traced import export_traced, traced_encoder
@@ -143,53 +139,70 @@ def load_query_encoder(spec: str) -> Encoder:
     return light if light is not None else load_encoder(spec)
 
 
+def encoder_kind(spec: str) -> str:
+    """Which loader a spec goes to, without loading anything: remote, lexical, llm, m2,
+    multivector, bundled, folder, hub (`org/name`), or unknown. The one dispatch table
+    `load_encoder` and `check_known` share."""
+    if is_remote_spec(spec):
+        return "remote"
+    name = _runtime_of(spec)[0]
+    if is_lexical(name):
+        return "lexical"
+    if is_llm_spec(name):
+        return "llm"
+    if name.startswith(M2_PREFIX):
+        return "m2"
+    if parse_multivector_spec(name) is not None:
+        return "multivector"
+    if name in BUNDLED:
+        return "bundled"
+    if Path(name).expanduser().exists():
+        return "folder"
+    return "hub" if "/" in name else "unknown"
+
+
 @cache
 def load_encoder(spec: str) -> Encoder:
     """Load (once per process) the dense or multi-vector encoder a spec names."""
     from tessera.models.dense import DenseEncoder
 
     config.apply_offline_defaults()
-    if is_remote_spec(spec):
+    kind = encoder_kind(spec)
+    if kind == "unknown":
+        check_known(spec)  # raises, saying what is known
+    if kind == "remote":
         from tessera.models.remote import RemoteEncoder
 
         return RemoteEncoder(spec)
     full = spec
     spec, runtime = _runtime_of(full)
-    if is_lexical(spec):
+    if kind == "lexical":
         raise EncoderError("bm25 is a lexical model, not a vector encoder", field="encoder")
-    if is_llm_spec(spec):
+    if kind == "llm":
         from tessera.models.llm import LLMEncoder
 
         return LLMEncoder(parse_llm_spec(spec))
-    if spec.startswith(M2_PREFIX):
+    if kind == "m2":
         from tessera.models.m2.encoder import M2Encoder
 
         return M2Encoder(canonical_spec(spec), _m2_folder(spec))
-    multi = parse_multivector_spec(spec)
-    if multi is not None:
+    if kind == "multivector":
         from tessera.models.multivector import MultiVectorTextEncoder
 
-        scoring, folder = multi
+        scoring, folder = parse_multivector_spec(spec)  # type: ignore[misc]
         return MultiVectorTextEncoder(
             canonical_spec(full), _multivector_folder(spec, folder), scoring, runtime=runtime
         )
-    if spec in BUNDLED:
-        return DenseEncoder(canonical_spec(full), bundled_path(spec), runtime=runtime)
-    path = Path(spec).expanduser()
-    if path.exists():
-        return DenseEncoder(canonical_spec(full), path, runtime=runtime)
-    check_known(spec)
-    return DenseEncoder(canonical_spec(full), spec, runtime=runtime)
+    source = (
+        bundled_path(spec) if kind == "bundled" else Path(spec).expanduser() if kind == "folder" else spec
+    )
+    return DenseEncoder(canonical_spec(full), source, runtime=runtime)
 
 
 def check_known(spec: str, field: str = "encoder") -> None:
     """Refuse a plain spec that is no folder, no hub name (`org/name`) and no bundled model,
     without loading anything; other kinds (llm:, m2:, colbert:, URLs) pass to their loaders."""
-    name = _runtime_of(spec)[0] if not is_remote_spec(spec) else spec
-    special = is_remote_spec(spec) or is_lexical(name) or is_llm_spec(name) or name.startswith(M2_PREFIX)
-    if special or parse_multivector_spec(name) is not None or name in BUNDLED or "/" in name:
-        return
-    if not Path(name).expanduser().exists():
+    if encoder_kind(spec) == "unknown":
         known = ", ".join(["bm25", *BUNDLED])
         raise EncoderError(
             f"unknown encoder '{spec}': not a folder, a hub name, or one of {known}", field=field

@@ -34,7 +34,7 @@ from tessera.rag.tokens import Message
 from tessera.serve.errors import ApiError
 from tessera.serve.pool import IndexPool
 from tessera.serve.rag import RagService
-from tessera.serve.schemas import RagBody
+from tessera.serve.schemas import RagBody, RequestBody
 
 DEFAULT_MAX_TOKENS = 256
 
@@ -52,7 +52,7 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
-class ChatBody(BaseModel):
+class ChatBody(RequestBody):
     model_config = ConfigDict(extra="ignore")  # OpenAI's sampling and tool fields: not used
     model: str | None = None
     messages: list[ChatMessage] = Field(min_length=1)

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tessera.data.corpus import records_file
-from tessera.data.document import id_problem, text_problem
+from tessera.data.document import id_problem
 from tessera.data.metadata import strict_metadata
 from tessera.errors import TesseraError
 from tessera.indexing.manifest import MANIFEST, Manifest
@@ -29,6 +29,7 @@ from tessera.indexing.updates import add_documents, delete_documents
 from tessera.models.registry import is_lexical, load_encoder
 from tessera.serve.errors import ApiError
 from tessera.serve.pool import IndexPool, Served
+from tessera.serve.schemas import RequestBody
 
 
 class DocumentIn(BaseModel):
@@ -39,14 +40,14 @@ class DocumentIn(BaseModel):
     metadata: dict[str, Any] | None = None  # flat fields filters select by (data/metadata.py)
 
 
-class DocumentsBody(BaseModel):
+class DocumentsBody(RequestBody):
     """`POST /v1/indexes/{name}/documents`: documents to add, ids new to the index."""
 
     model_config = ConfigDict(extra="forbid")
     documents: list[DocumentIn] = Field(min_length=1)
 
 
-class DeleteBody(BaseModel):
+class DeleteBody(RequestBody):
     """`POST /v1/indexes/{name}/delete`: ids of documents in the index."""
 
     model_config = ConfigDict(extra="forbid")
@@ -66,9 +67,6 @@ def _records(documents: list[DocumentIn]) -> list[dict[str, Any]]:
         seen[doc.id] = number
         if not (doc.title + doc.text).strip():
             raise ApiError(400, f"field '{where}.text': no text")
-        for name in ("title", "text"):
-            if problem := text_problem(getattr(doc, name)):
-                raise ApiError(400, f"field '{where}.{name}': {problem}")
         metadata = strict_metadata(doc.metadata, where)  # nested values refused (a 400), not dropped
         records.append({"_id": doc.id, "title": doc.title, "text": doc.text, "metadata": metadata})
     return records

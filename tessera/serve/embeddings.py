@@ -18,14 +18,14 @@ import base64
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from tessera.data.document import text_problem
 from tessera.serve.errors import ApiError
 from tessera.serve.pool import IndexPool, Served
+from tessera.serve.schemas import RequestBody
 
 
-class EmbeddingsBody(BaseModel):
+class EmbeddingsBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     input: str | list[str]
     model: str | None = None  # a served index's name, or its encoder spec; default: the first index
@@ -93,9 +93,6 @@ class EmbeddingService:
         empty = next((n for n, text in enumerate(texts) if not text.strip()), None)
         if empty is not None:
             raise ApiError(400, f"field 'input': input {empty} is empty")
-        for number, text in enumerate(texts):
-            if problem := text_problem(text):
-                raise ApiError(400, f"field 'input': input {number} {problem}")
         served = _served(self.pool, body.model)
         if body.dimensions is not None and body.dimensions != served.index.manifest.dim:
             raise ApiError(

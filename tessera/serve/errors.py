@@ -85,10 +85,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return error(503, f"overloaded: {exc}; retry shortly", request.url.path)
 
     async def bug(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, UnicodeEncodeError) and "surrogate" in exc.reason:  # a field no check covers
-            return error(
-                400, "a text in the request holds a lone surrogate: not valid Unicode", request.url.path
-            )
         log.exception("internal error")
         return error(500, f"internal error ({type(exc).__name__}); see the server log", request.url.path)
 

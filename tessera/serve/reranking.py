@@ -22,13 +22,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tessera.data.document import text_problem
 from tessera.retrieval.diversify import Mmr, diversify
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, check_search
 from tessera.retrieval.query_set import first_stage_depth
 from tessera.retrieval.rerank import Reranker, best_first, load_reranker, rerank
 from tessera.serve.errors import ApiError
+from tessera.serve.schemas import RequestBody
 
 REFUSED = "this service has no reranker (start it with --rerank SPEC)"
 
@@ -38,7 +38,7 @@ class RerankText(BaseModel):
     text: str
 
 
-class RerankBody(BaseModel):
+class RerankBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     query: str
     documents: list[str | RerankText]
@@ -104,9 +104,6 @@ class RerankService:
             raise ApiError(400, REFUSED)
         check_search([body.query], 1)
         texts = [d if isinstance(d, str) else d.text for d in body.documents]
-        for number, text in enumerate(texts):
-            if problem := text_problem(text):
-                raise ApiError(400, f"field 'documents.{number}': {problem}")
         if not texts:
             raise ApiError(400, "field 'documents': no document to rerank")
         if len(texts) > max_documents:

@@ -4,13 +4,49 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
+from tessera.data.document import text_problem
 from tessera.retrieval.hits import Hit
 from tessera.serve.snippets import snippet
 
 
-class SearchBody(BaseModel):
+def _lone_surrogate(value: Any, path: str) -> str | None:
+    """The first string in a decoded JSON value (keys included) that is not Unicode text, as
+    "field 'PATH' holds ...", or None."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return f"field '{path}' {problem}" if problem else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        where = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and (problem := text_problem(key)):
+            return f"a key in '{path or 'the body'}' {problem}"
+        if found := _lone_surrogate(item, where):
+            return found
+    return None
+
+
+class RequestBody(BaseModel):
+    """Every JSON body's base: JSON may escape a lone UTF-16 surrogate (`\\ud800`), which decodes
+    to a str no tokenizer, index or response can encode; one check of the whole body, before its
+    fields are read, refuses it as a 400 naming the field, whichever route and field it is in."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_text(cls, data: Any) -> Any:
+        if problem := _lone_surrogate(data, ""):
+            raise PydanticCustomError("lone_surrogate", problem)
+        return data
+
+
+class SearchBody(RequestBody):
     """`POST /v1/search`: several queries at once; `indexes` (two or more) fuses them by `fusion`
     (rrf, or wsum with one weight per index, equal when absent)."""
 
@@ -33,7 +69,7 @@ class SearchBody(BaseModel):
     mmr_depth: int | None = Field(default=None, ge=1)  # its candidates (default 4 x k)
 
 
-class RagBody(BaseModel):
+class RagBody(RequestBody):
     """`POST /v1/rag`: the RAG pipeline's options (tessera.rag.prepare); `indexes` (two or more)
     retrieves from them fused, as `POST /v1/search` does."""
 

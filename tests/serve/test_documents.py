@@ -99,12 +99,26 @@ def test_bad_writes_are_json_errors_that_change_nothing(writable, cranfield_docs
     for path, body, status, message in cases:
         response = service.post(path, json=body)
         assert response.status_code == status and message in response.json()["error"], (path, response.text)
-    # JSON's escape of a lone surrogate decodes to a str no encoder, index or response can take
+    # JSON's escape of a lone surrogate decodes to a str no encoder, index or response can take:
+    # every route's body is checked whole, so the field is named wherever it hides
     for path, raw, message in [
-        ("/v1/search", '{"queries": ["wing \\ud800"]}', "query 1 of 1 holds U+D800, a lone surrogate"),
-        (f"{url}/documents", '{"documents": [{"id": "s1", "text": "x \\ud800"}]}', "documents[0].text"),
+        ("/v1/search", '{"queries": ["wing \\ud800"]}', "field 'queries.0' holds U+D800, a lone surrogate"),
+        ("/v1/search", '{"queries": ["wing"], "filter": {"year": "\\udfff"}}', "field 'filter.year' holds"),
+        (f"{url}/documents", '{"documents": [{"id": "s1", "text": "x \\ud800"}]}', "'documents.0.text'"),
+        (
+            f"{url}/documents",
+            '{"documents": [{"id": "s1", "text": "x", "metadata": {"\\ud800": 1}}]}',
+            "a key in 'documents.0.metadata' holds U+D800",
+        ),
         (f"{url}/delete", '{"ids": ["\\ud800"]}', "field 'ids.0'"),
-        ("/v1/embeddings", '{"input": ["\\ud800"], "model": "head-minilm"}', "input 0 holds U+D800"),
+        ("/v1/embeddings", '{"input": ["\\ud800"], "model": "head-minilm"}', "field 'input.0' holds U+D800"),
+        ("/v1/rag", '{"query": "wing \\ud800"}', "field 'query' holds U+D800"),
+        ("/v1/rerank", '{"query": "wing", "documents": [{"text": "\\ud800"}]}', "'documents.0.text' holds"),
+        (
+            "/v1/chat/completions",
+            '{"messages": [{"role": "user", "content": [{"type": "text", "text": "\\ud800"}]}]}',
+            "field 'messages.0.content.0.text' holds U+D800",
+        ),
     ]:
         response = service.post(path, content=raw, headers={"content-type": "application/json"})
         assert response.status_code == 400 and message in response.text, (path, response.text)
