@@ -7,14 +7,16 @@ import errno
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from tessera.errors import TesseraError
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """`path` holds the old text or all of `text`, never part of it (write, fsync, rename)."""
+    """`path` holds the old text or all of `text`, never part of it (write, fsync, rename); its
+    folder is made when missing, as a run file's is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     with partial.open("w", encoding="utf-8") as handle:
         handle.write(text)
@@ -121,6 +123,32 @@ def check_output_file(path: str | Path | None, field: str) -> None:
         raise TesseraError("is a folder: name the file to write", file=path, field=field)
     if all((path.parent / name).is_file() for name in ("manifest.json", "docstore.sqlite")):  # an index
         raise TesseraError("is inside an index's folder: write it elsewhere", file=path, field=field)
+
+
+def check_outputs(outputs: Mapping[str, str | Path | None], inputs: Iterable[str | Path] = ()) -> None:
+    """`check_output_file` for each of a job's output files (field -> path), and refuse, before
+    any work, an output that is one of the job's inputs or an existing file inside an input
+    folder (a dataset's `queries.jsonl` written as a run), or that two outputs share one path:
+    the second write would replace the first's, or the job would replace what it read."""
+    paths = [Path(given).expanduser() for given in inputs]
+    sources = [(source, source.resolve()) for source in paths if source.exists()]
+    written: dict[Path, str] = {}
+    for field, path in outputs.items():
+        if path is None:
+            continue
+        check_output_file(path, field)
+        target = Path(path).expanduser().resolve()
+        if target in written:
+            raise TesseraError(
+                f"is also the {written[target]} output: name another file", file=path, field=field
+            )
+        written[target] = field
+        for source, resolved in sources:
+            if target == resolved or (target.exists() and resolved in target.parents):
+                what = "is the input" if target == resolved else "is a file of the input folder"
+                raise TesseraError(
+                    f"{what} '{source}': writing here would replace it", file=path, field=field
+                )
 
 
 def new_target(

@@ -32,3 +32,25 @@ def test_json_lines_name_a_bad_line(tmp_path: Path) -> None:
     with pytest.raises(TesseraError, match="not a JSON line") as info:
         JsonLines(path).read()
     assert info.value.line == 2
+
+
+def test_outputs_never_replace_the_inputs_or_each_other(tmp_path: Path) -> None:
+    from tessera.durable import check_outputs
+
+    run = tmp_path / "a.trec"
+    run.write_text("q1 Q0 d1 1 1.0 x\n")
+    dataset = tmp_path / "ds"
+    dataset.mkdir()
+    (dataset / "queries.jsonl").write_text('{"_id": "q1", "text": "wing"}\n')
+    with pytest.raises(TesseraError, match="a.trec, field 'run': is the input") as info:
+        check_outputs({"run": run}, inputs=[run])
+    assert info.value.field == "run"
+    with pytest.raises(TesseraError, match="is a file of the input folder"):
+        check_outputs({"run": dataset / "queries.jsonl"}, inputs=[dataset])
+    with pytest.raises(TesseraError, match="field 'json': is also the run output"):
+        check_outputs({"run": tmp_path / "x", "json": tmp_path / "x"})
+    # new files beside the inputs, inside an input folder too, and ids that are no paths are fine
+    check_outputs(
+        {"run": tmp_path / "b.trec", "json": dataset / "scores.json"}, inputs=[run, dataset, "cranfield"]
+    )
+    assert run.read_text() == "q1 Q0 d1 1 1.0 x\n"

@@ -96,7 +96,7 @@ def rag(
     from tessera.data.metadata import parse_filter
     from tessera.errors import TesseraError
     from tessera.rag.conversation import check_follow_up
-    from tessera.rag.generators import open_generator
+    from tessera.rag.generators import check_max_new_tokens, open_generator
     from tessera.rag.pipeline import open_indexes, prepare_chat
     from tessera.retrieval.diversify import as_mmr
     from tessera.retrieval.fusion import check_retrieval
@@ -108,6 +108,9 @@ def rag(
     diversity = as_mmr(mmr, mmr_depth)
     if chat and as_json:
         raise TesseraError("--chat streams a conversation; it does not combine with --json", field="chat")
+    if not question.strip():
+        raise TesseraError("the question is empty", field="question")
+    check_max_new_tokens(max_new_tokens)
     llm = open_generator(generator)
     check_follow_up(follow_up, llm is not None)
     opened, *others = open_indexes(index_dir, fuse, parse_params(param))

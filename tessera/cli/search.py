@@ -73,13 +73,14 @@ def search(
     other; --per-document N: a chunked index's best passages, up to N of one document."""
     from tessera.data.metadata import parse_filter
     from tessera.retrieval.diversify import as_mmr
-    from tessera.retrieval.fusion import check_retrieval
+    from tessera.retrieval.fusion import check_depth, check_retrieval
     from tessera.retrieval.index import load_indexes
     from tessera.retrieval.query_set import search_one
     from tessera.retrieval.rerank import check_rerank_depth, load_reranker
 
     params, chosen = parse_params(param), parse_weights(weights)
     check_retrieval(len(fuse), fusion, chosen)
+    check_depth(depth)
     where = parse_filter(filter)
     check_rerank_depth(rerank_depth)
     reranker = load_reranker(rerank) if rerank is not None else None
@@ -193,10 +194,12 @@ def _run_queries(
     diversity,
 ) -> None:
     from tessera.data.datasets import load_queries
+    from tessera.durable import check_outputs
     from tessera.eval.runs import write_trec
     from tessera.retrieval.index import load_indexes
     from tessera.retrieval.query_set import iter_search
 
+    check_outputs({"run": run_path}, inputs=[spec, *index_dirs])  # never the queries file it reads
     texts = load_queries(spec, split)
     indexes = load_indexes(index_dirs, params, mmap)
     results = iter_search(

@@ -40,10 +40,11 @@ def _read_source(source: str) -> tuple[dict[str, str], Qrels]:
     dataset = irds.load(source)
     if not (dataset.has_queries() and dataset.has_qrels()):
         raise DatasetError(f"ir_datasets id '{source}' has no queries or no qrels", field="dataset")
-    queries = {q.query_id: q.default_text() for q in dataset.queries_iter()}
     qrels: Qrels = {}
-    for qrel in dataset.qrels_iter():
-        qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = qrel.relevance
+    with irds.offline_read(source, "dataset"):
+        queries = {q.query_id: q.default_text() for q in dataset.queries_iter()}
+        for qrel in dataset.qrels_iter():
+            qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = qrel.relevance
     return queries, qrels
 
 

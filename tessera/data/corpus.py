@@ -41,12 +41,18 @@ class Corpus:
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the input of a build, so a resumed build never mixes two corpora."""
+        """Identifies the input of a build, so a resumed build never mixes two corpora: the
+        sizes and times of the files documents are read from (a BEIR folder's corpus.jsonl, not
+        its queries, judgments or notes; a folder's readable files)."""
         path = Path(self.name)
         stamp = f"{self.kind}:{self.name}"
-        if path.exists():
-            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-            stamp += "".join(f"|{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+        if self.kind == "beir":
+            files = [path / "corpus.jsonl"]
+        elif self.folder is not None:
+            files = sorted(self.folder[1])
+        else:
+            files = [path] if path.is_file() else []  # a JSONL or TSV file; an ir_datasets id: none
+        stamp += "".join(f"|{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
         return hashlib.sha256(stamp.encode()).hexdigest()[:16]
 
 
@@ -59,17 +65,11 @@ def _irds_documents(dataset_id: str) -> Iterator[Document]:
     dataset = irds.load(dataset_id)
     if not dataset.has_docs():
         raise DatasetError(f"ir_datasets id '{dataset_id}' has no documents", field="corpus")
-    try:
+    with irds.offline_read(dataset_id, "corpus"):
         for doc in dataset.docs_iter():
             title = getattr(doc, "title", "") or ""
             text = doc.text if hasattr(doc, "text") else doc.default_text()
             yield Document(id=doc.doc_id, text=text, title=title, metadata=_irds_metadata(doc))
-    except (OSError, ConnectionError, RuntimeError) as exc:
-        raise DatasetError(
-            f"ir_datasets could not read '{dataset_id}' offline ({_short(exc)}); "
-            f"put its original files in TESSERA_DATA_DIR/{dataset_id.split('/')[0]}/",
-            field="corpus",
-        ) from None
 
 
 def _irds_metadata(doc: tuple) -> dict:
@@ -80,12 +80,6 @@ def _irds_metadata(doc: tuple) -> dict:
         for key, value in fields
         if key not in ("doc_id", "title", "text") and value not in ("", None) and is_scalar(value)
     }
-
-
-def _short(exc: BaseException) -> str:
-    """A failed download names its URL, not urllib3's retry chain; anything else as it is."""
-    url = getattr(getattr(exc, "request", None), "url", None)
-    return f"{type(exc).__name__} fetching {url}" if url else f"{type(exc).__name__}: {exc}"
 
 
 def open_corpus(spec: str | Path) -> Corpus:

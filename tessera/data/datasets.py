@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from tessera import config
 from tessera.data import irds
 from tessera.data.folds import Fold, judged_files
-from tessera.data.readers import read_jsonl, read_queries
+from tessera.data.readers import read_jsonl, read_queries, text_lines
 from tessera.errors import DatasetError
 
 Qrels = dict[str, dict[str, int]]
@@ -36,25 +36,46 @@ class EvalDataset:
 
 
 def read_beir_qrels(path: Path) -> Qrels:
-    """Judgments of a BEIR qrels file (`query-id corpus-id score`, header optional)."""
+    """Judgments of a BEIR qrels file (`query-id corpus-id score`, header optional, blank lines
+    skipped). A grade is a whole number (`2`, `2.0`); a document judged twice for one query must
+    carry one grade: a second, different one would silently replace the first."""
     qrels: Qrels = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = csv.reader(handle, delimiter="\t")
-        for number, row in enumerate(rows, start=1):
-            if number == 1 and row and row[0] == "query-id":
-                continue
-            if len(row) != 3:
-                raise DatasetError(
-                    f"expected query-id, corpus-id, score; got {len(row)} columns", file=path, line=number
-                )
-            try:
-                grade = int(float(row[2]))
-            except ValueError:
-                raise DatasetError(
-                    f"score '{row[2]}' is not a number", file=path, line=number, field="score"
-                ) from None
-            qrels.setdefault(row[0], {})[row[1]] = grade
+    for number, text in text_lines(path):
+        line = text.rstrip("\r\n")
+        row = line.split("\t")
+        if not line.strip() or (number == 1 and row[0] == "query-id"):
+            continue
+        if len(row) != 3:
+            raise DatasetError(
+                f"expected query-id, corpus-id, score; got {len(row)} columns", file=path, line=number
+            )
+        grade = _grade(row[2], path, number)
+        judged = qrels.setdefault(row[0], {})
+        if judged.get(row[1], grade) != grade:
+            raise DatasetError(
+                f"document '{row[1]}' is judged {judged[row[1]]} for query '{row[0]}' on an earlier "
+                f"line and {grade} here",
+                file=path,
+                line=number,
+                field="score",
+            )
+        judged[row[1]] = grade
     return qrels
+
+
+def _grade(text: str, path: Path, line: int) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise DatasetError(f"score '{text}' is not a number", file=path, line=line, field="score") from None
+    if not math.isfinite(value) or value != int(value):
+        raise DatasetError(
+            f"score '{text}' is not a whole number (relevance grades are 0, 1, 2, ...)",
+            file=path,
+            line=line,
+            field="score",
+        )
+    return int(value)
 
 
 def _judged_in_fold(qrels_dir: Path, fold: Fold) -> Qrels:
@@ -77,7 +98,12 @@ def _from_beir_folder(folder: Path, split: str) -> EvalDataset:
             f"no split '{split}' (available: {', '.join(splits) or 'none'})", file=qrels_path, field="split"
         )
     qrels = _judged_in_fold(folder / "qrels", fold) if fold else read_beir_qrels(qrels_path)
-    queries = {doc.id: doc.text for doc in read_jsonl(folder / "queries.jsonl") if doc.id in qrels}
+    if not qrels:
+        where = folder / "qrels" if fold else qrels_path
+        raise DatasetError(
+            f"split '{split}' holds no judgment: nothing can be scored", file=where, field="split"
+        )
+    queries = _judged_queries(folder / "queries.jsonl", qrels)
     missing = sorted(set(qrels) - set(queries))
     if missing:
         raise DatasetError(
@@ -88,17 +114,36 @@ def _from_beir_folder(folder: Path, split: str) -> EvalDataset:
     return EvalDataset(f"{folder.name}/{split}", queries, qrels)
 
 
+def _judged_queries(path: Path, qrels: Qrels) -> dict[str, str]:
+    """The judged queries' texts; a repeated id (anywhere: which text would be scored?) or an
+    empty judged query is an error naming its line."""
+    seen: set[str] = set()
+    queries = {}
+    for query in read_jsonl(path):
+        if query.id in seen:
+            raise DatasetError(f"query id '{query.id}' repeated", file=path, line=query.line, field="_id")
+        seen.add(query.id)
+        if query.id in qrels:
+            if not query.text.strip():
+                raise DatasetError(
+                    f"judged query '{query.id}' is empty", file=path, line=query.line, field="text"
+                )
+            queries[query.id] = query.text
+    return queries
+
+
 def _from_ir_datasets(dataset_id: str, fold: Fold | None = None) -> EvalDataset:
     """Every judged query of the id, or those of `fold`."""
     dataset = irds.load(dataset_id)
     if not (dataset.has_queries() and dataset.has_qrels()):
         raise DatasetError(f"ir_datasets id '{dataset_id}' has no queries or no qrels", field="dataset")
     qrels: Qrels = {}
-    for qrel in dataset.qrels_iter():
-        qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = qrel.relevance
-    if fold:
-        qrels = {qid: judged for qid, judged in qrels.items() if fold.holds(qid)}
-    queries = {q.query_id: q.default_text() for q in dataset.queries_iter() if q.query_id in qrels}
+    with irds.offline_read(dataset_id, "dataset"):
+        for qrel in dataset.qrels_iter():
+            qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = qrel.relevance
+        if fold:
+            qrels = {qid: judged for qid, judged in qrels.items() if fold.holds(qid)}
+        queries = {q.query_id: q.default_text() for q in dataset.queries_iter() if q.query_id in qrels}
     return EvalDataset(f"{dataset_id}/{fold.name()}" if fold else dataset_id, queries, qrels)
 
 

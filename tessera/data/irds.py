@@ -15,12 +15,38 @@ import os
 import sys
 import tarfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 
 from tessera import config
 from tessera.errors import DatasetError
+
+
+def _short(exc: BaseException) -> str:
+    """A failed download names its URL, not urllib3's retry chain; ir_datasets' "All download
+    sources failed" its message, not every source's retry chain; anything else as it is."""
+    url = getattr(getattr(exc, "request", None), "url", None)
+    if url:
+        return f"{type(exc).__name__} fetching {url}"
+    message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    return f"{type(exc).__name__}: {message}"
+
+
+@contextmanager
+def offline_read(dataset_id: str, field: str) -> Iterator[None]:
+    """Reading an id whose files are not here makes ir_datasets try its downloads, which fail
+    offline with OSError, ConnectionError or RuntimeError ("All download sources failed"): one
+    error saying where the original files go instead, for every reader of ids."""
+    try:
+        yield
+    except (OSError, ConnectionError, RuntimeError) as exc:
+        raise DatasetError(
+            f"ir_datasets could not read '{dataset_id}' offline ({_short(exc)}); "
+            f"put its original files in TESSERA_DATA_DIR/{dataset_id.split('/')[0]}/",
+            field=field,
+        ) from None
 
 
 @cache

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tessera.data.beir_folder import durable_open, new_target, publish_folder, write_qrels
 from tessera.data.datasets import Qrels
+from tessera.data.document import id_problem
 from tessera.data.readers import decode_line
 from tessera.errors import DatasetError
 
@@ -100,6 +101,8 @@ def _loco_id(value: object, file: Path, number: int, field: str) -> str:
         raise DatasetError(
             f"must be a non-empty string or integer, got {value!r}", file=file, line=number, field=field
         )
+    if problem := id_problem(str(value)):  # the BEIR folder's ids must be ones an index takes
+        raise DatasetError(problem, file=file, line=number, field=field)
     return str(value)
 
 

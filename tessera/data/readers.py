@@ -35,6 +35,14 @@ def _decode(raw: bytes, path: Path, line: int) -> str:
         ) from None
 
 
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every line of a user's UTF-8 file, newline kept; a line that is
+    not UTF-8 is an error naming the file and the line."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            yield number, _decode(raw, path, number)
+
+
 def _string_field(record: dict, names: tuple[str, ...], path: Path, line: int, required: bool) -> str:
     for name in names:
         if name in record:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tessera.data.datasets import EvalDataset, load_eval_dataset
-from tessera.durable import check_output_file, write_text_atomic
+from tessera.durable import check_outputs, write_text_atomic
 from tessera.errors import TesseraError, TesseraWarning
 from tessera.eval.evaluate import DEFAULT_METRICS, parse_metrics, per_query_scores
 from tessera.eval.runs import read_trec, write_trec
@@ -142,8 +142,8 @@ def compare_runs(
     if not 0 < alpha < 1:
         raise TesseraError(f"alpha must be between 0 and 1, got {alpha}", field="alpha")
     parse_metrics(metrics)
-    check_output_file(run_path, "run")
-    check_output_file(json_path, "json")
+    given = [dataset] if isinstance(dataset, (str, Path)) else []
+    check_outputs({"run": run_path, "json": json_path}, inputs=[*paths, *given])
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     runs = [read_trec(path) for path in paths]
     names = run_names(paths)

@@ -11,11 +11,11 @@ import ir_measures
 
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.data.metadata import Filter, parse_filter
-from tessera.durable import check_output_file, write_text_atomic
+from tessera.durable import check_outputs, write_text_atomic
 from tessera.errors import TesseraError
 from tessera.eval.runs import retrieve, write_trec
 from tessera.retrieval.diversify import Mmr, as_mmr
-from tessera.retrieval.fusion import Run, check_fusion, fuse
+from tessera.retrieval.fusion import Run, check_depth, check_fusion, fuse
 from tessera.retrieval.index import load_indexes
 from tessera.retrieval.query_set import diversify_run, rerank_run
 from tessera.retrieval.rerank import RERANK_DEPTH, check_rerank_depth, load_reranker
@@ -32,27 +32,36 @@ def parse_metrics(names: Sequence[str]) -> list:
         except (ValueError, NameError, SyntaxError, TypeError):
             raise TesseraError(f"unknown ir_measures metric '{name}'", field="metrics") from None
         cutoff = measure.params.get("cutoff")
-        if cutoff is not None and not cutoff >= 1:  # trec_eval aborts the process on a cutoff of 0
-            raise TesseraError(f"metric '{name}': the cutoff must be at least 1", field="metrics")
+        if cutoff is not None and not (cutoff >= 1 and cutoff == int(cutoff)):  # trec_eval aborts on 0
+            raise TesseraError(f"metric '{name}': the cutoff must be a whole number >= 1", field="metrics")
+        try:
+            measure.validate_params()  # ir_measures asserts; otherwise only after the retrieval
+        except (AssertionError, ValueError) as exc:
+            raise TesseraError(f"metric '{name}': {exc or 'invalid parameters'}", field="metrics") from None
         measures.append(measure)
     return measures
 
 
 def score(run: Run, dataset: EvalDataset, metrics: Sequence[str] = DEFAULT_METRICS) -> dict[str, float]:
-    """Mean of each metric over the judged queries (ir_measures' defaults)."""
+    """Each metric over the judged queries (ir_measures' aggregates), keyed as the caller spelled
+    it: ir_measures names `P(rel=1)@1` P@1 and `NumRelRet` NumRet(rel=1)."""
     scores = {qid: {hit.doc_id: hit.score for hit in hits} for qid, hits in run.items()}
     measures = parse_metrics(metrics)
-    values = ir_measures.calc_aggregate(measures, dataset.qrels, scores)
-    return {str(measure): float(values[measure]) for measure in measures}
+    values = ir_measures.calc_aggregate(list(dict.fromkeys(measures)), dataset.qrels, scores)
+    return {name: float(values[measure]) for name, measure in zip(metrics, measures, strict=True)}
 
 
 def per_query_scores(run: Run, dataset: EvalDataset, metrics: Sequence[str]) -> dict[str, dict[str, float]]:
     """{metric: {query id: value}} over every judged query (0 where the run has no score for it)."""
     scores = {qid: {hit.doc_id: hit.score for hit in hits} for qid, hits in run.items()}
     values = {name: dict.fromkeys(dataset.qrels, 0.0) for name in metrics}
-    names = {str(measure): name for measure, name in zip(parse_metrics(metrics), metrics, strict=True)}
-    for row in ir_measures.iter_calc(list(parse_metrics(metrics)), dataset.qrels, scores):
-        values[names[str(row.measure)]][row.query_id] = float(row.value)
+    measures = parse_metrics(metrics)
+    spellings: dict[str, list[str]] = {}  # ir_measures' name -> every spelling given of it
+    for measure, name in zip(measures, metrics, strict=True):
+        spellings.setdefault(str(measure), []).append(name)
+    for row in ir_measures.iter_calc(list(dict.fromkeys(measures)), dataset.qrels, scores):
+        for name in spellings[str(row.measure)]:
+            values[name][row.query_id] = float(row.value)
     return values
 
 
@@ -101,11 +110,12 @@ def evaluate(
     if not indexes:
         raise TesseraError("at least one index directory is needed", field="indexes")
     check_fusion(fusion, weights, len(indexes))
+    check_depth(depth)
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
     parse_metrics(metrics)
     check_rerank_depth(rerank_depth)
-    check_output_file(run_path, "run")
-    check_output_file(json_path, "json")
+    given = [dataset] if isinstance(dataset, (str, Path)) else []
+    check_outputs({"run": run_path, "json": json_path}, inputs=[*indexes, *given])
     mmr = as_mmr(mmr)
     if rerank is not None:
         load_reranker(rerank)  # a bad spec fails before retrieval

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tessera.data.datasets import EvalDataset
 from tessera.data.metadata import Filter
+from tessera.data.readers import text_lines
 from tessera.durable import check_output_file
 from tessera.errors import TesseraError
 from tessera.retrieval.fusion import Run
@@ -83,35 +84,34 @@ def read_trec(path: str | Path) -> Run:
     if not path.is_file():
         raise TesseraError("no such run file", file=path)
     scored: dict[str, dict[str, float]] = {}
-    with path.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) not in (5, 6):  # the tag is optional; more fields mean an id with spaces
-                raise TesseraError(
-                    f"a run line has {len(parts)} fields, not the 6 of QID Q0 DOCID RANK SCORE TAG",
-                    file=path,
-                    line=number,
-                )
-            qid, _, doc_id, _, score = parts[:5]
-            try:
-                value = float(score)
-            except ValueError:
-                value = math.nan
-            if not math.isfinite(value):
-                raise TesseraError(
-                    f"score '{score}' is not a finite number", file=path, line=number, field="score"
-                )
-            hits = scored.setdefault(qid, {})
-            if doc_id in hits:
-                raise TesseraError(
-                    f"document '{doc_id}' is ranked twice for query '{qid}'",
-                    file=path,
-                    line=number,
-                    field="doc_id",
-                )
-            hits[doc_id] = value
+    for number, line in text_lines(path):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) not in (5, 6):  # the tag is optional; more fields mean an id with spaces
+            raise TesseraError(
+                f"a run line has {len(parts)} fields, not the 6 of QID Q0 DOCID RANK SCORE TAG",
+                file=path,
+                line=number,
+            )
+        qid, _, doc_id, _, score = parts[:5]
+        try:
+            value = float(score)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise TesseraError(
+                f"score '{score}' is not a finite number", file=path, line=number, field="score"
+            )
+        hits = scored.setdefault(qid, {})
+        if doc_id in hits:
+            raise TesseraError(
+                f"document '{doc_id}' is ranked twice for query '{qid}'",
+                file=path,
+                line=number,
+                field="doc_id",
+            )
+        hits[doc_id] = value
     return {
         qid: [
             Hit(doc_id, value, rank)

@@ -24,13 +24,19 @@ def _rank(doc_id: str) -> int:
 def sample_corpus(corpus: str, judged: Iterable[str], max_docs: int, target: Path) -> tuple[Path, int, int]:
     """Write at most `max_docs` documents of `corpus` as JSONL at `target`; (path, kept, total).
 
-    Reused when `target` and its `.json` count file exist (both are written atomically).
+    Reused when `target` and its `.json` count file exist (both are written atomically) and were
+    made from the same corpus file and judged documents; an edited corpus is sampled again.
     """
     counts = target.with_suffix(".json")
+    wanted = set(judged)
+    made_from = {
+        "input": open_corpus(corpus).fingerprint,
+        "judged": hashlib.sha256("\n".join(sorted(wanted)).encode()).hexdigest()[:16],
+    }
     if target.is_file() and counts.is_file():
         stored = json.loads(counts.read_text())
-        return target, int(stored["kept"]), int(stored["total"])
-    wanted = set(judged)
+        if all(stored.get(key) == value for key, value in made_from.items()):
+            return target, int(stored["kept"]), int(stored["total"])
     heap: list[tuple[int, int, int, dict[str, str]]] = []  # (-priority, -rank, ordinal, record): a max-heap
     total = 0
     for ordinal, doc in enumerate(open_corpus(corpus)):
@@ -44,5 +50,6 @@ def sample_corpus(corpus: str, judged: Iterable[str], max_docs: int, target: Pat
     kept = sorted(heap, key=lambda entry: entry[2])  # corpus order
     target.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(target, "".join(json.dumps(entry[3], ensure_ascii=False) + "\n" for entry in kept))
-    write_text_atomic(counts, json.dumps({"kept": len(kept), "total": total}) + "\n")  # last: marks done
+    done = {"kept": len(kept), "total": total, **made_from}
+    write_text_atomic(counts, json.dumps(done) + "\n")  # last: marks it done
     return target, len(kept), total

@@ -347,6 +347,8 @@ def run_suite(
         raise TesseraError("must be at least 1", field="max_docs")
     if depth < 1:
         raise TesseraError("must be at least 1", field="depth")
+    if not 0 < alpha < 1:
+        raise TesseraError(f"alpha must be between 0 and 1, got {alpha}", field="alpha")
     root = Path(output)
     chosen = tuple(metrics) if metrics else None
     runner = SuiteRun(root, parsed, chosen, depth, max_docs, log or (lambda _: None))

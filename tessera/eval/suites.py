@@ -165,8 +165,15 @@ def folders(paths: str) -> list[Collection]:
     if not folders_:
         raise TesseraError("folders: needs at least one path (folders:PATH,PATH)", field="suite")
     collections = [_beir_collection(folder.resolve(), folder.resolve().name) for folder in folders_]
-    if len({c.name for c in collections}) < len(collections):
-        collections = [replace(c, name=f"{i}-{c.name}") for i, c in enumerate(collections, start=1)]
+    if len({c.name for c in collections}) < len(collections):  # folders of one name: numbered apart,
+        collections = [  # their query sets too, since those key saved runs and report rows
+            replace(
+                c,
+                name=f"{i}-{c.name}",
+                query_sets=tuple(replace(q, name=f"{i}-{q.name}") for q in c.query_sets),
+            )
+            for i, c in enumerate(collections, start=1)
+        ]
     return collections
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tessera.data.document import Document, id_problem
-from tessera.errors import CorpusError
+from tessera.errors import CorpusError, IndexFormatError
 from tessera.indexing.filter_sql import filter_sql
 
 SCHEMA = """
@@ -32,7 +32,15 @@ class DocStore:
 
     def __init__(self, path: Path, readonly: bool = False):
         self.path = path
-        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        if readonly and not path.is_file():
+            raise IndexFormatError("the index's document store is missing", file=path)
+        try:
+            self._open(readonly)
+        except sqlite3.DatabaseError as exc:  # a damaged or foreign file, found before any search
+            raise IndexFormatError(f"not a readable document store (sqlite: {exc})", file=path) from None
+
+    def _open(self, readonly: bool) -> None:
+        uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
         self.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         if not readonly:
             self.db.execute("PRAGMA journal_mode=DELETE")

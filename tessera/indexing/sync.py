@@ -151,6 +151,18 @@ def plan_sync(
     return plan
 
 
+def _check_possible(plan: SyncPlan, manifest: Manifest, root: Path) -> None:
+    """An index is never empty: with no new document to hold meanwhile, one whose every
+    document changed or went cannot be updated in place."""
+    gone = plan.changed + plan.deleted
+    if gone and not plan.added and len(gone) == manifest.doc_count:
+        raise TesseraError(
+            "every document changed or went: rebuild the index (tessera index CORPUS -o DIR --overwrite)",
+            file=root,
+            field="corpus",
+        )
+
+
 def sync_index(
     index: str | Path,
     corpus: str | Path,
@@ -167,17 +179,14 @@ def sync_index(
     root = Path(index).expanduser().resolve()
     manifest = Manifest.read(root, verify=False)  # a clear error for a folder that is not an index
     if dry_run:
-        return plan_sync(root, corpus, reread=reread)
+        plan = plan_sync(root, corpus, reread=reread)
+        _check_possible(plan, manifest, root)  # a dry run promises only what the sync will do
+        return plan
     pending = {kind: _temporary(root, kind) for kind in ("added", "changed")}
     try:
         plan = plan_sync(root, corpus, pending, reread)
+        _check_possible(plan, manifest, root)
         gone = plan.changed + plan.deleted
-        if gone and not plan.added and len(gone) == manifest.doc_count:
-            raise TesseraError(
-                "every document changed or went: rebuild the index (tessera index CORPUS -o DIR --overwrite)",
-                file=root,
-                field="corpus",
-            )
         if plan.added:
             stamps = None if plan.changed else plan.stamps
             add_documents(root, pending["added"], encoder=encoder, show_progress=show_progress, stamps=stamps)

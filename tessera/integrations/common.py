@@ -77,13 +77,15 @@ def reranked(
     return [(i, float(scores[i])) for i in best_first(scores, top_n)]
 
 
-def context_compressor(compress: str, options: Mapping[str, Any]) -> Compressor | None:
+def context_compressor(compress: str, options: Mapping[str, Any], budget: int | None) -> Compressor | None:
     """A RAG compressor (`crag`, `tcra-summary`, `tcra-semantic`, `truncation`; `none` is None)
     for a framework's retrieved texts: budgets in the bundled LLM's tokens, passages embedded by
-    the bundled MiniLM. Wrong options fail here, naming them."""
+    the bundled MiniLM. Wrong options or a budget below 1 token fail here, naming them."""
     from tessera.rag.compressors import make_compressor
+    from tessera.rag.compressors.base import check_budget
     from tessera.rag.pipeline import compression_tools
 
+    check_budget(budget)
     try:
         return make_compressor(compress, compression_tools(None, None), **options)
     except TesseraError as exc:  # named as this surface's parameter

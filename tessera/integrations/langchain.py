@@ -135,7 +135,7 @@ class TesseraCompressor(BaseDocumentCompressor):
     _compressor: Any = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
-        self._compressor = context_compressor(self.compress, self.options)
+        self._compressor = context_compressor(self.compress, self.options, self.budget)
 
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None

@@ -157,7 +157,7 @@ class TesseraCompress(BaseNodePostprocessor):
 
     def __init__(self, compress: str = "crag", budget: int | None = None, **fields: Any) -> None:
         super().__init__(compress=compress, budget=budget, **fields)
-        self._compressor = context_compressor(compress, self.options)
+        self._compressor = context_compressor(compress, self.options, budget)
 
     @classmethod
     def class_name(cls) -> str:

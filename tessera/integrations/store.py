@@ -27,6 +27,7 @@ from tessera.data.document import Document, id_problem
 from tessera.data.metadata import Filter, strict_metadata
 from tessera.errors import TesseraError
 from tessera.indexing.builder import build_index
+from tessera.indexing.chunking import Chunking
 from tessera.indexing.manifest import MANIFEST, Manifest
 from tessera.integrations.common import SEARCH_OPTIONS
 from tessera.models.registry import canonical_spec, is_single_vector
@@ -89,10 +90,24 @@ class IndexStore:
             self.index.add(corpus)
 
     def _build(self, records: Sequence[Mapping[str, Any]], overwrite: bool) -> None:
+        """The first add builds with the store's factory; replacing every document rebuilds the
+        same kind of index (the manifest's factory and chunking), not a new default one."""
+        factory, chunk = self.factory, None
+        if self.index is not None:
+            manifest = self.index.manifest
+            factory = manifest.factory
+            chunking = manifest.chunking
+            chunk = Chunking(chunking["tokens"], chunking["overlap"]) if chunking else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with records_file(records, self.path.parent, f".{self.path.name}.build-") as corpus:
             build_index(
-                corpus, self.path, self.encoder_spec, self.factory, overwrite=overwrite, show_progress=False
+                corpus,
+                self.path,
+                self.encoder_spec,
+                factory,
+                overwrite=overwrite,
+                show_progress=False,
+                chunk=chunk,
             )
         self._close()
         self.index = Index.load(self.path, search_params=self.search_params)

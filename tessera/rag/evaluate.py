@@ -26,11 +26,12 @@ import numpy as np
 
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.durable import JsonLines, write_text_atomic
+from tessera.errors import TesseraError
 from tessera.indexing.manifest import sha256_file
 from tessera.models.registry import load_encoder
 from tessera.progress import quiet_bar
 from tessera.rag.compressors.truncation import TruncationCompressor
-from tessera.rag.generators import Generator, open_generator
+from tessera.rag.generators import Generator, check_max_new_tokens, open_generator
 from tessera.rag.passages import context_text, passage_blocks
 from tessera.rag.pipeline import compression_tools, open_indexes, prepare
 from tessera.rag.prompt import build_messages, order_blocks
@@ -76,6 +77,9 @@ def evaluate_rag(
     k documents are there)."""
     check_retrieval(len(fuse), fusion, weights)
     check_rerank_depth(rerank_depth)
+    check_max_new_tokens(max_new_tokens)
+    if max_queries is not None and max_queries < 1:  # a slice would count from the end
+        raise TesseraError(f"must be at least 1, got {max_queries}", field="max_queries")
     reranker = load_reranker(rerank) if rerank is not None else None
     mmr = as_mmr(mmr)
     index, *others = open_indexes(index, fuse, search_params)

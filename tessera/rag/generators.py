@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from tessera.errors import EncoderError, GeneratorError
+from tessera.errors import EncoderError, GeneratorError, TesseraError
 from tessera.models.causal_lm import DEFAULT_LLM, load_causal_lm
 from tessera.openai_http import OpenAIClient, is_url, normalize_base_url, snippet
 from tessera.rag.tokens import Message, TokenCounter, token_counter
@@ -33,6 +33,13 @@ class Generator(Protocol):
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 256) -> str: ...
 
     def generate_batch(self, chats: Sequence[Sequence[Message]], max_new_tokens: int = 256) -> list[str]: ...
+
+
+def check_max_new_tokens(max_new_tokens: int) -> None:
+    """An answer's length cap, checked before retrieval (transformers refuses 0 only when asked
+    to generate; an endpoint may answer an empty string)."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise TesseraError(f"must be at least 1 token, got {max_new_tokens!r}", field="max_new_tokens")
 
 
 def open_generator(spec: str | None) -> Generator | None:

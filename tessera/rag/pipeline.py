@@ -12,9 +12,10 @@ from tessera.data.metadata import Filter, parse_filter
 from tessera.errors import TesseraError
 from tessera.models.causal_lm import DEFAULT_LLM
 from tessera.rag.compressors import Tools, make_compressor
+from tessera.rag.compressors.base import check_budget
 from tessera.rag.conversation import DEFAULT_FOLLOW_UP
 from tessera.rag.conversation import search_query as follow_up_query
-from tessera.rag.generators import Generator, open_generator
+from tessera.rag.generators import Generator, check_max_new_tokens, open_generator
 from tessera.rag.passages import Block, Passage, passage_blocks
 from tessera.rag.prompt import build_messages, order_blocks, with_conversation
 from tessera.rag.tokens import Message, token_counter
@@ -154,8 +155,7 @@ def prepare(
     `rag.conversation`); the prompt still asks the question."""
     if not question.strip():
         raise TesseraError("the question is empty", field="question")
-    if budget is not None and budget < 1:
-        raise TesseraError(f"budget must be at least 1 token, got {budget}", field="budget")
+    check_budget(budget)
     check_retrieval(len(fuse), fusion, weights)
     check_rerank_depth(rerank_depth)
     if per_document is not None:
@@ -217,6 +217,7 @@ def answer(
     `options` are `prepare`'s: k, compress, budget, order, compressor_options, search_params,
     rerank and rerank_depth, filter, mmr, per_document, and fuse, fusion, weights, depth for
     hybrid retrieval."""
+    check_max_new_tokens(max_new_tokens)
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     return generated(prepare(index, question, generator=generator, **options), generator, max_new_tokens)
 
@@ -249,6 +250,7 @@ def chat(
     **options: Any,
 ) -> RagAnswer:
     """The next answer in a conversation (`prepare_chat`'s prompt, generated)."""
+    check_max_new_tokens(max_new_tokens)
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     prompt = prepare_chat(index, messages, generator, follow_up, **options)
     return generated(prompt, generator, max_new_tokens)

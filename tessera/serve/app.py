@@ -246,6 +246,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completion(body: ChatBody) -> Response:
         check_k(body.k)
+        check_depths(body, fused=len(body.indexes or ()) > 1)
         return await chat.complete(body)
 
     @app.get("/v1/models")

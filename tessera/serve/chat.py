@@ -10,9 +10,10 @@ history. What is searched for it is `follow_up`'s choice (rag/conversation.py): 
 (`last`, the default), the earlier user turns with it (`turns`), or the generator's standalone
 rewrite with it (`rewrite`); a request that names none (chat UIs cannot) gets `tessera serve
 --follow-up`'s; the response's `search_query` says what was searched. Streaming
-sends OpenAI's `chat.completion.chunk` events and `data: [DONE]`. The RAG options of `POST
-/v1/rag` (`k`, `indexes`, `compress`, `budget`, `order`, `filter`, `per_document`, `mmr`,
-`rerank`) and `follow_up` may ride along (the `openai` client's `extra_body`); the response adds `sources`,
+sends OpenAI's `chat.completion.chunk` events and `data: [DONE]`. Every RAG option of `POST
+/v1/rag` (`k`, `indexes`, `depth`, `fusion`, `weights`, `params`, `compress`, `budget`, `order`,
+`filter`, `per_document`, `mmr`, `mmr_depth`, `rerank`, `rerank_depth`) and `follow_up` may ride
+along (the `openai` client's `extra_body`); the response adds `sources`,
 the passages the answer was built from. OpenAI's sampling fields (temperature, top_p, ...) are
 accepted and not used: generation is greedy.
 """
@@ -60,21 +61,34 @@ class ChatBody(RequestBody):
     max_tokens: int | None = Field(default=None, ge=1, le=4096)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
     n: int = Field(default=1, ge=1, le=1)
-    # Tessera's RAG options, as POST /v1/rag takes them.
+    # Tessera's RAG options, as POST /v1/rag takes them (RAG_OPTIONS: every one is handed on).
     k: int = 10
     indexes: list[str] | None = None  # two or more: retrieved from them fused; `model` is then not read
+    depth: int = Field(default=100, ge=1)
+    fusion: str = "rrf"
+    weights: list[float] | None = None
+    params: dict[str, float | str] = Field(default_factory=dict)
     compress: str = "none"
     budget: int | None = None
     order: str = "rank"
     filter: dict[str, Any] | None = None
     per_document: int | None = Field(default=None, ge=1)
     mmr: float | None = Field(default=None, ge=0, le=1)
+    mmr_depth: int | None = Field(default=None, ge=1)
     rerank: bool = False
+    rerank_depth: int = Field(default=100, ge=1)
     follow_up: str | None = None  # None: the service's (`tessera serve --follow-up`)
 
     def conversation(self) -> list[Message]:
         """The messages as the RAG pipeline takes them (text content only)."""
         return [{"role": m.role, "content": m.text} for m in self.messages]
+
+
+# ChatBody's fields that are RagBody's retrieval and compression options too (`stream` is the
+# chat's own); extra="ignore" (for OpenAI's sampling fields) would drop a forgotten one silently
+RAG_OPTIONS = tuple(
+    name for name in ChatBody.model_fields if name in RagBody.model_fields and name != "stream"
+)
 
 
 class ChatService:
@@ -112,16 +126,8 @@ class ChatService:
         rag = RagBody(
             query=turns[-1]["content"],
             search_query=searched,
-            k=body.k,
             index=None if body.indexes else name,
-            indexes=body.indexes,
-            compress=body.compress,
-            budget=body.budget,
-            order=body.order,
-            filter=body.filter,
-            per_document=body.per_document,
-            mmr=body.mmr,
-            rerank=body.rerank,
+            **{option: getattr(body, option) for option in RAG_OPTIONS},
         )
         prompt = await self.rag.prompt(rag)
         messages = with_conversation(prompt.messages, conversation)

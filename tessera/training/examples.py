@@ -88,7 +88,9 @@ def judged_split(dataset: str | Path | EvalDataset, split: str, sources: Sequenc
         return None
     try:
         data = load_eval_dataset(dataset, split)
-    except DatasetError:
+    except DatasetError as exc:
+        if exc.field != "split":  # an unknown id or a broken file is the user's to know, not zero-shot
+            raise
         return None
     return data if data.name.endswith(f"/{split}") else None
 

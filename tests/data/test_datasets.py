@@ -6,7 +6,7 @@ import pytest
 
 from tessera.data.datasets import load_eval_dataset, load_queries, read_beir_qrels
 from tessera.data.irds import load
-from tessera.errors import DatasetError
+from tessera.errors import DatasetError, TesseraError
 
 
 def test_cranfield_reads_offline_through_ir_datasets(data_dir: Path) -> None:
@@ -80,3 +80,51 @@ def test_qrels_with_a_byte_order_mark_keep_their_header_out(tmp_path: Path) -> N
     path = tmp_path / "test.tsv"
     path.write_bytes(b"\xef\xbb\xbfquery-id\tcorpus-id\tscore\nq1\td1\t2\n")
     assert read_beir_qrels(path) == {"q1": {"d1": 2}}
+
+
+def test_qrels_grades_are_whole_numbers_given_once(tmp_path: Path) -> None:
+    path = tmp_path / "test.tsv"
+    path.write_text("q1\td1\t2\nq1\td1\t2.0\n\nq2\td2\t0\n")  # a repeat of one grade and a blank line
+    assert read_beir_qrels(path) == {"q1": {"d1": 2}, "q2": {"d2": 0}}
+    for line, message in [
+        ("q1\td1\t0.5", "score '0.5' is not a whole number"),
+        ("q1\td1\tinf", "score 'inf' is not a whole number"),
+        ("q1\td1\t2\nq1\td1\t0", "document 'd1' is judged 2 for query 'q1' on an earlier line and 0 here"),
+    ]:
+        path.write_text(line + "\n")
+        with pytest.raises(DatasetError, match=message) as info:
+            read_beir_qrels(path)
+        assert info.value.line == line.count("\n") + 1 and info.value.field == "score"
+    path.write_bytes(b"q1\tcaf\xe9\t1\n")
+    with pytest.raises(TesseraError, match=r"test.tsv:1: not valid UTF-8"):
+        read_beir_qrels(path)
+
+
+def test_a_split_without_judgments_or_with_a_repeated_query_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "ds"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "wing"}\n{"_id": "q2", "text": "heat"}\n')
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n")
+    with pytest.raises(DatasetError, match="split 'test' holds no judgment") as info:
+        load_eval_dataset(folder)
+    assert info.value.file == str(folder / "qrels" / "test.tsv")
+    (folder / "qrels" / "test.tsv").write_text("q1\td1\t1\n")
+    assert load_eval_dataset(folder).queries == {"q1": "wing"}
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "wing"}\n{"_id": "q1", "text": "heat"}\n')
+    with pytest.raises(DatasetError, match="query id 'q1' repeated") as info:
+        load_eval_dataset(folder)
+    assert (info.value.line, info.value.field) == (2, "_id")
+
+
+def test_a_beir_folders_fingerprint_is_its_corpus_file(tmp_path: Path) -> None:
+    from tessera.data.corpus import open_corpus
+
+    folder = tmp_path / "ds"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text('{"_id": "d1", "text": "wing flutter"}\n')
+    before = open_corpus(folder).fingerprint
+    (folder / "NOTES.md").write_text("notes")  # queries, judgments and notes are not documents
+    (folder / "qrels" / "test.tsv").write_text("q1\td1\t1\n")
+    assert open_corpus(folder).fingerprint == before
+    (folder / "corpus.jsonl").write_text('{"_id": "d1", "text": "wing flutter at speed"}\n')
+    assert open_corpus(folder).fingerprint != before

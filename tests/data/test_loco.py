@@ -51,3 +51,6 @@ def test_a_loco_export_becomes_a_beir_folder(tmp_path: Path) -> None:
     documents.write_text(json.dumps(docs[0]) + "\n")
     with pytest.raises(DatasetError, match=r"queries.jsonl:2, field 'answer_pids'"):
         read_loco(queries, documents, "qasper_title")
+    documents.write_text(json.dumps({"pid": "p\t1", "dataset": "qasper_title", "passage": "x"}) + "\n")
+    with pytest.raises(DatasetError, match=r"documents.jsonl:1, field 'pid': id 'p\\t1' holds the control"):
+        read_loco(queries, documents, "qasper_title")  # an id no index would take

@@ -120,9 +120,9 @@ def test_hybrid_beats_both_inputs_on_cranfield_test(
 def test_unknown_metric_and_fusion(cranfield_bm25: Path) -> None:
     with pytest.raises(TesseraError, match="unknown ir_measures metric 'nDCG@x'"):
         evaluate([cranfield_bm25], "cranfield", metrics=["nDCG@x"], show_progress=False)
-    for zero in ("nDCG@0", "P@0"):  # trec_eval would abort the whole process
-        with pytest.raises(TesseraError, match=f"metric '{zero}': the cutoff must be at least 1"):
-            evaluate([cranfield_bm25], "cranfield", metrics=[zero], show_progress=False)
+    for bad in ("nDCG@0", "P@0", "nDCG@10.5", "R@1e3"):  # trec_eval would abort the whole process
+        with pytest.raises(TesseraError, match=f"metric '{bad}': "):
+            evaluate([cranfield_bm25], "cranfield", metrics=[bad], show_progress=False)
     with pytest.raises(TesseraError, match="unknown fusion 'comb'"):
         evaluate([cranfield_bm25], "cranfield", fusion="comb", show_progress=False)
 
@@ -137,3 +137,27 @@ def test_eval_cli_refuses_weights_that_do_not_fit(cranfield_bm25: Path, cranfiel
     ]:
         bad = run_cli("eval", *indexes, "--dataset", "cranfield", *options, check=False)
         assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_metrics_are_keyed_as_spelled_even_where_ir_measures_renames_them() -> None:
+    from tessera.data.datasets import EvalDataset
+    from tessera.eval.evaluate import per_query_scores
+    from tessera.retrieval.hits import Hit
+
+    data = EvalDataset("tiny", {"q1": "wing", "q2": "heat"}, {"q1": {"d1": 2, "d4": 1}, "q2": {"d2": 1}})
+    run = {"q1": [Hit("d1", 2.0, 1), Hit("d3", 1.0, 2)], "q2": [Hit("d3", 1.0, 1), Hit("d2", 0.5, 2)]}
+    spelled = [
+        "P@1",
+        "P(rel=1)@1",
+        "RR(rel=1)@10",
+        "NumRelRet",
+    ]  # ir_measures: P@1, P@1, RR@10, NumRet(rel=1)
+    assert score(run, data, spelled) == {
+        "P@1": 0.5,
+        "P(rel=1)@1": 0.5,
+        "RR(rel=1)@10": 0.75,
+        "NumRelRet": 2.0,
+    }
+    per_query = per_query_scores(run, data, spelled)
+    assert per_query["P@1"] == per_query["P(rel=1)@1"] == {"q1": 1.0, "q2": 0.0}
+    assert per_query["RR(rel=1)@10"] == {"q1": 1.0, "q2": 0.5}

@@ -81,3 +81,11 @@ def test_a_run_is_never_written_into_an_index_folder(cranfield_bm25: Path) -> No
     with pytest.raises(TesseraError, match="inside an index's folder") as info:
         write_trec({"q1": [Hit("d1", 1.0, 1)]}, cranfield_bm25 / "manifest.json")
     assert info.value.field == "run" and (cranfield_bm25 / "manifest.json").read_bytes() == before
+
+
+def test_a_run_line_that_is_not_utf8_is_located(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.trec"
+    path.write_bytes(b"q1 Q0 d1 1 2.0 x\nq1 Q0 caf\xe9 2 1.0 x\n")
+    with pytest.raises(TesseraError, match="latin1.trec:2: not valid UTF-8") as info:
+        read_trec(path)
+    assert info.value.line == 2

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tessera.errors import TesseraError
 from tessera.eval import suite as suite_module
 from tessera.eval.evaluate import evaluate
 from tessera.eval.report import render
@@ -271,3 +272,15 @@ def test_eval_suite_through_the_cli(cranfield_bm25: Path, data_dir: Path, tmp_pa
     )
     assert bad.returncode == 1 and "fuses 'nosuch', which no --system defines" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_bad_suite_options_are_refused_before_any_work(tmp_path: Path) -> None:
+    for options, field in [
+        ({"alpha": 1.0}, "alpha"),
+        ({"alpha": -0.1}, "alpha"),
+        ({"max_docs": 0}, "max_docs"),
+    ]:
+        with pytest.raises(TesseraError) as info:
+            run_suite("folders:/nowhere", ["bm25"], tmp_path / "out", **options)
+        assert info.value.field == field
+    assert not (tmp_path / "out").exists()

@@ -54,6 +54,13 @@ def test_folders_and_unknown_suites(data_dir: Path, tmp_path: Path) -> None:
     assert second.missing.startswith("folder not found")
     with pytest.raises(TesseraError, match="unknown suite"):
         resolve_suite("trec")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "cisi-beir").symlink_to(data_dir / "cisi-beir")
+    same = folders(f"{data_dir / 'cisi-beir'},{tmp_path / 'other' / 'cisi-beir'}")  # one name, twice
+    assert [(c.name, c.query_sets[0].name) for c in same] == [
+        ("1-cisi-beir", "1-cisi-beir/test"),  # query sets key saved runs and report rows: apart too
+        ("2-cisi-beir", "2-cisi-beir/test"),
+    ]
 
 
 def test_sample_keeps_judged_documents_and_is_deterministic(data_dir: Path, tmp_path: Path) -> None:
@@ -86,3 +93,14 @@ def test_group_rows_average_their_members() -> None:
     assert table_rows(results) == {"x": ["x"], "forums": ["f1", "f2"]}
     table, complete = metric_table(results, "m")
     assert table["forums"] == pytest.approx({"a": 0.3}) and complete == ["x"]
+
+
+def test_a_sample_is_made_again_when_its_corpus_changes(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(f'{{"_id": "d{i}", "text": "old text {i}"}}\n' for i in range(5)))
+    target = tmp_path / "sample.jsonl"
+    sample_corpus(str(corpus), {"d1"}, 3, target)
+    assert "old text 1" in target.read_text()
+    corpus.write_text("".join(f'{{"_id": "d{i}", "text": "new words {i}"}}\n' for i in range(6)))
+    _, kept, total = sample_corpus(str(corpus), {"d1"}, 3, target)
+    assert (kept, total) == (3, 6) and "new words 1" in target.read_text() and "old" not in target.read_text()

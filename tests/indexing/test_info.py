@@ -39,3 +39,18 @@ def test_verify_names_a_file_that_changed(cranfield_bm25: Path, tmp_path: Path) 
     assert info.value.file == str(copy / "docstore.sqlite")
     failed = run_cli("info", str(copy), "--verify", check=False)
     assert failed.returncode == 1 and "docstore.sqlite" in failed.stderr
+
+
+def test_a_missing_or_foreign_document_store_is_named(cranfield_bm25: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(cranfield_bm25, copy)
+    (copy / "docstore.sqlite").write_bytes(b"not a database, but the same name" * 100)
+    with pytest.raises(IndexFormatError, match="not a readable document store") as info:
+        index_info(copy)
+    assert info.value.file == str(copy / "docstore.sqlite")
+    (copy / "docstore.sqlite").unlink()
+    failed = run_cli("info", str(copy), check=False)
+    assert (
+        failed.returncode == 1 and "docstore.sqlite: the index's document store is missing" in failed.stderr
+    )
+    assert "Traceback" not in failed.stderr

@@ -73,8 +73,9 @@ def test_an_index_whose_every_document_changed_says_rebuild(cranfield_docs: dict
     report.write_text(original)
     index_dir = build_index(report, tmp_path / "idx", "bm25", show_progress=False)
     report.write_text(original + " revised")
-    with pytest.raises(TesseraError, match="every document changed or went: rebuild"):
-        sync_index(index_dir, report)
+    for dry_run in (True, False):  # a dry run promises only what the sync will do
+        with pytest.raises(TesseraError, match="every document changed or went: rebuild"):
+            sync_index(index_dir, report, dry_run=dry_run)
     assert Index.load(index_dir).document("report").text == original  # untouched
 
 

@@ -68,6 +68,11 @@ def test_wrong_options_fail_when_made(loaded: dict[str, Index]) -> None:
         TesseraRetriever(indexes=[index], k=0)
     with pytest.raises(TesseraError, match="no index"):
         TesseraRetriever(indexes=[])
+    for budget in (0, -5):  # the compressors left no context (or two letters) without a word
+        with pytest.raises(TesseraError, match=f"budget must be at least 1 token, got {budget}"):
+            TesseraCompressor(compress="truncation", budget=budget)
+    with pytest.raises(TesseraError, match="field 'options': option 'clusters' must be at least 1"):
+        TesseraCompressor(compress="crag", options={"clusters": 0})
 
 
 def test_embeddings_are_the_encoder_vectors(loaded: dict[str, Index]) -> None:

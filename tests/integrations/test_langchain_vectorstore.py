@@ -133,3 +133,17 @@ def test_a_bm25_store_and_the_store_emptied_then_built_again(tmp_path: Path) -> 
     assert not store.path.exists() and store.similarity_search("flow") == []
     store.add_texts(["a cone in supersonic flow"], ids=["again"])
     assert [d.id for d in store.similarity_search("cone", k=5)] == ["again"]
+
+
+def test_replacing_every_document_rebuilds_the_same_kind_of_index(tmp_path: Path) -> None:
+    corpus = tmp_path / "three.jsonl"
+    texts = ["supersonic flow past a cone", "heat transfer in laminar flow", "buckling of thin shells"]
+    corpus.write_text("".join(json.dumps({"_id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    build_index(corpus, tmp_path / "hnsw", factory="HNSW32", chunk="16:4", show_progress=False)
+    store = TesseraVectorStore(tmp_path / "hnsw")  # the store's own default factory is Flat
+    store.add_texts(
+        ["a cone at mach three", "laminar heating", "thin shell buckling"], ids=["d0", "d1", "d2"]
+    )
+    manifest = Manifest.read(tmp_path / "hnsw", verify=False)
+    assert (manifest.factory, manifest.chunking["tokens"], manifest.chunking["overlap"]) == ("HNSW32", 16, 4)
+    assert [d.id for d in store.similarity_search("shell buckling", k=1)] == ["d2"]

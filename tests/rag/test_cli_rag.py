@@ -106,8 +106,22 @@ def test_rag_refuses_bad_input_in_one_line(cranfield_dense: Path) -> None:
         (["--chat", "--json"], "field 'chat': --chat streams a conversation"),
         (["--chat", "--follow-up", "rewrite"], "field 'follow_up': follow_up 'rewrite' needs a generator"),
         (["--chat", "--follow-up", "all"], "field 'follow_up': unknown follow_up 'all'"),
+        (["--max-new-tokens", "0"], "field 'max_new_tokens': must be at least 1 token, got 0"),
+        (
+            ["--compress", "crag", "--option", "clusters=0"],
+            "field 'option': option 'clusters' must be at least 1",
+        ),
     ]:
         result = run_cli("rag", str(cranfield_dense), QUESTION, "--generator", "none", *args, check=False)
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    for question in ("", "   "):  # named as the CLI's argument, not the conversation it becomes
+        result = run_cli("rag", str(cranfield_dense), question, "--generator", "none", check=False)
+        assert result.returncode == 1 and "field 'question': the question is empty" in result.stderr
+    for count in ("0", "-1"):  # a slice would have counted from the end
+        result = run_cli(
+            "eval-rag", str(cranfield_dense), "--dataset", "cranfield", "--max-queries", count, check=False
+        )
+        message = f"field 'max_queries': must be at least 1, got {count}"
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
 
 

@@ -151,6 +151,15 @@ def test_compressor_options_are_checked_against_the_constructor(rag_tools):
         ("tcra-semantic", {"floor": "abc"}, "option 'floor' of 'tcra-semantic' takes a number, got 'abc'"),
         ("tcra-summary", {"summarizer": 3}, "option 'summarizer' of 'tcra-summary' takes a word, got 3"),
         ("none", {"ratio": 0.5}, "compressor 'none' takes no option"),
+        # ranges: a ratio of 0 left a few characters, a cluster count of 0 a faiss assertion
+        ("crag", {"clusters": 0}, "option 'clusters' must be at least 1, got 0"),
+        ("crag", {"max_clusters": -2}, "option 'max_clusters' must be at least 1, got -2"),
+        ("crag", {"ratio": -1}, "option 'ratio' must be above 0 and at most 1, got -1"),
+        ("tcra-summary", {"ratio": 0}, "option 'ratio' must be above 0 and at most 1, got 0"),
+        ("tcra-semantic", {"ratio": 1.5}, "option 'ratio' must be above 0 and at most 1, got 1.5"),
+        ("tcra-semantic", {"floor": 5}, "option 'floor' must be a cosine between 0 and 1, got 5"),
+        ("tcra-semantic", {"step": 1}, "option 'step' must be above 0 and below 1, got 1"),
+        ("tcra-semantic", {"max_rounds": 0}, "option 'max_rounds' must be at least 1, got 0"),
     ]:
         with pytest.raises(TesseraError, match=re.escape(message)) as info:
             make_compressor(name, rag_tools, **options)

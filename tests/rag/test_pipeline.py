@@ -132,6 +132,13 @@ def test_bad_arguments_are_refused(index, options, message):
         prepare(index, **arguments)
 
 
+def test_an_answer_of_no_tokens_is_refused_before_retrieval(index):
+    for cap in (0, -3):
+        with pytest.raises(TesseraError, match=f"must be at least 1 token, got {cap}") as info:
+            answer(index, QUESTION, generator=None, max_new_tokens=cap)
+        assert info.value.field == "max_new_tokens"
+
+
 def test_local_generator_answers_from_compressed_context(index):
     result = answer(index, QUESTION, k=5, compress="crag", generator="local", max_new_tokens=48)
     assert result.answer and len(result.answer.split()) >= 3

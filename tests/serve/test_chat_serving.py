@@ -197,3 +197,17 @@ def test_a_chat_over_several_indexes_retrieves_them_fused(chatting) -> None:
     assert fused["sources"] == rag["sources"] and fused["model"] == "head-minilm"
     alone = client.post("/v1/rag", json={"query": QUESTION, "k": 4, "index": "head-minilm"}).json()
     assert fused["sources"] != alone["sources"]
+    # every RAG option of /v1/rag reaches the chat's retrieval, checked as /v1/rag checks it
+    weighted = {
+        **body,
+        "indexes": ["head-minilm", "head-bm25"],
+        "fusion": "wsum",
+        "weights": [0, 1],
+        "depth": 20,
+    }
+    chat = client.post("/v1/chat/completions", json=weighted).json()
+    options = {key: weighted[key] for key in ("k", "indexes", "fusion", "weights", "depth")}
+    rag = client.post("/v1/rag", json={"query": QUESTION, **options}).json()
+    assert chat["sources"] == rag["sources"] != fused["sources"]
+    wrong = client.post("/v1/chat/completions", json={**weighted, "fusion": "nonsense"})
+    assert wrong.status_code == 400 and "unknown fusion 'nonsense'" in wrong.json()["error"]["message"]

@@ -14,7 +14,7 @@ from tessera.data.document import Document
 from tessera.errors import TesseraError, TesseraWarning
 from tessera.retrieval.index import Index
 from tessera.training.crops import crop_pairs
-from tessera.training.examples import build_examples, dataset_corpus, parse_sources
+from tessera.training.examples import build_examples, dataset_corpus, judged_split, parse_sources
 from tessera.training.negatives import check_negatives, mine_negatives
 from tests.conftest import run_cli
 
@@ -133,3 +133,11 @@ def test_default_recipe_trains_on_a_corpus_without_titles(data_dir: Path, tmp_pa
     assert "Traceback" not in result.stderr
     record = json.loads((tmp_path / "model" / "training.json").read_text())
     assert record["examples"]["titles"] == 0 and record["examples"]["qrels"] > 0 and record["steps"] == 1
+
+
+def test_synthetic_few_shot_examples_miss_a_split_quietly_but_never_a_dataset(data_dir: Path) -> None:
+    folder = data_dir / "cranfield-beir"
+    assert judged_split(folder, "train", ["synthetic"]).name == "cranfield-beir/train"
+    assert judged_split(folder, "dev", ["synthetic"]) is None  # no such split: zero-shot
+    with pytest.raises(TesseraError, match="unknown dataset id 'no-such-dataset'"):
+        judged_split("no-such-dataset", "train", ["synthetic"])  # a typo is not zero-shot

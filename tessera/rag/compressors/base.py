@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from tessera.errors import TesseraError
 from tessera.rag.passages import Block, Passage
 from tessera.rag.tokens import TokenCounter
 
@@ -43,6 +44,25 @@ def shares(total: int, weights: Sequence[float]) -> list[int]:
     """Split a token budget in proportion to weights (at least 1 each, sum <= total when possible)."""
     mass = float(sum(weights)) or 1.0
     return [max(1, math.floor(total * w / mass)) for w in weights]
+
+
+def check_budget(budget: int | None) -> None:
+    """A token budget is a whole number >= 1 (None: the compressor's own ratio); 0 or less would
+    leave no context at all, silently."""
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+        raise TesseraError(f"budget must be at least 1 token, got {budget!r}", field="budget")
+
+
+def check_option(name: str, value: float | None, allowed: bool, wanted: str) -> None:
+    """A compressor option's range, checked when the compressor is made (its type is checked by
+    `make_compressor`): a ratio of 0 left a few characters of context, a cluster count of 0 an
+    assertion inside faiss."""
+    if not allowed:
+        raise TesseraError(f"option '{name}' must be {wanted}, got {value!r}", field="option")
+
+
+def check_ratio(name: str, ratio: float | None) -> None:
+    check_option(name, ratio, ratio is None or 0 < ratio <= 1, "above 0 and at most 1")
 
 
 def budget_and_lengths(

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tessera.rag.compressors.base import Tools, budget_and_lengths, shares
+from tessera.rag.compressors.base import Tools, budget_and_lengths, check_option, check_ratio, shares
 from tessera.rag.compressors.summaries import DEFAULT_FILL, check_fill, check_summarizer, summarize
 from tessera.rag.passages import Block, Passage
 
@@ -77,6 +77,9 @@ class CragCompressor:
     ):
         check_summarizer(tools, summarizer)
         check_fill(fill)
+        check_ratio("ratio", ratio)
+        check_option("max_clusters", max_clusters, max_clusters >= 1, "at least 1")
+        check_option("clusters", clusters, clusters is None or clusters >= 1, "at least 1")
         self.fill = fill
         self.tools, self.ratio, self.max_clusters, self.fixed_k = tools, ratio, max_clusters, clusters
         self.summarizer, self.seed = summarizer, seed

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tessera.data.sentences import split_sentences
-from tessera.rag.compressors.base import Tools, budget_and_lengths, shares
+from tessera.rag.compressors.base import Tools, budget_and_lengths, check_option, check_ratio, shares
 from tessera.rag.passages import Block, Passage
 
 _NUMBER = re.compile(r"\d")
@@ -52,6 +52,10 @@ class TcraSemanticCompressor:
         step: float = 0.5,
         max_rounds: int = 4,
     ):
+        check_option("floor", floor, 0 <= floor <= 1, "a cosine between 0 and 1")
+        check_ratio("ratio", ratio)
+        check_option("step", step, 0 < step < 1, "above 0 and below 1")
+        check_option("max_rounds", max_rounds, max_rounds >= 1, "at least 1")
         self.tools, self.floor, self.ratio = tools, floor, ratio
         self.step, self.max_rounds = step, max_rounds
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tessera.rag.compressors.base import Tools, budget_and_lengths, shares
+from tessera.rag.compressors.base import Tools, budget_and_lengths, check_ratio, shares
 from tessera.rag.compressors.summaries import DEFAULT_FILL, check_fill, check_summarizer, summarize
 from tessera.rag.passages import Block, Passage
 
@@ -25,6 +25,7 @@ class TcraSummaryCompressor:
     ):
         check_summarizer(tools, summarizer)
         check_fill(fill)
+        check_ratio("ratio", ratio)
         self.tools, self.ratio, self.summarizer, self.fill = tools, ratio, summarizer, fill
 
     def compress(self, question: str, passages: Sequence[Passage], budget: int | None) -> list[Block]:
