@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ir_measures.measures.base import SumAgg
+
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.durable import check_outputs, write_text_atomic
 from tessera.errors import TesseraError, TesseraWarning
@@ -33,7 +35,7 @@ SAMPLE_IDS = 3  # query ids named in a mismatch error
 class RunScores:
     name: str
     source: str  # the run file, or how the fused run was made
-    means: dict[str, float]
+    means: dict[str, float]  # each metric as `tessera eval` gives it: a mean, or a sum for counts (NumRet)
     errors: dict[str, float]  # standard error of each mean over the judged queries
     answered: int  # judged queries with at least one hit
     per_query: dict[str, dict[str, float]] = field(repr=False, default_factory=dict)
@@ -84,6 +86,15 @@ def run_names(paths: Sequence[Path]) -> list[str]:
     return [stem if stems.count(stem) == 1 else str(path) for stem, path in zip(stems, paths, strict=True)]
 
 
+def _aggregate(measure: Any, values: list[float]) -> tuple[float, float]:
+    """A metric over the judged queries as `tessera eval` and trec_eval give it, with its standard
+    error: the mean, or for counts (NumRet, NumRel, NumQ: ir_measures' SumAgg) the sum."""
+    mean, se = mean_se(values)
+    if isinstance(measure.aggregator(), SumAgg):
+        return mean * len(values), se * len(values)
+    return mean, se
+
+
 def _scored(name: str, source: str, run: Run, data: EvalDataset, metrics: Sequence[str]) -> RunScores:
     answered = sum(1 for qid in data.qrels if run.get(qid))
     if answered == 0:
@@ -104,7 +115,10 @@ def _scored(name: str, source: str, run: Run, data: EvalDataset, metrics: Sequen
             stacklevel=3,
         )
     per_query = per_query_scores(run, data, metrics)
-    summary = {m: mean_se(list(per_query[m].values())) for m in metrics}
+    summary = {
+        m: _aggregate(measure, list(per_query[m].values()))
+        for m, measure in zip(metrics, parse_metrics(metrics), strict=True)
+    }
     return RunScores(
         name,
         source,
