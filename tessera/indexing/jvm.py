@@ -7,6 +7,7 @@ pyserini's first import because pyserini starts the JVM at import time.
   module and the JVM aborts, so the classpath is configured without it.
 - pyserini builds an OpenAI client at import and fails without a key: a placeholder is set
   only when the user has none.
+- `-Xrs` leaves SIGINT and SIGTERM to Python, so an interrupted job stops as Python stops it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def pyserini() -> ModuleType:
 
     pyserini_setup.configure_classpath = configure_classpath
     if not jnius_config.vm_running:
-        jnius_config.add_options(f"-Xmx{config.jvm_heap()}")
+        # -Xrs: Ctrl-C stays Python's (a KeyboardInterrupt, finally blocks, resumable jobs); the
+        # JVM's own SIGINT handler exited the process at once, mid-write, torch threads running
+        jnius_config.add_options(f"-Xmx{config.jvm_heap()}", "-Xrs")
     import pyserini.pyclass  # noqa: F401  (starts the JVM with the options above)
 
     _quiet_java_logging()

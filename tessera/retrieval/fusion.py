@@ -27,7 +27,10 @@ FUSIONS = ("rrf", "wsum")
 
 
 def _trec_run(run: Run, depth: int) -> TrecRun:
-    """The run's first `depth` hits per query as pyserini's TrecRun."""
+    """The run's first `depth` hits per query as pyserini's TrecRun; a run without a hit (a word
+    BM25 never saw, a filter one index matches nowhere) is an empty one, not a failure
+    (`TrecRun.from_list([])` names the columns of no column)."""
+    import pandas as pd
     from pyserini.trectools import TrecRun
 
     rows = [
@@ -35,7 +38,9 @@ def _trec_run(run: Run, depth: int) -> TrecRun:
         for qid, hits in run.items()
         for hit in hits[:depth]
     ]
-    return TrecRun.from_list(rows)
+    trec = TrecRun()
+    trec.run_data = pd.DataFrame(rows, columns=TrecRun.columns)
+    return trec
 
 
 def _hits(fused: TrecRun, runs: Sequence[Run]) -> Run:

@@ -9,6 +9,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tessera.data.document import id_problem
 from tessera.errors import TesseraError
 
 ENV = "TESSERA_SERVE_SETTINGS"
@@ -51,6 +52,12 @@ class ServeSettings:
                 name, path = Path(spec).name, spec
             if name in indexes:
                 raise TesseraError(f"two indexes named '{name}': use NAME=DIR", field="index")
+            if "/" in name or name in (".", "..") or id_problem(name):  # routes address it by name
+                raise TesseraError(
+                    f"index name '{name}' cannot be one segment of a URL path (/v1/indexes/NAME/...): "
+                    "name it NAME=DIR, without '/'",
+                    field="index",
+                )
             indexes[name] = str(Path(path).expanduser().resolve())
         if not indexes:
             raise TesseraError("no index to serve", field="index")

@@ -20,6 +20,7 @@ from tessera.indexing.binary_backend import BebrBackend
 from tessera.indexing.chunking import refuse_chunked
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.manifest import Manifest
+from tessera.models.bebr import MAX_BITS
 from tessera.models.registry import load_encoder
 from tessera.progress import quiet_bar
 from tessera.training.bebr import TRAIN_EPOCHS, check_epochs, train_binarizer
@@ -63,7 +64,9 @@ def retrain_bebr_index(
         raise TesseraError(f"not a BEBR index (backend '{manifest.backend}')", file=source, field="backend")
     refuse_chunked(manifest, source, "train bebr")
     old = BebrBackend.load(source)
-    bits = bits or old.binarizer.bits
+    bits = old.binarizer.bits if bits is None else bits
+    if not 1 <= bits <= MAX_BITS:  # before every document is encoded again
+        raise TesseraError(f"bits per dimension must be 1..{MAX_BITS}, got {bits}", field="bits")
     if compatible and bits != old.binarizer.bits:
         raise TesseraError("a compatible successor keeps the old number of bits", field="bits")
     check_epochs(epochs, compatible)  # before re-encoding every document

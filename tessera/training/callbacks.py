@@ -39,12 +39,8 @@ class RichProgress(TrainerCallback):
             self.bar = None
 
 
-class LossLog(TrainerCallback):
-    """(step, loss) of every logged training loss, for the record written beside the model."""
-
-    def __init__(self) -> None:
-        self.losses: list[tuple[int, float]] = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.losses.append((state.global_step, float(logs["loss"])))
+def logged_losses(log_history: list[dict]) -> list[tuple[int, float]]:
+    """(step, loss) of every logged training loss, for the record written beside the model: from
+    the trainer state's history, which a resumed run restores from its checkpoint (a callback
+    would see only this process's logs)."""
+    return [(int(entry["step"]), float(entry["loss"])) for entry in log_history if "loss" in entry]

@@ -42,8 +42,16 @@ def _load(source: str, max_length: int):
         model = SentenceTransformer(source)
     except (OSError, ValueError) as exc:
         raise EncoderError(f"cannot load base model '{source}': {exc}", field="base") from None
+    model.base_max_seq_length = model.max_seq_length  # what the saved model reads again
     model.max_seq_length = min(model.max_seq_length or max_length, max_length)
     return model
+
+
+def _base_length(model) -> None:
+    """--max-length bounds the training's documents only: the saved model reads as far as its
+    base at index time (a frozen document tower then keeps the base's vectors exactly)."""
+    if model.base_max_seq_length:
+        model.max_seq_length = model.base_max_seq_length
 
 
 def _query_tower(source: str, max_length: int):
@@ -56,6 +64,7 @@ def _query_tower(source: str, max_length: int):
     router = Router.for_query_document(list(query.children()), list(document.children()))
     model = SentenceTransformer(modules=[router], similarity_fn_name=query.similarity_fn_name)
     model.max_seq_length = query.max_seq_length
+    model.base_max_seq_length = query.base_max_seq_length
     memoize_route(router)  # each document encoded once, in eval mode, as the index will
     return model
 
@@ -104,5 +113,6 @@ def train_dense(
         make_loss=_loss,
         classes=sentence_transformer_classes,
         extra_args={"router_mapping": COLUMN_ROUTES} if freeze_documents or routed else {},
+        before_save=_base_length,
     )
     return run_training(dataset, output, recipe, settings)

@@ -83,7 +83,14 @@ def judged_split(dataset: str | Path | EvalDataset, split: str, sources: Sequenc
     if isinstance(dataset, EvalDataset):
         return dataset
     if "qrels" in sources:
-        return load_eval_dataset(dataset, split)
+        data = load_eval_dataset(dataset, split)
+        if not data.name.endswith(f"/{split}"):  # an id without splits: every query, test ones too
+            raise DatasetError(
+                f"'{dataset}' has no '{split}' split (its qrels judge every query, test queries "
+                "included); name one: ID/SPLIT, or a BEIR folder with qrels/SPLIT.tsv",
+                field="split",
+            )
+        return data
     if "synthetic" not in sources:
         return None
     try:

@@ -35,6 +35,7 @@ it overwrites).
 from __future__ import annotations
 
 import copy
+import math
 import random
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,8 +46,17 @@ import torch
 from torch import nn
 
 from tessera.data.corpus import Corpus
+from tessera.durable import new_target
 from tessera.errors import EncoderError, TesseraError
-from tessera.training.runner import Recipe, Rows, TrainOptions, run_training, sentence_transformer_classes
+from tessera.models.m2.model import M2Config
+from tessera.training.runner import (
+    RECORD,
+    Recipe,
+    Rows,
+    TrainOptions,
+    run_training,
+    sentence_transformer_classes,
+)
 
 STAGES = ("both", "distill", "finetune")
 DISTILL_LEARNING_RATE = 1e-4
@@ -57,6 +67,7 @@ DISTILL_TEMPERATURE = 0.05  # of the in-batch contrastive term
 LONG_ROWS_PER_DOC = 0.25  # long concatenations per sampled document
 PICKS = 64  # random draws to fill one long row
 DISTILL_DOCS = 1000  # documents sampled for stage 1
+MIN_LENGTH = 16  # tokens per sequence: a long row needs room between [CLS] and [SEP]
 DISTILL_EPOCHS = 3.0  # 726 steps, 20 minutes on 2 idle cores at 2048 tokens, 6 layers (Cranfield)
 
 
@@ -213,12 +224,12 @@ def train_m2(
     if stage == "finetune" and base is None:
         raise EncoderError("stage 2 alone starts from a trained M2 folder: give --base", field="base")
     settings = TrainOptions(**{"batch_size": 1, "max_length": 2048, **options})
-    target = Path(output).expanduser().resolve()
-    if target.exists() and not settings.overwrite:  # before an hour of stage 1, not after
-        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+    _check_sizes(layers, distill_epochs, distill_docs, settings.max_length)
+    # before an hour of stage 1, not after: an existing output, or one --overwrite must not replace
+    target = new_target(output, settings.overwrite, marker=(RECORD, "a trained model"))
     size = (distill_epochs or DISTILL_EPOCHS, distill_docs or DISTILL_DOCS)
-    if stage == "distill":
-        return _distill(dataset, target, base, layers, size, settings)
+    if stage == "distill":  # stage 1 alone: --max-steps bounds it (with `both`, it bounds stage 2)
+        return _distill(dataset, target, base, layers, size, settings, settings.max_steps)
     start = base
     if stage == "both":
         start = target.with_name(f"{target.name}.distilled")
@@ -237,6 +248,20 @@ def train_m2(
     return run_training(dataset, target, recipe, settings)
 
 
+def _check_sizes(layers: int, epochs: float | None, docs: int | None, max_length: int) -> None:
+    """The model's and stage 1's sizes, before anything is read (0 would mean a model with no
+    layers, or the default silently; a negative document count a slice from the end)."""
+    limit = M2Config.max_length
+    for name, value, allowed, wanted in [
+        ("layers", layers, layers >= 1, "at least 1"),
+        ("distill_epochs", epochs, epochs is None or 0 < epochs < math.inf, "a positive finite number"),
+        ("distill_docs", docs, docs is None or docs >= 1, "at least 1"),
+        ("max_length", max_length, MIN_LENGTH <= max_length <= limit, f"{MIN_LENGTH}..{limit} tokens"),
+    ]:
+        if not allowed:
+            raise TesseraError(f"must be {wanted}, got {value}", field=name)
+
+
 def _distill(
     dataset: str | Path,
     target: Path,
@@ -244,6 +269,7 @@ def _distill(
     layers: int,
     size: tuple[float, int],
     settings: TrainOptions,
+    max_steps: int | None = None,
 ) -> Path:
     """Stage 1 into `target` (see the module docstring); `size`: (epochs, documents)."""
     from dataclasses import replace
@@ -255,7 +281,7 @@ def _distill(
         learning_rate=settings.learning_rate if base is not None else DISTILL_LEARNING_RATE,
         pairs=("qrels",),
         negatives="none",
-        max_steps=None,
+        max_steps=max_steps,
     )
     recipe = Recipe(
         kind="m2-distill",

@@ -27,7 +27,7 @@ from tessera import config
 from tessera.data.corpus import Corpus
 from tessera.data.datasets import EvalDataset
 from tessera.durable import new_target, write_text_atomic
-from tessera.errors import DatasetError, TesseraError
+from tessera.errors import TesseraError
 from tessera.indexing import staging
 from tessera.indexing.manifest import utc_now
 from tessera.training.examples import build_examples, dataset_corpus, judged_split, parse_sources
@@ -91,6 +91,9 @@ class Recipe:
     # Rows that are not (query, positive[, negative]) pairs (M2 distillation): (options, corpus) ->
     # (rows, counts). Such a recipe reads no judgments.
     make_rows: Callable[[TrainOptions, Corpus], tuple[Rows, dict[str, int]]] | None = None
+    # What the trained model takes back before it is saved (the base's input length, which
+    # --max-length shortened for training only).
+    before_save: Callable[[Any], None] | None = None
 
 
 def sentence_transformer_classes() -> tuple[type, type]:
@@ -108,8 +111,10 @@ def _validate(options: TrainOptions) -> None:
         if getattr(options, name) < 1:
             raise TesseraError("must be at least 1", field=name)
     SyntheticSettings(max_docs=options.synthetic_docs, top_k=options.synthetic_top_k)  # checks them
-    if not 0 < options.epochs < math.inf or (options.max_steps is not None and options.max_steps < 1):
-        raise TesseraError("epochs must be > 0 and max_steps >= 1", field="epochs")
+    if not 0 < options.epochs < math.inf:
+        raise TesseraError(f"must be a positive finite number, got {options.epochs}", field="epochs")
+    if options.max_steps is not None and options.max_steps < 1:
+        raise TesseraError(f"must be at least 1, got {options.max_steps}", field="max_steps")
     for name in ("learning_rate", "scale", "warmup"):
         value = getattr(options, name)
         if value is not None and not (0 <= value <= 1 if name == "warmup" else 0 < value < math.inf):
@@ -247,7 +252,7 @@ def _fingerprint(dataset: str | Path, recipe: Recipe, options: TrainOptions, cor
     }
 
 
-def _trainer(recipe: Recipe, options: TrainOptions, rows: Rows, work: Path, losses):
+def _trainer(recipe: Recipe, options: TrainOptions, rows: Rows, work: Path):
     """The sentence-transformers trainer of `recipe`'s model, checkpointing into `work`."""
     import torch
     from datasets import Dataset
@@ -283,7 +288,7 @@ def _trainer(recipe: Recipe, options: TrainOptions, rows: Rows, work: Path, loss
         use_cpu=bf16 and not torch.cuda.is_available(),  # transformers' switch for CPU autocast
         **{**shared, **recipe.extra_args},
     )
-    callbacks = [losses, *options.callbacks]
+    callbacks = list(options.callbacks)
     if options.show_progress:
         callbacks.append(RichProgress(f"training {recipe.kind}"))
     trainer = trainer_class(
@@ -301,22 +306,17 @@ def run_training(dataset: str | Path, output: str | Path, recipe: Recipe, option
     """Train `recipe`'s model on `dataset` and publish it at `output` (see the module docstring)."""
     config.apply_offline_defaults()
     sources = (dataset, *([options.corpus] if options.corpus else ()))
-    target = new_target(output, options.overwrite, inputs=sources)
+    # --overwrite replaces a trained model (its record) or an empty folder, never a user's files
+    target = new_target(output, options.overwrite, inputs=sources, marker=(RECORD, "a trained model"))
     check_negatives(options.negatives)
     if "synthetic" in parse_sources(options.pairs):
         check_negatives(options.synthetic_filter)
     corpus = dataset_corpus(dataset, options.split, options.corpus)
     # Judgments are read even when resuming: a bad dataset or split fails before anything slow.
     data = None if recipe.make_rows else judged_split(dataset, options.split, parse_sources(options.pairs))
-    if data is not None and not data.name.endswith(f"/{options.split}"):
-        raise DatasetError(
-            f"'{dataset}' has no '{options.split}' split (its qrels judge every query, test queries "
-            "included); name one: ID/SPLIT, or a BEIR folder with qrels/SPLIT.tsv",
-            field="split",
-        )
     from transformers.utils import logging as hf_logging
 
-    from tessera.training.callbacks import LossLog, RichProgress
+    from tessera.training.callbacks import RichProgress, logged_losses
 
     hf_logging.disable_progress_bar()  # one bar (ours), not one per load and save
     fingerprint = _fingerprint(dataset, recipe, options, corpus)
@@ -333,8 +333,7 @@ def run_training(dataset: str | Path, output: str | Path, recipe: Recipe, option
             if not (work / PREPARED).exists():  # nothing worth resuming
                 shutil.rmtree(work, ignore_errors=True)
             raise
-        losses = LossLog()
-        trainer = _trainer(recipe, options, rows, work, losses)
+        trainer = _trainer(recipe, options, rows, work)
         try:
             trainer.train(resume_from_checkpoint=last_complete_checkpoint(work))
         finally:  # an interrupted run keeps its checkpoints; the terminal gets its cursor back
@@ -353,8 +352,10 @@ def run_training(dataset: str | Path, output: str | Path, recipe: Recipe, option
             "examples": counts,
             "rows": len(rows),
             "steps": trainer.state.global_step,
-            "losses": losses.losses,
+            "losses": logged_losses(trainer.state.log_history),  # a resumed run's too
         }
+        if recipe.before_save is not None:
+            recipe.before_save(trainer.model)
         _publish(trainer.model, record, target, options.overwrite)
         shutil.rmtree(work)
     return target

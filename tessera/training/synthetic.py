@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,8 @@ from tessera import config
 from tessera.data.corpus import Corpus
 from tessera.data.datasets import EvalDataset
 from tessera.data.document import Document
-from tessera.durable import JsonLines, write_text_atomic
-from tessera.errors import DatasetError, TesseraError
+from tessera.durable import JsonLines, check_outputs, write_text_atomic
+from tessera.errors import DatasetError, TesseraError, TesseraWarning
 from tessera.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -247,8 +248,19 @@ def synthetic_queries(
     path = Path(settings.generator).expanduser()
     if path.is_file():
         known = {doc.id for doc in documents}
-        queries = [q for q in read_query_file(path) if q.doc_id in known]
-        return queries, len(queries)
+        read = read_query_file(path)
+        queries = [q for q in read if q.doc_id in known]
+        if len(queries) < len(read):
+            missing = next(q.doc_id for q in read if q.doc_id not in known)
+            warnings.warn(
+                TesseraWarning(
+                    f"{len(read) - len(queries)} of {len(read)} queries are of documents not in the corpus "
+                    f"(e.g. '{missing}'); left out",
+                    file=path,
+                ),
+                stacklevel=2,
+            )
+        return queries, len(read)  # a file's queries were filtered when it was written
     from tessera.rag.generators import open_generator
     from tessera.training.negatives import check_negatives, negatives_index
 
@@ -295,6 +307,8 @@ def write_query_file(
     from tessera.training.examples import judged_split
 
     target = Path(output).expanduser()
+    # before the LLM loads: never the corpus read, a folder or a file inside an index
+    check_outputs({"output": target}, inputs=[corpus_spec, *([dataset] if dataset is not None else [])])
     if target.exists() and not overwrite:
         raise TesseraError("already exists (use --overwrite to replace it)", file=target)
     corpus = open_corpus(corpus_spec)

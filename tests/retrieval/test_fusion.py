@@ -31,6 +31,19 @@ def test_rrf_depth_and_queries_missing_from_one_run() -> None:
     assert [h.doc_id for h in fused["r"]] == ["x"]
 
 
+def test_a_run_without_hits_fuses_as_nothing_retrieved() -> None:
+    """BM25 finds nothing for a word it never saw: the dense run alone is fused, not a crash."""
+    empty = {"q": []}
+    rrf = reciprocal_rank_fusion([run("q", "a", "b"), empty], k=60)
+    assert [(h.doc_id, h.score) for h in rrf["q"]] == [
+        ("a", pytest.approx(1 / 61)),
+        ("b", pytest.approx(1 / 62)),
+    ]
+    wsum = weighted_score_fusion([empty, run("q", "a", "b")], [1.0, 1.0])
+    assert [(h.doc_id, h.score) for h in wsum["q"]] == [("a", 1.0), ("b", 0.0)]
+    assert reciprocal_rank_fusion([empty, empty]) == {"q": []}
+
+
 def test_hybrid_search_fuses_two_real_indexes(cranfield_bm25, cranfield_dense) -> None:
     from tessera.retrieval.index import Index
 
@@ -43,6 +56,8 @@ def test_hybrid_search_fuses_two_real_indexes(cranfield_bm25, cranfield_dense) -
     best = sorted(expected, key=lambda d: (-expected[d], d))[:5]
     assert [h.doc_id for h in hits] == best
     assert [h.score for h in hits] == pytest.approx([expected[d] for d in best])
+    nowhere = hybrid_search([bm25, dense], ["xyzzy plugh"], k=3)[0]  # no word BM25 knows
+    assert [h.doc_id for h in nowhere] == [h.doc_id for h in dense.search("xyzzy plugh", k=3)]
 
 
 def test_wsum_matches_hand_computation() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,9 @@ def test_bad_arguments_fail_before_starting(
     same = str(serve_indexes["head-bm25"])
     with pytest.raises(TesseraError, match="two indexes named"):
         runner.invoke(app, ["serve", same, same], catch_exceptions=False)
+    for name in ("team/a", ".."):  # the write routes address an index as one URL path segment
+        with pytest.raises(TesseraError, match=f"index name '{re.escape(name)}' cannot be one segment"):
+            runner.invoke(app, ["serve", f"{name}={same}"], catch_exceptions=False)
     with pytest.raises(TesseraError, match="workers"):
         runner.invoke(app, ["serve", same, "--workers", "0"], catch_exceptions=False)
     with pytest.raises(TesseraError, match="--writable with several workers needs --reload-seconds > 0"):

@@ -81,3 +81,10 @@ def test_bad_epochs_stop_before_any_work(bebr_index: Path, tmp_path: Path) -> No
     )
     assert result.returncode != 0 and "epochs must be >= 0" in result.stderr + result.stdout
     assert not (tmp_path / "y").exists()
+    for bits in (0, 99):  # 0 was taken as "the index's bits"; 99 refused only after re-encoding
+        with (
+            mock.patch.object(module, "_document_vectors") as encode,
+            pytest.raises(TesseraError, match="1..4"),
+        ):
+            module.retrain_bebr_index(bebr_index, tmp_path / "b", bits=bits, show_progress=False)
+        encode.assert_not_called()

@@ -32,7 +32,8 @@ def test_dense_training_lowers_the_loss_and_saves_a_model(tiny: Path, tmp_path: 
     assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
     assert not (tmp_path / "dense.tmp-train").exists()
     model = SentenceTransformer(str(output))
-    assert model.encode(["shock waves"]).shape == (1, 384) and model.max_seq_length == 32
+    # --max-length bounds training only: the saved model reads as far as its base (MiniLM: 256)
+    assert model.encode(["shock waves"]).shape == (1, 384) and model.max_seq_length == 256
     with pytest.raises(TesseraError, match="already exists"):
         train_dense(tiny, output, **LEARN)
 
@@ -48,8 +49,11 @@ def test_frozen_documents_train_the_query_tower_only(tiny: Path, tmp_path: Path)
     assert json.loads((output / "training.json").read_text())["settings"]["freeze_documents"] is True
     trained, base = SentenceTransformer(str(output)), SentenceTransformer(str(bundled_path("minilm")))
     text = ["the flow about a blunt body at hypersonic speeds"]
-    # Documents embed exactly as the base model embeds them; queries moved.
-    assert abs(trained.encode_document(text) - base.encode_document(text)).max() < 1e-5
+    # Documents embed exactly as the base model embeds them, longer ones than the 32 training
+    # tokens too (the saved model reads 256 again); queries moved.
+    long = [" ".join(["the boundary layer on a flat plate at high mach numbers"] * 8)]
+    for docs in (text, long):
+        assert abs(trained.encode_document(docs) - base.encode_document(docs)).max() < 1e-5
     assert abs(trained.encode_query(text) - base.encode_query(text)).max() > 1e-3
     assert trained.get_embedding_dimension() == 384
 
@@ -85,7 +89,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(
 ) -> None:
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path / "cache"))
     run = {**TINY, "pairs": "qrels,titles", "negatives": "bm25", "batch_size": 4, "max_steps": 3}
-    run["save_steps"] = 1
+    run["save_steps"] = run["logging_steps"] = 1
     output, work = tmp_path / "dense", tmp_path / "dense.tmp-train"
     with pytest.raises(KeyboardInterrupt):
         train_dense(tiny, output, callbacks=[_Interrupt()], **run)
@@ -103,6 +107,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(
     assert not work.exists()
     record = json.loads((output / "training.json").read_text())
     assert record["steps"] == 3 and record["examples"]["qrels"] == 8 and record["rows"] == len(rows)
+    assert [step for step, _ in record["losses"]] == [1, 2, 3]  # the first process's losses kept
 
 
 def test_colbert_then_xtr_on_top_learn_and_load(tiny: Path, tmp_path: Path) -> None:
@@ -175,6 +180,7 @@ def test_cli_train_xtr_takes_top_k_and_precision(tiny: Path, tmp_path: Path) -> 
         (["--lr", "nan"], "field 'learning_rate': must be a positive finite number"),
         (["--lr", "inf"], "field 'learning_rate': must be a positive finite number"),
         (["--scale", "0"], "field 'scale': must be a positive finite number"),
+        (["--max-steps", "0"], "field 'max_steps': must be at least 1, got 0"),
     ],
 )
 def test_cli_bad_input_exits_1_with_one_line(
@@ -202,3 +208,13 @@ def test_the_loss_option_picks_the_plain_or_the_cached_class() -> None:
     assert type(plain) is Plain and plain.settings == {"scale": 20.0}
     cached = ranking_loss(TrainOptions(loss="cached", mini_batch_size=8), Plain, Cached, "model", scale=1.0)
     assert type(cached) is Cached and cached.settings == {"scale": 1.0, "mini_batch_size": 8}
+
+
+def test_overwrite_replaces_a_trained_model_never_other_files(tiny: Path, tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("mine")
+    command = ["train", "dense", "--dataset", str(tiny), "-o", str(precious), "--overwrite"]
+    result = run_cli(*command, check=False)
+    assert result.returncode == 1 and "is not a trained model (no training.json)" in result.stderr
+    assert (precious / "thesis.txt").read_text() == "mine" and not list(tmp_path.glob("precious.*"))

@@ -141,3 +141,7 @@ def test_synthetic_few_shot_examples_miss_a_split_quietly_but_never_a_dataset(da
     assert judged_split(folder, "dev", ["synthetic"]) is None  # no such split: zero-shot
     with pytest.raises(TesseraError, match="unknown dataset id 'no-such-dataset'"):
         judged_split("no-such-dataset", "train", ["synthetic"])  # a typo is not zero-shot
+    # an id without splits judges every query, test ones too: never training pairs (train jpq's too)
+    with pytest.raises(TesseraError, match="'cranfield' has no 'train' split") as info:
+        judged_split("cranfield", "train", ["qrels"])
+    assert info.value.field == "split"

@@ -168,6 +168,20 @@ def test_train_m2_refusals(small_split: Path, tmp_path: Path) -> None:
     assert result.returncode != 0 and "base" in result.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     assert not (tmp_path / "taken.distilled").exists()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    with pytest.raises(TesseraError, match="is not a trained model"):  # --overwrite replaces models only
+        train_m2(small_split, tmp_path / "taken", stage="both", overwrite=True)
+    for options, field in [
+        ({"layers": 0}, "layers"),
+        ({"distill_docs": -5}, "distill_docs"),  # a slice would have dropped the last five
+        ({"distill_epochs": 0.0}, "distill_epochs"),
+        ({"max_length": 2}, "max_length"),
+        ({"max_length": 40000}, "max_length"),
+    ]:
+        with pytest.raises(TesseraError) as info:
+            train_m2(small_split, tmp_path / "z", **options)
+        assert info.value.field == field
+    assert not (tmp_path / "z").exists() and (tmp_path / "taken" / "notes.txt").is_file()
 
 
 def test_train_m2_runs_stage_one_alone_by_default(small_split: Path, tmp_path: Path) -> None:

@@ -132,3 +132,31 @@ def test_synth_queries_options_are_checked_before_generating_and_named_as_given(
     ]:
         result = run_cli("data", "synth-queries", str(tiny_corpus), "-o", str(output), *args, check=False)
         assert result.returncode == 1 and message in result.stderr and not output.exists()
+    before = tiny_corpus.read_bytes()
+    for target in (tiny_corpus, tmp_path):  # the corpus it reads, a folder: refused before the LLM loads
+        result = run_cli(
+            "data", "synth-queries", str(tiny_corpus), "-o", str(target), "--overwrite", check=False
+        )
+        assert (
+            result.returncode == 1 and "field 'output'" in result.stderr and "Traceback" not in result.stderr
+        )
+    assert tiny_corpus.read_bytes() == before
+
+
+def test_a_query_file_s_queries_of_unknown_documents_are_left_out_with_a_warning(
+    tiny_corpus: Path, tmp_path: Path
+) -> None:
+    from tessera.errors import TesseraWarning
+    from tessera.training.synthetic import SyntheticSettings, synthetic_queries
+
+    corpus = open_corpus(tiny_corpus)
+    documents = list(corpus)
+    known = documents[0].id
+    path = tmp_path / "queries.jsonl"
+    rows = [(known, "a question"), ("nosuch1", "lost"), ("nosuch2", "lost too")]
+    path.write_text("".join(json.dumps({"doc_id": d, "query": q}) + "\n" for d, q in rows))
+    with pytest.warns(TesseraWarning, match="2 of 3 queries are of documents not in the corpus"):
+        kept, read = synthetic_queries(
+            corpus, documents, None, {}, SyntheticSettings(generator=str(path)), False
+        )
+    assert [q.doc_id for q in kept] == [known] and read == 3
