@@ -7,6 +7,7 @@ import sys
 
 SCRIPT = """
 import os, signal, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even when run in background
 from tessera.indexing.jvm import pyserini
 pyserini()
 try:
