@@ -87,9 +87,11 @@ def synth_queries(
     except TesseraError as exc:  # the library names its own fields; name this command's options
         exc.field = SYNTH_OPTIONS.get(exc.field, exc.field)
         raise
-    out.print(
-        f"{kept} of {generated} generated queries kept (round trip: {filter} top {top_k}); written to {path}"
-    )
+    if Path(generator).expanduser().is_file():  # a query file is read as filtered when written
+        how = f"queries of {generator} kept (their documents are in the corpus)"
+    else:
+        how = f"generated queries kept (round trip: {filter} top {top_k})"
+    out.print(f"{kept} of {generated} {how}; written to {path}")
 
 
 # `SyntheticSettings`' fields (as `train --synthetic-*` names them) -> `data synth-queries`' options

@@ -114,6 +114,18 @@ def test_synth_queries_cli_writes_a_file_training_reads(tiny_corpus: Path, tmp_p
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [(r["doc_id"], r["query"]) for r in rows] == [(q.doc_id, q.query) for q in queries]
     assert run_cli("data", "synth-queries", str(tiny_corpus), "-o", str(output), check=False).returncode == 1
+    again = run_cli(
+        "data",
+        "synth-queries",
+        str(tiny_corpus),
+        "-o",
+        str(tmp_path / "again.jsonl"),
+        "--generator",
+        str(output),
+    )
+    said = " ".join(again.stdout.split())  # rich wraps long paths
+    n = len(queries)  # read as written, not a round trip
+    assert f"{n} of {n} queries of" in said and "kept (their documents are in the corpus)" in said
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"doc_id": "1", "query": "ok query"}\n{"doc_id": "2"}\n')
     with pytest.raises(DatasetError, match=r"bad.jsonl:2"):
