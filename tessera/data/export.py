@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from tessera.data.corpus import open_corpus
-from tessera.durable import check_output_file
+from tessera.durable import check_outputs
 from tessera.errors import TesseraError
 from tessera.progress import progress_bar
 
@@ -22,7 +22,7 @@ def export_corpus(
 ) -> int:
     """Write every document of `corpus` to the JSONL file `output`; returns how many."""
     target = Path(output).expanduser()
-    check_output_file(target, "output")
+    check_outputs({"output": target}, inputs=[corpus])  # never a file it reads (a folder's note)
     if target.exists() and not overwrite:
         raise TesseraError("already exists (use --overwrite)", file=target, field="output")
     source = open_corpus(corpus)

@@ -42,6 +42,11 @@ def test_extracted_documents_read_back_the_same(data_dir: Path, tmp_path: Path) 
         export_corpus(folder, output, show_progress=False)
     with pytest.raises(TesseraError, match="would turn the folder into a BEIR folder"):
         export_corpus(folder, folder / "corpus.jsonl", show_progress=False)
+    kept = next(path for path in folder.iterdir() if path.is_file())  # one of the documents it reads
+    before = kept.read_bytes()
+    with pytest.raises(TesseraError, match="is a file of the input folder"):
+        export_corpus(folder, kept, overwrite=True, show_progress=False)
+    assert kept.read_bytes() == before
 
     (folder / "broken.docx").write_bytes(b"PK not a zip")
     with pytest.raises(CorpusError, match="cannot be read as a Word document") as info:
