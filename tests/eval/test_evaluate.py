@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import ir_measures
@@ -120,8 +121,14 @@ def test_hybrid_beats_both_inputs_on_cranfield_test(
 def test_unknown_metric_and_fusion(cranfield_bm25: Path) -> None:
     with pytest.raises(TesseraError, match="unknown ir_measures metric 'nDCG@x'"):
         evaluate([cranfield_bm25], "cranfield", metrics=["nDCG@x"], show_progress=False)
-    for bad in ("nDCG@0", "P@0", "nDCG@10.5", "R@1e3"):  # trec_eval would abort the whole process
-        with pytest.raises(TesseraError, match=f"metric '{bad}': "):
+    whole = "the cutoff must be a whole number >= 1"
+    for bad, message in [  # trec_eval would abort the whole process; ir_measures asserts late
+        ("nDCG@0", whole),
+        ("P@0", whole),
+        ("nDCG@10.5", whole),
+        ("R@1e3", "invalid param cutoff=1000.0"),
+    ]:
+        with pytest.raises(TesseraError, match=re.escape(f"metric '{bad}': {message}")):
             evaluate([cranfield_bm25], "cranfield", metrics=[bad], show_progress=False)
     with pytest.raises(TesseraError, match="unknown fusion 'comb'"):
         evaluate([cranfield_bm25], "cranfield", fusion="comb", show_progress=False)
