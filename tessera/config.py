@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tessera.errors import TesseraError
+
 
 def data_dir() -> Path:
     """Folder with one sub-folder per local collection (cranfield/, cisi/, ...)."""
@@ -29,7 +31,13 @@ def data_dir() -> Path:
 def cache_dir() -> Path:
     env = os.environ.get("TESSERA_CACHE_DIR")
     path = Path(env).expanduser() if env else Path.home() / ".cache" / "tessera"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, a parent that is a file, no permission
+        raise TesseraError(
+            f"the cache folder {path} cannot be made ({exc.strerror}): point TESSERA_CACHE_DIR at a folder",
+            field="TESSERA_CACHE_DIR",
+        ) from None
     return path
 
 

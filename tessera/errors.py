@@ -7,6 +7,9 @@ actionable line instead of a traceback.
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Iterable
+from os import PathLike
 from pathlib import Path
 
 
@@ -49,6 +52,43 @@ def finite_number(name: str, value: object, field: str, error: type[TesseraError
     if not math.isfinite(number):
         raise error(f"{name} must be finite, not {value}", field=field)
     return number
+
+
+def whole_number(value: object, field: str) -> int:
+    """`value` as an int: Python's or numpy's integers (a `k` computed with numpy), never a bool
+    or a float; anything else a TesseraError naming `field`, not an error deep inside faiss."""
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)  # type: ignore[arg-type]
+        except TypeError:
+            pass
+    raise TesseraError(f"must be a whole number, got {type(value).__name__} {value!r}", field=field)
+
+
+def string_list(value: object, field: str) -> list[str]:
+    """A list of strings (ids, queries) from any iterable of them. A bare string is refused:
+    iterated, it is a list of its letters (`delete("12")` deleted documents 1 and 2)."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        one = f"; for one, give [{value!r}]" if isinstance(value, str) else ""
+        raise TesseraError(f"must be a list of strings, not a {type(value).__name__}{one}", field=field)
+    items = list(value)
+    for number, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TesseraError(f"must be a string, got {type(item).__name__}", field=f"{field}[{number}]")
+    return items
+
+
+def path_list(value: object, field: str) -> list[str | PathLike]:
+    """Paths given as a list, or one path alone (a str or a Path is one path, not its letters)."""
+    if isinstance(value, str | PathLike):
+        return [value]
+    if isinstance(value, bytes) or not isinstance(value, Iterable):
+        raise TesseraError(f"must be a path or a list of paths, not a {type(value).__name__}", field=field)
+    items = list(value)
+    for number, item in enumerate(items):
+        if not isinstance(item, str | PathLike):
+            raise TesseraError(f"must be a path, got {type(item).__name__}", field=f"{field}[{number}]")
+    return items
 
 
 class CorpusError(TesseraError):

@@ -7,6 +7,7 @@ make (the servers batch concurrent requests themselves)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -31,7 +32,11 @@ def normalize_base_url(url: str, field: str = "generator", error: type[TesseraEr
     `http://host:8080`, `http://host:8080/` and `http://host:8080/v1/` all give
     `http://host:8080/v1`; `http://host/proxy` gives `http://host/proxy/v1`.
     """
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - a port that is not a number raises here, not at the first request
+    except ValueError as exc:
+        raise error(f"not an http(s) base URL: '{url}' ({exc})", field=field) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc or parts.query:
         raise error(f"not an http(s) base URL: '{url}'", field=field)
     path = parts.path.rstrip("/")
@@ -82,6 +87,8 @@ class OpenAIClient:
                 failure = f"failed after {tries} tries: {cause}"
             except (urllib.error.URLError, OSError) as exc:
                 failure = f"unreachable after {tries} tries: {self._cause(exc)}"
+            except http.client.HTTPException as exc:  # an answer that is not HTTP (BadStatusLine)
+                failure = f"answered no HTTP after {tries} tries: {type(exc).__name__} {snippet(str(exc))}"
         raise self.error(failure)
 
     def post_json(self, path: str, payload: dict[str, Any]) -> Any:
@@ -99,6 +106,8 @@ class OpenAIClient:
             return read()
         except OSError as exc:
             raise self.error(f"stopped answering: {self._cause(exc)}") from None
+        except http.client.HTTPException as exc:  # IncompleteRead: the connection closed mid-body
+            raise self.error(f"stopped answering: {type(exc).__name__}") from None
 
     def _cause(self, exc: OSError) -> str:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc

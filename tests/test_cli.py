@@ -71,6 +71,31 @@ def test_quickstart_runs_offline(tmp_path: Path) -> None:
     assert "Vaccination" in result.stdout or "Immune memory" in result.stdout
 
 
+def test_quickstart_builds_a_damaged_sample_again_and_names_a_foreign_folder(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    environment = {"TESSERA_CACHE_DIR": str(cache)}
+    run_cli("quickstart", "vaccines", "-k", "1", env=environment)
+    (cache / "quickstart-minilm" / "vectors.faiss").unlink()  # damaged: the cache's own index, made again
+    again = run_cli("quickstart", "vaccines", "-k", "1", env=environment)
+    assert "Vaccination" in again.stdout and (cache / "quickstart-minilm" / "vectors.faiss").is_file()
+    foreign = tmp_path / "other"
+    (foreign / "quickstart-minilm").mkdir(parents=True)
+    (foreign / "quickstart-minilm" / "notes.txt").write_text("mine")
+    refused = run_cli("quickstart", env={"TESSERA_CACHE_DIR": str(foreign)}, check=False)
+    assert (
+        refused.returncode == 1
+        and "holds files that are not a Tessera index: move them away" in refused.stderr
+    )
+    assert (
+        "--overwrite" not in refused.stderr
+        and (foreign / "quickstart-minilm" / "notes.txt").read_text() == "mine"
+    )
+    a_file = tmp_path / "cache-file"
+    a_file.write_text("x")
+    blocked = run_cli("quickstart", env={"TESSERA_CACHE_DIR": str(a_file)}, check=False)
+    assert blocked.returncode == 1 and "field 'TESSERA_CACHE_DIR': the cache folder" in blocked.stderr
+
+
 def test_metrics_option_takes_several_values() -> None:
     argv = ["eval", "a", "b", "--metrics", "nDCG@10", "R@100", "--dataset", "x", "--metrics", "AP"]
     assert _expand_multi_value(argv) == [
@@ -280,6 +305,10 @@ def test_users_text_is_printed_as_given_never_as_markup(tmp_path: Path) -> None:
     (tmp_path / "runs").mkdir()
     for args, message in [
         (["search", str(index), "zyzzyva", "--per-document", "0"], "field 'per_document': must be at least"),
+        (
+            ["search", str(index), "zyzzyva", "--per-document", "3"],
+            "come from a chunked index (index --chunk)",
+        ),
         (["search", str(index), "--queries", str(queries), "--run", str(tmp_path / "runs")], "is a folder"),
     ]:
         result = run_cli(*args, check=False)

@@ -21,15 +21,23 @@ DC = "{http://purl.org/dc/elements/1.1/}"
 BODY, CORE = "word/document.xml", "docProps/core.xml"
 
 
-def _paragraph(element: ElementTree.Element) -> str:
-    parts = []
-    for node in element.iter():
+def _words(element: ElementTree.Element, parts: list[str]) -> None:
+    """A paragraph's own words; a text box's paragraphs are read on their own, after it."""
+    for node in element:
+        if node.tag == f"{W}txbxContent":
+            continue
         if node.tag == f"{W}t" and node.text:
             parts.append(node.text)
         elif node.tag == f"{W}tab":
             parts.append("\t")
         elif node.tag in (f"{W}br", f"{W}cr"):
             parts.append("\n")
+        _words(node, parts)
+
+
+def _paragraph(element: ElementTree.Element) -> str:
+    parts: list[str] = []
+    _words(element, parts)
     return "".join(parts).strip()
 
 
@@ -46,9 +54,7 @@ def docx_to_text(path: Path) -> Extracted:
         title = " ".join((core.findtext(f"{DC}title") or "").split())
         author = " ".join((core.findtext(f"{DC}creator") or "").split())
     lines = []
-    for paragraph in body.iter(f"{W}p"):
-        if paragraph.find(f".//{W}p") is not None:
-            continue  # a paragraph holding others (text boxes): its inner paragraphs are read
+    for paragraph in body.iter(f"{W}p"):  # a paragraph, then those of its text boxes
         text = _paragraph(paragraph)
         style = paragraph.find(f"{W}pPr/{W}pStyle")
         if text and not title and style is not None and style.get(f"{W}val") == "Title":

@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 
 from tessera.data.corpus import open_corpus
+from tessera.data.document import id_problem
 from tessera.durable import check_outputs
-from tessera.errors import TesseraError
+from tessera.errors import CorpusError, TesseraError
 from tessera.progress import progress_bar
 
 
@@ -39,6 +40,8 @@ def export_corpus(
         with partial.open("w", encoding="utf-8") as handle, progress_bar(show_progress) as bar:
             task = bar.add_task(f"extracting {source.name}", total=source.size_hint) if bar else None
             for doc in source:
+                if problem := id_problem(doc.id):  # what `index` refuses, refused before it is written
+                    raise CorpusError(problem, file=doc.file, line=doc.line, field="_id")
                 record = {"_id": doc.id, "title": doc.title, "text": doc.text, "metadata": doc.metadata}
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
                 count += 1

@@ -9,10 +9,12 @@ epub.py, notebook.py); its metadata, which filters select by, holds `path`, `for
 markdown, html, pdf, docx, pptx, odt, odp, epub, notebook), `modified` (the file's UTC
 modification time, ISO 8601, which compares as text), `pages` (PDF), `slides` (PowerPoint),
 `chapters` (EPUB), `cells` and `language` (notebooks), `author` (PDF, Word, PowerPoint,
-OpenDocument, EPUB) and a Markdown front matter's flat fields. Hidden files and folders (.git,
-.obsidian) are not read, nor the files a `.tesseraignore` in the folder names (gitignore's
-simple patterns); files of other kinds, and files with no text (a scanned PDF), are listed in
-one warning each.
+OpenDocument, EPUB) and a Markdown front matter's flat fields. Linked folders are followed
+(each real folder read once, so a link loop ends). Hidden files and folders (.git, .obsidian),
+Office's owner files (`~$report.docx`, beside a document open in Word) and Tessera index folders
+(one built inside the folder it indexes) are not read, nor the files a `.tesseraignore` in the
+folder names (gitignore's simple patterns); files of other kinds, files whose names are not
+UTF-8, and files with no text (empty, a scanned PDF) are listed in one warning each.
 """
 
 from __future__ import annotations
@@ -81,37 +83,82 @@ def ignore_patterns(root: Path) -> list[str]:
 
 
 def ignored(relative: str, patterns: list[str]) -> bool:
-    """Whether a file's path (from the folder, with /) matches a pattern: one without a slash
-    matches a name at any depth (`*.log`), one with a slash the path from the folder
-    (`notes/*.md`), one ending in a slash a whole folder at any depth (`drafts/`)."""
+    """Whether a file's path (from the folder, with /) matches a pattern, as in gitignore: one
+    without a slash matches a name at any depth (`*.log`), one with a slash the path from the
+    folder (`notes/*.md`: `*` never crosses a slash, `**` any number of folders), one ending in
+    a slash a whole folder (`drafts/`); a pattern matching a folder leaves out what it holds."""
     parts = relative.split("/")
     for pattern in patterns:
-        if pattern.endswith("/"):
-            folder = pattern.strip("/")
-            depth = folder.count("/") + 1
-            folders = ["/".join(parts[i : i + depth]) for i in range(len(parts) - depth)]
-            if any(fnmatch.fnmatchcase(name, folder) for name in folders):
+        folder_only = pattern.endswith("/")
+        pattern = pattern.rstrip("/")
+        anchored = "/" in pattern
+        wanted = pattern.lstrip("/").split("/")
+        ends = range(1, len(parts)) if folder_only else range(1, len(parts) + 1)  # folders; or the file too
+        for end in ends:
+            if anchored and _matches(parts[:end], wanted):
                 return True
-        elif "/" in pattern:
-            if fnmatch.fnmatchcase(relative, pattern.lstrip("/")):
+            if not anchored and fnmatch.fnmatchcase(parts[end - 1], pattern):
                 return True
-        elif any(fnmatch.fnmatchcase(part, pattern) for part in parts):
-            return True
     return False
+
+
+def _matches(parts: list[str], pattern: list[str]) -> bool:
+    """Path parts against pattern parts, each by fnmatch; `**` stands for any number of parts."""
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(_matches(parts[start:], pattern[1:]) for start in range(len(parts) + 1))
+    return bool(parts) and fnmatch.fnmatchcase(parts[0], pattern[0]) and _matches(parts[1:], pattern[1:])
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Every file under `root` but hidden ones, Office owner files and index folders, through
+    linked folders too (each real folder once: a link loop ends)."""
+    seen: set[tuple[int, int]] = set()
+    for folder, folders, names in os.walk(root, followlinks=True):
+        status = os.stat(folder)
+        if (status.st_dev, status.st_ino) in seen:
+            folders[:] = []
+            continue
+        seen.add((status.st_dev, status.st_ino))
+        here = Path(folder)
+        shown = [name for name in folders if not name.startswith(".")]
+        indexes = {name for name in shown if _is_index(here / name)}
+        folders[:] = sorted(name for name in shown if name not in indexes)  # the first path to a folder wins
+        locks = {name + ".lock" for name in indexes}  # an index's update lock lies beside it
+        for name in names:
+            if not name.startswith((".", "~$")) and name not in locks:
+                yield here / name
+
+
+def _is_index(path: Path) -> bool:
+    """A Tessera index folder (its manifest and doc store): never read as documents."""
+    return (path / "manifest.json").is_file() and (path / "docstore.sqlite").is_file()
 
 
 def folder_files(root: Path) -> list[Path]:
     """The files under `root` Tessera reads, sorted; hidden ones and those `.tesseraignore`
     names are left out quietly, other kinds with a warning."""
-    files, others = [], []
+    files, others, undecodable = [], [], []
     patterns = ignore_patterns(root)
-    for path in sorted(root.rglob("*")):
+    for path in sorted(_walk(root)):
         relative = path.relative_to(root)
-        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+        if not path.is_file() or (patterns and ignored(relative.as_posix(), patterns)):
             continue
-        if patterns and ignored(relative.as_posix(), patterns):
+        if not _utf8(relative.as_posix()):
+            undecodable.append(path)
             continue
         (files if path.suffix.lower() in FORMATS else others).append(path)
+    if undecodable:
+        names = ", ".join(ascii(path.relative_to(root).as_posix()) for path in undecodable[:_NAMED])
+        warnings.warn(
+            TesseraWarning(
+                f"{len(undecodable)} files were left out because their names are not UTF-8 "
+                f"(an id must be text; rename them): {names}",
+                file=root,
+            ),
+            stacklevel=2,
+        )
     if others:
         kinds = Counter(path.suffix.lower() or "(no suffix)" for path in others)
         summary = ", ".join(f"{kind} {count}" for kind, count in kinds.most_common())
@@ -133,6 +180,15 @@ def folder_files(root: Path) -> list[Path]:
             )
         seen[doc_id] = path
     return files
+
+
+def _utf8(name: str) -> bool:
+    """A file name the file system gave as UTF-8 (others come as surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _decode_text(raw: bytes, path: Path) -> str:
@@ -182,7 +238,7 @@ def read_file(path: Path, root: Path) -> Document:
     """One file as a Document (its text may be empty; `read_folder` skips those). The file is
     looked at before it is read, so an edit made while it is read shows as a change later."""
     status = path.stat()
-    extracted = extract(path)
+    extracted = extract(path) if status.st_size else Extracted("", "")  # an empty file: "no text"
     modified = datetime.datetime.fromtimestamp(status.st_mtime, datetime.UTC)
     metadata = {
         **extracted.metadata,

@@ -13,6 +13,7 @@ import codecs
 import contextlib
 import datetime
 import re
+import warnings
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,7 +23,7 @@ import yaml
 from markdown_it import MarkdownIt
 
 from tessera.data.metadata import filterable
-from tessera.errors import CorpusError
+from tessera.errors import CorpusError, TesseraWarning
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,20 @@ def front_matter(source: str, path: Path) -> tuple[dict[str, Any], str]:
         return {}, source
     try:
         fields = yaml.safe_load(match.group(1))
-    except yaml.YAMLError as exc:
+    except yaml.YAMLError as exc:  # a rule and a line with a colon, or front matter gone wrong
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else None  # +1 for the opening ---, +1 from 0
-        raise CorpusError(f"front matter is not valid YAML ({exc.problem})", file=path, line=line) from None
-    if not isinstance(fields, dict):
-        return {}, source[match.end() :]
+        line = f":{mark.line + 2}" if mark is not None else ""  # +1 for the opening ---, +1 from 0
+        warnings.warn(
+            TesseraWarning(
+                f"the block between the first two '---' lines is not YAML ({getattr(exc, 'problem', exc)}): "
+                "read as text, not as front matter",
+                file=f"{path}{line}",
+            ),
+            stacklevel=2,
+        )
+        return {}, source
+    if not isinstance(fields, dict):  # a `---` rule opening the text (slides), not front matter
+        return {}, source
     values = {str(key): _json_value(value) for key, value in fields.items()}
     kept = {key: value for key, value in values.items() if key and '"' not in key and filterable(value)}
     return kept, source[match.end() :]
@@ -82,7 +91,8 @@ def markdown_to_text(source: str, path: Path) -> Extracted:
     """Title: the front matter's `title`, else the first level-1 heading (then not repeated in
     the text). Text: one line per paragraph, heading, list item, code block or table row."""
     metadata, body = front_matter(source, path)
-    title = str(metadata.pop("title", "") or "").strip()
+    given = metadata.pop("title", "") or ""
+    title = " ".join((", ".join(map(str, given)) if isinstance(given, list) else str(given)).split())
     tokens = MarkdownIt("commonmark").enable("table").parse(body)
     blocks: list[str] = []
     row: list[str] | None = None
@@ -195,14 +205,18 @@ def html_to_text(source: str) -> Extracted:
 def decode_html(raw: bytes, path: Path) -> str:
     """An HTML file's text in the encoding its `<meta charset>` declares (UTF-8 otherwise)."""
     match = _CHARSET.search(raw[:4096])
-    encoding = "utf-8-sig"
+    encoding = "utf-8"
     if match:
         with contextlib.suppress(LookupError):  # an unknown name: read it as UTF-8
-            encoding = codecs.lookup(match.group(1).decode("ascii")).name
-        if encoding == "utf-8":
-            encoding = "utf-8-sig"
+            codec = codecs.lookup(match.group(1).decode("ascii"))
+            # As browsers do: a page whose <meta> can be read byte by byte is not UTF-16 (WHATWG
+            # reads that declaration as UTF-8), and codecs that are not text encodings (hex,
+            # base64) are unknown names.
+            if codec._is_text_encoding and not codec.name.startswith(("utf-16", "utf-32")):
+                encoding = codec.name
     try:
-        return raw.decode(encoding)
+        return raw.decode("utf-8-sig" if encoding == "utf-8" else encoding)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise CorpusError(f"not valid {encoding} at byte {exc.start}", file=path, line=line) from None
+        name = "UTF-8" if encoding == "utf-8" else encoding
+        raise CorpusError(f"not valid {name} at byte {exc.start}", file=path, line=line) from None

@@ -32,6 +32,7 @@ LISTS = ("$in", "$nin")
 LOGICAL = ("$and", "$or")
 MAX_DEPTH = 8
 MAX_VALUES = 1_000  # values of one $in/$nin (each is a query parameter)
+INTEGERS = range(-(2**63), 2**63)  # SQLite's integers
 
 
 def is_scalar(value: object) -> bool:
@@ -39,6 +40,23 @@ def is_scalar(value: object) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     return value is None or isinstance(value, (str, int, bool))
+
+
+def _sqlite_int(value: object) -> bool:
+    """Not an integer beyond SQLite's 64 bits, which a filter's parameter cannot be bound as."""
+    return not isinstance(value, int) or isinstance(value, bool) or value in INTEGERS
+
+
+def plain(value: object) -> object:
+    """numpy's scalars (a value computed with numpy) as Python's, in lists and mappings too; the
+    rest as it is."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    return value
 
 
 def filterable(value: object) -> bool:
@@ -59,14 +77,21 @@ def check_metadata(value: object, file: str | Path | None = None, line: int | No
 def strict_metadata(value: object, where: str) -> Metadata:
     """Metadata given through an API (`where` names the item in the caller's terms, e.g.
     `documents[3]`): what a filter could not select by is refused, never dropped."""
-    value = {} if value is None else value
+    value = {} if value is None else plain(value)
     if not isinstance(value, Mapping):
         raise TesseraError(f"must be a mapping, got {type(value).__name__}", field=f"{where}.metadata")
     for key, item in value.items():
-        if not isinstance(key, str) or not key or '"' in key or not filterable(item):
+        values = item if isinstance(item, list) else [item]
+        if (
+            not isinstance(key, str)
+            or not key
+            or '"' in key
+            or not filterable(item)
+            or not all(map(_sqlite_int, values))
+        ):
             raise TesseraError(
-                f"{item!r} cannot be stored: metadata are flat (strings, numbers, booleans, null, "
-                "lists of those) under names without '\"'",
+                f"{item!r} cannot be stored: metadata are flat (strings, finite numbers, booleans, null, "
+                "lists of those; integers within 64 bits) under names without '\"'",
                 field=f"{where}.metadata.{key}",
             )
     return dict(value)
@@ -81,6 +106,7 @@ def parse_filter(value: Filter | None, field: str = "filter") -> dict[str, Any] 
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise TesseraError(f"not valid JSON at column {exc.colno}: {exc.msg}", field=field) from None
+    value = plain(value)
     _check_filter(value, field, 0)
     return dict(value)
 
@@ -92,6 +118,8 @@ def _check_filter(node: object, where: str, depth: int) -> None:
         raise TesseraError("must be a non-empty JSON object", field=where)
     for key, value in node.items():
         here = f"{where}.{key}"
+        if not isinstance(key, str):
+            raise TesseraError(f"field names are text, not {type(key).__name__}", field=here)
         if key in LOGICAL:
             if not isinstance(value, list) or not value:
                 raise TesseraError("must be a non-empty list of filters", field=here)
@@ -127,7 +155,9 @@ def _check_operand(op: str, operand: object, where: str) -> None:
         for value in operand:
             _check_operand("$eq", value, where)
     elif op in ("$eq", "$ne"):
-        if not is_scalar(operand):
-            raise TesseraError("must be a string, finite number, boolean or null", field=where)
-    elif isinstance(operand, bool) or operand is None or not is_scalar(operand):
-        raise TesseraError("must be a finite number or a string", field=where)
+        if not is_scalar(operand) or not _sqlite_int(operand):
+            raise TesseraError(
+                "must be a string, finite number, boolean or null (integers within 64 bits)", field=where
+            )
+    elif isinstance(operand, bool) or operand is None or not is_scalar(operand) or not _sqlite_int(operand):
+        raise TesseraError("must be a finite number or a string (integers within 64 bits)", field=where)

@@ -21,7 +21,7 @@ _BACKTICKS = re.compile(r"`+")
 
 def _source(cell: dict) -> str:
     source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
+    return "".join(map(str, source)) if isinstance(source, list) else str(source)
 
 
 def _fenced(code: str, language: str) -> str:
@@ -47,7 +47,8 @@ def notebook_to_text(raw: str, path: Path) -> Extracted:
         )
     info = notebook.get("metadata") if isinstance(notebook.get("metadata"), dict) else {}
     kernel = info.get("kernelspec") if isinstance(info.get("kernelspec"), dict) else {}
-    language = str(kernel.get("language") or (info.get("language_info") or {}).get("name") or "")
+    language_info = info.get("language_info") if isinstance(info.get("language_info"), dict) else {}
+    language = str(kernel.get("language") or language_info.get("name") or "")
     blocks = []
     for cell in notebook["cells"]:
         kind = cell.get("cell_type") if isinstance(cell, dict) else None

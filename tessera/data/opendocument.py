@@ -34,7 +34,7 @@ def _inline(element: ElementTree.Element, parts: list[str]) -> None:
     parts.append(element.text or "")
     for child in element:
         if child.tag == f"{TEXT}s":
-            parts.append(" " * int(child.get(f"{TEXT}c", "1")))
+            parts.append(" ")  # text:c="N" spaces: one is the same to every tokenizer (and N may be 10^14)
         elif child.tag == f"{TEXT}tab":
             parts.append("\t")
         elif child.tag == f"{TEXT}line-break":

@@ -41,7 +41,6 @@ def pdf_to_text(path: Path) -> Extracted:
     """Title: the document's Title entry when an author wrote it. Metadata: `pages`, and
     `author` when present. An unreadable or password-protected file is an error naming it."""
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
     try:
         reader = PdfReader(path)
@@ -51,7 +50,7 @@ def pdf_to_text(path: Path) -> Extracted:
         info = reader.metadata
     except CorpusError:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
+    except Exception as exc:  # a damaged file makes pypdf raise anything (AttributeError, IndexError, ...)
         raise CorpusError(f"cannot be read as PDF ({type(exc).__name__}: {exc})", file=path) from None
     title = " ".join(str((info.title if info else None) or "").split())
     if _GENERATED_TITLE.search(title):

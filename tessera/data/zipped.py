@@ -3,11 +3,14 @@
 A crafted archive can declare a small part that inflates to gigabytes: a part whose declared
 size passes `MAX_PART_BYTES` is refused before it is read, naming the file. XML parts are
 parsed with ElementTree, whose expat refuses entity expansion attacks (Python 3.11 ships expat
->= 2.4.1)."""
+>= 2.4.1). Office writes some content twice, a modern version and a fallback copy for older
+readers (`mc:AlternateContent`: text boxes, shapes); the fallback copies are dropped, so the
+text is read once."""
 
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +19,18 @@ from xml.etree import ElementTree
 from tessera.errors import CorpusError
 
 MAX_PART_BYTES = 256 * 2**20
+FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+# What a damaged or unsupported zip raises while a part is read: bad deflate data, a truncated
+# member, an encrypted one (RuntimeError), a compression method or version zipfile lacks.
+BROKEN = (
+    zipfile.BadZipFile,
+    ElementTree.ParseError,
+    OSError,
+    zlib.error,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+)
 
 
 def read_part(archive: zipfile.ZipFile, name: str, path: Path) -> bytes | None:
@@ -32,7 +47,13 @@ def read_part(archive: zipfile.ZipFile, name: str, path: Path) -> bytes | None:
 def xml_part(archive: zipfile.ZipFile, name: str, path: Path) -> ElementTree.Element | None:
     """Part `name` parsed as XML, None when the archive has no such part."""
     raw = read_part(archive, name, path)
-    return None if raw is None else ElementTree.fromstring(raw)
+    if raw is None:
+        return None
+    root = ElementTree.fromstring(raw)
+    for parent in [node for node in root.iter() if node.find(FALLBACK) is not None]:
+        for fallback in parent.findall(FALLBACK):
+            parent.remove(fallback)
+    return root
 
 
 @contextmanager
@@ -43,5 +64,5 @@ def opened(path: Path, what: str) -> Iterator[zipfile.ZipFile]:
     try:
         with zipfile.ZipFile(path) as archive:
             yield archive
-    except (zipfile.BadZipFile, ElementTree.ParseError, OSError) as exc:
+    except BROKEN as exc:
         raise CorpusError(f"cannot be read as {what} ({type(exc).__name__}: {exc})", file=path) from None

@@ -12,7 +12,7 @@ import ir_measures
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.data.metadata import Filter, parse_filter
 from tessera.durable import check_outputs, write_text_atomic
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, path_list
 from tessera.eval.runs import retrieve, write_trec
 from tessera.retrieval.diversify import Mmr, as_mmr
 from tessera.retrieval.fusion import Run, check_depth, check_fusion, fuse
@@ -107,6 +107,8 @@ def evaluate(
     documents, judgments of the others are dropped, and so are the queries left with no relevant
     document (the dataset's name says how many remain).
     """
+    indexes = path_list(indexes, "indexes")
+    metrics = [metrics] if isinstance(metrics, str) else metrics
     if not indexes:
         raise TesseraError("at least one index directory is needed", field="indexes")
     check_fusion(fusion, weights, len(indexes))
@@ -136,7 +138,7 @@ def evaluate(
     if rerank is not None or mmr is not None:
         inputs["first stage"] = score(final, data, metrics)
     if rerank is not None:
-        final = rerank_run(rerank, data.queries, final, opened[0], rerank_depth, show_progress)
+        final = rerank_run(rerank, data.queries, final, opened, rerank_depth, show_progress)
     if mmr is not None:
         final = diversify_run(mmr, final, opened, MMR_PAGE, show_progress)
     result = Evaluation(data.name, score(final, data, metrics), inputs, final)

@@ -18,7 +18,7 @@ from tessera.data.document import Document
 from tessera.data.readers import read_query_texts
 from tessera.errors import CorpusError, TesseraError, TesseraWarning
 from tessera.indexing import staging
-from tessera.indexing.chunking import Chunking, PassageMap, PassageSplitter, beyond_window, passage_text
+from tessera.indexing.chunking import Chunking, PassageMap, PassageSplitter, beyond_window
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.lucene_backend import build_lucene_index
 from tessera.indexing.manifest import FORMAT_VERSION, Manifest
@@ -288,8 +288,7 @@ def build_index(
                 spans = splitter.spans(batch) if splitter else None
                 vectors = None
                 if spans is not None:
-                    pairs = zip(batch, spans, strict=True)
-                    texts = [passage_text(doc, *span) for doc, row in pairs for span in row]
+                    texts = splitter.texts(batch, spans)
                     share = len(batch) / max(1, len(texts))  # the bar counts documents, not passages
                     vectors = encode_sorted(model, texts, lambda n, share=share: advance(n * share))
                     rows += len(texts)
@@ -304,6 +303,8 @@ def build_index(
                 done += len(batch)
             if pending is not None:
                 pending.result()
+            if bar:  # the documents read: a folder's empty files were counted in its size hint
+                bar.update(task, total=progress.done, completed=progress.done)
         if progress.done == 0:
             raise CorpusError(
                 "corpus has no documents", file=source.name if source.kind != "ir_datasets" else None

@@ -3,9 +3,12 @@
 A document is cut into windows of its body's wordpieces under the encoder's own tokenizer, so
 every passage fits the encoder's input exactly. The budget TOKENS counts the whole encoder input:
 special tokens and the title (which every passage repeats, the way MaxP systems give each passage
-its document's title) come out of it, so `--chunk 256` fills MiniLM's 256-token window. Neighbouring
-windows share OVERLAP wordpieces. Passage offsets are character offsets into the document's text
-(not its title), so a hit can point at the passage inside the stored document.
+its document's title) come out of it, so `--chunk 256` fills MiniLM's 256-token window. A title
+takes at most a quarter of it (a longer one is cut for the encoder: a 66-word title left the body
+so few wordpieces that one document became 1,066 passages, and one longer than the window left
+the encoder none of the body). Neighbouring windows share OVERLAP wordpieces. Passage offsets are
+character offsets into the document's text (not its title), so a hit can point at the passage
+inside the stored document.
 
 The map is `passages.npy` (int64, one row per vector: document ordinal, char start, char end);
 scoring a document by its best passage (MaxP) lives in `tessera.retrieval.maxp`.
@@ -28,8 +31,6 @@ from tessera.indexing.manifest import MANIFEST, Manifest
 
 PASSAGES = "passages.npy"
 PARTIAL_PASSAGES = "passages.i64.partial"
-# A title longer than the window may leave the body this many wordpieces, never fewer.
-MIN_BODY_TOKENS = 16
 # The passage size `--chunk` is suggested with (a quarter of it overlapping): 128:32 ranked long
 # documents best with MiniLM on two collections and held on two others (results section 35).
 SUGGESTED_TOKENS = 128
@@ -90,15 +91,32 @@ class PassageSplitter:
     def _encode(self, texts: list[str]) -> list[Any]:
         return self.backend.encode_batch(texts, add_special_tokens=False)
 
+    def _title_tokens(self, title: Any) -> int:
+        """How many of a title's wordpieces each passage carries: at most a quarter of the window
+        (the body keeps three quarters, more than twice the overlap)."""
+        room = self.chunking.tokens - self.specials
+        return min(len(title.ids), room // 4)
+
     def spans(self, documents: Sequence[Document]) -> list[list[tuple[int, int]]]:
         """Character spans of each document's passages in its text; an empty text is one empty span."""
         bodies = self._encode([doc.text for doc in documents])
         titles = self._encode([doc.title or "" for doc in documents])
         out = []
         for body, title in zip(bodies, titles, strict=True):
-            budget = max(self.chunking.tokens - self.specials - len(title.ids), MIN_BODY_TOKENS)
+            budget = self.chunking.tokens - self.specials - self._title_tokens(title)
             windows = word_windows(body.word_ids, budget, self.chunking.overlap)
             out.append([(body.offsets[a][0], body.offsets[b - 1][1]) for a, b in windows] or [(0, 0)])
+        return out
+
+    def texts(self, documents: Sequence[Document], spans: Sequence[Sequence[tuple[int, int]]]) -> list[str]:
+        """What the encoder reads for each passage, in order: the title (cut as `spans` counted
+        it) and the passage's text."""
+        titles = self._encode([doc.title or "" for doc in documents])
+        out = []
+        for doc, title, row in zip(documents, titles, spans, strict=True):
+            kept = self._title_tokens(title)
+            head = doc.title[: title.offsets[kept - 1][1]] if kept else ""
+            out += [f"{head} {doc.text[start:end]}" if head else doc.text[start:end] for start, end in row]
         return out
 
 
@@ -143,12 +161,6 @@ def beyond_window(model, documents: Iterable[Document], batch: int = 1000) -> tu
         longer += sum(len(ids) > window for ids in tokenizer(pending, verbose=False)["input_ids"])
         total += len(pending)
     return longer, total, int(window)
-
-
-def passage_text(doc: Document, start: int, end: int) -> str:
-    """What the encoder sees for one passage: the title (if any) and the passage's text."""
-    body = doc.text[start:end]
-    return f"{doc.title} {body}" if doc.title else body
 
 
 class PassageMap:

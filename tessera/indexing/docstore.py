@@ -57,9 +57,10 @@ class DocStore:
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
 
-    def add(self, start: int, documents: Sequence[Document]) -> None:
+    def add(self, start: int, documents: Sequence[Document], stored: int = 0) -> None:
         """Insert one batch in one transaction; a duplicate id names both records, an id no index
-        file can hold (`id_problem`) names its record."""
+        file can hold (`id_problem`) names its record. `stored`: the ordinals below it were in
+        the index before (an update's), so a clash with one is an id already in the index."""
         for doc in documents:
             if problem := id_problem(doc.id):
                 raise CorpusError(problem, file=doc.file, line=doc.line, field="_id")
@@ -73,11 +74,16 @@ class DocStore:
                         (start + offset, doc.id, doc.title, doc.text, source, metadata, doc.stamp),
                     )
                 except sqlite3.IntegrityError:
-                    first = self.db.execute("SELECT source FROM docs WHERE id = ?", (doc.id,)).fetchone()
-                    seen = f" (first at {first[0]})" if first and first[0] else ""
-                    raise CorpusError(
-                        f"duplicate document id '{doc.id}'{seen}", file=doc.file, line=doc.line, field="_id"
-                    ) from None
+                    source, ordinal = self.db.execute(
+                        "SELECT source, ordinal FROM docs WHERE id = ?", (doc.id,)
+                    ).fetchone()
+                    known = f" (from {source})" if _exists(source) else ""
+                    problem = (
+                        f"document id '{doc.id}' is already in the index{known}"
+                        if ordinal < stored
+                        else f"duplicate document id '{doc.id}'" + (f" (first at {source})" if known else "")
+                    )
+                    raise CorpusError(problem, file=doc.file, line=doc.line, field="_id") from None
 
     def truncate(self, count: int) -> None:
         """Drop rows past `count`: a resumed build rewinds to its last checkpoint."""
@@ -164,3 +170,9 @@ def _document(doc_id: str, title: str, text: str, metadata: str | None, stamp: s
     return Document(
         id=doc_id, title=title, text=text, metadata=json.loads(metadata) if metadata else {}, stamp=stamp
     )
+
+
+def _exists(source: str | None) -> bool:
+    """Whether a stored `FILE:LINE` source names a file still there (not the temporary corpus
+    file of an add from memory, a service request or a sync)."""
+    return bool(source) and Path(source.rsplit(":", 1)[0]).is_file()

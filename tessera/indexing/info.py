@@ -17,13 +17,13 @@ from tessera.indexing.manifest import MANIFEST, Manifest
 
 
 def describe(manifest: Manifest) -> dict[str, Any]:
-    """The manifest's facts a person asks first, as plain JSON types."""
+    """The manifest's facts a person asks first, as plain JSON types (a BM25 index has no
+    vectors: no factory, width or metric)."""
+    vectors = {"factory": manifest.factory, "dim": manifest.dim, "metric": manifest.metric}
     facts: dict[str, Any] = {
         "backend": manifest.backend,
         "encoder": manifest.encoder,
-        "factory": manifest.factory,
-        "dim": manifest.dim,
-        "metric": manifest.metric,
+        **(vectors if manifest.backend != "lucene" else {}),
         "search_params": manifest.search_params,
         "chunked": bool(manifest.chunking),
         "corpus": manifest.corpus,

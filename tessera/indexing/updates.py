@@ -43,10 +43,10 @@ from pathlib import Path
 import numpy as np
 
 from tessera.data.corpus import open_corpus
-from tessera.errors import CorpusError, EncoderError, IndexFormatError, TesseraError
+from tessera.errors import CorpusError, EncoderError, IndexFormatError, TesseraError, string_list
 from tessera.indexing import staging
 from tessera.indexing.builder import batches, warn_empty
-from tessera.indexing.chunking import PASSAGES, Chunking, PassageSplitter, load_passages, passage_text
+from tessera.indexing.chunking import PASSAGES, Chunking, PassageSplitter, load_passages
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.faiss_backend import FaissBackend
 from tessera.indexing.lucene_backend import FOLDER as LUCENE
@@ -118,12 +118,10 @@ def add_documents(
             if batch_size < 1:
                 raise TesseraError("must be at least 1", field="batch_size")
             for batch in batches(iter(source), batch_size):
-                store.add(labels + added, batch)  # a duplicate id fails here, before encoding
+                store.add(labels + added, batch, stored=labels)  # a duplicate id fails here, before encoding
                 if splitter is not None:
                     cut = splitter.spans(batch)
-                    texts = [
-                        passage_text(doc, *span) for doc, row in zip(batch, cut, strict=True) for span in row
-                    ]
+                    texts = splitter.texts(batch, cut)
                     _append(stage / ADDED, model.encode_docs(texts))
                     first = labels + added
                     spans += [(first + i, *span) for i, row in enumerate(cut) for span in row]
@@ -170,7 +168,7 @@ def delete_documents(index: str | Path, ids: Iterable[str], where: Where | None 
 
     `where` names the file and line an id came from (`--ids-file`), for the error message."""
     root = _root(index)
-    wanted = list(dict.fromkeys(ids))
+    wanted = list(dict.fromkeys(string_list(ids, "ids")))
     if not wanted:
         raise TesseraError("no document ids to delete", field="id")
 
@@ -228,7 +226,7 @@ def _root(index: str | Path) -> Path:
 
 
 @contextmanager
-def _locked(root: Path) -> Iterator[None]:
+def locked(root: Path) -> Iterator[None]:
     """One updater at a time per index (a lock file beside it; readers never wait)."""
     with open(root.with_name(f"{root.name}.lock"), "a") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
@@ -244,7 +242,7 @@ def _update(root: Path, change) -> None:
     The doc store and every file but the vector/label files come over unchanged; `change`
     edits the store and writes the vector/label files it changes, the rest are copied after."""
     Manifest.read(root, verify=False)  # an index at all, before a lock file is made beside it
-    with _locked(root):
+    with locked(root):
         manifest = Manifest.read(root)
         _check_updatable(root, manifest)
         rewritten = (f"{LUCENE}/", f"{SHARDS}/")  # written by `change` or the Lucene rebuild

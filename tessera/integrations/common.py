@@ -73,6 +73,7 @@ def reranked(
     """(position, score) of the `top_n` texts a Tessera reranker scores best, best first (ties in
     their given order), as `POST /v1/rerank` answers."""
     check_top_n(top_n)
+    check_search([query], 1)
     scores = reranker.score(query, list(texts)) if texts else []
     return [(i, float(scores[i])) for i in best_first(scores, top_n)]
 

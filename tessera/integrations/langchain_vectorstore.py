@@ -25,7 +25,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
 from tessera.data.document import Document as Stored
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, string_list
 from tessera.integrations.common import content
 from tessera.integrations.store import IndexStore, record
 from tessera.retrieval.diversify import Mmr
@@ -96,7 +96,7 @@ class TesseraVectorStore(VectorStore):
     ) -> list[str]:
         """Add texts (an id already stored is replaced); returns their ids, new ones uuid4 hex."""
         _no_options(kwargs)
-        texts = list(texts)
+        texts = string_list(texts, "texts")
         metadatas = [{} for _ in texts] if metadatas is None else list(metadatas)
         ids = [None] * len(texts) if ids is None else list(ids)
         for name, given in (("metadatas", metadatas), ("ids", ids)):

@@ -39,7 +39,7 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 from pydantic import PrivateAttr
 
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, string_list
 from tessera.integrations.common import content
 from tessera.integrations.store import IndexStore, record
 from tessera.retrieval.diversify import Mmr
@@ -124,8 +124,9 @@ class TesseraVectorStore(BasePydanticVectorStore):
 
     def _selected(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list[str]:
         chosen = to_filter(filters)
+        node_ids = None if node_ids is None else string_list(node_ids, "node_ids")
         if chosen is None:
-            return list(node_ids) if node_ids is not None else self._store.ids()
+            return node_ids if node_ids is not None else self._store.ids()
         matching = set(self._store.matching(chosen))
         return [i for i in node_ids if i in matching] if node_ids is not None else sorted(matching)
 
@@ -138,9 +139,10 @@ class TesseraVectorStore(BasePydanticVectorStore):
             by_source = {"ref_doc_id": {"$in": list(query.doc_ids)}}
             chosen = by_source if chosen is None else {"$and": [chosen, by_source]}
         if query.node_ids:  # LlamaIndex's retriever sends [] for none
-            kwargs["doc_ids"] = list(query.node_ids)
+            kwargs["doc_ids"] = string_list(query.node_ids, "node_ids")
+        threshold = kwargs.pop("mmr_threshold", None)  # vector_store_kwargs, as SimpleVectorStore reads it
         if query.mode == VectorStoreQueryMode.MMR:
-            weight = query.mmr_threshold if query.mmr_threshold is not None else 0.5
+            weight = next((w for w in (query.mmr_threshold, threshold) if w is not None), 0.5)
             kwargs["mmr"] = Mmr(weight, None, self._store.likeness_encoder)
         elif query.mode != VectorStoreQueryMode.DEFAULT:
             raise TesseraError(

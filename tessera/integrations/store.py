@@ -10,7 +10,9 @@ it); replacing every document is one build. Deleting the last documents removes 
 since an index is never empty: the store is empty again, and the next add builds anew. Texts are
 encoded by the index's own encoder. Metadata is kept as given when it is flat (strings, numbers,
 booleans, null, lists of those: what filters select by); anything else is refused, never dropped.
-This object sees its own updates; another process's show after reopening."""
+A write starts from the directory's current version, another object's or process's updates
+included (replacing every document rebuilds under the updates' lock, and only if nothing changed
+meanwhile); searches see this object's updates, and another's after a write or `refresh`."""
 
 from __future__ import annotations
 
@@ -25,16 +27,19 @@ import numpy as np
 from tessera.data.corpus import records_file
 from tessera.data.document import Document, id_problem
 from tessera.data.metadata import Filter, strict_metadata
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, string_list
 from tessera.indexing.builder import build_index
 from tessera.indexing.chunking import Chunking
 from tessera.indexing.manifest import MANIFEST, Manifest
+from tessera.indexing.updates import locked
 from tessera.integrations.common import SEARCH_OPTIONS
 from tessera.models.registry import canonical_spec, is_single_vector
 from tessera.retrieval.diversify import DEFAULT_ENCODER
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
 from tessera.retrieval.query_set import search_one
+
+REPLACE_ATTEMPTS = 5  # rebuilds of every document tried while other writers change the directory
 
 
 class IndexStore:
@@ -80,14 +85,42 @@ class IndexStore:
         if len(set(ids)) < len(ids):
             twice = next(doc_id for doc_id in ids if ids.count(doc_id) > 1)
             raise TesseraError(f"id '{twice}' is given twice", field="ids")
-        stored = self.stored(ids)
-        if self.index is None or len(stored) == len(self):
-            self._build(records, overwrite=self.index is not None)
-            return
+        for _ in range(REPLACE_ATTEMPTS):
+            self.refresh()
+            stored = self.stored(ids)
+            if self.index is None:
+                self._build(records, overwrite=False)
+                return
+            if len(stored) < len(self):
+                break
+            if self._replace_every(records):
+                return
+        else:
+            raise TesseraError(f"{self.path} changed during each of {REPLACE_ATTEMPTS} tries: nothing added")
         if stored:
             self.index.delete(stored)
         with records_file(records, self.path.parent, f".{self.path.name}.add-") as corpus:
             self.index.add(corpus)
+
+    def _replace_every(self, records: Sequence[Mapping[str, Any]]) -> bool:
+        """A rebuild replacing every stored document, under the updates' lock, if the directory
+        still holds the version this object read (False: another writer changed it meanwhile)."""
+        with locked(self.path):
+            if Manifest.read(self.path, verify=False) != self.index.manifest:
+                return False
+            self._build(records, overwrite=True)
+        return True
+
+    def refresh(self) -> None:
+        """Open the directory's current version: another object's or process's updates, the
+        index it built, or none when it removed the directory."""
+        built = (self.path / MANIFEST).is_file()
+        if self.index is not None and not built:
+            self._close()
+        elif self.index is None and built:
+            self.index = Index.load(self.path, search_params=self.search_params)
+        elif self.index is not None:
+            self.index.refresh()
 
     def _build(self, records: Sequence[Mapping[str, Any]], overwrite: bool) -> None:
         """The first add builds with the store's factory; replacing every document rebuilds the
@@ -115,9 +148,10 @@ class IndexStore:
     def delete(self, ids: Sequence[str] | None = None) -> int:
         """Delete these ids (ids not stored are passed over), or every document with None;
         returns how many were deleted."""
+        self.refresh()
         if self.index is None:
             return 0
-        gone = self.ids() if ids is None else self.stored(ids)
+        gone = self.ids() if ids is None else self.stored(string_list(ids, "ids"))
         if len(gone) == len(self):
             self._remove()
         elif gone:

@@ -73,10 +73,16 @@ class RemoteEncoder:
         try:
             data = sorted(body["data"], key=lambda row: row["index"])
             matrix = np.asarray([row["embedding"] for row in data], dtype=np.float32)
-        except (LookupError, TypeError, ValueError):
+        except (LookupError, TypeError, ValueError, OverflowError):
             raise self.client.error(f"answered an unexpected body: {snippet(str(body))}") from None
-        if matrix.ndim != 2 or len(matrix) != len(texts):
+        if matrix.ndim != 2 or matrix.shape[1] == 0:
+            raise self.client.error(
+                f"answered embeddings that are not lists of numbers: {snippet(str(body))}"
+            )
+        if len(matrix) != len(texts):
             raise self.client.error(f"answered {len(matrix)} vectors for {len(texts)} texts")
+        if not np.isfinite(matrix).all():  # null, NaN or beyond float32: an index that finds nothing
+            raise self.client.error("answered vectors with NaN, null or infinite values")
         if self.dim and matrix.shape[1] != self.dim:
             raise self.client.error(f"answered {matrix.shape[1]}-d vectors, not {self.dim}-d ones")
         return matrix

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +35,8 @@ class RagPrompt:
     """Everything about one question's prompt, before generation."""
 
     question: str
-    passages: list[Passage]
-    blocks: list[Block]
+    passages: list[Passage]  # best first
+    blocks: list[Block]  # as the prompt places and numbers them (`order`)
     messages: list[Message]
     plain_tokens: int  # prompt tokens of the uncompressed context
     prompt_tokens: int  # prompt tokens after compression
@@ -88,12 +90,12 @@ def retrieve(
     per_document: int | None = None,
 ) -> list[Hit]:
     """The top k hits, with their text, of `index` alone or fused with the `fuse` indexes (hybrid
-    retrieval: the first index's text; each index searched `depth` deep); with a `reranker`
-    (`retrieval.rerank`), the k best of the first stage's `rerank_depth` by its scores; with a
-    metadata `filter`, among the documents it selects; with `mmr`, the k picked for relevance and
-    novelty (`retrieval.diversify`). A chunked index gives passages: the k best, at most
-    `per_document` of one document (None: `query_set.passages_per_document`, one a document while
-    k documents are there to fill the context)."""
+    retrieval: each hit's text from the first index holding it; each index searched `depth` deep);
+    with a `reranker` (`retrieval.rerank`), the k best of the first stage's `rerank_depth` by its
+    scores; with a metadata `filter`, among the documents it selects; with `mmr`, the k picked for
+    relevance and novelty (`retrieval.diversify`). A chunked index gives passages: the k best, at
+    most `per_document` of one document (None: `query_set.passages_per_document`, one a document
+    while k documents are there to fill the context)."""
     check_retrieval(len(fuse), fusion, weights)
     check_search([question], k)
     if per_document is None:
@@ -153,6 +155,9 @@ def prepare(
     service searches through its own index threads). `search_query`: what to search, pick
     windows and compress by, where it is not the question (a follow-up in a conversation,
     `rag.conversation`); the prompt still asks the question."""
+    if not isinstance(question, str):
+        raise TesseraError(f"must be text, got {type(question).__name__}", field="question")
+    fuse = [fuse] if isinstance(fuse, str | PathLike | Index) else list(fuse)
     if not question.strip():
         raise TesseraError("the question is empty", field="question")
     check_budget(budget)
@@ -192,11 +197,12 @@ def prepare(
     plain = passage_blocks(passages)
     blocks = plain if compressor is None else compressor.compress(query, passages, budget)
     compressed = time.perf_counter()
-    messages = build_messages(question, order_blocks(blocks, order))
+    placed = order_blocks(blocks, order)
+    messages = build_messages(question, placed)
     return RagPrompt(
         question,
         passages,
-        blocks,
+        placed,
         messages,
         plain_tokens=tools.tokens.count_messages(build_messages(question, order_blocks(plain, order))),
         prompt_tokens=tools.tokens.count_messages(messages),
@@ -217,9 +223,19 @@ def answer(
     `options` are `prepare`'s: k, compress, budget, order, compressor_options, search_params,
     rerank and rerank_depth, filter, mmr, per_document, and fuse, fusion, weights, depth for
     hybrid retrieval."""
+    check_options(options)
     check_max_new_tokens(max_new_tokens)
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     return generated(prepare(index, question, generator=generator, **options), generator, max_new_tokens)
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """`answer`'s and `chat`'s keywords are `prepare`'s: an unknown one named up front."""
+    unknown = sorted(set(options) - set(inspect.signature(prepare).parameters))
+    if unknown:
+        raise TypeError(
+            f"unknown option {', '.join(map(repr, unknown))} (prepare's keywords are the options)"
+        )
 
 
 def prepare_chat(
@@ -250,6 +266,7 @@ def chat(
     **options: Any,
 ) -> RagAnswer:
     """The next answer in a conversation (`prepare_chat`'s prompt, generated)."""
+    check_options(options)
     check_max_new_tokens(max_new_tokens)
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     prompt = prepare_chat(index, messages, generator, follow_up, **options)

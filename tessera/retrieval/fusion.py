@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tessera.data.metadata import Filter
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, whole_number
 from tessera.retrieval.hits import Hit
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def check_fusion(method: str, weights: Sequence[float] | None = None, count: int
 
 def check_depth(depth: int) -> None:
     """Each fused index's search depth: a whole number >= 1 (below k it is raised to k)."""
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+    if whole_number(depth, "depth") < 1:
         raise TesseraError(f"must be a whole number >= 1, got {depth!r}", field="depth")
 
 
@@ -145,7 +145,7 @@ def hybrid_search(
     filter: Filter | None = None,
 ) -> list[list[Hit]]:
     """Search several indexes (e.g. BM25 + dense) and fuse each query's hits (`fusion`: rrf, wsum);
-    `with_text` gives the hits the first index's stored title and text; `filter` (a metadata
+    `with_text` gives the hits their stored title and text (`with_stored_text`); `filter` (a metadata
     filter) restricts every index's search to the documents it selects. A document a chunked
     index found keeps its best passage's offsets (the first such index's), so a RAG prompt or a
     reranker reads that passage, not the whole document."""
@@ -156,7 +156,21 @@ def hybrid_search(
     ]
     fused = fuse(runs, fusion, weights, rrf_k=rrf_k, depth=depth, top=k)
     rows = with_passages(runs, fused, keys)
-    return indexes[0].with_text(rows) if with_text else rows
+    return with_stored_text(indexes, rows) if with_text else rows
+
+
+def with_stored_text(indexes: Sequence[Index], rows: Sequence[Sequence[Hit]]) -> list[list[Hit]]:
+    """Hits given their stored title, text and metadata by the first of `indexes` that holds
+    them: a fused hit found only by a later index (another corpus, or one updated without the
+    other) keeps its text, which a RAG prompt would otherwise silently leave out."""
+    rows = [list(row) for row in rows]
+    for index in indexes:
+        lacking = [(r, i) for r, row in enumerate(rows) for i, hit in enumerate(row) if hit.text is None]
+        if not lacking:
+            break
+        for (r, i), hit in zip(lacking, index.with_text([[rows[r][i] for r, i in lacking]])[0], strict=True):
+            rows[r][i] = hit
+    return rows
 
 
 def with_passages(runs: Sequence[Run], fused: Run, keys: Sequence[str]) -> list[list[Hit]]:

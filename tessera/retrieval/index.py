@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 
 import numpy as np
 
 from tessera.data.document import Document, text_problem
 from tessera.data.metadata import Filter, parse_filter
-from tessera.errors import EncoderError, IndexFormatError, TesseraError
+from tessera.errors import EncoderError, IndexFormatError, TesseraError, string_list, whole_number
 from tessera.indexing.backends import Params, open_vector_backend
 from tessera.indexing.chunking import load_passages
 from tessera.indexing.docstore import DocStore
@@ -23,9 +23,11 @@ from tessera.models.bm25 import parse_bm25, with_settings
 from tessera.models.encoder import Encoder
 from tessera.models.registry import load_query_encoder
 from tessera.retrieval.hits import Hit
+from tessera.retrieval.index_updates import IndexUpdates
 from tessera.retrieval.maxp import maxp_search
 from tessera.retrieval.params import route_params
 from tessera.retrieval.restrict import SELECTIVE_MAX, Ranked, exhaustive_search, restricted_search
+from tessera.retrieval.swap import SwapLock
 from tessera.retrieval.vector_prf import VectorPrf, split_vector_prf
 
 Span = tuple[int, int]
@@ -43,8 +45,13 @@ def _manifest_bytes(root: Path) -> bytes | None:
 def check_search(queries: Sequence[str], k: int) -> None:
     """The one check of a search request, shared by Python, the CLI and the HTTP service (which
     runs it before queueing, so one bad query never fails a micro-batch of others)."""
-    if k < 1:
+    if whole_number(k, "k") < 1:
         raise TesseraError(f"k must be at least 1, got {k}", field="k")
+    for number, query in enumerate(queries, 1):
+        if not isinstance(query, str):
+            raise TesseraError(
+                f"query {number} of {len(queries)} is a {type(query).__name__}, not text", field="query"
+            )
     empty = next((n for n, q in enumerate(queries, 1) if not q.strip()), None)
     if empty is not None:
         raise TesseraError(f"query {empty} of {len(queries)} is empty", field="query")
@@ -69,8 +76,23 @@ def _with_document(hit: Hit, doc: Document) -> Hit:
     return replace(hit, title=doc.title, text=doc.text, passage=passage, metadata=doc.metadata)
 
 
-class Index:
-    """Open with `Index.load(path)`; then `search(query)` or `batch_search(queries)`."""
+def _guarded(method: Callable) -> Callable:
+    """A read of the object's files: never beside the swap to an updated version (retrieval/swap.py),
+    never after `close`."""
+
+    @wraps(method)
+    def guarded(self: Index, *args, **kwargs):
+        with self._swap.searching():
+            if self._closed:
+                raise TesseraError("this Index was closed: load it again", file=self.root)
+            return method(self, *args, **kwargs)
+
+    return guarded
+
+
+class Index(IndexUpdates):
+    """Open with `Index.load(path)`; then `search(query)` or `batch_search(queries)`. One object
+    may be searched from many threads, also while one of them updates it."""
 
     def __init__(
         self,
@@ -82,6 +104,7 @@ class Index:
     ):
         self.root = root
         self.manifest = manifest
+        self._swap, self._closed = SwapLock(), False
         self._given = (encoder, search_params, mmap)  # kept for reopening after an update
         self.docstore = DocStore(root / DocStore.FILE, readonly=True)
         self._filters: dict[str, frozenset[str]] = {}  # filter JSON -> matching ids (`_matching`)
@@ -190,8 +213,11 @@ class Index:
         doc_ids: Iterable[str] | None = None,
         per_document: int = 1,
     ) -> list[Hit]:
+        if not isinstance(query, str):
+            raise TesseraError(f"must be text, got {type(query).__name__}", field="query")
         return self.batch_search([query], k, with_text, filter, doc_ids, per_document)[0]
 
+    @_guarded
     def batch_search(
         self,
         queries: Sequence[str],
@@ -207,8 +233,9 @@ class Index:
         that many of its best passages as hits of their own (the same id, other offsets): the
         top k passages, as a RAG context over long documents wants them. Other kinds hold one
         entry a document and ignore it."""
-        queries = list(queries)
+        queries = string_list(queries, "queries")
         check_search(queries, k)
+        k = int(k)
         if per_document < 1:
             raise TesseraError(f"must be at least 1, got {per_document}", field="per_document")
         per_document = per_document if self.passages is not None else 1
@@ -296,12 +323,20 @@ class Index:
         spans = [[tuple(int(x) for x in self.passages[label, 1:]) for _, _, label in row] for row in found]
         return ranked, spans
 
+    @_guarded
     def search_vectors(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         """Top-k hits for vectors of this index's own space (a faiss index of one vector a
         document; deleted documents never found), best first."""
-        ranked = self._ids(*self.backend.search(np.asarray(vectors, dtype=np.float32), k))
+        check_search([], k)
+        if self.encoder is None or self.manifest.backend == "tokens" or self.passages is not None:
+            kind = "a chunked" if self.passages is not None else f"a {self.manifest.backend}"
+            raise TesseraError(
+                f"a search by vector needs one vector a document, not {kind} index", field="vectors"
+            )
+        ranked = self._ids(*self.backend.search(np.asarray(vectors, dtype=np.float32), int(k)))
         return [[Hit(doc, score, rank) for rank, (doc, score) in enumerate(row, 1)] for row in ranked]
 
+    @_guarded
     def stored_vectors(self, doc_ids: Sequence[str]) -> np.ndarray | None:
         """The vectors this index holds for `doc_ids` (PQ kinds: decoded), in that order; None
         where it holds no one vector a document (BM25, token, chunked, binary) or lacks an id."""
@@ -315,9 +350,10 @@ class Index:
         except TesseraError:
             return None
 
+    @_guarded
     def allowed(self, filter: Filter | None, doc_ids: Iterable[str] | None) -> set[str]:
         """The ids a metadata filter and an id list select (either may be None: no limit)."""
-        chosen = set(doc_ids) if doc_ids is not None else None
+        chosen = set(string_list(doc_ids, "doc_ids")) if doc_ids is not None else None
         if filter is not None:
             matched = self._matching(parse_filter(filter))
             chosen = matched if chosen is None else chosen & matched
@@ -339,62 +375,14 @@ class Index:
         hit = Hit(doc_id, score, rank, offsets=span)
         return _with_document(hit, doc) if doc is not None else hit
 
+    @_guarded
     def with_text(self, rows: Sequence[Sequence[Hit]]) -> list[list[Hit]]:
         """Hits (fused ones come without) given their stored title, text and metadata (and a
         chunked hit its passage); ids this index does not store stay as they are."""
         docs = self.docstore.get(h.doc_id for row in rows for h in row)
         return [[_with_document(h, d) if (d := docs.get(h.doc_id)) else h for h in row] for row in rows]
 
+    @_guarded
     def document(self, doc_id: str):
         """The raw stored document, or None."""
         return self.docstore.get([doc_id]).get(doc_id)
-
-    # Updates (indexing/updates.py): each publishes a new index directory atomically, then this
-    # object reopens it. Other `Index` objects of the same directory keep the version they opened.
-
-    def add(self, corpus: str | Path, batch_size: int = 256, show_progress: bool = False) -> int:
-        """Encode and add the documents of `corpus` (ids must be new); returns how many."""
-        from tessera.indexing.updates import add_documents
-
-        added = add_documents(self.root, corpus, batch_size, self.encoder, show_progress)
-        self._reopen()
-        return added
-
-    def delete(self, ids: Sequence[str]) -> int:
-        """Delete documents by id (every id must be in the index); returns how many."""
-        from tessera.indexing.updates import delete_documents
-
-        deleted = delete_documents(self.root, ids)
-        self._reopen()
-        return deleted
-
-    def sync(
-        self, corpus: str | Path, dry_run: bool = False, show_progress: bool = False, reread: bool = False
-    ):
-        """Make the index hold exactly `corpus`'s documents now: new ones added, changed ones
-        re-encoded, gone ones deleted (`indexing/sync.py`); returns the `SyncPlan`. `reread`: read
-        every file of a folder, not only those whose size or modification time changed."""
-        from tessera.indexing.sync import sync_index
-
-        plan = sync_index(self.root, corpus, dry_run, self.encoder, show_progress, reread)
-        if not dry_run:
-            self._reopen()
-        return plan
-
-    def compact(self) -> int:
-        """Rewrite the index without tombstones; returns how many were dropped."""
-        from tessera.indexing.updates import compact
-
-        dropped = compact(self.root)
-        self._reopen()
-        return dropped
-
-    def _reopen(self) -> None:
-        self.close()
-        encoder, search_params, mmap = self._given
-        self.__init__(self.root, Manifest.read(self.root), encoder or self.encoder, search_params, mmap)
-
-    def close(self) -> None:
-        self.docstore.close()
-        if self.manifest.backend == "lucene" and hasattr(self.backend.searcher, "close"):
-            self.backend.searcher.close()

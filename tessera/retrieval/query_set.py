@@ -7,10 +7,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from tessera.data.metadata import Filter
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, whole_number
 from tessera.progress import quiet_bar
 from tessera.retrieval.diversify import Mmr, as_mmr, diversify
-from tessera.retrieval.fusion import Run, check_depth, hybrid_search
+from tessera.retrieval.fusion import Run, check_depth, hybrid_search, with_stored_text
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
 from tessera.retrieval.rerank import RERANK_DEPTH, Reranker, check_rerank_depth, load_reranker, rerank
@@ -45,6 +45,13 @@ def iter_search(
     metadata filter, data/metadata.py) ranks only the documents it selects. `mmr` then picks the
     k from the top `mmr.pool(k)` for relevance and novelty (`retrieval.diversify`; a number is
     its weight)."""
+    indexes = [indexes] if isinstance(indexes, Index) else list(indexes)
+    if not isinstance(queries, Mapping):
+        raise TesseraError(
+            f"a mapping of query id to text (load_queries gives one), not a {type(queries).__name__}",
+            field="queries",
+        )
+    k = whole_number(k, "k")
     check_depth(depth)
     mmr = as_mmr(mmr)
     first = first_stage_depth(k, reranker is not None, rerank_depth, mmr)
@@ -61,9 +68,9 @@ def iter_search(
             if remove_query:
                 rows = [without_query(qid, row) for qid, row in zip(chunk, rows, strict=True)]
             if reranker is not None:
-                rows = _reranked(reranker, texts, rows, indexes[0], rerank_depth)
+                rows = _reranked(reranker, texts, rows, indexes, rerank_depth)
             if mmr is not None:
-                heads = indexes[0].with_text([row[: mmr.pool(k)] for row in rows])
+                heads = with_stored_text(indexes, [row[: mmr.pool(k)] for row in rows])
                 rows = [[h.without_text() for h in row] for row in diversify(mmr, heads, k, indexes)]
             rows = [row[:k] for row in rows]
             yield from zip(chunk, rows, strict=True)
@@ -84,10 +91,10 @@ def without_query(qid: str, hits: list[Hit]) -> list[Hit]:
 
 
 def _reranked(
-    reranker: Reranker, queries: Sequence[str], rows: list[list[Hit]], index: Index, depth: int
+    reranker: Reranker, queries: Sequence[str], rows: list[list[Hit]], indexes: Sequence[Index], depth: int
 ) -> list[list[Hit]]:
-    """Rows reranked, `index` giving the text of each reranked head; returned without text."""
-    heads = index.with_text([row[:depth] for row in rows])
+    """Rows reranked, `indexes` giving the text of each reranked head; returned without text."""
+    heads = with_stored_text(indexes, [row[:depth] for row in rows])
     rows = [head + row[depth:] for head, row in zip(heads, rows, strict=True)]
     return [[h.without_text() for h in row] for row in rerank(reranker, queries, rows, depth)]
 
@@ -96,18 +103,20 @@ def rerank_run(
     reranker: Reranker | str,
     queries: Mapping[str, str],
     run: Run,
-    index: Index,
+    index: Index | Sequence[Index],
     depth: int = RERANK_DEPTH,
     show_progress: bool = True,
 ) -> Run:
     """A held run (or `tessera eval`'s fused one) reranked query by query by a reranker or its
-    `retrieval.rerank` spec, `index` giving the hits' text; hits come back without text."""
+    `retrieval.rerank` spec, `index` (or the first of several that holds a hit) giving the hits'
+    text; hits come back without text."""
+    indexes = [index] if isinstance(index, Index) else list(index)
     reranker = load_reranker(reranker) if isinstance(reranker, str) else reranker
     reranked: Run = {}
     with quiet_bar(show_progress) as bar:
         task = bar.add_task(f"reranking with {reranker.spec}", total=len(run))
         for qid, hits in run.items():
-            reranked[qid] = _reranked(reranker, [queries[qid]], [hits], index, depth)[0]
+            reranked[qid] = _reranked(reranker, [queries[qid]], [hits], indexes, depth)[0]
             bar.update(task, advance=1)
     return reranked
 
@@ -117,23 +126,30 @@ def diversify_run(
 ) -> Run:
     """A held run (or `tessera eval`'s fused one) with each query's top `mmr.pool(k)` in MMR order
     for a page of `k` (the rest below, as they were); the first of `indexes` (those searched)
-    gives the hits' text, any may hold MMR's vectors. Hits come back without text."""
+    holding a hit gives its text, any may hold MMR's vectors. Hits come back without text."""
     mmr = as_mmr(mmr)
     diversified: Run = {}
     with quiet_bar(show_progress) as bar:
         task = bar.add_task(f"MMR {mmr.weight:g}", total=len(run))
         for qid, hits in run.items():
-            head = indexes[0].with_text([hits[: mmr.pool(k)]])
+            head = with_stored_text(indexes, [hits[: mmr.pool(k)]])
             row = diversify(mmr, [head[0] + list(hits[mmr.pool(k) :])], k, indexes)[0]
             diversified[qid] = [h.without_text() for h in row]
             bar.update(task, advance=1)
     return diversified
 
 
-def check_per_document(per_document: int, indexes: int) -> None:
-    """Several passages of one document come from one chunked index; fusion ranks documents."""
+def check_per_document(per_document: int, indexes: int, index: Index | None = None) -> None:
+    """Several passages of one document come from one chunked index (`index`, when open: an
+    index of one entry a document has no passages to give); fusion ranks documents."""
     if per_document < 1:
         raise TesseraError(f"must be at least 1, got {per_document}", field="per_document")
+    if per_document > 1 and index is not None and index.passages is None:
+        raise TesseraError(
+            f"several passages of a document come from a chunked index (index --chunk); {index.root.name} "
+            "holds one entry a document",
+            field="per_document",
+        )
     if per_document > 1 and indexes > 1:
         raise TesseraError(
             "several passages of a document come from one chunked index; fused indexes rank documents "
@@ -167,15 +183,15 @@ def search_one(
     per_document: int = 1,
     doc_ids: Iterable[str] | None = None,
 ) -> list[Hit]:
-    """One query's top `k` with their text, as `tessera search "QUERY"` and RAG retrieve it: one
-    index, or several fused (each searched `depth` deep; the first index's text); with a
-    `reranker`, the k best of the first stage's `rerank_depth` by its scores; with a `filter`,
-    among the documents it selects; with `mmr`, the k picked for relevance and novelty;
-    `per_document` (one chunked index): up to that many passages of one document; `doc_ids`
-    (one index): among those documents only."""
+    """One query's top `k` with their text, as `tessera search "QUERY"` and RAG retrieve it: one index,
+    or several fused (each searched `depth` deep; each hit's text from the first index holding it);
+    with a `reranker`, the k best of the first stage's `rerank_depth` by its scores; with a
+    `filter`, among the documents it selects; with `mmr`, the k picked for relevance and novelty;
+    `per_document` (one chunked index): up to that many passages of one document; `doc_ids` (one
+    index): among those documents only."""
     check_rerank_depth(rerank_depth)
     check_depth(depth)
-    check_per_document(per_document, len(indexes))
+    check_per_document(per_document, len(indexes), indexes[0])
     if doc_ids is not None and len(indexes) > 1:
         raise TesseraError("a search among given ids takes one index, not several fused", field="doc_ids")
     reranker = load_reranker(reranker) if isinstance(reranker, str) else reranker

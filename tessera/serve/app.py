@@ -116,7 +116,7 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
             "took_ms": round((time.perf_counter() - started) * 1000, 3),
         }
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)  # HEAD: uptime probes
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 

@@ -18,7 +18,7 @@ from typing import Any
 from tessera.data.metadata import parse_filter
 from tessera.indexing.info import describe
 from tessera.indexing.manifest import MANIFEST
-from tessera.retrieval.fusion import fuse, with_passages
+from tessera.retrieval.fusion import fuse, with_passages, with_stored_text
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
 from tessera.retrieval.params import route_params
@@ -232,12 +232,13 @@ class IndexPool:
         first = self.served[names[0]]
         fused = await self.run(first, partial(fuse, runs, fusion, weights, rrf_k=rrf_k, depth=depth, top=k))
         rows = with_passages(runs, fused, keys)
-        return await self.with_text(names[0], rows) if with_text else rows
+        return await self.with_text(names, rows) if with_text else rows
 
-    async def with_text(self, name: str, rows: list[list[Hit]]) -> list[list[Hit]]:
-        """Hits given their stored title and text (fused hits come without)."""
-        served = self.get(name)
-        return await self.run(served, served.index.with_text, rows)
+    async def with_text(self, names: list[str], rows: list[list[Hit]]) -> list[list[Hit]]:
+        """Hits given their stored title and text by the first of the named indexes that holds
+        them (fused hits come without)."""
+        indexes = [self.get(name).index for name in names]
+        return await self.run(self.get(names[0]), with_stored_text, indexes, rows)
 
     async def documents(self, name: str | None, ids: list[str]) -> dict:
         served = self.get(name)

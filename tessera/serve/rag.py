@@ -87,13 +87,13 @@ class RagService:
         retrieved = None
         restrict = await self.pool.restriction(names[0], body.filter, None)
         per_document = body.per_document
+        served = self.pool.get(names[0])
         if per_document is None:
-            served = self.pool.get(names[0])
             where = (restrict or {}).get("filter")
             per_document = await self.pool.run(
                 served, passages_per_document, served.index, body.k, where, len(names) > 1
             )
-        check_per_document(per_document, len(names))
+        check_per_document(per_document, len(names), served.index)
         if len(names) > 1:
             depth = max(body.depth, first)
             fused = await self.pool.fused(

@@ -82,10 +82,17 @@ def test_markdown_title_text_and_front_matter(tmp_path: Path) -> None:
     assert (plain.title, plain.text) == ("Shear flow", "body text\nSecond")  # the first H1, not repeated
 
 
-def test_bad_front_matter_names_its_line(tmp_path: Path) -> None:
-    with pytest.raises(CorpusError, match="front matter is not valid YAML") as info:
-        markdown_to_text("---\ntitle: ok\ntags: [unclosed\n---\nbody\n", tmp_path / "n.md")
-    assert info.value.file == str(tmp_path / "n.md") and info.value.line == 4
+def test_a_first_block_that_is_not_a_yaml_mapping_is_text_not_front_matter(tmp_path: Path) -> None:
+    path = tmp_path / "n.md"
+    with pytest.warns(
+        TesseraWarning, match=rf"{path}:4: the block between the first two '---' lines is not YAML"
+    ):
+        broken = markdown_to_text("---\ntitle: ok\ntags: [unclosed\n---\nbody\n", path)
+    assert broken.text.startswith("title: ok tags: [unclosed") and broken.text.endswith("body")
+    slides = markdown_to_text("---\n\nIntro about flamingos.\n\n---\n\nSecond about ibises.\n", path)
+    assert slides.text == "Intro about flamingos.\nSecond about ibises."  # a rule opening the text
+    listed = markdown_to_text("---\ntitle: [Wings, Flaps]\n---\nbody\n", path)
+    assert (listed.title, listed.text) == ("Wings, Flaps", "body")
 
 
 def test_html_title_entities_scripts_menus_and_declared_charset(tmp_path: Path) -> None:
@@ -109,7 +116,7 @@ def test_html_title_entities_scripts_menus_and_declared_charset(tmp_path: Path) 
     untitled = html_to_text("<html><body><h1>Only a heading</h1><p>body</p></body></html>")
     assert (untitled.title, untitled.text) == ("Only a heading", "body")
     bad = write(tmp_path / "bad.html", b"<p>fine</p>\n<p>caf\xe9</p>")  # no charset declared: UTF-8
-    with pytest.raises(CorpusError, match="not valid utf-8") as info:
+    with pytest.raises(CorpusError, match="not valid UTF-8") as info:
         read_file(bad, tmp_path)
     assert info.value.line == 2
 
@@ -236,6 +243,9 @@ def test_tesseraignore_leaves_files_out_quietly(tmp_path: Path) -> None:
     assert [path.relative_to(tmp_path).as_posix() for path in files] == ["a.md", "notes/b.md"]
     assert ignored("x/drafts/y.md", ["drafts/"]) and not ignored("drafts.md", ["drafts/"])
     assert ignored("notes/b.md", ["notes/*.md"]) and not ignored("other/notes/b.md", ["notes/*.md"])
+    assert not ignored("notes/sub/b.md", ["notes/*.md"])  # as in gitignore, * stays within a folder
+    assert ignored("notes/sub/b.md", ["notes/**/*.md"]) and ignored("notes/b.md", ["notes/**/*.md"])
+    assert ignored("notes/sub/b.md", ["notes/sub"]) and not ignored("notes/subway.md", ["notes/sub"])
 
 
 def test_open_corpus_reads_a_folder_or_one_file(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tessera.data.metadata import parse_filter
+from tessera.data.metadata import parse_filter, strict_metadata
 from tessera.data.readers import read_jsonl
 from tessera.errors import CorpusError, TesseraError
 
@@ -45,6 +45,22 @@ def test_bad_metadata_names_file_line_and_field(tmp_path: Path, record: dict, sa
     assert f"c.jsonl:2, {says}" in str(error.value)
 
 
+def test_numpy_scalars_are_numbers_and_keys_must_be_text() -> None:
+    """A filter built with numpy: np.int64 was refused as "not a finite number", np.float64 taken."""
+    import numpy as np
+
+    given = {"year": {"$gte": np.int64(1958), "$in": [np.int32(1), np.float64(2.5)]}, "ok": np.bool_(True)}
+    assert parse_filter(given) == {"year": {"$gte": 1958, "$in": [1, 2.5]}, "ok": True}
+    assert type(parse_filter(given)["year"]["$gte"]) is int
+    with pytest.raises(TesseraError, match="field names are text, not int") as info:
+        parse_filter({1: 2})
+    assert info.value.field == "filter.1"
+    assert strict_metadata({"n": np.int64(3), "tags": [np.str_("a")]}, "texts[0]") == {"n": 3, "tags": ["a"]}
+    with pytest.raises(TesseraError, match="integers within 64 bits") as info:
+        strict_metadata({"n": 2**64}, "texts[0]")
+    assert info.value.field == "texts[0].metadata.n"
+
+
 def test_a_filter_is_read_from_json_text_or_a_mapping() -> None:
     text = '{"year": {"$gte": 1958, "$lt": 1962}, "$or": [{"lang": "en"}, {"tags": {"$in": ["a", 1]}}]}'
     assert parse_filter(text) == json.loads(text) == parse_filter(json.loads(text))
@@ -70,6 +86,7 @@ def test_a_filter_is_read_from_json_text_or_a_mapping() -> None:
         ('{"$or": []}', "filter.$or", "non-empty list"),
         ('{"$and": [{"a": 1}, {"b": {"$gte": {}}}]}', "filter.$and[1].b.$gte", "finite number"),
         ('{"a\\"b": 1}', 'filter.a"b', "cannot contain"),
+        ('{"year": {"$lt": 1000000000000000000000}}', "filter.year.$lt", "integers within 64 bits"),
     ],
 )
 def test_a_bad_filter_names_the_key(given: str, field: str, says: str) -> None:

@@ -118,6 +118,13 @@ def test_hybrid_beats_both_inputs_on_cranfield_test(
     assert score(run, dataset)["nDCG@10"] == pytest.approx(result.metrics["nDCG@10"], abs=1e-6)
 
 
+def test_one_index_and_one_metric_given_alone(cranfield_bm25: Path) -> None:
+    """A str path was opened letter by letter ('/' is not an index), a str metric as 'n', 'D', ..."""
+    alone = evaluate(str(cranfield_bm25), "cranfield", metrics="nDCG@10", show_progress=False)
+    listed = evaluate([cranfield_bm25], "cranfield", metrics=["nDCG@10"], show_progress=False)
+    assert alone.metrics == listed.metrics and set(alone.metrics) == {"nDCG@10"}
+
+
 def test_unknown_metric_and_fusion(cranfield_bm25: Path) -> None:
     with pytest.raises(TesseraError, match="unknown ir_measures metric 'nDCG@x'"):
         evaluate([cranfield_bm25], "cranfield", metrics=["nDCG@x"], show_progress=False)

@@ -13,7 +13,7 @@ import pytest
 from tessera.data.document import Document
 from tessera.errors import IndexFormatError, TesseraError, TesseraWarning
 from tessera.indexing.builder import build_index
-from tessera.indexing.chunking import Chunking, PassageSplitter, passage_text
+from tessera.indexing.chunking import Chunking, PassageSplitter
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.manifest import Manifest
 from tessera.indexing.reindex import reindex
@@ -55,10 +55,9 @@ def test_passages_fit_the_window_cover_the_text_and_overlap(cranfield_docs: dict
     docs.append(Document("empty", "", "a title only"))
     spans = splitter.spans(docs)
     assert spans[-1] == [(0, 0)]
+    assert all(len(tokenizer(text)["input_ids"]) <= 48 for text in splitter.texts(docs, spans))
     multi = 0
     for doc, row in zip(docs[:-1], spans[:-1], strict=True):
-        for start, end in row:
-            assert len(tokenizer(passage_text(doc, start, end))["input_ids"]) <= 48
         body = tokenizer(doc.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
         assert row[0][0] == body[0][0] and row[-1][1] == body[-1][1]  # the whole body, nothing lost
         starts = [next(i for i, o in enumerate(body) if o[0] == s) for s, _ in row]
@@ -67,6 +66,34 @@ def test_passages_fit_the_window_cover_the_text_and_overlap(cranfield_docs: dict
             assert 8 <= a_end + 1 - b_start <= 16  # about OVERLAP wordpieces, whole words
         multi += len(row) > 1
     assert multi > 30
+
+
+def test_a_long_title_is_cut_for_the_encoder_not_the_body(cranfield_docs: dict[str, dict]) -> None:
+    """A 66-word title left the body 16 wordpieces a passage, fewer than fit past the overlap: one
+    document of 2,935 words became 1,066 passages; a title longer than the window left the encoder
+    none of the body."""
+    minilm = load_encoder("minilm")
+    splitter = PassageSplitter(Chunking(128, 32), minilm.tokenizer, minilm.max_tokens)
+    values = list(cranfield_docs.values())
+    body = " ".join(d["text"] for d in values[:20])
+    long_title = " ".join(d["title"] for d in values[20:27])
+    docs = [
+        Document("short", body, "a report"),
+        Document("long", body, long_title),
+        Document("huge", body, long_title * 5),
+    ]
+    spans = splitter.spans(docs)
+    assert len(spans[0]) <= len(spans[1]) <= len(spans[2]) < 2 * len(spans[0])
+    for doc, row, text in zip(
+        docs, spans, [splitter.texts([d], [s]) for d, s in zip(docs, spans, strict=True)], strict=True
+    ):
+        for (start, end), passage in zip(row, text, strict=True):
+            assert (
+                passage.endswith(doc.text[start:end]) and len(minilm.tokenizer(passage)["input_ids"]) <= 128
+            )
+            assert len(
+                minilm.tokenizer(doc.text[start:end], add_special_tokens=False)["input_ids"]
+            ) >= 33 or end == len(doc.text.rstrip())
 
 
 def test_maxp_equals_brute_force_max_over_passages(chunked: Path) -> None:
@@ -78,7 +105,7 @@ def test_maxp_equals_brute_force_max_over_passages(chunked: Path) -> None:
     docs = list(store.documents())
     store.close()
     minilm = load_encoder("minilm")
-    passage_vectors = minilm.encode_docs([passage_text(docs[d], s, e) for d, s, e in rows])
+    passage_vectors = minilm.encode_docs(passage_texts(chunked, docs, rows))
     index = Index.load(chunked)
     for k in (10, 150):  # 150: every document, which needs the search to widen past the first fetch
         found = index.batch_search(QUERIES, k=k, with_text=True)
@@ -115,8 +142,18 @@ def brute_force_passages(index_dir: Path, query: str) -> tuple[np.ndarray, np.nd
     docs = list(store.documents())
     store.close()
     minilm = load_encoder("minilm")
-    vectors = minilm.encode_docs([passage_text(docs[d], s, e) for d, s, e in rows])
+    vectors = minilm.encode_docs(passage_texts(index_dir, docs, rows))
     return vectors @ minilm.encode_queries([query])[0], rows, docs
+
+
+def passage_texts(index_dir: Path, docs: list[Document], rows: np.ndarray) -> list[str]:
+    """What the index's encoder read for each passage row: its title and the text at its offsets."""
+    chunking = Manifest.read(index_dir, verify=False).chunking
+    minilm = load_encoder("minilm")
+    splitter = PassageSplitter(
+        Chunking(chunking["tokens"], chunking["overlap"]), minilm.tokenizer, minilm.max_tokens
+    )
+    return [splitter.texts([docs[d]], [[(s, e)]])[0] for d, s, e in rows]
 
 
 def capped(

@@ -18,6 +18,7 @@ def test_info_names_the_index_and_the_fields_to_filter_by(cranfield_bm25: Path) 
     facts = index_info(cranfield_bm25)
     assert (facts["documents"], facts["backend"], facts["corpus"]) == (1400, "lucene", "cranfield")
     assert facts["encoder"] == "bm25:k1=0.9,b=0.4,title=0.25" and facts["chunked"] is False
+    assert not {"factory", "dim", "metric"} & set(facts)  # a BM25 index has no vectors
     assert facts["metadata_fields"] == {"author": 1347, "bib": 1330}  # records with the field filled
     on_disk = sum(path.stat().st_size for path in cranfield_bm25.rglob("*") if path.is_file())
     assert facts["bytes"] == on_disk and facts["verified"] is False

@@ -199,14 +199,14 @@ def test_bad_updates_fail_clearly_and_change_nothing(base_flat, corpora, tmp_pat
     dup = tmp_path / "dup.jsonl"
     dup.write_text(corpora["more"].read_text().splitlines()[0] + "\n" + base_lines[4] + "\n")
     with pytest.raises(
-        CorpusError, match=rf"duplicate document id '5' \(first at {corpora['base']}:5\)"
+        CorpusError, match=rf"document id '5' is already in the index \(from {corpora['base']}:5\)"
     ) as info:
         Index.load(index).add(dup)
     assert (info.value.file, info.value.line) == (str(dup), 2)
     twice = tmp_path / "twice.jsonl"
     more = corpora["more"].read_text().splitlines()
     twice.write_text("\n".join([more[0], more[1], more[0]]) + "\n")
-    with pytest.raises(CorpusError, match="duplicate document id") as info:
+    with pytest.raises(CorpusError, match=rf"duplicate document id '\w+' \(first at {twice}:1\)") as info:
         Index.load(index).add(twice)
     assert (info.value.file, info.value.line) == (str(twice), 3)
 
@@ -231,6 +231,23 @@ def test_bad_updates_fail_clearly_and_change_nothing(base_flat, corpora, tmp_pat
     with pytest.raises(IndexFormatError, match="unknown backend 'striped'") as info:
         delete_documents(other, ["1"])
     assert info.value.field == "backend"
+
+
+def test_an_id_added_from_a_file_now_gone_is_already_in_the_index(base_flat, corpora, tmp_path) -> None:
+    """A store's or a sync's corpus file is removed after its add: no error names it later."""
+    index = Index.load(copy_of(base_flat, tmp_path))
+    line = corpora["more"].read_text().splitlines()[0]
+    from_memory = tmp_path / ".store.add-1.jsonl"
+    from_memory.write_text(line + "\n")
+    index.add(from_memory)
+    from_memory.unlink()
+    again = tmp_path / "again.jsonl"
+    again.write_text(line + "\n")
+    doc_id = json.loads(line)["_id"]
+    with pytest.raises(
+        CorpusError, match=rf"^{again}:1, field '_id': document id '{doc_id}' is already in the index$"
+    ):
+        index.add(again)
 
 
 def test_an_interrupted_update_leaves_the_old_index(base_flat, corpora, tmp_path, monkeypatch) -> None:

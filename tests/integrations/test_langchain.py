@@ -108,6 +108,8 @@ def test_the_reranker_compresses_as_tessera_reranks(loaded: dict[str, Index]) ->
     ]
     with pytest.raises(TesseraError, match="top_n"):
         TesseraReranker(top_n=0)
+    with pytest.raises(TesseraError, match="query 1 of 1 is empty"):  # as search and RAG refuse it
+        reranker.compress_documents(docs, " ")
 
 
 def retriever_then(reranker: TesseraReranker, retriever: TesseraRetriever):

@@ -111,6 +111,12 @@ def test_bad_input_is_refused_naming_it_and_nothing_is_written(tmp_path: Path) -
         TesseraVectorStore.from_texts(["x"], DeterministicFakeEmbedding(size=6), path=tmp_path / "other")
     with pytest.raises(TesseraError, match="built with 'minilm'"):
         TesseraVectorStore(store.path, encoder="bm25")
+    for call, field in ((lambda: store.add_texts("hello"), "texts"), (lambda: store.delete("ab"), "ids")):
+        with pytest.raises(
+            TesseraError, match="not a str; for one, give"
+        ) as one:  # not five letters, not a and b
+            call()
+        assert one.value.field == field
     assert (store.path / "manifest.json").read_bytes() == manifest
     assert not (tmp_path / "other").exists()
 
@@ -133,6 +139,29 @@ def test_a_bm25_store_and_the_store_emptied_then_built_again(tmp_path: Path) -> 
     assert not store.path.exists() and store.similarity_search("flow") == []
     store.add_texts(["a cone in supersonic flow"], ids=["again"])
     assert [d.id for d in store.similarity_search("cone", k=5)] == ["again"]
+    with pytest.raises(TesseraError, match="needs one vector a document, not a lucene index"):
+        store.similarity_search_by_vector([0.1] * 384, k=2)
+
+
+def test_two_store_objects_of_one_directory_never_undo_each_others_adds(tmp_path: Path) -> None:
+    """B, opened before A's add, replaced every document it knew of by a rebuild: A's was lost."""
+    first = TesseraVectorStore(tmp_path / "shared", encoder="bm25")
+    first.add_texts(["alpha wing", "beta wing"], ids=["a", "b"])
+    second = TesseraVectorStore(tmp_path / "shared")
+    first.add_texts(["gamma wing"], ids=["g"])
+    second.add_texts(["alpha wing v2", "beta wing v2"], ids=["a", "b"])  # replaces a and b only
+    stored = TesseraVectorStore(tmp_path / "shared").get_by_ids(["a", "b", "g"])
+    assert [(d.id, d.page_content) for d in stored] == [
+        ("a", "alpha wing v2"),
+        ("b", "beta wing v2"),
+        ("g", "gamma wing"),
+    ]
+    first.add_texts(
+        ["alpha wing v3"], ids=["a"]
+    )  # first saw only its own update: it starts from the current one
+    assert [d.text for d in second.store.get(["a"])] == ["alpha wing v2"]  # reads see a refresh
+    second.store.refresh()
+    assert [d.page_content for d in second.get_by_ids(["a", "g"])] == ["alpha wing v3", "gamma wing"]
 
 
 def test_replacing_every_document_rebuilds_the_same_kind_of_index(tmp_path: Path) -> None:

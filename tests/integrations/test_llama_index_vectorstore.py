@@ -139,6 +139,13 @@ def test_filters_translate_and_the_untranslatable_are_refused(built: VectorStore
         )
     )
     assert diverse.ids[0] == plain.ids[0] and len(set(diverse.ids)) == 4 and diverse.ids != plain.ids
+    retriever = built.as_retriever(  # the weight as LlamaIndex's retrievers pass it
+        similarity_top_k=4, vector_store_query_mode="mmr", vector_store_kwargs={"mmr_threshold": 0.3}
+    )
+    assert [n.node.node_id for n in retriever.retrieve(QUERY)] == diverse.ids
+    with pytest.raises(TesseraError, match="for one, give \\['3'\\]") as one:
+        store.query(VectorStoreQuery(query_str=QUERY, node_ids="3"))
+    assert one.value.field == "node_ids"
 
 
 def test_deletes_by_source_id_and_filter_down_to_empty(

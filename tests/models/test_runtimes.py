@@ -153,9 +153,20 @@ def test_quantized_export_is_cached_and_reused(tmp_path: Path, monkeypatch: pyte
     import torch
 
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    quantize, read = onnxruntime.quantization.quantize_dynamic, []
+    monkeypatch.setattr(
+        onnxruntime.quantization, "quantize_dynamic", lambda *a, **k: read.append(a[0]) or quantize(*a, **k)
+    )
     DenseEncoder("minilm@onnx-int8", bundled_path("minilm"), runtime="onnx-int8")
     exports = sorted(p.relative_to(tmp_path) for p in tmp_path.glob("runtimes/*/model.onnx"))
     assert len(exports) == 2  # the float32 export and its quantized copy
+    # quantize_dynamic writes a file beside what it reads: this process's copy, not the shared
+    # export two processes quantizing at once both wrote beside (one then lost it)
+    assert len(read) == 1 and Path(read[0]).parent.name.endswith(".tmp")
+    assert all(
+        sorted(p.name for p in e.parent.iterdir()) == ["inputs.json", "model.onnx"]
+        for e in (tmp_path / p for p in exports)
+    )
 
     def refuse(*args, **kwargs):
         raise AssertionError("exported again")
@@ -243,6 +254,30 @@ def test_default_runtime_queries_load_a_trace_with_the_same_vectors(
     assert np.array_equal(traced.encode_queries(queries), full.encode_queries(queries))
     assert np.array_equal(traced.encode_docs(docs[:70]), full.encode_docs(docs[:70]))
     assert np.array_equal(traced.encode_queries(queries[:1]), full.encode_queries(queries[:1]))
+
+
+def test_a_damaged_cached_export_is_made_again_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cranfield_sample
+) -> None:
+    """A truncated trace or ONNX graph in the cache broke every search, of plain minilm indexes too."""
+    from tessera.models.runtimes.export import INPUTS_FILE, TRACED_FILE, folder_key
+    from tessera.models.runtimes.traced import traced_encoder
+
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    queries = cranfield_sample[1][:3]
+    full = load_encoder("minilm")
+    load_query_encoder.__wrapped__("minilm")  # leaves a trace
+    trace = tmp_path / "runtimes" / folder_key(bundled_path("minilm"), "fp32") / TRACED_FILE
+    trace.write_bytes(trace.read_bytes()[:5000])
+    assert traced_encoder("minilm", bundled_path("minilm")) is None and not trace.parent.exists()
+    assert np.array_equal(
+        load_query_encoder.__wrapped__("minilm").encode_queries(queries), full.encode_queries(queries)
+    )
+    graph = tmp_path / "runtimes" / folder_key(bundled_path("minilm"), "onnx") / "model.onnx"
+    graph.parent.mkdir(parents=True)
+    graph.write_bytes(b"not a graph")
+    (graph.parent / INPUTS_FILE).write_text('["input_ids", "attention_mask", "token_type_ids"]')
+    assert light_encoder("minilm@onnx", bundled_path("minilm"), "onnx") is None and not graph.parent.exists()
 
 
 def test_an_inexact_trace_is_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

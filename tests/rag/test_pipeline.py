@@ -41,6 +41,10 @@ def test_compression_cuts_prompt_tokens_and_order_moves_blocks(index):
     reverse = prepare(index, QUESTION, k=10, compress="truncation", budget=300, order="reverse")
     best = reverse.passages[0].doc_id
     assert f"(doc {best})" in reverse.messages[1]["content"].split("\n\n")[-2]  # best block last
+    assert reverse.blocks[-1].sources == (best,)  # the blocks as the prompt numbers them ([n])
+    sandwich = prepare(index, QUESTION, k=5, order="sandwich")
+    ranked = [p.doc_id for p in sandwich.passages]
+    assert [b.sources[0] for b in sandwich.blocks] == [ranked[i] for i in (0, 2, 4, 3, 1)]
 
 
 def test_hybrid_retrieval_feeds_the_fused_hits_with_their_text(index, cranfield_bm25):
@@ -130,6 +134,20 @@ def test_bad_arguments_are_refused(index, options, message):
     arguments = {"question": QUESTION, **options}
     with pytest.raises(TesseraError, match=message):
         prepare(index, **arguments)
+
+
+def test_python_callers_arguments(index, cranfield_bm25):
+    """One path where a list of indexes is due is that index; an unknown option or a question
+    that is not text is named, not a TypeError from inside `prepare`."""
+    one = prepare(index, QUESTION, k=5, fuse=str(cranfield_bm25))
+    assert [p.doc_id for p in one.passages] == [
+        p.doc_id for p in prepare(index, QUESTION, k=5, fuse=[cranfield_bm25]).passages
+    ]
+    with pytest.raises(TypeError, match="unknown option 'topk'"):
+        answer(index, QUESTION, generator=None, topk=3)
+    with pytest.raises(TesseraError, match="must be text, got NoneType") as info:
+        answer(index, None, generator=None)
+    assert info.value.field == "question"
 
 
 def test_an_answer_of_no_tokens_is_refused_before_retrieval(index):

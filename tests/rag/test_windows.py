@@ -78,3 +78,12 @@ def test_short_documents_enter_whole(cranfield_bm25: Path) -> None:
     assert [p.text for p in prompt.passages] == [stored[p.doc_id].text for p in prompt.passages]
     assert all(p.offsets is None for p in prompt.passages)
     assert np.all([p.page is None for p in prompt.passages])
+
+
+def test_many_passages_fit_the_window_with_their_headers(cranfield_bm25: Path) -> None:
+    """Each block's `[n] (doc ID)` header and title count: 200 passages' headers took the prompt
+    past the generator's 8,192 tokens, leaving the answer no room."""
+    index = Index.load(cranfield_bm25)
+    prompt = prepare(index, QUESTION, k=200)
+    assert len(prompt.passages) == 200 and any(p.offsets is not None for p in prompt.passages)  # some cut
+    assert prompt.prompt_tokens <= 8192 - 256

@@ -283,3 +283,53 @@ def test_page_holds_a_conversation_of_follow_ups(browser, make_app, loaded) -> N
         page.wait_for_function("document.querySelector('#question').textContent === 'boundary layer flow'")
         page.wait_for_selector("#follow-up:not([hidden])")
         assert page.locator("#turns li").count() == 0 and not errors, errors
+
+
+def test_page_address_keeps_the_search_and_fused_hits_keep_their_index(browser, tmp_path: Path) -> None:
+    """A reload or a shared link searches the same indexes, k, filter; a fused hit found only by
+    the second index shows its text and opens from there; a failed search leaves no old results."""
+    import urllib.request
+
+    from tessera.indexing.builder import build_index
+    from tessera.serve import ServeSettings, create_app
+
+    roots = {}
+    for name, docs in {
+        "birds": {"b1": "gannets dive for fish", "b2": "puffins nest on cliffs"},
+        "more": {"m1": "a quetzal sings in the cloud forest", "b1": "gannets dive for fish"},
+    }.items():
+        corpus = tmp_path / f"{name}.jsonl"
+        corpus.write_text(
+            "".join(json.dumps({"_id": i, "title": t.title(), "text": t}) + "\n" for i, t in docs.items())
+        )
+        roots[name] = str(build_index(corpus, tmp_path / name, encoder="bm25", show_progress=False))
+    with live_server(create_app(ServeSettings(indexes=roots))) as url:
+        head = urllib.request.urlopen(urllib.request.Request(url + "/", method="HEAD"))  # uptime probes
+        assert head.status == 200
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.wait_for_selector("#indexes input[value='more']")
+        page.check("#indexes input[value='more']")
+        page.fill("#q", "quetzal forest")
+        page.fill("#k", "5")
+        page.click("#search button[type=submit]")
+        page.wait_for_selector("#results li .snippet mark")
+        assert page.inner_text("#results li .hit-title") == "A Quetzal Sings In The Cloud Forest"
+        page.click("#results li .hit-title")
+        page.wait_for_selector("dialog#doc[open]")
+        assert page.inner_text("#doc-id") == "more · m1"
+        page.keyboard.press("Escape")
+        address = page.url
+        assert "index=birds&index=more" in address and "k=5" in address
+
+        again = browser.new_page()
+        again.goto(address)  # a shared link: the same indexes and k, searched at once
+        again.wait_for_selector("#results li .hit-title")
+        assert again.is_checked("#indexes input[value='more']") and again.input_value("#k") == "5"
+        assert again.inner_text("#results li .hit-title") == "A Quetzal Sings In The Cloud Forest"
+        again.fill("#filter", '{"year": {"$between": 1}}')
+        again.click("#search button[type=submit]")
+        again.wait_for_function(
+            "document.querySelector('#error').textContent.includes('filter.year.$between')"
+        )
+        assert again.locator("#results li").count() == 0 and again.inner_text("#meta") == ""

@@ -67,3 +67,5 @@ def test_fused_rag_gives_each_document_its_best_passage(client: TestClient) -> N
     assert any("offsets" in s for s in got["sources"])  # found by the chunked index: its passage
     refused = client.post("/v1/rag", json={**body, "per_document": 2})
     assert refused.status_code == 400 and "fused indexes rank documents" in refused.json()["error"]
+    whole = client.post("/v1/rag", json={"query": QUERY, "k": 5, "index": "bm25", "per_document": 2})
+    assert whole.status_code == 400 and "holds one entry a document" in whole.json()["error"]

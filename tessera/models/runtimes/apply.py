@@ -42,13 +42,21 @@ def apply_runtime(model: Any, runtime: str, exported: bool = True, folder: Path 
     if not exported:
         raise EncoderError(f"runtime '{runtime}' is for single-vector encoders; use @bf16", field="encoder")
     from tessera.models.runtimes.engines import engine
-    from tessera.models.runtimes.export import export_onnx, export_onnx_int8, input_names, transformer_module
+    from tessera.models.runtimes.export import (
+        export_onnx,
+        export_onnx_int8,
+        input_names,
+        load_cached,
+        transformer_module,
+    )
 
     load = engine(runtime)
     transformer = transformer_module(model)
     names = input_names(transformer)
     export = export_onnx_int8 if runtime == "onnx-int8" else export_onnx
-    run = load(export(transformer, folder))
+    run = load_cached(export(transformer, folder), load)
+    if run is None:  # a damaged cached export, removed: made again
+        run = load(export(transformer, folder))
     transformer.model = _exported_transformer(run, names, transformer.model.config)
     return contextlib.nullcontext
 

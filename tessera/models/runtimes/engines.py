@@ -59,16 +59,15 @@ def openvino_run(path: Path) -> Run:
     import openvino as ov
 
     core = ov.Core()
+    settings = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads()}
     blobs = config.cache_dir() / "runtimes" / "openvino-blobs"
-    compiled = core.compile_model(
-        core.read_model(str(path)),
-        "CPU",
-        {
-            "CACHE_DIR": str(blobs),
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_NUM_THREADS": threads(),
-        },
-    )
+    try:  # the blob cache only saves compiling again: a read-only cache runs without it
+        blobs.mkdir(parents=True, exist_ok=True)
+        if os.access(blobs, os.W_OK):
+            settings["CACHE_DIR"] = str(blobs)
+    except OSError:
+        pass
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", settings)
     request = compiled.create_infer_request()
     output = compiled.output(0)
 

@@ -18,14 +18,16 @@ import logging
 import os
 import shutil
 import warnings
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tessera import config
 from tessera.durable import publish_dir
 from tessera.errors import EncoderError
 
+T = TypeVar("T")
 MODEL_FILE = "model.onnx"
 TRACED_FILE = "model.pt"  # the fp32 TorchScript trace (`traced.py`)
 INPUTS_FILE = "inputs.json"  # the graph's input names, in order
@@ -126,6 +128,24 @@ def cached(key: str, names: list[str], make, name: str = MODEL_FILE) -> Path:
     return folder / name
 
 
+def load_cached(path: Path, load: Callable[[Path], T]) -> T | None:
+    """`load(path)` of a cached export, or None after removing a damaged one (a truncated file,
+    a hand edit) so that it is made again; a damaged export that cannot be removed (a read-only
+    cache) is an error naming its folder, not the runtime's own traceback."""
+    try:
+        return load(path)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime, OpenVINO and TorchScript raise their own kinds
+        cause = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        shutil.rmtree(path.parent, ignore_errors=True)
+        if path.parent.exists():
+            raise EncoderError(
+                f"the cached export {path.parent} cannot be loaded ({cause}): delete that folder",
+                field="encoder",
+            ) from None
+        logging.getLogger(__name__).warning("removed a damaged cached export %s (%s)", path.parent, cause)
+        return None
+
+
 def export_key(transformer: Any, folder: Path | None, runtime: str) -> str:
     """The cache key: by the folder's weight files when there is a folder, else by tensors."""
     key = folder_key(folder, runtime) if folder is not None else None
@@ -203,20 +223,25 @@ def export_onnx_int8(transformer: Any, folder: Path | None = None) -> Path:
     def make(stage: Path) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        own = stage / "float32.onnx"  # quantize_dynamic writes a `-inferred` file beside its input:
+        shutil.copyfile(source, own)  # beside this process's copy, not the shared export
+
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)  # its advice to pre-process the graph is for static quantization
         try:
             quantize_dynamic(
-                str(source),
+                str(own),
                 str(stage / MODEL_FILE),
                 op_types_to_quantize=["MatMul"],
                 per_channel=True,
                 weight_type=QuantType.QInt8,
-                nodes_to_exclude=down_projections(source),
+                nodes_to_exclude=down_projections(own),
                 extra_options={"MatMulConstBOnly": True},
             )
         finally:
             root.setLevel(level)
+            for leftover in stage.glob("float32*.onnx"):
+                leftover.unlink()
 
     return cached(export_key(transformer, folder, "onnx-int8"), input_names(transformer), make)

@@ -21,7 +21,7 @@ import numpy as np
 
 from tessera.models.dense import BATCH_SIZE
 from tessera.models.runtimes import EXPORTED
-from tessera.models.runtimes.export import INPUTS_FILE, cached_export, folder_key
+from tessera.models.runtimes.export import INPUTS_FILE, cached_export, folder_key, load_cached
 
 
 def _json(path: Path) -> object:
@@ -151,5 +151,7 @@ def light_encoder(spec: str, folder: Path, runtime: str) -> LightEncoder | None:
     config = _json(folder / "config.json")
     if not isinstance(input_names, list) or not isinstance(config, dict) or "hidden_size" not in config:
         return None
-    run = engine(runtime)(path)
+    run = load_cached(path, engine(runtime))
+    if run is None:  # a damaged export, removed: the full encoder makes it again
+        return None
     return LightEncoder(spec, run, tokenizer, input_names, pooling, int(config["hidden_size"]))

@@ -29,6 +29,7 @@ from tessera.models.runtimes.export import (
     cached_export,
     folder_key,
     input_names,
+    load_cached,
     positional_forward,
     transformer_module,
 )
@@ -148,10 +149,12 @@ def traced_encoder(spec: str, folder: Path) -> TracedEncoder | None:
 
     names = json.loads(path.with_name(INPUTS_FILE).read_text())
     config = json.loads((folder / "config.json").read_text())
-    module = _quiet(torch.jit.load, str(path), map_location="cpu").eval()
+    module = load_cached(path, lambda found: _quiet(torch.jit.load, str(found), map_location="cpu"))
+    if module is None:  # a damaged trace, removed: the full encoder serves and traces again
+        return None
     return TracedEncoder(
         spec,
-        module,
+        module.eval(),
         tokenizer,
         names,
         layout.pooling,

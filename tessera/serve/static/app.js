@@ -126,6 +126,37 @@ function chosenIndexes() {
   return [...document.querySelectorAll("#indexes input:checked")].map((box) => box.value);
 }
 
+// The search in the address bar, so a reload or a shared link searches the same: the query (up to
+// URL_QUERY_MAX characters: a longer one would make the address too long to load), the indexes, k,
+// the filter and the diverse box. `restoreSearch` puts a loaded address's choices back.
+const URL_QUERY_MAX = 2000;
+function rememberSearch(query, indexes) {
+  if (query.length > URL_QUERY_MAX) return history.replaceState(null, "", location.pathname);
+  const params = new URLSearchParams({ q: query });
+  indexes.forEach((name) => params.append("index", name));
+  if ($("k").value !== "10") params.set("k", $("k").value);
+  if ($("filter").value.trim()) params.set("filter", $("filter").value.trim());
+  if ($("diverse").checked) params.set("diverse", "1");
+  history.replaceState(null, "", `?${params}`);
+}
+
+function restoreSearch(params) {
+  const names = params.getAll("index");
+  if (names.length) {
+    document.querySelectorAll("#indexes input").forEach((box) => { box.checked = names.includes(box.value); });
+  }
+  if (params.get("k")) $("k").value = params.get("k");
+  if (params.get("filter")) $("filter").value = params.get("filter");
+  $("diverse").checked = params.get("diverse") === "1";
+}
+
+// What a failed or refused request leaves: its message, and no results of an earlier search under it.
+function failed(message) {
+  showError(message);
+  $("results").replaceChildren();
+  $("meta").textContent = "";
+}
+
 async function loadIndexes() {
   for (;;) {
     try {
@@ -152,7 +183,8 @@ async function loadIndexes() {
   }
 }
 
-function renderHits(hits, query, index) {
+// `indexes`: those searched; a hit's document opens from the first that holds it.
+function renderHits(hits, query, indexes) {
   const list = $("results");
   list.replaceChildren();
   for (const hit of hits) {
@@ -163,7 +195,7 @@ function renderHits(hits, query, index) {
     link.append(highlighted(hit.title || hit.doc_id, query));
     link.addEventListener("click", (event) => {
       event.preventDefault();
-      openDocument(hit.doc_id, index, query);
+      openDocument(hit.doc_id, indexes, query);
     });
     head.append(el("span", "rank", `${hit.rank}.`), link, el("span", "score", `score ${hit.score.toFixed(4)} · id ${hit.doc_id}`));
     const snippet = el("p", "snippet");
@@ -180,7 +212,7 @@ async function search(event) {
   const query = $("q").value.trim();
   const k = Number($("k").value) || 10;
   const indexes = chosenIndexes();
-  if (!query || !indexes.length) return showError(indexes.length ? "type a query" : "pick an index");
+  if (!query || !indexes.length) return failed(indexes.length ? "type a query" : "pick an index");
   showError("");
   const started = performance.now();
   try {
@@ -188,18 +220,28 @@ async function search(event) {
     if (indexes.length > 1) body.indexes = indexes; else body.index = indexes[0];
     const result = await (await post("/v1/search", body)).json();
     const total = performance.now() - started;
-    renderHits(result.results[0].hits, query, indexes[0]);
+    renderHits(result.results[0].hits, query, indexes);
     $("meta").textContent = `${result.results[0].hits.length} results from ${indexes.join(" + ")}` +
       `${indexes.length > 1 ? " (RRF)" : ""} · server ${result.took_ms.toFixed(1)} ms · total ${total.toFixed(1)} ms`;
-    history.replaceState(null, "", `?q=${encodeURIComponent(query)}`);
+    rememberSearch(query, indexes);
   } catch (err) {
-    showError(err.message);
+    failed(err.message);
   }
 }
 
-async function openDocument(docId, index, query) {
+// A document from the first of `indexes` that holds it (a fused hit may be in a later one only).
+async function fetchDocument(docId, indexes) {
+  for (const [i, index] of indexes.entries()) {
+    const response = await send(`/v1/doc/${encodeURIComponent(docId)}?index=${encodeURIComponent(index)}`);
+    if (response.ok) return response.json();
+    if (response.status !== 404 || i === indexes.length - 1) throw await failure(response);
+  }
+}
+
+async function openDocument(docId, indexes, query) {
   try {
-    const doc = await call(`/v1/doc/${encodeURIComponent(docId)}?index=${encodeURIComponent(index)}`);
+    const doc = await fetchDocument(docId, indexes);
+    const index = doc.index;
     $("doc-title").replaceChildren(highlighted(doc.title || doc.doc_id, query));
     $("doc-id").textContent = `${doc.index} · ${doc.doc_id}`;
     $("doc-meta").textContent = metadataLine(doc.metadata);
@@ -218,11 +260,11 @@ async function showSimilar(docId, index) {
   try {
     const k = Number($("k").value) || 10;
     const result = await call(`/v1/similar/${encodeURIComponent(docId)}?index=${encodeURIComponent(index)}&k=${k}`);
-    renderHits(result.results[0].hits, result.results[0].query, index);
+    renderHits(result.results[0].hits, result.results[0].query, [index]);
     $("meta").textContent = `${result.results[0].hits.length} documents like ${docId} in ${index}` +
       ` · server ${result.took_ms.toFixed(1)} ms`;
   } catch (err) {
-    showError(err.message);
+    failed(err.message);
   }
 }
 
@@ -288,14 +330,13 @@ function showAnswer(text) {
   $("answer").replaceChildren(...parts);
 }
 
-// The passages an answer was built from; fused sources carry the first index's text, so
-// documents open there.
-function showSources(sources, index, query) {
+// The passages an answer was built from; each opens from the first of `indexes` that holds it.
+function showSources(sources, indexes, query) {
   for (const s of sources) {
     const item = el("li");
     const link = el("a", "hit-title", s.title || s.doc_id);
     link.href = "#";
-    link.addEventListener("click", (e) => { e.preventDefault(); openDocument(s.doc_id, index, query); });
+    link.addEventListener("click", (e) => { e.preventDefault(); openDocument(s.doc_id, indexes, query); });
     item.append(link, el("span", "score", ` ${s.doc_id}`));
     $("sources").append(item);
   }
@@ -328,7 +369,7 @@ async function ask() {
     for await (const { name, data } of serverEvents(response)) {
       const body = JSON.parse(data || "null");
       if (name === "sources") {
-        showSources(body.sources, index, query);
+        showSources(body.sources, indexes, query);
         generator = body.generator;
         $("answer").textContent = generator ? "" :
           `no generator on this server (start it with --generator local): ${body.prompt_tokens} prompt tokens from these sources`;
@@ -342,6 +383,7 @@ async function ask() {
     if (generator) finishTurn(query, answer, indexes, started);
   } catch (err) {
     showError(err.message);
+    if ($("answer").textContent === "…") $("answer").textContent = ""; // no answer is coming
   }
 }
 
@@ -367,7 +409,7 @@ async function followUp(event) {
       const chunk = JSON.parse(data);
       if (chunk.error) throw new Error(chunk.error.message);
       if (chunk.sources) {
-        showSources(chunk.sources, indexes[0], chunk.search_query);
+        showSources(chunk.sources, indexes, chunk.search_query);
         $("searched").textContent = `searched: ${chunk.search_query}`;
         $("searched").hidden = chunk.search_query === question;
       }
@@ -378,6 +420,7 @@ async function followUp(event) {
     finishTurn(question, answer, indexes, started);
   } catch (err) {
     showError(err.message);
+    if ($("answer").textContent === "…") $("answer").textContent = "";
     $("follow-up").hidden = false; // the conversation is as it was: ask again
   }
 }
@@ -391,6 +434,10 @@ document.addEventListener("keydown", (event) => {
 $("search").addEventListener("submit", search);
 $("ask").addEventListener("click", ask);
 $("follow-up").addEventListener("submit", followUp);
-const initial = new URLSearchParams(location.search).get("q");
+const params = new URLSearchParams(location.search);
+const initial = params.get("q");
 if (initial) $("q").value = initial;
-loadIndexes().then(() => { if (initial) $("search").requestSubmit(); });
+loadIndexes().then(() => {
+  restoreSearch(params);
+  if (initial) $("search").requestSubmit();
+});
