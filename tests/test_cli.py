@@ -96,6 +96,30 @@ def test_quickstart_builds_a_damaged_sample_again_and_names_a_foreign_folder(tmp
     assert blocked.returncode == 1 and "field 'TESSERA_CACHE_DIR': the cache folder" in blocked.stderr
 
 
+def test_a_full_disk_is_one_line_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """faiss and SQLite say "no space" in their own exception types, not OSError."""
+    import sqlite3
+
+    import tessera.indexing.builder
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"_id": "a", "text": "wing"}\n')
+    for error in (
+        RuntimeError(
+            "Error in faiss::write_index: write error in /x/vectors.faiss: 10 != 20 (No space left on device)"
+        ),
+        sqlite3.OperationalError("database or disk is full"),
+    ):
+
+        def full(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(tessera.indexing.builder, "build_index", full)
+        result = run_cli("index", str(corpus), "-o", str(tmp_path / "idx"), check=False)
+        assert result.returncode == 1 and result.stderr.startswith("error: no space left on device")
+        assert "Traceback" not in result.stderr
+
+
 def test_metrics_option_takes_several_values() -> None:
     argv = ["eval", "a", "b", "--metrics", "nDCG@10", "R@100", "--dataset", "x", "--metrics", "AP"]
     assert _expand_multi_value(argv) == [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import warnings
 
@@ -10,6 +11,7 @@ from tessera.cli.app import MULTI_VALUE_OPTIONS, app, state
 from tessera.errors import TesseraError, TesseraWarning
 
 __all__ = ["app", "main"]
+FULL_DISK = ("No space left on device", "database or disk is full")
 
 
 def _expand_multi_value(argv: list[str]) -> list[str]:
@@ -49,6 +51,12 @@ def main() -> None:
         if state["debug"]:
             raise
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except (RuntimeError, sqlite3.OperationalError) as exc:  # faiss' and SQLite's words for a full disk
+        if state["debug"] or not any(words in str(exc) for words in FULL_DISK):
+            raise
+        said = " ".join(str(exc).split())
+        print(f"error: no space left on device (...{said[-200:]})", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)

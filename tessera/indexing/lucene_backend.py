@@ -84,7 +84,13 @@ class LuceneBackend:
 
     def __init__(self, root: Path, settings: BM25):
         java_class("org.apache.lucene.search.IndexSearcher").setMaxClauseCount(MAX_CLAUSES)
-        self.searcher = java_class("io.anserini.search.SimpleSearcher")(str(root / FOLDER))
+        from jnius import JavaException
+
+        try:
+            self.searcher = java_class("io.anserini.search.SimpleSearcher")(str(root / FOLDER))
+        except JavaException as exc:  # segment files of two versions, opened while an update publishes
+            detail = " ".join(str(exc).split())[:300]
+            raise IndexFormatError(f"Lucene cannot open the index ({detail})", file=root / FOLDER) from None
         self.searcher.set_bm25(float(settings.k1), float(settings.b))
         self.expands = bool(settings.prf)
         self.fields = None  # one contents field: Anserini's plain search

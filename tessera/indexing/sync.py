@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from tessera.data.corpus import open_corpus
 from tessera.data.document import Document
 from tessera.data.files import document_id, file_stamp, read_folder
 from tessera.errors import CorpusError, TesseraError
+from tessera.indexing import staging
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.manifest import Manifest
 from tessera.indexing.updates import add_documents, delete_documents
@@ -182,6 +184,7 @@ def sync_index(
         plan = plan_sync(root, corpus, reread=reread)
         _check_possible(plan, manifest, root)  # a dry run promises only what the sync will do
         return plan
+    _discard_abandoned(root)
     pending = {kind: _temporary(root, kind) for kind in ("added", "changed")}
     try:
         plan = plan_sync(root, corpus, pending, reread)
@@ -203,6 +206,17 @@ def sync_index(
 
 
 def _temporary(root: Path, kind: str) -> Path:
-    handle, name = tempfile.mkstemp(prefix=f".{root.name}.sync-{kind}-", suffix=".jsonl", dir=root.parent)
+    """A pending file named by this process, so a later sync can tell an abandoned one."""
+    prefix = f".{root.name}.sync-{kind}-{os.getpid()}-"
+    handle, name = tempfile.mkstemp(prefix=prefix, suffix=".jsonl", dir=root.parent)
     os.close(handle)
     return Path(name)
+
+
+def _discard_abandoned(root: Path) -> None:
+    """Pending files of syncs that were killed (full copies of documents' text, beside the index)."""
+    pattern = re.compile(rf"^\.{re.escape(root.name)}\.sync-(?:added|changed)-(\d+)-.*\.jsonl$")
+    for path in root.parent.glob(f".{root.name}.sync-*.jsonl"):
+        found = pattern.match(path.name)
+        if found and not staging.pid_alive(int(found.group(1))):
+            path.unlink(missing_ok=True)

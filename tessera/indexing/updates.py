@@ -33,10 +33,8 @@ parameters are not re-measured: see docs/architecture.md for when to rebuild ins
 
 from __future__ import annotations
 
-import fcntl
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -225,24 +223,13 @@ def _root(index: str | Path) -> Path:
     return Path(index).expanduser().resolve()
 
 
-@contextmanager
-def locked(root: Path) -> Iterator[None]:
-    """One updater at a time per index (a lock file beside it; readers never wait)."""
-    with open(root.with_name(f"{root.name}.lock"), "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
 def _update(root: Path, change) -> None:
     """Run `change(manifest, stage, store, labels)` on a staged copy and publish it.
 
     The doc store and every file but the vector/label files come over unchanged; `change`
     edits the store and writes the vector/label files it changes, the rest are copied after."""
     Manifest.read(root, verify=False)  # an index at all, before a lock file is made beside it
-    with locked(root):
+    with staging.locked(root):
         manifest = Manifest.read(root)
         _check_updatable(root, manifest)
         rewritten = (f"{LUCENE}/", f"{SHARDS}/")  # written by `change` or the Lucene rebuild

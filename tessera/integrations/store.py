@@ -31,7 +31,7 @@ from tessera.errors import TesseraError, string_list
 from tessera.indexing.builder import build_index
 from tessera.indexing.chunking import Chunking
 from tessera.indexing.manifest import MANIFEST, Manifest
-from tessera.indexing.updates import locked
+from tessera.indexing.staging import locked
 from tessera.integrations.common import SEARCH_OPTIONS
 from tessera.models.registry import canonical_spec, is_single_vector
 from tessera.retrieval.diversify import DEFAULT_ENCODER

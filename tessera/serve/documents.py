@@ -114,12 +114,14 @@ class DocumentService:
 
     async def _update(self, served: Served, update, argument) -> int:
         """One update on the writer thread; an error it raises (a race with another writer, an
-        index that would be left empty) is a 409 with its message."""
+        index that would be left empty) is a 409 with its message, an id another writer deleted
+        meanwhile a 404, as one this service's copy already lacked (the index named, not its path)."""
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self.writer, update, served.path, argument)
         except TesseraError as exc:
-            raise ApiError(409, exc.message) from None
+            message = exc.message.replace(f" in {served.path.resolve()}", f" in index '{served.name}'")
+            raise ApiError(404 if exc.field == "id" else 409, message) from None
 
     async def _after(self, served: Served, started: float) -> dict[str, Any]:
         """Swap the new version in now, not at the next watch; the response says what is served."""

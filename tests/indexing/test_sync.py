@@ -88,6 +88,16 @@ def test_a_repeated_id_is_refused_where_it_repeats(tmp_path: Path) -> None:
         sync_index(index_dir, corpus)
     assert (info.value.file, info.value.line) == (str(corpus), 2)
     assert not list(tmp_path.glob(".idx.sync-*"))  # the pending files are gone
+    # a sync killed before its cleanup left full copies of documents beside the index for good:
+    # the next sync removes those of processes no longer running, never a running one's
+    dead = 2**22 + 17  # above Linux's largest pid_max: no such process
+    abandoned = tmp_path / f".idx.sync-added-{dead}-x1.jsonl"
+    running = tmp_path / f".idx.sync-changed-{os.getppid()}-x2.jsonl"
+    for path in (abandoned, running):
+        path.write_text('{"_id": "a", "text": "copy"}\n')
+    corpus.write_text('{"_id": "a", "text": "boundary layer"}\n{"_id": "b", "text": "shock wave"}\n')
+    sync_index(index_dir, corpus)
+    assert not abandoned.exists() and running.exists()
 
 
 def test_cli_sync_prints_the_plan(cranfield_docs: dict[str, dict], tmp_path: Path) -> None:

@@ -250,6 +250,36 @@ def test_an_id_added_from_a_file_now_gone_is_already_in_the_index(base_flat, cor
         index.add(again)
 
 
+def test_a_build_replacing_an_index_publishes_after_a_running_update(base_flat, corpora, tmp_path) -> None:
+    """`index --overwrite` published while an `add` ran: the add then finished on the rebuilt
+    files, a manifest of 500 documents over 310 vectors that no search could open."""
+    from tessera.indexing import staging
+
+    index = copy_of(base_flat, tmp_path)
+    holding, release = threading.Event(), threading.Event()
+
+    def update() -> None:  # what an update holds from reading the index to publishing its own
+        with staging.locked(index):
+            holding.set()
+            release.wait(60)
+
+    updater = threading.Thread(target=update)
+    updater.start()
+    holding.wait()
+    builder = threading.Thread(
+        target=lambda: build_index(corpora["more"], index, overwrite=True, show_progress=False)
+    )
+    builder.start()
+    while not any((stage / "manifest.json").exists() for stage in tmp_path.glob("idx.tmp-*")):
+        builder.join(0.1)  # built and checksummed: only the publish is left
+    builder.join(1.0)
+    assert builder.is_alive() and len(Index.load(index)) == BASE  # waiting for the update to publish
+    release.set()
+    updater.join()
+    builder.join()
+    assert len(Index.load(index)) == ADDED and Manifest.read(index).doc_count == ADDED
+
+
 def test_an_interrupted_update_leaves_the_old_index(base_flat, corpora, tmp_path, monkeypatch) -> None:
     index = copy_of(base_flat, tmp_path)
     before = {p.name: p.read_bytes() for p in index.iterdir()}

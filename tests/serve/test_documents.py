@@ -126,3 +126,10 @@ def test_bad_writes_are_json_errors_that_change_nothing(writable, cranfield_docs
     read_only = client.post(f"{url}/documents", json={"documents": documents})  # the shared service
     assert read_only.status_code == 403 and "--writable" in read_only.json()["error"]
     assert service.get("/health").json()["writable"] and not client.get("/health").json()["writable"]
+    from tessera.indexing.updates import delete_documents
+
+    delete_documents(copies["head-minilm"], ["2"])  # another process, before this service reloads
+    raced = service.post(f"{url}/delete", json={"ids": ["2"]})
+    assert (
+        raced.status_code == 404 and raced.json()["error"] == "unknown document id '2' in index 'head-minilm'"
+    )
