@@ -109,14 +109,21 @@ def locked(root: Path) -> Iterator[None]:
 _held = threading.local()  # the index paths this thread holds `locked`
 
 
-def publish(staging: Path, target: Path, overwrite: bool) -> None:
+def publish(staging: Path, target: Path, overwrite: bool, tidy: bool = True) -> None:
     """Make the finished build visible at `target` in one rename (replacing an old index under
-    its lock, so never in the middle of an update)."""
+    its lock, so never in the middle of an update), and remove the staging folders of killed
+    writers into it. `tidy=False` (an update of the index) keeps those of interrupted builds,
+    which can resume: one may be an `index --overwrite` its user means to run again."""
     (staging / PROGRESS).unlink(missing_ok=True)
     with locked(target) if (target / MANIFEST).is_file() else nullcontext():
         publish_dir(staging, target, overwrite)
-    for abandoned in target.parent.glob(f"{target.name}.tmp-*"):  # interrupted builds of other inputs
-        if abandoned.name.rsplit("-", 1)[-1].isdigit() and not _owner_alive(abandoned):
+    for abandoned in target.parent.glob(f"{target.name}.tmp-*"):
+        resumable = (abandoned / PROGRESS).is_file()
+        if (
+            abandoned.name.rsplit("-", 1)[-1].isdigit()
+            and not _owner_alive(abandoned)
+            and (tidy or not resumable)
+        ):
             discard(abandoned)
 
 
@@ -147,7 +154,7 @@ def write_derived(
         manifest = replace(fill(root), files={}, created_at=utc_now())
         manifest.record_files(root)
         manifest.write(root)
-        publish(root, target, overwrite)
+        publish(root, target, overwrite, tidy=source != target)  # an update: `publish`
     except BaseException:
         discard(root)
         raise

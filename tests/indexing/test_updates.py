@@ -294,6 +294,21 @@ def test_an_interrupted_update_leaves_the_old_index(base_flat, corpora, tmp_path
     assert leftovers(index) == ["idx", "idx.lock"]
 
 
+def test_an_update_keeps_an_interrupted_build_that_can_resume(base_flat, corpora, tmp_path) -> None:
+    """An update's publish removed every dead writer's staging folder, an `index --overwrite`
+    its user meant to run again among them; a killed update's folder (not resumable) still goes."""
+    index = copy_of(base_flat, tmp_path)
+    dead = 2**22 + 17  # above Linux's largest pid_max: no such process
+    build = tmp_path / f"idx.tmp-{dead}"
+    build.mkdir()
+    (build / "progress.json").write_text('{"fingerprint": "x", "done": 64}')
+    update = tmp_path / f"idx.tmp-{dead + 1}"
+    update.mkdir()
+    (update / "manifest.json").write_text("{}")
+    delete_documents(index, ["1"])
+    assert build.is_dir() and not update.exists()
+
+
 def test_readers_keep_their_version_and_never_see_a_mix(base_flat, corpora, tmp_path) -> None:
     index = copy_of(base_flat, tmp_path)
     old = Index.load(index)
