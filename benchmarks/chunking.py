@@ -27,6 +27,7 @@ import argparse
 import json
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -62,8 +63,11 @@ def task_folder(collection: str, mode: str, work: Path) -> Path:
     folder = work / "tasks" / f"{collection}-{mode}-{TOKENS}"
     if not folder.is_dir():
         cap = ["--docs", str(NEEDLE_DOCS)] if mode == "needle" else []
-        command = ["tessera", "data", "longdoc", f"{collection}-beir", "--tokens", str(TOKENS)]
-        subprocess.run([*command, "--mode", mode, *cap, "-o", str(folder)], check=True, capture_output=True)
+        command = [sys.executable, "-m", "tessera", "data", "longdoc", f"{collection}-beir"]
+        command += ["--tokens", str(TOKENS), "--mode", mode, *cap, "-o", str(folder)]
+        made = subprocess.run(command, capture_output=True, text=True)
+        if made.returncode != 0:  # say why, not only that the command failed
+            raise SystemExit(f"tessera data longdoc {collection}-beir: {made.stderr.strip()[-2000:]}")
     return folder
 
 
@@ -149,7 +153,9 @@ def report(results: dict[str, dict[str, dict]], console: Console) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "chunking")
     parser.add_argument("--collections", nargs="+", default=[*CHOICE, *CONFIRMATION])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
@@ -165,4 +171,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tessera.cli import report_errors
+
+    report_errors(main)

@@ -169,7 +169,9 @@ def plot(results: dict[str, list[tuple[str, int, float]]], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir"])
     parser.add_argument("--plot", type=Path, default=Path("docs/compression.png"))
     args = parser.parse_args()
@@ -183,4 +185,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tessera.cli import report_errors
+
+    report_errors(main)

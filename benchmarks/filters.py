@@ -102,7 +102,9 @@ def recall(found: list, exact: list) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -168,4 +170,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tessera.cli import report_errors
+
+    report_errors(main)

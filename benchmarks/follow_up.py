@@ -218,4 +218,6 @@ def by_hand() -> Table:
 
 
 if __name__ == "__main__":
-    main()
+    from tessera.cli import report_errors
+
+    report_errors(main)

@@ -254,7 +254,9 @@ def main() -> None:
         _, _, model, length, fft_cache, mem_limit_gb = sys.argv
         worker(model, int(length), fft_cache, float(mem_limit_gb))
         return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lengths", nargs="+", type=int, default=LENGTHS)
     parser.add_argument("--models", nargs="+", choices=MODELS, default=MODELS)
     parser.add_argument("--fft-cache", choices=["on", "off"], default="on", help="M2 filter-FFT cache.")
@@ -355,4 +357,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tessera.cli import report_errors
+
+    report_errors(main)

@@ -72,8 +72,11 @@ def task_folder(collection: str, mode: str, tokens: int, work: Path) -> Path:
     folder = work / "tasks" / f"{collection}-{mode}-{tokens}"
     if not folder.is_dir():
         cap = ["--docs", str(NEEDLE_DOCS.get(tokens, 0))] if mode == "needle" else []
-        command = ["tessera", "data", "longdoc", collection, "--tokens", str(tokens), "--mode", mode]
-        subprocess.run([*command, *cap, "-o", str(folder)], check=True, capture_output=True)
+        command = [sys.executable, "-m", "tessera", "data", "longdoc", collection]
+        command += ["--tokens", str(tokens), "--mode", mode]
+        made = subprocess.run([*command, *cap, "-o", str(folder)], capture_output=True, text=True)
+        if made.returncode != 0:  # say why, not only that the command failed
+            raise SystemExit(f"tessera data longdoc {collection}: {made.stderr.strip()[-2000:]}")
     return folder
 
 
@@ -267,6 +270,9 @@ def main() -> None:
     console = Console(width=200)
     chosen = systems(args.m2, args.m2_distilled)
     if args.systems:
+        unknown = [name for name in args.systems if name not in chosen]
+        if unknown:
+            parser.error(f"unknown system {', '.join(unknown)} (known: {', '.join(chosen)})")
         chosen = {name: chosen[name] for name in args.systems}
     results: dict[str, dict[str, dict]] = {}
     for collection in args.collections:
@@ -288,4 +294,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tessera.cli import report_errors
+
+    report_errors(main)

@@ -51,7 +51,9 @@ def fresh(layers: int, start: str):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", default="cranfield-beir", help="A BEIR folder under TESSERA_DATA_DIR.")
     parser.add_argument("--trained", nargs="*", default=[], help="Trained M2 folders to add.")
     args = parser.parse_args()
@@ -93,4 +95,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tessera.cli import report_errors
+
+    report_errors(main)

@@ -85,7 +85,9 @@ def paired(rows: list[dict], baseline: list[dict] | None, kept: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir"])
     parser.add_argument("--queries", type=int, default=24)
     parser.add_argument("--semantic-queries", type=int, default=8)
@@ -201,4 +203,6 @@ def plot(points: dict[str, list[tuple[float, float, str]]], path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tessera.cli import report_errors
+
+    report_errors(main)

@@ -80,7 +80,9 @@ def measure(local, remote, collection: str, docs: int, rounds: int) -> list[str]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir"])
     parser.add_argument("--docs", type=int, default=1000, help="documents of each collection")
     parser.add_argument("--rounds", type=int, default=3)
@@ -107,4 +109,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tessera.cli import report_errors
+
+    report_errors(main)

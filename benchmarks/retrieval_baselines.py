@@ -181,7 +181,9 @@ def bench(collection: str, work: Path, console: Console) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--collections", nargs="+", default=["cranfield", "glasgow/cisi", "glasgow/medline"])
     args = parser.parse_args()
     console = Console(width=160)
@@ -191,4 +193,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tessera.cli import report_errors
+
+    report_errors(main)

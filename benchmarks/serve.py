@@ -284,4 +284,6 @@ def report(results: dict, n: int, args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tessera.cli import report_errors
+
+    report_errors(main)

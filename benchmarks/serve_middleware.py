@@ -78,7 +78,9 @@ async def per_request_us(app: FastAPI, headers: list, requests: int, expect: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
@@ -106,4 +108,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tessera.cli import report_errors
+
+    report_errors(main)

@@ -247,7 +247,9 @@ def bench(name: str, folder: Path, work: Path, console: Console) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir", "medline-beir"])
     parser.add_argument("--docs", type=int, default=600, help="documents per collection sample")
     parser.add_argument("--words", type=int, default=64, help="words kept of each document")
@@ -282,4 +284,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tessera.cli import report_errors
+
+    report_errors(main)

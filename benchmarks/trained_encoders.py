@@ -248,7 +248,9 @@ def bench(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir"])
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "bench-trained")
     parser.add_argument("--epochs", type=float, default=1.0, help="dense fine-tuning epochs")
@@ -280,4 +282,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tessera.cli import report_errors
+
+    report_errors(main)

@@ -121,6 +121,7 @@ def check_output_file(path: str | Path | None, field: str) -> None:
     path = Path(path).expanduser()
     if path.is_dir():
         raise TesseraError("is a folder: name the file to write", file=path, field=field)
+    check_parents(path, field)
     if all((path.parent / name).is_file() for name in ("manifest.json", "docstore.sqlite")):  # an index
         raise TesseraError("is inside an index's folder: write it elsewhere", file=path, field=field)
 
@@ -151,16 +152,30 @@ def check_outputs(outputs: Mapping[str, str | Path | None], inputs: Iterable[str
                 )
 
 
+def check_parents(path: Path, field: str = "output") -> None:
+    """Refuse an output whose nearest existing parent is a file (made a folder, it fails with
+    "[Errno 17] File exists", naming neither the file nor the option)."""
+    for parent in Path(path).expanduser().absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise TesseraError(f"'{parent}' is a file, not a folder", file=path, field=field)
+            return
+
+
 def new_target(
     output: str | Path,
     overwrite: bool,
     inputs: Iterable[str | Path] = (),
     marker: tuple[str, str] | None = None,
+    owned: Iterable[str] = (),
 ) -> Path:
     """The resolved target folder; an existing one is refused unless `overwrite`, and one that is
     or holds an input of the job (`inputs`: paths or dataset names) is refused always, since
     publishing would delete what is being read. `marker` (file, what): `overwrite` replaces only
-    an empty folder or one holding that file (what this kind of job writes), never other files."""
+    an empty folder or one holding that file (what this kind of job writes), never other files;
+    with `owned` (the names such a job writes), not one holding anything else either (a user's
+    notes or indexes kept inside a dataset folder were deleted with it)."""
+    check_parents(Path(output))
     target = Path(output).expanduser().resolve()
     for given in inputs:
         source = Path(given).expanduser()
@@ -173,6 +188,16 @@ def new_target(
     ):
         raise TesseraError(
             f"is not {marker[1]} (no {marker[0]}): --overwrite replaces {marker[1]}, nothing else",
+            file=target,
+        )
+    owned = set(owned)
+    inside = sorted(entry.name for entry in target.iterdir()) if owned and target.is_dir() else []
+    foreign = [name for name in inside if name not in owned]
+    if foreign:
+        raise TesseraError(
+            f"holds '{foreign[0]}'{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}, which "
+            f"--overwrite would delete with it: it replaces {marker[1] if marker else 'the folder'} "
+            "only when nothing else is inside",
             file=target,
         )
     return target

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sequence
 from os import PathLike
 from pathlib import Path
 
@@ -89,6 +90,18 @@ def path_list(value: object, field: str) -> list[str | PathLike]:
         if not isinstance(item, str | PathLike):
             raise TesseraError(f"must be a path, got {type(item).__name__}", field=f"{field}[{number}]")
     return items
+
+
+def distinct_paths(paths: Sequence[str | PathLike], field: str) -> None:
+    """Refuse one file or folder given twice, however spelled: the same run compared with itself,
+    or an index fused with itself, is a mistake that would otherwise pass as a result."""
+    first: dict[str, int] = {}
+    for number, path in enumerate(paths):
+        real = os.path.realpath(os.fspath(path))
+        if real in first:
+            why = f"'{os.fspath(path)}' is given twice (also as {field}[{first[real]}])"
+            raise TesseraError(why, field=f"{field}[{number}]")
+        first[real] = number
 
 
 class CorpusError(TesseraError):

@@ -13,13 +13,25 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 from tessera.errors import TesseraError
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})  # busy, overloaded or restarting
+CHUNK = 1 << 16
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as the error it is here: urllib follows 301/302 with a GET, which an
+    API then refuses with a 405 that names neither the redirect nor where it pointed."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def is_url(spec: str) -> bool:
@@ -78,15 +90,21 @@ class OpenAIClient:
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                return urllib.request.urlopen(request, timeout=self.timeout)
+                return _OPENER.open(request, timeout=self.timeout)
             except urllib.error.HTTPError as exc:
                 with exc:
                     cause = f"HTTP {exc.code}: {snippet(exc.read())}"
+                if 300 <= exc.code < 400:
+                    where = exc.headers.get("Location") or "nowhere said"
+                    why = f"answered HTTP {exc.code}, a redirect to {where}: give that URL"
+                    raise self.error(why) from None
                 if exc.code not in RETRY_STATUS:
                     raise self.error(f"answered {cause}") from None
                 failure = f"failed after {tries} tries: {cause}"
             except (urllib.error.URLError, OSError) as exc:
-                failure = f"unreachable after {tries} tries: {self._cause(exc)}"
+                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+                how = "failed" if isinstance(reason, TimeoutError) else "unreachable"  # it did connect
+                failure = f"{how} after {tries} tries: {self._cause(exc)}"
             except http.client.HTTPException as exc:  # an answer that is not HTTP (BadStatusLine)
                 failure = f"answered no HTTP after {tries} tries: {type(exc).__name__} {snippet(str(exc))}"
         raise self.error(failure)
@@ -94,11 +112,36 @@ class OpenAIClient:
     def post_json(self, path: str, payload: dict[str, Any]) -> Any:
         """The decoded JSON body of a POST."""
         with self.post(path, payload) as response:
-            body = self.read(response.read)
+            body = self.body(response)
         try:
             return json.loads(body)
         except ValueError:
             raise self.error(f"answered a body that is not JSON: {snippet(body)}") from None
+
+    def body(self, response: Any) -> bytes:
+        """A response's whole body, within `timeout` of its headers: the socket's timeout bounds
+        each read only, so a server trickling a byte at a time held a caller forever."""
+        parts, deadline = [], time.monotonic() + self.timeout
+        while chunk := self.read(lambda: response.read1(CHUNK)):
+            parts.append(chunk)
+            if time.monotonic() > deadline:
+                raise self.error(f"stopped answering: no whole answer within {self.timeout:g} s")
+        if getattr(response, "length", None):  # read1 ends quietly where the server closed early
+            raise self.error("stopped answering: IncompleteRead")
+        return b"".join(parts)
+
+    def lines(self, response: Any) -> Iterator[bytes]:
+        """A streamed response's lines as they come, each within `timeout` of the one before."""
+        pending, deadline = b"", time.monotonic() + self.timeout
+        while chunk := self.read(lambda: response.read1(CHUNK)):
+            *complete, pending = (pending + chunk).split(b"\n")
+            if complete:
+                yield from complete
+                deadline = time.monotonic() + self.timeout
+            elif time.monotonic() > deadline:
+                raise self.error(f"stopped answering: no whole line within {self.timeout:g} s")
+        if pending:
+            yield pending
 
     def read(self, read: Callable[[], bytes]) -> bytes:
         """One read of an open response; a server that stalls or drops mid-answer is not retried."""

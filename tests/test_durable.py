@@ -54,3 +54,14 @@ def test_outputs_never_replace_the_inputs_or_each_other(tmp_path: Path) -> None:
         {"run": tmp_path / "b.trec", "json": dataset / "scores.json"}, inputs=[run, dataset, "cranfield"]
     )
     assert run.read_text() == "q1 Q0 d1 1 1.0 x\n"
+
+
+def test_an_output_under_a_file_names_that_file(tmp_path: Path) -> None:
+    """Made a folder, the file failed as "[Errno 17] File exists: 'notes.txt'", naming no option."""
+    from tessera.durable import check_outputs, new_target
+
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(TesseraError, match="field 'json': '.*notes.txt' is a file, not a folder"):
+        check_outputs({"json": tmp_path / "notes.txt" / "deeper" / "x.json"})
+    with pytest.raises(TesseraError, match="notes.txt' is a file, not a folder"):
+        new_target(tmp_path / "notes.txt" / "index", overwrite=False)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import sqlite3
 import sys
 import warnings
+from collections.abc import Callable
 
 from tessera.cli import data, evaluation, index, rag, search, serve, train  # noqa: F401  (each module registers its commands)
 from tessera.cli.app import MULTI_VALUE_OPTIONS, app, state
 from tessera.errors import TesseraError, TesseraWarning
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "report_errors"]
 FULL_DISK = ("No space left on device", "database or disk is full")
 
 
@@ -44,9 +45,16 @@ _python_show_warning = warnings.showwarning
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
+    report_errors(lambda: app(args=_expand_multi_value(sys.argv[1:]), prog_name="tessera"))
+
+
+def report_errors(run: Callable[[], object]) -> None:
+    """Run `run` as a command runs: Tessera's errors and warnings one line each on stderr, exit 1
+    (130 when interrupted); tracebacks with `--debug` only. The benchmark scripts run their
+    `main` through it too."""
     warnings.showwarning = _show_warning
     try:
-        app(args=_expand_multi_value(sys.argv[1:]), prog_name="tessera")
+        run()
     except (TesseraError, OSError) as exc:  # OSError: unwritable output, full disk, ...
         if state["debug"]:
             raise

@@ -97,8 +97,19 @@ def parse_weights(text: str | None) -> list[float] | None:
 
 
 def metric_names(items: list[str]) -> list[str]:
-    """`--metrics` as given: repeated, or several in one separated by commas or spaces."""
-    return [name for item in items for name in item.replace(",", " ").split()]
+    """`--metrics` as given: repeated, or several in one separated by commas or spaces, except
+    inside a metric's brackets (`nDCG(gains={0:0,1:1,2:3})@10` is one metric)."""
+    names: list[str] = []
+    for item in items:
+        depth, name = 0, ""
+        for char in item + ",":
+            depth += (char in "([{") - (char in ")]}")
+            if depth <= 0 and (char == "," or char.isspace()):
+                names += [name] if name else []
+                depth, name = 0, ""
+            else:
+                name += char
+    return names
 
 
 def hits_table(hits, title: str) -> Table:

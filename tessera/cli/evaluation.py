@@ -23,6 +23,7 @@ from tessera.cli.app import (
     out,
     parse_weights,
 )
+from tessera.errors import TesseraError
 from tessera.retrieval.params import parse_params
 
 EvalSplit = Annotated[
@@ -192,9 +193,7 @@ def eval_suite(
         command=shlex.join(["tessera", *sys.argv[1:]]),
         log=out.print,
     )
-    if not results["metrics"]:
-        out.print("no dataset of the suite could be run here; see the report")
-    else:
+    if results["results"]:
         first = results["metrics"][0]
         sampled = f" (SAMPLED: at most {max_docs} documents per corpus)" if max_docs else ""
         table = Table(title=f"{suite}: {first}{sampled}")
@@ -207,4 +206,7 @@ def eval_suite(
     for dataset, info in results["datasets"].items():
         if info.get("missing"):
             out.print(Text("not available", style="yellow") + Text(f": {dataset}: {info['missing']}"))
-    out.print(f"report written to {Path(output) / 'report.md'}")
+    report = Path(output) / "report.md"
+    if not results["results"]:  # a script must not read a suite that ran nothing as a success
+        raise TesseraError(f"no (dataset, system) pair of the suite could be run here; see {report}")
+    out.print(f"report written to {report}")

@@ -192,11 +192,14 @@ def _show(prompt: RagPrompt, compress: str, llm: Generator | None, max_new_token
     if llm is None:
         return None
     pieces = []
-    for piece in stream_answer(prompt, llm, max_new_tokens):
-        pieces.append(piece)
-        sys.stdout.write(piece)
+    try:
+        for piece in stream_answer(prompt, llm, max_new_tokens):
+            pieces.append(piece)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    finally:  # an error after part of the answer goes on a line of its own
+        sys.stdout.write("\n")
         sys.stdout.flush()
-    sys.stdout.write("\n")
     return "".join(pieces)
 
 

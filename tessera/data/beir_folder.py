@@ -22,10 +22,16 @@ from tessera.durable import publish_dir
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
 
+# What `data beir`, `data longdoc` and `data loco` write into a BEIR folder, and so may replace.
+WRITTEN = ("corpus.jsonl", "queries.jsonl", "qrels", "members.tsv", "lost.tsv", "longdoc.json", "loco.json")
+
+
 def new_target(output: str | Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> Path:
     """A BEIR folder's target (`durable.new_target`): `overwrite` replaces a BEIR folder (one with
-    `corpus.jsonl`), never a folder of other files."""
-    return durable.new_target(output, overwrite, inputs, marker=("corpus.jsonl", "a BEIR folder"))
+    `corpus.jsonl`) holding only what these jobs write, never a folder with other files."""
+    return durable.new_target(
+        output, overwrite, inputs, marker=("corpus.jsonl", "a BEIR folder"), owned=WRITTEN
+    )
 
 
 @contextmanager

@@ -42,11 +42,17 @@ def resolve_folder(spec: str | Path) -> Path:
         return path
     if path.exists():
         raise DatasetError("is a file, expected a BEIR folder", file=path, field="folder")
-    for name in (f"{spec}-beir", str(spec)):
-        local = config.data_dir() / name
-        if (local / "corpus.jsonl").is_file() and not Path(spec).is_absolute():
+    where = config.data_dir()
+    candidates = [] if Path(spec).is_absolute() else [where / f"{spec}-beir", where / str(spec)]
+    for local in candidates:
+        if (local / "corpus.jsonl").is_file():
             return local
-    raise DatasetError("no such folder (nor in TESSERA_DATA_DIR)", file=path, field="folder")
+    for local in candidates:  # `lisa`: the originals, not a BEIR copy
+        if local.is_dir():
+            why = f"'{local}' in TESSERA_DATA_DIR is not a BEIR folder (no corpus.jsonl)"
+            raise DatasetError(why, file=path, field="folder")
+    missing = "" if where.is_dir() else f"; the data folder '{where}' does not exist"
+    raise DatasetError(f"no such folder (nor in TESSERA_DATA_DIR){missing}", file=path, field="folder")
 
 
 def _first_line(path: Path, column: int, value: str) -> int | None:

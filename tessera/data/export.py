@@ -27,21 +27,27 @@ def export_corpus(
     if target.exists() and not overwrite:
         raise TesseraError("already exists (use --overwrite)", file=target, field="output")
     source = open_corpus(corpus)
-    if source.folder and target.resolve() == (source.folder[0] / "corpus.jsonl").resolve():
+    if source.folder and source.folder[0].resolve() in target.resolve().parents:
+        # Refused on the first run too, not only once the file exists (then it is the folder's
+        # own file to `check_outputs`); as `corpus.jsonl` it would make the folder a BEIR folder.
         raise TesseraError(
-            "would turn the folder into a BEIR folder, read from that file alone: write it elsewhere",
-            file=target,
-            field="output",
+            "is inside the folder being extracted: write it elsewhere", file=target, field="output"
         )
     partial = target.with_name(target.name + ".partial")
     target.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     try:
+        first: dict[str, str] = {}  # id -> where it was read first
         with partial.open("w", encoding="utf-8") as handle, progress_bar(show_progress) as bar:
             task = bar.add_task(f"extracting {source.name}", total=source.size_hint) if bar else None
             for doc in source:
                 if problem := id_problem(doc.id):  # what `index` refuses, refused before it is written
                     raise CorpusError(problem, file=doc.file, line=doc.line, field="_id")
+                where = f"{doc.file}:{doc.line}" if doc.file and doc.line else doc.file or "an earlier record"
+                if doc.id in first:
+                    why = f"duplicate document id '{doc.id}' (first at {first[doc.id]})"
+                    raise CorpusError(why, file=doc.file, line=doc.line, field="_id")
+                first[doc.id] = where
                 record = {"_id": doc.id, "title": doc.title, "text": doc.text, "metadata": doc.metadata}
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
                 count += 1

@@ -116,6 +116,8 @@ def load(dataset_id: str):
     if dataset_id not in package.registry:
         close = difflib.get_close_matches(dataset_id, list(package.registry), n=4, cutoff=0.75)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        if not config.data_dir().is_dir():  # a mistyped TESSERA_DATA_DIR, not a mistyped id
+            hint += f"; the data folder '{config.data_dir()}' (TESSERA_DATA_DIR) does not exist"
         raise DatasetError(f"unknown dataset id '{dataset_id}'{hint}", field="dataset")
     place_local_copies(dataset_id)
     return package.load(dataset_id)

@@ -36,9 +36,9 @@ class LocoTask:
 
 def _loco_rows(path: Path) -> Iterator[tuple[Path, int, dict]]:
     """(file, line or row number, record) for a JSONL or Parquet file, or every such file
-    under a folder (a dataset snapshot)."""
+    under a folder (a dataset snapshot, whose `.json` files are its metadata, not rows)."""
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".jsonl", ".json", ".parquet"))
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".jsonl", ".parquet"))
         if not files:
             raise DatasetError("folder has no .jsonl or .parquet files", file=path)
     elif path.is_file():

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import ir_measures
 
-from tessera.data.datasets import EvalDataset, load_eval_dataset
+from tessera.data.datasets import EvalDataset, Qrels, load_eval_dataset
 from tessera.data.metadata import Filter, parse_filter
 from tessera.durable import check_outputs, write_text_atomic
-from tessera.errors import TesseraError, path_list
+from tessera.errors import TesseraError, TesseraWarning, distinct_paths, path_list
 from tessera.eval.runs import retrieve, write_trec
 from tessera.retrieval.diversify import Mmr, as_mmr
 from tessera.retrieval.fusion import Run, check_depth, check_fusion, fuse
@@ -24,7 +25,12 @@ DEFAULT_METRICS = ("nDCG@10", "R@100", "RR@10", "AP")
 MMR_PAGE = 10  # `evaluate(mmr=)` picks a first page of this many (nDCG@10's)
 
 
-def parse_metrics(names: Sequence[str]) -> list:
+def parse_metrics(names: str | Sequence[str]) -> list:
+    """ir_measures' measures for metric names, refused by name before any retrieval: unknown,
+    a cutoff below one, bad parameters, or no installed evaluator that computes it."""
+    names = [names] if isinstance(names, str) else list(names)
+    if not names:
+        raise TesseraError("at least one metric is needed", field="metrics")
     measures = []
     for name in names:
         try:
@@ -38,30 +44,65 @@ def parse_metrics(names: Sequence[str]) -> list:
             measure.validate_params()  # ir_measures asserts; otherwise only after the retrieval
         except (AssertionError, ValueError) as exc:
             raise TesseraError(f"metric '{name}': {exc or 'invalid parameters'}", field="metrics") from None
+        providers = [p for p in ir_measures.DefaultPipeline.providers if p.supports(measure)]
+        if not any(provider.is_available() for provider in providers):
+            needs = ", ".join(provider.NAME for provider in providers)
+            why = f"needs ir_measures' {needs} provider, not installed" if needs else "no evaluator has it"
+            raise TesseraError(f"metric '{name}': {why}", field="metrics")
         measures.append(measure)
     return measures
+
+
+def warn_shallow(metrics: Sequence[str], depth: int) -> None:
+    """A metric whose cutoff is deeper than the retrieval is computed on fewer hits than it names
+    (`R@100` over 20 hits): said, since the number looks like the deeper one."""
+    for name, measure in zip(metrics, parse_metrics(metrics), strict=True):
+        cutoff = measure.params.get("cutoff")
+        if cutoff is not None and cutoff > depth:
+            why = f"metric '{name}' counts {int(cutoff)} hits, but at most {depth} are retrieved (--depth)"
+            warnings.warn(TesseraWarning(why, field="depth"), stacklevel=3)
+
+
+def _scorable(run: Run, qrels: Qrels) -> tuple[dict, dict, list[str]]:
+    """The run and judgments as every ir_measures provider reads them alike: each query's hits
+    ordered as trec_eval orders them (score down, ties by document id down) and scored by that
+    order alone, since providers break ties differently (`RR@10` is computed by another than `RR`);
+    query ids numbered, since gdeval (`ERR@k`) reads only numbers. Returns (qrels, run, query ids
+    by number)."""
+    names = list(dict.fromkeys([*qrels, *run]))
+    number = {qid: str(i) for i, qid in enumerate(names)}
+    scores = {}
+    for qid, hits in run.items():
+        ordered = sorted(((hit.score, hit.doc_id) for hit in hits), reverse=True)
+        scores[number[qid]] = {doc_id: float(len(ordered) - i) for i, (_, doc_id) in enumerate(ordered)}
+    judged = {number[qid]: dict(grades) for qid, grades in qrels.items()}
+    return judged, scores, names
 
 
 def score(run: Run, dataset: EvalDataset, metrics: Sequence[str] = DEFAULT_METRICS) -> dict[str, float]:
     """Each metric over the judged queries (ir_measures' aggregates), keyed as the caller spelled
     it: ir_measures names `P(rel=1)@1` P@1 and `NumRelRet` NumRet(rel=1)."""
-    scores = {qid: {hit.doc_id: hit.score for hit in hits} for qid, hits in run.items()}
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     measures = parse_metrics(metrics)
-    values = ir_measures.calc_aggregate(list(dict.fromkeys(measures)), dataset.qrels, scores)
+    qrels, scores, _ = _scorable(run, dataset.qrels)
+    values = ir_measures.calc_aggregate(list(dict.fromkeys(measures)), qrels, scores)
     return {name: float(values[measure]) for name, measure in zip(metrics, measures, strict=True)}
 
 
 def per_query_scores(run: Run, dataset: EvalDataset, metrics: Sequence[str]) -> dict[str, dict[str, float]]:
     """{metric: {query id: value}} over every judged query (0 where the run has no score for it)."""
-    scores = {qid: {hit.doc_id: hit.score for hit in hits} for qid, hits in run.items()}
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     values = {name: dict.fromkeys(dataset.qrels, 0.0) for name in metrics}
     measures = parse_metrics(metrics)
     spellings: dict[str, list[str]] = {}  # ir_measures' name -> every spelling given of it
     for measure, name in zip(measures, metrics, strict=True):
         spellings.setdefault(str(measure), []).append(name)
-    for row in ir_measures.iter_calc(list(dict.fromkeys(measures)), dataset.qrels, scores):
-        for name in spellings[str(row.measure)]:
-            values[name][row.query_id] = float(row.value)
+    qrels, scores, names = _scorable(run, dataset.qrels)
+    for row in ir_measures.iter_calc(list(dict.fromkeys(measures)), qrels, scores):
+        query_id = names[int(row.query_id)]
+        if query_id in dataset.qrels:
+            for name in spellings[str(row.measure)]:
+                values[name][query_id] = float(row.value)
     return values
 
 
@@ -108,13 +149,14 @@ def evaluate(
     document (the dataset's name says how many remain).
     """
     indexes = path_list(indexes, "indexes")
-    metrics = [metrics] if isinstance(metrics, str) else metrics
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     if not indexes:
         raise TesseraError("at least one index directory is needed", field="indexes")
+    distinct_paths(indexes, "indexes")
     check_fusion(fusion, weights, len(indexes))
     check_depth(depth)
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
-    parse_metrics(metrics)
+    warn_shallow(metrics, depth)
     check_rerank_depth(rerank_depth)
     given = [dataset] if isinstance(dataset, (str, Path)) else []
     check_outputs({"run": run_path, "json": json_path}, inputs=[*indexes, *given])

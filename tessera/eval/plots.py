@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 QUALITY = "quality.png"
 BYTES = "quality_vs_bytes.png"
 LATENCY = "quality_vs_latency.png"
+
+
+NAMES = (QUALITY, BYTES, LATENCY)
+
+
+def _save(figure, path: Path) -> None:
+    """Whole or not at all: an interrupted report keeps the previous plot, never half a PNG."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    figure.savefig(partial, dpi=120, format="png")
+    os.replace(partial, path)
 
 
 def _pyplot():
@@ -34,7 +45,7 @@ def quality_bars(table: dict[str, dict[str, float]], systems: list[str], metric:
     axes.legend(fontsize=8)
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    _save(figure, path)
     plt.close(figure)
 
 
@@ -63,5 +74,5 @@ def quality_against(
     axes.set_title(title)
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    _save(figure, path)
     plt.close(figure)

@@ -174,12 +174,13 @@ def _header(results: dict) -> list[str]:
 
 def _plots(results: dict, root: Path) -> list[str]:
     metric = results["metrics"][0] if results["metrics"] else None
-    if metric is None:
-        return []
-    table, complete = metric_table(results, metric)
-    if not complete:
-        return []
+    table, complete = metric_table(results, metric) if metric else ({}, [])
     folder = root / "plots"
+    if not complete:  # an earlier run's plots would show systems and numbers this report has not
+        for name in plots.NAMES:
+            (folder / name).unlink(missing_ok=True)
+        why = "no dataset has a result of every system" if metric else "no result"
+        return ["## Plots", "", f"None: {why}.", ""]
     folder.mkdir(parents=True, exist_ok=True)
     systems = list(results["systems"])
     bars = {row: table[row] for row in complete}

@@ -9,6 +9,7 @@ at the next pair (an interrupted index build resumes inside `build_index`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,7 +20,7 @@ from tessera.data.corpus import open_corpus
 from tessera.data.datasets import EvalDataset
 from tessera.durable import write_text_atomic
 from tessera.errors import TesseraError
-from tessera.eval.evaluate import parse_metrics, per_query_scores, score
+from tessera.eval.evaluate import per_query_scores, score, warn_shallow
 from tessera.eval.runs import read_trec, retrieve, write_trec
 from tessera.eval.sampling import sample_corpus
 from tessera.eval.significance import compare_to_baseline
@@ -61,6 +62,13 @@ def index_bytes(root: Path, manifest: Manifest) -> int:
         for p in root.rglob("*")
         if p.is_file() and not p.name.startswith("docstore") and not (skip and p.is_relative_to(skip))
     )
+
+
+def judgments_sha256(data: EvalDataset) -> str:
+    """A checksum of a query set's queries and judgments: a pair is scored again when either
+    changes, not only its index or run (an edited qrels file kept its old numbers)."""
+    text = json.dumps([sorted(data.queries.items()), sorted(data.qrels.items())], sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _total(values: Iterable[float | None]) -> float | None:
@@ -173,11 +181,12 @@ class SuiteRun:
 
     # --- pairs --------------------------------------------------------------------------------
 
-    def pair_key(self, system: System, query_set: QuerySet, **inputs: object) -> dict:
+    def pair_key(self, system: System, query_set: QuerySet, data: EvalDataset, **inputs: object) -> dict:
         """What a saved pair was computed from; `inputs` names the index or the fused runs."""
         return {
             "system": system.spec,
             "dataset": [query_set.spec, query_set.split],
+            "judgments_sha256": judgments_sha256(data),
             **({"remove_query": True} if query_set.remove_query else {}),  # older keys stay valid
             "metrics": list(self.metrics_for(query_set)),
             "depth": self.depth,
@@ -185,13 +194,26 @@ class SuiteRun:
             **inputs,
         }
 
-    def saved(self, query_set: QuerySet, system: System, key: dict) -> dict | None:
-        """The saved pair when it was computed from exactly these inputs."""
-        pair = _read_json(self.pair_path(query_set, system))
+    def saved(self, query_set: QuerySet, system: System, key: dict, data: EvalDataset) -> dict | None:
+        """The saved pair when it was computed from exactly these inputs; when only the metrics
+        differ, the saved run scored again (no retrieval, and its timings kept)."""
+        path = self.pair_path(query_set, system)
+        pair = _read_json(path)
         run = self.run_path(query_set, system)
-        if not pair or pair.get("key") != key or not run.is_file():
+        if not pair or not run.is_file() or pair.get("run_sha256") != sha256_file(run):
             return None
-        return pair if pair.get("run_sha256") == sha256_file(run) else None
+        if pair.get("key") == key:
+            return pair
+        if not isinstance(pair.get("key"), dict) or {**pair["key"], "metrics": key["metrics"]} != key:
+            return None
+        metrics, saved_run = self.metrics_for(query_set), read_trec(run)
+        pair |= {
+            "key": key,
+            "metrics": score(saved_run, data, metrics),
+            "per_query": per_query_scores(saved_run, data, metrics),
+        }
+        _write_json(path, pair)
+        return pair
 
     def save(
         self, query_set: QuerySet, system: System, key: dict, run: Run, data: EvalDataset, **extra: object
@@ -214,8 +236,9 @@ class SuiteRun:
         self, system: System, query_set: QuerySet, data: EvalDataset, root: Path, build: dict
     ) -> tuple[dict, bool]:
         """(pair, reused) for a system with an index."""
-        key = self.pair_key(system, query_set, index_manifest_sha256=sha256_file(root / "manifest.json"))
-        pair = self.saved(query_set, system, key)
+        manifest_sha256 = sha256_file(root / "manifest.json")
+        key = self.pair_key(system, query_set, data, index_manifest_sha256=manifest_sha256)
+        pair = self.saved(query_set, system, key, data)
         if pair is not None:
             return pair, True
         index = Index.load(root, search_params=system.search_params)
@@ -246,8 +269,8 @@ class SuiteRun:
         by_name = {s.name: s for s in self.systems}
         runs = {name: parts[name]["run_sha256"] for name in system.fuse}
         how = {"rrf_k": RRF_K} if system.fusion == "rrf" else {"weights": list(system.weights or ())}
-        key = self.pair_key(system, query_set, **how, parts=runs)
-        pair = self.saved(query_set, system, key)
+        key = self.pair_key(system, query_set, data, **how, parts=runs)
+        pair = self.saved(query_set, system, key, data)
         if pair is not None:
             return pair, True
         runs = [read_trec(self.run_path(query_set, by_name[name])) for name in system.fuse]
@@ -296,7 +319,12 @@ class SuiteRun:
                 continue
             for query_set in collection.query_sets:
                 data = datasets[query_set.name]
-                pair, reused = self.indexed_pair(system, query_set, data, root, build)
+                try:
+                    pair, reused = self.indexed_pair(system, query_set, data, root, build)
+                except TesseraError as exc:  # e.g. a query id a TREC run cannot hold
+                    self.log(f"not run: {query_set.name} x {system.name}: {exc}")
+                    missing[query_set.name][system.name] = str(exc)
+                    continue
                 pairs[query_set.name][system.name] = pair
                 self._report(query_set, system, pair, reused)
         for system in self.systems:
@@ -306,7 +334,12 @@ class SuiteRun:
                 if absent:
                     missing[query_set.name][system.name] = f"needs {', '.join(absent)}"
                     continue
-                pair, reused = self.fused_pair(system, query_set, datasets[query_set.name], done)
+                try:
+                    pair, reused = self.fused_pair(system, query_set, datasets[query_set.name], done)
+                except TesseraError as exc:
+                    self.log(f"not run: {query_set.name} x {system.name}: {exc}")
+                    missing[query_set.name][system.name] = str(exc)
+                    continue
                 pairs[query_set.name][system.name] = pair
                 self._report(query_set, system, pair, reused)
         for query_set in collection.query_sets:
@@ -341,14 +374,15 @@ def run_suite(
     from tessera.eval.report import write_report
 
     parsed = parse_systems(systems)
-    if metrics:
-        parse_metrics(metrics)
+    metrics = [metrics] if isinstance(metrics, str) else metrics
     if max_docs is not None and max_docs < 1:
         raise TesseraError("must be at least 1", field="max_docs")
     if depth < 1:
         raise TesseraError("must be at least 1", field="depth")
     if not 0 < alpha < 1:
         raise TesseraError(f"alpha must be between 0 and 1, got {alpha}", field="alpha")
+    if metrics is not None:
+        warn_shallow(metrics, depth)
     root = Path(output)
     chosen = tuple(metrics) if metrics else None
     runner = SuiteRun(root, parsed, chosen, depth, max_docs, log or (lambda _: None))

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from tessera.errors import TesseraError
+from tessera.models.bm25 import parse_bm25, with_settings
 from tessera.models.bundled import BUNDLED
 from tessera.models.registry import canonical_spec, is_lexical
 from tessera.models.runtimes import AUTO, RUNTIMES, split_runtime
@@ -38,7 +39,8 @@ from tessera.retrieval.rerank import RERANK_DEPTH, check_rerank_depth, check_rer
 if TYPE_CHECKING:
     from tessera.retrieval.index import Index
 
-_NAME = re.compile(r"[^=:/@?\\\s]+")  # no spec syntax in a name: `bm25:k1=1.2` is a spec, not NAME=SPEC
+# No spec syntax in a name (`bm25:k1=1.2` is a spec, not NAME=SPEC), nor a Markdown table's `|`.
+_NAME = re.compile(r"[^=:/@?|\\\s]+")
 FUSION_PREFIXES = tuple(f"{method}:" for method in FUSIONS)
 PREBUILT_PREFIX = "index:"
 DEFAULT_FACTORY = "Flat"
@@ -102,6 +104,8 @@ def parse_system(text: str) -> System:
         name, spec = head, tail
     if not spec.strip():
         raise TesseraError(f"empty system spec in '{text}'", field="system")
+    if not name.strip("."):  # `..` would be a folder above the system's own under the report
+        raise TesseraError(f"'{text}': a system name needs more than dots", field="system")
     spec_only, params, second = _search_params(spec, text)
     if spec.startswith(FUSION_PREFIXES):
         if params:
@@ -116,8 +120,11 @@ def parse_system(text: str) -> System:
     if not encoder or not factory:
         raise TesseraError(f"'{text}': expected SPEC@FACTORY, e.g. minilm@OPQ48,PQ48", field="system")
     _check_encoder(encoder, text)
-    if params:  # a parameter the index kind cannot take fails now, not mid-suite
-        route_params(["lucene" if is_lexical(encoder) else "faiss"], dict(params))
+    if params:  # a parameter the index kind cannot take, or a bad value, fails now, not mid-suite
+        lexical = is_lexical(encoder)
+        (routed,) = route_params(["lucene" if lexical else "faiss"], dict(params))
+        if lexical:
+            with_settings(parse_bm25(encoder), routed, field="system")
     return System(name, spec, encoder=encoder, factory=factory, params=params, **second)
 
 
@@ -191,6 +198,7 @@ def _check_encoder(encoder: str, text: str) -> None:
 
 def parse_systems(texts: Sequence[str | System]) -> list[System]:
     """Parse and cross-check: unique names and file names, fusions of defined non-fusion systems."""
+    texts = [texts] if isinstance(texts, str | System) else texts
     systems = [item if isinstance(item, System) else parse_system(item) for item in texts]
     if not systems:
         raise TesseraError("at least one --system is needed", field="system")

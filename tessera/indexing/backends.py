@@ -37,7 +37,7 @@ def kind_of(factory: str) -> str:
     """The manifest's `backend` for a factory string."""
     if factory == "binary":
         return "binary"
-    if factory.startswith("bebr:"):
+    if factory == "bebr" or factory.startswith("bebr:"):
         return "bebr"
     return "faiss"
 
@@ -112,7 +112,7 @@ def _bebr_search(params: Params) -> dict:
         raise TesseraError(
             f"BEBR indexes take mode and rescore, not {', '.join(sorted(unknown))}", field="search_params"
         )
-    mode = params.get("mode")  # None: the default for the index's bits (binary_backend.default_mode)
+    mode = params.get("mode")  # None: the default for the index's bits (search_params.bebr_default_mode)
     return {"mode": None if mode is None else str(mode), "rescore": int(params.get("rescore", 0))}
 
 

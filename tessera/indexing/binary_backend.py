@@ -21,7 +21,7 @@ one) the look-ups run as an IVF-PQ with a single list, where faiss supports the 
 - ADC (`mode=adc`, asymmetric): the same tables and look-ups, but the query is not binarized:
   its code-space reconstruction is exact (`RecurrentBinarizer.query_space`), so only the
   documents' bits are lost, and no binarizer MLP runs per query. The default at 1 bit, SDC at
-  more (`default_mode`): on every judged query of four collections, seed means of three ITQ
+  more (`search_params.bebr_default_mode`): on every judged query of four collections, seed means of three ITQ
   starts, ADC kept more of flat's nDCG@10 at 1 bit on all four (+0.003 to +0.031; chosen on
   Cranfield and CISI, 3.1 and 2.5 SE, confirmed on MEDLINE and LISA), and was level at 2 and 4
   bits (docs/results.md section 37).
@@ -42,17 +42,13 @@ import numpy as np
 
 from tessera.errors import EncoderError, IndexFormatError, TesseraError
 from tessera.indexing.faiss_backend import gpu_count
+from tessera.indexing.search_params import bebr_default_mode
 from tessera.models.bebr import RecurrentBinarizer
 
 log = logging.getLogger(__name__)
 
 CODES = "codes.faiss"
 MODES = ("sdc", "adc", "hamming")
-
-
-def default_mode(bits: int) -> str:
-    """The search a BEBR index of `bits` bits a dimension gets unless told (module docstring)."""
-    return "adc" if bits == 1 else "sdc"
 
 
 REFINE_FACTOR = 2  # fast-scan candidates re-scored per result; 2 recovered every exact top-k tried
@@ -208,7 +204,7 @@ class BebrBackend:
         rescore: int = 0,
         query_binarizer: RecurrentBinarizer | None = None,
     ):
-        mode = mode or default_mode(binarizer.bits)
+        mode = mode or bebr_default_mode(binarizer.bits)
         if mode not in MODES:
             raise TesseraError(f"unknown search mode '{mode}' (known: {', '.join(MODES)})", field="mode")
         if rescore < 0 or (rescore and mode != "hamming"):

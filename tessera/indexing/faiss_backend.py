@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from pathlib import Path
 
 import faiss
@@ -84,28 +85,64 @@ def selector_params(
     return None
 
 
+FACTORY_SYNTAX = "e.g. Flat, HNSW32, IVF256,Flat, PQ48, OPQ48,PQ48, IVF256,PQ48, SQ8; or binary, bebr:2"
+
+
+def factory_problem(dim: int, factory: str) -> str | None:
+    """What faiss would crash on, or answer in its C++ words, about a factory string; None if
+    nothing is seen (faiss parses it then)."""
+    if factory != factory.strip() or not factory:
+        return "has no kind or spaces around it"
+    if re.search(r"(^|,)IDMap", factory):
+        return "Tessera numbers the vectors itself: leave out IDMap"
+    if re.search(r"(^|,)IVF0+(\D|$)", factory):
+        return "an IVF index needs at least one list"
+    for quantizer, m in re.findall(r"(?:^|,)(?:IVF\d+,)?(PQ)(\d+)", factory):
+        if int(m) and dim % int(m):
+            parts = ", ".join(str(d) for d in range(4, min(dim, 96) + 1) if dim % d == 0)
+            return f"{quantizer}{m} cuts the {dim} dimensions into {m} parts: m must divide {dim} ({parts})"
+    return None
+
+
+def faiss_words(exc: RuntimeError) -> str:
+    """faiss' own explanation in an error, without the C++ location and assertion before it."""
+    said = str(exc).strip().splitlines()[-1]
+    return said.split(" failed: ", 1)[-1] if " failed: " in said else said
+
+
 def create_index(dim: int, factory: str, metric: str = "ip") -> faiss.Index:
     """An empty index of `factory` (polysemous training off), or a clear error."""
+    if problem := factory_problem(dim, factory):
+        raise TesseraError(f"'{factory}': {problem}", field="index")
     try:
         index = faiss.index_factory(dim, factory, METRICS[metric])
     except RuntimeError as exc:
-        raise TesseraError(
-            f"faiss cannot build '{factory}': {str(exc).strip().splitlines()[-1]}", field="index"
-        ) from None
+        said = faiss_words(exc)
+        if "could not parse" in said:
+            said = f"not a faiss index factory string ({FACTORY_SYNTAX})"
+        raise TesseraError(f"faiss cannot build '{factory}': {said}", field="index") from None
     skip_polysemous_training(index)
     return index
 
 
 def train_index(index: faiss.Index, sample: np.ndarray, factory: str) -> None:
     """Train `index` (CPU or GPU) on `sample` rows, turning faiss' errors into Tessera's."""
+    rotations = [part for part in factory.split(",") if part.strip().startswith("OPQ")]
+    if rotations and len(sample) < index.d:  # faiss 1.15 corrupts its heap there (munmap_chunk)
+        raise TesseraError(
+            f"faiss cannot train '{factory}' on {len(sample)} vectors: {rotations[0]} learns a "
+            f"rotation of all {index.d} dimensions and needs at least {index.d} of them",
+            field="index",
+        )
     try:
         with one_clustering_warning(index, len(sample), factory):
             index.train(np.ascontiguousarray(sample, dtype=np.float32))
     except RuntimeError as exc:
+        said = faiss_words(exc)
+        if "PQ" in factory and "number of clusters (256)" in said:  # not the IVF lists asked for
+            said += "; PQ's codebooks hold 256 codes (8 bits); one of 4 bits (e.g. PQ16x4) takes 16"
         raise TesseraError(
-            f"faiss could not train '{factory}' on {len(sample)} vectors: "
-            f"{str(exc).strip().splitlines()[-1]}",
-            field="index",
+            f"faiss could not train '{factory}' on {len(sample)} vectors: {said}", field="index"
         ) from None
 
 

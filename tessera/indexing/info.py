@@ -14,6 +14,7 @@ from typing import Any
 
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.manifest import MANIFEST, Manifest
+from tessera.indexing.search_params import effective_params
 
 
 def describe(manifest: Manifest) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def describe(manifest: Manifest) -> dict[str, Any]:
         "backend": manifest.backend,
         "encoder": manifest.encoder,
         **(vectors if manifest.backend != "lucene" else {}),
-        "search_params": manifest.search_params,
+        "search_params": effective_params(manifest.backend, manifest.factory, manifest.search_params),
         "chunked": bool(manifest.chunking),
         "corpus": manifest.corpus,
         "created_at": manifest.created_at,

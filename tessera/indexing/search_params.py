@@ -19,3 +19,17 @@ def check_params(params: Mapping[str, float | str]) -> None:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not value >= 1:
             why = f"search parameter '{name}' must be at least 1, not {value:g}"
             raise TesseraError(why, field="search_params")
+
+
+def bebr_default_mode(bits: int) -> str:
+    """The search a BEBR index of `bits` bits a dimension gets unless told: ADC at one bit, SDC
+    above (measured in indexing/binary_backend.py's docstring)."""
+    return "adc" if bits == 1 else "sdc"
+
+
+def effective_params(backend: str, factory: str | None, stored: Mapping[str, float | str]) -> dict:
+    """The search parameters an index is searched with unless told: its stored ones, and for
+    BEBR the mode its bits default to (`tessera info` shows what a search will do)."""
+    if backend == "bebr" and "mode" not in stored and factory:
+        return {"mode": bebr_default_mode(int(factory.partition(":")[2])), **stored}
+    return dict(stored)

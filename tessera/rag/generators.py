@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from tessera.errors import EncoderError, GeneratorError, TesseraError
 from tessera.models.causal_lm import DEFAULT_LLM, load_causal_lm
 from tessera.openai_http import OpenAIClient, is_url, normalize_base_url, snippet
+from tessera.rag.messages import content_text
 from tessera.rag.tokens import Message, TokenCounter, token_counter
 
 
@@ -191,7 +192,7 @@ class OpenAIGenerator:
 
     def generate(self, messages: Sequence[Message], max_new_tokens: int = 256) -> str:
         with self._post(messages, max_new_tokens, stream=False) as response:
-            return self._content(self.client.read(response.read))
+            return self._content(self.client.body(response))
 
     def generate_batch(self, chats: Sequence[Sequence[Message]], max_new_tokens: int = 256) -> list[str]:
         """One request per chat, in order (the server batches concurrent requests itself)."""
@@ -200,34 +201,43 @@ class OpenAIGenerator:
     def stream(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]:
         """`choices[0].delta.content` of each server-sent event until `data: [DONE]`.
 
-        A server that ignores `stream` and answers one JSON body yields its content whole.
+        A server that ignores `stream` and answers one body (JSON, under any content type)
+        yields its content whole; a stream that ends before `[DONE]` is an error, not a shorter
+        answer.
         """
         with self._post(messages, max_new_tokens, stream=True) as response:
-            if response.headers.get_content_type() == "application/json":
-                yield self._content(self.client.read(response.read))
+            if response.headers.get_content_type() != "text/event-stream":
+                yield self._content(self.client.body(response))
                 return
-            while line := self.client.read(response.readline):
-                data = line.decode("utf-8").strip()
+            for line in self.client.lines(response):
+                try:
+                    data = line.decode("utf-8").strip()
+                except UnicodeDecodeError:
+                    raise self.client.error(f"sent an event that is not UTF-8: {snippet(line)}") from None
                 if not data.startswith("data:"):
                     continue  # blank separators, comments, `event:` lines
                 data = data.removeprefix("data:").strip()
                 if data == "[DONE]":
                     return
-                try:
-                    event = json.loads(data)
-                    if event.get("error"):
-                        raise self.client.error(f"answered an error: {snippet(data)}")
-                    choices = event.get("choices") or [{}]
-                    piece = (choices[0].get("delta") or {}).get("content")
-                except (ValueError, AttributeError, TypeError):
-                    raise self.client.error(f"sent an unexpected event: {snippet(data)}") from None
-                if piece:
+                if piece := self._piece(data):
                     yield piece
+            raise self.client.error("stopped answering before the end of its answer (no `data: [DONE]`)")
+
+    def _piece(self, data: str) -> str:
+        """The text of one streamed event (usage-only events carry none)."""
+        try:
+            event = json.loads(data)
+            if event.get("error"):
+                raise self.client.error(f"answered an error: {snippet(data)}")
+            choices = event["choices"] or [{}]
+            return content_text((choices[0].get("delta") or {}).get("content"))
+        except (ValueError, LookupError, AttributeError, TypeError):
+            raise self.client.error(f"sent an unexpected event: {snippet(data)}") from None
 
     def _content(self, body: bytes) -> str:
         """The answer in a non-streamed chat completion."""
         try:
-            return json.loads(body)["choices"][0]["message"]["content"] or ""
+            return content_text(json.loads(body)["choices"][0]["message"]["content"])
         except (ValueError, LookupError, TypeError):
             raise self.client.error(f"answered an unexpected body: {snippet(body)}") from None
 

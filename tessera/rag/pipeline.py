@@ -18,6 +18,7 @@ from tessera.rag.compressors.base import check_budget
 from tessera.rag.conversation import DEFAULT_FOLLOW_UP
 from tessera.rag.conversation import search_query as follow_up_query
 from tessera.rag.generators import Generator, check_max_new_tokens, open_generator
+from tessera.rag.messages import chat_messages
 from tessera.rag.passages import Block, Passage, passage_blocks
 from tessera.rag.prompt import build_messages, order_blocks, with_conversation
 from tessera.rag.tokens import Message, token_counter
@@ -250,6 +251,7 @@ def prepare_chat(
     `follow_up` says (`rag.conversation`), asked after the earlier turns. Token counts stay the
     context's, as `prepare` gives them. `options` are `prepare`'s."""
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
+    messages = chat_messages(messages)
     turns = [m for m in messages if m["role"] in ("user", "assistant")]
     query = follow_up_query(turns, follow_up, generator)
     prompt = prepare(index, turns[-1]["content"], generator=generator, search_query=query, **options)

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tessera.rag.conversation import DEFAULT_FOLLOW_UP, check_follow_up, search_query
+from tessera.rag.messages import content_text
 from tessera.rag.prompt import with_conversation
 from tessera.rag.tokens import Message
 from tessera.serve.errors import ApiError
@@ -48,9 +49,7 @@ class ChatMessage(BaseModel):
     @property
     def text(self) -> str:
         """The message's text; content parts other than text (images) are not read."""
-        if isinstance(self.content, list):
-            return "".join(str(part.get("text", "")) for part in self.content if part.get("type") == "text")
-        return self.content or ""
+        return content_text(self.content)
 
 
 class ChatBody(RequestBody):

@@ -55,7 +55,11 @@ def test_overwrite_replaces_a_beir_folder_never_other_files(tmp_path: Path) -> N
     with pytest.raises(TesseraError, match="is not a BEIR folder \\(no corpus.jsonl\\)"):
         new_target(junk, overwrite=True)
     assert (junk / "important.txt").read_text() == "precious"
-    (junk / "corpus.jsonl").write_text("")
+    (junk / "corpus.jsonl").write_text("")  # a BEIR folder, with a note of its user's inside
+    with pytest.raises(TesseraError, match="holds 'important.txt', which --overwrite would delete"):
+        new_target(junk, overwrite=True)
+    (junk / "important.txt").unlink()
+    (junk / "qrels").mkdir()
     assert new_target(junk, overwrite=True) == junk.resolve()
     with pytest.raises(TesseraError, match="holds the input"):
         new_target(tmp_path, overwrite=True, inputs=(junk,))

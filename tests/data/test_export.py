@@ -40,7 +40,7 @@ def test_extracted_documents_read_back_the_same(data_dir: Path, tmp_path: Path) 
     assert json.loads(output.read_text().splitlines()[1])["metadata"]["topic"] == "aero"
     with pytest.raises(TesseraError, match="already exists"):
         export_corpus(folder, output, show_progress=False)
-    with pytest.raises(TesseraError, match="would turn the folder into a BEIR folder"):
+    with pytest.raises(TesseraError, match="is inside the folder being extracted"):
         export_corpus(folder, folder / "corpus.jsonl", show_progress=False)
     kept = next(path for path in folder.iterdir() if path.is_file())  # one of the documents it reads
     before = kept.read_bytes()
@@ -57,3 +57,15 @@ def test_extracted_documents_read_back_the_same(data_dir: Path, tmp_path: Path) 
     (folder / "broken.docx").unlink()
     shown = run_cli("data", "extract", str(folder), "-o", str(output), "--overwrite")
     assert "4 documents written" in shown.stdout
+
+
+def test_an_id_twice_is_refused_as_index_refuses_it(tmp_path: Path) -> None:
+    corpus = tmp_path / "dup.jsonl"
+    corpus.write_text(
+        '{"_id": "a", "text": "one"}\n{"_id": "b", "text": "two"}\n{"_id": "a", "text": "dup"}\n'
+    )
+    with pytest.raises(
+        CorpusError, match=r"dup.jsonl:3, field '_id': duplicate document id 'a' \(first at .*dup.jsonl:1\)"
+    ):
+        export_corpus(corpus, tmp_path / "out.jsonl", show_progress=False)
+    assert not list(tmp_path.glob("out.jsonl*"))

@@ -42,6 +42,11 @@ def test_a_loco_export_becomes_a_beir_folder(tmp_path: Path) -> None:
     pq.write_table(pyarrow.Table.from_pylist(docs), tmp_path / "documents.parquet")
     task = read_loco(tmp_path / "queries.parquet", tmp_path / "documents.parquet", "gov_report")
     assert task.qrels == {"q9": {"g1": 1}} and task.documents == {"g1": "a report"}
+    snapshot = tmp_path / "snapshot"  # a dataset snapshot: Parquet rows and JSON metadata
+    (snapshot / "data").mkdir(parents=True)
+    (tmp_path / "documents.parquet").rename(snapshot / "data" / "documents.parquet")
+    (snapshot / "dataset_infos.json").write_text('{"default": {"features": {}}}')
+    assert read_loco(tmp_path / "queries.parquet", snapshot, "gov_report").documents == {"g1": "a report"}
 
     with pytest.raises(DatasetError, match="tasks present: gov_report, qasper_title"):
         read_loco(queries, documents, "no_such_task")

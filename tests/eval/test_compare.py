@@ -103,3 +103,12 @@ def test_eval_runs_prints_the_table_and_refuses_bad_files_in_one_line(runs, tmp_
     assert (
         bad.returncode == 1 and f"{broken}:1, field 'score'" in bad.stderr and "Traceback" not in bad.stderr
     )
+
+
+def test_one_run_given_alone_or_twice(runs) -> None:
+    """A str was read letter by letter ("b: no such run file"); one run twice compared with
+    itself showed two rows of one name and no test."""
+    alone = compare_runs(str(runs[0]), "cranfield-beir", metrics="nDCG@10")
+    assert [r.name for r in alone.runs] == ["bm25"] and alone.metrics == ["nDCG@10"]
+    with pytest.raises(TesseraError, match=r"is given twice \(also as runs\[0\]\)"):
+        compare_runs([runs[0], runs[0].parent / ".." / runs[0].parent.name / runs[0].name], "cranfield-beir")

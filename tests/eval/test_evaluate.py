@@ -9,8 +9,8 @@ import pytest
 
 from tessera.data.datasets import load_eval_dataset
 from tessera.data.irds import load
-from tessera.errors import TesseraError
-from tessera.eval.evaluate import evaluate, score
+from tessera.errors import TesseraError, TesseraWarning
+from tessera.eval.evaluate import evaluate, per_query_scores, score
 from tessera.eval.runs import read_trec
 from tessera.indexing.jvm import pyserini
 from tessera.models.bm25 import TITLE_WEIGHT
@@ -175,3 +175,48 @@ def test_metrics_are_keyed_as_spelled_even_where_ir_measures_renames_them() -> N
     per_query = per_query_scores(run, data, spelled)
     assert per_query["P@1"] == per_query["P(rel=1)@1"] == {"q1": 1.0, "q2": 0.0}
     assert per_query["RR(rel=1)@10"] == {"q1": 1.0, "q2": 0.5}
+
+
+def test_every_provider_reads_tied_scores_in_trec_eval_order() -> None:
+    """ir_measures computes RR through pytrec_eval but RR@10 through another provider, which broke
+    ties its own way: on a run of equal scores the two disagreed (1.0 against 0.75)."""
+    from tessera.data.datasets import EvalDataset
+    from tessera.retrieval.hits import Hit
+
+    data = EvalDataset("tied", {"q1": "a", "q2": "b"}, {"q1": {"d9": 1}, "q2": {"d1": 1}})
+    tied = {q: [Hit(d, 1.0, r) for r, d in enumerate(("d1", "d5", "d9"), 1)] for q in ("q1", "q2")}
+    # trec_eval orders ties by document id, highest first: d9, d5, d1
+    assert score(tied, data, ["RR", "RR@10", "P@1"]) == {"RR": 2 / 3, "RR@10": 2 / 3, "P@1": 0.5}
+
+
+def test_metrics_no_installed_evaluator_computes_are_refused_before_retrieval() -> None:
+    from tessera.data.datasets import EvalDataset
+    from tessera.eval.evaluate import parse_metrics
+    from tessera.retrieval.hits import Hit
+
+    with pytest.raises(TesseraError, match="'alpha_nDCG@10': needs ir_measures' pyndeval provider"):
+        parse_metrics(["nDCG@10", "alpha_nDCG@10"])
+    with pytest.raises(TesseraError, match="no evaluator has it"):
+        parse_metrics(["nDCG(dcg='exp-log2',judged_only=True)@10"])
+    with pytest.raises(TesseraError, match="at least one metric"):
+        parse_metrics([])
+    # gdeval (ERR@k) reads numeric query ids only; ids are numbered for it, and mapped back.
+    data = EvalDataset("ids", {"q-a": "a", "q-b": "b"}, {"q-a": {"d1": 2}, "q-b": {"d2": 1}})
+    run = {"q-a": [Hit("d1", 2.0, 1)], "q-b": [Hit("d1", 2.0, 1), Hit("d2", 1.0, 2)]}
+    # gdeval's ERR: a grade g stops the reader with (2^g - 1) / 16; rank r counts 1 / r of it
+    expected = {"q-a": 3 / 16, "q-b": (1 / 2) * (1 / 16)}
+    assert per_query_scores(run, data, ["ERR@10"])["ERR@10"] == pytest.approx(expected)
+
+
+def test_metric_options_split_outside_brackets_only() -> None:
+    from tessera.cli.app import metric_names
+
+    given = ["nDCG@10,R@100", "nDCG(gains={0:0,1:1,2:3})@10 AP", "P(rel=2)@5"]
+    assert metric_names(given) == ["nDCG@10", "R@100", "nDCG(gains={0:0,1:1,2:3})@10", "AP", "P(rel=2)@5"]
+
+
+def test_an_index_given_twice_and_a_depth_below_a_cutoff(cranfield_bm25: Path) -> None:
+    with pytest.raises(TesseraError, match=r"is given twice \(also as indexes\[0\]\)"):
+        evaluate([cranfield_bm25, str(cranfield_bm25) + "/"], "cranfield", show_progress=False)
+    with pytest.warns(TesseraWarning, match="metric 'R@100' counts 100 hits, but at most 20 are retrieved"):
+        evaluate([cranfield_bm25], "cranfield", metrics=["nDCG@10", "R@100"], depth=20, show_progress=False)

@@ -284,3 +284,77 @@ def test_bad_suite_options_are_refused_before_any_work(tmp_path: Path) -> None:
             run_suite("folders:/nowhere", ["bm25"], tmp_path / "out", **options)
         assert info.value.field == field
     assert not (tmp_path / "out").exists()
+
+
+def _small_beir(folder: Path, data_dir: Path, query_ids: tuple[str, ...]) -> Path:
+    """Cranfield's first 60 documents and three of its queries, judged on them, as a BEIR folder."""
+    (folder / "qrels").mkdir(parents=True)
+    lines = (data_dir / "cranfield-beir" / "corpus.jsonl").read_text().splitlines()[:60]
+    (folder / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    texts = ["boundary layer on a flat plate", "heat transfer in hypersonic flow", "wing flutter"]
+    queries = [{"_id": qid, "text": text} for qid, text in zip(query_ids, texts, strict=True)]
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    judged = [
+        (query_ids[0], "1", 2),
+        (query_ids[0], "9", 1),
+        (query_ids[1], "12", 1),
+        (query_ids[2], "30", 1),
+    ]
+    rows = "".join(f"{q}\t{d}\t{g}\n" for q, d, g in judged)
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    return folder
+
+
+def test_edited_judgments_are_scored_again_and_new_metrics_rescore_saved_runs(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pair key held the index and the run, not the judgments: an edited qrels file kept its
+    old numbers ("saved"). A metric added rescored by retrieving everything again."""
+    small = _small_beir(tmp_path / "small", data_dir, ("1", "2", "3"))
+    odd = _small_beir(tmp_path / "odd", data_dir, ("q 1", "q2", "q3"))  # a TREC run cannot hold 'q 1'
+    output = tmp_path / "report"
+    suite = f"folders:{small},{odd}"
+    first = run_suite(suite, ["bm25"], output, metrics=["nDCG@10"])
+    assert (
+        set(first["results"]) == {"small/test"} and "whitespace" in first["unavailable"]["odd/test"]["bm25"]
+    )
+
+    qrels = small / "qrels" / "test.tsv"
+    qrels.write_text(qrels.read_text().replace("1\t1\t2", "1\t1\t0"))
+    edited = run_suite(suite, ["bm25"], output, metrics=["nDCG@10"])
+    index = output / "indexes" / "small" / "bm25"
+    expected = evaluate([index], small, metrics=["nDCG@10", "P@1"], depth=1000, show_progress=False)
+    assert edited["results"]["small/test"]["bm25"]["nDCG@10"] == pytest.approx(expected.metrics["nDCG@10"])
+    assert edited["results"] != first["results"]
+
+    retrieved, retrieve = [], suite_module.retrieve
+    monkeypatch.setattr(
+        suite_module,
+        "retrieve",
+        lambda index, data, *a, **k: retrieved.append(data.name) or retrieve(index, data, *a, **k),
+    )
+    more = run_suite(suite, ["bm25"], output, metrics=["nDCG@10", "P@1"])
+    assert more["results"]["small/test"]["bm25"] == pytest.approx(expected.metrics)
+    assert retrieved == ["odd/test"]  # the pair that failed, not the one whose run was saved
+
+
+def test_stale_plots_go_when_a_report_has_none(suite_dir: Path, results: dict, tmp_path: Path) -> None:
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "quality.png").write_bytes(b"an earlier report's")
+    ghost = {**results, "systems": {**results["systems"], "ghost": {"spec": "bm25", "kind": "built"}}}
+    assert "None: no dataset has a result of every system." in render(ghost, tmp_path)
+    assert not (tmp_path / "plots" / "quality.png").exists()
+
+
+def test_a_suite_that_ran_nothing_fails(tmp_path: Path) -> None:
+    bad = run_cli(
+        "eval-suite",
+        f"folders:{tmp_path / 'nowhere'}",
+        "--system",
+        "bm25",
+        "-o",
+        str(tmp_path / "r"),
+        check=False,
+    )
+    assert bad.returncode == 1 and "no (dataset, system) pair of the suite could be run here" in bad.stderr
+    assert (tmp_path / "r" / "report.md").is_file()

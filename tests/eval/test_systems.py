@@ -108,8 +108,18 @@ def test_a_second_stage_follows_the_question_mark_too() -> None:
         (["minilm?mmr_depth=5"], "'minilm\\?mmr_depth=5': an MMR depth needs an MMR weight"),
         (["minilm?mmr=2"], r"MMR weight must be a number in \[0, 1\]"),
         (["minilm?mmr=0.5&mmr_depth=0"], "MMR depth must be a whole number"),
+        (["bm25?prf=rochio"], "prf must be rm3, rocchio or none, not 'rochio'"),  # before any build
+        (["bm25?k1=abc"], "BM25 parameter 'k1'"),
+        (["..=bm25"], "a system name needs more than dots"),  # a folder above the system's own
     ],
 )
 def test_errors(systems: list[str], message: str) -> None:
     with pytest.raises(TesseraError, match=message):
         parse_systems(systems)
+
+
+def test_one_system_given_alone_is_one_system() -> None:
+    """A str was parsed letter by letter ("'b' is no encoder")."""
+    assert [system.name for system in parse_systems("bm25")] == ["bm25"]
+    with pytest.raises(TesseraError, match="'a|b=bm25' is no encoder"):  # not NAME=SPEC: a `|`
+        parse_system("a|b=bm25")  # would split the report's table rows

@@ -62,6 +62,9 @@ def test_bebr_search_mode_can_change_at_load(cranfield_dense: Path, tmp_path: Pa
     assert [h.score for h in sdc] == pytest.approx([h.score for h in rescored], abs=1e-4)
     adc = Index.load(out).search(query, k=10)  # 1 bit: ADC unless told, the float query unbinarized
     assert Index.load(out).backend.mode == "adc"
+    from tessera.indexing.info import index_info
+
+    assert index_info(out)["search_params"] == {"mode": "adc"}  # `tessera info` says what a search does
     assert [h.score for h in adc] != pytest.approx([h.score for h in sdc], abs=1e-3)
 
 

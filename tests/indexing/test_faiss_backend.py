@@ -61,6 +61,12 @@ def test_dimension_mismatch_on_search(vectors) -> None:
 def test_untrainable_factory_is_a_clear_error(vectors) -> None:
     with pytest.raises(TesseraError, match="could not train 'IVF8192,Flat'"):
         build_faiss_index(vectors[:100], "IVF8192,Flat")
+    # Fewer vectors than dimensions: faiss' OPQ training corrupted the heap (a segfault, and a
+    # build's folder left behind); refused before it is reached.
+    with pytest.raises(
+        TesseraError, match="OPQ16 learns a rotation of all 64 dimensions and needs at least 64"
+    ):
+        build_faiss_index(vectors[:63], "OPQ16,PQ16")
 
 
 @pytest.mark.gpu
@@ -100,3 +106,26 @@ def test_search_within_is_none_where_faiss_cannot_restrict(vectors: np.ndarray, 
     assert (
         FaissBackend(build_faiss_index(vectors, factory)).search_within(vectors[:2], 5, np.arange(9)) is None
     )
+
+
+@pytest.mark.parametrize(
+    ("factory", "says"),
+    [
+        ("IVF0,Flat", "an IVF index needs at least one list"),  # was faiss' assertion while tuning
+        ("IDMap,Flat", "leave out IDMap"),  # was "add does not make sense with IndexIDMap"
+        ("PQ10", r"PQ10 cuts the 64 dimensions into 10 parts: m must divide 64 \(4, 8, 16, 32, 64\)"),
+        ("IVF8,PQ7", "PQ7 cuts the 64 dimensions"),
+        ("IVF8,Flat ", "spaces around it"),
+        ("flat", r"not a faiss index factory string \(e.g. Flat, HNSW32"),
+    ],
+)
+def test_factory_strings_faiss_would_crash_on_or_answer_in_cpp_are_named(vectors, factory, says) -> None:
+    with pytest.raises(TesseraError, match=says) as info:
+        build_faiss_index(vectors[:300], factory)
+    assert info.value.field == "index" and "/project/faiss" not in str(info.value)
+
+
+def test_too_few_vectors_for_8_bit_codebooks_says_what_would_fit(vectors) -> None:
+    with pytest.raises(TesseraError, match=r"\(256\); PQ's codebooks hold 256 codes .* PQ16x4") as info:
+        build_faiss_index(vectors[:200], "IVF4,PQ16")
+    assert "Error in" not in str(info.value)

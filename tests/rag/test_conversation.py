@@ -163,6 +163,28 @@ def test_chat_answers_the_last_turn_after_the_history(index):
     assert last.prompt.search_query is None and last.prompt.sources == prepare(index, FOLLOW_UP, k=3).sources
 
 
+def test_messages_as_openai_clients_write_them(index):
+    """`content: null` (an assistant turn that called tools) was an AttributeError; parts are text."""
+    messages = [
+        {"role": "system", "content": None},
+        {"role": "user", "content": [{"type": "text", "text": EARLIER}]},
+        {"role": "assistant", "content": None, "tool_calls": []},
+        {"role": "user", "content": FOLLOW_UP},
+    ]
+    sent = chat(index, messages, generator=None, k=3).prompt.messages
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"] and sent[1][
+        "content"
+    ] == EARLIER
+    for bad, field in [
+        ([{"role": "user", "content": 5}], "messages[0].content"),
+        ([{"role": "tool", "content": "x"}], "messages[0]"),
+        ("what is a wing", "messages"),
+    ]:
+        with pytest.raises(TesseraError) as info:
+            chat(index, bad, generator=None, k=3)
+        assert info.value.field == field
+
+
 def test_the_bundled_llm_rewrites_a_follow_up_end_to_end(index):
     """The real model through the rewrite path: one rewrite, then the answer. (SmolLM2-135M
     mostly gives the follow-up back unchanged, docs/results.md section 34, so the search query is

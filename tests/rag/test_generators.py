@@ -33,6 +33,9 @@ class StubServer(ThreadingHTTPServer):
         self.failures: list[int] = []  # HTTP statuses to answer before succeeding
         self.delay = 0.0
         self.ignore_stream = False  # answer one JSON body even when asked to stream
+        self.raw: tuple[str, bytes] | None = None  # (content type, body) to answer as it is
+        self.drip = False  # the body a byte at a time, 0.2 s apart
+        self.redirect: str | None = None  # answer 302 to this location
 
     @property
     def url(self) -> str:
@@ -49,6 +52,13 @@ class StubHandler(BaseHTTPRequestHandler):
         try:
             if self.server.failures:
                 self._send(self.server.failures.pop(0), "application/json", b'{"error": {"message": "boom"}}')
+            elif self.server.redirect:
+                self.send_response(302)
+                self.send_header("Location", self.server.redirect)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif self.server.raw:
+                self._send(200, *self.server.raw)
             elif body["stream"] and not self.server.ignore_stream:
                 events = [{"choices": [{"delta": {"role": "assistant"}}]}]
                 events += [{"choices": [{"delta": {"content": piece}}]} for piece in PIECES]
@@ -65,7 +75,10 @@ class StubHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(payload)
+        for start in range(0, len(payload), 1 if self.server.drip else len(payload) or 1):
+            self.wfile.write(payload[start : start + (1 if self.server.drip else len(payload))])
+            self.wfile.flush()
+            time.sleep(0.2 if self.server.drip else 0)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -141,7 +154,7 @@ def test_a_server_that_is_down_fails_fast_naming_the_url():
 def test_a_server_slower_than_the_timeout_fails(stub):
     stub.delay = 1.5
     llm = OpenAIGenerator(stub.url, timeout=0.3, retries=1, backoff=0.01)
-    with pytest.raises(GeneratorError, match=r"unreachable after 2 tries: no answer within 0.3 s"):
+    with pytest.raises(GeneratorError, match=r"failed after 2 tries: no answer within 0.3 s"):
         llm.generate(QUESTION)
     assert len(stub.requests) == 2
 
@@ -162,3 +175,65 @@ def test_local_smollm2_answers_and_streams_the_same_text():
     pieces = list(llm.stream(QUESTION, max_new_tokens=24))
     assert len(pieces) > 1 and "".join(pieces) == answer
     assert llm.tokens.count_messages(QUESTION) == llm.encode(QUESTION)["input_ids"].shape[1]
+
+
+def _events(*events: object, done: bool = True) -> bytes:
+    lines = [f"data: {event if isinstance(event, str) else json.dumps(event)}\n\n" for event in events]
+    return ("".join(lines) + ("data: [DONE]\n\n" if done else "")).encode()
+
+
+def test_content_in_parts_or_of_the_wrong_type(stub):
+    """A list of parts (newer APIs) is text; a number was written to stdout (TypeError) or
+    returned as the answer (`answer == 5`)."""
+    parts = {"choices": [{"delta": {"content": [{"type": "text", "text": "Paris"}, {"type": "image"}]}}]}
+    stub.raw = ("text/event-stream", _events(parts))
+    assert list(OpenAIGenerator(stub.url).stream(QUESTION)) == ["Paris"]
+    stub.raw = ("text/event-stream", _events({"choices": [{"delta": {"content": 5}}]}))
+    with pytest.raises(GeneratorError, match="sent an unexpected event"):
+        list(OpenAIGenerator(stub.url).stream(QUESTION))
+    stub.raw = ("application/json", json.dumps({"choices": [{"message": {"content": 5}}]}).encode())
+    with pytest.raises(GeneratorError, match="answered an unexpected body"):
+        OpenAIGenerator(stub.url).generate(QUESTION)
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        (("text/event-stream", b'data: {"caf\xe9": 1}\n\n'), "sent an event that is not UTF-8"),
+        (("text/event-stream", _events({"id": "no choices"})), "sent an unexpected event"),
+        (
+            ("text/event-stream", _events({"choices": [{"delta": {"content": "Par"}}]}, done=False)),
+            "no `data: \\[DONE\\]`",
+        ),
+        (("text/html", b"<html>proxy login</html>"), "answered an unexpected body: <html>proxy login"),
+    ],
+)
+def test_a_stream_that_is_broken_is_an_error_not_a_blank_or_short_answer(stub, raw, says):
+    stub.raw = raw
+    with pytest.raises(GeneratorError, match=says):
+        list(OpenAIGenerator(stub.url, retries=0).stream(QUESTION))
+
+
+def test_a_completion_sent_as_plain_text_is_read_when_streaming(stub):
+    answer = {"choices": [{"message": {"role": "assistant", "content": "Paris."}}]}
+    stub.raw = ("text/plain", json.dumps(answer).encode())
+    assert list(OpenAIGenerator(stub.url).stream(QUESTION)) == ["Paris."]
+
+
+def test_a_server_trickling_bytes_is_given_up_after_the_timeout(stub):
+    """Each byte came within the socket's timeout, so the call waited forever."""
+    answer = {"choices": [{"message": {"role": "assistant", "content": "x" * 40}}]}
+    stub.raw, stub.drip = ("application/json", json.dumps(answer).encode()), True
+    started = time.perf_counter()
+    with pytest.raises(GeneratorError, match="stopped answering: no whole answer within 1 s"):
+        OpenAIGenerator(stub.url, timeout=1, retries=0).generate(QUESTION)
+    assert time.perf_counter() - started < 4
+
+
+def test_a_redirect_is_named_not_followed_as_a_get(stub):
+    stub.redirect = "https://elsewhere.example/v1/chat/completions"
+    with pytest.raises(
+        GeneratorError, match="answered HTTP 302, a redirect to https://elsewhere.example/v1/chat"
+    ):
+        OpenAIGenerator(stub.url, retries=0).generate(QUESTION)
+    assert len(stub.requests) == 1
