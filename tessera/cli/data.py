@@ -95,7 +95,12 @@ def synth_queries(
 
 
 # `SyntheticSettings`' fields (as `train --synthetic-*` names them) -> `data synth-queries`' options
-SYNTH_OPTIONS = {"synthetic_docs": "max-docs", "synthetic_top_k": "top-k", "negatives": "filter"}
+SYNTH_OPTIONS = {
+    "synthetic": "generator",
+    "synthetic_docs": "max-docs",
+    "synthetic_top_k": "top-k",
+    "negatives": "filter",
+}
 
 
 def _minilm_token_counter():

@@ -97,7 +97,7 @@ def eval_(
 @app.command(name="eval-runs")
 def eval_runs(
     runs: Annotated[list[Path], typer.Argument(help="TREC run files; the first is the baseline.")],
-    dataset: Annotated[str, typer.Option(help="ir_datasets id or BEIR folder.")],
+    dataset: Annotated[str, typer.Option(help="ir_datasets id, BEIR folder, or a TREC or BEIR qrels file.")],
     split: EvalSplit = "test",
     metrics: Annotated[list[str], typer.Option(help="ir_measures metrics.")] = [],  # noqa: B006
     fusion: Annotated[

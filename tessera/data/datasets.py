@@ -151,6 +151,33 @@ def _is_beir_folder(path: Path) -> bool:
     return (path / "queries.jsonl").is_file() and (path / "qrels").is_dir()
 
 
+def read_qrels_file(path: Path) -> EvalDataset:
+    """Judgments alone, from a TREC qrels file (`query-id iteration doc-id grade`, as trec_eval
+    reads it) or a BEIR one (`query-id corpus-id score`, tab-separated): scoring runs made
+    elsewhere needs no query text, so the queries are the judged ids with empty texts."""
+    qrels: Qrels = {}
+    for number, text in text_lines(path):
+        row = text.split()
+        if not row or (number == 1 and row[0] == "query-id"):
+            continue
+        if len(row) not in (3, 4):
+            why = (
+                "expected query-id, iteration, doc-id, grade (TREC) or query-id, corpus-id, score; "
+                f"got {len(row)} columns"
+            )
+            raise DatasetError(why, file=path, line=number)
+        query_id, doc_id, grade = row[0], row[-2], _grade(row[-1], path, number)
+        judged = qrels.setdefault(query_id, {})
+        if judged.get(doc_id, grade) != grade:
+            why = f"document '{doc_id}' is judged {judged[doc_id]} for query '{query_id}' on an earlier line"
+            why += f" and {grade} here"
+            raise DatasetError(why, file=path, line=number, field="score")
+        judged[doc_id] = grade
+    if not qrels:
+        raise DatasetError("holds no judgments", file=path)
+    return EvalDataset(path.name, dict.fromkeys(qrels, ""), qrels)
+
+
 def load_eval_dataset(spec: str | Path, split: str = "test") -> EvalDataset:
     """Resolve `spec`: a BEIR folder (+ split), an ir_datasets id (`ID/SPLIT` when that exists),
     or a BEIR folder in TESSERA_DATA_DIR (`NAME` or `beir/NAME[/SPLIT]`). A split `foldIofK-train`

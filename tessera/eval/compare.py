@@ -20,7 +20,7 @@ from typing import Any
 
 from ir_measures.measures.base import SumAgg
 
-from tessera.data.datasets import EvalDataset, load_eval_dataset
+from tessera.data.datasets import EvalDataset, load_eval_dataset, read_qrels_file
 from tessera.durable import check_outputs, write_text_atomic
 from tessera.errors import TesseraError, TesseraWarning, distinct_paths, path_list
 from tessera.eval.evaluate import DEFAULT_METRICS, parse_metrics, per_query_scores
@@ -141,7 +141,8 @@ def compare_runs(
     run_path: str | Path | None = None,
     json_path: str | Path | None = None,
 ) -> Comparison:
-    """Score each TREC run file on the dataset's judged queries and test it against the first;
+    """Score each TREC run file on the dataset's judged queries (or a TREC or BEIR qrels file's)
+    and test it against the first;
     with `fusion` (rrf, wsum), the runs fused join them (and `run_path` receives that run)."""
     paths = [Path(p) for p in path_list(paths, "runs")]
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
@@ -160,7 +161,12 @@ def compare_runs(
     parse_metrics(metrics)
     given = [dataset] if isinstance(dataset, (str, Path)) else []
     check_outputs({"run": run_path, "json": json_path}, inputs=[*paths, *given])
-    data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
+    if isinstance(dataset, EvalDataset):
+        data = dataset
+    elif Path(dataset).expanduser().is_file():  # a qrels file, as trec_eval takes one
+        data = read_qrels_file(Path(dataset).expanduser())
+    else:
+        data = load_eval_dataset(dataset, split)
     runs = [read_trec(path) for path in paths]
     names = run_names(paths)
     scored = [

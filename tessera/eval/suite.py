@@ -9,25 +9,30 @@ at the next pair (an interrupted index build resumes inside `build_index`).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tessera.data.corpus import open_corpus
 from tessera.data.datasets import EvalDataset
-from tessera.durable import write_text_atomic
 from tessera.errors import TesseraError
 from tessera.eval.evaluate import per_query_scores, score, warn_shallow
 from tessera.eval.runs import read_trec, retrieve, write_trec
 from tessera.eval.sampling import sample_corpus
 from tessera.eval.significance import compare_to_baseline
+from tessera.eval.suite_files import (
+    check_report_folder,
+    index_bytes,
+    judgments_sha256,
+    read_json,
+    total,
+    write_json,
+)
 from tessera.eval.suites import Collection, QuerySet, judged_sets, resolve_suite
 from tessera.eval.systems import DEFAULT_FACTORY, System, parse_systems, slug
 from tessera.indexing.builder import build_index
-from tessera.indexing.manifest import Manifest, sha256_file
+from tessera.indexing.manifest import sha256_file
 from tessera.indexing.reindex import reindex
 from tessera.models.registry import is_lexical
 from tessera.retrieval.fusion import Run, fuse
@@ -36,45 +41,6 @@ from tessera.retrieval.index import Index
 SUITE_METRICS = ("nDCG@10", "R@100", "RR@10")
 RRF_K = 60
 Log = Callable[[str], None]
-
-
-def _write_json(path: Path, data: object) -> None:
-    """Atomically: a pair file is either absent or complete (insertion order: the report's order)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def index_bytes(root: Path, manifest: Manifest) -> int:
-    """Bytes of the search structure: every file of the index directory but the document store,
-    which every system holds alike, and a trained query encoder kept inside it (model weights,
-    not a cost per document)."""
-    encoder = manifest.query_encoder
-    skip = root / encoder if encoder else None
-    return sum(
-        p.stat().st_size
-        for p in root.rglob("*")
-        if p.is_file() and not p.name.startswith("docstore") and not (skip and p.is_relative_to(skip))
-    )
-
-
-def judgments_sha256(data: EvalDataset) -> str:
-    """A checksum of a query set's queries and judgments: a pair is scored again when either
-    changes, not only its index or run (an edited qrels file kept its old numbers)."""
-    text = json.dumps([sorted(data.queries.items()), sorted(data.qrels.items())], sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _total(values: Iterable[float | None]) -> float | None:
-    """A sum that is unknown when any part is."""
-    values = list(values)
-    return None if None in values else sum(values)
 
 
 @dataclass
@@ -129,7 +95,7 @@ class SuiteRun:
             "corpus": corpus,
             "input": fingerprint,
         }
-        record = _read_json(record_path)
+        record = read_json(record_path)
         rebuild = (root / "manifest.json").is_file()
         same = bool(record) and record.get("key") == wanted
         if rebuild and same and record.get("manifest_sha256") == sha256_file(root / "manifest.json"):
@@ -150,7 +116,7 @@ class SuiteRun:
             "manifest_sha256": sha256_file(root / "manifest.json"),
             "vectors_from": source.name if source else None,
         }
-        _write_json(record_path, record)
+        write_json(record_path, record)
         return root, {"seconds": seconds, "vectors_from": record["vectors_from"]}
 
     def _plain_sibling(self, system: System) -> System | None:
@@ -172,7 +138,7 @@ class SuiteRun:
             return None
         for other in self.systems:
             sibling = root.with_name(other.slug)
-            record = _read_json(sibling.with_name(sibling.name + ".build.json"))
+            record = read_json(sibling.with_name(sibling.name + ".build.json"))
             exact = other.encoder == system.encoder and other.factory == DEFAULT_FACTORY
             same_input = bool(record) and record["key"] == {**wanted, "factory": DEFAULT_FACTORY}
             if exact and same_input and (sibling / "manifest.json").is_file():
@@ -198,7 +164,7 @@ class SuiteRun:
         """The saved pair when it was computed from exactly these inputs; when only the metrics
         differ, the saved run scored again (no retrieval, and its timings kept)."""
         path = self.pair_path(query_set, system)
-        pair = _read_json(path)
+        pair = read_json(path)
         run = self.run_path(query_set, system)
         if not pair or not run.is_file() or pair.get("run_sha256") != sha256_file(run):
             return None
@@ -212,7 +178,7 @@ class SuiteRun:
             "metrics": score(saved_run, data, metrics),
             "per_query": per_query_scores(saved_run, data, metrics),
         }
-        _write_json(path, pair)
+        write_json(path, pair)
         return pair
 
     def save(
@@ -229,7 +195,7 @@ class SuiteRun:
             "run_sha256": sha256_file(run_path),
             **extra,
         }
-        _write_json(self.pair_path(query_set, system), pair)
+        write_json(self.pair_path(query_set, system), pair)
         return pair
 
     def indexed_pair(
@@ -290,7 +256,7 @@ class SuiteRun:
             ms_per_query=ms + sum(parts[name]["ms_per_query"] for name in system.fuse),
             index_bytes=sum(parts[name]["index_bytes"] for name in system.fuse),
             doc_count=parts[system.fuse[0]]["doc_count"],
-            build_seconds=_total(parts[name]["build_seconds"] for name in system.fuse),
+            build_seconds=total(parts[name]["build_seconds"] for name in system.fuse),
         ), False
 
     def collection(self, collection: Collection) -> tuple[dict, dict, dict]:
@@ -384,6 +350,7 @@ def run_suite(
     if metrics is not None:
         warn_shallow(metrics, depth)
     root = Path(output)
+    check_report_folder(root)
     chosen = tuple(metrics) if metrics else None
     runner = SuiteRun(root, parsed, chosen, depth, max_docs, log or (lambda _: None))
     results: dict = {
@@ -428,6 +395,6 @@ def run_suite(
     results["significance"] = compare_to_baseline(
         results["per_query"], parsed[0].name, results["metrics"], alpha
     )
-    _write_json(root / "results.json", results)
+    write_json(root / "results.json", results)
     write_report(results, root, with_plots=plots)
     return results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tessera.data.metadata import Filter, parse_filter
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, TesseraWarning
 from tessera.models.causal_lm import DEFAULT_LLM
 from tessera.rag.compressors import Tools, make_compressor
 from tessera.rag.compressors.base import check_budget
@@ -162,6 +163,9 @@ def prepare(
     if not question.strip():
         raise TesseraError("the question is empty", field="question")
     check_budget(budget)
+    if budget is not None and compress == "none":  # it was ignored: the whole passages went in
+        why = "a budget is a compressor's; 'none' keeps every passage (truncation cuts them to it)"
+        raise TesseraError(why, field="budget")
     check_retrieval(len(fuse), fusion, weights)
     check_rerank_depth(rerank_depth)
     if per_document is not None:
@@ -194,6 +198,9 @@ def prepare(
             per_document,
         )
     searched = time.perf_counter()
+    if not retrieved:  # the generator then answers from nothing: say so
+        why = "no passage was retrieved" + (" (no document matches the filter)" if filter else "")
+        warnings.warn(TesseraWarning(why + ": the prompt holds no context"), stacklevel=2)
     passages = fit_passages([Passage.from_hit(hit) for hit in retrieved], query, tools)
     plain = passage_blocks(passages)
     blocks = plain if compressor is None else compressor.compress(query, passages, budget)

@@ -12,9 +12,10 @@ The document itself is left out."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, TesseraWarning
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, check_search
 
@@ -31,7 +32,10 @@ def similar(index: Index, doc_id: str, k: int = 10, with_text: bool = False) -> 
     words = doc.contents.split()[:SIMILAR_WORDS]
     if vector is not None:
         found = index.search_vectors(vector, k + 1)[0]
-    else:
-        found = index.search(" ".join(words), k + 1) if words else []
+    elif words:
+        found = index.search(" ".join(words), k + 1)
+    else:  # an empty list alone reads as "nothing is like it"
+        warnings.warn(TesseraWarning(f"document '{doc_id}' has no words to search by"), stacklevel=2)
+        found = []
     hits = [replace(h, rank=rank) for rank, h in enumerate((h for h in found if h.doc_id != doc_id), 1)][:k]
     return index.with_text([hits])[0] if with_text else hits

@@ -272,10 +272,14 @@ def synthetic_queries(
         raise TesseraError("the synthetic source needs a generator, not 'none'", field="synthetic")
     if hasattr(generator, "repetition_penalty"):
         generator.repetition_penalty = 1.0  # a query should repeat the document's own terms
+    sample = sample_documents(documents, settings.max_docs)
+    if not sample:  # not "0 of 0 queries kept", which reads as a run that worked
+        why = f"no document of the corpus has the {MIN_DOCUMENT_WORDS} words a query is written from"
+        raise TesseraError(why, field="corpus")
     shots = few_shot_examples(data, texts)
     cache = QueryCache(cache_path(corpus, generator.name, shots))
     generated = generate_queries(
-        sample_documents(documents, settings.max_docs),
+        sample,
         generator,
         cache,
         shots,

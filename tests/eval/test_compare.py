@@ -112,3 +112,19 @@ def test_one_run_given_alone_or_twice(runs) -> None:
     assert [r.name for r in alone.runs] == ["bm25"] and alone.metrics == ["nDCG@10"]
     with pytest.raises(TesseraError, match=r"is given twice \(also as runs\[0\]\)"):
         compare_runs([runs[0], runs[0].parent / ".." / runs[0].parent.name / runs[0].name], "cranfield-beir")
+
+
+def test_a_qrels_file_scores_runs_as_its_dataset_does(runs, data_dir: Path, tmp_path: Path) -> None:
+    """trec_eval's users hold a qrels file, not a BEIR folder with every query's text."""
+    beir = (data_dir / "cranfield-beir" / "qrels" / "test.tsv").read_text().splitlines()[1:]
+    trec = tmp_path / "qrels.test.txt"
+    trec.write_text("".join(f"{q} 0 {d} {g}\n" for q, d, g in (line.split("\t") for line in beir)))
+    by_file = compare_runs(runs, trec, metrics=METRICS)
+    by_dataset = compare_runs(runs, "cranfield-beir", metrics=METRICS)
+    assert by_file.queries == by_dataset.queries == 114
+    assert [r.means for r in by_file.runs] == [r.means for r in by_dataset.runs]
+    shown = run_cli("eval-runs", *map(str, runs), "--dataset", str(trec), "--metrics", "nDCG@10")
+    assert "114 judged queries" in shown.stdout
+    trec.write_text("1 0 184 1\n1 184\n")
+    bad = run_cli("eval-runs", str(runs[0]), "--dataset", str(trec), check=False)
+    assert bad.returncode == 1 and "qrels.test.txt:2" in bad.stderr and "got 2 columns" in bad.stderr

@@ -284,6 +284,13 @@ def test_bad_suite_options_are_refused_before_any_work(tmp_path: Path) -> None:
             run_suite("folders:/nowhere", ["bm25"], tmp_path / "out", **options)
         assert info.value.field == field
     assert not (tmp_path / "out").exists()
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "corpus.jsonl").write_text("")
+    for output, says in [("notes.txt", "is a file, not a folder"), ("data", "is a dataset's folder")]:
+        with pytest.raises(TesseraError, match=says):
+            run_suite("folders:/nowhere", ["bm25"], tmp_path / output)
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["corpus.jsonl"]
 
 
 def _small_beir(folder: Path, data_dir: Path, query_ids: tuple[str, ...]) -> Path:

@@ -351,3 +351,16 @@ def test_a_published_folder_converts_to_an_m2_encoder_folder(tmp_path: Path) -> 
         hidden = model(features["input_ids"], features["attention_mask"])
         expected = torch.nn.functional.normalize(model.pooler(hidden, features["attention_mask"]), dim=-1)
     np.testing.assert_allclose(encoder.encode_docs([SHORT]), expected.numpy(), atol=1e-5)
+
+
+def test_a_folder_that_is_no_m2_model_is_named(tmp_path: Path) -> None:
+    """A folder without modules.json said "modules.json's first module is None"; a file, "no
+    such model folder"."""
+    from tessera.errors import EncoderError
+    from tessera.models.m2.encoder import check_m2_folder
+
+    with pytest.raises(EncoderError, match="is not a saved M2 model \\(no modules.json"):
+        check_m2_folder("m2:x", tmp_path)
+    (tmp_path / "weights.bin").write_bytes(b"")
+    with pytest.raises(EncoderError, match="is a file, not a model folder"):
+        check_m2_folder("m2:x", tmp_path / "weights.bin")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, TesseraWarning
 from tessera.indexing.builder import build_index
 from tessera.rag import answer, prepare
 from tessera.rag.passages import passage_blocks
@@ -122,6 +122,7 @@ def test_passages_of_a_pdf_cite_their_page(cranfield_docs, tmp_path):
         ({"k": 0}, "k must be at least 1"),
         ({"question": "  "}, "question is empty"),
         ({"budget": 0}, "budget must be at least 1"),
+        ({"budget": 5}, "a budget is a compressor's; 'none' keeps every passage"),
         ({"compress": "gzip"}, "unknown compressor"),
         ({"order": "middle"}, "unknown order"),
         ({"weights": (0.5, 0.5)}, "need indexes to fuse"),
@@ -134,6 +135,12 @@ def test_bad_arguments_are_refused(index, options, message):
     arguments = {"question": QUESTION, **options}
     with pytest.raises(TesseraError, match=message):
         prepare(index, **arguments)
+
+
+def test_a_filter_that_keeps_nothing_says_the_prompt_has_no_context(index):
+    with pytest.warns(TesseraWarning, match=r"no passage was retrieved \(no document matches the filter\)"):
+        prompt = prepare(index, QUESTION, k=3, filter={"author": "nobody of that name"})
+    assert prompt.passages == []
 
 
 def test_python_callers_arguments(index, cranfield_bm25):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, TesseraWarning
 from tessera.retrieval.index import Index
 from tessera.retrieval.similar import SIMILAR_WORDS, similar
 from tests.conftest import run_cli
@@ -41,7 +41,8 @@ def test_bm25_searches_the_documents_words(bm25: Index) -> None:
 
 def test_a_document_without_words(bm25: Index, dense: Index) -> None:
     assert bm25.document("471").contents.split() == []
-    assert similar(bm25, "471") == []  # nothing to search with
+    with pytest.warns(TesseraWarning, match="document '471' has no words to search by"):
+        assert similar(bm25, "471") == []  # nothing to search with
     assert similar(dense, "471", 1)[0].doc_id == "995"  # the other empty document: the same vector
 
 

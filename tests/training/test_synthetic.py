@@ -141,6 +141,7 @@ def test_synth_queries_options_are_checked_before_generating_and_named_as_given(
         (["--top-k", "0"], "field 'top-k': must be at least 1"),
         (["--max-docs", "-1"], "field 'max-docs': must be at least 1"),
         (["--filter", "bogus"], "field 'filter': 'bogus' is not an index directory"),
+        (["--generator", "none"], "field 'generator': the synthetic source needs a generator"),
     ]:
         result = run_cli("data", "synth-queries", str(tiny_corpus), "-o", str(output), *args, check=False)
         assert result.returncode == 1 and message in result.stderr and not output.exists()
@@ -153,6 +154,10 @@ def test_synth_queries_options_are_checked_before_generating_and_named_as_given(
             result.returncode == 1 and "field 'output'" in result.stderr and "Traceback" not in result.stderr
         )
     assert tiny_corpus.read_bytes() == before
+    short = tmp_path / "short.jsonl"  # "0 of 0 generated queries kept" read as a run that worked
+    short.write_text('{"_id": "a", "text": "too short to ask"}\n')
+    result = run_cli("data", "synth-queries", str(short), "-o", str(output), "--filter", "none", check=False)
+    assert result.returncode == 1 and "no document of the corpus has the 8 words" in result.stderr
 
 
 def test_a_query_file_s_queries_of_unknown_documents_are_left_out_with_a_warning(

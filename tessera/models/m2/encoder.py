@@ -29,8 +29,12 @@ def check_m2_folder(spec: str, folder: str | Path) -> Path:
     class outside its package), and this check keeps that from importing anything else."""
     path = Path(folder).expanduser()
     if not path.is_dir():
-        raise EncoderError(f"'{spec}': no such model folder '{path}'", file=path, field="encoder")
+        what = "is a file, not a model folder" if path.exists() else "no such model folder"
+        raise EncoderError(f"'{spec}': {what} '{path}'", file=path, field="encoder")
     modules_file = path / "modules.json"
+    if not modules_file.is_file():
+        why = f"'{spec}': {path} is not a saved M2 model (no modules.json; `tessera train m2` writes one)"
+        raise EncoderError(why, file=path, field="encoder")
     try:
         types = [str(entry.get("type")) for entry in json.loads(modules_file.read_text())]
     except (OSError, ValueError, AttributeError, TypeError):
