@@ -162,6 +162,20 @@ def check_parents(path: Path, field: str = "output") -> None:
             return
 
 
+def _not_owned(target: Path, owned: set[str]) -> list[str]:
+    """Paths under `target` (relative, `/`-separated, symlinks not followed) that are neither
+    in `owned` nor a folder holding an owned path."""
+    folders = {str(Path(name).parent) for name in owned} - {"."}
+    found = []
+    for root, dirs, files in os.walk(target):
+        for name in sorted(dirs + files):
+            relative = (Path(root) / name).relative_to(target).as_posix()
+            if relative not in owned and relative not in folders:
+                found.append(relative)
+        dirs[:] = [name for name in dirs if (Path(root) / name).relative_to(target).as_posix() in folders]
+    return sorted(found)
+
+
 def new_target(
     output: str | Path,
     overwrite: bool,
@@ -190,9 +204,7 @@ def new_target(
             f"is not {marker[1]} (no {marker[0]}): --overwrite replaces {marker[1]}, nothing else",
             file=target,
         )
-    owned = set(owned)
-    inside = sorted(entry.name for entry in target.iterdir()) if owned and target.is_dir() else []
-    foreign = [name for name in inside if name not in owned]
+    foreign = _not_owned(target, set(owned)) if owned and target.is_dir() else []
     if foreign:
         raise TesseraError(
             f"holds '{foreign[0]}'{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}, which "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -130,18 +131,23 @@ class OpenAIClient:
             raise self.error("stopped answering: IncompleteRead")
         return b"".join(parts)
 
-    def lines(self, response: Any) -> Iterator[bytes]:
-        """A streamed response's lines as they come, each within `timeout` of the one before."""
-        pending, deadline = b"", time.monotonic() + self.timeout
+    def event_lines(self, response: Any) -> Iterator[bytes]:
+        """A server-sent event stream's lines as they come (ended by CR, LF or CRLF, as the
+        format allows; a leading byte-order mark dropped), each `data:` or `event:` line within
+        `timeout` of the one before: keep-alive comments (`: ping`) are no progress."""
+        pending, deadline, first = b"", time.monotonic() + self.timeout, True
         while chunk := self.read(lambda: response.read1(CHUNK)):
-            *complete, pending = (pending + chunk).split(b"\n")
-            if complete:
-                yield from complete
-                deadline = time.monotonic() + self.timeout
-            elif time.monotonic() > deadline:
-                raise self.error(f"stopped answering: no whole line within {self.timeout:g} s")
+            *complete, pending = re.split(rb"\r\n|\r|\n", pending + chunk)
+            for line in complete:
+                if first:
+                    line, first = line.removeprefix(b"\xef\xbb\xbf"), False
+                if line.strip() and not line.startswith(b":"):
+                    deadline = time.monotonic() + self.timeout
+                yield line
+            if time.monotonic() > deadline:
+                raise self.error(f"stopped answering: no event within {self.timeout:g} s")
         if pending:
-            yield pending
+            yield pending.removeprefix(b"\xef\xbb\xbf") if first else pending
 
     def read(self, read: Callable[[], bytes]) -> bytes:
         """One read of an open response; a server that stalls or drops mid-answer is not retried."""

@@ -23,7 +23,15 @@ QRELS_HEADER = ("query-id", "corpus-id", "score")
 
 
 # What `data beir`, `data longdoc` and `data loco` write into a BEIR folder, and so may replace.
-WRITTEN = ("corpus.jsonl", "queries.jsonl", "qrels", "members.tsv", "lost.tsv", "longdoc.json", "loco.json")
+WRITTEN = (
+    "corpus.jsonl",
+    "queries.jsonl",
+    *(f"qrels/{split}.tsv" for split in ("all", "train", "test", "dev")),
+    "members.tsv",
+    "lost.tsv",
+    "longdoc.json",
+    "loco.json",
+)
 
 
 def new_target(output: str | Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> Path:

@@ -76,8 +76,9 @@ def _check_run_id(value: str, field: str, path: Path) -> None:
 
 def read_trec(path: str | Path) -> Run:
     """A TREC run file (`QID Q0 DOCID RANK SCORE TAG`, whitespace separated, as trec_eval and
-    pyserini write them): each query's hits ordered by score, best first (trec_eval's order;
-    the file's own ranks are not trusted), ranks renumbered from 1. A malformed line, a score
+    pyserini write them): each query's hits ordered by score, best first, ties by document id
+    from the highest (trec_eval's order, which scoring uses too, so a run fused with itself
+    ranks as it; the file's own ranks are not trusted), ranks renumbered from 1. A malformed line, a score
     that is not a finite number, or a document given twice for one query is refused, naming
     the file, the line and the field."""
     path = Path(path)
@@ -115,7 +116,7 @@ def read_trec(path: str | Path) -> Run:
     return {
         qid: [
             Hit(doc_id, value, rank)
-            for rank, (doc_id, value) in enumerate(sorted(hits.items(), key=lambda item: -item[1]), 1)
+            for rank, (value, doc_id) in enumerate(sorted(((v, d) for d, v in hits.items()), reverse=True), 1)
         ]
         for qid, hits in scored.items()
     }

@@ -60,8 +60,9 @@ def check_report_folder(root: Path) -> None:
     check_parents(root, "output")
     if root.exists() and not root.is_dir():
         raise TesseraError("is a file, not a folder for the report", file=root, field="output")
-    for marker, what in (("manifest.json", "an index"), ("corpus.jsonl", "a dataset")):
-        if (root / marker).is_file():
-            raise TesseraError(
-                f"is {what}'s folder ({marker}): write the report elsewhere", file=root, field="output"
-            )
+    for folder in (root, *root.expanduser().absolute().parents):  # nor a folder inside one
+        for marker, what in (("manifest.json", "an index"), ("corpus.jsonl", "a dataset")):
+            if (folder / marker).is_file():
+                where = f"is {what}'s folder" if folder == root else f"is inside {what}'s folder '{folder}'"
+                why = f"{where} ({marker}): write the report elsewhere"
+                raise TesseraError(why, file=root, field="output")

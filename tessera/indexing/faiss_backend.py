@@ -97,6 +97,8 @@ def factory_problem(dim: int, factory: str) -> str | None:
         return "Tessera numbers the vectors itself: leave out IDMap"
     if re.search(r"(^|,)IVF0+(\D|$)", factory):
         return "an IVF index needs at least one list"
+    if any(int(m) < 2 for m in re.findall(r"HNSW(\d+)", factory)):  # faiss aborts or segfaults
+        return "an HNSW graph needs at least 2 links a node (HNSW32 is usual)"
     for quantizer, m in re.findall(r"(?:^|,)(?:IVF\d+,)?(PQ)(\d+)", factory):
         if int(m) and dim % int(m):
             parts = ", ".join(str(d) for d in range(4, min(dim, 96) + 1) if dim % d == 0)

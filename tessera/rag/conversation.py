@@ -145,7 +145,7 @@ def search_queries(
     for number, turns in enumerate(conversations):
         users = [m["content"] for m in turns if m["role"] == "user"]
         if not users or turns[-1]["role"] != "user" or not users[-1].strip():
-            raise TesseraError("the last message must be the user's question", field="messages")
+            raise TesseraError("the last message must be the user's question, not empty", field="messages")
         queries.append(users[-1])
         if len(users) > 1 and follow_up == "turns":
             queries[-1] = "\n".join(users[-TURNS:])

@@ -209,7 +209,7 @@ class OpenAIGenerator:
             if response.headers.get_content_type() != "text/event-stream":
                 yield self._content(self.client.body(response))
                 return
-            for line in self.client.lines(response):
+            for line in self.client.event_lines(response):
                 try:
                     data = line.decode("utf-8").strip()
                 except UnicodeDecodeError:

@@ -289,9 +289,21 @@ def generated(prompt: RagPrompt, generator: Generator | None, max_new_tokens: in
     started = time.perf_counter()
     text = generator.generate(prompt.messages, max_new_tokens=max_new_tokens)
     prompt.timings["generate_s"] = time.perf_counter() - started
+    if not text.strip():
+        _warn_empty(generator)
     return RagAnswer(prompt, text)
+
+
+def _warn_empty(generator: Generator) -> None:
+    name = getattr(generator, "name", "the generator")
+    warnings.warn(TesseraWarning(f"{name} answered nothing (an empty answer)"), stacklevel=3)
 
 
 def stream_answer(prompt: RagPrompt, generator: Generator, max_new_tokens: int = 256) -> Iterator[str]:
     """The answer to a prepared prompt, piece by piece."""
-    yield from generator.stream(prompt.messages, max_new_tokens=max_new_tokens)
+    said = False
+    for piece in generator.stream(prompt.messages, max_new_tokens=max_new_tokens):
+        said = said or bool(piece.strip())
+        yield piece
+    if not said:
+        _warn_empty(generator)

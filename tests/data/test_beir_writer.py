@@ -60,6 +60,10 @@ def test_overwrite_replaces_a_beir_folder_never_other_files(tmp_path: Path) -> N
         new_target(junk, overwrite=True)
     (junk / "important.txt").unlink()
     (junk / "qrels").mkdir()
+    (junk / "qrels" / "my-judgments.tsv").write_text("mine")  # inside the folder's own qrels/
+    with pytest.raises(TesseraError, match="holds 'qrels/my-judgments.tsv'"):
+        new_target(junk, overwrite=True)
+    (junk / "qrels" / "my-judgments.tsv").rename(junk / "qrels" / "test.tsv")
     assert new_target(junk, overwrite=True) == junk.resolve()
     with pytest.raises(TesseraError, match="holds the input"):
         new_target(tmp_path, overwrite=True, inputs=(junk,))

@@ -89,3 +89,15 @@ def test_a_run_line_that_is_not_utf8_is_located(tmp_path: Path) -> None:
     with pytest.raises(TesseraError, match="latin1.trec:2: not valid UTF-8") as info:
         read_trec(path)
     assert info.value.line == 2
+
+
+def test_tied_scores_are_read_in_trec_eval_order_so_a_run_fuses_with_itself_as_it_ranks(tmp_path) -> None:
+    """Ties were read in file order, and RRF of a tied run with its copy outscored the run."""
+    from tessera.retrieval.fusion import fuse
+
+    path = tmp_path / "ties.trec"
+    path.write_text("q1 Q0 d10 1 1.0 x\nq1 Q0 d9 2 1.0 x\nq1 Q0 d60 3 0.5 x\nq1 Q0 d6 4 0.5 x\n")
+    run = read_trec(path)
+    assert [h.doc_id for h in run["q1"]] == ["d9", "d10", "d60", "d6"]  # document id, highest first
+    fused = fuse([run, read_trec(path)], "rrf")
+    assert [h.doc_id for h in fused["q1"]] == [h.doc_id for h in run["q1"]]

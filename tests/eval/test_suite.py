@@ -287,10 +287,15 @@ def test_bad_suite_options_are_refused_before_any_work(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "corpus.jsonl").write_text("")
-    for output, says in [("notes.txt", "is a file, not a folder"), ("data", "is a dataset's folder")]:
+    (tmp_path / "data" / "qrels").mkdir()
+    for output, says in [
+        ("notes.txt", "is a file, not a folder"),
+        ("data", "is a dataset's folder"),
+        ("data/qrels", "is inside a dataset's folder"),
+    ]:
         with pytest.raises(TesseraError, match=says):
             run_suite("folders:/nowhere", ["bm25"], tmp_path / output)
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["corpus.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["corpus.jsonl", "qrels"]
 
 
 def _small_beir(folder: Path, data_dir: Path, query_ids: tuple[str, ...]) -> Path:

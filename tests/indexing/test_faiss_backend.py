@@ -113,6 +113,8 @@ def test_search_within_is_none_where_faiss_cannot_restrict(vectors: np.ndarray, 
     [
         ("IVF0,Flat", "an IVF index needs at least one list"),  # was faiss' assertion while tuning
         ("IDMap,Flat", "leave out IDMap"),  # was "add does not make sense with IndexIDMap"
+        ("HNSW1", "at least 2 links a node"),  # a segfault; HNSW0 a faiss abort
+        ("IVF2_HNSW0,Flat", "at least 2 links a node"),
         ("PQ10", r"PQ10 cuts the 64 dimensions into 10 parts: m must divide 64 \(4, 8, 16, 32, 64\)"),
         ("IVF8,PQ7", "PQ7 cuts the 64 dimensions"),
         ("IVF8,Flat ", "spaces around it"),

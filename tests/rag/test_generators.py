@@ -36,6 +36,7 @@ class StubServer(ThreadingHTTPServer):
         self.raw: tuple[str, bytes] | None = None  # (content type, body) to answer as it is
         self.drip = False  # the body a byte at a time, 0.2 s apart
         self.redirect: str | None = None  # answer 302 to this location
+        self.keepalive = False  # a stream of `: ping` comments, 0.1 s apart, for 3 s
 
     @property
     def url(self) -> str:
@@ -57,6 +58,14 @@ class StubHandler(BaseHTTPRequestHandler):
                 self.send_header("Location", self.server.redirect)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+            elif self.server.keepalive:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for _ in range(30):
+                    self.wfile.write(b": ping\n\n")
+                    self.wfile.flush()
+                    time.sleep(0.1)
             elif self.server.raw:
                 self._send(200, *self.server.raw)
             elif body["stream"] and not self.server.ignore_stream:
@@ -237,3 +246,19 @@ def test_a_redirect_is_named_not_followed_as_a_get(stub):
     ):
         OpenAIGenerator(stub.url, retries=0).generate(QUESTION)
     assert len(stub.requests) == 1
+
+
+def test_keep_alive_comments_are_no_progress(stub):
+    """The deadline was reset by every line, comments too: a server pinging forever held the CLI."""
+    stub.keepalive = True
+    started = time.perf_counter()
+    with pytest.raises(GeneratorError, match="stopped answering: no event within 1 s"):
+        list(OpenAIGenerator(stub.url, timeout=1, retries=0).stream(QUESTION))
+    assert time.perf_counter() - started < 2.5
+
+
+def test_event_lines_end_in_cr_lf_or_both_and_a_byte_order_mark_is_dropped(stub):
+    pieces = [{"choices": [{"delta": {"content": piece}}]} for piece in PIECES]
+    sse = "".join(f"data: {json.dumps(event)}\r\r" for event in pieces) + "data: [DONE]\r\r"
+    stub.raw = ("text/event-stream", b"\xef\xbb\xbf" + sse.encode())
+    assert list(OpenAIGenerator(stub.url).stream(QUESTION)) == PIECES

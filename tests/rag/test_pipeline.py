@@ -168,3 +168,15 @@ def test_local_generator_answers_from_compressed_context(index):
     result = answer(index, QUESTION, k=5, compress="crag", generator="local", max_new_tokens=48)
     assert result.answer and len(result.answer.split()) >= 3
     assert result.prompt.timings["generate_s"] > 0
+
+
+def test_an_empty_answer_is_said(index):
+    class Silent:
+        name = "silent"
+        tokens = token_counter()
+
+        def generate(self, messages, max_new_tokens=256):
+            return " "
+
+    with pytest.warns(TesseraWarning, match="silent answered nothing"):
+        assert answer(index, QUESTION, k=1, generator=Silent()).answer == " "
