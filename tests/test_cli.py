@@ -256,7 +256,9 @@ def test_search_runs_a_queries_file_into_a_trec_run(
         for hits in hybrid_search([dense, bm25], texts[start : start + QUERY_BATCH], k=1000, depth=1000)
     ]
     for qid, hits in zip(test, expected, strict=True):
-        assert [h.doc_id for h in run[qid]] == [h.doc_id for h in hits] and len(hits) == 1000
+        # read back as trec_eval reads a file: by its 6-decimal scores, ties by document id down
+        as_read = sorted(hits, key=lambda h: (float(f"{h.score:.6f}"), h.doc_id), reverse=True)
+        assert [h.doc_id for h in run[qid]] == [h.doc_id for h in as_read] and len(hits) == 1000
 
     bad_topics = tmp_path / "bad.tsv"
     bad_topics.write_text("t1\tfine\nt2\n")
