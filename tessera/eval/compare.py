@@ -23,7 +23,7 @@ from ir_measures.measures.base import SumAgg
 from tessera.data.datasets import EvalDataset, load_eval_dataset, read_qrels_file
 from tessera.durable import check_outputs, write_text_atomic
 from tessera.errors import TesseraError, TesseraWarning, distinct_paths, path_list
-from tessera.eval.evaluate import DEFAULT_METRICS, parse_metrics, per_query_scores
+from tessera.eval.evaluate import DEFAULT_METRICS, metric_list, parse_metrics, per_query_scores
 from tessera.eval.runs import read_trec, write_trec
 from tessera.eval.significance import compare_to_baseline, mean_se
 from tessera.retrieval.fusion import Run, check_depth, check_fusion, fuse
@@ -145,7 +145,7 @@ def compare_runs(
     and test it against the first;
     with `fusion` (rrf, wsum), the runs fused join them (and `run_path` receives that run)."""
     paths = [Path(p) for p in path_list(paths, "runs")]
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    metrics = metric_list(metrics)
     if not paths:
         raise TesseraError("at least one run file is needed", field="runs")
     distinct_paths(paths, "runs")

@@ -14,7 +14,7 @@ from tessera.data.datasets import EvalDataset, Qrels, load_eval_dataset
 from tessera.data.metadata import Filter, parse_filter
 from tessera.durable import check_outputs, write_text_atomic
 from tessera.errors import TesseraError, TesseraWarning, distinct_paths, path_list
-from tessera.eval.runs import retrieve, write_trec
+from tessera.eval.runs import retrieve, trec_order, write_trec
 from tessera.retrieval.diversify import Mmr, as_mmr
 from tessera.retrieval.fusion import Run, check_depth, check_fusion, fuse
 from tessera.retrieval.index import load_indexes
@@ -25,10 +25,15 @@ DEFAULT_METRICS = ("nDCG@10", "R@100", "RR@10", "AP")
 MMR_PAGE = 10  # `evaluate(mmr=)` picks a first page of this many (nDCG@10's)
 
 
+def metric_list(metrics: str | Sequence[str]) -> list[str]:
+    """Metric names as a list: one name given alone is one metric, not its letters."""
+    return [metrics] if isinstance(metrics, str) else list(metrics)
+
+
 def parse_metrics(names: str | Sequence[str]) -> list:
     """ir_measures' measures for metric names, refused by name before any retrieval: unknown,
     a cutoff below one, bad parameters, or no installed evaluator that computes it."""
-    names = [names] if isinstance(names, str) else list(names)
+    names = metric_list(names)
     if not names:
         raise TesseraError("at least one metric is needed", field="metrics")
     measures = []
@@ -73,8 +78,8 @@ def _scorable(run: Run, qrels: Qrels) -> tuple[dict, dict, list[str]]:
     number = {qid: str(i) for i, qid in enumerate(names)}
     scores = {}
     for qid, hits in run.items():
-        ordered = sorted(((hit.score, hit.doc_id) for hit in hits), reverse=True)
-        scores[number[qid]] = {doc_id: float(len(ordered) - i) for i, (_, doc_id) in enumerate(ordered)}
+        ordered = trec_order((hit.doc_id, hit.score) for hit in hits)
+        scores[number[qid]] = {doc_id: float(len(ordered) - i) for i, (doc_id, _) in enumerate(ordered)}
     judged = {number[qid]: dict(grades) for qid, grades in qrels.items()}
     return judged, scores, names
 
@@ -82,7 +87,7 @@ def _scorable(run: Run, qrels: Qrels) -> tuple[dict, dict, list[str]]:
 def score(run: Run, dataset: EvalDataset, metrics: Sequence[str] = DEFAULT_METRICS) -> dict[str, float]:
     """Each metric over the judged queries (ir_measures' aggregates), keyed as the caller spelled
     it: ir_measures names `P(rel=1)@1` P@1 and `NumRelRet` NumRet(rel=1)."""
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    metrics = metric_list(metrics)
     measures = parse_metrics(metrics)
     qrels, scores, _ = _scorable(run, dataset.qrels)
     values = ir_measures.calc_aggregate(list(dict.fromkeys(measures)), qrels, scores)
@@ -91,7 +96,7 @@ def score(run: Run, dataset: EvalDataset, metrics: Sequence[str] = DEFAULT_METRI
 
 def per_query_scores(run: Run, dataset: EvalDataset, metrics: Sequence[str]) -> dict[str, dict[str, float]]:
     """{metric: {query id: value}} over every judged query (0 where the run has no score for it)."""
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    metrics = metric_list(metrics)
     values = {name: dict.fromkeys(dataset.qrels, 0.0) for name in metrics}
     measures = parse_metrics(metrics)
     spellings: dict[str, list[str]] = {}  # ir_measures' name -> every spelling given of it
@@ -149,7 +154,7 @@ def evaluate(
     document (the dataset's name says how many remain).
     """
     indexes = path_list(indexes, "indexes")
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    metrics = metric_list(metrics)
     if not indexes:
         raise TesseraError("at least one index directory is needed", field="indexes")
     distinct_paths(indexes, "indexes")

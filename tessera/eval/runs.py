@@ -74,6 +74,13 @@ def _check_run_id(value: str, field: str, path: Path) -> None:
         )
 
 
+def trec_order(scored: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
+    """(doc id, score) pairs in trec_eval's order: score down, ties by document id down. Runs
+    read back and runs scored both follow it, so every ir_measures provider and a fusion of a
+    run with itself agree."""
+    return [(doc_id, score) for score, doc_id in sorted(((s, d) for d, s in scored), reverse=True)]
+
+
 def read_trec(path: str | Path) -> Run:
     """A TREC run file (`QID Q0 DOCID RANK SCORE TAG`, whitespace separated, as trec_eval and
     pyserini write them): each query's hits ordered by score, best first, ties by document id
@@ -114,9 +121,6 @@ def read_trec(path: str | Path) -> Run:
             )
         hits[doc_id] = value
     return {
-        qid: [
-            Hit(doc_id, value, rank)
-            for rank, (value, doc_id) in enumerate(sorted(((v, d) for d, v in hits.items()), reverse=True), 1)
-        ]
+        qid: [Hit(doc_id, value, rank) for rank, (doc_id, value) in enumerate(trec_order(hits.items()), 1)]
         for qid, hits in scored.items()
     }

@@ -17,7 +17,7 @@ from pathlib import Path
 from tessera.data.corpus import open_corpus
 from tessera.data.datasets import EvalDataset
 from tessera.errors import TesseraError
-from tessera.eval.evaluate import per_query_scores, score, warn_shallow
+from tessera.eval.evaluate import metric_list, per_query_scores, score, warn_shallow
 from tessera.eval.runs import read_trec, retrieve, write_trec
 from tessera.eval.sampling import sample_corpus
 from tessera.eval.significance import compare_to_baseline
@@ -340,7 +340,7 @@ def run_suite(
     from tessera.eval.report import write_report
 
     parsed = parse_systems(systems)
-    metrics = [metrics] if isinstance(metrics, str) else metrics
+    metrics = None if metrics is None else metric_list(metrics)
     if max_docs is not None and max_docs < 1:
         raise TesseraError("must be at least 1", field="max_docs")
     if depth < 1:
