@@ -49,18 +49,18 @@ def read_beir_qrels(path: Path) -> Qrels:
             raise DatasetError(
                 f"expected query-id, corpus-id, score; got {len(row)} columns", file=path, line=number
             )
-        grade = _grade(row[2], path, number)
-        judged = qrels.setdefault(row[0], {})
-        if judged.get(row[1], grade) != grade:
-            raise DatasetError(
-                f"document '{row[1]}' is judged {judged[row[1]]} for query '{row[0]}' on an earlier "
-                f"line and {grade} here",
-                file=path,
-                line=number,
-                field="score",
-            )
-        judged[row[1]] = grade
+        _judge(qrels, row[0], row[1], _grade(row[2], path, number), path, number)
     return qrels
+
+
+def _judge(qrels: Qrels, query_id: str, doc_id: str, grade: int, path: Path, line: int) -> None:
+    """Record one judgment; a document judged twice for one query must carry one grade (a second,
+    different one would silently replace the first)."""
+    judged = qrels.setdefault(query_id, {})
+    if judged.get(doc_id, grade) != grade:
+        why = f"document '{doc_id}' is judged {judged[doc_id]} for query '{query_id}' on an earlier line"
+        raise DatasetError(f"{why} and {grade} here", file=path, line=line, field="score")
+    judged[doc_id] = grade
 
 
 def _grade(text: str, path: Path, line: int) -> int:
@@ -166,13 +166,7 @@ def read_qrels_file(path: Path) -> EvalDataset:
                 f"got {len(row)} columns"
             )
             raise DatasetError(why, file=path, line=number)
-        query_id, doc_id, grade = row[0], row[-2], _grade(row[-1], path, number)
-        judged = qrels.setdefault(query_id, {})
-        if judged.get(doc_id, grade) != grade:
-            why = f"document '{doc_id}' is judged {judged[doc_id]} for query '{query_id}' on an earlier line"
-            why += f" and {grade} here"
-            raise DatasetError(why, file=path, line=number, field="score")
-        judged[doc_id] = grade
+        _judge(qrels, row[0], row[-2], _grade(row[-1], path, number), path, number)
     if not qrels:
         raise DatasetError("holds no judgments", file=path)
     return EvalDataset(path.name, dict.fromkeys(qrels, ""), qrels)
