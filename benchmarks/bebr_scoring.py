@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tessera import config
+from tessera.cli import at_least
 from tessera.data.datasets import load_eval_dataset
 from tessera.eval.runs import retrieve
 from tessera.eval.significance import mean_se
@@ -72,7 +73,9 @@ def main() -> None:
     parser.add_argument("--choose", nargs="*", default=["cranfield-beir", "cisi-beir"])
     parser.add_argument("--confirm", nargs="*", default=["medline-beir", "glasgow/lisa"])
     parser.add_argument("--bits", nargs="*", type=int, default=[1, 2, 4])
-    parser.add_argument("--seeds", type=int, default=3, help="Binarizer starts per setting (ITQ seeds).")
+    parser.add_argument(
+        "--seeds", type=at_least(1), default=3, help="Binarizer starts per setting (ITQ seeds)."
+    )
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "cross_validation")
     args = parser.parse_args()
     config.apply_offline_defaults()

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalization import collection_folder, keyword_options  # noqa: E402
 
 from tessera import config  # noqa: E402
+from tessera.cli import at_least
 from tessera.data.datasets import EvalDataset, load_eval_dataset  # noqa: E402
 from tessera.eval.evaluate import per_query_scores  # noqa: E402
 from tessera.eval.significance import mean_se  # noqa: E402
@@ -160,8 +161,10 @@ def main() -> None:
     parser.add_argument(
         "--settings", nargs="+", default=SETTINGS, help='"" = the defaults; KEY=VALUE[,KEY=VALUE]'
     )
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (the fit depends on them)")
+    parser.add_argument("--seeds", type=at_least(1), default=3)
+    parser.add_argument(
+        "--threads", type=at_least(1), default=1, help="torch threads (the fit depends on them)"
+    )
     args = parser.parse_args()
     settings = list(dict.fromkeys(["", *args.settings]))
     for setting in settings:

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from sentence_transformers import SentenceTransformer
 
+from tessera.cli import at_least
 from tessera.data.corpus import open_corpus
 from tessera.models.bundled import bundled_path
 from tessera.models.runtimes.apply import bf16_weights
@@ -27,7 +28,7 @@ from tessera.models.runtimes.apply import bf16_weights
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--collection", default="glasgow/lisa")
-    parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument("--docs", type=at_least(1), default=2000)
     args = parser.parse_args()
     console = Console()
     texts = [doc.contents for doc in open_corpus(args.collection)][: args.docs]

@@ -31,6 +31,7 @@ import numpy as np
 from rich.console import Console
 
 from tessera import config
+from tessera.cli import at_least
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.eval.evaluate import per_query_scores
 from tessera.eval.runs import retrieve
@@ -108,7 +109,7 @@ def main() -> None:
         default="test",
         help="queries to score: test, or train to see how well a model fits its own",
     )
-    parser.add_argument("--max-queries", type=int, default=None, help="the first N queries by id")
+    parser.add_argument("--max-queries", type=at_least(1), default=None, help="the first N queries by id")
     args = parser.parse_args()
     console = Console(width=220)
     ratios = {}

@@ -31,6 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tessera import config
+from tessera.cli import at_least
 from tessera.data.datasets import load_eval_dataset
 from tessera.eval.runs import retrieve
 from tessera.eval.significance import mean_se
@@ -212,7 +213,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--collections", nargs="*", default=["medline-beir", "glasgow/lisa"])
-    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--folds", type=at_least(2), default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dense", action="store_true", help="Add `train dense`'s default recipe (slow).")
     parser.add_argument("--tower", action="store_true", help="Add the query tower (slow).")

@@ -42,6 +42,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from tessera.cli import at_least
 from tessera.data.corpus import open_corpus
 from tessera.data.datasets import load_eval_dataset
 from tessera.eval.evaluate import score
@@ -276,7 +277,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--collections", nargs="+", default=["cranfield", "glasgow/lisa"])
     parser.add_argument("--runtimes", nargs="+", default=RUNTIMES, choices=RUNTIMES)
-    parser.add_argument("--rounds", type=int, default=3, help="Interleaved build rounds per system.")
+    parser.add_argument("--rounds", type=at_least(1), default=3, help="Interleaved build rounds per system.")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     console = Console()

@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tessera import config
+from tessera.cli import at_least
 from tessera.data.datasets import load_eval_dataset
 from tessera.indexing.builder import build_index
 from tessera.indexing.faiss_backend import FaissBackend, create_index, train_index
@@ -86,7 +87,7 @@ def main() -> None:
     )
     parser.add_argument("--collections", nargs="*", default=["medline-beir", "cisi-beir"])
     parser.add_argument("--factories", nargs="*", default=FACTORIES)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=at_least(1), default=3)
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "faiss_training")
     args = parser.parse_args()
     config.apply_offline_defaults()

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tessera import config
+from tessera.cli import at_least
 from tessera.data.datasets import load_eval_dataset
 from tessera.data.files import read_folder
 from tessera.data.readers import read_jsonl
@@ -154,7 +155,7 @@ def main() -> None:
     )
     parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir"])
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "file-ingest")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=at_least(1), default=3)
     args = parser.parse_args()
     console = Console(width=150)
     for collection in args.collections:

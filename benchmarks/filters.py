@@ -33,6 +33,7 @@ from rich.table import Table
 
 import tessera.retrieval.index as index_module
 from tessera import config
+from tessera.cli import at_least
 from tessera.data.datasets import load_queries
 from tessera.durable import write_text_atomic
 from tessera.indexing.builder import build_index
@@ -105,7 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=at_least(1), default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     paths = build(config.cache_dir() / "benchmarks" / "filters")

@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tessera import config
+from tessera.cli import at_least
 from tessera.indexing.builder import build_index
 from tessera.indexing.sync import sync_index
 
@@ -162,7 +163,7 @@ def main() -> None:
     )
     parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir"])
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "folder-sync")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=at_least(1), default=3)
     args = parser.parse_args()
     console = Console(width=160)
     results = {

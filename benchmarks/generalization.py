@@ -36,6 +36,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tessera import config
+from tessera.cli import at_least
 from tessera.data.beir_writer import write_beir
 from tessera.data.datasets import EvalDataset, load_eval_dataset
 from tessera.eval.evaluate import per_query_scores
@@ -239,8 +240,10 @@ def main() -> None:
     parser.add_argument("--choose", nargs="*", default=["cranfield-beir", "cisi-beir"])
     parser.add_argument("--confirm", nargs="*", default=["medline-beir", "glasgow/lisa"])
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "generalization")
-    parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--first-seed", type=int, default=0, help="Seeds first-seed .. first-seed+seeds-1.")
+    parser.add_argument("--seeds", type=at_least(1), default=1)
+    parser.add_argument(
+        "--first-seed", type=at_least(0), default=0, help="Seeds first-seed .. first-seed+seeds-1."
+    )
     parser.add_argument("--tower-pairs", nargs="*", default=["qrels,titles", "qrels,ict", "qrels,synthetic"])
     parser.add_argument("--jpq-pairs", nargs="*", default=["qrels", "qrels,synthetic"])
     parser.add_argument(
@@ -252,7 +255,7 @@ def main() -> None:
     parser.add_argument("--jpq-sizes", nargs="*", default=["48", "24"], choices=["48", "24"])
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--synthetic-docs", type=int, default=300)
+    parser.add_argument("--synthetic-docs", type=at_least(1), default=300)
     parser.add_argument("--dense-pairs", nargs="*", default=[], help="Full fine-tuning recipes (lr 2e-5).")
     parser.add_argument("--late-pairs", nargs="*", default=[], help="ColBERT and XTR recipes.")
     parser.add_argument("--late-epochs", type=float, default=1.0)

@@ -23,6 +23,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from tessera.cli import at_least
 from tessera.indexing.binary_backend import BebrBackend, SignBinaryBackend
 from tessera.indexing.faiss_backend import FaissBackend, build_faiss_index
 from tessera.training.bebr import train_binarizer
@@ -70,8 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--count", type=int, default=1_000_000)
-    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--count", type=at_least(1), default=1_000_000)
+    parser.add_argument("--queries", type=at_least(1), default=200)
     args = parser.parse_args()
     console = Console(width=140)
     vectors = clustered(args.count, seed=0)

@@ -254,10 +254,12 @@ def main() -> None:
         _, _, model, length, fft_cache, mem_limit_gb = sys.argv
         worker(model, int(length), fft_cache, float(mem_limit_gb))
         return
+    from tessera.cli import at_least
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--lengths", nargs="+", type=int, default=LENGTHS)
+    parser.add_argument("--lengths", nargs="+", type=at_least(1), default=LENGTHS)
     parser.add_argument("--models", nargs="+", choices=MODELS, default=MODELS)
     parser.add_argument("--fft-cache", choices=["on", "off"], default="on", help="M2 filter-FFT cache.")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per (model, length) run")

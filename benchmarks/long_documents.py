@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tessera import config
+from tessera.cli import at_least
 from tessera.data.datasets import load_eval_dataset
 from tessera.eval.runs import retrieve
 from tessera.eval.significance import mean_se
@@ -259,7 +260,7 @@ def main() -> None:
     )
     parser.add_argument("--collections", nargs="+", default=["cranfield", "cisi"])
     parser.add_argument("--modes", nargs="+", default=["mix", "needle"])
-    parser.add_argument("--lengths", nargs="+", type=int, default=[2048, 8192, 32768])
+    parser.add_argument("--lengths", nargs="+", type=at_least(1), default=[2048, 8192, 32768])
     parser.add_argument("--systems", nargs="+", help="Subset of system names to run (and report).")
     parser.add_argument(
         "--saved-only", action="store_true", help="Report every saved result; build nothing new."

@@ -16,6 +16,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from tessera.cli import at_least
 from tessera.data.corpus import open_corpus
 from tessera.models.registry import load_encoder
 from tessera.models.runtimes import engines
@@ -24,8 +25,8 @@ from tessera.models.runtimes import engines
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--collection", default="cranfield")
-    parser.add_argument("--docs", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--docs", type=at_least(1), default=2000)
+    parser.add_argument("--rounds", type=at_least(1), default=2)
     args = parser.parse_args()
     texts = [doc.contents for doc in open_corpus(args.collection)][: args.docs]
     encoder = load_encoder("minilm@openvino")

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tessera import config
+from tessera.cli import at_least
 from tessera.data.datasets import load_eval_dataset
 from tessera.eval.runs import retrieve
 from tessera.eval.significance import mean_se
@@ -105,7 +106,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--collections", nargs="*", default=["cranfield-beir", "cisi-beir"])
-    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--folds", type=at_least(2), default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "query_tower_memo")
     args = parser.parse_args()

@@ -34,6 +34,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from tessera import config  # noqa: E402
+from tessera.cli import at_least
 from tessera.indexing.builder import build_index  # noqa: E402
 from tessera.rag.evaluate import evaluate_rag  # noqa: E402
 from tessera.rag.generators import open_generator  # noqa: E402
@@ -89,10 +90,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir"])
-    parser.add_argument("--queries", type=int, default=24)
-    parser.add_argument("--semantic-queries", type=int, default=8)
-    parser.add_argument("--answer-queries", type=int, default=4)
-    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--queries", type=at_least(1), default=24)
+    parser.add_argument("--semantic-queries", type=at_least(1), default=8)
+    parser.add_argument("--answer-queries", type=at_least(0), default=4)
+    parser.add_argument("--k", type=at_least(1), default=10)
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "rag")
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--only", nargs="+", default=None, help="method labels to run (default: all)")

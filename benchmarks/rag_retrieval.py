@@ -32,6 +32,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from tessera import config  # noqa: E402
+from tessera.cli import at_least
 from tessera.eval.significance import mean_se  # noqa: E402
 from tessera.indexing.builder import build_index  # noqa: E402
 from tessera.rag.evaluate import evaluate_rag  # noqa: E402
@@ -154,7 +155,9 @@ def main() -> None:
     parser.add_argument(
         "--collections", nargs="*", default=["cranfield-beir", "cisi-beir", "medline-beir", "glasgow/lisa"]
     )
-    parser.add_argument("--queries", type=int, default=1000, help="At most this many test queries each.")
+    parser.add_argument(
+        "--queries", type=at_least(1), default=1000, help="At most this many test queries each."
+    )
     parser.add_argument("--compress", default="crag")
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "rag-retrieval")

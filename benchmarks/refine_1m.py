@@ -38,9 +38,11 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from tessera.cli import at_least
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--rows", type=at_least(1), default=1_000_000)
+    parser.add_argument("--queries", type=at_least(1), default=1000)
     args = parser.parse_args()
     console = Console(width=140)
 

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tessera import config
+from tessera.cli import at_least
 from tessera.indexing.builder import build_index
 from tessera.models.registry import load_encoder
 from tessera.models.remote import RemoteEncoder
@@ -84,8 +85,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir"])
-    parser.add_argument("--docs", type=int, default=1000, help="documents of each collection")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--docs", type=at_least(1), default=1000, help="documents of each collection")
+    parser.add_argument("--rounds", type=at_least(1), default=3)
     parser.add_argument("--port", type=int, default=8731)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -304,12 +304,14 @@ def main() -> None:
         return
     from rich.console import Console
 
+    from tessera.cli import at_least
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1_000_000, 10_000_000]
     )
-    parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--tune-sample", type=int, default=1000)
+    parser.add_argument("--queries", type=at_least(1), default=1000)
+    parser.add_argument("--tune-sample", type=at_least(1), default=1000)
     parser.add_argument(
         "--nprobes", type=lambda s: [int(x) for x in s.split(",")], default=list(NPROBES), help="curve points"
     )

@@ -332,6 +332,8 @@ def stage_search(args) -> None:
 
 def stage_main() -> None:
     """`python benchmarks/scaling.py _build|_search ...`: one stage, in this process."""
+    from tessera.cli import at_least
+
     p = argparse.ArgumentParser()
     p.add_argument("stage")
     p.add_argument("files", nargs="+")
@@ -340,7 +342,7 @@ def stage_main() -> None:
     p.add_argument("--index")
     p.add_argument("--queries")
     p.add_argument("--json", required=True)
-    p.add_argument("--tune-sample", type=int, default=1000)
+    p.add_argument("--tune-sample", type=at_least(1), default=1000)
     p.add_argument("--nprobes", type=lambda s: [int(x) for x in s.split(",")], default=list(NPROBES))
     p.add_argument("--curve-only", action="store_true", help="no tuning: the recall/QPS points only")
     p.add_argument("--rerank", type=lambda s: [int(x) for x in s.split(",")], default=[0])

@@ -23,6 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from tessera.cli import at_least
 from tessera.eval.significance import mean_se
 
 ANCHOR = "RRF(BM25, MiniLM flat)"
@@ -68,7 +69,7 @@ def main() -> None:
     )
     parser.add_argument("--collections", nargs="*", default=["medline-beir", "glasgow/lisa"])
     parser.add_argument("--work", type=Path, required=True, help="cross_validation.py's --work folder.")
-    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--folds", type=at_least(2), default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
     console = Console(width=160)

@@ -36,6 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tessera import config
+from tessera.cli import at_least
 
 
 def percentiles(latencies: list[float]) -> tuple[float, float]:
@@ -174,12 +175,12 @@ def main() -> None:
     parser.add_argument(
         "--queries", type=Path, help="queries.jsonl (default: Cranfield's, from TESSERA_DATA_DIR)."
     )
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--clients", type=at_least(1), nargs="+", default=[1, 8, 32])
+    parser.add_argument("-k", type=at_least(1), default=10)
     parser.add_argument("--window-ms", type=float, default=2.0)
-    parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--torch-threads", type=at_least(1), default=1)
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="The load generator.")
-    parser.add_argument("--repeats", type=int, default=3, help="Runs per row (medians reported).")
+    parser.add_argument("--repeats", type=at_least(1), default=3, help="Runs per row (medians reported).")
     parser.add_argument("--json", type=Path, help="Write every measurement here.")
     args = parser.parse_args()
 

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from rich.console import Console
 from rich.table import Table
 
+from tessera.cli import at_least
 from tessera.serve.auth import ApiKeyGuard, digest
 from tessera.serve.metrics import RequestMetrics
 
@@ -81,8 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=20000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=at_least(1), default=20000)
+    parser.add_argument("--rounds", type=at_least(1), default=5)
     args = parser.parse_args()
     bearer = [(b"authorization", f"Bearer {KEY}".encode())]
     cases = [

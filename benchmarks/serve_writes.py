@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tessera import config
+from tessera.cli import at_least
 from tessera.indexing.builder import build_index
 from tessera.retrieval.index import Index
 from tessera.serve import ServeSettings, create_app
@@ -127,8 +128,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--collection", default="cranfield-beir")
-    parser.add_argument("--base", type=int, default=1000)
-    parser.add_argument("--requests", type=int, default=4)
+    parser.add_argument("--base", type=at_least(1), default=1000)
+    parser.add_argument("--requests", type=at_least(1), default=4)
     parser.add_argument("--work", type=Path, default=config.cache_dir() / "benchmarks" / "serve-writes")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tessera import build_index, config, evaluate
+from tessera.cli import at_least
 from tessera.data.datasets import load_eval_dataset
 from tessera.models.llm import (
     DEFAULT_EXIT,
@@ -251,11 +252,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--collections", nargs="+", default=["cranfield-beir", "cisi-beir", "medline-beir"])
-    parser.add_argument("--docs", type=int, default=600, help="documents per collection sample")
-    parser.add_argument("--words", type=int, default=64, help="words kept of each document")
+    parser.add_argument("--docs", type=at_least(1), default=600, help="documents per collection sample")
+    parser.add_argument("--words", type=at_least(1), default=64, help="words kept of each document")
     parser.add_argument("--sweep", action="store_true", help="layer/exit sweep on the train qrels")
     parser.add_argument("--layers", nargs="+", type=int, default=[-1, -2, -4, 15])
-    parser.add_argument("--exits", nargs="+", type=int, default=[2, 4, 8])
+    parser.add_argument("--exits", nargs="+", type=at_least(1), default=[2, 4, 8])
     parser.add_argument(
         "--placeholders", nargs="+", choices=PLACEHOLDERS, default=[DEFAULT_PLACEHOLDER], help="TP pst values"
     )

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
-from tessera.cli import _expand_multi_value
+from tessera.cli import _expand_multi_value, at_least
 from tests.conftest import run_cli
 
 
@@ -355,3 +356,19 @@ def test_progress_descriptions_are_text_not_markup() -> None:
             task = bar.add_task("indexing /data/a[/i]b", total=2)
             bar.advance(task, 2)
         assert "a[/i]b" in bar.console.file.getvalue()
+
+
+def test_a_benchmark_count_below_its_minimum_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
+    """`filters.py --repeats 0` took the median of no timing (a StatisticsError traceback)."""
+    parser = argparse.ArgumentParser(prog="filters.py")
+    parser.add_argument("--repeats", type=at_least(1), default=3)
+    parser.add_argument("--folds", type=at_least(2), default=2)
+    assert parser.parse_args(["--repeats", "1", "--folds", "5"]) == argparse.Namespace(repeats=1, folds=5)
+    for given, said in [
+        (["--repeats", "0"], "argument --repeats: must be at least 1, got 0"),
+        (["--folds", "1"], "argument --folds: must be at least 2, got 1"),
+        (["--repeats", "two"], "argument --repeats: 'two' is not a whole number"),
+    ]:
+        with pytest.raises(SystemExit) as exited:
+            parser.parse_args(given)
+        assert exited.value.code == 2 and said in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sqlite3
 import sys
 import warnings
@@ -11,7 +12,7 @@ from tessera.cli import data, evaluation, index, rag, search, serve, train  # no
 from tessera.cli.app import MULTI_VALUE_OPTIONS, app, state
 from tessera.errors import TesseraError, TesseraWarning
 
-__all__ = ["app", "main", "report_errors"]
+__all__ = ["app", "at_least", "main", "report_errors"]
 FULL_DISK = ("No space left on device", "database or disk is full")
 
 
@@ -41,6 +42,23 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 _python_show_warning = warnings.showwarning
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type for a benchmark's counts (`--repeats`, `--seeds`, `--queries`): a whole
+    number of at least `minimum`, so `--repeats 0` is a usage error, not a traceback later."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
+        return number
+
+    parse.__name__ = f"at_least_{minimum}"
+    return parse
 
 
 def main() -> None:

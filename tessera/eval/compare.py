@@ -23,7 +23,7 @@ from ir_measures.measures.base import SumAgg
 from tessera.data.datasets import EvalDataset, load_eval_dataset, read_qrels_file
 from tessera.durable import check_outputs, write_text_atomic
 from tessera.errors import TesseraError, TesseraWarning, distinct_paths, path_list
-from tessera.eval.evaluate import DEFAULT_METRICS, metric_list, parse_metrics, per_query_scores
+from tessera.eval.evaluate import DEFAULT_METRICS, metric_list, parse_metrics, per_query_scores, warn_shallow
 from tessera.eval.runs import read_trec, write_trec
 from tessera.eval.significance import compare_to_baseline, mean_se
 from tessera.retrieval.fusion import Run, check_depth, check_fusion, fuse
@@ -154,6 +154,7 @@ def compare_runs(
         check_depth(depth)
         if len(paths) < 2:
             raise TesseraError("fusion needs at least two runs", field="fusion")
+        warn_shallow(metrics, depth)
     elif run_path is not None or weights is not None:
         raise TesseraError("--run and --weights belong to a fusion (--fusion rrf|wsum)", field="fusion")
     if not 0 < alpha < 1:

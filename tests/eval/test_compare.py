@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, TesseraWarning
 from tessera.eval.compare import compare_runs, run_names
 from tessera.eval.evaluate import evaluate
 from tessera.eval.runs import read_trec
@@ -128,3 +128,9 @@ def test_a_qrels_file_scores_runs_as_its_dataset_does(runs, data_dir: Path, tmp_
     trec.write_text("1 0 184 1\n1 184\n")
     bad = run_cli("eval-runs", str(runs[0]), "--dataset", str(trec), check=False)
     assert bad.returncode == 1 and "qrels.test.txt:2" in bad.stderr and "got 2 columns" in bad.stderr
+
+
+def test_a_fusion_shallower_than_a_cutoff_warns(runs) -> None:
+    """`--depth 20` fuses 20 hits a run, so R@100 of the fusion counts 20 (as `tessera eval` warns)."""
+    with pytest.warns(TesseraWarning, match="metric 'R@100' counts 100 hits, but at most 20 are retrieved"):
+        compare_runs(runs, "cranfield-beir", metrics=["R@100"], fusion="rrf", depth=20)
