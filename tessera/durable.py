@@ -195,15 +195,16 @@ def new_target(
         source = Path(given).expanduser()
         if source.exists() and (target == source.resolve() or target in source.resolve().parents):
             raise TesseraError(f"holds the input '{given}', which writing here would delete", file=target)
-    if target.exists() and not overwrite:
-        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
     if marker and (
         target.is_file() or (target.is_dir() and not (target / marker[0]).is_file() and any(target.iterdir()))
-    ):
+    ):  # said first: "use --overwrite" would only lead to this refusal
         raise TesseraError(
-            f"is not {marker[1]} (no {marker[0]}): --overwrite replaces {marker[1]}, nothing else",
+            f"is not {marker[1]} (no {marker[0]}): --overwrite replaces {marker[1]}, nothing else; "
+            "choose another output",
             file=target,
         )
+    if target.exists() and not overwrite:
+        raise TesseraError("already exists (use --overwrite to replace it)", file=target)
     foreign = _not_owned(target, set(owned)) if owned and target.is_dir() else []
     if foreign:
         raise TesseraError(

@@ -372,3 +372,19 @@ def test_a_benchmark_count_below_its_minimum_is_a_usage_error(capsys: pytest.Cap
         with pytest.raises(SystemExit) as exited:
             parser.parse_args(given)
         assert exited.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_ctrl_c_in_a_command_says_how_to_resume(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    """typer turned the KeyboardInterrupt into a silent exit 130, so the line never showed."""
+    from tessera.cli import app, report_errors
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tessera.indexing.info.index_info", interrupted)
+    with pytest.raises(SystemExit) as exited:
+        report_errors(lambda: app(args=["info", str(tmp_path)], prog_name="tessera"))
+    assert exited.value.code == 130
+    assert capsys.readouterr().err.strip() == "interrupted: run the same command again to resume"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tessera.durable import JsonLines
+from tessera.durable import JsonLines, new_target
 from tessera.errors import TesseraError
 
 
@@ -65,3 +65,17 @@ def test_an_output_under_a_file_names_that_file(tmp_path: Path) -> None:
         check_outputs({"json": tmp_path / "notes.txt" / "deeper" / "x.json"})
     with pytest.raises(TesseraError, match="notes.txt' is a file, not a folder"):
         new_target(tmp_path / "notes.txt" / "index", overwrite=False)
+
+
+def test_an_output_of_another_kind_is_refused_without_suggesting_overwrite(tmp_path: Path) -> None:
+    """A file, or a folder of other files, was "already exists (use --overwrite ...)", and
+    --overwrite then refused it."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "a.txt").write_text("mine")
+    for target in (notes, tmp_path / "folder"):
+        for overwrite in (False, True):
+            with pytest.raises(TesseraError, match="is not a trained model .* choose another output"):
+                new_target(target, overwrite, marker=("training.json", "a trained model"))
+    assert notes.read_text() == "mine" and (tmp_path / "folder" / "a.txt").read_text() == "mine"

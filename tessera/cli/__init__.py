@@ -14,6 +14,7 @@ from tessera.errors import TesseraError, TesseraWarning
 
 __all__ = ["app", "at_least", "main", "report_errors"]
 FULL_DISK = ("No space left on device", "database or disk is full")
+INTERRUPTED = "interrupted: run the same command again to resume"
 
 
 def _expand_multi_value(argv: list[str]) -> list[str]:
@@ -85,5 +86,9 @@ def report_errors(run: Callable[[], object]) -> None:
         print(f"error: no space left on device (...{said[-200:]})", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns Ctrl-C inside a command into a silent exit 130
+            print(INTERRUPTED, file=sys.stderr)
+        raise

@@ -180,7 +180,8 @@ def load_eval_dataset(spec: str | Path, split: str = "test") -> EvalDataset:
     path = Path(text).expanduser()
     if path.is_dir():
         if not _is_beir_folder(path):
-            raise DatasetError("not a BEIR folder (needs queries.jsonl and qrels/)", file=path)
+            why = "not a BEIR folder (needs queries.jsonl and qrels/)"
+            raise DatasetError(why, file=path, field="dataset")
         return _from_beir_folder(path, split)
     local = config.data_dir()
     parts = text.split("/")

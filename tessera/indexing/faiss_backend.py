@@ -202,8 +202,9 @@ class FaissBackend:
         index = faiss.index_gpu_to_cpu(self.index) if self.on_gpu else self.index
         if not isinstance(index, (faiss.IndexFlat, faiss.IndexHNSWFlat)):
             raise TesseraError(
-                f"{type(index).__name__} does not keep exact vectors; reindex from a Flat or HNSW index",
-                field="index",
+                f"reindex reads the vectors of Flat and HNSW indexes, not of a {type(index).__name__}: "
+                "index the corpus again (`tessera index`)",
+                field="factory",
             )
         return index.reconstruct_n(0, index.ntotal)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from tessera.data.readers import read_query_texts
 from tessera.errors import TesseraError
 from tessera.indexing import staging
@@ -61,7 +63,9 @@ def reindex(
             field="tombstones",
         )
     sharded = manifest.backend == "sharded"
-    vectors = (ShardedBackend.load(src, manifest) if sharded else FaissBackend.load(src)).exact_vectors()
+    vectors = _exact_vectors(
+        src, manifest, ShardedBackend.load(src, manifest) if sharded else FaissBackend.load(src)
+    )
     params = dict(search_params or {})
     # The output is searched with the source's document encoder (its query_encoder is not copied).
     queries = None if tune_texts is None else load_query_encoder(manifest.encoder).encode_queries(tune_texts)
@@ -82,6 +86,14 @@ def reindex(
     return staging.write_derived(src, target, copied, fill, overwrite)
 
 
+def _exact_vectors(src: Path, manifest: Manifest, backend) -> np.ndarray:
+    """The source's stored vectors; a kind that keeps none exactly is named as the source's."""
+    try:
+        return backend.exact_vectors()
+    except TesseraError as exc:
+        raise TesseraError(f"'{manifest.factory}': {exc.message}", file=src, field=exc.field) from None
+
+
 def _reindex_tokens(
     src: Path, target: Path, manifest: Manifest, factory: str, params: Params, overwrite: bool
 ) -> Path:
@@ -89,7 +101,7 @@ def _reindex_tokens(
     interaction's k' decides how deep each query token searches)."""
     validate_token_factory(factory)
     _, _, faiss_params = late_params(params)
-    vectors = TokenFaiss.load(src).exact_vectors()
+    vectors = _exact_vectors(src, manifest, TokenFaiss.load(src))
 
     def fill(root: Path) -> Manifest:
         TokenFaiss(build_faiss_index(vectors, factory), faiss_params).save(root)

@@ -73,8 +73,9 @@ class ShardedBackend:
         for part in self.parts:
             if not isinstance(part, faiss.IndexFlat):
                 raise TesseraError(
-                    f"{type(part).__name__} shards do not keep exact vectors; reindex from a Flat index",
-                    field="index",
+                    f"reindex reads the vectors of Flat shards, not of {type(part).__name__} ones: "
+                    "index the corpus again (`tessera index`)",
+                    field="factory",
                 )
         return np.concatenate([part.reconstruct_n(0, part.ntotal) for part in self.parts])
 

@@ -50,6 +50,8 @@ class SyncPlan:
     unread: int = 0  # of the unchanged: files passed over by their size and modification time
     # size:mtime_ns of the files read whose stored stamp is missing or old, recorded by the sync
     stamps: dict[str, str] = field(default_factory=dict, repr=False)
+    # where each added or changed document was read (file, line), which its pending copy is not
+    origins: dict[str, tuple[str, int | None]] = field(default_factory=dict, repr=False)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -145,6 +147,8 @@ def plan_sync(
                 if kind in outs:
                     record = {"_id": doc.id, "title": doc.title, "text": doc.text, "metadata": doc.metadata}
                     outs[kind].write(json.dumps(record, ensure_ascii=False) + "\n")
+                    if doc.file:
+                        plan.origins[doc.id] = (doc.file, doc.line)
         plan.deleted = [doc_id for doc_id in store.ids() if doc_id not in seen]
     finally:
         store.close()
@@ -190,15 +194,17 @@ def sync_index(
         plan = plan_sync(root, corpus, pending, reread)
         _check_possible(plan, manifest, root)
         gone = plan.changed + plan.deleted
+        shown = {"encoder": encoder, "show_progress": show_progress, "origins": plan.origins}
         if plan.added:
-            stamps = None if plan.changed else plan.stamps
-            add_documents(root, pending["added"], encoder=encoder, show_progress=show_progress, stamps=stamps)
+            label = f"{len(plan.added)} new documents of {corpus}"
+            add_documents(
+                root, pending["added"], stamps=None if plan.changed else plan.stamps, label=label, **shown
+            )
         if gone:
             delete_documents(root, gone)
         if plan.changed:
-            add_documents(
-                root, pending["changed"], encoder=encoder, show_progress=show_progress, stamps=plan.stamps
-            )
+            label = f"{len(plan.changed)} changed documents of {corpus}"
+            add_documents(root, pending["changed"], stamps=plan.stamps, label=label, **shown)
     finally:
         for path in pending.values():
             path.unlink(missing_ok=True)

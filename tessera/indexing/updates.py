@@ -34,13 +34,14 @@ parameters are not re-measured: see docs/architecture.md for when to rebuild ins
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from tessera.data.corpus import open_corpus
+from tessera.data.document import Document
 from tessera.errors import CorpusError, EncoderError, IndexFormatError, TesseraError, string_list
 from tessera.indexing import staging
 from tessera.indexing.builder import batches, warn_empty
@@ -91,6 +92,15 @@ def read_ids_file(path: str | Path) -> tuple[list[str], dict[str, tuple[str, int
 # Public API
 
 
+def _from_origins(
+    documents: Iterable[Document], origins: Mapping[str, tuple[str, int | None]] | None
+) -> Iterator[Document]:
+    """The documents, each named by where it was first read when `origins` knows it."""
+    for doc in documents:
+        origin = origins.get(doc.id) if origins else None
+        yield doc if origin is None else replace(doc, file=origin[0], line=origin[1])
+
+
 def add_documents(
     index: str | Path,
     corpus: str | Path,
@@ -98,9 +108,13 @@ def add_documents(
     encoder=None,
     show_progress: bool = True,
     stamps: Mapping[str, str] | None = None,
+    origins: Mapping[str, tuple[str, int | None]] | None = None,
+    label: str | None = None,
 ) -> int:
     """Encode and add every document of `corpus`; returns how many were added. `stamps`: files'
-    size:mtime_ns by document id, recorded in the same update (a sync's, data/files.py)."""
+    size:mtime_ns by document id, recorded in the same update (a sync's, data/files.py);
+    `origins`: where documents were read before being copied into `corpus` (a sync's pending
+    file), which messages and the doc store name instead; `label`: the progress bar's."""
     root = _root(index)
     added = 0
 
@@ -112,10 +126,10 @@ def add_documents(
         spans: list[tuple[int, int, int]] = []  # (document ordinal, start, end) of added passages
         lengths: list[int] = []  # token counts of added documents (token indexes)
         with progress_bar(show_progress) as bar:
-            task = bar.add_task(f"adding {source.name}", total=source.size_hint) if bar else None
+            task = bar.add_task(f"adding {label or source.name}", total=source.size_hint) if bar else None
             if batch_size < 1:
                 raise TesseraError("must be at least 1", field="batch_size")
-            for batch in batches(iter(source), batch_size):
+            for batch in batches(_from_origins(source, origins), batch_size):
                 store.add(labels + added, batch, stored=labels)  # a duplicate id fails here, before encoding
                 if splitter is not None:
                     cut = splitter.spans(batch)
@@ -180,7 +194,7 @@ def delete_documents(index: str | Path, ids: Iterable[str], where: Where | None 
                 f"unknown document id '{unknown[0]}'{more} in {root}", file=file, line=line, field="id"
             )
         if len(found) == manifest.doc_count:
-            raise TesseraError("deleting every document would leave the index empty", file=root, field="id")
+            raise TesseraError("deleting every document would leave the index empty", file=root, field="ids")
         gone = np.array(sorted(found.values()), dtype=np.int64)
         store.delete(gone)
         return _drop_labels(root, stage, manifest, store, gone, labels)

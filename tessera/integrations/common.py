@@ -13,7 +13,7 @@ from tessera.models.encoder import Encoder
 from tessera.models.registry import load_encoder
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, check_search
-from tessera.retrieval.query_set import search_one
+from tessera.retrieval.query_set import check_search_one, search_one
 from tessera.retrieval.rerank import Reranker, best_first
 
 if TYPE_CHECKING:
@@ -31,9 +31,8 @@ def check_retriever(indexes: Sequence[Index], k: int, options: Mapping[str, Any]
             f"options: {', '.join(sorted(SEARCH_OPTIONS))}",
             field="options",
         )
-    if not indexes:
-        raise TesseraError("no index to retrieve from", field="indexes")
     check_search([], k)
+    check_search_one(indexes, **options)
 
 
 def content(hit: Hit) -> str:
@@ -41,11 +40,16 @@ def content(hit: Hit) -> str:
     return hit.passage or hit.text or ""
 
 
+HIT_KEYS = ("doc_id", "title", "score", "rank", "offsets")
+
+
 def hit_metadata(hit: Hit) -> dict[str, Any]:
     """The document's own metadata, plus `doc_id`, `title`, `score`, `rank` (and a passage's
-    `offsets` in its document)."""
-    metadata = {**(hit.metadata or {}), "doc_id": hit.doc_id, "title": hit.title}
-    metadata |= {"score": hit.score, "rank": hit.rank}
+    `offsets` in its document); a document's own field of one of those names is kept as
+    `own_NAME`, not overwritten."""
+    own = hit.metadata or {}
+    metadata = {f"own_{key}" if key in HIT_KEYS else key: value for key, value in own.items()}
+    metadata |= {"doc_id": hit.doc_id, "title": hit.title, "score": hit.score, "rank": hit.rank}
     if hit.offsets is not None:
         metadata["offsets"] = list(hit.offsets)
     return metadata

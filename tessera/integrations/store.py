@@ -36,7 +36,7 @@ from tessera.integrations.common import SEARCH_OPTIONS
 from tessera.models.registry import canonical_spec, is_single_vector
 from tessera.retrieval.diversify import DEFAULT_ENCODER
 from tessera.retrieval.hits import Hit
-from tessera.retrieval.index import Index
+from tessera.retrieval.index import Index, check_search
 from tessera.retrieval.query_set import search_one
 
 REPLACE_ATTEMPTS = 5  # rebuilds of every document tried while other writers change the directory
@@ -55,6 +55,8 @@ class IndexStore:
         self.path = Path(path).expanduser().resolve()
         self.factory, self.search_params = factory, search_params
         built = (self.path / MANIFEST).is_file()
+        if not built:
+            _check_new_store(self.path)
         built_with = Manifest.read(self.path, verify=False).encoder if built else None
         if encoder and built_with and canonical_spec(encoder) != canonical_spec(built_with):
             raise TesseraError(f"{self.path} was built with '{built_with}', not '{encoder}'", field="encoder")
@@ -89,8 +91,9 @@ class IndexStore:
             self.refresh()
             stored = self.stored(ids)
             if self.index is None:
-                self._build(records, overwrite=False)
-                return
+                if self._build_first(records):
+                    return
+                continue  # another writer built it meanwhile: add to that index
             if len(stored) < len(self):
                 break
             if self._replace_every(records):
@@ -101,6 +104,15 @@ class IndexStore:
             self.index.delete(stored)
         with records_file(records, self.path.parent, f".{self.path.name}.add-") as corpus:
             self.index.add(corpus)
+
+    def _build_first(self, records: Sequence[Mapping[str, Any]]) -> bool:
+        """The first add's build, under the updates' lock, if no other writer built the index
+        meanwhile (False: one did, and these records are added to it)."""
+        with locked(self.path):
+            if (self.path / MANIFEST).is_file():
+                return False
+            self._build(records, overwrite=self.path.is_dir())  # an empty folder given for the store
+        return True
 
     def _replace_every(self, records: Sequence[Mapping[str, Any]]) -> bool:
         """A rebuild replacing every stored document, under the updates' lock, if the directory
@@ -198,16 +210,28 @@ class IndexStore:
         unknown = sorted(set(options) - SEARCH_OPTIONS)
         if unknown:
             raise TesseraError(f"unknown search option {', '.join(map(repr, unknown))}", field="options")
+        check_search([query], k)  # an MMR search's first stage is deeper than k: k is checked here
         if self.index is None:
             return []
         return search_one([self.index], query, min(k, len(self)), filter=filter, **options)
 
     def search_vector(self, vector: Sequence[float] | np.ndarray, k: int) -> list[Hit]:
         """The top k for a vector of the index's own space (an index of one vector a document)."""
+        check_search([], k)
         if self.index is None:
             return []
         vectors = np.asarray([vector], dtype=np.float32)
         return self.index.with_text(self.index.search_vectors(vectors, min(k, len(self))))[0]
+
+
+def _check_new_store(path: Path) -> None:
+    """A store's directory is an index or nothing yet: not a file, not another folder's files."""
+    if path.is_file() or (path.is_dir() and any(path.iterdir())):
+        kind = "a file" if path.is_file() else "a folder that is not a Tessera index"
+        raise TesseraError(f"{path} is {kind}: a vector store's directory holds one index", field="path")
+    above = next(parent for parent in path.parents if parent.exists())
+    if not above.is_dir():
+        raise TesseraError(f"{path}: {above} is a file, not a folder", field="path")
 
 
 def record(doc_id: object, text: object, metadata: object, where: str) -> dict[str, Any]:

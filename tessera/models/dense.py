@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tessera.models.encoder import blank_as_zero
 from tessera.models.loading import load_sentence_transformers
 from tessera.models.runtimes import DEFAULT_RUNTIME, EXPORTED
 from tessera.models.runtimes.apply import apply_runtime
@@ -58,17 +59,18 @@ class DenseEncoder:
         return int(self.model.max_seq_length)
 
     def _encode(self, method, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self.runtime_context():
-            vectors = method(
-                list(texts),
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_tensor=True,
-                show_progress_bar=False,
-            )
-        return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)
+        def encode(wanted: list[str]) -> np.ndarray:
+            with self.runtime_context():
+                vectors = method(
+                    wanted,
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_tensor=True,
+                    show_progress_bar=False,
+                )
+            return vectors.float().cpu().numpy()
+
+        return blank_as_zero(texts, self.dim, encode)  # contiguous float32
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(self.model.encode_query, texts)

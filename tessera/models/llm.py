@@ -32,6 +32,7 @@ import numpy as np
 
 from tessera.errors import EncoderError
 from tessera.models.causal_lm import load_causal_lm, load_tokenizer
+from tessera.models.encoder import blank_as_zero
 
 PREFIX = "llm:"
 PROMPT_HEAD, PROMPT_TAIL = 'This sentence : "', '" means in one word:"'
@@ -329,9 +330,7 @@ class LLMEncoder:
         return out
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return self.embed(list(texts))[self.options.layer]
+        return blank_as_zero(texts, self.dim, lambda wanted: self.embed(wanted)[self.options.layer])
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts)

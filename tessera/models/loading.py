@@ -20,4 +20,15 @@ def load_sentence_transformers(
     try:
         return model_class(str(model_path), device=device)
     except (OSError, ValueError) as exc:
-        raise EncoderError(f"cannot load {what} '{model_path}': {exc}", field="encoder") from None
+        raise EncoderError(
+            f"cannot load {what} '{model_path}': {why_not(model_path, exc)}", field="encoder"
+        ) from None
+
+
+def why_not(model: str | Path, exc: Exception) -> str:
+    """A load failure's reason; for a name that is no folder here, said first, since the
+    library's words are then about the hub ("We couldn't connect to 'https://huggingface.co'")
+    when the user meant a folder they have not made yet."""
+    if Path(model).expanduser().exists():
+        return str(exc)
+    return f"no folder '{model}' here, and as a Hugging Face hub name: {exc}"

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tessera.errors import EncoderError
+from tessera.models.encoder import blank_as_zero
 from tessera.openai_http import OpenAIClient, is_url, normalize_base_url, snippet
 
 BATCH = 64  # texts a request: below every server's input limit (OpenAI's is 2048)
@@ -59,11 +60,11 @@ class RemoteEncoder:
         return self._embed(texts)
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
-        wanted = [i for i, text in enumerate(texts) if text.strip()]
-        for start in range(0, len(wanted), BATCH):
-            rows = wanted[start : start + BATCH]
-            vectors[rows] = self._request([texts[i] for i in rows])
+        def batched(wanted: list[str]) -> np.ndarray:
+            starts = range(0, len(wanted), BATCH)
+            return np.concatenate([self._request(wanted[at : at + BATCH]) for at in starts])
+
+        vectors = blank_as_zero(texts, self.dim, batched)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.divide(vectors, norms, out=vectors, where=norms > 0)
 

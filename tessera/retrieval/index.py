@@ -333,7 +333,13 @@ class Index(IndexUpdates):
             raise TesseraError(
                 f"a search by vector needs one vector a document, not {kind} index", field="vectors"
             )
-        ranked = self._ids(*self.backend.search(np.asarray(vectors, dtype=np.float32), int(k)))
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.manifest.dim:
+            why = f"vectors of {self.manifest.dim} numbers are searched, got shape {vectors.shape}"
+            raise TesseraError(why, field="vectors")
+        if not np.isfinite(vectors).all():
+            raise TesseraError("a vector holds NaN or infinite numbers", field="vectors")
+        ranked = self._ids(*self.backend.search(vectors, int(k)))
         return [[Hit(doc, score, rank) for rank, (doc, score) in enumerate(row, 1)] for row in ranked]
 
     @_guarded

@@ -6,14 +6,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
-from tessera.data.metadata import Filter
+from tessera.data.metadata import Filter, parse_filter
 from tessera.errors import TesseraError, whole_number
 from tessera.progress import quiet_bar
 from tessera.retrieval.diversify import Mmr, as_mmr, diversify
-from tessera.retrieval.fusion import Run, check_depth, hybrid_search, with_stored_text
+from tessera.retrieval.fusion import Run, check_depth, check_fusion, hybrid_search, with_stored_text
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index
-from tessera.retrieval.rerank import RERANK_DEPTH, Reranker, check_rerank_depth, load_reranker, rerank
+from tessera.retrieval.rerank import (
+    RERANK_DEPTH,
+    Reranker,
+    check_rerank_depth,
+    check_reranker_spec,
+    load_reranker,
+    rerank,
+)
 
 QUERY_BATCH = 64
 
@@ -169,6 +176,35 @@ def passages_per_document(index: Index, k: int, filter: Filter | None = None, fu
     return max(1, -(-k // max(documents, 1)))
 
 
+def check_search_one(
+    indexes: Sequence[Index],
+    depth: int = 100,
+    fusion: str = "rrf",
+    weights: Sequence[float] | None = None,
+    reranker: Reranker | str | None = None,
+    rerank_depth: int = RERANK_DEPTH,
+    filter: Filter | None = None,
+    mmr: Mmr | float | None = None,
+    per_document: int = 1,
+    doc_ids: Iterable[str] | None = None,
+) -> None:
+    """`search_one`'s options checked without a search (nor a model loaded): what a framework's
+    retriever checks when it is made, so a wrong one fails there, naming it."""
+    if not indexes:
+        raise TesseraError("no index to retrieve from", field="indexes")
+    check_rerank_depth(rerank_depth)
+    check_depth(depth)
+    check_per_document(per_document, len(indexes), indexes[0])
+    if len(indexes) > 1:
+        check_fusion(fusion, weights, len(indexes))
+        if doc_ids is not None:
+            raise TesseraError("a search among given ids takes one index, not several fused", field="doc_ids")
+    if isinstance(reranker, str):
+        check_reranker_spec(reranker)
+    parse_filter(filter)
+    as_mmr(mmr)
+
+
 def search_one(
     indexes: Sequence[Index],
     query: str,
@@ -189,11 +225,8 @@ def search_one(
     `filter`, among the documents it selects; with `mmr`, the k picked for relevance and novelty;
     `per_document` (one chunked index): up to that many passages of one document; `doc_ids` (one
     index): among those documents only."""
-    check_rerank_depth(rerank_depth)
-    check_depth(depth)
-    check_per_document(per_document, len(indexes), indexes[0])
-    if doc_ids is not None and len(indexes) > 1:
-        raise TesseraError("a search among given ids takes one index, not several fused", field="doc_ids")
+    options = (depth, fusion, weights, reranker, rerank_depth, filter, mmr, per_document, doc_ids)
+    check_search_one(indexes, *options)
     reranker = load_reranker(reranker) if isinstance(reranker, str) else reranker
     mmr = as_mmr(mmr)
     first = first_stage_depth(k, reranker is not None, rerank_depth, mmr)

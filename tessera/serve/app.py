@@ -103,7 +103,9 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         """The depths a request uses, against `--max-k`: `depth` when it fuses, `rerank_depth`
         when it reranks (their defaults would otherwise refuse every request under a small cap)."""
         for name, used in (("depth", fused), ("rerank_depth", body.rerank), ("mmr_depth", body.mmr_depth)):
-            if used:
+            if used and name not in body.model_fields_set and getattr(body, name) > settings.max_k:
+                setattr(body, name, settings.max_k)  # a default deeper than the cap: the cap
+            elif used:
                 check_k(getattr(body, name), name)
 
     def answer(queries: list[str], rows: list[list[Hit]], started: float) -> dict[str, Any]:
@@ -252,6 +254,11 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         return chat.models()
+
+    @app.get("/v1/models/{model:path}")
+    async def model(model: str) -> dict[str, Any]:
+        """OpenAI's `models.retrieve`: one served index, as /v1/models lists it."""
+        return chat.model(model)
 
     @app.post("/v1/embeddings", response_model=None)
     async def embeddings_answer(body: EmbeddingsBody) -> JSONResponse:

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from tessera.rag.conversation import DEFAULT_FOLLOW_UP, check_follow_up, search_query
 from tessera.rag.messages import content_text
@@ -36,12 +36,12 @@ from tessera.rag.tokens import Message
 from tessera.serve.errors import ApiError
 from tessera.serve.pool import IndexPool
 from tessera.serve.rag import RagService
-from tessera.serve.schemas import RagBody, RequestBody
+from tessera.serve.schemas import JsonObject, RagBody, RequestBody
 
 DEFAULT_MAX_TOKENS = 256
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(JsonObject):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[dict[str, Any]] | None = None
@@ -98,13 +98,14 @@ class ChatService:
 
     def models(self) -> dict[str, Any]:
         self.pool.get(None)  # 503 while loading
-        return {
-            "object": "list",
-            "data": [
-                {"id": name, "object": "model", "created": 0, "owned_by": "tessera"}
-                for name in self.pool.served
-            ],
-        }
+        return {"object": "list", "data": [self.model(name) for name in self.pool.served]}
+
+    def model(self, name: str) -> dict[str, Any]:
+        """A served index as an OpenAI model; 404 for a name not served."""
+        self.pool.get(None)  # 503 while loading
+        if name not in self.pool.served:
+            raise ApiError(404, f"model '{name}' does not exist: serving {', '.join(self.pool.served)}")
+        return {"id": name, "object": "model", "created": 0, "owned_by": "tessera"}
 
     async def complete(self, body: ChatBody) -> JSONResponse | StreamingResponse:
         if self.rag.generator is None:

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from tessera.data.corpus import records_file
 from tessera.data.document import id_problem
@@ -29,10 +29,10 @@ from tessera.indexing.updates import add_documents, delete_documents
 from tessera.models.registry import is_lexical, load_encoder
 from tessera.serve.errors import ApiError
 from tessera.serve.pool import IndexPool, Served
-from tessera.serve.schemas import RequestBody
+from tessera.serve.schemas import JsonObject, RequestBody
 
 
-class DocumentIn(BaseModel):
+class DocumentIn(JsonObject):
     model_config = ConfigDict(extra="forbid")
     id: str
     text: str
@@ -105,7 +105,7 @@ class DocumentService:
         ids = list(dict.fromkeys(body.ids))
         for number, doc_id in enumerate(ids):
             if problem := id_problem(doc_id):
-                raise ApiError(400, f"field 'ids.{number}': {problem}")
+                raise ApiError(400, f"field 'ids[{number}]': {problem}")
         unknown = set(ids) - set(await self.pool.documents(name, ids))
         if unknown:
             raise ApiError(404, f"field 'ids': not in index '{name}': {', '.join(sorted(unknown)[:5])}")

@@ -36,9 +36,11 @@ class EmbeddingsBody(RequestBody):
 
 
 def _served(pool: IndexPool, model: str | None) -> Served:
-    """The index a request's `model` names, by name or by its encoder spec."""
+    """The index a request's `model` names, by name or by its encoder spec; without one the first
+    served index that gives embeddings (not a BM25 or token index served before it)."""
     if model is None:
-        return pool.get(None)
+        first = pool.get(None)
+        return next((served for served in pool.served.values() if _embeds(served)), first)
     if model in pool.served:
         return pool.get(model)
     by_spec = [served for served in pool.served.values() if served.index.manifest.encoder == model]
@@ -48,12 +50,17 @@ def _served(pool: IndexPool, model: str | None) -> Served:
     return by_spec[0]
 
 
+def _embeds(served: Served) -> bool:
+    encoder = served.index.encoder
+    return encoder is not None and not getattr(encoder, "multi_vector", False)
+
+
 def _encoder(served: Served, input_type: str, cache: dict[str, Any]):
     """The encoder whose vectors the request asks for; a JPQ index's document encoder is loaded
     once (its `Index` holds the query tower)."""
     manifest = served.index.manifest
     encoder = served.index.encoder
-    if encoder is None or getattr(encoder, "multi_vector", False):
+    if not _embeds(served):
         kind = "a BM25 index has no vectors" if encoder is None else "a token index has one vector per token"
         raise ApiError(400, f"field 'model': '{served.name}' gives no embeddings ({kind})")
     if input_type == "query" or not manifest.query_encoder:

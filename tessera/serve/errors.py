@@ -39,13 +39,15 @@ OPENAI_TYPES = {
 }
 
 
-def error(status: int, message: str, path: str = "") -> JSONResponse:
-    """The error response for a request to `path`."""
+def error(status: int, message: str, path: str = "", headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error response for a request to `path` (`headers`: a 405's Allow, a 401's WWW-Authenticate)."""
     if not path.startswith(OPENAI_ROUTES):
-        return JSONResponse({"error": message}, status_code=status)
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
     kind = OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     return JSONResponse(
-        {"error": {"message": message, "type": kind, "param": None, "code": status}}, status_code=status
+        {"error": {"message": message, "type": kind, "param": None, "code": status}},
+        status_code=status,
+        headers=headers,
     )
 
 
@@ -62,7 +64,7 @@ def _validation_message(exc: RequestValidationError) -> str:
                 f"malformed JSON at character {loc[0] if loc else 0}" + (f": {reason}" if reason else "")
             )
             continue
-        where = ".".join(str(p) for p in loc)
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")  # a[0].b
         parts.append(f"field '{where}': {message}" if where else message)
     return "; ".join(parts) or "invalid request"
 
@@ -79,7 +81,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error(400, _validation_message(exc), request.url.path)
 
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail), request.url.path)
+        return error(exc.status_code, str(exc.detail), request.url.path, exc.headers)
 
     async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
         return error(503, f"overloaded: {exc}; retry shortly", request.url.path)

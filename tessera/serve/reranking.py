@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from tessera.retrieval.diversify import Mmr, diversify
 from tessera.retrieval.hits import Hit
@@ -28,12 +28,12 @@ from tessera.retrieval.index import Index, check_search
 from tessera.retrieval.query_set import first_stage_depth
 from tessera.retrieval.rerank import Reranker, best_first, load_reranker, rerank
 from tessera.serve.errors import ApiError
-from tessera.serve.schemas import RequestBody
+from tessera.serve.schemas import JsonObject, RequestBody
 
 REFUSED = "this service has no reranker (start it with --rerank SPEC)"
 
 
-class RerankText(BaseModel):
+class RerankText(JsonObject):
     model_config = ConfigDict(extra="allow")  # Jina's and Cohere's documents may carry more fields
     text: str
 

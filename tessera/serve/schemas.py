@@ -25,7 +25,7 @@ def _lone_surrogate(value: Any, path: str) -> str | None:
     else:
         return None
     for key, item in items:
-        where = f"{path}.{key}" if path else str(key)
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
         if isinstance(key, str) and (problem := text_problem(key)):
             return f"a key in '{path or 'the body'}' {problem}"
         if found := _lone_surrogate(item, where):
@@ -33,7 +33,27 @@ def _lone_surrogate(value: Any, path: str) -> str | None:
     return None
 
 
-class RequestBody(BaseModel):
+class JsonObject(BaseModel):
+    """Every JSON object a request holds, the body and the objects in it: types strict, as JSON
+    clients expect (`"top_n": true` or `"2"` is a 400, not 1 and 2), and `null` for a field that
+    has a default the same as leaving it out (`"title": null`)."""
+
+    model_config = ConfigDict(strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fields = cls.model_fields
+        return {
+            key: value
+            for key, value in data.items()
+            if value is not None or key not in fields or fields[key].is_required()
+        }
+
+
+class RequestBody(JsonObject):
     """Every JSON body's base: JSON may escape a lone UTF-16 surrogate (`\\ud800`), which decodes
     to a str no tokenizer, index or response can encode; one check of the whole body, before its
     fields are read, refuses it as a 400 naming the field, whichever route and field it is in."""

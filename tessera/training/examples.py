@@ -83,13 +83,24 @@ def judged_split(dataset: str | Path | EvalDataset, split: str, sources: Sequenc
     if isinstance(dataset, EvalDataset):
         return dataset
     if "qrels" in sources:
-        data = load_eval_dataset(dataset, split)
-        if not data.name.endswith(f"/{split}"):  # an id without splits: every query, test ones too
-            raise DatasetError(
-                f"'{dataset}' has no '{split}' split (its qrels judge every query, test queries "
-                "included); name one: ID/SPLIT, or a BEIR folder with qrels/SPLIT.tsv",
-                field="split",
-            )
+        try:
+            data = load_eval_dataset(dataset, split)
+            if not data.name.endswith(f"/{split}"):  # an id without splits: every query, test ones too
+                raise DatasetError(
+                    f"'{dataset}' has no '{split}' split (its qrels judge every query, test queries "
+                    "included); name one: ID/SPLIT, or a BEIR folder with qrels/SPLIT.tsv",
+                    field="split",
+                )
+        except DatasetError as exc:
+            others = ",".join(source for source in sources if source != "qrels")
+            if others and exc.field == "dataset":  # a bare corpus, no judgments: the others train
+                message = f"pair source 'qrels' gives no training pair ({exc.message}); skipped"
+                warnings.warn(TesseraWarning(message, file=exc.file, field="pairs"), stacklevel=2)
+                return None
+            if others and exc.field == "split":  # judgments, not of this split: a typo is not skipped
+                hint = f"{exc.message}; or train without judgments: --pairs {others}"
+                raise DatasetError(hint, file=exc.file, field="split") from None
+            raise
         return data
     if "synthetic" not in sources:
         return None
@@ -162,7 +173,7 @@ def build_examples(
     skipped; nothing at all is an error. `data` is also where `synthetic` takes its few-shot
     examples from, so it may be given without the `qrels` source.
     """
-    if "qrels" in sources and data is None:
+    if tuple(sources) == ("qrels",) and data is None:
         raise TesseraError("the qrels source needs a dataset with judgments", field="pairs")
     wanted = {doc_id for judged in data.qrels.values() for doc_id in judged} if data else set()
     everything = any(source != "qrels" for source in sources)
@@ -177,8 +188,18 @@ def build_examples(
     counts: dict[str, int] = {}
     settings = synthetic or SyntheticSettings()
     for source in sources:
+        if source == "qrels" and data is None:  # judged_split said why
+            counts[source] = 0
+            continue
         if source == "qrels":
             found, counts["qrels_missing"] = _qrels_examples(data, texts)
+            if lost := counts["qrels_missing"]:
+                missing = next(doc for _, doc in qrels_pairs(data) if doc not in texts)
+                message = (
+                    f"{lost} of {lost + len(found)} judged pairs are of documents not in the corpus "
+                    f"(e.g. '{missing}'); left out"
+                )
+                warnings.warn(TesseraWarning(message, file=data.name, field="pairs"), stacklevel=2)
         else:
             found, extra = _source_examples(
                 source, corpus, documents, data, texts, seed, settings, show_progress

@@ -31,7 +31,9 @@ TOP_K = 256
 
 def _load(source: str, continuing: bool, options: TrainOptions):
     if not continuing:
-        return new_multivector_model(source, document_length=options.max_length, seed=options.seed)
+        # the model's own document length stays its default: --max-length cuts training documents
+        # only (extra_args below); saved, it cut every document indexed later to that length
+        return new_multivector_model(source, seed=options.seed)
     from sentence_transformers import MultiVectorEncoder
 
     try:

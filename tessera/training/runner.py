@@ -110,7 +110,7 @@ def _validate(options: TrainOptions) -> None:
     for name in ("batch_size", "mini_batch_size", "max_length", "save_steps", "logging_steps"):
         if getattr(options, name) < 1:
             raise TesseraError("must be at least 1", field=name)
-    SyntheticSettings(max_docs=options.synthetic_docs, top_k=options.synthetic_top_k)  # checks them
+    SyntheticSettings(options.synthetic, options.synthetic_docs, options.synthetic_top_k)  # checks them
     if not 0 < options.epochs < math.inf:
         raise TesseraError(f"must be a positive finite number, got {options.epochs}", field="epochs")
     if options.max_steps is not None and options.max_steps < 1:

@@ -32,6 +32,7 @@ from tessera.data.datasets import EvalDataset
 from tessera.data.document import Document
 from tessera.durable import JsonLines, check_outputs, write_text_atomic
 from tessera.errors import DatasetError, TesseraError, TesseraWarning
+from tessera.openai_http import is_url
 from tessera.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -227,9 +228,20 @@ class SyntheticSettings:
 
     def __post_init__(self) -> None:  # before the generation, which takes minutes
         if self.max_docs is not None and self.max_docs < 1:
-            raise TesseraError("must be at least 1 (or none given: every document)", field="synthetic_docs")
+            raise TesseraError(
+                f"must be at least 1, or None for all documents (0 on the command line), got {self.max_docs}",
+                field="synthetic_docs",
+            )
         if self.top_k < 1:
             raise TesseraError("must be at least 1", field="synthetic_top_k")
+        spec = self.generator
+        generator = spec in ("none", "local") or spec.startswith("local:") or is_url(spec)
+        if not generator and not Path(spec).expanduser().is_file():
+            raise TesseraError(
+                f"'{spec}' is no file of queries (tessera data synth-queries), nor a generator: "
+                "none, local, local:MODEL or http(s)://HOST/v1[#MODEL]",
+                field="synthetic",
+            )
 
 
 def synthetic_queries(
@@ -264,8 +276,6 @@ def synthetic_queries(
     from tessera.rag.generators import open_generator
     from tessera.training.negatives import check_negatives, negatives_index
 
-    if settings.max_docs is not None and settings.max_docs < 1:
-        raise TesseraError("must be at least 1", field="synthetic_docs")
     check_negatives(settings.filter)
     generator = open_generator(settings.generator)
     if generator is None:

@@ -28,8 +28,10 @@ def test_reindex_flat_to_compressed_kinds_without_reencoding(cranfield_dense: Pa
 
 def test_reindex_needs_exact_vectors(cranfield_dense: Path, cranfield_bm25: Path, tmp_path: Path) -> None:
     pq = reindex(cranfield_dense, tmp_path / "pq", "PQ16", show_progress=False)
-    with pytest.raises(TesseraError, match="does not keep exact vectors"):
+    said = "'PQ16': reindex reads the vectors of Flat and HNSW indexes"
+    with pytest.raises(TesseraError, match=said) as kept:
         reindex(pq, tmp_path / "again", "Flat", show_progress=False)
+    assert kept.value.file == str(pq) and kept.value.field == "factory"
     with pytest.raises(TesseraError, match="lucene index keeps no float vectors"):
         reindex(cranfield_bm25, tmp_path / "bm25", "Flat", show_progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pq"]

@@ -178,3 +178,20 @@ def test_an_edit_that_keeps_size_and_time_is_found_by_reread_or_when_it_came_too
         "2",
     ]
     assert Index.load(index_dir).document("1").text.count("THE") == 1
+
+
+def test_added_documents_are_named_by_the_corpus_line_they_came_from(tmp_path: Path) -> None:
+    """The empty-document warning (and the doc store's record of where a document came from)
+    named the sync's pending copy, deleted when it ends, at that copy's line."""
+    corpus = tmp_path / "c.jsonl"
+    lines = ['{"_id": "a", "text": "boundary layer"}', '{"_id": "b", "text": "shock wave"}']
+    corpus.write_text("\n".join(lines) + "\n")
+    index_dir = build_index(corpus, tmp_path / "idx", "bm25", show_progress=False)
+    corpus.write_text("\n".join([*lines, '{"_id": "c", "text": "heat"}', '{"_id": "e", "text": ""}']) + "\n")
+    with pytest.warns(UserWarning, match=rf"1 documents have neither title nor text .*\(first: {corpus}:4\)"):
+        plan = sync_index(index_dir, corpus)
+    assert plan.added == ["c", "e"] and plan.origins == {"c": (str(corpus), 3), "e": (str(corpus), 4)}
+    again = tmp_path / "again.jsonl"
+    again.write_text('{"_id": "c", "text": "heat"}\n')
+    with pytest.raises(CorpusError, match=rf"document id 'c' is already in the index \(from {corpus}:3\)"):
+        Index.load(index_dir).add(again)

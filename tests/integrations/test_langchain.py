@@ -5,12 +5,14 @@ the embeddings are the encoder's own vectors; wrong options fail when the retrie
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tessera.errors import TesseraError
+from tessera.indexing.builder import build_index
 from tessera.retrieval.fusion import hybrid_search
 from tessera.retrieval.index import Index
 from tessera.retrieval.rerank import load_reranker
@@ -68,6 +70,18 @@ def test_wrong_options_fail_when_made(loaded: dict[str, Index]) -> None:
         TesseraRetriever(indexes=[index], k=0)
     with pytest.raises(TesseraError, match="no index"):
         TesseraRetriever(indexes=[])
+    fused = [index, loaded["head-bm25"]]
+    for indexes, options, said in [  # each was made, and failed at the first question
+        ([index], {"filter": {"bib": {"$foo": 1}}}, "unknown operator"),
+        ([index], {"mmr": 5}, "mmr"),
+        ([index], {"rerank_depth": -1}, "rerank_depth"),
+        ([index], {"reranker": "bm25"}, "bm25 cannot rerank"),
+        (fused, {"fusion": "nope"}, "unknown fusion 'nope'"),
+        (fused, {"weights": [1.0]}, "takes no weights"),
+        (fused, {"depth": 0}, "must be a whole number >= 1"),
+    ]:
+        with pytest.raises(TesseraError, match=said):
+            TesseraRetriever(indexes=indexes, options=options)
     for budget in (0, -5):  # the compressors left no context (or two letters) without a word
         with pytest.raises(TesseraError, match=f"budget must be at least 1 token, got {budget}"):
             TesseraCompressor(compress="truncation", budget=budget)
@@ -136,3 +150,18 @@ def test_crag_compresses_the_retrieved_documents(loaded: dict[str, Index]) -> No
     with pytest.raises(TesseraError) as wrong:
         TesseraCompressor(compress="crag", options={"clusterz": 2})
     assert wrong.value.field == "options"
+
+
+def test_a_documents_own_fields_named_like_the_hits_are_kept_aside(tmp_path: Path) -> None:
+    """A document's own `score`, `title`, `doc_id` or `rank` was overwritten without a word."""
+    corpus = tmp_path / "own.jsonl"
+    own = {"score": 99, "doc_id": "zz", "title": "meta-title", "rank": 7, "year": 1960}
+    record = {"_id": "t5", "title": "Flutter", "text": "wing flutter", "metadata": own}
+    corpus.write_text(json.dumps(record) + "\n")
+    build_index(corpus, tmp_path / "own", "bm25", show_progress=False)
+    metadata = TesseraRetriever.from_paths(tmp_path / "own", k=1).invoke("wing flutter")[0].metadata
+    assert metadata["doc_id"] == "t5" and metadata["rank"] == 1 and metadata["title"] == "Flutter"
+    assert {key: metadata[f"own_{key}"] for key in ("score", "doc_id", "title", "rank")} == {
+        key: own[key] for key in ("score", "doc_id", "title", "rank")
+    }
+    assert metadata["year"] == 1960

@@ -6,6 +6,8 @@ store, refused input that leaves the index as it was, and the store emptied and 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -176,3 +178,52 @@ def test_replacing_every_document_rebuilds_the_same_kind_of_index(tmp_path: Path
     manifest = Manifest.read(tmp_path / "hnsw", verify=False)
     assert (manifest.factory, manifest.chunking["tokens"], manifest.chunking["overlap"]) == ("HNSW32", 16, 4)
     assert [d.id for d in store.similarity_search("shell buckling", k=1)] == ["d2"]
+
+
+def test_two_processes_creating_one_store_both_add(tmp_path: Path) -> None:
+    """The second process's first add found the directory the first had just built: "already
+    exists", and its texts were not added."""
+    script = (
+        "import sys; from tessera.integrations.langchain import TesseraVectorStore\n"
+        "store = TesseraVectorStore(sys.argv[1], encoder='bm25')\n"
+        "name = sys.argv[2]\n"
+        "store.add_texts([f'text {name} {i}' for i in range(3)], ids=[f'{name}{i}' for i in range(3)])\n"
+    )
+    path = tmp_path / "race"
+    runs = [
+        subprocess.Popen([sys.executable, "-c", script, str(path), name], stderr=subprocess.PIPE, text=True)
+        for name in ("A", "B")
+    ]
+    assert [run.wait(timeout=300) for run in runs] == [0, 0], [run.stderr.read() for run in runs]
+    assert sorted(TesseraVectorStore(path).store.ids()) == ["A0", "A1", "A2", "B0", "B1", "B2"]
+
+
+def test_a_store_path_that_is_not_an_index_and_bad_searches_are_refused(
+    head_store: TesseraVectorStore, tmp_path: Path
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "notes.txt").write_text("mine")
+    for path, said in [
+        (afile, "is a file: a vector store's directory holds one index"),
+        (tmp_path / "folder", "is a folder that is not a Tessera index"),
+        (afile / "store", "afile is a file, not a folder"),
+    ]:
+        with pytest.raises(TesseraError, match=said):
+            TesseraVectorStore(path)
+    assert (tmp_path / "folder" / "notes.txt").read_text() == "mine"
+    (tmp_path / "empty").mkdir()  # an empty folder made for the store is where it builds
+    TesseraVectorStore(tmp_path / "empty", encoder="bm25").add_texts(["a cone in supersonic flow"], ids=["c"])
+    assert [d.id for d in TesseraVectorStore(tmp_path / "empty").similarity_search("cone", k=1)] == ["c"]
+    for call in (
+        lambda: head_store.similarity_search("flow", k=0),
+        lambda: head_store.max_marginal_relevance_search("flow", k=0),  # was []
+        lambda: head_store.similarity_search("flow", k="2"),  # was a TypeError
+    ):
+        with pytest.raises(TesseraError, match="k"):
+            call()
+    with pytest.raises(TesseraError, match="NaN or infinite"):  # was []
+        head_store.similarity_search_by_vector([float("nan")] * 384, k=2)
+    with pytest.raises(TesseraError, match="vectors of 384 numbers are searched"):
+        head_store.similarity_search_by_vector([0.1] * 3, k=2)

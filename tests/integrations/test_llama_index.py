@@ -54,6 +54,8 @@ def test_a_query_engine_answers_from_fused_hits(
 def test_wrong_options_fail_when_made(loaded: dict[str, Index]) -> None:
     with pytest.raises(TesseraError, match="unknown search option 'rerank'"):
         TesseraRetriever([loaded["head-minilm"]], options={"rerank": "minilm"})
+    with pytest.raises(TesseraError, match="unknown fusion 'nope'"):  # was made, and failed when asked
+        TesseraRetriever([loaded["head-minilm"], loaded["head-bm25"]], options={"fusion": "nope"})
     with pytest.raises(TesseraError, match="budget must be at least 1 token, got 0"):
         TesseraCompress(compress="truncation", budget=0)
 

@@ -40,3 +40,16 @@ def test_folders_and_unknown_names(tmp_path: Path) -> None:
             call("mini-lm")
     with pytest.raises(EncoderError, match="runtimes .* apply to sentence-transformers"):
         encoder_kind("bm25:k1=1.0@onnx")
+
+
+def test_a_missing_model_folder_is_said_before_the_hubs_words(tmp_path: Path) -> None:
+    """`--rerank cross-encoder:out/ce` before training it answered "We couldn't connect to
+    'https://huggingface.co'" (offline), not that there is no such folder."""
+    from tessera.retrieval.rerank import load_reranker
+
+    missing = tmp_path / "out" / "ce"
+    said = f"cannot load cross-encoder '{missing}': no folder '{missing}' here"
+    with pytest.raises(EncoderError, match=said):
+        load_reranker(f"cross-encoder:{missing}")
+    with pytest.raises(EncoderError, match=f"no folder '{missing}' here, and as a Hugging Face hub name"):
+        load_encoder(str(missing))

@@ -328,3 +328,13 @@ def test_malformed_json_is_located_by_character_not_named_a_field(client: TestCl
     json_type = {"content-type": "application/json"}
     got = client.post("/v1/search", content='{"queries":["wing"', headers=json_type)
     assert got.status_code == 400 and got.json()["error"].startswith("malformed JSON at character 18")
+
+
+def test_models_one_by_one_and_methods_allowed(client: TestClient) -> None:
+    """OpenAI's `models.retrieve` reads `GET /v1/models/{name}`; a 405 says what is allowed."""
+    listed = client.get("/v1/models").json()["data"]
+    assert client.get("/v1/models/head-minilm").json() == listed[0]
+    missing = client.get("/v1/models/gpt-4")
+    assert missing.status_code == 404 and "model 'gpt-4' does not exist" in missing.json()["error"]["message"]
+    wrong = client.get("/v1/rerank")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST" and "error" in wrong.json()

@@ -102,22 +102,22 @@ def test_bad_writes_are_json_errors_that_change_nothing(writable, cranfield_docs
     # JSON's escape of a lone surrogate decodes to a str no encoder, index or response can take:
     # every route's body is checked whole, so the field is named wherever it hides
     for path, raw, message in [
-        ("/v1/search", '{"queries": ["wing \\ud800"]}', "field 'queries.0' holds U+D800, a lone surrogate"),
+        ("/v1/search", '{"queries": ["wing \\ud800"]}', "field 'queries[0]' holds U+D800, a lone surrogate"),
         ("/v1/search", '{"queries": ["wing"], "filter": {"year": "\\udfff"}}', "field 'filter.year' holds"),
-        (f"{url}/documents", '{"documents": [{"id": "s1", "text": "x \\ud800"}]}', "'documents.0.text'"),
+        (f"{url}/documents", '{"documents": [{"id": "s1", "text": "x \\ud800"}]}', "'documents[0].text'"),
         (
             f"{url}/documents",
             '{"documents": [{"id": "s1", "text": "x", "metadata": {"\\ud800": 1}}]}',
-            "a key in 'documents.0.metadata' holds U+D800",
+            "a key in 'documents[0].metadata' holds U+D800",
         ),
-        (f"{url}/delete", '{"ids": ["\\ud800"]}', "field 'ids.0'"),
-        ("/v1/embeddings", '{"input": ["\\ud800"], "model": "head-minilm"}', "field 'input.0' holds U+D800"),
+        (f"{url}/delete", '{"ids": ["\\ud800"]}', "field 'ids[0]'"),
+        ("/v1/embeddings", '{"input": ["\\ud800"], "model": "head-minilm"}', "field 'input[0]' holds U+D800"),
         ("/v1/rag", '{"query": "wing \\ud800"}', "field 'query' holds U+D800"),
-        ("/v1/rerank", '{"query": "wing", "documents": [{"text": "\\ud800"}]}', "'documents.0.text' holds"),
+        ("/v1/rerank", '{"query": "wing", "documents": [{"text": "\\ud800"}]}', "'documents[0].text' holds"),
         (
             "/v1/chat/completions",
             '{"messages": [{"role": "user", "content": [{"type": "text", "text": "\\ud800"}]}]}',
-            "field 'messages.0.content.0.text' holds U+D800",
+            "field 'messages[0].content[0].text' holds U+D800",
         ),
     ]:
         response = service.post(path, content=raw, headers={"content-type": "application/json"})
@@ -133,3 +133,14 @@ def test_bad_writes_are_json_errors_that_change_nothing(writable, cranfield_docs
     assert (
         raced.status_code == 404 and raced.json()["error"] == "unknown document id '2' in index 'head-minilm'"
     )
+
+
+def test_deleting_every_document_is_a_conflict_not_a_missing_id(writable) -> None:
+    """It was a 404, the status of an id not in the index."""
+    client, copies = writable
+    ids = list(Index.load(copies["head-bm25"]).docstore.ids())
+    got = client.post("/v1/indexes/head-bm25/delete", json={"ids": ids})
+    assert got.status_code == 409 and "would leave the index empty" in got.json()["error"]
+    titled = {"id": "t-null", "text": "a note on wing flutter", "title": None, "metadata": None}
+    added = client.post("/v1/indexes/head-bm25/documents", json={"documents": [titled]})
+    assert added.status_code == 200 and added.json()["added"] == 1

@@ -52,6 +52,9 @@ def test_document_and_query_vectors_are_the_index_encoders(
         ({"input": [], "model": "head-minilm"}, 400, "no text to embed"),
         ({"input": [[101, 2023]], "model": "head-minilm"}, 400, "input"),
         ({"input": ["a", "b", "c"], "model": "head-minilm"}, 413, "at most 2 per request"),
+        ({"input": TEXTS, "model": "head-minilm", "dimensions": "384"}, 400, "field 'dimensions'"),
+        ({"input": TEXTS, "model": "head-minilm", "dimensions": True}, 400, "field 'dimensions'"),
+        ({"input": 7, "model": "head-minilm"}, 400, "field 'input.str': Input should be a valid string"),
     ],
 )
 def test_what_cannot_be_embedded_is_refused(make_app, body: dict, status: int, message: str) -> None:
@@ -66,3 +69,13 @@ def test_a_token_index_gives_no_embeddings(cranfield_tokens: Path) -> None:
         wait_ready(client.get)
         response = client.post("/v1/embeddings", json={"input": TEXTS})
     assert response.status_code == 400 and "one vector per token" in response.json()["error"]["message"]
+
+
+def test_without_a_model_the_first_index_with_vectors_embeds(make_app) -> None:
+    """A BM25 index served first no longer answers every model-less request with a 400;
+    `null` for an optional field is the same as leaving it out."""
+    with TestClient(make_app(("head-bm25", "head-minilm"))) as client:
+        wait_ready(client.get)
+        nulls = {"model": None, "encoding_format": None, "input_type": None, "dimensions": None}
+        got = client.post("/v1/embeddings", json={"input": TEXTS, **nulls})
+        assert got.status_code == 200 and got.json()["model"] == "head-minilm"

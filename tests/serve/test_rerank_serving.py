@@ -116,8 +116,13 @@ def test_the_rerank_api_scores_a_clients_texts(reranking: TestClient) -> None:
         ({"query": "wing", "documents": []}, 400, "no document to rerank"),
         ({"query": " ", "documents": ["a"]}, 400, "query 1 of 1 is empty"),
         ({"query": "wing", "documents": ["a"], "top_n": 0}, 400, "top_n"),
-        ({"query": "wing", "documents": [{"title": "no text"}]}, 400, "documents.0"),
+        ({"query": "wing", "documents": [{"title": "no text"}]}, 400, "documents[0]"),
         ({"query": "wing", "documents": ["a"] * 6}, 413, "at most 5 per request"),
+        # JSON types as given: true was 1 result, "2" two, "yes" returned the documents
+        ({"query": "wing", "documents": ["a", "b"], "top_n": True}, 400, "field 'top_n'"),
+        ({"query": "wing", "documents": ["a", "b"], "top_n": "2"}, 400, "field 'top_n'"),
+        ({"query": "wing", "documents": ["a"], "return_documents": "yes"}, 400, "field 'return_documents'"),
+        ({"query": "wing", "documents": ["a"], "return_documents": 1}, 400, "field 'return_documents'"),
     ],
 )
 def test_what_cannot_be_reranked_is_refused(make_app, body: dict, status: int, message: str) -> None:
@@ -132,15 +137,27 @@ def test_the_rerank_api_without_a_reranker_is_a_400(client: TestClient) -> None:
     assert got.status_code == 400 and "--rerank SPEC" in got.json()["error"]
 
 
-def test_a_small_max_k_caps_only_the_depths_a_request_uses(make_app) -> None:
-    """The default rerank_depth (100) and depth (100) are not used without --rerank or fusion."""
+def test_a_small_max_k_caps_the_default_depths_and_refuses_deeper_given_ones(make_app) -> None:
+    """The default depth and rerank_depth (100) are cut to --max-k (every fused search under
+    `--max-k 50` was a 400); a depth a request gives over it is refused."""
     with TestClient(make_app(max_k=5)) as client:
         wait_ready(client.get)
         plain = client.post("/v1/search", json={"queries": ["wing"], "k": 5, "index": "head-bm25"})
         assert plain.status_code == 200 and len(plain.json()["results"][0]["hits"]) == 5
         fused = {"queries": ["wing"], "k": 5, "indexes": ["head-bm25", "head-minilm"]}
         got = client.post("/v1/search", json=fused)
-        assert got.status_code == 400 and "field 'depth': at most 5" in got.json()["error"]
-        assert client.post("/v1/search", json={**fused, "depth": 5}).status_code == 200
-        reranked = {"queries": ["wing"], "k": 5, "index": "head-bm25", "rerank": True}
+        assert got.status_code == 200, got.text
+        shallow = client.post("/v1/search", json={**fused, "depth": 5})
+        assert got.json()["results"] == shallow.json()["results"]
+        deeper = client.post("/v1/search", json={**fused, "depth": 6})
+        assert deeper.status_code == 400 and "field 'depth': at most 5, got 6" in deeper.json()["error"]
+        reranked = {"queries": ["wing"], "k": 5, "index": "head-bm25", "rerank": True, "rerank_depth": 6}
         assert "field 'rerank_depth'" in client.post("/v1/search", json=reranked).json()["error"]
+
+
+def test_null_is_an_absent_optional_field(reranking: TestClient) -> None:
+    body = {"query": "wing", "documents": ["a", "b"]}
+    nulls = {"top_n": None, "return_documents": None, "model": None}
+    given = reranking.post("/v1/rerank", json={**body, **nulls})
+    assert given.status_code == 200
+    assert given.json()["results"] == reranking.post("/v1/rerank", json=body).json()["results"]

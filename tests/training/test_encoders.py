@@ -118,6 +118,10 @@ def test_colbert_then_xtr_on_top_learn_and_load(tiny: Path, tmp_path: Path) -> N
     assert losses[-1] < 0.7 * losses[0]
     model = MultiVectorEncoder(str(colbert))
     assert model.encode_query(["shock waves"])[0].shape == (32, 128)
+    # --max-length 32 cut the training documents only: the saved model reads 256 tokens of each
+    assert model[0].document_length == 256
+    long = " ".join(["the boundary layer on a flat plate at high mach numbers"] * 8)
+    assert model.encode_document([long])[0].shape[0] > 32
 
     xtr = train_multivector(
         tiny, tmp_path / "xtr", scoring="xtr", base=colbert, top_k=64, learning_rate=1e-4, **LEARN

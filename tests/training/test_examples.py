@@ -145,3 +145,35 @@ def test_synthetic_few_shot_examples_miss_a_split_quietly_but_never_a_dataset(da
     with pytest.raises(TesseraError, match="'cranfield' has no 'train' split") as info:
         judged_split("cranfield", "train", ["qrels"])
     assert info.value.field == "split"
+
+
+def test_the_default_pairs_train_a_bare_corpus_on_titles(data_dir: Path, tmp_path: Path) -> None:
+    """`qrels,titles` on a folder holding only a corpus stopped with "not a BEIR folder": qrels is
+    skipped with a warning saying why, titles train. A dataset with judgments but not of the
+    split asked is still an error (a typo of the split is not trained past), saying how to
+    train without them."""
+    source = data_dir / "cranfield-beir"
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "corpus.jsonl").write_text((source / "corpus.jsonl").read_text())
+    said = r"pair source 'qrels' gives no training pair \(not a BEIR folder"
+    with pytest.warns(TesseraWarning, match=said):
+        assert judged_split(bare, "train", ("qrels", "titles")) is None
+    with pytest.raises(TesseraError, match="not a BEIR folder"):  # qrels alone: nothing else would train
+        judged_split(bare, "train", ("qrels",))
+    examples, counts = build_examples(("qrels", "titles"), dataset_corpus(bare, "train"), None)
+    assert counts["qrels"] == 0 and counts["titles"] > 1000 and {e.source for e in examples} == {"titles"}
+    with pytest.raises(TesseraError, match=r"no split 'dev' .*; or train without judgments: --pairs titles"):
+        judged_split(source, "dev", ("qrels", "titles"))
+
+
+def test_judged_pairs_of_documents_not_in_the_corpus_are_said(data_dir: Path, tmp_path: Path) -> None:
+    """They were left out without a word (`qrels_missing` in training.json only)."""
+    data = load_eval_dataset(data_dir / "cranfield-beir", "train")
+    few = tmp_path / "few.jsonl"
+    with (data_dir / "cranfield-beir" / "corpus.jsonl").open(encoding="utf-8") as source:
+        few.write_text("".join(next(source) for _ in range(100)))
+    said = r"judged pairs are of documents not in the corpus \(e.g. '\d+'\)"
+    with pytest.warns(TesseraWarning, match=said):
+        examples, counts = build_examples(("qrels",), open_corpus(few), data)
+    assert counts["qrels_missing"] > 0 and counts["qrels"] == len(examples) > 0

@@ -142,6 +142,7 @@ def test_synth_queries_options_are_checked_before_generating_and_named_as_given(
         (["--max-docs", "-1"], "field 'max-docs': must be at least 1"),
         (["--filter", "bogus"], "field 'filter': 'bogus' is not an index directory"),
         (["--generator", "none"], "field 'generator': the synthetic source needs a generator"),
+        (["--generator", "gone.jsonl"], "field 'generator': 'gone.jsonl' is no file of queries"),
     ]:
         result = run_cli("data", "synth-queries", str(tiny_corpus), "-o", str(output), *args, check=False)
         assert result.returncode == 1 and message in result.stderr and not output.exists()

@@ -11,6 +11,7 @@ import numpy as np
 
 from tessera import config
 from tessera.errors import EncoderError
+from tessera.models.loading import why_not
 
 BATCH_SIZE = 32
 
@@ -23,7 +24,9 @@ class CrossEncoderReranker:
         try:
             self.model = CrossEncoder(model, device=device or "cpu")
         except (OSError, ValueError) as exc:
-            raise EncoderError(f"cannot load cross-encoder '{model}': {exc}", field="rerank") from None
+            raise EncoderError(
+                f"cannot load cross-encoder '{model}': {why_not(model, exc)}", field="rerank"
+            ) from None
         self.spec = spec
         self.batch_size = batch_size
 
