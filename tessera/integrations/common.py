@@ -4,7 +4,6 @@ framework's retrieved texts."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,26 +12,17 @@ from tessera.models.encoder import Encoder
 from tessera.models.registry import load_encoder
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, check_search
-from tessera.retrieval.query_set import check_search_one, search_one
+from tessera.retrieval.query_set import check_search_one
 from tessera.retrieval.rerank import Reranker, best_first
 
 if TYPE_CHECKING:
     from tessera.rag.compressors.base import Compressor
 
-SEARCH_OPTIONS = frozenset(inspect.signature(search_one).parameters) - {"indexes", "query", "k"}
-
 
 def check_retriever(indexes: Sequence[Index], k: int, options: Mapping[str, Any]) -> None:
     """Wrong options fail when the adapter is made, naming the option, not at the first question."""
-    unknown = sorted(set(options) - SEARCH_OPTIONS)
-    if unknown:
-        raise TesseraError(
-            f"unknown search option {', '.join(map(repr, unknown))}; "
-            f"options: {', '.join(sorted(SEARCH_OPTIONS))}",
-            field="options",
-        )
-    check_search([], k)
     check_search_one(indexes, **options)
+    check_search([], k)
 
 
 def content(hit: Hit) -> str:

@@ -3,8 +3,10 @@ run of any size can be written as it is searched (`tessera search --queries --ru
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from tessera.data.metadata import Filter, parse_filter
 from tessera.errors import TesseraError, whole_number
@@ -176,33 +178,30 @@ def passages_per_document(index: Index, k: int, filter: Filter | None = None, fu
     return max(1, -(-k // max(documents, 1)))
 
 
-def check_search_one(
-    indexes: Sequence[Index],
-    depth: int = 100,
-    fusion: str = "rrf",
-    weights: Sequence[float] | None = None,
-    reranker: Reranker | str | None = None,
-    rerank_depth: int = RERANK_DEPTH,
-    filter: Filter | None = None,
-    mmr: Mmr | float | None = None,
-    per_document: int = 1,
-    doc_ids: Iterable[str] | None = None,
-) -> None:
-    """`search_one`'s options checked without a search (nor a model loaded): what a framework's
-    retriever checks when it is made, so a wrong one fails there, naming it."""
+def check_search_one(indexes: Sequence[Index], **options: Any) -> None:
+    """`search_one`'s options (keywords, its defaults where left out) checked without a search
+    (nor a model loaded): what a framework's retriever checks when it is made, so a wrong one
+    fails there, naming it."""
+    unknown = sorted(set(options) - set(SEARCH_DEFAULTS))
+    if unknown:
+        known = ", ".join(sorted(SEARCH_DEFAULTS))
+        raise TesseraError(
+            f"unknown search option {', '.join(map(repr, unknown))}; options: {known}", field="options"
+        )
+    given = {**SEARCH_DEFAULTS, **options}
     if not indexes:
         raise TesseraError("no index to retrieve from", field="indexes")
-    check_rerank_depth(rerank_depth)
-    check_depth(depth)
-    check_per_document(per_document, len(indexes), indexes[0])
+    check_rerank_depth(given["rerank_depth"])
+    check_depth(given["depth"])
+    check_per_document(given["per_document"], len(indexes), indexes[0])
     if len(indexes) > 1:
-        check_fusion(fusion, weights, len(indexes))
-        if doc_ids is not None:
+        check_fusion(given["fusion"], given["weights"], len(indexes))
+        if given["doc_ids"] is not None:
             raise TesseraError("a search among given ids takes one index, not several fused", field="doc_ids")
-    if isinstance(reranker, str):
-        check_reranker_spec(reranker)
-    parse_filter(filter)
-    as_mmr(mmr)
+    if isinstance(given["reranker"], str):
+        check_reranker_spec(given["reranker"])
+    parse_filter(given["filter"])
+    as_mmr(given["mmr"])
 
 
 def search_one(
@@ -225,8 +224,8 @@ def search_one(
     `filter`, among the documents it selects; with `mmr`, the k picked for relevance and novelty;
     `per_document` (one chunked index): up to that many passages of one document; `doc_ids` (one
     index): among those documents only."""
-    options = (depth, fusion, weights, reranker, rerank_depth, filter, mmr, per_document, doc_ids)
-    check_search_one(indexes, *options)
+    options = {name: value for name, value in locals().items() if name in SEARCH_DEFAULTS}
+    check_search_one(indexes, **options)
     reranker = load_reranker(reranker) if isinstance(reranker, str) else reranker
     mmr = as_mmr(mmr)
     first = first_stage_depth(k, reranker is not None, rerank_depth, mmr)
@@ -240,6 +239,14 @@ def search_one(
     if reranker is not None:
         hits = rerank(reranker, [query], [hits], rerank_depth)[0]
     return (diversify(mmr, [hits], k, indexes)[0] if mmr is not None else hits)[:k]
+
+
+# search_one's options and their defaults, one source for the adapters' checks and `check_search_one`
+SEARCH_DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(search_one).parameters.items()
+    if name not in ("indexes", "query", "k")
+}
 
 
 def search_run(indexes: Sequence[Index], queries: Mapping[str, str], **options) -> Run:
