@@ -202,7 +202,7 @@ class FaissBackend:
         index = faiss.index_gpu_to_cpu(self.index) if self.on_gpu else self.index
         if not isinstance(index, (faiss.IndexFlat, faiss.IndexHNSWFlat)):
             raise TesseraError(
-                f"reindex reads the vectors of Flat and HNSW indexes, not of a {type(index).__name__}: "
+                f"reindex reads the vectors of Flat and HNSW indexes, not of {type(index).__name__}: "
                 "index the corpus again (`tessera index`)",
                 field="factory",
             )

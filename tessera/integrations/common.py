@@ -38,7 +38,13 @@ def hit_metadata(hit: Hit) -> dict[str, Any]:
     `offsets` in its document); a document's own field of one of those names is kept as
     `own_NAME`, not overwritten."""
     own = hit.metadata or {}
-    metadata = {f"own_{key}" if key in HIT_KEYS else key: value for key, value in own.items()}
+    metadata = {key: value for key, value in own.items() if key not in HIT_KEYS}
+    for key in HIT_KEYS:
+        if key in own:
+            kept = f"own_{key}"
+            while kept in own or kept in metadata:  # a document holding own_score too
+                kept = f"own_{kept}"
+            metadata[kept] = own[key]
     metadata |= {"doc_id": hit.doc_id, "title": hit.title, "score": hit.score, "rank": hit.rank}
     if hit.offsets is not None:
         metadata["offsets"] = list(hit.offsets)

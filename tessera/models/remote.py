@@ -27,6 +27,8 @@ from tessera.openai_http import OpenAIClient, is_url, normalize_base_url, snippe
 BATCH = 64  # texts a request: below every server's input limit (OpenAI's is 2048)
 PROBE = "dimension probe"
 
+DEFAULT_MODEL = "default"  # the model an endpoint spec without #MODEL asks for
+
 
 def is_remote_spec(spec: str) -> bool:
     return is_url(spec)
@@ -35,7 +37,7 @@ def is_remote_spec(spec: str) -> bool:
 def canonical_remote_spec(spec: str) -> str:
     """`http://host:8080#m` -> `http://host:8080/v1#m`; no fragment -> `#default`."""
     base, _, model = spec.partition("#")
-    return f"{normalize_base_url(base, 'encoder', EncoderError)}#{model or 'default'}"
+    return f"{normalize_base_url(base, 'encoder', EncoderError)}#{model or DEFAULT_MODEL}"
 
 
 class RemoteEncoder:

@@ -70,8 +70,11 @@ def as_mmr(mmr: Mmr | float | None, depth: int | None = None) -> Mmr | None:
 
 def mmr_order(relevance: np.ndarray, vectors: np.ndarray, k: int, weight: float) -> list[tuple[int, float]]:
     """(candidate, MMR value) for the first k picks; `vectors` unit-length rows, ties going to the
-    earlier candidate (the ranking's order)."""
+    earlier candidate (the ranking's order). A zero row (a blank document's) counts as like
+    whatever is picked: nothing is no novelty (cosine 0 to everything made blank documents
+    crowd the picks)."""
     n = len(relevance)
+    blank = ~np.any(vectors, axis=1)
     likeness = np.full(n, -np.inf)  # each candidate's highest cosine with a chosen one
     free = np.ones(n, dtype=bool)
     picks: list[tuple[int, float]] = []
@@ -81,7 +84,7 @@ def mmr_order(relevance: np.ndarray, vectors: np.ndarray, k: int, weight: float)
         best = int(np.argmax(value))
         picks.append((best, float(value[best])))
         free[best] = False
-        likeness = np.maximum(likeness, vectors @ vectors[best])
+        likeness = np.maximum(likeness, np.where(blank, 1.0, vectors @ vectors[best]))
     return picks
 
 

@@ -30,12 +30,12 @@ def similar(index: Index, doc_id: str, k: int = 10, with_text: bool = False) -> 
         raise TesseraError(f"no document '{doc_id}' in {index.root}", field="doc_id")
     vector = index.stored_vectors([doc_id]) if index.manifest.metric == "ip" else None
     words = doc.contents.split()[:SIMILAR_WORDS]
-    if vector is not None:
-        found = index.search_vectors(vector, k + 1)[0]
-    elif words:
-        found = index.search(" ".join(words), k + 1)
-    else:  # an empty list alone reads as "nothing is like it"
+    if not words:  # its stored vector is the zero vector (or a PQ code of it): like nothing
         warnings.warn(TesseraWarning(f"document '{doc_id}' has no words to search by"), stacklevel=2)
         found = []
+    elif vector is not None:
+        found = index.search_vectors(vector, k + 1)[0]
+    else:
+        found = index.search(" ".join(words), k + 1)
     hits = [replace(h, rank=rank) for rank, h in enumerate((h for h in found if h.doc_id != doc_id), 1)][:k]
     return index.with_text([hits])[0] if with_text else hits

@@ -34,7 +34,7 @@ from tessera.serve.metrics import RequestMetrics, exposition
 from tessera.serve.pool import IndexPool, Loader
 from tessera.serve.rag import RagService
 from tessera.serve.reranking import RerankBody, RerankService
-from tessera.serve.schemas import RagBody, SearchBody, hit_json
+from tessera.serve.schemas import DEFAULT_K, RagBody, SearchBody, hit_json
 from tessera.serve.settings import ServeSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -95,16 +95,22 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    def check_k(k: int, field: str = "k") -> None:
+    def check_k(k: int | None, field: str = "k") -> int:
+        """`k` against `--max-k`; None (not given) is the default 10 cut to the cap."""
+        if k is None:
+            return min(DEFAULT_K, settings.max_k)
         if k > settings.max_k:
             raise ApiError(400, f"field '{field}': at most {settings.max_k}, got {k}")
+        return k
 
-    def check_depths(body, fused: bool) -> None:
-        """The depths a request uses, against `--max-k`: `depth` when it fuses, `rerank_depth`
-        when it reranks (their defaults would otherwise refuse every request under a small cap)."""
-        for name, used in (("depth", fused), ("rerank_depth", body.rerank), ("mmr_depth", body.mmr_depth)):
-            if used and name not in body.model_fields_set and getattr(body, name) > settings.max_k:
-                setattr(body, name, settings.max_k)  # a default deeper than the cap: the cap
+    def check_caps(body, fused: bool) -> None:
+        """`k` and the depths a request uses, against `--max-k`: `depth` when it fuses,
+        `rerank_depth` when it reranks; a default over the cap (k 10, the depths 100) is cut to it
+        (it refused every request under a small cap), a value given over it is refused."""
+        uses = (("k", True), ("depth", fused), ("rerank_depth", body.rerank), ("mmr_depth", body.mmr_depth))
+        for name, used in uses:
+            if used and name not in body.model_fields_set:
+                setattr(body, name, min(getattr(body, name), settings.max_k))
             elif used:
                 check_k(getattr(body, name), name)
 
@@ -150,15 +156,15 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
     @app.get("/v1/search", response_model=None)
     async def search_one(
         q: Annotated[str, Query(description="Query text.")],
-        k: int = 10,
+        k: int | None = None,
         index: str | None = None,
         text: bool = True,
         filter: Annotated[str | None, Query(description="A metadata filter, as JSON.")] = None,
         mmr: Annotated[float | None, Query(ge=0, le=1, description="An MMR weight.")] = None,
     ) -> JSONResponse:
         started = time.perf_counter()
+        k = check_k(k)
         check_search([q], k)
-        check_k(k)
         served = pool.get(index)
         diversity = as_mmr(mmr)
         restrict = await pool.restriction(served.name, filter, None)
@@ -174,9 +180,8 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
         if len(body.queries) > settings.max_queries:
             raise ApiError(413, f"{len(body.queries)} queries; at most {settings.max_queries} per request")
         check_search(body.queries, body.k)
-        check_k(body.k)
         names = pool.names(body.index, body.indexes)
-        check_depths(body, fused=len(names) > 1)
+        check_caps(body, fused=len(names) > 1)
         check_retrieval(len(names) - 1, body.fusion, body.weights)
         diversity = as_mmr(body.mmr, body.mmr_depth)
         first = reranking.first_stage_k(body.rerank, body.k, body.rerank_depth, diversity)
@@ -224,12 +229,12 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
 
     @app.get("/v1/similar/{doc_id:path}", response_model=None)
     async def more_like(
-        doc_id: str, index: str | None = None, k: int = 10, text: bool = True
+        doc_id: str, index: str | None = None, k: int | None = None, text: bool = True
     ) -> JSONResponse:
         """The documents most like one of the index's own (retrieval/similar.py)."""
         started = time.perf_counter()
+        k = check_k(k)
         check_search([], k)
-        check_k(k)
         served = pool.get(index)
         doc = (await pool.documents(served.name, [doc_id])).get(doc_id)
         if doc is None:
@@ -241,14 +246,12 @@ def create_app(settings: ServeSettings, load: Loader | None = None) -> FastAPI:
 
     @app.post("/v1/rag", response_model=None)
     async def rag_answer(body: RagBody) -> Response:
-        check_k(body.k)
-        check_depths(body, fused=len(pool.names(body.index, body.indexes)) > 1)
+        check_caps(body, fused=len(pool.names(body.index, body.indexes)) > 1)
         return await rag.answer(body)
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completion(body: ChatBody) -> Response:
-        check_k(body.k)
-        check_depths(body, fused=len(body.indexes or ()) > 1)
+        check_caps(body, fused=len(body.indexes or ()) > 1)
         return await chat.complete(body)
 
     @app.get("/v1/models")

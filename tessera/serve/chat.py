@@ -36,7 +36,7 @@ from tessera.rag.tokens import Message
 from tessera.serve.errors import ApiError
 from tessera.serve.pool import IndexPool
 from tessera.serve.rag import RagService
-from tessera.serve.schemas import JsonObject, RagBody, RequestBody
+from tessera.serve.schemas import DEFAULT_K, JsonObject, RagBody, RequestBody
 
 DEFAULT_MAX_TOKENS = 256
 
@@ -61,7 +61,7 @@ class ChatBody(RequestBody):
     max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
     n: int = Field(default=1, ge=1, le=1)
     # Tessera's RAG options, as POST /v1/rag takes them (RAG_OPTIONS: every one is handed on).
-    k: int = 10
+    k: int = DEFAULT_K
     indexes: list[str] | None = None  # two or more: retrieved from them fused; `model` is then not read
     depth: int = Field(default=100, ge=1)
     fusion: str = "rrf"

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ConfigDict, Field
 
+from tessera.models.remote import DEFAULT_MODEL
 from tessera.serve.errors import ApiError
 from tessera.serve.pool import IndexPool, Served
 from tessera.serve.schemas import RequestBody
@@ -38,7 +39,7 @@ class EmbeddingsBody(RequestBody):
 def _served(pool: IndexPool, model: str | None) -> Served:
     """The index a request's `model` names, by name or by its encoder spec; without one the first
     served index that gives embeddings (not a BM25 or token index served before it)."""
-    if model is None:
+    if model is None or (model == DEFAULT_MODEL and model not in pool.served):
         first = pool.get(None)
         return next((served for served in pool.served.values() if _embeds(served)), first)
     if model in pool.served:

@@ -69,6 +69,16 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _allowed(request: Request) -> str:
+    """Every method some route of the request's path takes (`GET, POST` for /v1/search)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        pattern, taken = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if pattern is not None and taken and pattern.match(request.url.path):
+            methods |= taken
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error(exc.status, exc.message, request.url.path)
@@ -81,7 +91,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error(400, _validation_message(exc), request.url.path)
 
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail), request.url.path, exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:  # starlette's Allow names the first route of the path only
+            headers = {**(headers or {}), "Allow": _allowed(request)}
+        return error(exc.status_code, str(exc.detail), request.url.path, headers)
 
     async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
         return error(503, f"overloaded: {exc}; retry shortly", request.url.path)

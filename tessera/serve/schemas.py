@@ -11,6 +11,8 @@ from tessera.data.document import text_problem
 from tessera.retrieval.hits import Hit
 from tessera.serve.snippets import snippet
 
+DEFAULT_K = 10  # hits a request gets when it names no k (cut to `--max-k` when that is lower)
+
 
 def _lone_surrogate(value: Any, path: str) -> str | None:
     """The first string in a decoded JSON value (keys included) that is not Unicode text, as
@@ -72,7 +74,7 @@ class SearchBody(RequestBody):
 
     model_config = ConfigDict(extra="forbid")
     queries: list[str] = Field(min_length=1)
-    k: int = 10
+    k: int = DEFAULT_K
     index: str | None = None
     indexes: list[str] | None = None
     params: dict[str, float | str] = Field(default_factory=dict)  # search parameters, e.g. nprobe
@@ -96,7 +98,7 @@ class RagBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     query: str
     search_query: str | None = None  # searched instead of the query (a follow-up's; prepare's)
-    k: int = 10
+    k: int = DEFAULT_K
     index: str | None = None
     indexes: list[str] | None = None
     depth: int = Field(default=100, ge=1)  # fused retrieval: hits taken from each index

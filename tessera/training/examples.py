@@ -93,7 +93,8 @@ def judged_split(dataset: str | Path | EvalDataset, split: str, sources: Sequenc
                 )
         except DatasetError as exc:
             others = ",".join(source for source in sources if source != "qrels")
-            if others and exc.field == "dataset":  # a bare corpus, no judgments: the others train
+            bare = exc.field == "dataset" and Path(dataset).expanduser().is_dir()  # a typo is no folder
+            if others and bare:  # a folder holding a corpus only, no judgments: the others train
                 message = f"pair source 'qrels' gives no training pair ({exc.message}); skipped"
                 warnings.warn(TesseraWarning(message, file=exc.file, field="pairs"), stacklevel=2)
                 return None

@@ -42,7 +42,7 @@ from tessera.models.dense import DenseEncoder
 from tessera.models.runtimes import split_runtime
 from tessera.progress import progress_bar
 from tessera.training.examples import build_examples, dataset_corpus, judged_split, parse_sources
-from tessera.training.synthetic import SyntheticSettings
+from tessera.training.synthetic import SyntheticSettings, check_synthetic_spec
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -361,6 +361,8 @@ def train_jpq(
     index = load_pq_index(source, manifest)
     doc_ids = (source / "docids.txt").read_text(encoding="utf-8").splitlines()
     settings = SyntheticSettings(generator=synthetic, max_docs=synthetic_docs)
+    if "synthetic" in parse_sources(pairs):
+        check_synthetic_spec(synthetic)
     found = _training_pairs(dataset, split, source, parse_sources(pairs), seed, settings)
     queries = group_pairs(found, doc_ids)
     if not queries:

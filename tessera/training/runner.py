@@ -32,7 +32,7 @@ from tessera.indexing import staging
 from tessera.indexing.manifest import utc_now
 from tessera.training.examples import build_examples, dataset_corpus, judged_split, parse_sources
 from tessera.training.negatives import check_negatives, document_texts, mine_negatives, negatives_index
-from tessera.training.synthetic import SyntheticSettings
+from tessera.training.synthetic import SyntheticSettings, check_synthetic_spec
 
 PREPARED, EXAMPLES, RECORD = "prepared.json", "examples.jsonl", "training.json"
 Rows = list[dict[str, str]]
@@ -310,6 +310,7 @@ def run_training(dataset: str | Path, output: str | Path, recipe: Recipe, option
     target = new_target(output, options.overwrite, inputs=sources, marker=(RECORD, "a trained model"))
     check_negatives(options.negatives)
     if "synthetic" in parse_sources(options.pairs):
+        check_synthetic_spec(options.synthetic)
         check_negatives(options.synthetic_filter)
     corpus = dataset_corpus(dataset, options.split, options.corpus)
     # Judgments are read even when resuming: a bad dataset or split fails before anything slow.

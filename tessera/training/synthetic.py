@@ -234,14 +234,18 @@ class SyntheticSettings:
             )
         if self.top_k < 1:
             raise TesseraError("must be at least 1", field="synthetic_top_k")
-        spec = self.generator
-        generator = spec in ("none", "local") or spec.startswith("local:") or is_url(spec)
-        if not generator and not Path(spec).expanduser().is_file():
-            raise TesseraError(
-                f"'{spec}' is no file of queries (tessera data synth-queries), nor a generator: "
-                "none, local, local:MODEL or http(s)://HOST/v1[#MODEL]",
-                field="synthetic",
-            )
+
+
+def check_synthetic_spec(spec: str) -> None:
+    """The synthetic source's generator or query file, checked where the source is used, before
+    the generation (a missing file read as a generator's name was "unknown generator")."""
+    generator = spec in ("none", "local") or (spec.startswith("local:") and spec != "local:") or is_url(spec)
+    if not generator and not Path(spec).expanduser().is_file():
+        raise TesseraError(
+            f"'{spec}' is no file of queries (tessera data synth-queries), nor a generator: "
+            "none, local, local:MODEL or http(s)://HOST/v1[#MODEL]",
+            field="synthetic",
+        )
 
 
 def synthetic_queries(
@@ -325,6 +329,7 @@ def write_query_file(
     check_outputs({"output": target}, inputs=[corpus_spec, *([dataset] if dataset is not None else [])])
     if target.exists() and not overwrite:
         raise TesseraError("already exists (use --overwrite to replace it)", file=target)
+    check_synthetic_spec((settings or SyntheticSettings()).generator)
     corpus = open_corpus(corpus_spec)
     documents = list(corpus)
     data = judged_split(dataset, split, ("synthetic",)) if dataset is not None else None

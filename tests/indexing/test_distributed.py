@@ -210,7 +210,9 @@ def test_sharded_index_updates_like_the_merged_one(corpus, queries, single, shar
     assert ids_s == ids_f
     np.testing.assert_allclose(scores_s, scores_f, atol=1e-5)
     assert Index.load(edited).compact() == 0  # no tombstones: Flat and IVF shards remove vectors
-    with pytest.raises(TesseraError, match="IndexIVFFlat shards do not keep exact vectors"):
+    with pytest.raises(
+        TesseraError, match="reindex reads the vectors of Flat shards, not of IndexIVFFlat ones"
+    ):
         reindex(edited, tmp_path / "hnsw", "HNSW32")
 
 

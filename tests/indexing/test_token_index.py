@@ -194,7 +194,7 @@ def test_reindex_puts_the_same_tokens_under_another_faiss_kind(
         np.testing.assert_allclose(
             [h.score for row in ours for h in row], [h.score for row in flat for h in row], atol=1e-4
         )
-    with pytest.raises(TesseraError, match="reindex reads the vectors of Flat and HNSW indexes, not of a"):
+    with pytest.raises(TesseraError, match="reindex reads the vectors of Flat and HNSW indexes, not of"):
         reindex(ivf, tmp_path / "again", "Flat")
     with pytest.raises(TesseraError, match="token indexes take a faiss factory"):
         reindex(cranfield_tokens, tmp_path / "binary", "binary")

@@ -155,13 +155,13 @@ def test_crag_compresses_the_retrieved_documents(loaded: dict[str, Index]) -> No
 def test_a_documents_own_fields_named_like_the_hits_are_kept_aside(tmp_path: Path) -> None:
     """A document's own `score`, `title`, `doc_id` or `rank` was overwritten without a word."""
     corpus = tmp_path / "own.jsonl"
-    own = {"score": 99, "doc_id": "zz", "title": "meta-title", "rank": 7, "year": 1960}
+    own = {"score": 99, "doc_id": "zz", "title": "meta-title", "rank": 7, "year": 1960, "own_score": 1}
     record = {"_id": "t5", "title": "Flutter", "text": "wing flutter", "metadata": own}
     corpus.write_text(json.dumps(record) + "\n")
     build_index(corpus, tmp_path / "own", "bm25", show_progress=False)
     metadata = TesseraRetriever.from_paths(tmp_path / "own", k=1).invoke("wing flutter")[0].metadata
     assert metadata["doc_id"] == "t5" and metadata["rank"] == 1 and metadata["title"] == "Flutter"
-    assert {key: metadata[f"own_{key}"] for key in ("score", "doc_id", "title", "rank")} == {
-        key: own[key] for key in ("score", "doc_id", "title", "rank")
+    assert {key: metadata[f"own_{key}"] for key in ("doc_id", "title", "rank")} == {
+        key: own[key] for key in ("doc_id", "title", "rank")
     }
-    assert metadata["year"] == 1960
+    assert metadata["year"] == 1960 and metadata["own_score"] == 1 and metadata["own_own_score"] == 99

@@ -43,6 +43,14 @@ def test_a_near_copy_waits_behind_a_different_document() -> None:
     assert rescaled(np.array([2.0, 2.0])).tolist() == [1.0, 1.0]
 
 
+def test_blank_documents_do_not_crowd_the_picks_for_their_novelty() -> None:
+    """A blank document's zero vector is cosine 0 to everything: counted as novel, three of them
+    took 10 picks' middle places; counted as like whatever is picked, they come last."""
+    vectors = np.array([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8], [0.0, 0.0], [0.0, 0.0]])
+    relevance = np.array([1.0, 0.8, 0.7, 0.3, 0.3])
+    assert [i for i, _ in mmr_order(relevance, vectors, 5, 0.5)] == [0, 2, 1, 3, 4]
+
+
 @pytest.mark.parametrize("kind", ["bm25", "dense"])
 def test_weight_one_keeps_the_ranking(kind: str, request: pytest.FixtureRequest) -> None:
     index: Index = request.getfixturevalue(kind)

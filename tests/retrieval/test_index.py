@@ -21,10 +21,15 @@ def test_dense_flat_equals_brute_force_numpy(cranfield_dense: Path) -> None:
     stored = faiss.read_index(str(cranfield_dense / "vectors.faiss"))
     doc_vectors = stored.reconstruct_n(0, stored.ntotal)
     encoder = load_encoder("minilm")
-    # The stored vectors are the documents' embeddings, unit length (inner product = cosine).
+    # The stored vectors are the documents' embeddings, unit length (inner product = cosine),
+    # but the zero vector for Cranfield's two documents without words (471 and 995)
     first = encoder.encode_docs([index.document(index.doc_ids[0]).contents])[0]
     np.testing.assert_allclose(doc_vectors[0], first, atol=1e-5)
-    np.testing.assert_allclose(np.linalg.norm(doc_vectors, axis=1), 1.0, atol=1e-5)
+    blank = [i for i, doc_id in enumerate(index.doc_ids) if not index.document(doc_id).contents.strip()]
+    assert [index.doc_ids[i] for i in blank] == ["471", "995"]
+    expected = np.ones(len(doc_vectors))
+    expected[blank] = 0.0
+    np.testing.assert_allclose(np.linalg.norm(doc_vectors, axis=1), expected, atol=1e-5)
 
     queries = [
         "what similarity laws must be obeyed when constructing aeroelastic models",

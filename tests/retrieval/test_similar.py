@@ -41,9 +41,9 @@ def test_bm25_searches_the_documents_words(bm25: Index) -> None:
 
 def test_a_document_without_words(bm25: Index, dense: Index) -> None:
     assert bm25.document("471").contents.split() == []
-    with pytest.warns(TesseraWarning, match="document '471' has no words to search by"):
-        assert similar(bm25, "471") == []  # nothing to search with
-    assert similar(dense, "471", 1)[0].doc_id == "995"  # the other empty document: the same vector
+    for index in (bm25, dense):  # nothing to search with; its dense vector is zero, like nothing
+        with pytest.warns(TesseraWarning, match="document '471' has no words to search by"):
+            assert similar(index, "471") == []
 
 
 def test_unknown_documents_are_refused(bm25: Index) -> None:

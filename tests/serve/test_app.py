@@ -338,3 +338,4 @@ def test_models_one_by_one_and_methods_allowed(client: TestClient) -> None:
     assert missing.status_code == 404 and "model 'gpt-4' does not exist" in missing.json()["error"]["message"]
     wrong = client.get("/v1/rerank")
     assert wrong.status_code == 405 and wrong.headers["allow"] == "POST" and "error" in wrong.json()
+    assert client.put("/v1/search").headers["allow"] == "GET, POST"  # both routes of the path

@@ -79,3 +79,6 @@ def test_without_a_model_the_first_index_with_vectors_embeds(make_app) -> None:
         nulls = {"model": None, "encoding_format": None, "input_type": None, "dimensions": None}
         got = client.post("/v1/embeddings", json={"input": TEXTS, **nulls})
         assert got.status_code == 200 and got.json()["model"] == "head-minilm"
+        # what Tessera's own endpoint encoder asks for without #MODEL
+        asked = client.post("/v1/embeddings", json={"input": TEXTS, "model": "default"})
+        assert asked.status_code == 200 and asked.json()["model"] == "head-minilm"

@@ -142,8 +142,11 @@ def test_a_small_max_k_caps_the_default_depths_and_refuses_deeper_given_ones(mak
     `--max-k 50` was a 400); a depth a request gives over it is refused."""
     with TestClient(make_app(max_k=5)) as client:
         wait_ready(client.get)
-        plain = client.post("/v1/search", json={"queries": ["wing"], "k": 5, "index": "head-bm25"})
+        plain = client.post("/v1/search", json={"queries": ["wing"], "index": "head-bm25"})  # k 10 cut to 5
         assert plain.status_code == 200 and len(plain.json()["results"][0]["hits"]) == 5
+        got = client.get("/v1/search", params={"q": "wing", "index": "head-bm25"})
+        assert got.status_code == 200 and got.json()["k"] == 5
+        assert client.get("/v1/search", params={"q": "wing", "k": 6}).status_code == 400
         fused = {"queries": ["wing"], "k": 5, "indexes": ["head-bm25", "head-minilm"]}
         got = client.post("/v1/search", json=fused)
         assert got.status_code == 200, got.text

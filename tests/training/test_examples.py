@@ -161,6 +161,9 @@ def test_the_default_pairs_train_a_bare_corpus_on_titles(data_dir: Path, tmp_pat
         assert judged_split(bare, "train", ("qrels", "titles")) is None
     with pytest.raises(TesseraError, match="not a BEIR folder"):  # qrels alone: nothing else would train
         judged_split(bare, "train", ("qrels",))
+    for typo in ("cranfeild", str(bare / "corpus.jsonl")):  # no folder: a mistake, not a bare corpus
+        with pytest.raises(TesseraError):
+            judged_split(typo, "train", ("qrels", "titles"))
     examples, counts = build_examples(("qrels", "titles"), dataset_corpus(bare, "train"), None)
     assert counts["qrels"] == 0 and counts["titles"] > 1000 and {e.source for e in examples} == {"titles"}
     with pytest.raises(TesseraError, match=r"no split 'dev' .*; or train without judgments: --pairs titles"):

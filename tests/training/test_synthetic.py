@@ -9,13 +9,15 @@ import pytest
 
 from tessera.data.corpus import open_corpus
 from tessera.data.datasets import load_eval_dataset
-from tessera.errors import DatasetError
+from tessera.errors import DatasetError, TesseraError
 from tessera.indexing.builder import build_index
 from tessera.rag.generators import open_generator
 from tessera.retrieval.index import Index
 from tessera.training.synthetic import (
     QueryCache,
+    SyntheticSettings,
     build_chat,
+    check_synthetic_spec,
     clean_query,
     few_shot_examples,
     generate_queries,
@@ -178,3 +180,14 @@ def test_a_query_file_s_queries_of_unknown_documents_are_left_out_with_a_warning
             corpus, documents, None, {}, SyntheticSettings(generator=str(path)), False
         )
     assert [q.doc_id for q in kept] == [known] and read == 3
+
+
+def test_the_generator_or_file_is_checked_where_the_source_is_used(tmp_path: Path) -> None:
+    """`--synthetic gone.jsonl` was "unknown generator"; an unused `--synthetic` is not checked."""
+    SyntheticSettings(generator=str(tmp_path / "gone.jsonl"))  # train --pairs titles --synthetic ...
+    for spec in (str(tmp_path / "gone.jsonl"), "local:"):
+        with pytest.raises(TesseraError, match="is no file of queries .*, nor a generator") as bad:
+            check_synthetic_spec(spec)
+        assert bad.value.field == "synthetic"
+    for spec in ("local", "none", "local:smollm2", "http://127.0.0.1:9/v1#m"):
+        check_synthetic_spec(spec)
