@@ -23,6 +23,9 @@ from tessera.errors import TesseraError
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})  # busy, overloaded or restarting
 CHUNK = 1 << 16
 
+# the model a client asks for when its spec names none (single-model servers ignore it)
+DEFAULT_MODEL = "default"
+
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     """A redirect is answered as the error it is here: urllib follows 301/302 with a GET, which an

@@ -22,12 +22,10 @@ import numpy as np
 
 from tessera.errors import EncoderError
 from tessera.models.encoder import blank_as_zero
-from tessera.openai_http import OpenAIClient, is_url, normalize_base_url, snippet
+from tessera.openai_http import DEFAULT_MODEL, OpenAIClient, is_url, normalize_base_url, snippet
 
 BATCH = 64  # texts a request: below every server's input limit (OpenAI's is 2048)
 PROBE = "dimension probe"
-
-DEFAULT_MODEL = "default"  # the model an endpoint spec without #MODEL asks for
 
 
 def is_remote_spec(spec: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from tessera.errors import EncoderError, GeneratorError, TesseraError
 from tessera.models.causal_lm import DEFAULT_LLM, load_causal_lm
-from tessera.openai_http import OpenAIClient, is_url, normalize_base_url, snippet
+from tessera.openai_http import DEFAULT_MODEL, OpenAIClient, is_url, normalize_base_url, snippet
 from tessera.rag.messages import content_text
 from tessera.rag.tokens import Message, TokenCounter, token_counter
 
@@ -183,7 +183,7 @@ class OpenAIGenerator:
     ):
         base, _, fragment = url.partition("#")
         self.base_url = normalize_base_url(base, "generator", GeneratorError)
-        self.model = model or fragment or "default"
+        self.model = model or fragment or DEFAULT_MODEL
         self.name = f"{self.base_url}#{self.model}"
         self.tokens = token_counter()
         self.client = OpenAIClient(

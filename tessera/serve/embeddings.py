@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ConfigDict, Field
 
-from tessera.models.remote import DEFAULT_MODEL
+from tessera.openai_http import DEFAULT_MODEL
 from tessera.serve.errors import ApiError
 from tessera.serve.pool import IndexPool, Served
 from tessera.serve.schemas import RequestBody

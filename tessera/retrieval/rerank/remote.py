@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tessera.errors import EncoderError
-from tessera.openai_http import OpenAIClient, normalize_base_url, snippet
+from tessera.openai_http import DEFAULT_MODEL, OpenAIClient, normalize_base_url, snippet
 
 BATCH = 32  # documents a request: under every server's limit (tessera serve's --max-k is 100)
 
@@ -24,7 +24,7 @@ BATCH = 32  # documents a request: under every server's limit (tessera serve's -
 class RemoteReranker:
     def __init__(self, url: str, spec: str, timeout: float = 120.0, retries: int = 2) -> None:
         base, _, model = url.partition("#")
-        self.model = model or "default"
+        self.model = model or DEFAULT_MODEL
         base = normalize_base_url(base, "rerank", EncoderError)
         self.client = OpenAIClient(base, "rerank endpoint", EncoderError, timeout, retries)
         self.spec = spec
