@@ -36,7 +36,7 @@ from tessera.models.registry import canonical_spec, is_single_vector
 from tessera.retrieval.diversify import DEFAULT_ENCODER
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, check_search
-from tessera.retrieval.query_set import SEARCH_DEFAULTS, search_one
+from tessera.retrieval.query_set import check_option_names, search_one
 
 REPLACE_ATTEMPTS = 5  # rebuilds of every document tried while other writers change the directory
 
@@ -206,9 +206,7 @@ class IndexStore:
 
     def search(self, query: str, k: int, filter: Filter | None = None, **options: Any) -> list[Hit]:
         """The top k with their text; `options` are `search_one`'s (`reranker`, `mmr`, ...)."""
-        unknown = sorted(set(options) - set(SEARCH_DEFAULTS))
-        if unknown:
-            raise TesseraError(f"unknown search option {', '.join(map(repr, unknown))}", field="options")
+        check_option_names(options)
         check_search([query], k)  # an MMR search's first stage is deeper than k: k is checked here
         if self.index is None:
             return []

@@ -178,16 +178,21 @@ def passages_per_document(index: Index, k: int, filter: Filter | None = None, fu
     return max(1, -(-k // max(documents, 1)))
 
 
-def check_search_one(indexes: Sequence[Index], **options: Any) -> None:
-    """`search_one`'s options (keywords, its defaults where left out) checked without a search
-    (nor a model loaded): what a framework's retriever checks when it is made, so a wrong one
-    fails there, naming it."""
+def check_option_names(options: Iterable[str]) -> None:
+    """Every name one of `search_one`'s options (an adapter's `options`, a store's keywords)."""
     unknown = sorted(set(options) - set(SEARCH_DEFAULTS))
     if unknown:
         known = ", ".join(sorted(SEARCH_DEFAULTS))
         raise TesseraError(
             f"unknown search option {', '.join(map(repr, unknown))}; options: {known}", field="options"
         )
+
+
+def check_search_one(indexes: Sequence[Index], **options: Any) -> None:
+    """`search_one`'s options (keywords, its defaults where left out) checked without a search
+    (nor a model loaded): what a framework's retriever checks when it is made, so a wrong one
+    fails there, naming it."""
+    check_option_names(options)
     given = {**SEARCH_DEFAULTS, **options}
     if not indexes:
         raise TesseraError("no index to retrieve from", field="indexes")

@@ -28,12 +28,11 @@ def similar(index: Index, doc_id: str, k: int = 10, with_text: bool = False) -> 
     doc = index.document(doc_id)
     if doc is None:
         raise TesseraError(f"no document '{doc_id}' in {index.root}", field="doc_id")
-    vector = index.stored_vectors([doc_id]) if index.manifest.metric == "ip" else None
     words = doc.contents.split()[:SIMILAR_WORDS]
     if not words:  # its stored vector is the zero vector (or a PQ code of it): like nothing
         warnings.warn(TesseraWarning(f"document '{doc_id}' has no words to search by"), stacklevel=2)
         found = []
-    elif vector is not None:
+    elif (vector := index.stored_vectors([doc_id]) if index.manifest.metric == "ip" else None) is not None:
         found = index.search_vectors(vector, k + 1)[0]
     else:
         found = index.search(" ".join(words), k + 1)
