@@ -377,14 +377,33 @@ def test_a_benchmark_count_below_its_minimum_is_a_usage_error(capsys: pytest.Cap
 def test_ctrl_c_in_a_command_says_how_to_resume(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
 ) -> None:
-    """typer turned the KeyboardInterrupt into a silent exit 130, so the line never showed."""
-    from tessera.cli import app, report_errors
+    """typer turned the KeyboardInterrupt into a silent exit 130, so the line never showed; it
+    says "resume" only after a command that resumes (it did after `search` and `info` too)."""
+    from tessera.cli import app, report_errors, resumes
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("tessera.indexing.info.index_info", interrupted)
-    with pytest.raises(SystemExit) as exited:
-        report_errors(lambda: app(args=["info", str(tmp_path)], prog_name="tessera"))
-    assert exited.value.code == 130
-    assert capsys.readouterr().err.strip() == "interrupted: run the same command again to resume"
+    for resumable, said in [
+        (False, "interrupted"),
+        (True, "interrupted (run the same command again to resume)"),
+    ]:
+        with pytest.raises(SystemExit) as exited:
+            report_errors(lambda: app(args=["info", str(tmp_path)], prog_name="tessera"), resumable=resumable)
+        assert exited.value.code == 130
+        assert capsys.readouterr().err.strip() == said
+    assert resumes(["index", "corpus", "-o", "out"]) and resumes(
+        ["--debug", "train", "dense", "--dataset", "x"]
+    )
+    assert resumes(["eval-rag", "idx", "--dataset", "d", "--json", "out.json"])
+    assert resumes(["eval-rag", "idx", "--json=out.json"]) and resumes(
+        ["data", "synth-queries", "c", "-o", "q"]
+    )
+    for argv in (
+        ["search", "idx", "q"],
+        ["info", "idx"],
+        ["eval-rag", "idx", "--dataset", "d"],
+        ["train", "jpq"],
+    ):
+        assert not resumes(argv), argv

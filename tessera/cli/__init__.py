@@ -14,7 +14,20 @@ from tessera.errors import TesseraError, TesseraWarning
 
 __all__ = ["app", "at_least", "main", "report_errors"]
 FULL_DISK = ("No space left on device", "database or disk is full")
-INTERRUPTED = "interrupted: run the same command again to resume"
+INTERRUPTED = "interrupted"
+RESUMES = " (run the same command again to resume)"
+# Commands whose interrupted runs resume; with an option, only when it is given (eval-rag's journal).
+_RESUMABLE = {
+    ("index",): None,
+    ("train", "dense"): None,
+    ("train", "colbert"): None,
+    ("train", "xtr"): None,
+    ("train", "cross-encoder"): None,
+    ("train", "m2"): None,
+    ("data", "synth-queries"): None,
+    ("eval-suite",): None,
+    ("eval-rag",): "--json",
+}
 
 
 def _expand_multi_value(argv: list[str]) -> list[str]:
@@ -62,15 +75,27 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def resumes(argv: list[str]) -> bool:
+    """Whether the command line `argv` (without the program) names a command that an interrupted
+    run of resumes, so that Ctrl-C says so only where it is true (not after `search` or `info`)."""
+    words = [arg for arg in argv if not arg.startswith("-")]
+    for command, needs in _RESUMABLE.items():
+        if tuple(words[: len(command)]) == command:
+            return needs is None or any(arg == needs or arg.startswith(needs + "=") for arg in argv)
+    return False
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
-    report_errors(lambda: app(args=_expand_multi_value(sys.argv[1:]), prog_name="tessera"))
+    argv = sys.argv[1:]
+    report_errors(lambda: app(args=_expand_multi_value(argv), prog_name="tessera"), resumable=resumes(argv))
 
 
-def report_errors(run: Callable[[], object]) -> None:
+def report_errors(run: Callable[[], object], resumable: bool = False) -> None:
     """Run `run` as a command runs: Tessera's errors and warnings one line each on stderr, exit 1
-    (130 when interrupted); tracebacks with `--debug` only. The benchmark scripts run their
-    `main` through it too."""
+    (130 when interrupted, with how to resume where `resumable`); tracebacks with `--debug` only.
+    The benchmark scripts run their `main` through it too."""
+    interrupted = INTERRUPTED + (RESUMES if resumable else "")
     warnings.showwarning = _show_warning
     try:
         run()
@@ -86,9 +111,9 @@ def report_errors(run: Callable[[], object]) -> None:
         print(f"error: no space left on device (...{said[-200:]})", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
+        print(interrupted, file=sys.stderr)
         sys.exit(130)
     except SystemExit as exc:
         if exc.code == 130:  # typer turns Ctrl-C inside a command into a silent exit 130
-            print(INTERRUPTED, file=sys.stderr)
+            print(interrupted, file=sys.stderr)
         raise
