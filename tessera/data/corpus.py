@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ class Corpus:
     size_hint: int | None = None
     # A folder of files (or one file): its root and the files read, which a sync looks at first.
     folder: tuple[Path, tuple[Path, ...]] | None = None
+    # Records held in memory (`records_file`): the temporary file they are read from, which
+    # `name` (what the manifest and messages show) is not.
+    held: Path | None = None
 
     def __iter__(self) -> Iterator[Document]:
         return self._open()
@@ -50,6 +53,8 @@ class Corpus:
             files = [path / "corpus.jsonl"]
         elif self.folder is not None:
             files = sorted(self.folder[1])
+        elif self.held is not None:
+            files = [self.held]
         else:
             files = [path] if path.is_file() else []  # a JSONL or TSV file; an ir_datasets id: none
         stamp += "".join(f"|{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
@@ -97,6 +102,9 @@ def open_corpus(spec: str | Path) -> Corpus:
             )
         return Corpus(str(path), "files", lambda: read_folder(path, files), len(files), (path, tuple(files)))
     if path.is_file():
+        held = _HELD.get(path.resolve())
+        if held is not None:
+            return Corpus(held, "records", lambda: _unplaced(read_jsonl(path)), _count_lines(path), held=path)
         suffix = path.suffix.lower()
         if suffix in FORMATS:  # one document: a report, a book, a paper (index it with --chunk)
             return Corpus(
@@ -119,16 +127,32 @@ def open_corpus(spec: str | Path) -> Corpus:
     )
 
 
+_HELD: dict[Path, str] = {}  # `records_file`'s open temporary files, and the names they go by
+
+
+def _unplaced(documents: Iterator[Document]) -> Iterator[Document]:
+    """Records held in memory have no file and line: messages and the doc store name their ids,
+    not a temporary file that is gone once they are added."""
+    for doc in documents:
+        yield replace(doc, file=None, line=None)
+
+
 @contextmanager
-def records_file(records: Iterable[Mapping[str, Any]], directory: Path, prefix: str) -> Iterator[Path]:
+def records_file(
+    records: Iterable[Mapping[str, Any]], directory: Path, prefix: str, name: str = "records held in memory"
+) -> Iterator[Path]:
     """Corpus records (`_id`, `title`, `text`, `metadata`) as a JSONL corpus in `directory` (beside
     the index: the same file system) while the block runs, removed afterwards: how documents held
     in memory (a service's request, a framework's add) reach the builder and the updater, which
-    read corpora."""
-    handle, name = tempfile.mkstemp(prefix=prefix, suffix=".jsonl", dir=directory)
+    read corpora. Opened as a corpus, it goes by `name` (a manifest's `corpus`), and its
+    documents by their ids."""
+    handle, file = tempfile.mkstemp(prefix=prefix, suffix=".jsonl", dir=directory)
+    path = Path(file)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-        yield Path(name)
+        _HELD[path.resolve()] = name
+        yield path
     finally:
-        Path(name).unlink(missing_ok=True)
+        _HELD.pop(path.resolve(), None)
+        path.unlink(missing_ok=True)

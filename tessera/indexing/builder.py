@@ -174,14 +174,14 @@ def share(part: int, whole: int) -> str:
 
 def warn_empty(store: DocStore, start: int = 0) -> None:
     """Say how many documents have no text: they are indexed (their ids stay, as judgments may
-    name them), BM25 never finds them, and a dense encoder gives them the vector of an empty
-    input, which an unrelated query can rank high."""
+    name them), and no query finds them (BM25 has no term of theirs; dense encoders give them the
+    zero vector)."""
     count, first = store.empty(start)
     if count:
         warnings.warn(
             TesseraWarning(
-                f"{count} documents have neither title nor text and are indexed empty (first: "
-                f"{', '.join(first)})",
+                f"{count} {'document has' if count == 1 else 'documents have'} neither title nor text: "
+                f"indexed empty (first: {', '.join(first)})",
                 field="text",
             ),
             stacklevel=3,

@@ -38,6 +38,7 @@ from tessera.retrieval.hits import Hit
 from tessera.retrieval.index import Index, check_search
 from tessera.retrieval.query_set import check_option_names, search_one
 
+STORE_RECORDS = "documents added through a vector store"  # the manifest's corpus
 REPLACE_ATTEMPTS = 5  # rebuilds of every document tried while other writers change the directory
 
 
@@ -101,7 +102,7 @@ class IndexStore:
             raise TesseraError(f"{self.path} changed during each of {REPLACE_ATTEMPTS} tries: nothing added")
         if stored:
             self.index.delete(stored)
-        with records_file(records, self.path.parent, f".{self.path.name}.add-") as corpus:
+        with records_file(records, self.path.parent, f".{self.path.name}.add-", STORE_RECORDS) as corpus:
             self.index.add(corpus)
 
     def _build_first(self, records: Sequence[Mapping[str, Any]]) -> bool:
@@ -143,7 +144,7 @@ class IndexStore:
             chunking = manifest.chunking
             chunk = Chunking(chunking["tokens"], chunking["overlap"]) if chunking else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with records_file(records, self.path.parent, f".{self.path.name}.build-") as corpus:
+        with records_file(records, self.path.parent, f".{self.path.name}.build-", STORE_RECORDS) as corpus:
             build_index(
                 corpus,
                 self.path,

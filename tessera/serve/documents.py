@@ -137,5 +137,7 @@ class DocumentService:
         spec = Manifest.read(root, verify=False).encoder
         if spec not in self.encoders and not is_lexical(spec):
             self.encoders[spec] = load_encoder(spec)
-        with records_file(records, root.parent, f".{root.name}.add-") as corpus:
+        with records_file(
+            records, root.parent, f".{root.name}.add-", "documents posted to the service"
+        ) as corpus:
             return add_documents(root, corpus, encoder=self.encoders.get(spec), show_progress=False)

@@ -106,7 +106,7 @@ def test_overwrite_replaces_an_index_never_other_folders_nor_the_corpus(tmp_path
 
 def test_documents_without_text_are_indexed_with_a_warning(tmp_path: Path) -> None:
     path = corpus_file(tmp_path, ['{"_id": "a", "text": "alpha"}', '{"_id": "b", "title": " ", "text": ""}'])
-    with pytest.warns(TesseraWarning, match=rf"1 documents have neither title nor text .*{path}:2"):
+    with pytest.warns(TesseraWarning, match=rf"1 document has neither title nor text: .*{path}:2"):
         target = build_index(path, tmp_path / "idx", encoder="bm25", show_progress=False)
     assert Manifest.read(target).doc_count == 2  # kept: judgments may name it
 

@@ -188,7 +188,7 @@ def test_added_documents_are_named_by_the_corpus_line_they_came_from(tmp_path: P
     corpus.write_text("\n".join(lines) + "\n")
     index_dir = build_index(corpus, tmp_path / "idx", "bm25", show_progress=False)
     corpus.write_text("\n".join([*lines, '{"_id": "c", "text": "heat"}', '{"_id": "e", "text": ""}']) + "\n")
-    with pytest.warns(UserWarning, match=rf"1 documents have neither title nor text .*\(first: {corpus}:4\)"):
+    with pytest.warns(UserWarning, match=rf"1 document has neither title nor text: .*\(first: {corpus}:4\)"):
         plan = sync_index(index_dir, corpus)
     assert plan.added == ["c", "e"] and plan.origins == {"c": (str(corpus), 3), "e": (str(corpus), 4)}
     again = tmp_path / "again.jsonl"

@@ -145,6 +145,23 @@ def test_a_bm25_store_and_the_store_emptied_then_built_again(tmp_path: Path) -> 
         store.similarity_search_by_vector([0.1] * 384, k=2)
 
 
+def test_an_empty_text_is_named_by_its_id_not_by_a_temporary_file(tmp_path: Path) -> None:
+    """The warning named `.store.build-XXXX.jsonl:2`, a file gone once the texts were added, which
+    the doc store kept as the documents' source and the manifest as the corpus."""
+    store = TesseraVectorStore(tmp_path / "store", encoder="bm25")
+    with pytest.warns(
+        UserWarning,
+        match=r"^field 'text': 1 document has neither title nor text: indexed empty \(first: blank\)$",
+    ):
+        store.add_texts(["supersonic flow past a cone", " "], ids=["cone", "blank"])
+    with pytest.warns(UserWarning, match=r"\(first: later, gap\)$"):
+        store.add_texts(["", "", "buckling of thin shells"], ids=["later", "gap", "shells"])
+    assert Manifest.read(store.path).corpus == "documents added through a vector store"
+    sources = Index.load(store.path).docstore.db.execute("SELECT DISTINCT source FROM docs").fetchall()
+    assert sources == [(None,)]
+    assert not list(tmp_path.glob("*.jsonl"))  # no temporary corpus left beside it
+
+
 def test_two_store_objects_of_one_directory_never_undo_each_others_adds(tmp_path: Path) -> None:
     """B, opened before A's add, replaced every document it knew of by a rebuild: A's was lost."""
     first = TesseraVectorStore(tmp_path / "shared", encoder="bm25")
