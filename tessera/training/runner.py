@@ -279,6 +279,7 @@ def _trainer(recipe: Recipe, options: TrainOptions, rows: Rows, work: Path):
         save_steps=options.save_steps,
         save_total_limit=2,
         logging_steps=options.logging_steps,
+        logging_first_step=True,  # the starting loss, and a run shorter than logging_steps has one
         report_to="none",
         disable_tqdm=True,
         seed=options.seed,

@@ -142,7 +142,9 @@ def test_cli_train_index_eval(tiny: Path, tmp_path: Path) -> None:
         "--freeze-documents",
     )  # fmt: skip
     assert "--encoder" in result.stdout and model.is_dir()
-    assert json.loads((model / "training.json").read_text())["settings"]["freeze_documents"] is True
+    record = json.loads((model / "training.json").read_text())
+    assert record["settings"]["freeze_documents"] is True
+    assert [step for step, _ in record["losses"]] == [1]  # shorter than logging_steps (10): none was kept
     run_cli("index", str(tiny), "-o", str(index), "--encoder", str(model))
     metrics_file = tmp_path / "m.json"
     run_cli("eval", str(index), "--dataset", str(tiny), "--split", "train", "--json", str(metrics_file))
