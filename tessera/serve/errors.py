@@ -5,11 +5,13 @@
 (GeneratorError: down, timing out, answering errors), 503 loading or overloaded, 500 (logged
 here) for bugs. The OpenAI-compatible routes answer in OpenAI's shape instead,
 `{"error": {"message", "type", "param", "code"}}`, which is where OpenAI clients look for the
-message (they show only "Error code: 400" otherwise)."""
+message (they show only "Error code: 400" otherwise); as OpenAI's, `param` names the field at
+fault and `code` is a string or null."""
 
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,6 +39,13 @@ OPENAI_TYPES = {
     404: "not_found_error",
     429: "rate_limit_error",
 }
+OPENAI_CODES = {
+    401: "invalid_api_key",
+    404: "not_found",
+    413: "request_too_large",
+    429: "rate_limit_exceeded",
+}
+_FIELD = re.compile(r"field '([^']+)'")  # how every message about a field begins
 
 
 def error(status: int, message: str, path: str = "", headers: dict[str, str] | None = None) -> JSONResponse:
@@ -44,15 +53,30 @@ def error(status: int, message: str, path: str = "", headers: dict[str, str] | N
     if not path.startswith(OPENAI_ROUTES):
         return JSONResponse({"error": message}, status_code=status, headers=headers)
     kind = OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    field = _FIELD.match(message)
     return JSONResponse(
-        {"error": {"message": message, "type": kind, "param": None, "code": status}},
+        {
+            "error": {
+                "message": message,
+                "type": kind,
+                "param": field.group(1) if field else None,
+                "code": OPENAI_CODES.get(status),
+            }
+        },
         status_code=status,
         headers=headers,
     )
 
 
+# What pydantic puts in an error's location for the member of a union that failed (`str`,
+# `list[str]`): a type, not a field, so left out of the field's name.
+_UNION_MEMBERS = {"str", "int", "float", "bool", "bytes", "none", "list", "dict"}
+
+
 def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
+    """pydantic's errors as `field 'documents[0].id': ...`, one part per field: a union's members
+    are read as one (`field 'input': Input should be a valid string or a valid list`)."""
+    parts: dict[str, list[str]] = {}
     for problem in exc.errors():
         loc = list(problem.get("loc", ()))
         if loc and loc[0] in ("body", "query", "path"):  # where it was: only the first element says
@@ -60,13 +84,24 @@ def _validation_message(exc: RequestValidationError) -> str:
         message = problem.get("msg", "invalid")
         if problem.get("type") == "json_invalid":  # its location is a character offset, not a field
             reason = (problem.get("ctx") or {}).get("error", "")
-            parts.append(
-                f"malformed JSON at character {loc[0] if loc else 0}" + (f": {reason}" if reason else "")
-            )
+            where = f"malformed JSON at character {loc[0] if loc else 0}" + (f": {reason}" if reason else "")
+            parts.setdefault(where, [])
             continue
+        loc = [p for p in loc if isinstance(p, int) or not (p in _UNION_MEMBERS or "[" in p)]
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")  # a[0].b
-        parts.append(f"field '{where}': {message}" if where else message)
-    return "; ".join(parts) or "invalid request"
+        said = parts.setdefault(f"field '{where}'" if where else "", [])
+        if message not in said:
+            said.append(message)
+    return "; ".join(_joined(where, said) for where, said in parts.items()) or "invalid request"
+
+
+def _joined(where: str, messages: list[str]) -> str:
+    """`where: first or second`, sharing pydantic's 'Input should be ' once."""
+    lead = "Input should be "
+    if len(messages) > 1 and all(m.startswith(lead) for m in messages):
+        messages = [messages[0], *(m[len(lead) :] for m in messages[1:])]
+    said = " or ".join(messages)
+    return f"{where}: {said}" if where and said else where or said
 
 
 def _allowed(request: Request) -> str:

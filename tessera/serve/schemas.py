@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import types
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -35,24 +36,34 @@ def _lone_surrogate(value: Any, path: str) -> str | None:
     return None
 
 
+def _takes_whole_numbers(annotation: Any) -> bool:
+    """Whether a field's type is `int` (or `int | None`), not a float."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = get_args(annotation)
+        return int in members and float not in members
+    return annotation is int
+
+
 class JsonObject(BaseModel):
     """Every JSON object a request holds, the body and the objects in it: types strict, as JSON
-    clients expect (`"top_n": true` or `"2"` is a 400, not 1 and 2), and `null` for a field that
-    has a default the same as leaving it out (`"title": null`)."""
+    clients expect (`"top_n": true` or `"2"` is a 400, not 1 and 2), a whole number written as a
+    float (`10.0`, which Python's `json.dumps` writes for a float) taken where a count belongs,
+    and `null` for a field that has a default the same as leaving it out (`"title": null`)."""
 
     model_config = ConfigDict(strict=True)
 
     @model_validator(mode="before")
     @classmethod
-    def _null_is_absent(cls, data: Any) -> Any:
+    def _as_json_means(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
         fields = cls.model_fields
-        return {
-            key: value
-            for key, value in data.items()
-            if value is not None or key not in fields or fields[key].is_required()
-        }
+        kept = {k: v for k, v in data.items() if v is not None or k not in fields or fields[k].is_required()}
+        for key, value in kept.items():
+            whole = isinstance(value, float) and value.is_integer()
+            if whole and key in fields and _takes_whole_numbers(fields[key].annotation):
+                kept[key] = int(value)
+        return kept
 
 
 class RequestBody(JsonObject):

@@ -54,7 +54,16 @@ def test_document_and_query_vectors_are_the_index_encoders(
         ({"input": ["a", "b", "c"], "model": "head-minilm"}, 413, "at most 2 per request"),
         ({"input": TEXTS, "model": "head-minilm", "dimensions": "384"}, 400, "field 'dimensions'"),
         ({"input": TEXTS, "model": "head-minilm", "dimensions": True}, 400, "field 'dimensions'"),
-        ({"input": 7, "model": "head-minilm"}, 400, "field 'input.str': Input should be a valid string"),
+        (  # the union's members were named as fields: 'input.str', 'input.list[str]'
+            {"input": 7, "model": "head-minilm"},
+            400,
+            "field 'input': Input should be a valid string or a valid list",
+        ),
+        (
+            {"input": ["a", 1], "model": "head-minilm"},
+            400,
+            "field 'input[1]': Input should be a valid string",
+        ),
     ],
 )
 def test_what_cannot_be_embedded_is_refused(make_app, body: dict, status: int, message: str) -> None:
@@ -62,6 +71,17 @@ def test_what_cannot_be_embedded_is_refused(make_app, body: dict, status: int, m
         wait_ready(client.get)
         response = client.post("/v1/embeddings", json=body)
     assert response.status_code == status and message in response.json()["error"]["message"]
+
+
+def test_errors_name_the_field_and_code_as_openai_does(make_app) -> None:
+    """`param` was always null and `code` the status, an int: OpenAI's clients type it a string."""
+    with TestClient(make_app(max_queries=2)) as client:
+        wait_ready(client.get)
+        wide = client.post("/v1/embeddings", json={"input": 7, "model": "head-minilm"}).json()["error"]
+        many = client.post("/v1/embeddings", json={"input": ["a", "b", "c"], "model": "head-minilm"})
+    assert (wide["type"], wide["param"], wide["code"]) == ("invalid_request_error", "input", None)
+    assert many.status_code == 413 and many.json()["error"]["code"] == "request_too_large"
+    assert many.json()["error"]["param"] is None
 
 
 def test_a_token_index_gives_no_embeddings(cranfield_tokens: Path) -> None:

@@ -108,6 +108,9 @@ def test_the_rerank_api_scores_a_clients_texts(reranking: TestClient) -> None:
         "/v1/rerank", json={"query": QUERIES[0], "documents": plain, "top_n": 1, "return_documents": True}
     ).json()["results"]
     assert len(top) == 1 and top[0]["index"] == 2 and top[0]["document"] == {"text": plain[2]}
+    # a whole number as Python's json.dumps writes a float (it was a 400)
+    written = reranking.post("/v1/rerank", json={"query": QUERIES[0], "documents": plain, "top_n": 2.0})
+    assert [r["index"] for r in written.json()["results"]] == [2, 0]
 
 
 @pytest.mark.parametrize(
@@ -121,6 +124,7 @@ def test_the_rerank_api_scores_a_clients_texts(reranking: TestClient) -> None:
         # JSON types as given: true was 1 result, "2" two, "yes" returned the documents
         ({"query": "wing", "documents": ["a", "b"], "top_n": True}, 400, "field 'top_n'"),
         ({"query": "wing", "documents": ["a", "b"], "top_n": "2"}, 400, "field 'top_n'"),
+        ({"query": "wing", "documents": ["a", "b"], "top_n": 1.5}, 400, "field 'top_n'"),
         ({"query": "wing", "documents": ["a"], "return_documents": "yes"}, 400, "field 'return_documents'"),
         ({"query": "wing", "documents": ["a"], "return_documents": 1}, 400, "field 'return_documents'"),
     ],
