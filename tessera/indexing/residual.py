@@ -110,8 +110,14 @@ class ResidualTokens:
         """Train centroids and buckets on a sample, then encode every token chunk by chunk."""
         count, dim = vectors.shape
         sample = np.ascontiguousarray(vectors[sample_rows(count, seed)], dtype=np.float32)
-        kmeans = faiss.Kmeans(
-            dim, centroid_count(count), niter=20, seed=seed, spherical=True, gpu=gpu_count() > 0
+        kmeans = faiss.Kmeans(  # sized by design below faiss' 39 points a centroid, which it warns of
+            dim,
+            centroid_count(count),
+            niter=20,
+            seed=seed,
+            spherical=True,
+            gpu=gpu_count() > 0,
+            min_points_per_centroid=1,
         )
         kmeans.train(sample)
         nearest = faiss.IndexFlatIP(dim)
