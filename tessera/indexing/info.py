@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tessera.errors import IndexFormatError
 from tessera.indexing.docstore import DocStore
 from tessera.indexing.manifest import MANIFEST, Manifest
 from tessera.indexing.search_params import effective_params
@@ -46,16 +47,23 @@ def describe(manifest: Manifest) -> dict[str, Any]:
 
 
 def index_info(index: str | Path, verify: bool = False) -> dict[str, Any]:
-    """`describe` plus the directory's size, file count, metadata fields and (with `verify`) a
-    checksum of every file against the manifest (an `IndexFormatError` names the first that
-    does not match)."""
+    """`describe` plus the directory's size, file count and metadata fields, once every file is
+    there at its size; with `verify`, a checksum of every file against the manifest and no file
+    the manifest does not list (an `IndexFormatError` names the first that fails)."""
     root = Path(index).expanduser().resolve()
     manifest = Manifest.read(root, verify=verify)
+    if verify and (stray := manifest.unlisted(root)):
+        more = f" ({len(stray) - 1} more besides)" if len(stray) > 1 else ""
+        raise IndexFormatError(
+            f"not part of the index: the manifest does not list it{more}; remove it, or rebuild the index",
+            file=stray[0],
+        )
     store = DocStore(root / DocStore.FILE, readonly=True)
     try:
         fields = store.metadata_fields()
     finally:
         store.close()
+    manifest.verify(root, checksums=False)  # cheap, and said before facts of a damaged index
     size = sum(int(entry["bytes"]) for entry in manifest.files.values()) + (root / MANIFEST).stat().st_size
     return {
         "path": str(root),

@@ -26,6 +26,49 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Each field's JSON type: a manifest edited by hand or damaged fails here, naming the field,
+# not as a Python error wherever the field is first used.
+_TYPES: dict[str, type] = {
+    "backend": str,
+    "encoder": str,
+    "doc_count": int,
+    "corpus": str,
+    "dim": int,
+    "metric": str,
+    "factory": str,
+    "search_params": dict,
+    "query_encoder": str,
+    "chunking": dict,
+    "tuning": dict,
+    "tombstones": int,
+    "shards": list,
+    "created_at": str,
+    "files": dict,
+}
+_JSON_NAMES = {str: "a string", int: "a whole number", dict: "an object", list: "a list"}
+
+
+def _check_types(data: dict, path: Path) -> None:
+    """Every field of the manifest `data` (read from `path`) of its JSON type, counts not negative,
+    and every file entry `{"bytes": N, "sha256": HEX}`."""
+    for name, kind in _TYPES.items():
+        value = data.get(name)
+        if name in data and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise IndexFormatError(f"{_JSON_NAMES[kind]} expected, got {value!r}", file=path, field=name)
+        if kind is int and name in data and value < 0:
+            raise IndexFormatError(f"not a count: {value}", file=path, field=name)
+    for name, entry in data.get("files", {}).items():
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("bytes"), int)
+            and not isinstance(entry.get("bytes"), bool)
+            and isinstance(entry.get("sha256"), str)
+        ):
+            raise IndexFormatError(
+                f'expected {{"bytes": N, "sha256": HEX}}, got {entry!r}', file=path, field=f"files.{name}"
+            )
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -82,6 +125,8 @@ class Manifest:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise IndexFormatError(f"manifest is not valid JSON: {exc}", file=path) from None
+        if not isinstance(data, dict):
+            raise IndexFormatError(f"manifest is a JSON {type(data).__name__}, not an object", file=path)
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise IndexFormatError(
@@ -93,6 +138,7 @@ class Manifest:
             manifest = cls(**data)
         except TypeError as exc:
             raise IndexFormatError(f"manifest has unexpected fields: {exc}", file=path) from None
+        _check_types(data, path)
         if manifest.encoder.startswith("llm:"):  # imported only here: no torch for other indexes
             from tessera.models.llm import with_legacy_placeholder
 
@@ -101,8 +147,9 @@ class Manifest:
             manifest.verify(root)
         return manifest
 
-    def verify(self, root: Path) -> None:
-        """Sizes always, checksums too: a truncated or swapped file fails here, not mid-search."""
+    def verify(self, root: Path, checksums: bool = True) -> None:
+        """Every listed file there at its size, and with `checksums` its content: a truncated or
+        swapped file fails here, not mid-search."""
         for name, info in self.files.items():
             path = root / name
             if not path.is_file():
@@ -112,5 +159,17 @@ class Manifest:
                 raise IndexFormatError(
                     f"truncated or altered: {size} bytes, manifest says {info['bytes']}", file=path
                 )
-            if sha256_file(path) != info["sha256"]:
+            if checksums and sha256_file(path) != info["sha256"]:
                 raise IndexFormatError("checksum does not match the manifest", file=path, field="sha256")
+
+    def unlisted(self, root: Path) -> list[Path]:
+        """Files in the index directory that no build or update wrote (hidden ones aside): Lucene,
+        for one, reads any `segments_N` it finds, so a stray file can change what is searched."""
+        listed = set(self.files) | {MANIFEST}
+        return [
+            path
+            for path in sorted(root.rglob("*"))
+            if path.is_file()
+            and path.relative_to(root).as_posix() not in listed
+            and not any(part.startswith(".") for part in path.relative_to(root).parts)
+        ]

@@ -183,7 +183,9 @@ def sync_index(
     documents throughout; one with no new document to hold meanwhile cannot be, and says rebuild.
     The files' stamps ride with the last add, which holds every document they belong to."""
     root = Path(index).expanduser().resolve()
-    manifest = Manifest.read(root, verify=False)  # a clear error for a folder that is not an index
+    # Checked whole: a sync that finds nothing to change said "synced" of a damaged index, and one
+    # whose doc store was damaged failed in SQLite's words.
+    manifest = Manifest.read(root)
     if dry_run:
         plan = plan_sync(root, corpus, reread=reread)
         _check_possible(plan, manifest, root)  # a dry run promises only what the sync will do

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -55,3 +56,60 @@ def test_a_missing_or_foreign_document_store_is_named(cranfield_bm25: Path, tmp_
         failed.returncode == 1 and "docstore.sqlite: the index's document store is missing" in failed.stderr
     )
     assert "Traceback" not in failed.stderr
+
+
+def test_a_file_missing_or_not_the_manifests_is_named(cranfield_bm25: Path, tmp_path: Path) -> None:
+    """`info` printed the facts of an index missing a file; `--verify` passed one holding a file
+    no build wrote (Lucene reads a stray `segments_N`: search then failed as "too old")."""
+    copy = tmp_path / "copy"
+    shutil.copytree(cranfield_bm25, copy)
+    (copy / "lucene" / "segments_9").write_text("garbage\n")
+    (copy / ".DS_Store").write_bytes(b"\0")  # hidden files are a desktop's, not the index's
+    assert index_info(copy)["documents"] == 1400
+    with pytest.raises(
+        IndexFormatError, match="not part of the index: the manifest does not list it"
+    ) as info:
+        index_info(copy, verify=True)
+    assert info.value.file == str(copy / "lucene" / "segments_9")
+    (copy / "lucene" / "segments_9").unlink()
+    assert index_info(copy, verify=True)["verified"] is True
+    victim = next(copy.glob("lucene/*.si"))
+    victim.unlink()
+    failed = run_cli("info", str(copy), check=False)
+    assert failed.returncode == 1 and f"{victim}: file listed in the manifest is missing" in failed.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "said"),
+    [
+        ({"files": None}, "files", "an object expected, got None"),
+        ({"doc_count": "3"}, "doc_count", "a whole number expected, got '3'"),
+        ({"encoder": 5}, "encoder", "a string expected, got 5"),
+        ({"dim": "384"}, "dim", "a whole number expected"),
+        ({"tombstones": -1}, "tombstones", "not a count: -1"),
+        ({"files": {"docids.txt": "x"}}, "files.docids.txt", 'expected {"bytes": N, "sha256": HEX}'),
+        ({"files": {"docids.txt": {"bytes": 3}}}, "files.docids.txt", 'expected {"bytes": N, "sha256": HEX}'),
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_named_by_field(
+    cranfield_bm25: Path, tmp_path: Path, change: dict, field: str, said: str
+) -> None:
+    """Valid JSON of the wrong shape was a Python traceback (AttributeError, KeyError, TypeError)
+    wherever the field was first used: in `info`, `search`, `sync`."""
+    copy = tmp_path / "copy"
+    shutil.copytree(cranfield_bm25, copy)
+    manifest = copy / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), **change}))
+    with pytest.raises(IndexFormatError, match=re.escape(said)) as info:
+        index_info(copy)
+    assert (info.value.file, info.value.field) == (str(manifest), field)
+    failed = run_cli("search", str(copy), "wings", check=False)
+    assert failed.returncode == 1 and f"field '{field}'" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_a_manifest_that_is_not_an_object_is_named(cranfield_bm25: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(cranfield_bm25, copy)
+    (copy / "manifest.json").write_text("[1]")
+    with pytest.raises(IndexFormatError, match="manifest is a JSON list, not an object"):
+        index_info(copy)

@@ -195,3 +195,21 @@ def test_added_documents_are_named_by_the_corpus_line_they_came_from(tmp_path: P
     again.write_text('{"_id": "c", "text": "heat"}\n')
     with pytest.raises(CorpusError, match=rf"document id 'c' is already in the index \(from {corpus}:3\)"):
         Index.load(index_dir).add(again)
+
+
+def test_a_damaged_index_is_named_even_when_nothing_changed(tmp_path: Path) -> None:
+    """A sync with nothing to change said "synced ... unchanged 2" of an index missing a file, and
+    one of an index whose doc store had a byte flipped failed in SQLite's words, with a traceback."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"_id": "a", "text": "boundary layer"}\n{"_id": "b", "text": "shock wave"}\n')
+    index_dir = build_index(corpus, tmp_path / "idx", "bm25", show_progress=False)
+    store = index_dir / "docstore.sqlite"
+    damaged = bytearray(store.read_bytes())
+    damaged[-5] ^= 0x20
+    store.write_bytes(bytes(damaged))
+    for dry_run in (True, False):
+        with pytest.raises(TesseraError, match="checksum does not match the manifest") as info:
+            sync_index(index_dir, corpus, dry_run=dry_run)
+        assert info.value.file == str(store)
+    failed = run_cli("sync", str(index_dir), str(corpus), check=False)
+    assert failed.returncode == 1 and "docstore.sqlite" in failed.stderr and "Traceback" not in failed.stderr
