@@ -5,7 +5,8 @@ An EPUB (2 or 3) is a zip: `META-INF/container.xml` names the package file (OPF)
 whose `<spine>` gives the reading order. The book's text is its spine's XHTML parts in that
 order, each through the HTML reader (data/markup.py): markup, scripts and styles removed, one
 line per block. A chapter's heading stays in the text (the HTML reader would take it as the
-part's title), a part's `<title>` that only repeats the book's does not. A book whose spine
+part's title), a part's `<title>` that only repeats the book's, or that several parts share (a
+running title), does not. Spine parts the book lacks are named in a warning. A book whose spine
 parts are encrypted (`META-INF/encryption.xml`: DRM) is refused, naming the file; obfuscated
 fonts, which that file also lists, are not text and do not matter. Parts are read through
 `zipped.py`, which bounds what they inflate to.
@@ -14,14 +15,16 @@ fonts, which that file also lists, are not text and do not matter. Parts are rea
 from __future__ import annotations
 
 import posixpath
+import warnings
 import zipfile
+from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
 from tessera.data.markup import Extracted, decode_html, html_to_text
 from tessera.data.zipped import opened, read_part, xml_part
-from tessera.errors import CorpusError
+from tessera.errors import CorpusError, TesseraWarning
 
 CONTAINER, ENCRYPTION = "META-INF/container.xml", "META-INF/encryption.xml"
 OCF = "{urn:oasis:names:tc:opendocument:xmlns:container}"
@@ -38,13 +41,20 @@ def _package_name(container: ElementTree.Element | None, path: Path) -> str:
     return rootfile.get("full-path", "")
 
 
-def _spine(package: ElementTree.Element, base: str) -> list[str]:
-    """The archive names of the spine's text parts, in reading order."""
+def _spine(package: ElementTree.Element, base: str, path: Path) -> list[str]:
+    """The archive names of the spine's text parts, in reading order; an idref the manifest does
+    not list is named in a warning."""
+    listed = {item.get("id"): item for item in package.iterfind(f"{OPF}manifest/{OPF}item")}
     items = {
-        item.get("id"): item
-        for item in package.iterfind(f"{OPF}manifest/{OPF}item")
-        if item.get("media-type") in TEXT_TYPES and item.get("href")
+        key: item for key, item in listed.items() if item.get("media-type") in TEXT_TYPES and item.get("href")
     }
+    unknown = [
+        ref.get("idref", "")
+        for ref in package.iterfind(f"{OPF}spine/{OPF}itemref")
+        if ref.get("idref") not in listed
+    ]
+    if unknown:
+        _warn_missing(path, "spine items the package's manifest does not list", unknown)
     names = []
     for ref in package.iterfind(f"{OPF}spine/{OPF}itemref"):
         item = items.get(ref.get("idref"))
@@ -66,6 +76,11 @@ def _encrypted(archive: zipfile.ZipFile, path: Path) -> set[str]:
     }
 
 
+def _warn_missing(path: Path, what: str, names: list[str]) -> None:
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    warnings.warn(TesseraWarning(f"{what}: {shown}; read without them", file=path), stacklevel=3)
+
+
 def _text(value: str | None) -> str:
     return " ".join((value or "").split())
 
@@ -79,7 +94,7 @@ def epub_to_text(path: Path) -> Extracted:
         package = xml_part(archive, name, path)
         if package is None:
             raise CorpusError(f"cannot be read as an EPUB book: no package file {name}", file=path)
-        spine = _spine(package, posixpath.dirname(name))
+        spine = _spine(package, posixpath.dirname(name), path)
         locked = _encrypted(archive, path).intersection(spine)
         if locked:
             raise CorpusError(
@@ -90,14 +105,16 @@ def epub_to_text(path: Path) -> Extracted:
         parts = [(part, read_part(archive, part, path)) for part in spine]
     title = _text(package.findtext(f"{OPF}metadata/{DC}title"))
     author = _text(package.findtext(f"{OPF}metadata/{DC}creator"))
+    missing = [part for part, raw in parts if raw is None]
+    if missing:
+        _warn_missing(path, "chapters in the spine but not in the book", missing)
+    read = [html_to_text(decode_html(raw, path / part)) for part, raw in parts if raw is not None]
+    running = Counter(extracted.title for extracted in read)
     chapters = []
-    for part, raw in parts:
-        if raw is None:
-            continue  # listed but missing: nothing to read
-        extracted = html_to_text(decode_html(raw, path / part))
-        body = extracted.text
-        heading = extracted.title
-        if heading and heading != title and heading not in body.splitlines():
+    for extracted in read:
+        body, heading = extracted.text, extracted.title
+        named = heading and heading != title and running[heading] == 1
+        if named and heading not in body.splitlines():
             body = f"{heading}\n{body}" if body else heading
         if body.strip():
             chapters.append(body)

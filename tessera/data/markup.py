@@ -37,7 +37,8 @@ class Extracted:
 
 # ---------------------------------------------------------------- Markdown
 
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*$\r?\n?", re.DOTALL | re.MULTILINE)
+# Lines end in \n or \r\n (Windows): `$` matches before the \n only, so the \r is matched first.
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*\r?$\n?", re.DOTALL | re.MULTILINE)
 
 
 def _json_value(value: Any) -> Any:

@@ -19,9 +19,19 @@ from tessera.errors import CorpusError
 _BACKTICKS = re.compile(r"`+")
 
 
-def _source(cell: dict) -> str:
+def _source(cell: dict, number: int, path: Path) -> str:
+    """A cell's text: nbformat's `source` is a string or a list of lines (a null or a number,
+    which a damaged notebook holds, was read as the text "None" or "5")."""
     source = cell.get("source", "")
-    return "".join(map(str, source)) if isinstance(source, list) else str(source)
+    if isinstance(source, list) and all(isinstance(line, str) for line in source):
+        return "".join(source)
+    if not isinstance(source, str):
+        raise CorpusError(
+            f"is not an nbformat 4 notebook: cell {number}'s `source` is {json.dumps(source)[:40]}, "
+            "neither text nor a list of lines",
+            file=path,
+        )
+    return source
 
 
 def _fenced(code: str, language: str) -> str:
@@ -50,9 +60,9 @@ def notebook_to_text(raw: str, path: Path) -> Extracted:
     language_info = info.get("language_info") if isinstance(info.get("language_info"), dict) else {}
     language = str(kernel.get("language") or language_info.get("name") or "")
     blocks = []
-    for cell in notebook["cells"]:
+    for number, cell in enumerate(notebook["cells"], start=1):
         kind = cell.get("cell_type") if isinstance(cell, dict) else None
-        source = _source(cell).strip() if kind in ("markdown", "code") else ""
+        source = _source(cell, number, path).strip() if kind in ("markdown", "code") else ""
         if source:
             blocks.append(source if kind == "markdown" else _fenced(source, language))
     extracted = markdown_to_text("\n\n".join(blocks), path)

@@ -4,7 +4,8 @@ A .pptx file is a zip of XML parts (Office Open XML). `ppt/presentation.xml` lis
 in show order (`<p:sldId r:id>`), which `ppt/_rels/presentation.xml.rels` maps to slide parts
 (their file names need not follow that order). A slide's words are `<a:t>` runs in `<a:p>`
 paragraphs of its shapes and tables; speaker notes and hidden slides (`show="0"`) are not the
-deck's text. The title is the core properties' title, else the first slide's title
+deck's text; slides the deck lists but lacks are named in a warning. The title is the core
+properties' title, else the first slide's title
 placeholder; the author is the core properties' creator. Parts are read through `zipped.py`,
 which bounds what they inflate to.
 """
@@ -12,12 +13,13 @@ which bounds what they inflate to.
 from __future__ import annotations
 
 import posixpath
+import warnings
 from pathlib import Path
 from xml.etree import ElementTree
 
 from tessera.data.markup import Extracted
 from tessera.data.zipped import opened, xml_part
-from tessera.errors import CorpusError
+from tessera.errors import CorpusError, TesseraWarning
 
 A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 P = "{http://schemas.openxmlformats.org/presentationml/2006/main}"
@@ -33,7 +35,7 @@ TITLE_PLACEHOLDERS = ("title", "ctrTitle")
 
 
 def _slide_names(presentation: ElementTree.Element, rels: ElementTree.Element | None) -> list[str]:
-    """The slide parts in show order."""
+    """The slide parts in show order (a slide whose relationship is missing by its `r:id`)."""
     targets = {}
     for rel in () if rels is None else rels.iter(f"{RELS}Relationship"):
         target = rel.get("Target", "")
@@ -43,9 +45,8 @@ def _slide_names(presentation: ElementTree.Element, rels: ElementTree.Element | 
             else posixpath.normpath(posixpath.join("ppt", target))
         )
         targets[rel.get("Id")] = name
-    return [
-        targets[ref] for slide in presentation.iter(f"{P}sldId") if (ref := slide.get(f"{R}id")) in targets
-    ]
+    refs = [slide.get(f"{R}id", "") for slide in presentation.iter(f"{P}sldId")]
+    return [targets.get(ref, f"relationship {ref}") for ref in refs]
 
 
 def _paragraphs(shape: ElementTree.Element) -> list[str]:
@@ -84,6 +85,13 @@ def pptx_to_text(path: Path) -> Extracted:
         names = _slide_names(presentation, xml_part(archive, PRESENTATION_RELS, path))
         slides = [xml_part(archive, name, path) for name in names]
         core = xml_part(archive, CORE, path)
+    missing = [name for name, slide in zip(names, slides, strict=True) if slide is None]
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        warnings.warn(
+            TesseraWarning(f"slides the deck lists but lacks: {shown}; read without them", file=path),
+            stacklevel=2,
+        )
     title = author = ""
     if core is not None:
         title = " ".join((core.findtext(f"{DC}title") or "").split())

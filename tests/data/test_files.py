@@ -78,6 +78,9 @@ def test_markdown_title_text_and_front_matter(tmp_path: Path) -> None:
         "a schlieren photograph",
     ]
     assert extracted.metadata == {"tags": ["aero", "heat"], "date": "2024-05-01"}  # nested: not filterable
+    windows = markdown_to_text(source.replace("\n", "\r\n"), tmp_path / "w.md")  # front matter was text
+    assert (windows.title, windows.metadata) == (extracted.title, extracted.metadata)
+    assert windows.text.splitlines() == extracted.text.splitlines()
     plain = markdown_to_text("# Shear flow\n\nbody text\n\n# Second\n", tmp_path / "p.md")
     assert (plain.title, plain.text) == ("Shear flow", "body text\nSecond")  # the first H1, not repeated
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,12 @@ def test_notebooks_read_as_the_markdown_they_are(tmp_path: Path, data_dir: Path)
     old.write_text(json.dumps({"nbformat": 3, "worksheets": [{"cells": []}]}))
     with pytest.raises(CorpusError, match="not an nbformat 4 notebook"):
         read_file(old, tmp_path)
+    for source, said in [(None, "null"), (["a", None], '["a", null]'), (5, "5")]:  # read as "None", "5"
+        damaged = write_notebook(
+            tmp_path / "damaged.ipynb", [markdown("# Fine"), {"cell_type": "code", "source": source}]
+        )
+        with pytest.raises(
+            CorpusError, match=re.escape(f"cell 2's `source` is {said}, neither text nor")
+        ) as info:
+            read_file(damaged, tmp_path)
+        assert info.value.file == str(damaged)

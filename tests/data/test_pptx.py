@@ -98,3 +98,24 @@ def test_decks_give_shown_slides_in_show_order(tmp_path: Path, data_dir: Path) -
     with pytest.raises(CorpusError, match="cannot be read as a PowerPoint deck") as info:
         read_file(broken, tmp_path)
     assert info.value.file == str(broken)
+
+
+def test_slides_the_deck_lists_but_lacks_are_named(tmp_path: Path) -> None:
+    """A slide part missing, or a show-order entry with no relationship, was passed over silently."""
+    slides = {"slide1.xml": slide("Lift", "the lift of a wing")}
+    path = write_pptx(tmp_path / "gaps.pptx", slides, ["slide1.xml", "slide7.xml"])
+    with zipfile.ZipFile(path) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    listed = parts["ppt/presentation.xml"].replace(
+        b"</p:sldIdLst>", b'<p:sldId id="300" r:id="rId9"/></p:sldIdLst>'
+    )
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in {**parts, "ppt/presentation.xml": listed}.items():
+            archive.writestr(name, data)
+    with pytest.warns(UserWarning) as said:
+        document = read_file(path, tmp_path)
+    assert [str(w.message) for w in said] == [
+        f"{path}: slides the deck lists but lacks: ppt/slides/slide7.xml, relationship rId9; "
+        "read without them"
+    ]
+    assert document.text == "Lift\nthe lift of a wing" and document.metadata["slides"] == 1
