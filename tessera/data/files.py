@@ -113,22 +113,40 @@ def _matches(parts: list[str], pattern: list[str]) -> bool:
 
 def _walk(root: Path) -> Iterator[Path]:
     """Every file under `root` but hidden ones, Office owner files and index folders, through
-    linked folders too (each real folder once: a link loop ends)."""
-    seen: set[tuple[int, int]] = set()
+    linked folders too, each real folder once (a link loop ends). A folder is read at its own
+    path when it has one under `root`, never at a link's to it, whatever sorts first: its ids
+    then do not change when a link to it comes or goes."""
+    own: set[tuple[int, int]] = set()
+    for folder, folders, names in os.walk(root):  # links to folders not followed
+        own.add(_identity(folder))
+        yield from _shown(Path(folder), folders, names)
+    through_links: set[tuple[int, int]] = set()
     for folder, folders, names in os.walk(root, followlinks=True):
-        status = os.stat(folder)
-        if (status.st_dev, status.st_ino) in seen:
+        identity = _identity(folder)
+        if identity in through_links:
             folders[:] = []
             continue
-        seen.add((status.st_dev, status.st_ino))
-        here = Path(folder)
-        shown = [name for name in folders if not name.startswith(".")]
-        indexes = {name for name in shown if _is_index(here / name)}
-        folders[:] = sorted(name for name in shown if name not in indexes)  # the first path to a folder wins
-        locks = {name + ".lock" for name in indexes}  # an index's update lock lies beside it
-        for name in names:
-            if not name.startswith((".", "~$")) and name not in locks:
-                yield here / name
+        through_links.add(identity)
+        files = list(_shown(Path(folder), folders, names))
+        if identity not in own:  # reached by a link only: read at the link's path
+            yield from files
+
+
+def _identity(folder: str) -> tuple[int, int]:
+    status = os.stat(folder)
+    return status.st_dev, status.st_ino
+
+
+def _shown(here: Path, folders: list[str], names: list[str]) -> Iterator[Path]:
+    """The files of one folder worth a look; its subfolders to walk are pruned in place (hidden
+    ones and index folders out)."""
+    shown = [name for name in folders if not name.startswith(".")]
+    indexes = {name for name in shown if _is_index(here / name)}
+    folders[:] = sorted(name for name in shown if name not in indexes)
+    locks = {name + ".lock" for name in indexes}  # an index's update lock lies beside it
+    for name in names:
+        if not name.startswith((".", "~$")) and name not in locks:
+            yield here / name
 
 
 def _is_index(path: Path) -> bool:

@@ -37,6 +37,16 @@ def test_linked_folders_are_followed_once_and_a_loop_ends(tmp_path: Path) -> Non
     assert relative(files, root) == ["linked/a.txt", "own.txt"]  # each real folder once, the first path wins
 
 
+def test_a_folder_is_read_at_its_own_path_not_at_a_links_to_it(tmp_path: Path) -> None:
+    """A link sorting before the folder it names took its ids ('aaa/r', 'sub/r' once the link
+    went), so adding or removing a link made a sync delete and add the folder's documents."""
+    write(tmp_path / "sub" / "deeper" / "r.txt", "lynx")
+    write(tmp_path / "z.txt", "ocelot")
+    (tmp_path / "aaa").symlink_to(tmp_path / "sub")
+    (tmp_path / "sub" / "deeper" / "up").symlink_to(tmp_path)  # a loop through the folder's own path
+    assert relative(folder_files(tmp_path), tmp_path) == ["sub/deeper/r.txt", "z.txt"]
+
+
 def test_an_index_inside_the_folder_and_office_owner_files_are_not_documents(tmp_path: Path) -> None:
     write(tmp_path / "a.txt", "lynx note")
     write(tmp_path / "~$report.docx", bytes(162))  # what Word leaves beside an open document
