@@ -9,7 +9,7 @@ from tessera import config
 from tessera.errors import IndexFormatError, TesseraError
 from tessera.indexing.builder import build_index
 from tessera.retrieval.hits import Hit
-from tessera.retrieval.index import Index
+from tessera.retrieval.index import Index, check_search
 
 SAMPLE = files("tessera.data") / "sample" / "sample.jsonl"
 DEFAULT_QUERY = "how do vaccines train the immune system"
@@ -21,7 +21,10 @@ def quickstart(
     """Build (or reuse) the sample index and return its path with the hits for `query`. The
     cache's own sample index is built again when it is damaged; a folder of other files there
     is named, never replaced."""
+    check_search([query], k)  # before a build, not after it
     target = Path(output) if output else config.cache_dir() / "quickstart-minilm"
+    if target.exists() and not target.is_dir():
+        raise TesseraError("is a file, not the sample index: move it away", file=target)
     if (target / "manifest.json").exists():
         try:
             return target, Index.load(target).search(query, k=k, with_text=True)

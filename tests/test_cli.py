@@ -95,6 +95,17 @@ def test_quickstart_builds_a_damaged_sample_again_and_names_a_foreign_folder(tmp
     a_file.write_text("x")
     blocked = run_cli("quickstart", env={"TESSERA_CACHE_DIR": str(a_file)}, check=False)
     assert blocked.returncode == 1 and "field 'TESSERA_CACHE_DIR': the cache folder" in blocked.stderr
+    sample_file = tmp_path / "third"
+    sample_file.mkdir()
+    (sample_file / "quickstart-minilm").write_text("x")  # was advised `--overwrite`, which quickstart lacks
+    blocked = run_cli("quickstart", env={"TESSERA_CACHE_DIR": str(sample_file)}, check=False)
+    assert blocked.returncode == 1 and "quickstart-minilm: is a file, not the sample index: move it away" in (
+        blocked.stderr
+    )
+    for args, said in [(["", "-k", "1"], "query 1 of 1 is empty"), (["-k", "0"], "k must be at least 1")]:
+        refused = run_cli("quickstart", *args, env={"TESSERA_CACHE_DIR": str(tmp_path / "new")}, check=False)
+        assert refused.returncode == 1 and said in refused.stderr  # "" ran the default query
+        assert not (tmp_path / "new").exists()  # refused before the sample was indexed
 
 
 def test_a_full_disk_is_one_line_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -165,15 +165,16 @@ def similar(
 
 @app.command()
 def quickstart(
-    query: Annotated[str, typer.Argument(help="Query for the sample index.")] = "",
+    query: Annotated[str | None, typer.Argument(help="Query for the sample index.")] = None,
     k: Annotated[int, typer.Option("-k")] = 5,
 ) -> None:
     """Index the bundled sample with the bundled MiniLM and search it (no network needed)."""
     from tessera.quickstart import DEFAULT_QUERY
     from tessera.quickstart import quickstart as run_quickstart
 
-    path, hits = run_quickstart(query or DEFAULT_QUERY, k=k)
-    out.print(hits_table(hits, f"{path}: {query or DEFAULT_QUERY}"))
+    query = DEFAULT_QUERY if query is None else query  # an empty one given is refused, not replaced
+    path, hits = run_quickstart(query, k=k)
+    out.print(hits_table(hits, f"{path}: {query}"))
 
 
 def _run_queries(
