@@ -7,7 +7,8 @@
 - every other kind (BM25, token, chunked, binary): the document's first `SIMILAR_WORDS` words
   (title and body) searched as a query (a long query is cut, as MoreLikeThis keeps a few terms;
   a ColBERT-style encoder reads only its own query length of them); a document without words
-  (Cranfield has two) has no neighbours there.
+  (Cranfield has two), or with none BM25 keeps (stopwords, punctuation), has no neighbours
+  there, with a warning.
 The document itself is left out."""
 
 from __future__ import annotations
@@ -36,5 +37,10 @@ def similar(index: Index, doc_id: str, k: int = 10, with_text: bool = False) -> 
         found = index.search_vectors(vector, k + 1)[0]
     else:
         found = index.search(" ".join(words), k + 1)
+        if not found:  # not even itself: BM25 kept no term of it (stopwords, punctuation)
+            warnings.warn(
+                TesseraWarning(f"document '{doc_id}' has no words to search by (none but stopwords)"),
+                stacklevel=2,
+            )
     hits = [replace(h, rank=rank) for rank, h in enumerate((h for h in found if h.doc_id != doc_id), 1)][:k]
     return index.with_text([hits])[0] if with_text else hits

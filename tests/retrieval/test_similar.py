@@ -46,6 +46,19 @@ def test_a_document_without_words(bm25: Index, dense: Index) -> None:
             assert similar(index, "471") == []
 
 
+def test_a_document_of_stopwords_warns_on_bm25(tmp_path: Path) -> None:
+    """It gave an empty list without a word, where an empty document warned."""
+    from tessera.indexing.builder import build_index
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"_id": "y", "text": "the of and ?!"}\n{"_id": "x", "text": "river forest"}\n')
+    index = Index.load(build_index(corpus, tmp_path / "idx", "bm25", show_progress=False))
+    with pytest.warns(
+        TesseraWarning, match="document 'y' has no words to search by \\(none but stopwords\\)"
+    ):
+        assert similar(index, "y") == []
+
+
 def test_unknown_documents_are_refused(bm25: Index) -> None:
     with pytest.raises(TesseraError, match="no document 'nope'") as bad:
         similar(bm25, "nope")
