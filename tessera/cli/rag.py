@@ -176,11 +176,15 @@ def _show(prompt: RagPrompt, compress: str, llm: Generator | None, max_new_token
 
     if prompt.search_query is not None:
         out.print(f"searched: {' '.join(prompt.search_query.split())}", highlight=False, soft_wrap=True)
-    for source in prompt.sources:
+    # As the prompt numbers them, so the answer's [n] names the line marked [n] (a compressor's
+    # block may hold several passages; one it left out is marked [-]).
+    cited = sorted(prompt.sources, key=lambda source: (source["cite"] is None, source["cite"] or 0))
+    for source in cited:
         title = " ".join((source["title"] or "").split())
         where = " (characters {}-{})".format(*source["offsets"]) if "offsets" in source else ""
         where = f" (page {source['page']})" if "page" in source else where
-        line = f"[{source['rank']}] {source['doc_id']}{where}  {title}".rstrip()
+        number = "-" if source["cite"] is None else source["cite"]
+        line = f"[{number}] {source['doc_id']}{where}  {title}".rstrip()
         out.print(line, highlight=False, soft_wrap=True)
     ratio = prompt.prompt_tokens / prompt.plain_tokens
     out.print(

@@ -56,3 +56,16 @@ def passage_blocks(passages: Sequence[Passage]) -> list[Block]:
 def context_text(blocks: Sequence[Block]) -> str:
     """All context as one string (what retention is measured against)."""
     return "\n".join(block.text for block in blocks)
+
+
+def cite_numbers(passages: Sequence[Passage], blocks: Sequence[Block]) -> list[int | None]:
+    """For each passage, the number (from 1) of the block holding it, as the prompt numbers the
+    blocks; None for one no block holds. A block lists one source a passage it holds (a CRAG
+    cluster several), so two passages of one document (a chunked index) are told apart in order."""
+    cites: list[int | None] = [None] * len(passages)
+    for number, block in enumerate(blocks, 1):
+        for doc_id in block.sources:
+            free = next((i for i, p in enumerate(passages) if p.doc_id == doc_id and cites[i] is None), None)
+            if free is not None:
+                cites[free] = number
+    return cites

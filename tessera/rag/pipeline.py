@@ -20,7 +20,7 @@ from tessera.rag.conversation import DEFAULT_FOLLOW_UP
 from tessera.rag.conversation import search_query as follow_up_query
 from tessera.rag.generators import Generator, check_max_new_tokens, open_generator
 from tessera.rag.messages import chat_messages
-from tessera.rag.passages import Block, Passage, passage_blocks
+from tessera.rag.passages import Block, Passage, cite_numbers, passage_blocks
 from tessera.rag.prompt import build_messages, order_blocks, with_conversation
 from tessera.rag.tokens import Message, token_counter
 from tessera.rag.windows import fit_passages
@@ -47,11 +47,15 @@ class RagPrompt:
 
     @property
     def sources(self) -> list[dict[str, Any]]:
+        """The passages best first, each with `cite`: the number of the prompt's block that holds
+        it, which the answer cites as [n] (not its rank once `order` or a compressor moved it;
+        None when a compressor left it out)."""
+        cites = cite_numbers(self.passages, self.blocks)
         return [
-            {"doc_id": p.doc_id, "title": p.title, "rank": p.rank, "score": p.score}
+            {"doc_id": p.doc_id, "title": p.title, "rank": p.rank, "score": p.score, "cite": cite}
             | ({"offsets": list(p.offsets)} if p.offsets is not None else {})
             | ({"page": p.page} if p.page is not None else {})
-            for p in self.passages
+            for p, cite in zip(self.passages, cites, strict=True)
         ]
 
 

@@ -27,6 +27,13 @@ def test_rag_json_reports_sources_and_tokens(cranfield_dense: Path) -> None:
     )
     answer = json.loads(result.stdout)
     assert answer["answer"] is None and len(answer["sources"]) == 6
+    assert [s["cite"] for s in answer["sources"]] == [1, 2, 3, 4, 5, 6]  # rank order: one block each
+    shown = run_cli(
+        "rag", str(cranfield_dense), QUESTION, "-k", "4", "--order", "reverse", "--generator", "none"
+    ).stdout.splitlines()  # fmt: skip
+    ranked = [s["doc_id"] for s in answer["sources"][:4]]
+    # the lines as the prompt numbers its blocks (they were [1]..[4] in rank order, unlike the prompt)
+    assert [line.split()[:2] for line in shown[:4]] == [[f"[{n}]", ranked[4 - n]] for n in range(1, 5)]
     assert [c["sources"] for c in answer["context"]] == [[s["doc_id"]] for s in answer["sources"]]
     assert answer["prompt_tokens"] < 0.7 * answer["plain_tokens"]
 

@@ -47,6 +47,25 @@ def test_compression_cuts_prompt_tokens_and_order_moves_blocks(index):
     assert [b.sources[0] for b in sandwich.blocks] == [ranked[i] for i in (0, 2, 4, 3, 1)]
 
 
+def test_each_source_names_the_block_the_prompt_cites_it_by(index):
+    """The sources were numbered by rank, the prompt's blocks by `order` (and a CRAG cluster is
+    one block): an answer's [1] named another document than the source marked [1]."""
+    for prompt in (
+        prepare(index, QUESTION, k=5, order="reverse"),
+        prepare(index, QUESTION, k=8, compress="crag", order="sandwich"),
+        prepare(index, QUESTION, k=8, compress="truncation", budget=200),
+    ):
+        cites = [s["cite"] for s in prompt.sources]
+        for source in prompt.sources:
+            if source["cite"] is not None:
+                assert source["doc_id"] in prompt.blocks[source["cite"] - 1].sources
+        held = [doc for block in prompt.blocks for doc in block.sources]
+        assert sorted(s["doc_id"] for s in prompt.sources if s["cite"] is not None) == sorted(held)
+    assert cites[0] == 1 and None in cites  # truncation: the best first, the last cut away
+    reverse = prepare(index, QUESTION, k=5, order="reverse")
+    assert [s["cite"] for s in reverse.sources] == [5, 4, 3, 2, 1]
+
+
 def test_hybrid_retrieval_feeds_the_fused_hits_with_their_text(index, cranfield_bm25):
     bm25 = Index.load(cranfield_bm25)
     for fusion, weights in [("rrf", None), ("wsum", (0.4, 0.6))]:

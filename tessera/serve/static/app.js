@@ -317,7 +317,7 @@ function showAnswer(text) {
   const parts = [];
   let last = 0;
   for (const m of text.matchAll(/\[(\d+)\]/g)) {
-    const source = links[Number(m[1]) - 1];
+    const source = links.find((link) => link.dataset.cite === m[1]);  // the prompt's number, not the rank
     if (!source) continue;
     const link = el("a", "cite", m[0]);
     link.href = "#";
@@ -336,8 +336,9 @@ function showSources(sources, indexes, query) {
     const item = el("li");
     const link = el("a", "hit-title", s.title || s.doc_id);
     link.href = "#";
+    if (s.cite != null) link.dataset.cite = String(s.cite);
     link.addEventListener("click", (e) => { e.preventDefault(); openDocument(s.doc_id, indexes, query); });
-    item.append(link, el("span", "score", ` ${s.doc_id}`));
+    item.append(link, el("span", "score", ` ${s.doc_id}` + (s.cite != null ? ` [${s.cite}]` : "")));
     $("sources").append(item);
   }
 }
