@@ -21,9 +21,15 @@ from tessera.rag.conversation import search_query as follow_up_query
 from tessera.rag.generators import Generator, check_max_new_tokens, open_generator
 from tessera.rag.messages import chat_messages
 from tessera.rag.passages import Block, Passage, cite_numbers, passage_blocks
-from tessera.rag.prompt import build_messages, order_blocks, with_conversation
+from tessera.rag.prompt import (
+    build_messages,
+    conversation_tokens,
+    order_blocks,
+    recent_turns,
+    with_conversation,
+)
 from tessera.rag.tokens import Message, token_counter
-from tessera.rag.windows import fit_passages
+from tessera.rag.windows import context_budget, fit_passages
 from tessera.retrieval.diversify import Mmr, as_mmr
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.hits import Hit
@@ -146,6 +152,7 @@ def prepare(
     mmr: Mmr | float | None = None,
     per_document: int | None = None,
     search_query: str | None = None,
+    conversation: Sequence[Message] = (),
 ) -> RagPrompt:
     """Retrieve `k` passages (from `index`, or `index` fused with the `fuse` indexes by `fusion`),
     compress them, and build the chat prompt. `search_params` (nprobe, prf, ...) apply to indexes
@@ -160,7 +167,10 @@ def prepare(
     `retrieved`: hits already searched (and reranked, diversified), with text (the HTTP
     service searches through its own index threads). `search_query`: what to search, pick
     windows and compress by, where it is not the question (a follow-up in a conversation,
-    `rag.conversation`); the prompt still asks the question."""
+    `rag.conversation`); the prompt still asks the question. `conversation`: the chat the
+    question ends (`prepare_chat`), its earlier turns put before the context turn: they take at
+    most half the context budget (the earliest left out, with a warning, beyond it) and the
+    passages fit what they leave; both token counts include them."""
     if not isinstance(question, str):
         raise TesseraError(f"must be text, got {type(question).__name__}", field="question")
     fuse = [fuse] if isinstance(fuse, str | PathLike | Index) else list(fuse)
@@ -205,22 +215,45 @@ def prepare(
     if not retrieved:  # the generator then answers from nothing: say so
         why = "no passage was retrieved" + (" (no document matches the filter)" if filter else "")
         warnings.warn(TesseraWarning(why + ": the prompt holds no context"), stacklevel=2)
-    passages = fit_passages([Passage.from_hit(hit) for hit in retrieved], query, tools)
+    conversation, spent = _earlier_turns(conversation, tools)
+    passages = fit_passages([Passage.from_hit(hit) for hit in retrieved], query, tools, spent)
     plain = passage_blocks(passages)
     blocks = plain if compressor is None else compressor.compress(query, passages, budget)
     compressed = time.perf_counter()
     placed = order_blocks(blocks, order)
-    messages = build_messages(question, placed)
+
+    def chat_prompt(blocks: list[Block]) -> list[Message]:
+        messages = build_messages(question, blocks)
+        return with_conversation(messages, conversation) if conversation else messages
+
+    messages = chat_prompt(placed)
     return RagPrompt(
         question,
         passages,
         placed,
         messages,
-        plain_tokens=tools.tokens.count_messages(build_messages(question, order_blocks(plain, order))),
+        plain_tokens=tools.tokens.count_messages(chat_prompt(order_blocks(plain, order))),
         prompt_tokens=tools.tokens.count_messages(messages),
         timings={"retrieve_s": searched - started, "compress_s": compressed - searched},
         search_query=None if query == question else query,
     )
+
+
+def _earlier_turns(conversation: Sequence[Message], tools: Tools) -> tuple[list[Message], int]:
+    """The conversation as the prompt holds it (the earliest turns left out beyond half the
+    context budget) and the tokens it takes there."""
+    if not conversation:
+        return [], 0
+    kept, dropped = recent_turns(conversation, tools.tokens, context_budget(tools) // 2)
+    if dropped:
+        warnings.warn(
+            TesseraWarning(
+                f"the conversation's {dropped} earliest turns were left out of the prompt: with them it "
+                "would not fit the generator's window"
+            ),
+            stacklevel=3,
+        )
+    return kept, conversation_tokens(kept, tools.tokens)
 
 
 def answer(
@@ -259,15 +292,15 @@ def prepare_chat(
 ) -> RagPrompt:
     """The prompt of the next answer in a conversation (`messages`: system, user and assistant
     turns, oldest first, the last one the user's question): the question searched as
-    `follow_up` says (`rag.conversation`), asked after the earlier turns. Token counts stay the
-    context's, as `prepare` gives them. `options` are `prepare`'s."""
+    `follow_up` says (`rag.conversation`), asked after the earlier turns (`prepare`'s
+    `conversation`: both token counts include them). `options` are `prepare`'s."""
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     messages = chat_messages(messages)
     turns = [m for m in messages if m["role"] in ("user", "assistant")]
     query = follow_up_query(turns, follow_up, generator)
-    prompt = prepare(index, turns[-1]["content"], generator=generator, search_query=query, **options)
-    prompt.messages = with_conversation(prompt.messages, messages)
-    return prompt
+    return prepare(
+        index, turns[-1]["content"], generator=generator, search_query=query, conversation=messages, **options
+    )
 
 
 def chat(

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from tessera.errors import TesseraError
 from tessera.rag.passages import Block
-from tessera.rag.tokens import Message
+from tessera.rag.tokens import Message, TokenCounter
 
 ORDERS = ("rank", "reverse", "sandwich")
 SYSTEM = (
@@ -59,3 +59,26 @@ def with_conversation(rag_messages: Sequence[Message], conversation: Sequence[Me
     turns = [m for m in conversation if m["role"] in ("user", "assistant")]
     history = [{"role": m["role"], "content": m["content"]} for m in turns[:-1]]
     return [{"role": "system", "content": "\n\n".join([system["content"], *extra])}, *history, context]
+
+
+def conversation_tokens(conversation: Sequence[Message], tokens: TokenCounter) -> int:
+    """Tokens the conversation adds to a RAG prompt (`with_conversation`): its earlier turns and
+    its system text, as the chat template lays them out."""
+    bare = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ""}]
+    return tokens.count_messages(with_conversation(bare, conversation)) - tokens.count_messages(bare)
+
+
+def recent_turns(
+    conversation: Sequence[Message], tokens: TokenCounter, budget: int
+) -> tuple[list[Message], int]:
+    """The conversation without its earliest user and assistant turns, as many as it takes for
+    the rest to add at most `budget` tokens (the question, its last message, always stays), and
+    how many were left out: a long conversation otherwise overflowed the generator's window."""
+    kept, dropped = list(conversation), 0
+    while conversation_tokens(kept, tokens) > budget:
+        earliest = next((i for i, m in enumerate(kept[:-1]) if m["role"] in ("user", "assistant")), None)
+        if earliest is None:
+            break
+        del kept[earliest]
+        dropped += 1
+    return kept, dropped

@@ -91,17 +91,18 @@ def best_window(passage: Passage, question: str, tools: Tools, share: int) -> Pa
     return replace(passage, text=window, offsets=(start, end), page=page_of(text, start))
 
 
-def fit_passages(passages: Sequence[Passage], question: str, tools: Tools) -> list[Passage]:
-    """The passages within the context budget: those over the water level cut to their best
-    window. What each block adds around its text (its `[n] (doc ID)` header and title) comes out
-    of the budget first: the headers and titles of 200 Cranfield passages took about 5,000 tokens,
-    and the prompt reached 9,828 of the generator's 8,192."""
+def fit_passages(passages: Sequence[Passage], question: str, tools: Tools, spent: int = 0) -> list[Passage]:
+    """The passages within the context budget, less `spent` (a conversation's earlier turns):
+    those over the water level cut to their best window. What each block adds around its text
+    (its `[n] (doc ID)` header and title) comes out of the budget first: the headers and titles
+    of 200 Cranfield passages took about 5,000 tokens, and the prompt reached 9,828 of the
+    generator's 8,192."""
     lengths = [tools.tokens.count(passage.text) for passage in passages]
     # Each block's header and title (a cut passage carries its title even where the whole text
     # began with it), and a line break after the title.
     around = tools.tokens.count(render_context([Block(p.title or "", (p.doc_id,)) for p in passages]))
     around += len(passages)
-    level = water_level(lengths, max(len(passages), context_budget(tools) - around))
+    level = water_level(lengths, max(len(passages), context_budget(tools) - around - spent))
     if level is None:
         return list(passages)
     return [

@@ -31,7 +31,6 @@ from pydantic import ConfigDict, Field
 
 from tessera.rag.conversation import DEFAULT_FOLLOW_UP, check_follow_up, search_query
 from tessera.rag.messages import content_text
-from tessera.rag.prompt import with_conversation
 from tessera.rag.tokens import Message
 from tessera.serve.errors import ApiError
 from tessera.serve.pool import IndexPool
@@ -129,8 +128,8 @@ class ChatService:
             index=None if body.indexes else name,
             **{option: getattr(body, option) for option in RAG_OPTIONS},
         )
-        prompt = await self.rag.prompt(rag)
-        messages = with_conversation(prompt.messages, conversation)
+        prompt = await self.rag.prompt(rag, conversation)
+        messages = prompt.messages
         max_tokens = body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_TOKENS
         reply = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": name}
         if body.stream:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from tessera.errors import TesseraError
 from tessera.rag.generators import Generator
 from tessera.rag.pipeline import RagPrompt, prepare
+from tessera.rag.tokens import Message
 from tessera.retrieval.diversify import as_mmr
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.index import check_search
@@ -74,8 +75,9 @@ class RagService:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, partial(call, *args, **kwargs))
 
-    async def prompt(self, body: RagBody) -> RagPrompt:
-        """Retrieve (fused, reranked, diversified, filtered as asked) and build the prompt."""
+    async def prompt(self, body: RagBody, conversation: Sequence[Message] = ()) -> RagPrompt:
+        """Retrieve (fused, reranked, diversified, filtered as asked) and build the prompt (in
+        `conversation`, the chat the question ends, when one is given)."""
         check_search([body.query], body.k)
         query = body.query if body.search_query is None else body.search_query
         if not query.strip():
@@ -133,6 +135,7 @@ class RagService:
                 retrieved=retrieved,
                 per_document=per_document,
                 search_query=body.search_query,
+                conversation=conversation,
             ),
         )
         return prompt

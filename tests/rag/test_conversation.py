@@ -163,6 +163,27 @@ def test_chat_answers_the_last_turn_after_the_history(index):
     assert last.prompt.search_query is None and last.prompt.sources == prepare(index, FOLLOW_UP, k=3).sources
 
 
+def test_a_long_conversation_still_fits_the_generators_window(index):
+    """The passages were fitted to the window as if there were no earlier turns, and the token
+    counts left the turns out: six long turns and 60 passages made a prompt of 10,353 tokens
+    (SmolLM2 reads 8,192) that said 6,291."""
+    tokens = token_counter()
+    said = " ".join(["the boundary layer separates where the pressure gradient is adverse"] * 60)
+    long = [{"role": role, "content": said} for _ in range(6) for role in ("user", "assistant")]
+    messages = [*long, {"role": "user", "content": FOLLOW_UP}]
+    with pytest.warns(
+        UserWarning, match=r"the conversation's \d+ earliest turns were left out of the prompt"
+    ):
+        prompt = chat(index, messages, generator=None, k=60).prompt
+    assert prompt.prompt_tokens == tokens.count_messages(prompt.messages) <= 8192 - 256
+    history = [m for m in prompt.messages[1:-1]]
+    assert history and all(m["content"] == said for m in history) and len(history) < len(long)
+    assert prompt.messages[-2]["role"] == "assistant"  # the most recent turns kept
+    short = chat(index, conversation(EARLIER, FOLLOW_UP), generator=None, k=3).prompt
+    alone = prepare(index, FOLLOW_UP, k=3)
+    assert short.prompt_tokens > alone.prompt_tokens  # the earlier turns are counted
+
+
 def test_messages_as_openai_clients_write_them(index):
     """`content: null` (an assistant turn that called tools) was an AttributeError; parts are text."""
     messages = [

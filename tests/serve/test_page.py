@@ -98,6 +98,8 @@ def test_search_page_in_chromium(browser, make_app, loaded, tmp_path: Path) -> N
         fused = hybrid_search([loaded["head-minilm"], loaded["head-bm25"]], ["boundary layer flow"], 10, 100)
         sources = page.locator("#sources li .score").all_inner_texts()
         assert [text.strip() for text in sources] == [hit.doc_id for hit in fused[0]]
+        cites = page.locator("#sources li .cite-number").all_inner_texts()  # the numbers answers cite
+        assert [text.strip() for text in cites] == [f"[{n}]" for n in range(1, len(fused[0]) + 1)]
 
         page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than the screen
         assert page.evaluate("document.documentElement.scrollWidth") <= 390

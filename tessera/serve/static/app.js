@@ -338,7 +338,8 @@ function showSources(sources, indexes, query) {
     link.href = "#";
     if (s.cite != null) link.dataset.cite = String(s.cite);
     link.addEventListener("click", (e) => { e.preventDefault(); openDocument(s.doc_id, indexes, query); });
-    item.append(link, el("span", "score", ` ${s.doc_id}` + (s.cite != null ? ` [${s.cite}]` : "")));
+    if (s.cite != null) item.append(el("span", "cite-number", `[${s.cite}] `));  // what the answer cites
+    item.append(link, el("span", "score", ` ${s.doc_id}`));
     $("sources").append(item);
   }
 }
