@@ -47,6 +47,17 @@ def test_compression_cuts_prompt_tokens_and_order_moves_blocks(index):
     assert [b.sources[0] for b in sandwich.blocks] == [ranked[i] for i in (0, 2, 4, 3, 1)]
 
 
+def test_token_ratios_count_words_not_whitespace(index):
+    """Cranfield's line breaks and indents were about a tenth of a plain prompt's tokens, and every
+    compressor's output collapses them: TCRA keeping every word reported 0.88 of the tokens."""
+    kept = prepare(
+        index, QUESTION, k=3, compress="tcra-semantic", budget=10**8, compressor_options={"ratio": 1.0}
+    )
+    assert [b.text for b in kept.blocks] == [p.full_text for p in kept.passages]
+    assert kept.prompt_tokens == kept.plain_tokens
+    assert "\n" not in kept.passages[0].full_text and "  " not in kept.passages[0].full_text
+
+
 def test_each_source_names_the_block_the_prompt_cites_it_by(index):
     """The sources were numbered by rank, the prompt's blocks by `order` (and a CRAG cluster is
     one block): an answer's [1] named another document than the source marked [1]."""
