@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from tessera.data.datasets import EvalDataset, load_eval_dataset
-from tessera.durable import JsonLines, write_text_atomic
+from tessera.durable import JsonLines, check_outputs, write_text_atomic
 from tessera.errors import TesseraError
 from tessera.indexing.manifest import sha256_file
 from tessera.models.registry import load_encoder
@@ -80,10 +80,18 @@ def evaluate_rag(
     check_max_new_tokens(max_new_tokens)
     if max_queries is not None and max_queries < 1:  # a slice would count from the end
         raise TesseraError(f"must be at least 1, got {max_queries}", field="max_queries")
+    if json_path is not None:  # a folder there failed only after every query was measured
+        check_outputs({"json": json_path}, inputs=[] if isinstance(dataset, EvalDataset) else [dataset])
     reranker = load_reranker(rerank) if rerank is not None else None
     mmr = as_mmr(mmr)
     index, *others = open_indexes(index, fuse, search_params)
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset, split)
+    if not any(grade > 0 for judged in data.qrels.values() for grade in judged.values()):
+        raise TesseraError(
+            f"no judgment of split '{split}' marks a document relevant (every grade is 0 or less): "
+            "nothing can be measured",
+            field="split",
+        )
     generator = open_generator(generator) if isinstance(generator, str) or generator is None else generator
     tools = compression_tools(index, generator)
     truncation = TruncationCompressor(tools)

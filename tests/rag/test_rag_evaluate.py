@@ -181,3 +181,20 @@ def test_an_interrupted_evaluation_resumes_from_its_finished_queries(cranfield_b
         cranfield_bm25, "cranfield", json_path=out, search_params={"prf": "rocchio"}, **options
     )
     assert len(calls) == 4 and expanded["search_params"] == {"prf": "rocchio"}
+
+
+def test_an_output_folder_and_judgments_of_no_relevant_document_are_refused_first(cranfield_bm25, tmp_path):
+    """A folder as --json failed with "[Errno 21] Is a directory" after every query was measured,
+    leaving its journal behind; a split judging no document relevant gave nulls and exit 0."""
+    from tessera.errors import TesseraError
+
+    with pytest.raises(TesseraError, match="is a folder: name the file to write") as info:
+        evaluate_rag(cranfield_bm25, "cranfield", compress="none", json_path=tmp_path, show_progress=False)
+    assert info.value.field == "json" and list(tmp_path.iterdir()) == []
+    folder = tmp_path / "zero"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text('{"_id": "1", "text": "wing"}\n')
+    (folder / "queries.jsonl").write_text('{"_id": "3", "text": "wings"}\n')
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n3\t1\t0\n")
+    with pytest.raises(TesseraError, match="no judgment of split 'test' marks a document relevant"):
+        evaluate_rag(cranfield_bm25, folder, compress="none", show_progress=False)
