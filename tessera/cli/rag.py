@@ -50,7 +50,7 @@ def _options(items: list[str]) -> dict[str, float | str]:
     """Compressor options; whole numbers become ints (max_clusters=4)."""
     return {
         key: int(v) if isinstance(v, float) and v.is_integer() else v
-        for key, v in parse_params(items).items()
+        for key, v in parse_params(items, field="option").items()
     }
 
 
@@ -85,8 +85,8 @@ def rag(
         bool, typer.Option("--chat", help="Then read follow-up questions, one a line, until an empty one.")
     ] = False,
     follow_up: Annotated[
-        str, typer.Option(help="With --chat, what a follow-up searches: last | turns | rewrite.")
-    ] = "last",
+        str | None, typer.Option(help="With --chat, what a follow-up searches: last | turns | rewrite.")
+    ] = None,
 ) -> None:
     """Answer a question: retrieve, compress the context, generate (streamed).
 
@@ -95,7 +95,7 @@ def rag(
     goes on as a conversation: each follow-up is answered after the earlier turns."""
     from tessera.data.metadata import parse_filter
     from tessera.errors import TesseraError
-    from tessera.rag.conversation import check_follow_up
+    from tessera.rag.conversation import DEFAULT_FOLLOW_UP, check_follow_up
     from tessera.rag.generators import check_max_new_tokens, open_generator
     from tessera.rag.pipeline import open_indexes, prepare_chat
     from tessera.retrieval.diversify import as_mmr
@@ -108,6 +108,9 @@ def rag(
     diversity = as_mmr(mmr, mmr_depth)
     if chat and as_json:
         raise TesseraError("--chat streams a conversation; it does not combine with --json", field="chat")
+    if follow_up is not None and not chat:  # it was ignored
+        raise TesseraError("says how --chat searches follow-up questions: add --chat", field="follow-up")
+    follow_up = follow_up or DEFAULT_FOLLOW_UP
     if not question.strip():
         raise TesseraError("the question is empty", field="question")
     check_max_new_tokens(max_new_tokens)

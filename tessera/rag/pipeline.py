@@ -33,7 +33,7 @@ from tessera.rag.windows import context_budget, fit_passages
 from tessera.retrieval.diversify import Mmr, as_mmr
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.hits import Hit
-from tessera.retrieval.index import Index, Params, check_search, load_indexes
+from tessera.retrieval.index import Index, Params, check_distinct, check_search, load_indexes
 from tessera.retrieval.query_set import check_per_document, passages_per_document, search_one
 from tessera.retrieval.rerank import RERANK_DEPTH, Reranker, check_rerank_depth, load_reranker
 
@@ -77,6 +77,9 @@ def open_indexes(
     """The retriever's indexes, `index` first. Paths open with `search_params` routed to each
     index by kind (`retrieval.index.load_indexes`); an `Index` given open keeps its own."""
     given = [index, *fuse]
+    check_distinct(
+        [item.root if isinstance(item, Index) else Path(item).expanduser().resolve() for item in given]
+    )
     if not search_params:
         return [item if isinstance(item, Index) else Index.load(item) for item in given]
     if any(isinstance(item, Index) for item in given):

@@ -60,11 +60,24 @@ def check_search(queries: Sequence[str], k: int) -> None:
             raise TesseraError(f"query {number} of {len(queries)} {problem}", field="query")
 
 
+def check_distinct(roots: Sequence[Path]) -> None:
+    """Indexes searched together are different indexes: one given twice (`--fuse` naming the
+    index itself) was fused with itself, which changes nothing a user meant."""
+    seen: set[Path] = set()
+    for root in roots:
+        if root in seen:
+            raise TesseraError(
+                f"{root} is given twice: an index fused with itself adds nothing", field="fuse"
+            )
+        seen.add(root)
+
+
 def load_indexes(
     paths: Sequence[str | Path], search_params: Params | None = None, mmap: bool = False
 ) -> list[Index]:
     """Open indexes searched together, each given the parameters `route_params` routes to it."""
     roots = [Path(path).expanduser().resolve() for path in paths]
+    check_distinct(roots)
     backends = [Manifest.read(root, verify=False).backend for root in roots]
     parts = route_params(backends, search_params or {})
     return [Index.load(root, search_params=part, mmap=mmap) for root, part in zip(roots, parts, strict=True)]

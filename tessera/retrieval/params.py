@@ -25,6 +25,8 @@ def parse_params(items: Iterable[str], field: str = "param") -> Params:
         name, sep, value = item.partition("=")
         if not (sep and name and value):
             raise TesseraError(f"expected NAME=VALUE, got '{item}'", field=field)
+        if name in params:  # the last one won, silently
+            raise TesseraError(f"'{name}' is given twice", field=field)
         try:
             params[name] = float(value)
         except ValueError:

@@ -99,17 +99,20 @@ def test_rag_chat_answers_follow_ups_from_standard_input(cranfield_dense: Path) 
     assert [line.split()[1] for line in own[4:7]] == [h.doc_id for h in index.search(follow_up, k=3)]
 
 
-def test_rag_refuses_bad_input_in_one_line(cranfield_dense: Path) -> None:
+def test_rag_refuses_bad_input_in_one_line(cranfield_dense: Path, cranfield_bm25: Path) -> None:
     for args, message in [
         (["-k", "0"], "field 'k': k must be at least 1"),
         (["--compress", "zip"], "field 'compress': unknown compressor 'zip'"),
         (["--generator", "ftp://x"], "field 'generator'"),
-        (["--option", "ratio"], "expected NAME=VALUE"),
+        (["--option", "ratio"], "field 'option': expected NAME=VALUE"),  # it said field 'param'
+        (["--compress", "crag", "--option", "ratio=0.4", "--option", "ratio=0.6"], "'ratio' is given twice"),
+        (["--follow-up", "turns"], "field 'follow-up': says how --chat searches follow-up questions"),
+        (["--fuse", str(cranfield_dense)], f"{cranfield_dense} is given twice: an index fused with itself"),
         (["--compress", "crag", "--option", "nope=1"], "field 'option': compressor 'crag' has no option"),
         (["--compress", "crag", "--option", "ratio=abc"], "option 'ratio' of 'crag' takes a number"),
-        (["--fuse", str(cranfield_dense), "--depth", "0"], "field 'depth': must be a whole number >= 1"),
+        (["--fuse", str(cranfield_bm25), "--depth", "0"], "field 'depth': must be a whole number >= 1"),
         (["--weights", "0.5,0.5"], "field 'fuse': fusion and weights need indexes to fuse with"),
-        (["--fuse", str(cranfield_dense), "--fusion", "max"], "field 'fusion': unknown fusion 'max'"),
+        (["--fuse", str(cranfield_bm25), "--fusion", "max"], "field 'fusion': unknown fusion 'max'"),
         (["--chat", "--json"], "field 'chat': --chat streams a conversation"),
         (["--chat", "--follow-up", "rewrite"], "field 'follow_up': follow_up 'rewrite' needs a generator"),
         (["--chat", "--follow-up", "all"], "field 'follow_up': unknown follow_up 'all'"),
