@@ -144,8 +144,11 @@ def search_queries(
     pending: list[int] = []
     for number, turns in enumerate(conversations):
         users = [m["content"] for m in turns if m["role"] == "user"]
-        if not users or turns[-1]["role"] != "user" or not users[-1].strip():
-            raise TesseraError("the last message must be the user's question, not empty", field="messages")
+        if not turns or turns[-1]["role"] != "user":  # it said "not empty" of an assistant's last turn
+            last = f"the {turns[-1]['role']}'s" if turns else "none"
+            raise TesseraError(f"the last message must be the user's question, not {last}", field="messages")
+        if not users[-1].strip():
+            raise TesseraError("the last message, the user's question, is empty", field="messages")
         queries.append(users[-1])
         if len(users) > 1 and follow_up == "turns":
             queries[-1] = "\n".join(users[-TURNS:])

@@ -282,7 +282,8 @@ def check_options(options: dict[str, Any]) -> None:
     unknown = sorted(set(options) - set(inspect.signature(prepare).parameters))
     if unknown:
         raise TypeError(
-            f"unknown option {', '.join(map(repr, unknown))} (prepare's keywords are the options)"
+            f"unknown option {', '.join(map(repr, unknown))} (prepare's keywords are the options; "
+            f"a compressor's own go in compressor_options={{{unknown[0]!r}: ...}})"
         )
 
 

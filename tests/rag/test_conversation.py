@@ -163,6 +163,16 @@ def test_chat_answers_the_last_turn_after_the_history(index):
     assert last.prompt.search_query is None and last.prompt.sources == prepare(index, FOLLOW_UP, k=3).sources
 
 
+def test_a_conversation_must_end_with_the_users_question(index):
+    """An assistant's last turn was called "empty"."""
+    for messages, said in [
+        (conversation(EARLIER) + [{"role": "assistant", "content": "a"}], "not the assistant's"),
+        ([{"role": "user", "content": " "}], "the user's question, is empty"),
+    ]:
+        with pytest.raises(TesseraError, match=said):
+            chat(index, messages, generator=None, k=3)
+
+
 def test_a_long_conversation_still_fits_the_generators_window(index):
     """The passages were fitted to the window as if there were no earlier turns, and the token
     counts left the turns out: six long turns and 60 passages made a prompt of 10,353 tokens

@@ -182,6 +182,11 @@ def test_python_callers_arguments(index, cranfield_bm25):
     ]
     with pytest.raises(TypeError, match="unknown option 'topk'"):
         answer(index, QUESTION, generator=None, topk=3)
+    with pytest.raises(TypeError, match=r"a compressor's own go in compressor_options=\{'ratio': ...\}"):
+        answer(index, QUESTION, generator=None, compress="crag", ratio=0.4)
+    for budget in (1.5, "10"):  # "must be at least 1 token, got 1.5"
+        with pytest.raises(TesseraError, match="field 'budget': must be a whole number"):
+            answer(index, QUESTION, generator=None, compress="truncation", budget=budget)
     with pytest.raises(TesseraError, match="must be text, got NoneType") as info:
         answer(index, None, generator=None)
     assert info.value.field == "question"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from tessera.errors import TesseraError
+from tessera.errors import TesseraError, whole_number
 from tessera.rag.passages import Block, Passage
 from tessera.rag.tokens import TokenCounter
 
@@ -49,7 +49,7 @@ def shares(total: int, weights: Sequence[float]) -> list[int]:
 def check_budget(budget: int | None) -> None:
     """A token budget is a whole number >= 1 (None: the compressor's own ratio); 0 or less would
     leave no context at all, silently."""
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+    if budget is not None and whole_number(budget, "budget") < 1:  # 1.5 was "must be at least 1"
         raise TesseraError(f"budget must be at least 1 token, got {budget!r}", field="budget")
 
 
