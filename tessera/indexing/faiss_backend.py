@@ -53,9 +53,12 @@ def apply_search_params(index: faiss.Index, params: dict[str, float]) -> None:
             raise TesseraError(why, field="search_params")
         try:
             space.set_index_parameter(index, name, value)
-        except RuntimeError as exc:
+        except RuntimeError:  # faiss says only "could not set parameter", after its C++ location
+            kind = type(faiss.downcast_index(index)).__name__
             raise TesseraError(
-                f"search parameter '{name}' does not apply to this index: {exc}", field="search_params"
+                f"search parameter '{name}' does not apply to this index (a faiss {kind}; IVF kinds take "
+                "nprobe, HNSW kinds efSearch)",
+                field="search_params",
             ) from None
 
 
@@ -109,6 +112,7 @@ def factory_problem(dim: int, factory: str) -> str | None:
 def faiss_words(exc: RuntimeError) -> str:
     """faiss' own explanation in an error, without the C++ location and assertion before it."""
     said = str(exc).strip().splitlines()[-1]
+    said = re.sub(r"^Error in .*? at \S+:\d+: ", "", said)  # the C++ function and source line
     return said.split(" failed: ", 1)[-1] if " failed: " in said else said
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from tessera import config
 from tessera.errors import EncoderError
+from tessera.models.loading import why_not
 
 # Short name -> (package, GGUF file inside it, cache folder name, hub name for users with a network).
 BUNDLED_LLMS = {
@@ -104,10 +105,13 @@ def load_tokenizer(spec: str) -> Any:
     from transformers import AutoTokenizer
 
     config.apply_offline_defaults()
+    source = resolve_llm(spec)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(resolve_llm(spec))
-    except (OSError, ValueError) as exc:
-        raise EncoderError(f"cannot load the tokenizer of LLM '{spec}': {exc}", field="llm") from None
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:  # a folder not there was a hub name's error ("Repo id must...")
+        raise EncoderError(
+            f"cannot load the tokenizer of LLM '{spec}': {why_not(source, exc)}", field="llm"
+        ) from None
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -122,10 +126,11 @@ def load_causal_lm(spec: str, device: str | None = None) -> Any:
 
     config.apply_offline_defaults()
     hf_logging.disable_progress_bar()
+    source = resolve_llm(spec)
     try:
-        model = AutoModelForCausalLM.from_pretrained(resolve_llm(spec))
+        model = AutoModelForCausalLM.from_pretrained(source)
     except (OSError, ValueError) as exc:
-        raise EncoderError(f"cannot load LLM '{spec}': {exc}", field="llm") from None
+        raise EncoderError(f"cannot load LLM '{spec}': {why_not(source, exc)}", field="llm") from None
     if device:
         model.to(device)
     return model.eval()

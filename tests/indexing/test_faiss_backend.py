@@ -46,8 +46,12 @@ def test_factory_kinds_build_save_load_search(tmp_path: Path, vectors, factory, 
 def test_search_params_reach_the_index(vectors) -> None:
     backend = FaissBackend(build_faiss_index(vectors, "IVF16,Flat"), {"nprobe": 5})
     assert faiss.extract_index_ivf(backend.index).nprobe == 5
-    with pytest.raises(TesseraError, match="'efSearch' does not apply"):
+    with pytest.raises(TesseraError, match="'efSearch' does not apply") as info:
         FaissBackend(build_faiss_index(vectors, "IVF16,Flat"), {"efSearch": 5})
+    assert str(info.value) == (  # it carried faiss' C++ function, file and line
+        "field 'search_params': search parameter 'efSearch' does not apply to this index (a faiss "
+        "IndexIVFFlat; IVF kinds take nprobe, HNSW kinds efSearch)"
+    )
     with pytest.raises(TesseraError, match="'nprobe' takes a number, got 'x'"):
         FaissBackend(build_faiss_index(vectors, "IVF16,Flat"), {"nprobe": "x"})
 

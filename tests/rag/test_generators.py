@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tessera.errors import GeneratorError
+from tessera.errors import GeneratorError, TesseraError
 from tessera.rag.generators import LocalGenerator, OpenAIGenerator, open_generator
 from tests.conftest import free_port
 
@@ -174,6 +174,8 @@ def test_specs():
     for bad in ("gpt4", "local:", "ftp://host/v1", "http://"):
         with pytest.raises(GeneratorError, match="field 'generator'"):
             open_generator(bad)
+    with pytest.raises(TesseraError, match="no folder '/nonexistent/llm' here, and as a Hugging Face"):
+        open_generator("local:/nonexistent/llm")  # it gave the hub's "Repo id must use alphanumeric chars"
 
 
 def test_local_smollm2_answers_and_streams_the_same_text():
