@@ -16,7 +16,7 @@ NAMES = (QUALITY, BYTES, LATENCY)
 def _save(figure, path: Path) -> None:
     """Whole or not at all: an interrupted report keeps the previous plot, never half a PNG."""
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    figure.savefig(partial, dpi=120, format="png")
+    figure.savefig(partial, dpi=120, format="png", bbox_inches="tight")  # labels past the axes kept
     os.replace(partial, path)
 
 
@@ -29,8 +29,11 @@ def _pyplot():
     return plt
 
 
-def quality_bars(table: dict[str, dict[str, float]], systems: list[str], metric: str, path: Path) -> None:
-    """Grouped bars: one group per dataset row (and the mean), one bar per system."""
+def quality_bars(
+    table: dict[str, dict[str, float]], systems: list[str], metric: str, path: Path, note: str = ""
+) -> None:
+    """Grouped bars: one group per dataset row (and the mean), one bar per system; `note` after
+    the title (a sampled run says so on its plots too)."""
     plt = _pyplot()
     rows = list(table)
     width = 0.8 / max(1, len(systems))
@@ -41,8 +44,8 @@ def quality_bars(table: dict[str, dict[str, float]], systems: list[str], metric:
         axes.bar(xs, values, width, label=system)
     axes.set_xticks(range(len(rows)), rows, rotation=30, ha="right", fontsize=8)
     axes.set_ylabel(metric)
-    axes.set_title(f"{metric} per dataset")
-    axes.legend(fontsize=8)
+    axes.set_title(f"{metric} per dataset{note}")
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never on them
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     _save(figure, path)
@@ -55,9 +58,9 @@ def _two_and_five(value: float, _: int) -> str:
 
 
 def quality_against(
-    points: dict[str, tuple[float, float]], xlabel: str, metric: str, title: str, path: Path
+    points: dict[str, tuple[float, float]], xlabel: str, metric: str, title: str, path: Path, note: str = ""
 ) -> None:
-    """One labelled point per system: (cost, quality); cost on a log axis."""
+    """One labelled point per system: (cost, quality); cost on a log axis; `note` after the title."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6, 4.2))
     for system, (cost, quality) in points.items():
@@ -71,7 +74,8 @@ def quality_against(
         axes.xaxis.set_minor_formatter(FuncFormatter(_two_and_five))
     axes.set_xlabel(xlabel)
     axes.set_ylabel(f"mean {metric}")
-    axes.set_title(title)
+    axes.set_title(f"{title}{note}")
+    axes.margins(x=0.12, y=0.1)  # room for the outermost points' labels
     axes.grid(alpha=0.3)
     figure.tight_layout()
     _save(figure, path)

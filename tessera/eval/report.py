@@ -187,16 +187,17 @@ def _plots(results: dict, root: Path) -> list[str]:
     bars[f"mean of {len(complete)}"] = {
         s: sum(table[r][s] for r in complete) / len(complete) for s in systems
     }
-    plots.quality_bars(bars, systems, metric, folder / plots.QUALITY)
+    note = f"\nSAMPLED: at most {results['max_docs']} documents a corpus" if results["max_docs"] else ""
+    plots.quality_bars(bars, systems, metric, folder / plots.QUALITY, note)
     means = efficiency_means(results, metric)
     bytes_points = {s: (m["bytes_per_doc"], m["quality"]) for s, m in means.items()}
     plots.quality_against(
-        bytes_points, "index bytes per document", metric, "Quality against size", folder / plots.BYTES
+        bytes_points, "index bytes per document", metric, "Quality against size", folder / plots.BYTES, note
     )
     latency_points = {s: (m["ms_per_query"], m["quality"]) for s, m in means.items()}
     plots.quality_against(
         latency_points, "ms per query (whole query set, batched)", metric, "Quality against latency",
-        folder / plots.LATENCY,
+        folder / plots.LATENCY, note,
     )  # fmt: skip
     return [
         "## Plots",

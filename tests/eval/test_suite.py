@@ -370,3 +370,14 @@ def test_a_suite_that_ran_nothing_fails(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1 and "no (dataset, system) pair of the suite could be run here" in bad.stderr
     assert (tmp_path / "r" / "report.md").is_file()
+
+
+def test_a_sampled_runs_plots_say_so(results: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """report.md said SAMPLED; its plots, shown on their own, did not."""
+    from tessera.eval import plots
+
+    titles: list[str] = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: titles.append(figure.axes[0].get_title()))
+    render(results, tmp_path)
+    assert len(titles) == 3
+    assert all(title.endswith(f"\nSAMPLED: at most {MAX_DOCS} documents a corpus") for title in titles)
