@@ -27,6 +27,8 @@ def test_rag_json_reports_sources_and_tokens(cranfield_dense: Path) -> None:
     )
     answer = json.loads(result.stdout)
     assert answer["answer"] is None and len(answer["sources"]) == 6
+    settings = [answer[name] for name in ("k", "compress", "budget", "order", "generator")]
+    assert settings == [6, "tcra-summary", None, "rank", None]  # what made the prompt, recorded
     assert [s["cite"] for s in answer["sources"]] == [1, 2, 3, 4, 5, 6]  # rank order: one block each
     shown = run_cli(
         "rag", str(cranfield_dense), QUESTION, "-k", "4", "--order", "reverse", "--generator", "none"
