@@ -86,19 +86,30 @@ def ignored(relative: str, patterns: list[str]) -> bool:
     """Whether a file's path (from the folder, with /) matches a pattern, as in gitignore: one
     without a slash matches a name at any depth (`*.log`), one with a slash the path from the
     folder (`notes/*.md`: `*` never crosses a slash, `**` any number of folders), one ending in
-    a slash a whole folder (`drafts/`); a pattern matching a folder leaves out what it holds."""
+    a slash a whole folder (`drafts/`); a pattern matching a folder leaves out what it holds.
+    The last pattern that matches decides: `!PATTERN` takes back what an earlier one left out
+    (`*.log` then `!keep.log`); a leading backslash makes `#` or `!` a name's own character."""
     parts = relative.split("/")
+    left_out = False
     for pattern in patterns:
-        folder_only = pattern.endswith("/")
-        pattern = pattern.rstrip("/")
-        anchored = "/" in pattern
-        wanted = pattern.lstrip("/").split("/")
-        ends = range(1, len(parts)) if folder_only else range(1, len(parts) + 1)  # folders; or the file too
-        for end in ends:
-            if anchored and _matches(parts[:end], wanted):
-                return True
-            if not anchored and fnmatch.fnmatchcase(parts[end - 1], pattern):
-                return True
+        negated = pattern.startswith("!")
+        pattern = pattern[1:] if negated or pattern.startswith("\\") else pattern
+        if _pattern_matches(parts, pattern):
+            left_out = not negated
+    return left_out
+
+
+def _pattern_matches(parts: list[str], pattern: str) -> bool:
+    folder_only = pattern.endswith("/")
+    pattern = pattern.rstrip("/")
+    anchored = "/" in pattern
+    wanted = pattern.lstrip("/").split("/")
+    ends = range(1, len(parts)) if folder_only else range(1, len(parts) + 1)  # folders; or the file too
+    for end in ends:
+        if anchored and _matches(parts[:end], wanted):
+            return True
+        if not anchored and fnmatch.fnmatchcase(parts[end - 1], pattern):
+            return True
     return False
 
 

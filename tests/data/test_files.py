@@ -249,6 +249,10 @@ def test_tesseraignore_leaves_files_out_quietly(tmp_path: Path) -> None:
     assert not ignored("notes/sub/b.md", ["notes/*.md"])  # as in gitignore, * stays within a folder
     assert ignored("notes/sub/b.md", ["notes/**/*.md"]) and ignored("notes/b.md", ["notes/**/*.md"])
     assert ignored("notes/sub/b.md", ["notes/sub"]) and not ignored("notes/subway.md", ["notes/sub"])
+    # the last matching pattern decides; `!` took nothing back and `\#` matched nothing before
+    assert not ignored("imp.log", ["*.log", "!imp.log"]) and ignored("other.log", ["*.log", "!imp.log"])
+    assert ignored("imp.log", ["*.log", "!imp.log", "imp*"])
+    assert ignored("#hash.txt", ["\\#hash.txt"]) and ignored("!bang.txt", ["\\!bang.txt"])
 
 
 def test_open_corpus_reads_a_folder_or_one_file(tmp_path: Path) -> None:
