@@ -132,7 +132,11 @@ _BLOCKS = frozenset(
     | {"figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "ol"}
     | {"p", "pre", "section", "table", "tbody", "td", "th", "thead", "tr", "ul"}
 )
-_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+# `<meta charset>` or `<meta http-equiv ... content="...; charset=...">`, or an XHTML file's XML
+# declaration (`<?xml version="1.0" encoding="iso-8859-1"?>`).
+_CHARSET = re.compile(
+    rb"""(?:<meta[^>]+charset|<\?xml[^>]+encoding)\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
+)
 
 
 class _TextParser(HTMLParser):
@@ -206,10 +210,12 @@ def html_to_text(source: str) -> Extracted:
 def decode_html(raw: bytes, path: Path) -> str:
     """An HTML file's text in the encoding its `<meta charset>` declares (UTF-8 otherwise)."""
     match = _CHARSET.search(raw[:4096])
-    encoding = "utf-8"
+    encoding, unknown = "utf-8", ""
     if match:
+        unknown = f" (its declared charset '{match.group(1).decode('ascii')}' is unknown: read as UTF-8)"
         with contextlib.suppress(LookupError):  # an unknown name: read it as UTF-8
             codec = codecs.lookup(match.group(1).decode("ascii"))
+            unknown = ""
             # As browsers do: a page whose <meta> can be read byte by byte is not UTF-16 (WHATWG
             # reads that declaration as UTF-8), and codecs that are not text encodings (hex,
             # base64) are unknown names.
@@ -220,4 +226,4 @@ def decode_html(raw: bytes, path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         name = "UTF-8" if encoding == "utf-8" else encoding
-        raise CorpusError(f"not valid {name} at byte {exc.start}", file=path, line=line) from None
+        raise CorpusError(f"not valid {name} at byte {exc.start}{unknown}", file=path, line=line) from None

@@ -122,6 +122,13 @@ def test_html_title_entities_scripts_menus_and_declared_charset(tmp_path: Path) 
     with pytest.raises(CorpusError, match="not valid UTF-8") as info:
         read_file(bad, tmp_path)
     assert info.value.line == 2
+    bogus = write(tmp_path / "bogus.html", b'<meta charset="bogus-xyz"><p>caf\xe9</p>')
+    with pytest.raises(CorpusError, match=r"at byte \d+ \(its declared charset 'bogus-xyz' is unknown"):
+        read_file(bogus, tmp_path)  # it said "not valid UTF-8" without a word of the charset
+    xhtml = write(
+        tmp_path / "x.htm", b'<?xml version="1.0" encoding="iso-8859-1"?><html><p>caf\xe9</p></html>'
+    )
+    assert read_file(xhtml, tmp_path).text == "caf\u00e9"  # the XML declaration's encoding was not read
 
 
 def test_pdf_pages_title_and_words_broken_at_line_ends(tmp_path: Path, data_dir: Path) -> None:
