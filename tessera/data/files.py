@@ -200,14 +200,20 @@ def folder_files(root: Path) -> list[Path]:
             stacklevel=2,
         )
     seen: dict[str, Path] = {}
+    clashes = []  # every one at once: one a run made each rename a rerun away from the next
     for path in files:
         doc_id = document_id(path, root)
         if doc_id in seen:
-            raise CorpusError(
-                f"'{seen[doc_id].name}' and '{path.name}' would both be document '{doc_id}': rename one",
-                file=path.parent,
-            )
+            clashes.append((seen[doc_id], path, doc_id))
         seen[doc_id] = path
+    if clashes:
+        first, other, doc_id = clashes[0]
+        more = f" (clashing too: {_listing([p for _, p, _ in clashes[1:]], root)})"
+        raise CorpusError(
+            f"'{first.name}' and '{other.name}' would both be document '{doc_id}': rename one"
+            + (more if len(clashes) > 1 else ""),
+            file=other.parent,
+        )
     return files
 
 

@@ -232,11 +232,16 @@ def test_folder_ids_metadata_hidden_files_and_warnings(tmp_path: Path) -> None:
     assert (metadata["path"], metadata["format"]) == ("sub/b.md", "markdown")
     assert metadata["modified"][:4].isdigit() and metadata["modified"].endswith("+00:00")
     write(tmp_path / "sub" / "b.html", "<p>also beta</p>")
+    write(tmp_path / "a.md", "# also alpha")  # a second pair, named in the same error
     with (
-        pytest.raises(CorpusError, match="'b.html' and 'b.md' would both be document 'sub/b'"),
+        pytest.raises(
+            CorpusError,
+            match=r"'a.md' and 'a.txt' would both be document 'a': rename one \(clashing too: sub/b.md\)",
+        ),
         pytest.warns(TesseraWarning),
     ):
         folder_files(tmp_path)
+    (tmp_path / "a.md").unlink()
     bad = write(tmp_path / "bad" / "c.txt", b"line one\nbad \xff byte")
     with pytest.raises(CorpusError, match="not valid UTF-8") as info:
         list(read_folder(tmp_path / "bad"))
