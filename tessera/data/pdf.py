@@ -10,11 +10,15 @@ A PDF without a text layer (a scan) gives empty text: the folder reader skips it
 
 from __future__ import annotations
 
+import logging
 import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tessera.data.markup import Extracted
-from tessera.errors import CorpusError
+from tessera.errors import CorpusError, TesseraWarning
 
 _LINE_END_HYPHEN = re.compile(r"(?<=[a-z])-[ \t]*\r?\n[ \t]*(?=[a-z])")
 # Title entries written by converters rather than authors ("Microsoft Word - draft.docx").
@@ -37,21 +41,48 @@ def dehyphenate(text: str) -> str:
     return _LINE_END_HYPHEN.sub("", text)
 
 
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.said: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.said.append(record.getMessage())
+
+
+@contextmanager
+def _pypdf_log() -> Iterator[list[str]]:
+    """What pypdf logs while a file is read, kept (it printed "EOF marker not found" on its own,
+    naming no file), to be said in one warning that names the file."""
+    logger, kept = logging.getLogger("pypdf"), _Kept()
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(kept)
+    try:
+        yield kept.said
+    finally:
+        logger.removeHandler(kept)
+        logger.propagate = propagate
+
+
 def pdf_to_text(path: Path) -> Extracted:
     """Title: the document's Title entry when an author wrote it. Metadata: `pages`, and
     `author` when present. An unreadable or password-protected file is an error naming it."""
     from pypdf import PdfReader
 
-    try:
-        reader = PdfReader(path)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise CorpusError("is password-protected: decrypt it first (qpdf --decrypt)", file=path)
-        pages = [dehyphenate(page.extract_text() or "").strip() for page in reader.pages]
-        info = reader.metadata
-    except CorpusError:
-        raise
-    except Exception as exc:  # a damaged file makes pypdf raise anything (AttributeError, IndexError, ...)
-        raise CorpusError(f"cannot be read as PDF ({type(exc).__name__}: {exc})", file=path) from None
+    with _pypdf_log() as said:
+        try:
+            reader = PdfReader(path)
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise CorpusError("is password-protected: decrypt it first (qpdf --decrypt)", file=path)
+            pages = [dehyphenate(page.extract_text() or "").strip() for page in reader.pages]
+            info = reader.metadata
+        except CorpusError:
+            raise
+        except Exception as exc:  # a damaged file makes pypdf raise anything (AttributeError, ...)
+            raise CorpusError(f"cannot be read as PDF ({type(exc).__name__}: {exc})", file=path) from None
+    if said:  # read, with pypdf's repairs: what it said, in one line naming the file
+        more = f" (and {len(said) - 1} more of its warnings)" if len(said) > 1 else ""
+        warnings.warn(TesseraWarning(f"pypdf: {said[0]}{more}", file=path), stacklevel=2)
     title = " ".join(str((info.title if info else None) or "").split())
     if _GENERATED_TITLE.search(title):
         title = ""

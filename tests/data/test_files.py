@@ -151,6 +151,10 @@ def test_pdf_pages_title_and_words_broken_at_line_ends(tmp_path: Path, data_dir:
     )
     converted = write_pdf(tmp_path / "c.pdf", ["text"], "Microsoft Word - draft3.docx")
     assert pdf_to_text(converted).title == ""  # a converter's file name is not a title
+    shifted = tmp_path / "shifted.pdf"  # pypdf repairs it, and printed that on its own, naming no file
+    shifted.write_bytes(pdf.read_bytes().replace(b"%PDF", b"\n\n%PDF", 1))
+    with pytest.warns(TesseraWarning, match=rf"^{shifted}: pypdf: invalid pdf header.*\(and 2 more of its"):
+        assert pdf_to_text(shifted).text.split() == words
 
 
 def write_docx(path: Path, paragraphs: list[str], title: str = "", styled_title: str = "") -> Path:
