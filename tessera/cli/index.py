@@ -214,7 +214,8 @@ def info(
         if name == "path":
             continue
         if name == "bytes":
-            value = f"{value / 2**20:.1f} MiB ({value:,} bytes)"
+            shown = f"{value / 2**20:.1f} MiB" if value >= 2**20 else f"{value / 2**10:.1f} KiB"
+            value = f"{shown} ({value:,} bytes)"
         elif name == "metadata_fields":
             value = ", ".join(f"{key} ({count})" for key, count in value.items()) or "none"
         elif name == "verified":
