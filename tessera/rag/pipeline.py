@@ -225,8 +225,8 @@ def prepare(
     compressed = time.perf_counter()
     placed = order_blocks(blocks, order)
 
-    def chat_prompt(blocks: list[Block]) -> list[Message]:
-        messages = build_messages(question, blocks)
+    def chat_prompt(context: list[Block]) -> list[Message]:
+        messages = build_messages(question, context)
         return with_conversation(messages, conversation) if conversation else messages
 
     messages = chat_prompt(placed)
@@ -251,8 +251,8 @@ def _earlier_turns(conversation: Sequence[Message], tools: Tools) -> tuple[list[
     if dropped:
         warnings.warn(
             TesseraWarning(
-                f"the conversation's {dropped} earliest turns were left out of the prompt: with them it "
-                "would not fit the generator's window"
+                f"the conversation's earliest {dropped} {'turn was' if dropped == 1 else 'turns were'} left "
+                "out of the prompt: with them it would not fit the generator's window"
             ),
             stacklevel=3,
         )

@@ -182,7 +182,7 @@ def test_a_long_conversation_still_fits_the_generators_window(index):
     long = [{"role": role, "content": said} for _ in range(6) for role in ("user", "assistant")]
     messages = [*long, {"role": "user", "content": FOLLOW_UP}]
     with pytest.warns(
-        UserWarning, match=r"the conversation's \d+ earliest turns were left out of the prompt"
+        UserWarning, match=r"the conversation's earliest \d+ turns were left out of the prompt"
     ):
         prompt = chat(index, messages, generator=None, k=60).prompt
     assert prompt.prompt_tokens == tokens.count_messages(prompt.messages) <= 8192 - 256
