@@ -168,11 +168,14 @@ def _is_index(path: Path) -> bool:
 def folder_files(root: Path) -> list[Path]:
     """The files under `root` Tessera reads, sorted; hidden ones and those `.tesseraignore`
     names are left out quietly, other kinds with a warning."""
-    files, others, undecodable = [], [], []
+    files, others, undecodable, unreadable = [], [], [], []
     patterns = ignore_patterns(root)
     for path in sorted(_walk(root)):
         relative = path.relative_to(root)
-        if not path.is_file() or (patterns and ignored(relative.as_posix(), patterns)):
+        if patterns and ignored(relative.as_posix(), patterns):
+            continue
+        if not path.is_file():  # a link to nothing, a pipe, a socket: left out without a word before
+            unreadable.append(path)
             continue
         if not _utf8(relative.as_posix()):
             undecodable.append(path)
@@ -184,6 +187,15 @@ def folder_files(root: Path) -> list[Path]:
             TesseraWarning(
                 f"{len(undecodable)} files were left out because their names are not UTF-8 "
                 f"(an id must be text; rename them): {names}",
+                file=root,
+            ),
+            stacklevel=2,
+        )
+    if unreadable:
+        warnings.warn(
+            TesseraWarning(
+                f"{len(unreadable)} entries are not files to read (a link to nothing, a pipe, a socket) "
+                f"and were left out: {_listing(unreadable, root)}",
                 file=root,
             ),
             stacklevel=2,

@@ -47,6 +47,15 @@ def test_a_folder_is_read_at_its_own_path_not_at_a_links_to_it(tmp_path: Path) -
     assert relative(folder_files(tmp_path), tmp_path) == ["sub/deeper/r.txt", "z.txt"]
 
 
+def test_entries_that_are_not_files_are_named(tmp_path: Path) -> None:
+    """A link to nothing and a pipe named like a text file were left out without a word."""
+    write(tmp_path / "a.txt", "lynx")
+    (tmp_path / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    os.mkfifo(tmp_path / "pipe.txt")
+    with pytest.warns(TesseraWarning, match=r"2 entries are not files to read .*: gone.txt, pipe.txt"):
+        assert relative(folder_files(tmp_path), tmp_path) == ["a.txt"]
+
+
 def test_an_index_inside_the_folder_and_office_owner_files_are_not_documents(tmp_path: Path) -> None:
     write(tmp_path / "a.txt", "lynx note")
     write(tmp_path / "~$report.docx", bytes(162))  # what Word leaves beside an open document
