@@ -2,10 +2,13 @@
 
 Per query: the plain prompt (top k passages), the compressed one, and the truncation baseline cut
 to the compressed context's tokens; JSON top level `token_ratio` (compressed / plain prompt
-tokens, mean over queries), `retention`, `semantic_retention` (over queries with a judged-relevant
-passage in the top k, micro-averaged over those passages; `retention.py` defines both),
-`truncation_retention` and `truncation_semantic_retention`, and with a generator
-`answer_agreement` (mean MiniLM cosine between the answers from the compressed and plain prompts).
+tokens, mean over queries; the plain prompt's whitespace collapsed as every compressor writes
+its output, so the ratio counts words left out: `raw_token_ratio` is against the plain prompt as
+`--compress none` sends it, line breaks and indents included), `retention`,
+`semantic_retention` (over queries with a judged-relevant passage in the top k, micro-averaged
+over those passages; `retention.py` defines both), `truncation_retention` and
+`truncation_semantic_retention`, and with a generator `answer_agreement` (mean MiniLM cosine
+between the answers from the compressed and plain prompts).
 Retention is relative to what retrieval found; `recall` (judged-relevant documents in the top k /
 all judged relevant, mean over queries with one) and `kept_recall` (the same for those the
 compressed context keeps) measure the whole chain, so retrievers can be compared
@@ -153,6 +156,9 @@ def evaluate_rag(
             row = {
                 "query_id": qid,
                 "plain_tokens": prompt.plain_tokens,
+                "flat_plain_tokens": tools.tokens.count_messages(
+                    build_messages(question, order_blocks(passage_blocks(prompt.passages, flat=True), order))
+                ),
                 "prompt_tokens": prompt.prompt_tokens,
                 "truncation_tokens": tools.tokens.count_messages(
                     build_messages(question, order_blocks(cut, order))
@@ -251,8 +257,9 @@ def summarize_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return _mean([r[key] / r["relevant_judged"] for r in with_relevant])
 
     return {
-        "token_ratio": _mean([r["prompt_tokens"] / r["plain_tokens"] for r in rows]),
-        "truncation_token_ratio": _mean([r["truncation_tokens"] / r["plain_tokens"] for r in rows]),
+        "token_ratio": _mean([r["prompt_tokens"] / r["flat_plain_tokens"] for r in rows]),
+        "raw_token_ratio": _mean([r["prompt_tokens"] / r["plain_tokens"] for r in rows]),
+        "truncation_token_ratio": _mean([r["truncation_tokens"] / r["flat_plain_tokens"] for r in rows]),
         "retention": share("kept"),
         "semantic_retention": share("semantic_kept"),
         "truncation_retention": share("truncation_kept"),

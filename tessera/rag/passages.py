@@ -34,10 +34,19 @@ class Passage:
 
     @property
     def full_text(self) -> str:
-        """Title and text, the title once (some corpora, Cranfield's among them, repeat it), each
-        with its whitespace collapsed to single spaces, as every compressor's output has it: so
-        a prompt's tokens are its words', and a token ratio measures words left out, not line
-        breaks and indents (Cranfield's took about a tenth of its plain prompt's tokens)."""
+        """Title and text, the title once (some corpora, Cranfield's among them, repeat it), laid
+        out as the document is: what an uncompressed prompt holds (code and tables keep their
+        lines)."""
+        if not self.title or self.text.startswith(self.title):
+            return self.text
+        return f"{self.title}\n{self.text}"
+
+    @property
+    def flat_text(self) -> str:
+        """`full_text` with its whitespace collapsed to single spaces, as every compressor writes
+        its output (truncation too): so a compressor's budget counts words, and a compressor is
+        compared with truncation at the same tokens of words, not of line breaks and indents
+        (Cranfield's took 12% of its plain prompt's tokens)."""
         text, title = " ".join(self.text.split()), " ".join((self.title or "").split())
         if not title or text.startswith(title):
             return text
@@ -50,11 +59,17 @@ class Block:
 
     text: str
     sources: tuple[str, ...]
+    # The positions (in the retrieved passages, best first) of the passages it holds, one a
+    # source: two passages of one document (a chunked index) are told apart by them.
+    passages: tuple[int, ...] = ()
 
 
-def passage_blocks(passages: Sequence[Passage]) -> list[Block]:
-    """Uncompressed context: one block per passage."""
-    return [Block(p.full_text, (p.doc_id,)) for p in passages]
+def passage_blocks(passages: Sequence[Passage], flat: bool = False) -> list[Block]:
+    """Uncompressed context: one block per passage, laid out as the document is, or `flat`."""
+    return [
+        Block(p.flat_text if flat else p.full_text, (p.doc_id,), (position,))
+        for position, p in enumerate(passages)
+    ]
 
 
 def context_text(blocks: Sequence[Block]) -> str:
@@ -64,12 +79,9 @@ def context_text(blocks: Sequence[Block]) -> str:
 
 def cite_numbers(passages: Sequence[Passage], blocks: Sequence[Block]) -> list[int | None]:
     """For each passage, the number (from 1) of the block holding it, as the prompt numbers the
-    blocks; None for one no block holds. A block lists one source a passage it holds (a CRAG
-    cluster several), so two passages of one document (a chunked index) are told apart in order."""
+    blocks; None for one no block holds."""
     cites: list[int | None] = [None] * len(passages)
     for number, block in enumerate(blocks, 1):
-        for doc_id in block.sources:
-            free = next((i for i, p in enumerate(passages) if p.doc_id == doc_id and cites[i] is None), None)
-            if free is not None:
-                cites[free] = number
+        for position in block.passages:
+            cites[position] = number
     return cites

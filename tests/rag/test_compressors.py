@@ -33,11 +33,11 @@ def tokens_of(rag_tools, blocks) -> int:
 
 def test_truncation_keeps_the_best_passages_first_up_to_the_budget(rag_tools, passages):
     truncation = make_compressor("truncation", rag_tools)
-    first_two = sum(rag_tools.tokens.count(p.full_text) for p in passages[:2])
+    first_two = sum(rag_tools.tokens.count(p.flat_text) for p in passages[:2])
     blocks = truncation.compress(QUESTION, passages, first_two + 10)
     assert [b.sources for b in blocks] == [(p.doc_id,) for p in passages[:3]]
-    assert [b.text for b in blocks[:2]] == [p.full_text for p in passages[:2]]
-    assert passages[2].full_text.startswith(blocks[2].text) and rag_tools.tokens.count(blocks[2].text) == 10
+    assert [b.text for b in blocks[:2]] == [p.flat_text for p in passages[:2]]  # as compressors write
+    assert passages[2].flat_text.startswith(blocks[2].text) and rag_tools.tokens.count(blocks[2].text) == 10
     assert truncation.compress(QUESTION, passages, None) == truncation.compress(QUESTION, passages, 10**6)
 
 
@@ -58,7 +58,7 @@ def test_crag_separates_two_topics(rag_tools, passages):
 
 
 def test_crag_summaries_stay_within_the_budget_and_quote_the_passages(rag_tools, passages):
-    plain = sum(rag_tools.tokens.count(p.full_text) for p in passages)
+    plain = sum(rag_tools.tokens.count(p.flat_text) for p in passages)
     for budget in (plain // 2, plain // 4):
         blocks = CragCompressor(rag_tools).compress(QUESTION, passages, budget)
         assert tokens_of(rag_tools, blocks) <= budget
@@ -73,7 +73,7 @@ def test_balanced_fill_keeps_a_share_of_every_passage(rag_tools, passages):
     from tessera.rag.compressors.summaries import extractive_summary
 
     question_vector = rag_tools.embed_queries([QUESTION])[0]
-    lengths = [rag_tools.tokens.count(p.full_text) for p in passages]
+    lengths = [rag_tools.tokens.count(p.flat_text) for p in passages]
     budget = sum(lengths) // 2
     kept = {}
     for fill in ("balanced", "score"):
@@ -104,7 +104,7 @@ def test_coverage_fill_keeps_more_of_each_passages_words(rag_tools, passages):
     from tessera.rag.compressors.summaries import extractive_summary
 
     question_vector = rag_tools.embed_queries([QUESTION])[0]
-    budget = sum(rag_tools.tokens.count(p.full_text) for p in passages) // 2
+    budget = sum(rag_tools.tokens.count(p.flat_text) for p in passages) // 2
     analyze = CountVectorizer(stop_words="english").build_analyzer()
     share = {}
     for fill in ("coverage", "score"):
@@ -125,7 +125,7 @@ def test_coverage_fill_keeps_more_of_each_passages_words(rag_tools, passages):
 
 
 def test_tcra_summary_summarises_each_passage_on_its_own(rag_tools, passages):
-    plain = sum(rag_tools.tokens.count(p.full_text) for p in passages)
+    plain = sum(rag_tools.tokens.count(p.flat_text) for p in passages)
     blocks = make_compressor("tcra-summary", rag_tools).compress(QUESTION, passages, None)
     assert [b.sources for b in blocks] == [(p.doc_id,) for p in passages]
     assert tokens_of(rag_tools, blocks) <= plain / 2 + len(passages)
@@ -217,7 +217,7 @@ def test_semantic_compression_holds_its_floor_and_keeps_numbers(rag_tools, numer
 
 
 def test_semantic_compression_never_exceeds_a_reachable_budget(rag_tools, passages):
-    plain = [rag_tools.tokens.count(p.full_text) for p in passages[:3]]
+    plain = [rag_tools.tokens.count(p.flat_text) for p in passages[:3]]
     budget = int(sum(plain) * 0.8)
     semantic = TcraSemanticCompressor(rag_tools, floor=0.5)
     blocks = semantic.compress(QUESTION, passages[:3], budget)
@@ -235,5 +235,5 @@ def _is_subsequence(short: list[str], long: list[str]) -> bool:
 
 def test_context_text_joins_blocks(rag_tools, passages):
     blocks = make_compressor("truncation", rag_tools).compress(QUESTION, passages[:2], None)
-    assert context_text(blocks) == passages[0].full_text + "\n" + passages[1].full_text
+    assert context_text(blocks) == passages[0].flat_text + "\n" + passages[1].flat_text
     assert re.search(r"\S", context_text(blocks))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -47,15 +48,20 @@ def test_compression_cuts_prompt_tokens_and_order_moves_blocks(index):
     assert [b.sources[0] for b in sandwich.blocks] == [ranked[i] for i in (0, 2, 4, 3, 1)]
 
 
-def test_token_ratios_count_words_not_whitespace(index):
-    """Cranfield's line breaks and indents were about a tenth of a plain prompt's tokens, and every
-    compressor's output collapses them: TCRA keeping every word reported 0.88 of the tokens."""
+def test_compressors_write_flat_text_and_the_plain_prompt_keeps_the_layout(index):
+    """Cranfield's line breaks and indents are about a tenth of a plain prompt's tokens, which every
+    compressor's output collapses: truncation kept them, so at the same tokens it held fewer
+    words than the compressor it is the baseline of; the plain prompt keeps them (code, tables)."""
+    plain = prepare(index, QUESTION, k=3)
+    assert "\n" in plain.messages[-1]["content"].split("Question:")[0].split("(doc ", 2)[1]
     kept = prepare(
         index, QUESTION, k=3, compress="tcra-semantic", budget=10**8, compressor_options={"ratio": 1.0}
     )
-    assert [b.text for b in kept.blocks] == [p.full_text for p in kept.passages]
-    assert kept.prompt_tokens == kept.plain_tokens
-    assert "\n" not in kept.passages[0].full_text and "  " not in kept.passages[0].full_text
+    cut = prepare(index, QUESTION, k=3, compress="truncation", budget=10**8)
+    assert (
+        [b.text for b in kept.blocks] == [b.text for b in cut.blocks] == [p.flat_text for p in kept.passages]
+    )
+    assert kept.prompt_tokens == cut.prompt_tokens < 0.95 * kept.plain_tokens
 
 
 def test_each_source_names_the_block_the_prompt_cites_it_by(index):
@@ -116,6 +122,10 @@ def test_a_chunked_index_puts_its_best_passages_in_the_prompt_not_whole_document
     twelve = prepare(index, QUESTION, k=12)  # twelve places, six documents: two passages each
     found = index.search(QUESTION, k=12, with_text=True, per_document=2)
     assert [(p.doc_id, p.offsets, p.text) for p in twelve.passages] == passages(found)
+    for order in ("reverse", "sandwich"):  # two passages of one document were cited the other's way round
+        placed = prepare(index, QUESTION, k=12, order=order)
+        for passage, source in zip(placed.passages, placed.sources, strict=True):
+            assert placed.blocks[source["cite"] - 1].text == passage.full_text
     one_report = prepare(index, QUESTION, k=5, filter={"part": 4})  # one document: its five best passages
     found = index.search(QUESTION, k=5, with_text=True, filter={"part": 4}, per_document=5)
     assert [(p.doc_id, p.offsets, p.text) for p in one_report.passages] == passages(found)
@@ -125,9 +135,10 @@ def test_a_chunked_index_puts_its_best_passages_in_the_prompt_not_whole_document
         (h.doc_id, h.offsets) for h in index.search(QUESTION, k=5, per_document=5)
     ]
     assert len({p.doc_id for p in chosen.passages}) < 5  # several passages of one long document
+    copy = Index.load(shutil.copytree(index.root, index.root.with_name("copy")))  # fused with itself: refused
     with pytest.raises(TesseraError, match="fused indexes rank documents"):
-        prepare(index, QUESTION, k=5, fuse=[index], per_document=2)
-    fused = prepare(index, QUESTION, k=3, fuse=[index])  # fusion: each document's best passage
+        prepare(index, QUESTION, k=5, fuse=[copy], per_document=2)
+    fused = prepare(index, QUESTION, k=3, fuse=[copy])  # fusion: each document's best passage
     assert len({p.doc_id for p in fused.passages}) == 3 and all(p.offsets for p in fused.passages)
 
 

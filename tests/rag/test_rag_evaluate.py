@@ -47,7 +47,8 @@ def test_semantic_retention_needs_a_close_sentence():
 def test_summary_micro_averages_over_relevant_passages():
     rows = [
         {
-            "plain_tokens": 100,
+            "plain_tokens": 125,  # the layout's line breaks and indents counted
+            "flat_plain_tokens": 100,
             "prompt_tokens": 50,
             "truncation_tokens": 50,
             "relevant_judged": 6,
@@ -60,6 +61,7 @@ def test_summary_micro_averages_over_relevant_passages():
         },
         {
             "plain_tokens": 200,
+            "flat_plain_tokens": 200,
             "prompt_tokens": 50,
             "truncation_tokens": 52,
             "relevant_judged": 2,
@@ -72,6 +74,7 @@ def test_summary_micro_averages_over_relevant_passages():
         },
         {
             "plain_tokens": 100,
+            "flat_plain_tokens": 100,
             "prompt_tokens": 100,
             "truncation_tokens": 100,
             "relevant_judged": 0,
@@ -85,6 +88,7 @@ def test_summary_micro_averages_over_relevant_passages():
     ]
     summary = summarize_rows(rows)
     assert summary["token_ratio"] == pytest.approx((0.5 + 0.25 + 1.0) / 3)
+    assert summary["raw_token_ratio"] == pytest.approx((0.4 + 0.25 + 1.0) / 3)
     assert summary["retention"] == pytest.approx(3 / 4) and summary["semantic_retention"] == pytest.approx(
         2 / 4
     )

@@ -69,7 +69,7 @@ def budget_and_lengths(
     tools: Tools, passages: Sequence[Passage], budget: int | None, ratio: float | None
 ) -> tuple[int | None, list[int]]:
     """Each passage's tokens, and the budget: the given one, else `ratio` of the passages' tokens."""
-    lengths = [tools.tokens.count(p.full_text) for p in passages]
+    lengths = [tools.tokens.count(p.flat_text) for p in passages]
     if budget is None and ratio is not None:
         budget = math.ceil(ratio * sum(lengths))
     return budget, lengths

@@ -91,7 +91,7 @@ class CragCompressor:
         if len(passages) < 3 or self.fixed_k == 1:
             return [list(range(len(passages)))] if passages else []
         if vectors is None:
-            vectors = self.tools.embed_docs([p.full_text for p in passages])
+            vectors = self.tools.embed_docs([p.flat_text for p in passages])
         if self.fixed_k is None:
             labels, self.last_silhouette = choose_clusters(vectors, self.max_clusters, self.seed)
         else:
@@ -105,7 +105,7 @@ class CragCompressor:
         if not passages:
             return []
         budget, lengths = budget_and_lengths(self.tools, passages, budget, self.ratio)
-        vectors = self.tools.embed_docs([p.full_text for p in passages])  # clusters and gists share them
+        vectors = self.tools.embed_docs([p.flat_text for p in passages])  # clusters and gists share them
         groups = self.clusters(passages, vectors)
         question_vector = self.tools.embed_queries([question])[0]
         blocks = []
@@ -123,5 +123,5 @@ class CragCompressor:
                 self.fill,
                 vectors[group],
             )
-            blocks.append(Block(text, tuple(p.doc_id for p in members)))
+            blocks.append(Block(text, tuple(p.doc_id for p in members), tuple(group)))
         return blocks

@@ -50,7 +50,7 @@ def group_sentences(passages: Sequence[Passage]) -> list[Sentence]:
     return [
         Sentence(index, position, text)
         for index, passage in enumerate(passages)
-        for position, text in enumerate(split_sentences(passage.full_text))
+        for position, text in enumerate(split_sentences(passage.full_text))  # blank lines end sentences
     ]
 
 
@@ -77,7 +77,7 @@ def extractive_summary(
     owners = [s.passage for s in sentences]
     if fill == "coverage":  # each passage's own gist first: its sentence nearest the whole passage
         if passage_vectors is None:
-            passage_vectors = tools.embed_docs([p.full_text for p in passages])
+            passage_vectors = tools.embed_docs([p.flat_text for p in passages])
         first_by = np.einsum("ij,ij->i", vectors, passage_vectors[owners])
     else:
         first_by = scores
@@ -162,7 +162,7 @@ def coverage_choice(
 
 def generated_summary(tools: Tools, question: str, passages: Sequence[Passage], budget: int) -> str:
     """The generator's summary, cut to the budget."""
-    joined = "\n\n".join(p.full_text for p in passages)
+    joined = "\n\n".join(p.flat_text for p in passages)
     words = max(1, int(budget * 0.7))  # English runs about 1.3 tokens per word
     messages = [
         {

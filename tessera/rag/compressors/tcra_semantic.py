@@ -65,8 +65,8 @@ class TcraSemanticCompressor:
         budget, lengths = budget_and_lengths(self.tools, passages, budget, self.ratio)
         targets = [0] * len(passages) if budget is None else shares(budget, lengths)
         return [
-            Block(self.compress_text(p.full_text, target), (p.doc_id,))
-            for p, target in zip(passages, targets, strict=True)
+            Block(self.compress_text(p.full_text, target), (p.doc_id,), (position,))
+            for position, (p, target) in enumerate(zip(passages, targets, strict=True))
         ]
 
     def compress_text(self, text: str, target_tokens: int = 0) -> str:

@@ -37,6 +37,7 @@ class TcraSummaryCompressor:
             Block(
                 summarize(self.tools, question, question_vector, [p], share, self.summarizer, self.fill),
                 (p.doc_id,),
+                (position,),
             )
-            for p, share in zip(passages, shares(budget, lengths), strict=True)
+            for position, (p, share) in enumerate(zip(passages, shares(budget, lengths), strict=True))
         ]

@@ -1,4 +1,5 @@
-"""The honest baseline: plain RAG cut to a token budget, best passages first."""
+"""The honest baseline: plain RAG cut to a token budget, best passages first, its whitespace
+collapsed as every compressor's is (so a compressor is compared with it at the same words)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ class TruncationCompressor:
         self.tools = tools
 
     def compress(self, question: str, passages: Sequence[Passage], budget: int | None) -> list[Block]:
-        blocks = passage_blocks(passages)
+        blocks = passage_blocks(passages, flat=True)
         if budget is None:
             return blocks
         kept: list = []
@@ -29,6 +30,8 @@ class TruncationCompressor:
                 left -= size
                 continue
             if left > 0:
-                kept.append(type(block)(self.tools.tokens.truncate(block.text, left), block.sources))
+                kept.append(
+                    Block(self.tools.tokens.truncate(block.text, left), block.sources, block.passages)
+                )
             break
         return kept
