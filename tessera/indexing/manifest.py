@@ -57,6 +57,13 @@ def _check_types(data: dict, path: Path) -> None:
             raise IndexFormatError(f"{_JSON_NAMES[kind]} expected, got {value!r}", file=path, field=name)
         if kind is int and name in data and value < 0:
             raise IndexFormatError(f"not a count: {value}", file=path, field=name)
+    if data.get("metric", "ip") not in ("ip", "l2"):
+        raise IndexFormatError(f"'ip' or 'l2' expected, got {data['metric']!r}", file=path, field="metric")
+    chunking = data.get("chunking", {})
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in chunking.values()):
+        raise IndexFormatError(f"whole numbers expected, got {chunking!r}", file=path, field="chunking")
+    if not data.get("files"):  # every index has files: --verify then named each as "not part of it"
+        raise IndexFormatError("the manifest lists no files", file=path, field="files")
     for name, entry in data.get("files", {}).items():
         if not (
             isinstance(entry, dict)
@@ -128,7 +135,7 @@ class Manifest:
         if not isinstance(data, dict):
             raise IndexFormatError(f"manifest is a JSON {type(data).__name__}, not an object", file=path)
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if version != FORMAT_VERSION or isinstance(version, bool):  # true == 1 in Python
             raise IndexFormatError(
                 f"index format {version} is not supported by this Tessera (format {FORMAT_VERSION})",
                 file=path,

@@ -145,8 +145,10 @@ def search_queries(
     for number, turns in enumerate(conversations):
         users = [m["content"] for m in turns if m["role"] == "user"]
         if not turns or turns[-1]["role"] != "user":  # it said "not empty" of an assistant's last turn
-            last = f"the {turns[-1]['role']}'s" if turns else "none"
-            raise TesseraError(f"the last message must be the user's question, not {last}", field="messages")
+            if not turns:
+                raise TesseraError("the conversation holds no question of the user's", field="messages")
+            why = f"the last message must be the user's question, not the {turns[-1]['role']}'s"
+            raise TesseraError(why, field="messages")
         if not users[-1].strip():
             raise TesseraError("the last message, the user's question, is empty", field="messages")
         queries.append(users[-1])

@@ -29,7 +29,7 @@ from tessera.rag.prompt import (
     with_conversation,
 )
 from tessera.rag.tokens import Message, token_counter
-from tessera.rag.windows import context_budget, fit_passages
+from tessera.rag.windows import context_budget, context_window, fit_passages
 from tessera.retrieval.diversify import Mmr, as_mmr
 from tessera.retrieval.fusion import check_retrieval
 from tessera.retrieval.hits import Hit
@@ -230,13 +230,22 @@ def prepare(
         return with_conversation(messages, conversation) if conversation else messages
 
     messages = chat_prompt(placed)
+    prompt_tokens = tools.tokens.count_messages(messages)
+    if prompt_tokens > (window := context_window(tools)):  # a question or system text that long
+        warnings.warn(
+            TesseraWarning(
+                f"the prompt takes {prompt_tokens} tokens, more than the generator's {window}: its "
+                "question or system messages are too long for the context to fit"
+            ),
+            stacklevel=2,
+        )
     return RagPrompt(
         question,
         passages,
         placed,
         messages,
         plain_tokens=tools.tokens.count_messages(chat_prompt(order_blocks(plain, order))),
-        prompt_tokens=tools.tokens.count_messages(messages),
+        prompt_tokens=prompt_tokens,
         timings={"retrieve_s": searched - started, "compress_s": compressed - searched},
         search_query=None if query == question else query,
     )

@@ -71,14 +71,21 @@ def conversation_tokens(conversation: Sequence[Message], tokens: TokenCounter) -
 def recent_turns(
     conversation: Sequence[Message], tokens: TokenCounter, budget: int
 ) -> tuple[list[Message], int]:
-    """The conversation without its earliest user and assistant turns, as many as it takes for
-    the rest to add at most `budget` tokens (the question, its last message, always stays), and
-    how many were left out: a long conversation otherwise overflowed the generator's window."""
+    """The conversation without its earliest exchanges (a user turn and the answer to it), as
+    many as it takes for the rest to add at most `budget` tokens (the question, its last message,
+    always stays), and how many turns were left out: a long conversation otherwise overflowed the
+    generator's window."""
     kept, dropped = list(conversation), 0
-    while conversation_tokens(kept, tokens) > budget:
-        earliest = next((i for i, m in enumerate(kept[:-1]) if m["role"] in ("user", "assistant")), None)
-        if earliest is None:
-            break
-        del kept[earliest]
+
+    def earliest() -> int | None:
+        return next((i for i, m in enumerate(kept[:-1]) if m["role"] in ("user", "assistant")), None)
+
+    while conversation_tokens(kept, tokens) > budget and (first := earliest()) is not None:
+        del kept[first]
         dropped += 1
+        # An exchange goes whole: a history opening with an assistant turn is one that chat
+        # templates requiring alternating roles (Mistral's, Gemma's) refuse.
+        if (first := earliest()) is not None and kept[first]["role"] == "assistant":
+            del kept[first]
+            dropped += 1
     return kept, dropped

@@ -34,11 +34,15 @@ _WORD = re.compile(r"\S+")
 _TERM = re.compile(r"[a-z0-9]+")
 
 
+def context_window(tools: Tools) -> int:
+    """The generator's window in tokens (its tokenizer's own figure, else SmolLM2's)."""
+    window = getattr(tools.tokens.tokenizer, "model_max_length", CONTEXT_TOKENS)
+    return window if 0 < window < 1_000_000 else CONTEXT_TOKENS  # HF's "no limit" sentinel
+
+
 def context_budget(tools: Tools) -> int:
     """Tokens the passages may take together."""
-    window = getattr(tools.tokens.tokenizer, "model_max_length", CONTEXT_TOKENS)
-    window = window if 0 < window < 1_000_000 else CONTEXT_TOKENS  # HF's "no limit" sentinel
-    return max(256, window - RESERVED_TOKENS)
+    return max(256, context_window(tools) - RESERVED_TOKENS)
 
 
 def water_level(lengths: Sequence[int], budget: int) -> int | None:

@@ -89,6 +89,10 @@ def test_a_file_missing_or_not_the_manifests_is_named(cranfield_bm25: Path, tmp_
         ({"tombstones": -1}, "tombstones", "not a count: -1"),
         ({"files": {"docids.txt": "x"}}, "files.docids.txt", 'expected {"bytes": N, "sha256": HEX}'),
         ({"files": {"docids.txt": {"bytes": 3}}}, "files.docids.txt", 'expected {"bytes": N, "sha256": HEX}'),
+        ({"files": {}}, "files", "the manifest lists no files"),
+        ({"metric": "cosine"}, "metric", "'ip' or 'l2' expected, got 'cosine'"),
+        ({"chunking": {"tokens": "64"}}, "chunking", "whole numbers expected"),
+        ({"format_version": True}, "format_version", "index format True is not supported"),
     ],
 )
 def test_a_manifest_of_the_wrong_shape_is_named_by_field(

@@ -168,6 +168,8 @@ def test_a_conversation_must_end_with_the_users_question(index):
     for messages, said in [
         (conversation(EARLIER) + [{"role": "assistant", "content": "a"}], "not the assistant's"),
         ([{"role": "user", "content": " "}], "the user's question, is empty"),
+        ([], "holds no question of the user's"),  # "not none"
+        ([{"role": "system", "content": "be brief"}], "holds no question of the user's"),
     ]:
         with pytest.raises(TesseraError, match=said):
             chat(index, messages, generator=None, k=3)
@@ -189,6 +191,10 @@ def test_a_long_conversation_still_fits_the_generators_window(index):
     history = [m for m in prompt.messages[1:-1]]
     assert history and all(m["content"] == said for m in history) and len(history) < len(long)
     assert prompt.messages[-2]["role"] == "assistant"  # the most recent turns kept
+    assert prompt.messages[1]["role"] == "user"  # exchanges left out whole: never an assistant first
+    huge = " ".join(["boundary"] * 9000)  # a question alone over the window: said, not sent silently
+    with pytest.warns(UserWarning, match=r"the prompt takes \d+ tokens, more than the generator's 8192"):
+        prepare(index, huge, k=1)
     short = chat(index, conversation(EARLIER, FOLLOW_UP), generator=None, k=3).prompt
     alone = prepare(index, FOLLOW_UP, k=3)
     assert short.prompt_tokens > alone.prompt_tokens  # the earlier turns are counted
