@@ -15,7 +15,10 @@ and its two other sentence selectors (score and balanced fills) are compared wit
 query by query (paired differences ± se; TCRA summary's score fill against TCRA summary).
 TCRA-semantic runs on `--semantic-queries` (it embeds every word deletion). Answer agreement
 (MiniLM cosine between the answers from the compressed and the plain prompt, SmolLM2 greedy, 64
-tokens) on the first `--answer-queries` queries. Standard errors are over queries.
+tokens) on the first `--answer-queries` queries. Standard errors are over queries. "token ratio"
+is against the plain prompt with its whitespace collapsed as the compressors write theirs (words
+left out); "raw ratio" against the plain prompt as `--compress none` sends it, the documents'
+line breaks and indents included.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from rich.table import Table  # noqa: E402
 
 from tessera import config  # noqa: E402
 from tessera.cli import at_least
+from tessera.data.datasets import load_eval_dataset  # noqa: E402
 from tessera.indexing.builder import build_index  # noqa: E402
+from tessera.rag import prepare  # noqa: E402
 from tessera.rag.evaluate import evaluate_rag  # noqa: E402
 from tessera.rag.generators import open_generator  # noqa: E402
 from tessera.retrieval.index import Index  # noqa: E402
@@ -115,6 +120,7 @@ def main() -> None:
             "method",
             "queries",
             "token ratio",
+            "raw ratio",
             "retention",
             "± se",
             "truncation",
@@ -129,11 +135,12 @@ def main() -> None:
         ):
             table.add_column(column, justify="right" if column != "method" else "left")
         default_rows = None
+        saved = args.work / "results" / (collection if args.split == "test" else f"{collection}.{args.split}")
+        layout = cached(
+            saved / f"layout plain.q{args.queries}.json", partial(_layout_tokens, index, folder, args)
+        )
         for label, compress, options in methods:
             queries = args.semantic_queries if compress == "tcra-semantic" else args.queries
-            saved = (
-                args.work / "results" / (collection if args.split == "test" else f"{collection}.{args.split}")
-            )
             common = {"dataset": folder, "split": args.split, "k": args.k, "compress": compress}
             measure = partial(evaluate_rag, index, **common, compressor_options=options, max_queries=queries)
             result = cached(saved / f"{label}.q{queries}.json", measure)
@@ -157,6 +164,7 @@ def main() -> None:
                 label,
                 str(len(rows)),
                 f"{result['token_ratio']:.3f}",
+                f"{np.mean([r['prompt_tokens'] / layout[r['query_id']] for r in rows]):.3f}",
                 f"{result['retention']:.3f}",
                 f"{stderr(kept):.3f}",
                 f"{result['truncation_retention']:.3f}",
@@ -179,6 +187,13 @@ def main() -> None:
         console.print(f"plot written to {args.plot}")
 
 
+def _layout_tokens(index: Index, folder: Path, args: argparse.Namespace) -> dict[str, int]:
+    """Each query's plain prompt tokens as `--compress none` sends it (layout kept)."""
+    data = load_eval_dataset(folder, args.split)
+    qids = list(data.queries)[: args.queries]
+    return {qid: prepare(index, data.queries[qid], args.k).plain_tokens for qid in qids}
+
+
 def plot(points: dict[str, list[tuple[float, float, str]]], path: Path) -> None:
     figure, axis = plt.subplots(figsize=(7, 5))
     shown = [(label, values) for label, values in points.items() if "k=" not in label]
@@ -194,7 +209,7 @@ def plot(points: dict[str, list[tuple[float, float, str]]], path: Path) -> None:
         )
         for ratio, retention, collection in values:
             axis.annotate(collection.split("-")[0], (ratio, retention), fontsize=7)
-    axis.set_xlabel("prompt tokens / plain RAG prompt tokens")
+    axis.set_xlabel("prompt tokens / plain RAG prompt tokens (its whitespace collapsed)")
     axis.set_ylabel("retention (relevant passages kept, TF-IDF terms)")
     axis.set_title("Context compression: CRAG / TCRA vs truncation at the same tokens")
     axis.legend(fontsize=7)
