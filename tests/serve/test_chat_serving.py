@@ -92,7 +92,10 @@ def test_a_streamed_chat_completion_sends_openai_chunks(chatting) -> None:
             {"messages": [{"role": "assistant", "content": "hello"}]},
             "last message must be the user's question",
         ),
-        ({"messages": [{"role": "user", "content": "  "}]}, "last message must be the user's question"),
+        (
+            {"messages": [{"role": "user", "content": "  "}]},
+            "the last message, the user's question, is empty",
+        ),
         ({"messages": [{"role": "user", "content": "lift"}], "model": "gpt-4o"}, "unknown index 'gpt-4o'"),
         ({"messages": [{"role": "user", "content": "lift"}], "n": 2}, "field 'n'"),
         ({"messages": []}, "field 'messages'"),
