@@ -31,9 +31,9 @@ from tessera.rag.prompt import (
 from tessera.rag.tokens import Message, token_counter
 from tessera.rag.windows import context_budget, context_window, fit_passages
 from tessera.retrieval.diversify import Mmr, as_mmr
-from tessera.retrieval.fusion import check_retrieval
+from tessera.retrieval.fusion import check_distinct, check_retrieval
 from tessera.retrieval.hits import Hit
-from tessera.retrieval.index import Index, Params, check_distinct, check_search, load_indexes
+from tessera.retrieval.index import Index, Params, check_search, load_indexes
 from tessera.retrieval.query_set import check_per_document, passages_per_document, search_one
 from tessera.retrieval.rerank import RERANK_DEPTH, Reranker, check_rerank_depth, load_reranker
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tessera.data.metadata import Filter
@@ -187,3 +188,15 @@ def with_passages(runs: Sequence[Run], fused: Run, keys: Sequence[str]) -> list[
         [replace(hit, offsets=spans.get((key, hit.doc_id), hit.offsets)) for hit in fused[key]]
         for key in keys
     ]
+
+
+def check_distinct(roots: Sequence[Path]) -> None:
+    """Indexes searched together are different indexes: one given twice (`--fuse` naming the
+    index itself) was fused with itself, which changes nothing a user meant."""
+    seen: set[Path] = set()
+    for root in roots:
+        if root in seen:
+            raise TesseraError(
+                f"{root} is given twice: an index fused with itself adds nothing", field="fuse"
+            )
+        seen.add(root)

@@ -22,6 +22,7 @@ from tessera.indexing.tombstones import with_tombstones
 from tessera.models.bm25 import parse_bm25, with_settings
 from tessera.models.encoder import Encoder
 from tessera.models.registry import load_query_encoder
+from tessera.retrieval.fusion import check_distinct
 from tessera.retrieval.hits import Hit
 from tessera.retrieval.index_updates import IndexUpdates
 from tessera.retrieval.maxp import maxp_search
@@ -58,18 +59,6 @@ def check_search(queries: Sequence[str], k: int) -> None:
     for number, query in enumerate(queries, 1):
         if problem := text_problem(query):
             raise TesseraError(f"query {number} of {len(queries)} {problem}", field="query")
-
-
-def check_distinct(roots: Sequence[Path]) -> None:
-    """Indexes searched together are different indexes: one given twice (`--fuse` naming the
-    index itself) was fused with itself, which changes nothing a user meant."""
-    seen: set[Path] = set()
-    for root in roots:
-        if root in seen:
-            raise TesseraError(
-                f"{root} is given twice: an index fused with itself adds nothing", field="fuse"
-            )
-        seen.add(root)
 
 
 def load_indexes(
