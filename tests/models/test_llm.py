@@ -51,12 +51,19 @@ def test_canonical_spec_names_every_option_and_round_trips():
 def test_stored_tp_spec_from_before_pst_keeps_its_placeholder(tmp_path):
     from tessera.indexing.manifest import Manifest
 
+    def written(spec: str) -> None:
+        """A manifest of `spec` over one file (a manifest listing none is refused)."""
+        (tmp_path / "docids.txt").write_text("")
+        manifest = Manifest("faiss", spec, 0, "corpus.jsonl", dim=576)
+        manifest.record_files(tmp_path)
+        manifest.write(tmp_path)
+
     old = "llm:smollm2+tp,pool=last,layer=-1,start=1,exit=4,maxlen=512"  # an index built before `pst`
-    Manifest("faiss", old, 0, "corpus.jsonl", dim=576).write(tmp_path)
+    written(old)
     assert Manifest.read(tmp_path).encoder == f"{old},pst=token"
     assert parse_llm_spec(f"{old},pst=token").placeholder == "token"
     for spec in ("llm:smollm2,pool=last,layer=-1,maxlen=512", canonical_spec("llm:smollm2+tp"), "minilm"):
-        Manifest("faiss", spec, 0, "corpus.jsonl", dim=576).write(tmp_path)
+        written(spec)
         assert Manifest.read(tmp_path).encoder == spec  # nothing else is touched
 
 
