@@ -15,7 +15,6 @@ fonts, which that file also lists, are not text and do not matter. Parts are rea
 from __future__ import annotations
 
 import posixpath
-import warnings
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -23,8 +22,8 @@ from urllib.parse import unquote
 from xml.etree import ElementTree
 
 from tessera.data.markup import Extracted, decode_html, html_to_text
-from tessera.data.zipped import opened, read_part, xml_part
-from tessera.errors import CorpusError, TesseraWarning
+from tessera.data.zipped import missing_parts, opened, read_part, xml_part
+from tessera.errors import CorpusError
 
 CONTAINER, ENCRYPTION = "META-INF/container.xml", "META-INF/encryption.xml"
 OCF = "{urn:oasis:names:tc:opendocument:xmlns:container}"
@@ -54,7 +53,7 @@ def _spine(package: ElementTree.Element, base: str, path: Path) -> list[str]:
         if ref.get("idref") not in listed
     ]
     if unknown:
-        _warn_missing(path, "spine items the package's manifest does not list", unknown)
+        missing_parts(path, "spine items the package's manifest does not list", unknown)
     names = []
     for ref in package.iterfind(f"{OPF}spine/{OPF}itemref"):
         item = items.get(ref.get("idref"))
@@ -74,11 +73,6 @@ def _encrypted(archive: zipfile.ZipFile, path: Path) -> set[str]:
         for reference in encryption.iter(f"{XENC}CipherReference")
         if reference.get("URI")
     }
-
-
-def _warn_missing(path: Path, what: str, names: list[str]) -> None:
-    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    warnings.warn(TesseraWarning(f"{what}: {shown}; read without them", file=path), stacklevel=3)
 
 
 def _text(value: str | None) -> str:
@@ -107,7 +101,7 @@ def epub_to_text(path: Path) -> Extracted:
     author = _text(package.findtext(f"{OPF}metadata/{DC}creator"))
     missing = [part for part, raw in parts if raw is None]
     if missing:
-        _warn_missing(path, "chapters in the spine but not in the book", missing)
+        missing_parts(path, "chapters in the spine but not in the book", missing)
     read = [html_to_text(decode_html(raw, path / part)) for part, raw in parts if raw is not None]
     running = Counter(extracted.title for extracted in read)
     chapters = []

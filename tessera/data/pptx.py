@@ -13,13 +13,12 @@ which bounds what they inflate to.
 from __future__ import annotations
 
 import posixpath
-import warnings
 from pathlib import Path
 from xml.etree import ElementTree
 
 from tessera.data.markup import Extracted
-from tessera.data.zipped import opened, xml_part
-from tessera.errors import CorpusError, TesseraWarning
+from tessera.data.zipped import missing_parts, opened, xml_part
+from tessera.errors import CorpusError
 
 A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 P = "{http://schemas.openxmlformats.org/presentationml/2006/main}"
@@ -87,11 +86,7 @@ def pptx_to_text(path: Path) -> Extracted:
         core = xml_part(archive, CORE, path)
     missing = [name for name, slide in zip(names, slides, strict=True) if slide is None]
     if missing:
-        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        warnings.warn(
-            TesseraWarning(f"slides the deck lists but lacks: {shown}; read without them", file=path),
-            stacklevel=2,
-        )
+        missing_parts(path, "slides the deck lists but lacks", missing)
     title = author = ""
     if core is not None:
         title = " ".join((core.findtext(f"{DC}title") or "").split())

@@ -9,6 +9,7 @@ text is read once."""
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from xml.etree import ElementTree
 
-from tessera.errors import CorpusError
+from tessera.errors import CorpusError, TesseraWarning
 
 MAX_PART_BYTES = 256 * 2**20
 FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
@@ -66,3 +67,10 @@ def opened(path: Path, what: str) -> Iterator[zipfile.ZipFile]:
             yield archive
     except BROKEN as exc:
         raise CorpusError(f"cannot be read as {what} ({type(exc).__name__}: {exc})", file=path) from None
+
+
+def missing_parts(path: Path, what: str, names: list[str]) -> None:
+    """Warn, naming the file, of parts a document lists but lacks (an EPUB's chapters, a deck's
+    slides): read without them, not silently."""
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    warnings.warn(TesseraWarning(f"{what}: {shown}; read without them", file=path), stacklevel=3)
